@@ -1,0 +1,49 @@
+# lazyexec: the commands everyone uses (README, CI).
+#   make setup [PYTHON=python3] [VENV=.venv]   build and install into a venv
+#   make test                                  C++ tests (ctest) + Python tests (pytest)
+#   make demo                                  the main job on the bundled example
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+VENV_NAME := $(notdir $(abspath $(VENV)))
+CPP_BUILD := build/cpp-$(VENV_NAME)
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps test test-cpp test-python demo census bench-analyze clean
+
+system-deps:
+	@bash tools/system-deps.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+
+setup: system-deps $(BIN)/python
+	@$(BIN)/python -c "import scikit_build_core, cmake, ninja" 2>/dev/null || \
+	  $(BIN)/python -m pip install -q --upgrade "scikit-build-core>=0.9" cmake ninja
+	$(BIN)/python -m pip install -q --no-build-isolation ".[test]"
+	@$(BIN)/python -c "import lazyexec._lazyexec" && test -x $(BIN)/lazyexec
+
+test-cpp: setup
+	$(BIN)/cmake -S . -B $(CPP_BUILD) -G Ninja -DLAZYEXEC_TESTS=ON \
+	  -DPython_EXECUTABLE=$(abspath $(BIN)/python) -DCMAKE_MAKE_PROGRAM=$(abspath $(BIN)/ninja) >/dev/null
+	$(BIN)/cmake --build $(CPP_BUILD)
+	$(BIN)/ctest --test-dir $(CPP_BUILD) --output-on-failure
+
+test-python: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: test-cpp test-python
+
+demo: setup
+	$(BIN)/lazyexec explain examples/app/inventory.py
+	$(BIN)/lazyexec explain --summary examples/app
+	$(BIN)/lazyexec explain --summary --stdlib
+
+census: setup
+	$(BIN)/lazyexec explain --summary --stdlib
+
+bench-analyze: setup
+	$(BIN)/python bench/analyze_speed.py
+
+clean:
+	rm -rf build .venv .venv-* .pytest_cache .hypothesis

@@ -1,0 +1,163 @@
+#include "analyze/analyzer.h"
+
+#include "analyze/analyzer_impl.h"
+#include "analyze/stable_inputs.h"
+
+namespace lazyexec::analyze {
+namespace {
+
+void all_names(Node n, Names& out) {
+  if (!n) return;
+  if (n.kind() == K::Name) out.insert(n.str("id"));
+  if (n.kind() == K::Global || n.kind() == K::Nonlocal) {
+    Node l = n.get("names");
+    if (l && PyList_Check(l.raw()))
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(l.raw()); ++i) out.insert(py::utf8(PyList_GET_ITEM(l.raw(), i)));
+  }
+  for_each_child(n, [&](Node c) { all_names(c, out); });
+}
+
+// Rule 5: frame and namespace introspection at top level (not inside
+// function bodies) can observe which names exist, so the module stays eager.
+std::string introspection(Node n, const std::map<std::string, std::vector<int>>& binders) {
+  if (!n) return {};
+  K k = n.kind();
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
+    std::string r;
+    for (Node d : n.list("decorator_list"))
+      if (r.empty()) r = introspection(d, binders);
+    return r;  // the body runs later
+  }
+  if (k == K::Lambda) return {};
+  if (k == K::Call) {
+    Node f = n.get("func");
+    if (f.kind() == K::Name) {
+      std::string id = f.str("id");
+      if ((id == "globals" || id == "locals" || id == "vars" || id == "eval" || id == "exec") && !binders.count(id))
+        return id + "() at line " + std::to_string(n.line());
+    }
+    if (f.kind() == K::Attribute && f.get("value").kind() == K::Name) {
+      std::string base = f.get("value").str("id"), attr = f.str("attr");
+      if ((base == "sys" && attr == "_getframe") || (base == "inspect" && (attr == "currentframe" || attr == "stack")))
+        return base + "." + attr + "() at line " + std::to_string(n.line());
+    }
+  }
+  if (k == K::Subscript) {  // sys.modules[__name__]
+    Node v = n.get("value"), s = n.get("slice");
+    if (v.kind() == K::Attribute && v.str("attr") == "modules" && v.get("value").kind() == K::Name &&
+        v.get("value").str("id") == "sys" && s.kind() == K::Name && s.str("id") == "__name__")
+      return "sys.modules[__name__] at line " + std::to_string(n.line());
+  }
+  std::string r;
+  for_each_child(n, [&](Node c) {
+    if (r.empty()) r = introspection(c, binders);
+  });
+  return r;
+}
+
+}  // namespace
+
+ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
+  builtins_ = py::Ref::borrow(PyEval_GetBuiltins());
+  if (!builtins_) {
+    py::Ref mod = py::check(PyImport_ImportModule("builtins"));
+    builtins_ = py::Ref::borrow(PyModule_GetDict(mod.get()));
+  }
+  {
+    py::Ref compile = py::check(PyObject_GetAttrString(PyImport_AddModule("builtins"), "compile"));
+    // PyCF_ONLY_AST = 0x400; dont_inherit so the caller's __future__ flags do not leak in.
+    tree_ = py::check(PyObject_CallFunction(compile.get(), "OOsii", source, filename, "exec", 0x400, 1));
+  }
+  Node module(tree_.get());
+  std::vector<Node> body = module.list("body");
+
+  // Names version branches depend on must be bound exactly once, by the expected import.
+  {
+    std::map<std::string, int> counts;
+    std::vector<std::string> names;
+    for (Node s : body) bound_names(s, names);
+    for (auto& n : names) counts[n]++;
+    for (Node s : body) {
+      if (s.kind() == K::Import)
+        for (Node a : s.list("names")) {
+          if (a.str("name") == "sys" && a.str("asname").empty()) sys_ok_ = counts["sys"] == 1;
+          if (a.str("name") == "typing" && a.str("asname").empty()) typing_ok_ = counts["typing"] == 1;
+        }
+      if (s.kind() == K::ImportFrom && s.num("level") == 0 &&
+          (s.str("module") == "typing" || s.str("module") == "typing_extensions"))
+        for (Node a : s.list("names"))
+          if (a.str("name") == "TYPE_CHECKING" && a.str("asname").empty())
+            type_checking_ok_ = counts["TYPE_CHECKING"] == 1;
+    }
+  }
+
+  flatten(body, 0);
+  split_units();
+  index_bindings();
+  collect_scopes(source, filename);
+
+  static const std::set<std::string> compound = {"if", "for", "while", "with", "try", "match"};
+  for (const auto& u : units_) {
+    if (!compound.count(u.kind)) continue;
+    for (const auto& n : u.binds) bound_in_compound_.emplace(n, u.line);
+  }
+
+  ModuleAnalysis out;
+  for (auto& u : units_) decide_unit(u);
+
+  // Module-wide facts and rules.
+  for (const auto& u : units_) {
+    if (u.depth != 0 || u.kind != "assign") continue;
+    for (const auto& n : u.binds) {
+      if (n != "__lazy_module__") continue;
+      Node v = unit_nodes_[(size_t)u.id].get("value");
+      if (v.kind() == K::Constant && v.get("value").raw() == Py_True) out.lazy_marker = "true";
+      else if (v.kind() == K::Constant && v.get("value").raw() == Py_False) out.lazy_marker = "false";
+      else out.lazy_marker = "other";
+    }
+  }
+  if (!module_.name.empty() && kb_.module_never_lazy(module_.name)) {
+    out.module_eager = true;
+    out.module_reason = {Code::NeverLazyModule, "module " + module_.name + " is in the never-lazy set"};
+  } else if (out.lazy_marker == "false") {
+    out.module_eager = true;
+    out.module_reason = {Code::OptedOut};
+  } else {
+    for (Node s : body) {
+      std::string why = introspection(s, binders_);
+      if (!why.empty()) {
+        out.module_eager = true;
+        out.module_reason = {Code::ModuleIntrospection, "module uses " + why + ", so every statement stays eager"};
+        break;
+      }
+    }
+  }
+  if (out.module_eager)
+    for (auto& u : units_)
+      if (u.lazy) {
+        u.lazy = false;
+        u.reason = out.module_reason;
+      }
+
+  // What each unit mentions, for the stable-inputs plan.
+  for (auto& u : units_) {
+    Node s = unit_nodes_[(size_t)u.id];
+    if (u.kind == "if" && u.reason.code == Code::DecidedBranch) all_names(s.get("test"), u.mentions);
+    else if (u.kind == "import" || u.kind == "from-import") u.mentions.insert(u.binds.begin(), u.binds.end());
+    else
+      for (int st : u.stmts) all_names(stmts_[(size_t)st].node, u.mentions);
+  }
+  out.forces = plan_forces(units_, star_);
+  out.statements = (int)stmts_.size();
+  out.top_level_statements = (int)body.size();
+  out.future_annotations = future_annotations_;
+  out.units = std::move(units_);
+  return out;
+}
+
+ModuleAnalysis analyze(PyObject* source, PyObject* filename, const KnowledgeBase& kb, const ModuleInfo& module) {
+  Analyzer a(kb, module);
+  return a.run(source, filename);
+}
+
+}  // namespace lazyexec::analyze

@@ -1,0 +1,92 @@
+// Internal: the state the analyzer's passes share. One pass per file:
+//   units.cpp    flatten decided branches, split statements into units, bindings
+//   purity.cpp   definition-time evaluation (rules 2 and 3), def_reads
+//   scopes.cpp   call_reads and global_writes from CPython's symtable
+//   analyzer.cpp orchestration, module-wide rules, rule 4 plan
+#pragma once
+
+#include <Python.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "analyze/analyzer.h"
+#include "analyze/syntax.h"
+#include "py/handle.h"
+
+namespace lazyexec::analyze {
+
+// How a name read at definition time resolves, seen from one unit.
+struct Resolution {
+  enum Kind { Builtin, ModuleDunder, Import, FromImport, LocalClass, LocalDef, LocalValue,
+              ComprehensionLocal, ClassLocal, Undefined, Forward, ShadowedBuiltin, Unknown } kind = Undefined;
+  std::string dotted;   // Import/FromImport: the module path (+ name); Builtin: builtins.NAME
+  int unit = -1;        // binding unit for Local*/Forward/ShadowedBuiltin
+  int line = 0;         // line of that binding
+};
+
+struct ClassInfo {
+  bool defines_init_subclass = false;  // in its own body
+  bool registers_subclasses = false;   // it or a base defines __init_subclass__ / impure metaclass
+  bool is_side_effect_metaclass = false;  // as a metaclass: defines __new__/__init__/__call__/__prepare__
+  std::string metaclass_note;          // non-empty if an impure metaclass applies to it
+};
+
+struct Stmt {
+  Node node;
+  int depth = 0;
+};
+
+class Analyzer {
+ public:
+  Analyzer(const KnowledgeBase& kb, const ModuleInfo& module) : kb_(kb), module_(module) {}
+  ModuleAnalysis run(PyObject* source, PyObject* filename);
+
+  // units.cpp
+  void flatten(const std::vector<Node>& body, int depth);
+  std::optional<bool> decide(Node test) const;
+  void split_units();
+  void index_bindings();
+  static void bound_names(Node n, std::vector<std::string>& out);
+  std::string absolute_module(const std::string& mod, int level) const;
+
+  // purity.cpp
+  void decide_unit(Unit& u);
+  Resolution resolve(const std::string& name, int unit) const;
+
+  // scopes.cpp
+  void collect_scopes(PyObject* source, PyObject* filename);
+
+  // shared state
+  const KnowledgeBase& kb_;
+  const ModuleInfo& module_;
+  py::Ref tree_;
+  py::Ref builtins_;  // the builtins dict, to tell builtin names and builtin classes
+  std::vector<Stmt> stmts_;
+  std::vector<Unit> units_;
+  std::vector<Node> unit_nodes_;   // statement node per unit (first statement)
+  std::vector<Node> unit_alias_;   // alias node for split imports
+  std::vector<bool> star_;
+  std::map<std::string, std::vector<int>> binders_;  // name -> units binding it, in order
+  std::map<std::string, int> bound_in_compound_;     // name -> line of an eager compound binding it
+  Names all_global_writes_;
+  int first_star_line_ = 0;
+  int first_star_unit_ = -1;
+  bool future_annotations_ = false;
+  std::unordered_map<int, ClassInfo> classes_;  // unit id -> class facts
+  // Version branches are decided only when these names have one binding each,
+  // made by the expected import (see decide()).
+  bool sys_ok_ = false;
+  bool typing_ok_ = false;
+  bool type_checking_ok_ = false;
+};
+
+// Generic traversal over every child AST node (fields in `_fields` order).
+void for_each_child(Node n, const std::function<void(Node)>& fn);
+bool is_ast_node(PyObject* o);
+
+}  // namespace lazyexec::analyze

@@ -1,0 +1,64 @@
+#include "analyze/knowledge.h"
+
+namespace lazyexec::analyze {
+
+bool glob_match(std::string_view p, std::string_view t) {
+  // Iterative wildcard match with single backtrack point: linear for the
+  // short patterns a knowledge base holds.
+  size_t pi = 0, ti = 0, star = std::string_view::npos, mark = 0;
+  while (ti < t.size()) {
+    if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = ti;
+    } else if (pi < p.size() && (p[pi] == t[ti] || p[pi] == '?')) {
+      ++pi;
+      ++ti;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      ti = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+void NameSet::add(std::string pattern) {
+  if (pattern.find_first_of("*?") == std::string::npos) {
+    exact_.insert(std::move(pattern));
+  } else {
+    globs_.push_back(std::move(pattern));
+  }
+}
+
+bool NameSet::contains(std::string_view dotted) const {
+  if (exact_.count(std::string(dotted))) return true;
+  for (const auto& g : globs_)
+    if (glob_match(g, dotted)) return true;
+  return false;
+}
+
+const std::string* KnowledgeBase::impure_reason(std::string_view dotted) const {
+  std::string_view probe = dotted;
+  while (true) {
+    auto it = impure.find(std::string(probe));
+    if (it != impure.end()) return &it->second;
+    auto dot = probe.rfind('.');
+    if (dot == std::string_view::npos) return nullptr;
+    probe = probe.substr(0, dot);
+  }
+}
+
+bool KnowledgeBase::module_never_lazy(std::string_view module) const {
+  std::string_view probe = module;
+  while (!probe.empty()) {
+    if (never_lazy.contains(probe)) return true;
+    auto dot = probe.rfind('.');
+    if (dot == std::string_view::npos) break;
+    probe = probe.substr(0, dot);
+  }
+  return false;
+}
+
+}  // namespace lazyexec::analyze

@@ -1,0 +1,684 @@
+// Rules 2 and 3 of the safety model: is everything a unit evaluates at
+// definition time pure, and which module globals does it read (def_reads)?
+// The walker errs toward eager: the first thing it cannot prove pure decides
+// the reason, but it keeps walking so def_reads are complete for `explain`.
+#include <unordered_set>
+
+#include "analyze/analyzer_impl.h"
+
+namespace lazyexec::analyze {
+namespace {
+
+bool is_dunder(const std::string& n) {
+  return n.size() > 4 && n.compare(0, 2, "__") == 0 && n.compare(n.size() - 2, 2, "__") == 0;
+}
+
+const std::unordered_set<std::string>& module_dunders() {
+  // Set by the import system before the module body runs.
+  static const std::unordered_set<std::string> s = {
+      "__name__", "__file__", "__doc__", "__spec__", "__loader__", "__package__",
+      "__builtins__", "__path__", "__cached__"};
+  return s;
+}
+
+std::string at_line(int line) { return " at line " + std::to_string(line); }
+
+}  // namespace
+
+Resolution Analyzer::resolve(const std::string& name, int unit) const {
+  Resolution r;
+  auto it = binders_.find(name);
+  int before = -1, after = -1;
+  if (it != binders_.end()) {
+    for (int b : it->second) {
+      if (b < unit) before = b;
+      else if (b > unit && after < 0) after = b;
+      else if (b == unit) before = before < 0 ? -2 : before;  // bound by this very unit (walrus)
+    }
+  }
+  if (before == -2) {
+    r.kind = Resolution::ComprehensionLocal;  // same unit: no cross-unit dependency
+    return r;
+  }
+  if (before >= 0) {
+    const Unit& b = units_[(size_t)before];
+    r.unit = before;
+    r.line = b.line;
+    if (b.kind == "import") {
+      r.kind = Resolution::Import;
+      Node alias = unit_alias_[(size_t)before];
+      std::string full = alias.str("name"), as = alias.str("asname");
+      r.dotted = as.empty() ? full.substr(0, full.find('.')) : full;
+    } else if (b.kind == "from-import") {
+      r.kind = Resolution::FromImport;
+      r.dotted = b.imports.size() > 1 ? b.imports[1] : name;
+    } else if (b.kind == "class") {
+      r.kind = Resolution::LocalClass;
+    } else if (b.kind == "def") {
+      r.kind = Resolution::LocalDef;
+    } else {
+      r.kind = Resolution::LocalValue;
+    }
+    return r;
+  }
+  bool builtin = builtins_ && PyDict_GetItemString(builtins_.get(), name.c_str()) != nullptr;
+  if (after >= 0) {
+    r.unit = after;
+    r.line = units_[(size_t)after].line;
+    r.kind = builtin ? Resolution::ShadowedBuiltin : Resolution::Forward;
+    return r;
+  }
+  if ((first_star_unit_ >= 0 && first_star_unit_ < unit) || all_global_writes_.count(name)) {
+    r.kind = Resolution::Unknown;
+    r.line = first_star_unit_ >= 0 && first_star_unit_ < unit ? first_star_line_ : 0;
+    return r;
+  }
+  if (module_dunders().count(name)) {
+    r.kind = Resolution::ModuleDunder;
+    return r;
+  }
+  if (builtin) {
+    r.kind = Resolution::Builtin;
+    r.dotted = "builtins." + name;
+    return r;
+  }
+  r.kind = Resolution::Undefined;
+  return r;
+}
+
+namespace {
+
+class DefTime {
+ public:
+  DefTime(Analyzer& a, Unit& u) : a_(a), u_(u) {}
+
+  bool ok() const { return !failed_; }
+  Reason reason() const { return reason_; }
+
+  void fail(Code c, std::string detail) {
+    if (failed_) return;
+    failed_ = true;
+    reason_ = {c, std::move(detail)};
+  }
+
+  // ---- names --------------------------------------------------------------
+
+  Resolution lookup(const std::string& name) {
+    for (auto s = scopes_.rbegin(); s != scopes_.rend(); ++s) {
+      if (s->names.count(name)) {
+        Resolution r;
+        r.kind = s->is_class ? Resolution::ClassLocal : Resolution::ComprehensionLocal;
+        return r;
+      }
+    }
+    Resolution r = a_.resolve(name, u_.id);
+    if (r.unit >= 0 && r.unit < u_.id) u_.def_reads.insert(name);
+    return r;
+  }
+
+  // Fails on names that would not resolve as they do eagerly.
+  bool check_resolution(const std::string& name, const Resolution& r, int line) {
+    switch (r.kind) {
+      case Resolution::Undefined:
+        fail(Code::UndefinedName, "reads " + name + at_line(line) + ", which no earlier statement binds (eagerly a NameError at import)");
+        return false;
+      case Resolution::Forward:
+        fail(Code::ForwardReference, "reads " + name + at_line(line) + " before line " + std::to_string(r.line) + " binds it");
+        return false;
+      case Resolution::ShadowedBuiltin:
+        fail(Code::ShadowedBuiltin, "reads builtin " + name + at_line(line) + ", which line " + std::to_string(r.line) + " rebinds in this module");
+        return false;
+      case Resolution::Unknown:
+        fail(Code::UndefinedName, "reads " + name + at_line(line) + ", which only " +
+             (r.line ? "the star import at line " + std::to_string(r.line) : std::string("a 'global' write in a function")) + " may bind");
+        return false;
+      default: return true;
+    }
+  }
+
+  // A Name/Attribute chain: its root resolution and dotted spelling with the
+  // root replaced by what it stands for (a module path for imports).
+  bool chain(Node e, std::string& dotted, std::string& spelled, Resolution& root, int& line) {
+    if (e.kind() == K::Name) {
+      std::string id = e.str("id");
+      root = lookup(id);
+      line = e.line();
+      spelled = id;
+      dotted = root.dotted.empty() ? id : root.dotted;
+      return true;
+    }
+    if (e.kind() == K::Attribute) {
+      if (!chain(e.get("value"), dotted, spelled, root, line)) return false;
+      dotted += "." + e.str("attr");
+      spelled += "." + e.str("attr");
+      return true;
+    }
+    return false;
+  }
+
+  bool impure_name(const std::string& dotted, const std::string& spelled, const Resolution& root, int line) {
+    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport) return false;
+    const std::string* why = a_.kb_.impure_reason(dotted);
+    if (!why) return false;
+    fail(Code::ImpureName, "reads " + spelled + at_line(line) + " (" + *why + ")");
+    return true;
+  }
+
+  // ---- expressions ----------------------------------------------------------
+
+  void expr(Node e) {
+    if (!e) return;
+    switch (e.kind()) {
+      case K::Constant: return;
+      case K::Name: {
+        std::string id = e.str("id");
+        Resolution r = lookup(id);
+        if (!check_resolution(id, r, e.line())) return;
+        if (r.kind == Resolution::FromImport) impure_name(r.dotted, id, r, e.line());
+        return;
+      }
+      case K::Attribute: attribute(e); return;
+      case K::Call: call(e, Code::ImpureCall); return;
+      case K::Lambda: arguments(e.get("args"), /*annotations=*/false); return;
+      case K::ListComp:
+      case K::SetComp:
+      case K::GeneratorExp:
+      case K::DictComp: comprehension(e); return;
+      case K::NamedExpr: expr(e.get("value")); return;
+      case K::Subscript:
+        expr(e.get("value"));
+        expr(e.get("slice"));
+        return;
+      case K::Await:
+      case K::Yield:
+      case K::YieldFrom:
+        fail(Code::UnknownExpression, std::string("evaluates ") + e.type_name() + at_line(e.line()));
+        return;
+      case K::BoolOp: case K::BinOp: case K::UnaryOp: case K::Compare: case K::IfExp:
+      case K::Dict: case K::Set: case K::List: case K::Tuple: case K::Starred:
+      case K::JoinedStr: case K::FormattedValue: case K::Slice:
+        for_each_child(e, [&](Node c) {
+          if (c.get("lineno")) expr(c);  // operators and contexts carry no position
+        });
+        return;
+      default:
+        if (std::string(e.type_name()) == "Index") {  // pre-3.9 subscript wrapper
+          expr(e.get("value"));
+          return;
+        }
+        fail(Code::UnknownExpression, std::string("evaluates ") + e.type_name() + at_line(e.line()));
+    }
+  }
+
+  void attribute(Node e) {
+    std::string dotted, spelled;
+    Resolution root;
+    int line = e.line();
+    if (!chain(e, dotted, spelled, root, line)) {
+      expr(e.get("value"));  // attribute of a freshly computed pure value
+      return;
+    }
+    if (!check_resolution(spelled.substr(0, spelled.find('.')), root, line)) return;
+    if (impure_name(dotted, spelled, root, line)) return;
+    switch (root.kind) {
+      case Resolution::FromImport: {
+        const KnowledgeBase& kb = a_.kb_;
+        if (kb.pure.contains(root.dotted) || kb.pure_bases.contains(root.dotted) ||
+            kb.pure_metaclasses.contains(root.dotted) || kb.pure.contains(dotted))
+          return;
+        fail(Code::ImpureAttribute, "reads " + spelled + at_line(line) + " (" + root.dotted +
+             " is not known to be a module or pure class; its attributes may run code)");
+        return;
+      }
+      case Resolution::LocalValue:
+        if (a_.units_[(size_t)root.unit].lazy) return;
+        fail(Code::ImpureAttribute, "reads " + spelled + at_line(line) + " (an attribute of a value made by the eager statement at line " +
+             std::to_string(root.line) + ")");
+        return;
+      default: return;
+    }
+  }
+
+  void call(Node c, Code code) {
+    Node f = c.get("func");
+    std::string dotted, spelled;
+    Resolution root;
+    int line = c.line();
+    std::string callee;  // for the key= rule
+    if (chain(f, dotted, spelled, root, line)) {
+      callee = dotted;
+      std::string what = code == Code::ImpureDecorator ? "decorated with @" + spelled + "(...)" : "calls " + spelled + "()";
+      if (!check_resolution(spelled.substr(0, spelled.find('.')), root, line)) {
+      } else if (impure_name(dotted, spelled, root, line)) {
+      } else {
+        switch (root.kind) {
+          case Resolution::Builtin:
+          case Resolution::Import:
+          case Resolution::FromImport:
+            if (!a_.kb_.pure.contains(dotted)) {
+              const std::string* why = a_.kb_.impure_reason(dotted);
+              fail(code, what + at_line(line) + (why ? " (" + *why + ")" : " (" + dotted + " is not known pure)"));
+            }
+            break;
+          case Resolution::LocalDef:
+            fail(code, what + at_line(line) + " (module-local function, line " + std::to_string(root.line) + "; not known pure)");
+            break;
+          case Resolution::LocalClass:
+            fail(code, what + at_line(line) + " (module-local class, line " + std::to_string(root.line) + "; its code may have effects)");
+            break;
+          case Resolution::LocalValue:
+            fail(code, what + at_line(line) + " (a value bound at line " + std::to_string(root.line) + "; not known pure)");
+            break;
+          default:
+            fail(code, what + at_line(line) + " (not known pure)");
+        }
+      }
+    } else if (f.kind() == K::Attribute && f.get("value").kind() == K::Constant) {
+      PyObject* v = f.get("value").get("value").raw();
+      std::string type = PyUnicode_Check(v) ? "str" : PyBytes_Check(v) ? "bytes" : "";
+      callee = "builtins." + type + "." + f.str("attr");
+      if (type.empty() || !a_.kb_.pure.contains(callee))
+        fail(code, "calls method " + f.str("attr") + "() of a literal" + at_line(line) + " (not known pure)");
+    } else {
+      expr(f);
+      fail(code, "calls the result of an expression" + at_line(line) + " (not known pure)");
+    }
+    for (Node arg : c.list("args")) expr(arg);
+    bool takes_key = callee == "builtins.sorted" || callee == "builtins.min" || callee == "builtins.max";
+    for (Node kw : c.list("keywords")) {
+      Node v = kw.get("value");
+      if (takes_key && kw.str("arg") == "key") key_function(v);
+      else expr(v);
+    }
+  }
+
+  // sorted/min/max call their key at definition time: it must be pure too.
+  void key_function(Node v) {
+    if (v.kind() == K::Lambda) {
+      arguments(v.get("args"), false);
+      Scope s;
+      for (const char* f : {"posonlyargs", "args", "kwonlyargs"})
+        for (Node a : v.get("args").list(f)) s.names.insert(a.str("arg"));
+      scopes_.push_back(std::move(s));
+      expr(v.get("body"));
+      scopes_.pop_back();
+      return;
+    }
+    std::string dotted, spelled;
+    Resolution root;
+    int line = v.line();
+    if (chain(v, dotted, spelled, root, line) &&
+        (root.kind == Resolution::Builtin || root.kind == Resolution::Import || root.kind == Resolution::FromImport) &&
+        a_.kb_.pure.contains(dotted))
+      return;
+    fail(Code::ImpureCall, "calls key function " + (spelled.empty() ? std::string("<expression>") : spelled) + at_line(line) + " (not known pure)");
+  }
+
+  void comprehension(Node e) {
+    std::vector<Node> gens = e.list("generators");
+    Scope s;
+    std::vector<std::string> targets;
+    for (Node g : gens) {
+      targets.clear();
+      collect_targets(g.get("target"), targets);
+      for (auto& t : targets) s.names.insert(t);
+    }
+    if (!gens.empty()) expr(gens[0].get("iter"));  // evaluated in the enclosing scope
+    scopes_.push_back(std::move(s));
+    for (size_t i = 0; i < gens.size(); ++i) {
+      if (i > 0) expr(gens[i].get("iter"));
+      for (Node cond : gens[i].list("ifs")) expr(cond);
+    }
+    expr(e.get("elt"));
+    expr(e.get("key"));
+    expr(e.get("value"));
+    scopes_.pop_back();
+  }
+
+  static void collect_targets(Node t, std::vector<std::string>& out) {
+    if (t.kind() == K::Name) out.push_back(t.str("id"));
+    else if (t.kind() == K::Tuple || t.kind() == K::List)
+      for (Node e : t.list("elts")) collect_targets(e, out);
+    else if (t.kind() == K::Starred) collect_targets(t.get("value"), out);
+  }
+
+  // ---- definitions ----------------------------------------------------------
+
+  void arguments(Node args, bool annotations) {
+    if (!args) return;
+    for (Node d : args.list("defaults")) expr(d);
+    for (Node d : args.list("kw_defaults")) expr(d);
+    if (!annotations || a_.future_annotations_) return;
+    for (const char* f : {"posonlyargs", "args", "kwonlyargs"})
+      for (Node a : args.list(f)) expr(a.get("annotation"));
+    for (const char* f : {"vararg", "kwarg"}) expr(args.get(f).get("annotation"));
+  }
+
+  void decorator(Node d) {
+    if (d.kind() == K::Call) {
+      call(d, Code::ImpureDecorator);  // a pure factory makes a pure decorator
+      return;
+    }
+    std::string dotted, spelled;
+    Resolution root;
+    int line = d.line();
+    if (!chain(d, dotted, spelled, root, line)) {
+      expr(d);
+      fail(Code::ImpureDecorator, "decorated with an expression" + at_line(line) + " (not known pure)");
+      return;
+    }
+    if (!check_resolution(spelled.substr(0, spelled.find('.')), root, line)) return;
+    switch (root.kind) {
+      case Resolution::Builtin:
+      case Resolution::Import:
+      case Resolution::FromImport:
+        if (a_.kb_.pure.contains(dotted)) return;
+        break;
+      case Resolution::ClassLocal: {
+        // @prop.setter / .getter / .deleter on a property of the same class body
+        auto dot = spelled.rfind('.');
+        std::string attr = dot == std::string::npos ? "" : spelled.substr(dot + 1);
+        if (attr == "setter" || attr == "getter" || attr == "deleter") return;
+        break;
+      }
+      default: break;
+    }
+    const std::string* why = a_.kb_.impure_reason(dotted);
+    fail(Code::ImpureDecorator, "decorated with @" + spelled + at_line(line) +
+         (why ? " (" + *why + ")" : " (not known pure; it may register the definition)"));
+  }
+
+  void function(Node f) {
+    for (Node d : f.list("decorator_list")) decorator(d);
+    arguments(f.get("args"), true);
+    if (!a_.future_annotations_) expr(f.get("returns"));
+  }
+
+  // Rule 3. Fills `info` for later subclasses.
+  void class_def(Node c, ClassInfo& info) {
+    for (Node d : c.list("decorator_list")) decorator(d);
+    for (Node b : c.list("bases")) base(b, info);
+    for (Node kw : c.list("keywords")) {
+      if (kw.str("arg") == "metaclass") metaclass(kw.get("value"), info);
+      else expr(kw.get("value"));
+    }
+    Scope s;
+    s.is_class = true;
+    scopes_.push_back(std::move(s));
+    for (Node st : c.list("body")) class_statement(st, info);
+    scopes_.pop_back();
+  }
+
+  void base(Node b, ClassInfo& info) {
+    std::string dotted, spelled;
+    Resolution root;
+    int line = b.line();
+    if (b.kind() == K::Subscript) {  // Generic[T], dict[str, int]
+      base(b.get("value"), info);
+      expr(b.get("slice"));
+      return;
+    }
+    if (b.kind() == K::Call) {  // namedtuple("P", "x y") as a base
+      call(b, Code::ImpureBase);
+      return;
+    }
+    if (!chain(b, dotted, spelled, root, line)) {
+      expr(b);
+      fail(Code::ImpureBase, "base expression" + at_line(line) + " is not a known class");
+      return;
+    }
+    if (!check_resolution(spelled.substr(0, spelled.find('.')), root, line)) return;
+    switch (root.kind) {
+      case Resolution::Builtin: {
+        PyObject* v = PyDict_GetItemString(a_.builtins_.get(), spelled.c_str());
+        if (v && PyType_Check(v)) return;
+        break;
+      }
+      case Resolution::Import:
+      case Resolution::FromImport:
+        if (a_.kb_.pure_bases.contains(dotted)) return;
+        fail(Code::ImpureBase, "base " + spelled + at_line(line) + " (" + dotted + ") is not known pure; it may register subclasses");
+        return;
+      case Resolution::LocalClass: {
+        const Unit& bu = a_.units_[(size_t)root.unit];
+        const ClassInfo& bi = a_.classes_[root.unit];
+        if (bi.defines_init_subclass || bi.registers_subclasses) {
+          info.registers_subclasses = true;
+          if (!bi.metaclass_note.empty()) {
+            info.metaclass_note = bi.metaclass_note;
+            fail(Code::ImpureMetaclass, "base " + spelled + at_line(line) + " brings " + bi.metaclass_note);
+          } else {
+            fail(Code::InitSubclass, "base " + spelled + " (line " + std::to_string(bu.line) + ") has __init_subclass__, which runs when this class is created");
+          }
+          return;
+        }
+        if (bi.is_side_effect_metaclass) info.is_side_effect_metaclass = true;
+        if (spelled.find('.') == std::string::npos && !bu.lazy) {
+          fail(Code::ImpureBase, "base " + spelled + " is defined by the eager statement at line " + std::to_string(bu.line));
+        }
+        return;
+      }
+      case Resolution::LocalValue:
+        if (a_.units_[(size_t)root.unit].lazy) return;
+        fail(Code::ImpureBase, "base " + spelled + " is made by the eager statement at line " + std::to_string(root.line));
+        return;
+      case Resolution::ClassLocal:
+        return;
+      default: break;
+    }
+    fail(Code::ImpureBase, "base " + spelled + at_line(line) + " is not known pure");
+  }
+
+  void metaclass(Node m, ClassInfo& info) {
+    std::string dotted, spelled;
+    Resolution root;
+    int line = m.line();
+    if (chain(m, dotted, spelled, root, line) && check_resolution(spelled.substr(0, spelled.find('.')), root, line)) {
+      switch (root.kind) {
+        case Resolution::Builtin:
+          if (spelled == "type") return;
+          break;
+        case Resolution::Import:
+        case Resolution::FromImport:
+          if (a_.kb_.pure_metaclasses.contains(dotted)) return;
+          break;
+        case Resolution::LocalClass: {
+          const ClassInfo& mi = a_.classes_[root.unit];
+          if (!mi.is_side_effect_metaclass && a_.units_[(size_t)root.unit].lazy) return;
+          break;
+        }
+        default: break;
+      }
+    } else if (!ok()) {
+      return;
+    }
+    info.registers_subclasses = true;
+    info.metaclass_note = "metaclass " + (spelled.empty() ? std::string("<expression>") : spelled);
+    fail(Code::ImpureMetaclass, "metaclass " + (spelled.empty() ? std::string("<expression>") : spelled) + at_line(line) +
+         " may have side effects when classes are created");
+  }
+
+  void class_statement(Node s, ClassInfo& info) {
+    Scope& scope = scopes_.back();
+    std::vector<std::string> bound;
+    switch (s.kind()) {
+      case K::Pass: return;
+      case K::Expr:
+        if (s.get("value").kind() == K::Constant) return;  // docstring
+        break;
+      case K::Assign: {
+        bool simple = true;
+        for (Node t : s.list("targets")) {
+          if (t.kind() != K::Name && t.kind() != K::Tuple && t.kind() != K::List) simple = false;
+          collect_targets(t, bound);
+        }
+        if (!simple) break;
+        expr(s.get("value"));
+        for (auto& n : bound) scope.names.insert(n);
+        return;
+      }
+      case K::AnnAssign: {
+        if (s.get("target").kind() != K::Name) break;
+        if (!a_.future_annotations_) expr(s.get("annotation"));
+        expr(s.get("value"));
+        scope.names.insert(s.get("target").str("id"));
+        return;
+      }
+      case K::AugAssign:
+        if (s.get("target").kind() != K::Name) break;
+        expr(s.get("value"));
+        return;
+      case K::FunctionDef:
+      case K::AsyncFunctionDef: {
+        std::string name = s.str("name");
+        function(s);
+        if (name == "__init_subclass__") info.defines_init_subclass = true;
+        if (name == "__new__" || name == "__init__" || name == "__call__" || name == "__prepare__")
+          info.is_side_effect_metaclass = true;  // matters only if the class is used as a metaclass
+        scope.names.insert(name);
+        return;
+      }
+      case K::ClassDef: {
+        ClassInfo nested;
+        class_def(s, nested);
+        scope.names.insert(s.str("name"));
+        return;
+      }
+      case K::If:
+        expr(s.get("test"));
+        for (Node b : s.list("body")) class_statement(b, info);
+        for (Node b : s.list("orelse")) class_statement(b, info);
+        return;
+      case K::Import:
+      case K::ImportFrom:
+        Analyzer::bound_names(s, bound);
+        for (auto& n : bound) scope.names.insert(n);
+        return;
+      case K::Delete:
+        return;
+      case K::TypeAlias:
+        scope.names.insert(s.get("name").str("id"));
+        return;
+      default: break;
+    }
+    fail(Code::ImpureClassBody, std::string("class body runs a ") + s.type_name() + " statement at line " + std::to_string(s.line()));
+  }
+
+ private:
+  struct Scope {
+    std::unordered_set<std::string> names;
+    bool is_class = false;
+  };
+  Analyzer& a_;
+  Unit& u_;
+  std::vector<Scope> scopes_;
+  bool failed_ = false;
+  Reason reason_;
+};
+
+bool simple_targets(Node t) {
+  switch (t.kind()) {
+    case K::Name: return true;
+    case K::Tuple:
+    case K::List:
+      for (Node e : t.list("elts"))
+        if (!simple_targets(e)) return false;
+      return true;
+    case K::Starred: return t.get("value").kind() == K::Name;
+    default: return false;
+  }
+}
+
+std::string lines_of(const std::vector<int>& ids, const std::vector<Unit>& units) {
+  std::string out;
+  for (int id : ids) {
+    if (!out.empty()) out += ", ";
+    out += std::to_string(units[(size_t)id].line);
+  }
+  return out;
+}
+
+}  // namespace
+
+void Analyzer::decide_unit(Unit& u) {
+  Node s = unit_nodes_[(size_t)u.id];
+  const std::string& kind = u.kind;
+  auto eager = [&](Code c, std::string detail = {}) {
+    u.lazy = false;
+    u.reason = {c, std::move(detail)};
+  };
+
+  if (kind == "future-import") return eager(Code::FutureImport);
+  if (kind == "star-import") return eager(Code::StarImport, "star import from " + u.imports[0] + " at line " + std::to_string(u.line) + " binds names that cannot be known in advance");
+  if (kind == "expression") {
+    bool doc = u.stmts[0] == 0 && s.get("value").kind() == K::Constant && PyUnicode_Check(s.get("value").get("value").raw());
+    return eager(doc ? Code::Docstring : Code::ExpressionStatement);
+  }
+  if (kind == "if") {
+    if (u.stmts[0] + 1 < (int)stmts_.size() && stmts_[(size_t)u.stmts[0] + 1].depth > u.depth)
+      return eager(Code::DecidedBranch);
+    if (auto d = decide(s.get("test")))
+      return eager(Code::DecidedBranch, "condition at line " + std::to_string(u.line) + " is decided (" + (*d ? "true" : "false") + ") and its taken branch is empty");
+    return eager(Code::CompoundStatement, "'if' at line " + std::to_string(u.line) + " is not split into units (its condition is not a version, platform or TYPE_CHECKING test)");
+  }
+  static const std::unordered_set<std::string> compound = {"for", "while", "with", "try", "match"};
+  if (compound.count(kind)) return eager(Code::CompoundStatement, "'" + kind + "' statement at line " + std::to_string(u.line) + " is not split into units");
+  if (kind == "del") return eager(Code::DelStatement);
+  if (kind == "global" || kind == "nonlocal") return eager(Code::GlobalStatement);
+  if (kind == "augmented-assign") return eager(Code::AugmentedAssignment);
+  static const std::unordered_set<std::string> deferrable = {"import", "from-import", "def", "class", "assign", "type-alias"};
+  if (!deferrable.count(kind)) return eager(Code::OtherStatement, "'" + kind + "' statement at line " + std::to_string(u.line));
+
+  // The statement's shape must be a plain binding.
+  std::optional<Reason> shape;
+  if (s.kind() == K::Assign) {
+    for (Node t : s.list("targets"))
+      if (!simple_targets(t) && !shape) shape = Reason{Code::ComplexTarget, "assigns to " + std::string(t.type_name()) + " target at line " + std::to_string(u.line)};
+  } else if (s.kind() == K::AnnAssign) {
+    if (!s.get("value")) shape = Reason{Code::AnnotationOnly};
+    else if (s.get("target").kind() != K::Name) shape = Reason{Code::ComplexTarget, "annotated assignment to a non-name target at line " + std::to_string(u.line)};
+  }
+
+  // Binding rules.
+  std::optional<Reason> binding;
+  for (const auto& n : u.binds) {
+    if (binding) break;
+    if (is_dunder(n)) binding = Reason{Code::DunderName, "binds " + n + ", which the import system and tools read directly"};
+    else if (auto c = bound_in_compound_.find(n); c != bound_in_compound_.end())
+      binding = Reason{Code::BoundInCompound, n + " is also bound inside the eager compound statement at line " + std::to_string(c->second)};
+    else if (auto b = binders_.find(n); b != binders_.end() && b->second.size() > 1)
+      binding = Reason{Code::Rebound, n + " is bound more than once at top level (lines " + lines_of(b->second, units_) + ")"};
+  }
+
+  DefTime walk(*this, u);
+  ClassInfo info;
+  if (kind == "import" || kind == "from-import") {
+    for (const auto& m : u.imports) {
+      if (kb_.module_never_lazy(m)) {
+        walk.fail(Code::NeverLazyImport, "imports " + m + ", which is kept eager for its import-time side effects");
+        break;
+      }
+    }
+  } else if (kind == "def") {
+    walk.function(s);
+  } else if (kind == "class") {
+    walk.class_def(s, info);
+  } else if (kind == "assign") {
+    if (s.kind() == K::AnnAssign && !future_annotations_) walk.expr(s.get("annotation"));
+    walk.expr(s.get("value"));
+  }
+  if (kind == "class") {
+    classes_[u.id] = info;
+  }
+
+  if (shape) return eager(shape->code, shape->detail);
+  if (binding) return eager(binding->code, binding->detail);
+  if (!walk.ok()) return eager(walk.reason().code, walk.reason().detail);
+  u.lazy = true;
+  static const std::unordered_map<std::string, Code> lazy_codes = {
+      {"import", Code::LazyImport}, {"from-import", Code::LazyImport}, {"def", Code::LazyDef},
+      {"class", Code::LazyClass}, {"assign", Code::LazyAssign}, {"type-alias", Code::LazyTypeAlias}};
+  u.reason = {lazy_codes.at(kind), {}};
+}
+
+}  // namespace lazyexec::analyze

@@ -1,0 +1,80 @@
+#include "analyze/stable_inputs.h"
+
+#include <map>
+#include <unordered_set>
+
+namespace lazyexec::analyze {
+namespace {
+
+// Names an eager statement may touch: what it mentions, plus what the code it
+// may call mentions or writes (transitively through the units that bind the
+// names), so `register()` touches what `register`'s body touches.
+Names touched_by(const Unit& stmt, const std::map<std::string, std::vector<int>>& binders,
+                 const std::vector<Unit>& units) {
+  Names seen;
+  std::vector<std::string> work(stmt.mentions.begin(), stmt.mentions.end());
+  while (!work.empty()) {
+    std::string name = std::move(work.back());
+    work.pop_back();
+    if (!seen.insert(name).second) continue;
+    auto it = binders.find(name);
+    if (it == binders.end()) continue;
+    for (int b : it->second) {
+      const Unit& u = units[(size_t)b];
+      for (const Names* set : {&u.def_reads, &u.call_reads, &u.global_writes})
+        for (const auto& n : *set)
+          if (!seen.count(n)) work.push_back(n);
+    }
+  }
+  return seen;
+}
+
+}  // namespace
+
+std::vector<Force> plan_forces(const std::vector<Unit>& units, const std::vector<bool>& star) {
+  std::map<std::string, std::vector<int>> binders;
+  for (const auto& u : units)
+    for (const auto& n : u.binds) binders[n].push_back(u.id);
+
+  std::vector<Force> plan;
+  std::unordered_set<int> forced;
+  // Adds `id` and, first, the lazy units binding what it reads at definition
+  // time (materialization runs those first anyway; listing them keeps the plan explicit).
+  auto add_closure = [&](int id, Force& f, auto& self) -> void {
+    if (forced.count(id)) return;
+    forced.insert(id);
+    for (const auto& n : units[(size_t)id].def_reads) {
+      auto it = binders.find(n);
+      if (it == binders.end()) continue;
+      for (int b : it->second)
+        if (b < id && units[(size_t)b].lazy) self(b, f, self);
+    }
+    f.units.push_back(id);
+  };
+
+  for (const auto& e : units) {
+    if (e.lazy) continue;
+    Force f;
+    f.before = e.id;
+    if (star[(size_t)e.id]) {
+      for (int i = 0; i < e.id; ++i)
+        if (units[(size_t)i].lazy) add_closure(i, f, add_closure);
+    } else if (!e.mentions.empty()) {
+      Names touched = touched_by(e, binders, units);
+      for (int i = 0; i < e.id; ++i) {
+        const Unit& u = units[(size_t)i];
+        if (!u.lazy || forced.count(i)) continue;
+        for (const auto& n : u.def_reads) {
+          if (touched.count(n)) {
+            add_closure(i, f, add_closure);
+            break;
+          }
+        }
+      }
+    }
+    if (!f.units.empty()) plan.push_back(std::move(f));
+  }
+  return plan;
+}
+
+}  // namespace lazyexec::analyze

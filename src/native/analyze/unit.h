@@ -1,0 +1,53 @@
+// What the analyzer says about a module: its units, their facts and verdicts,
+// and the stable-inputs force plan. Plain data, no Python objects, so the
+// later stages (compile, store) and the C++ tests can use it directly.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "analyze/reason.h"
+
+namespace lazyexec::analyze {
+
+using Names = std::set<std::string>;
+
+struct Unit {
+  int id = 0;
+  std::string kind;       // import, from-import, def, class, assign, type-alias, if, expression, ...
+  std::vector<int> stmts; // flattened top-level statement indices it covers (grouped imports: several)
+  int part = -1;          // alias index when one statement is split per bound name, else -1
+  int line = 0, end_line = 0, col = 0;
+  std::vector<int> lines; // first line of every statement it covers
+  int depth = 0;          // nesting inside decided `if` branches
+  std::vector<std::string> binds;
+  Names def_reads;        // module globals read while the statement itself runs
+  Names call_reads;       // module globals read by code that runs later (function bodies)
+  Names global_writes;    // names written through `global` in nested scopes
+  Names mentions;         // every name the statement mentions anywhere (for rule 4)
+  std::vector<std::string> imports;  // modules an import unit imports (absolute where known)
+  bool lazy = false;
+  Reason reason;
+};
+
+// Before eager unit `before` runs, these lazy units must be materialized
+// (stable-inputs rule 4), in this order.
+struct Force {
+  int before = 0;
+  std::vector<int> units;
+};
+
+struct ModuleAnalysis {
+  std::vector<Unit> units;
+  std::vector<Force> forces;
+  int statements = 0;          // flattened top-level statements
+  int top_level_statements = 0;  // statements of the module body as written
+  // Module-wide facts.
+  std::string lazy_marker = "absent";  // "true", "false", "absent", "other"
+  bool future_annotations = false;
+  bool module_eager = false;   // every unit eager for a module-wide reason
+  Reason module_reason;
+};
+
+}  // namespace lazyexec::analyze
