@@ -499,7 +499,8 @@ class DefTime {
   }
 
   void class_statement(Node s, ClassInfo& info) {
-    Scope& scope = scopes_.back();
+    // Re-fetched at each use: nested class bodies push scopes and may reallocate.
+    auto scope_names = [this]() -> std::unordered_set<std::string>& { return scopes_.back().names; };
     std::vector<std::string> bound;
     switch (s.kind()) {
       case K::Pass: return;
@@ -514,14 +515,14 @@ class DefTime {
         }
         if (!simple) break;
         expr(s.get("value"));
-        for (auto& n : bound) scope.names.insert(n);
+        for (auto& n : bound) scope_names().insert(n);
         return;
       }
       case K::AnnAssign: {
         if (s.get("target").kind() != K::Name) break;
         if (!a_.future_annotations_) expr(s.get("annotation"));
         expr(s.get("value"));
-        scope.names.insert(s.get("target").str("id"));
+        scope_names().insert(s.get("target").str("id"));
         return;
       }
       case K::AugAssign:
@@ -535,13 +536,13 @@ class DefTime {
         if (name == "__init_subclass__") info.defines_init_subclass = true;
         if (name == "__new__" || name == "__init__" || name == "__call__" || name == "__prepare__")
           info.is_side_effect_metaclass = true;  // matters only if the class is used as a metaclass
-        scope.names.insert(name);
+        scope_names().insert(name);
         return;
       }
       case K::ClassDef: {
         ClassInfo nested;
         class_def(s, nested);
-        scope.names.insert(s.str("name"));
+        scope_names().insert(s.str("name"));
         return;
       }
       case K::If:
@@ -552,12 +553,12 @@ class DefTime {
       case K::Import:
       case K::ImportFrom:
         Analyzer::bound_names(s, bound);
-        for (auto& n : bound) scope.names.insert(n);
+        for (auto& n : bound) scope_names().insert(n);
         return;
       case K::Delete:
         return;
       case K::TypeAlias:
-        scope.names.insert(s.get("name").str("id"));
+        scope_names().insert(s.get("name").str("id"));
         return;
       default: break;
     }

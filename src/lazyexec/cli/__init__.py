@@ -1,0 +1,1 @@
+"""The `lazyexec` command: thin wrappers over the analyze (and later runtime) stages."""

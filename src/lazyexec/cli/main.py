@@ -1,0 +1,66 @@
+"""`lazyexec` / `python -m lazyexec`: argument parsing and error reporting.
+
+Errors a user can fix (bad path, syntax error, bad configuration) print one
+line, `file:line: message` where there is a place, and exit 2: no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import lazyexec
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lazyexec", description="Run each module's top-level definitions only when first used.")
+    p.add_argument("--version", action="version", version=f"lazyexec {lazyexec.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    ex = sub.add_parser("explain", help="show each top-level statement's verdict (lazy or eager) and why",
+                        description="Show every top-level statement of a module with its verdict and the reason. "
+                                    "With --summary, a census over a tree of sources.")
+    ex.add_argument("target", nargs="?", help="a source FILE, a dotted MODULE name, or with --summary a directory")
+    ex.add_argument("--json", action="store_true", help="machine-readable output (schema: docs/explain-json.md)")
+    ex.add_argument("--summary", action="store_true", help="census over a directory tree instead of one module")
+    ex.add_argument("--stdlib", action="store_true", help="with --summary: the running interpreter's standard library")
+    ex.add_argument("--top", type=int, default=15, help="with --summary: how many eager reasons to list (default 15)")
+    ex.add_argument("--facts", action="store_true", help="also show def_reads, call_reads and the force plan")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "explain":
+            from lazyexec.cli import explain
+
+            return explain.run(args)
+    except BrokenPipeError:  # `lazyexec explain ... | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_USAGE
+
+
+def fail(message: str) -> int:
+    print(f"lazyexec: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def syntax_error_line(e: SyntaxError, fallback: str) -> str:
+    where = e.filename or fallback
+    line = f":{e.lineno}" if e.lineno else ""
+    return f"{where}{line}: {e.__class__.__name__}: {e.msg}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
