@@ -143,7 +143,25 @@ PyObject* analyze_source(PyObject*, PyObject* args, PyObject* kwargs) {
   }
 }
 
+PyObject* reason_codes(PyObject*, PyObject*) {
+  try {
+    Ref l = py::check(PyList_New(0));
+    for (int c = 0; c <= static_cast<int>(analyze::Code::OptedOut); ++c) {
+      auto code = static_cast<analyze::Code>(c);
+      Ref item = py::check(Py_BuildValue("(s s s)", std::string(analyze::short_code(code)).c_str(),
+                                          analyze::is_lazy(code) ? "lazy" : "eager",
+                                          std::string(analyze::sentence(code)).c_str()));
+      if (PyList_Append(l.get(), item.get()) < 0) throw py::PyError{};
+    }
+    return l.release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
 PyMethodDef methods[] = {
+    {"reason_codes", reason_codes, METH_NOARGS,
+     "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
      "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={})\n"
      "Build a knowledge base for analyze()."},

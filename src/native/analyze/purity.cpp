@@ -248,9 +248,8 @@ class DefTime {
     if (chain(f, dotted, spelled, root, line)) {
       callee = dotted;
       std::string what = code == Code::ImpureDecorator ? "decorated with @" + spelled + "(...)" : "calls " + spelled + "()";
-      if (!check_resolution(spelled.substr(0, spelled.find('.')), root, line)) {
-      } else if (impure_name(dotted, spelled, root, line)) {
-      } else {
+      // A known-impure callee is an impure call; the KB's reason explains it.
+      if (check_resolution(spelled.substr(0, spelled.find('.')), root, line)) {
         switch (root.kind) {
           case Resolution::Builtin:
           case Resolution::Import:

@@ -7,26 +7,34 @@ namespace lazyexec::analyze {
 namespace {
 
 // Names an eager statement may touch: what it mentions, plus what the code it
-// may call mentions or writes (transitively through the units that bind the
-// names), so `register()` touches what `register`'s body touches.
+// may reach mentions or writes. Code is reached through the units binding a
+// reached name: their call_reads (function bodies that may run) and, to find
+// the classes behind values, their def_reads. A def_read is followed but not
+// itself counted as touched: reaching `obj = Cls()` means Cls's methods may
+// run, not that Cls is rebound.
 Names touched_by(const Unit& stmt, const std::map<std::string, std::vector<int>>& binders,
                  const std::vector<Unit>& units) {
-  Names seen;
+  Names touched(stmt.mentions.begin(), stmt.mentions.end());
+  Names reached;
   std::vector<std::string> work(stmt.mentions.begin(), stmt.mentions.end());
   while (!work.empty()) {
     std::string name = std::move(work.back());
     work.pop_back();
-    if (!seen.insert(name).second) continue;
+    if (!reached.insert(name).second) continue;
     auto it = binders.find(name);
     if (it == binders.end()) continue;
     for (int b : it->second) {
       const Unit& u = units[(size_t)b];
-      for (const Names* set : {&u.def_reads, &u.call_reads, &u.global_writes})
-        for (const auto& n : *set)
-          if (!seen.count(n)) work.push_back(n);
+      for (const Names* set : {&u.call_reads, &u.global_writes})
+        for (const auto& n : *set) {
+          touched.insert(n);
+          if (!reached.count(n)) work.push_back(n);
+        }
+      for (const auto& n : u.def_reads)
+        if (!reached.count(n)) work.push_back(n);
     }
   }
-  return seen;
+  return touched;
 }
 
 }  // namespace
