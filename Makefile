@@ -18,8 +18,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 
 setup: system-deps $(BIN)/python
-	@$(BIN)/python -c "import scikit_build_core, cmake, ninja" 2>/dev/null || \
-	  $(BIN)/python -m pip install -q --upgrade "scikit-build-core>=0.9" cmake ninja
+	@# Build tools live in the venv itself (a system-site copy has no scripts in $(BIN)).
+	@test -x $(BIN)/cmake -a -x $(BIN)/ninja || \
+	  $(BIN)/python -m pip install -q --ignore-installed cmake ninja
+	@$(BIN)/python -c "import scikit_build_core" 2>/dev/null || \
+	  $(BIN)/python -m pip install -q "scikit-build-core>=0.9"
 	$(BIN)/python -m pip install -q --no-build-isolation ".[test]"
 	@$(BIN)/python -c "import lazyexec._lazyexec" && test -x $(BIN)/lazyexec
 
