@@ -1,6 +1,8 @@
 // call_reads and global_writes come from CPython's own symbol table, so
 // scoping rules (comprehension inlining in 3.12, PEP 695 annotation scopes)
 // are the running interpreter's, not a re-implementation.
+#include <algorithm>
+
 #include "analyze/analyzer_impl.h"
 
 namespace lazyexec::analyze {
@@ -78,24 +80,26 @@ void Analyzer::collect_scopes(PyObject* source, PyObject* filename) {
   const SymtableConsts& c = consts(mod);
   py::Ref top = py::check(PyObject_CallMethod(mod, "symtable", "OOs", source, filename, "exec"));
   py::Ref children = py::check(PyObject_GetAttrString(top.get(), "children"));
+  // Unit spans by start line (units are already in source order). Spans are
+  // disjoint or nested (a decided `if` holds its branch), so the innermost
+  // unit holding a line is the latest-starting one that reaches it.
+  std::vector<std::pair<int, int>> spans;  // (start, end) per unit id
+  spans.reserve(units_.size());
+  for (const auto& u : units_) spans.emplace_back(u.line, unit_nodes_[(size_t)u.id].end_line());
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children.get()); ++i) {
     PyObject* ste = PyList_GET_ITEM(children.get(), i);
-    long line = attr_long(ste, "lineno");
-    // The innermost unit(s) whose span holds the scope's line. Several
-    // statements on one line share it: each gets the facts (a superset is safe).
-    int best_span = -1;
+    int line = (int)attr_long(ste, "lineno");
+    auto after = std::upper_bound(spans.begin(), spans.end(), line,
+                                  [](int l, const std::pair<int, int>& s) { return l < s.first; });
+    // Several statements on one line share a start: each gets the facts (a superset is safe).
     std::vector<int> owners;
-    for (const auto& u : units_) {
-      Node s = unit_nodes_[(size_t)u.id];
-      int lo = u.line, hi = s.end_line();
-      if (line < lo || line > hi) continue;
-      int span = hi - lo;
-      if (best_span < 0 || span < best_span) {
-        best_span = span;
-        owners = {u.id};
-      } else if (span == best_span) {
-        owners.push_back(u.id);
-      }
+    int owner_start = -1;
+    for (auto it = after; it != spans.begin();) {
+      --it;
+      if (owner_start >= 0 && it->first != owner_start) break;
+      if (it->second < line) continue;
+      owner_start = it->first;
+      owners.push_back((int)(it - spans.begin()));
     }
     Names reads, writes;
     walk(ste, c, false, reads, writes);
