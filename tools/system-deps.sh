@@ -5,7 +5,11 @@ need=()
 command -v g++ >/dev/null || need+=(g++)
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
 command -v ccache >/dev/null || need+=(ccache)
-python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
+  inc=$(/usr/bin/python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+  [ -f "$inc/Python.h" ] || need+=(python3-dev)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "lazyexec: missing system packages: ${need[*]} (run as root or install them)" >&2

@@ -1,0 +1,3 @@
+"""The inventory application's package."""
+
+__lazy_module__ = True
