@@ -347,10 +347,7 @@ class DefTime {
     if (!args) return;
     for (Node d : args.list("defaults")) expr(d);
     for (Node d : args.list("kw_defaults")) expr(d);
-    if (!annotations || a_.future_annotations_) return;
-    for (const char* f : {"posonlyargs", "args", "kwonlyargs"})
-      for (Node a : args.list(f)) expr(a.get("annotation"));
-    for (const char* f : {"vararg", "kwarg"}) expr(args.get(f).get("annotation"));
+    if (annotations) arguments_annotations(args);
   }
 
   void decorator(Node d) {
@@ -389,13 +386,36 @@ class DefTime {
 
   void function(Node f) {
     for (Node d : f.list("decorator_list")) decorator(d);
-    arguments(f.get("args"), true);
+    // PEP 695: defaults are evaluated outside the type-parameter scope,
+    // annotations inside it.
+    arguments(f.get("args"), false);
+    bool generic = push_type_params(f);
+    arguments_annotations(f.get("args"));
     if (!a_.future_annotations_) expr(f.get("returns"));
+    if (generic) scopes_.pop_back();
+  }
+
+  // Pushes a scope holding a generic definition's type parameters (3.12+).
+  bool push_type_params(Node def) {
+    std::vector<Node> params = def.list("type_params");
+    if (params.empty()) return false;
+    Scope s;
+    for (Node p : params) s.names.insert(p.str("name"));
+    scopes_.push_back(std::move(s));
+    return true;
+  }
+
+  void arguments_annotations(Node args) {
+    if (!args || a_.future_annotations_) return;
+    for (const char* f : {"posonlyargs", "args", "kwonlyargs"})
+      for (Node a : args.list(f)) expr(a.get("annotation"));
+    for (const char* f : {"vararg", "kwarg"}) expr(args.get(f).get("annotation"));
   }
 
   // Rule 3. Fills `info` for later subclasses.
   void class_def(Node c, ClassInfo& info) {
     for (Node d : c.list("decorator_list")) decorator(d);
+    bool generic = push_type_params(c);  // bases, keywords and body see them
     for (Node b : c.list("bases")) base(b, info);
     for (Node kw : c.list("keywords")) {
       if (kw.str("arg") == "metaclass") metaclass(kw.get("value"), info);
@@ -406,6 +426,7 @@ class DefTime {
     scopes_.push_back(std::move(s));
     for (Node st : c.list("body")) class_statement(st, info);
     scopes_.pop_back();
+    if (generic) scopes_.pop_back();
   }
 
   void base(Node b, ClassInfo& info) {
