@@ -17,7 +17,7 @@ BROKEN_ON_PURPOSE = re.compile(r"(lib2to3/tests/data/|/test/(tokenizedata/)?bad|
 def test_census_over_the_whole_stdlib():
     census = take(stdlib_root())
     data = census.to_json(15)
-    assert data["modules"] > 1000
+    assert data["modules"] > 500  # Debian ships the test package separately
     unexpected = [f for f in data["failures"] if not BROKEN_ON_PURPOSE.search(f["file"])]
     assert not unexpected, unexpected
     # Every kind that can be deferred is deferred somewhere in the stdlib.
