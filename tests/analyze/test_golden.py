@@ -54,3 +54,21 @@ def test_every_reason_code_is_exercised():
     unreachable = {"impure-expression"}
     missing = all_codes - used - unreachable
     assert not missing, f"reason codes without a golden case: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES if c.runnable])
+def test_case_compiles_under_this_interpreter(case):
+    """Real CPython is the oracle for the snippet being valid Python."""
+    compile(case.source_bytes(), case.name, "exec", dont_inherit=True)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES if "oracle" in c.options])
+def test_oracle_eager_execution(case):
+    """Where a reason claims what eager execution does, run it eagerly and see."""
+    namespace: dict = {"__name__": "oracle"}
+    code = compile(case.source_bytes(), case.name, "exec", dont_inherit=True)
+    if case.options["oracle"] == "NameError":
+        with pytest.raises(NameError):
+            exec(code, namespace)
+    else:
+        exec(code, namespace)
