@@ -1,9 +1,43 @@
 """lazyexec: run each module's top-level definitions only when first used.
 
 This module is imported at every start-up lazyexec accelerates, so it imports
-nothing heavy: the analyzer and the command line load on demand.
+nothing heavy: the analyzer, runtime and command line load on demand.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "activate", "pending", "is_pending", "materialize_all", "stats"]
+
+
+def activate(config=None):
+    """Load modules selected by policy lazily from now on."""
+    from lazyexec.importer import activate as _activate
+
+    return _activate(config)
+
+
+def pending(mod):
+    """Names of `mod` whose defining statements have not run yet."""
+    from lazyexec.runtime import pending as _pending
+
+    return _pending(mod)
+
+
+def is_pending(mod, name):
+    from lazyexec.runtime import is_pending as _is_pending
+
+    return _is_pending(mod, name)
+
+
+def materialize_all(mod=None):
+    """Run every pending unit (of `mod`, or of every lazily loaded module)."""
+    from lazyexec.runtime import materialize_all as _materialize_all
+
+    return _materialize_all(mod)
+
+
+def stats():
+    """Per lazily loaded module: units, deferred, materialized, never used, time."""
+    from lazyexec.runtime import stats as _stats
+
+    return _stats()

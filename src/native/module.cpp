@@ -5,6 +5,9 @@
 #include <memory>
 
 #include "analyze/analyzer.h"
+#include "compile/compiler.h"
+#include "runtime/lazy_globals.h"
+#include "runtime/module_state.h"
 #include "py/handle.h"
 
 namespace lazyexec {
@@ -143,6 +146,167 @@ PyObject* analyze_source(PyObject*, PyObject* args, PyObject* kwargs) {
   }
 }
 
+// compile(source, filename, knowledge, module=None, is_package=False):
+// the analysis plus code objects: "code" per unit (None when eager) and
+// "steps", the eager part as ("run", code) and ("force", [unit ids]).
+PyObject* compile_source(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"source", "filename", "knowledge", "module", "is_package", nullptr};
+  PyObject *source, *filename, *capsule;
+  const char* module = "";
+  int is_package = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|zp", const_cast<char**>(kwlist), &source, &filename, &capsule,
+                                   &module, &is_package))
+    return nullptr;
+  auto* kb = static_cast<analyze::KnowledgeBase*>(PyCapsule_GetPointer(capsule, kKnowledgeCapsule));
+  if (!kb) return nullptr;
+  try {
+    analyze::ModuleInfo info{module ? module : "", is_package != 0};
+    analyze::ModuleAnalysis m = analyze::analyze(source, filename, *kb, info);
+    compile::CompiledModule c = compile::compile_module(m, filename);
+    Ref out = to_python(m);
+    Ref codes = list_of(c.unit_code, [](const Ref& code) { return code ? code : Ref::borrow(Py_None); });
+    set(out.get(), "code", codes);
+    Ref steps = list_of(c.steps, [](const compile::Step& st) {
+      if (st.kind == compile::Step::Run) return py::check(Py_BuildValue("(sO)", "run", st.code.get()));
+      Ref ids = list_of(st.units, [](int id) { return py::check(PyLong_FromLong(id)); });
+      return py::check(Py_BuildValue("(sO)", "force", ids.get()));
+    });
+    set(out.get(), "steps", steps);
+    set(out.get(), "flags", py::check(PyLong_FromLong(c.flags)));
+    return out.release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+runtime::ModuleState* state_arg(PyObject* globals) {
+  runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
+  if (!st) PyErr_SetString(PyExc_ValueError, "lazyexec: not the namespace of a lazily loaded module");
+  return st;
+}
+
+// install(globals, units, module): units[i] is None (eager) or
+// (code, binds, deps, where). Makes `globals` a trapping dict.
+PyObject* install(PyObject*, PyObject* args) {
+  PyObject *globals, *units;
+  const char* module;
+  if (!PyArg_ParseTuple(args, "O!O!s", &PyDict_Type, &globals, &PyList_Type, &units, &module)) return nullptr;
+  if (runtime::state_of(globals)) {
+    PyErr_SetString(PyExc_RuntimeError, "lazyexec: module namespace already installed");
+    return nullptr;
+  }
+  try {
+    std::vector<runtime::UnitRecord> records((size_t)PyList_GET_SIZE(units));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
+      PyObject* spec = PyList_GET_ITEM(units, i);
+      runtime::UnitRecord& r = records[(size_t)i];
+      if (spec == Py_None) {
+        r.state = runtime::UnitRecord::Done;
+        continue;
+      }
+      PyObject *code, *binds, *deps, *where;
+      if (!PyArg_ParseTuple(spec, "O!OOU", &PyCode_Type, &code, &binds, &deps, &where)) return nullptr;
+      r.code = Ref::borrow(code);
+      r.where = py::utf8(where);
+      Ref it = py::check(PyObject_GetIter(binds));
+      while (Ref b = Ref::steal(PyIter_Next(it.get()))) r.binds.push_back(py::utf8(b.get()));
+      if (PyErr_Occurred()) return nullptr;
+      Ref dit = py::check(PyObject_GetIter(deps));
+      while (Ref d = Ref::steal(PyIter_Next(dit.get()))) r.deps.push_back((int)PyLong_AsLong(d.get()));
+      if (PyErr_Occurred()) return nullptr;
+    }
+    if (runtime::make_trapping(globals) < 0) return nullptr;
+    runtime::ModuleState& st = runtime::create_state(globals);
+    st.module = module;
+    st.units = std::move(records);
+    for (size_t i = 0; i < st.units.size(); ++i)
+      if (st.units[i].code)
+        for (const auto& b : st.units[i].binds) st.pending[b] = (int)i;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* force(PyObject*, PyObject* args) {
+  PyObject *globals, *ids;
+  if (!PyArg_ParseTuple(args, "OO", &globals, &ids)) return nullptr;
+  runtime::ModuleState* st = state_arg(globals);
+  if (!st) return nullptr;
+  Ref it = Ref::steal(PyObject_GetIter(ids));
+  if (!it) return nullptr;
+  while (Ref id = Ref::steal(PyIter_Next(it.get())))
+    if (runtime::materialize(*st, (int)PyLong_AsLong(id.get())) < 0) return nullptr;
+  if (PyErr_Occurred()) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// lookup(globals, name) -> (found, value): materializes a pending name.
+PyObject* lookup(PyObject*, PyObject* args) {
+  PyObject *globals, *name;
+  if (!PyArg_ParseTuple(args, "O!U", &PyDict_Type, &globals, &name)) return nullptr;
+  PyObject* v = PyDict_GetItemWithError(globals, name);
+  if (!v && !PyErr_Occurred()) {
+    if (runtime::ModuleState* st = runtime::state_of(globals)) {
+      if (runtime::materialize_name(*st, name) < 0) return nullptr;
+      v = PyDict_GetItemWithError(globals, name);
+    }
+  }
+  if (PyErr_Occurred()) return nullptr;
+  if (!v) return Py_BuildValue("(OO)", Py_False, Py_None);
+  return Py_BuildValue("(OO)", Py_True, v);
+}
+
+PyObject* pending(PyObject*, PyObject* globals) {
+  runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
+  Ref l = Ref::steal(PyList_New(0));
+  if (!l) return nullptr;
+  if (st)
+    for (const auto& [name, unit] : st->pending) {
+      (void)unit;
+      Ref s = Ref::steal(PyUnicode_FromStringAndSize(name.data(), (Py_ssize_t)name.size()));
+      if (!s || PyList_Append(l.get(), s.get()) < 0) return nullptr;
+    }
+  if (PyList_Sort(l.get()) < 0) return nullptr;
+  return l.release();
+}
+
+// materialize_all(globals, public_only=False)
+PyObject* materialize_all(PyObject*, PyObject* args) {
+  PyObject* globals;
+  int public_only = 0;
+  if (!PyArg_ParseTuple(args, "O|p", &globals, &public_only)) return nullptr;
+  runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
+  if (!st) Py_RETURN_NONE;
+  for (size_t i = 0; i < st->units.size(); ++i) {
+    const auto& u = st->units[i];
+    if (u.state != runtime::UnitRecord::Pending || !u.code) continue;
+    bool wanted = !public_only;
+    for (const auto& b : u.binds)
+      if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;
+    if (wanted && runtime::materialize(*st, (int)i) < 0) return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* module_stats(PyObject*, PyObject* globals) {
+  runtime::ModuleState* st = state_arg(globals);
+  if (!st) return nullptr;
+  long deferred = 0, pending_units = 0;
+  for (const auto& u : st->units)
+    if (u.code) {
+      deferred++;
+      if (u.state == runtime::UnitRecord::Pending) pending_units++;
+    }
+  return Py_BuildValue("{s:s,s:n,s:l,s:l,s:l,s:l,s:d}", "module", st->module.c_str(), "units",
+                       (Py_ssize_t)st->units.size(), "deferred", deferred, "materialized", st->materialized,
+                       "pending", pending_units, "failures", st->failures, "seconds", st->seconds);
+}
+
+PyObject* is_trapping(PyObject*, PyObject* globals) {
+  return PyBool_FromLong(Py_TYPE(globals) == runtime::lazy_globals_type());
+}
+
 PyObject* reason_codes(PyObject*, PyObject*) {
   try {
     Ref l = py::check(PyList_New(0));
@@ -160,6 +324,15 @@ PyObject* reason_codes(PyObject*, PyObject*) {
 }
 
 PyMethodDef methods[] = {
+    {"compile", (PyCFunction)(void (*)(void))compile_source, METH_VARARGS | METH_KEYWORDS,
+     "compile(source, filename, knowledge, module=None, is_package=False) -> dict with code and steps."},
+    {"install", install, METH_VARARGS, "install(globals, units, module): make globals a trapping namespace."},
+    {"force", force, METH_VARARGS, "force(globals, ids): materialize these units (stable-inputs plan)."},
+    {"lookup", lookup, METH_VARARGS, "lookup(globals, name) -> (found, value), materializing a pending name."},
+    {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
+    {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False)."},
+    {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
+    {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,

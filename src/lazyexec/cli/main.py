@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lazyexec", description="Run each module's top-level definitions only when first used.")
     p.add_argument("--version", action="version", version=f"lazyexec {lazyexec.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="run a program with lazy loading: run (SCRIPT.py | -m MODULE | COMMAND) [ARGS...]",
+                   add_help=False)
 
     ex = sub.add_parser("explain", help="show each top-level statement's verdict (lazy or eager) and why",
                         description="Show every top-level statement of a module with its verdict and the reason. "
@@ -32,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        # Everything after the target belongs to the program: no argparse here.
+        from lazyexec.cli import run
+
+        return run.run(argv[1:])
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

@@ -151,6 +151,22 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   out.statements = (int)stmts_.size();
   out.top_level_statements = (int)body.size();
   out.future_annotations = future_annotations_;
+  // Hand the tree to the compile stage.
+  PyObject* tree = tree_.get();
+  Py_INCREF(tree);
+  out.syntax.tree = std::shared_ptr<void>(tree, [](void* p) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_DECREF(static_cast<PyObject*>(p));
+    PyGILState_Release(g);
+  });
+  for (const auto& u : units_) {
+    std::vector<void*> nodes;
+    for (int st : u.stmts) nodes.push_back(stmts_[(size_t)st].node.raw());
+    out.syntax.statements.push_back(std::move(nodes));
+    Node alias = unit_alias_[(size_t)u.id];
+    out.syntax.alias.push_back(alias ? alias.raw() : nullptr);
+    if (u.kind == "future-import" && alias) out.syntax.future_features.push_back(alias.str("name"));
+  }
   out.units = std::move(units_);
   return out;
 }

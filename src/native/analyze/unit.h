@@ -3,6 +3,7 @@
 // later stages (compile, store) and the C++ tests can use it directly.
 #pragma once
 
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,8 +39,20 @@ struct Force {
   std::vector<int> units;
 };
 
+// What the compile stage needs of the parsed tree: for each unit, the
+// statement nodes it covers and, for a split import, the alias it binds.
+// Borrowed from `tree`, which this struct keeps alive (an opaque PyObject*
+// owner so this header stays free of Python.h).
+struct SyntaxRefs {
+  std::shared_ptr<void> tree;
+  std::vector<std::vector<void*>> statements;  // per unit: ast.stmt nodes
+  std::vector<void*> alias;                     // per unit: ast.alias or nullptr
+  std::vector<std::string> future_features;     // from __future__ import ...
+};
+
 struct ModuleAnalysis {
   std::vector<Unit> units;
+  SyntaxRefs syntax;
   std::vector<Force> forces;
   int statements = 0;          // flattened top-level statements
   int top_level_statements = 0;  // statements of the module body as written

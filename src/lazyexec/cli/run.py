@@ -1,0 +1,40 @@
+"""`lazyexec run (script.py | -m module | console-script) [args]`: start a
+program with lazy loading active. The main script itself runs as usual; the
+modules it imports load lazily as policy selects."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shutil
+import sys
+
+from lazyexec.cli.main import fail
+
+USAGE = "usage: lazyexec run (SCRIPT.py | -m MODULE | CONSOLE-SCRIPT) [ARGS...]"
+
+
+def run(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    from lazyexec import activate
+
+    if argv[0] == "-m":
+        if len(argv) < 2:
+            return fail(USAGE)
+        module, rest = argv[1], argv[2:]
+        activate()
+        sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path
+        sys.path.insert(0, os.getcwd())
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return 0
+    target, rest = argv[0], argv[1:]
+    path = target if os.path.exists(target) else shutil.which(target)
+    if path is None:
+        return fail(f"{target}: no such script or command")
+    activate()
+    sys.argv = [path, *rest]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    runpy.run_path(path, run_name="__main__")
+    return 0

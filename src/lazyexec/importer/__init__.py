@@ -1,0 +1,132 @@
+"""The import stage: a sys.meta_path finder claims the modules policy selects
+and leaves every other module to the normal machinery.
+
+Finder, spec and loader stay separate (as in importlib): the finder only
+answers with a spec whose loader is a LazySourceLoader.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.machinery
+import os
+import re
+import sys
+import warnings
+
+from lazyexec.config import Config
+
+MARKER = re.compile(rb"^__lazy_module__\s*(?::[^=\n]*)?=\s*True\b", re.M)
+
+
+class Policy:
+    def __init__(self, config: Config):
+        self.config = config
+        from lazyexec.analyze import knowledge_data
+
+        kb = knowledge_data(config)
+        self.never = list(kb["never_lazy"])
+
+    def _match(self, patterns, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+    def never_lazy(self, name: str) -> bool:
+        parts = name.split(".")
+        return any(self._match(self.never, ".".join(parts[: i + 1])) for i in range(len(parts)))
+
+    def claims(self, name: str, path: str) -> bool:
+        if self.never_lazy(name) or self._match(self.config.exclude, name):
+            return False
+        if self.config.include and not self._match(self.config.include, name):
+            return False
+        if self.config.mode == "all":
+            return True
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        return b"__lazy_module__" in data and MARKER.search(data) is not None
+
+
+class LazySourceLoader(importlib.machinery.SourceFileLoader):
+    config: Config = Config()
+
+    def exec_module(self, module):
+        from lazyexec import compile as compile_stage, store
+        from lazyexec.analyze import knowledge_hash
+        from lazyexec.runtime import run_plan
+
+        path = self.path
+        try:
+            st = os.stat(path)
+            source = self.get_data(path)
+        except OSError:
+            return super().exec_module(module)
+        key = store.key_for(knowledge_hash(self.config))
+        plan = store.load(path, st.st_mtime_ns, st.st_size, key)
+        if plan is None:
+            plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
+                                            self.config)
+            if plan is None:
+                return super().exec_module(module)  # nothing to defer: the normal .pyc path
+            store.save(path, plan, st.st_mtime_ns, st.st_size, key)
+        run_plan(module, plan)
+
+
+class LazyFinder:
+    """Placed first on sys.meta_path by lazyexec.activate()."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.policy = Policy(config)
+        self.loader_class = type("LazySourceLoader", (LazySourceLoader,), {"config": config})
+
+    def find_spec(self, fullname, path=None, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            return None
+        origin = spec.origin
+        if not origin or not origin.endswith(".py") or not self.policy.claims(fullname, origin):
+            return None
+        spec.loader = self.loader_class(fullname, origin)
+        return spec
+
+    def invalidate_caches(self):
+        pass
+
+
+_active: LazyFinder | None = None
+
+
+def activate(config: Config | None = None) -> LazyFinder | None:
+    """Install the finder once. LAZYEXEC=0 turns everything off."""
+    global _active
+    if os.environ.get("LAZYEXEC") == "0":
+        return None
+    if _active is not None:
+        return _active
+    if config is None:
+        from lazyexec import config as config_mod
+
+        try:
+            config = config_mod.load()
+        except config_mod.ConfigError as e:
+            warnings.warn(f"lazyexec: {e}; lazy loading is off", RuntimeWarning, stacklevel=2)
+            return None
+    _active = LazyFinder(config)
+    sys.meta_path.insert(0, _active)
+    if os.environ.get("LAZYEXEC_STATS") == "1":
+        import atexit
+
+        from lazyexec.runtime import print_stats
+
+        atexit.register(print_stats)
+    return _active
+
+
+def deactivate() -> None:
+    global _active
+    if _active is not None and _active in sys.meta_path:
+        sys.meta_path.remove(_active)
+    _active = None

@@ -1,0 +1,117 @@
+"""The runtime from Python: run a module's plan, PEP 562 hooks, the API.
+
+Materialization itself is C++ (src/native/runtime); this layer installs a
+module's plan and offers the public API (`lazyexec.pending` etc.).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+from lazyexec import _lazyexec
+
+# Modules loaded lazily in this process, in load order (for stats).
+loaded: list[str] = []
+
+
+def _hooks(module: types.ModuleType):
+    """The module's PEP 562 __getattr__ and __dir__, chaining to its own."""
+    g = module.__dict__
+    name = module.__name__
+    own: dict = {}
+
+    def __getattr__(attr):
+        found, value = _lazyexec.lookup(g, attr)
+        if found:
+            return value
+        if attr == "__all__":
+            # `from m import *` without __all__: every public pending unit runs
+            # first, so the star import then sees them in __dict__.
+            _lazyexec.materialize_all(g, True)
+        own_getattr = own.get("getattr")
+        if own_getattr is not None:
+            return own_getattr(attr)
+        raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+
+    def __dir__():
+        own_dir = own.get("dir")
+        names = set(own_dir()) if own_dir is not None else set(dict.keys(g))
+        names.update(_lazyexec.pending(g))
+        if own.get("getattr") is None:
+            names.discard("__getattr__")
+        if own_dir is None:
+            names.discard("__dir__")
+        return sorted(names)
+
+    return __getattr__, __dir__, own
+
+
+def run_plan(module: types.ModuleType, plan) -> None:
+    g = module.__dict__
+    _lazyexec.install(g, plan.units, module.__name__)
+    getattr_hook, dir_hook, own = _hooks(module)
+    dict.__setitem__(g, "__getattr__", getattr_hook)
+    dict.__setitem__(g, "__dir__", dir_hook)
+    for kind, payload in plan.steps:
+        if kind == "run":
+            exec(payload, g)
+        else:
+            _lazyexec.force(g, payload)
+    # The module's own PEP 562 hooks (eager dunder units) take the chain.
+    for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
+        current = dict.get(g, key)
+        if current is not hook:
+            own[slot] = current
+            dict.__setitem__(g, key, hook)
+    loaded.append(module.__name__)
+    at_import = dict.get(g, "__at_import__")
+    if callable(at_import):
+        at_import()
+
+
+def _namespace(mod) -> dict:
+    if isinstance(mod, str):
+        mod = sys.modules[mod]
+    return mod.__dict__
+
+
+def pending(mod) -> list[str]:
+    """Names of `mod` (a module or its name) whose defining units have not run."""
+    return _lazyexec.pending(_namespace(mod))
+
+
+def is_pending(mod, name: str) -> bool:
+    return name in pending(mod)
+
+
+def materialize_all(mod=None) -> None:
+    """Run every pending unit of `mod`, or of every lazily loaded module."""
+    if mod is not None:
+        _lazyexec.materialize_all(_namespace(mod))
+        return
+    for name in list(loaded):
+        m = sys.modules.get(name)
+        if m is not None and _lazyexec.is_trapping(m.__dict__):
+            _lazyexec.materialize_all(m.__dict__)
+
+
+def stats() -> list[dict]:
+    out = []
+    for name in loaded:
+        m = sys.modules.get(name)
+        if m is not None and _lazyexec.is_trapping(m.__dict__):
+            s = _lazyexec.module_stats(m.__dict__)
+            s["never_used"] = s["pending"]
+            out.append(s)
+    return out
+
+
+def print_stats(file=None) -> None:
+    file = file or sys.stderr
+    rows = stats()
+    print(f"lazyexec: {len(rows)} lazily loaded module(s)", file=file)
+    print(f"{'module':<40}{'units':>7}{'deferred':>10}{'materialized':>14}{'never used':>12}{'ms':>8}", file=file)
+    for s in rows:
+        print(f"{s['module']:<40}{s['units']:>7}{s['deferred']:>10}{s['materialized']:>14}{s['never_used']:>12}"
+              f"{s['seconds'] * 1000:>8.1f}", file=file)

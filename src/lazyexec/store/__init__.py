@@ -1,0 +1,150 @@
+"""The store stage: one artifact per module, next to its .pyc.
+
+Layout (docs/artifact-format.md):
+
+    offset size  field
+    0      4     magic b"LZEX"
+    4      2     format version (little endian)
+    6      2     flags (0)
+    8      4     the interpreter's bytecode magic (importlib.util.MAGIC_NUMBER)
+    12     8     source mtime in nanoseconds
+    20     8     source size
+    28     16    key: lazyexec version + knowledge-base hash, hashed
+    44     ...   marshal payload: (units, steps)
+
+Invalidated like a .pyc (source mtime and size), and by interpreter magic,
+format version and key. Written atomically (temp file + rename). A truncated
+or corrupt artifact is ignored with one warning and rebuilt: never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import marshal
+import os
+import struct
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+
+MAGIC = b"LZEX"
+FORMAT = 1
+HEADER = struct.Struct("<4sHH4sQQ16s")
+SUFFIX = ".lzx"
+
+
+class CorruptArtifact(ValueError):
+    pass
+
+
+@dataclass
+class Plan:
+    """What the runtime needs to load one module lazily."""
+
+    units: list  # per unit: None (eager) or (code, binds, deps, where)
+    steps: list  # ("run", code) | ("force", [unit ids])
+
+    @property
+    def deferred(self) -> int:
+        return sum(1 for u in self.units if u is not None)
+
+
+def artifact_path(source_path: str) -> str:
+    cached = importlib.util.cache_from_source(source_path)
+    return cached[: -len(".pyc")] + SUFFIX
+
+
+def fallback_path(source_path: str) -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    digest = hashlib.sha256(os.path.abspath(source_path).encode()).hexdigest()[:24]
+    tag = sys.implementation.cache_tag
+    return os.path.join(base, "lazyexec", f"{digest}.{tag}{SUFFIX}")
+
+
+def key_for(knowledge_hash: str) -> bytes:
+    from lazyexec import __version__
+
+    return hashlib.sha256(f"{__version__}:{FORMAT}:{knowledge_hash}".encode()).digest()[:16]
+
+
+def encode(plan: Plan, mtime_ns: int, size: int, key: bytes) -> bytes:
+    header = HEADER.pack(MAGIC, FORMAT, 0, importlib.util.MAGIC_NUMBER, mtime_ns, size, key)
+    return header + marshal.dumps((plan.units, plan.steps))
+
+
+def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
+    """The plan, None when stale, CorruptArtifact when damaged."""
+    if len(data) < HEADER.size:
+        raise CorruptArtifact("truncated header")
+    magic, fmt, _flags, pymagic, a_mtime, a_size, a_key = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise CorruptArtifact("bad magic")
+    if fmt != FORMAT or pymagic != importlib.util.MAGIC_NUMBER or a_key != key:
+        return None  # another lazyexec, interpreter or knowledge base: rebuild quietly
+    if a_mtime != mtime_ns or a_size != size:
+        return None
+    try:
+        units, steps = marshal.loads(data[HEADER.size:])
+    except (EOFError, ValueError, TypeError) as e:
+        raise CorruptArtifact(f"bad payload: {e}") from None
+    if not isinstance(units, list) or not isinstance(steps, list):
+        raise CorruptArtifact("bad payload structure")
+    for step in steps:
+        if not (isinstance(step, tuple) and len(step) == 2 and step[0] in ("run", "force")):
+            raise CorruptArtifact("bad step")
+    for u in units:
+        if u is not None and not (isinstance(u, tuple) and len(u) == 4):
+            raise CorruptArtifact("bad unit")
+    return Plan(units, steps)
+
+
+def write_atomic(path: str, data: bytes) -> bool:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".lzx-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return True
+    except OSError:
+        return False
+
+
+def read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
+    for path in (artifact_path(source_path), fallback_path(source_path)):
+        data = read(path)
+        if data is None:
+            continue
+        try:
+            plan = decode(data, mtime_ns, size, key)
+        except CorruptArtifact as e:
+            warnings.warn(f"lazyexec: ignoring corrupt artifact {path} ({e}); rebuilding", RuntimeWarning, stacklevel=2)
+            continue
+        if plan is not None:
+            return plan
+    return None
+
+
+def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes) -> None:
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.dont_write_bytecode:
+        return
+    data = encode(plan, mtime_ns, size, key)
+    if not write_atomic(artifact_path(source_path), data):
+        write_atomic(fallback_path(source_path), data)

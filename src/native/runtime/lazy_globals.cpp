@@ -1,0 +1,135 @@
+#include "runtime/lazy_globals.h"
+
+#include "runtime/module_state.h"
+
+namespace lazyexec::runtime {
+namespace {
+
+PyTypeObject LazyGlobals = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyMappingMethods mapping;
+PySequenceMethods sequence;
+
+PyObject* lookup(PyObject* self, PyObject* key) {
+  PyObject* v = PyDict_GetItemWithError(self, key);
+  if (v) return Py_NewRef(v);
+  if (PyErr_Occurred()) return nullptr;
+  if (ModuleState* st = state_of(self)) {
+    int ran = materialize_name(*st, key);
+    if (ran < 0) return nullptr;
+    if (ran > 0) {
+      v = PyDict_GetItemWithError(self, key);
+      if (v) return Py_NewRef(v);
+      if (PyErr_Occurred()) return nullptr;
+    }
+  }
+  return nullptr;  // no exception: absent
+}
+
+// d[key]: the interpreter's global and name lookups land here on a miss.
+// Builtins are not answered here: `globals()["len"]` must stay a KeyError.
+PyObject* subscript(PyObject* self, PyObject* key) {
+  PyObject* v = lookup(self, key);
+  if (!v && !PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, key);
+  return v;
+}
+
+// del d[key] on a pending name cancels it: it is never resurrected.
+int ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
+  if (value) return PyDict_SetItem(self, key, value);
+  int has = PyDict_Contains(self, key);
+  if (has < 0) return -1;
+  ModuleState* st = state_of(self);
+  if (st && PyUnicode_Check(key)) {
+    std::string name = py::utf8(key);
+    auto it = st->pending.find(name);
+    if (it != st->pending.end()) {
+      st->pending.erase(it);
+      st->cancelled.insert(name);
+      if (!has) return 0;
+    }
+  }
+  if (!has) {
+    PyErr_SetObject(PyExc_KeyError, key);
+    return -1;
+  }
+  return PyDict_DelItem(self, key);
+}
+
+int contains(PyObject* self, PyObject* key) {
+  int has = PyDict_Contains(self, key);
+  if (has != 0) return has;
+  ModuleState* st = state_of(self);
+  return st && PyUnicode_Check(key) && st->pending.count(py::utf8(key)) ? 1 : 0;
+}
+
+PyObject* get(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "get expected 1 or 2 arguments");
+    return nullptr;
+  }
+  PyObject* v = lookup(self, args[0]);
+  if (v || PyErr_Occurred()) return v;
+  return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+}
+
+PyMethodDef methods[] = {
+    {"get", (PyCFunction)(void (*)(void))get, METH_FASTCALL, "D.get(k[,d]): pending names materialize first."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+void dealloc(PyObject* self) {
+  forget_state(self);
+  PyDict_Type.tp_dealloc(self);
+}
+
+}  // namespace
+
+bool ready_lazy_globals() {
+  static int ready = 0;  // 0 unknown, 1 ready, -1 refused
+  if (ready) return ready > 0;
+  LazyGlobals.tp_name = "lazyexec.LazyGlobals";
+  LazyGlobals.tp_basicsize = PyDict_Type.tp_basicsize;  // identical layout: settle swaps the type back
+  LazyGlobals.tp_itemsize = PyDict_Type.tp_itemsize;
+  LazyGlobals.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  LazyGlobals.tp_base = &PyDict_Type;
+  LazyGlobals.tp_dealloc = dealloc;
+  LazyGlobals.tp_traverse = PyDict_Type.tp_traverse;
+  LazyGlobals.tp_clear = PyDict_Type.tp_clear;
+  LazyGlobals.tp_free = PyDict_Type.tp_free ? PyDict_Type.tp_free : PyObject_GC_Del;
+  LazyGlobals.tp_doc = "A module namespace whose missing names may be pending lazy units.";
+  mapping = *PyDict_Type.tp_as_mapping;
+  mapping.mp_subscript = subscript;
+  mapping.mp_ass_subscript = ass_subscript;
+  LazyGlobals.tp_as_mapping = &mapping;
+  sequence = *PyDict_Type.tp_as_sequence;
+  sequence.sq_contains = contains;
+  LazyGlobals.tp_as_sequence = &sequence;
+  LazyGlobals.tp_methods = methods;
+  if (PyType_Ready(&LazyGlobals) < 0) return false;
+  if (LazyGlobals.tp_basicsize != PyDict_Type.tp_basicsize ||
+      (LazyGlobals.tp_flags & Py_TPFLAGS_HAVE_GC) != (PyDict_Type.tp_flags & Py_TPFLAGS_HAVE_GC)) {
+    PyErr_WarnEx(PyExc_RuntimeWarning, "lazyexec: this interpreter's dict layout differs; modules load eagerly", 1);
+    ready = -1;
+    return false;
+  }
+  ready = 1;
+  return true;
+}
+
+PyTypeObject* lazy_globals_type() { return &LazyGlobals; }
+
+int make_trapping(PyObject* dict) {
+  if (!ready_lazy_globals()) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "lazyexec: trapping dict unavailable");
+    return -1;
+  }
+  if (Py_TYPE(dict) == &LazyGlobals) return 0;
+  if (!PyDict_CheckExact(dict)) {
+    PyErr_SetString(PyExc_TypeError, "lazyexec: module globals must be an exact dict");
+    return -1;
+  }
+  Py_SET_TYPE(dict, &LazyGlobals);
+  return 0;
+}
+
+}  // namespace lazyexec::runtime

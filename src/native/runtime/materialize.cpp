@@ -1,0 +1,187 @@
+// Materialization: run a pending unit on first use, exactly once, with its
+// bindings collected in a scratch namespace and published only when the whole
+// unit succeeded, and only for names still absent (later writes win).
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "runtime/module_state.h"
+
+namespace lazyexec::runtime {
+namespace {
+
+std::unordered_map<PyObject*, std::unique_ptr<ModuleState>>& table() {
+  static auto* t = new std::unordered_map<PyObject*, std::unique_ptr<ModuleState>>();
+  return *t;
+}
+
+// Which unit each thread is waiting for, for deadlock detection: a pure walk
+// over the wait-for graph (thread -> unit -> owner thread -> ...).
+struct Wait {
+  ModuleState* st;
+  int unit;
+};
+std::unordered_map<unsigned long, Wait>& waits() {
+  static auto* w = new std::unordered_map<unsigned long, Wait>();
+  return *w;
+}
+
+bool would_deadlock(unsigned long me, ModuleState* st, int unit, std::string& chain) {
+  unsigned long owner = st->units[(size_t)unit].owner;
+  chain = st->units[(size_t)unit].where;
+  for (int hops = 0; hops < 64; ++hops) {
+    if (owner == me) return true;
+    auto it = waits().find(owner);
+    if (it == waits().end()) return false;
+    const UnitRecord& next = it->second.st->units[(size_t)it->second.unit];
+    if (next.state != UnitRecord::Running) return false;
+    chain += " -> " + next.where;
+    owner = next.owner;
+  }
+  return false;
+}
+
+void add_note(const std::string& note) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (value && PyObject_HasAttrString(value, "add_note")) {  // PEP 678, 3.11+
+    PyObject* r = PyObject_CallMethod(value, "add_note", "s", note.c_str());
+    if (r) Py_DECREF(r);
+    else PyErr_Clear();
+  }
+  if (tb && value) PyException_SetTraceback(value, tb);
+  PyErr_Restore(type, value, tb);
+}
+
+int publish(ModuleState& st, UnitRecord& u, PyObject* scratch) {
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(scratch, &pos, &key, &value)) {
+    std::string name = py::utf8(key);
+    if (name == "__annotations__" && PyDict_Check(value)) {
+      // A unit's annotated assignment: merge into the module's annotations.
+      PyObject* ann = PyDict_GetItemWithError(st.globals, key);
+      if (!ann) {
+        if (PyErr_Occurred()) return -1;
+        py::Ref fresh = py::check(PyDict_New());
+        if (PyDict_SetItem(st.globals, key, fresh.get()) < 0) return -1;
+        ann = fresh.get();
+      }
+      if (PyDict_Check(ann) && PyDict_Merge(ann, value, 0) < 0) return -1;
+      continue;
+    }
+    if (st.cancelled.count(name)) continue;  // deleted before first use
+    int has = PyDict_Contains(st.globals, key);
+    if (has < 0) return -1;
+    if (has) continue;  // a global write, `mod.x = ...` or star import came first
+    if (PyDict_SetItem(st.globals, key, value) < 0) return -1;
+  }
+  for (const auto& b : u.binds) {
+    auto it = st.pending.find(b);
+    if (it != st.pending.end() && &st.units[(size_t)it->second] == &u) st.pending.erase(it);
+  }
+  return 0;
+}
+
+int run_unit(ModuleState& st, int id) {
+  UnitRecord& u = st.units[(size_t)id];
+  for (int dep : u.deps) {
+    if (materialize(st, dep) < 0) {
+      add_note("lazyexec: while materializing " + u.where + ", which reads it when defined");
+      return -1;
+    }
+  }
+  if (u.state != UnitRecord::Pending) return 0;  // a dep's run may have finished it (shared cycle)
+  u.state = UnitRecord::Running;
+  u.owner = PyThread_get_thread_ident();
+  auto start = std::chrono::steady_clock::now();
+  py::Ref scratch = py::Ref::steal(PyDict_New());
+  PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
+  // `st.units` never resizes after install, so `u` stays valid across Python code.
+  int rc = 0;
+  if (!result) {
+    rc = -1;
+  } else {
+    Py_DECREF(result);
+    rc = publish(st, u, scratch.get());
+  }
+  st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (rc < 0) {
+    u.state = UnitRecord::Pending;  // retried on next access
+    u.owner = 0;
+    st.failures++;
+    add_note("lazyexec: raised while materializing " + u.where + " (a lazily deferred top-level statement)");
+    return -1;
+  }
+  u.state = UnitRecord::Done;
+  u.owner = 0;
+  st.materialized++;
+  return 0;
+}
+
+}  // namespace
+
+ModuleState* state_of(PyObject* globals) {
+  auto it = table().find(globals);
+  return it == table().end() ? nullptr : it->second.get();
+}
+
+ModuleState& create_state(PyObject* globals) {
+  auto& slot = table()[globals];
+  slot = std::make_unique<ModuleState>();
+  slot->globals = globals;
+  return *slot;
+}
+
+void forget_state(PyObject* globals) { table().erase(globals); }
+
+int materialize(ModuleState& st, int id) {
+  if (id < 0 || id >= (int)st.units.size()) {
+    PyErr_Format(PyExc_IndexError, "lazyexec: no unit %d in %s", id, st.module.c_str());
+    return -1;
+  }
+  unsigned long me = PyThread_get_thread_ident();
+  while (true) {
+    UnitRecord& u = st.units[(size_t)id];
+    switch (u.state) {
+      case UnitRecord::Done:
+      case UnitRecord::Cancelled:
+        return 0;
+      case UnitRecord::Pending:
+        if (!u.code) return 0;  // an eager unit: nothing deferred
+        return run_unit(st, id);
+      case UnitRecord::Running: {
+        std::string chain;
+        if (u.owner == me) {
+          PyErr_Format(PyExc_ImportError,
+                       "lazyexec: cycle while materializing %s: it needs itself at definition time "
+                       "(a circular reference between lazily deferred statements)",
+                       u.where.c_str());
+          return -1;
+        }
+        if (would_deadlock(me, &st, id, chain)) {
+          PyErr_Format(PyExc_ImportError, "lazyexec: deadlock detected: this thread waits for %s", chain.c_str());
+          return -1;
+        }
+        waits()[me] = {&st, id};
+        Py_BEGIN_ALLOW_THREADS
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        Py_END_ALLOW_THREADS
+        waits().erase(me);
+        if (PyErr_CheckSignals() < 0) return -1;
+        continue;  // re-check with the GIL held
+      }
+    }
+  }
+}
+
+int materialize_name(ModuleState& st, PyObject* name) {
+  if (!PyUnicode_Check(name) || st.pending.empty()) return 0;
+  auto it = st.pending.find(py::utf8(name));
+  if (it == st.pending.end()) return 0;
+  if (materialize(st, it->second) < 0) return -1;
+  return 1;
+}
+
+}  // namespace lazyexec::runtime

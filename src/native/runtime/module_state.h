@@ -1,0 +1,54 @@
+// The runtime's record of one lazily loaded module: its pending units and
+// what they bind. Keyed by the module's globals dict (see lazy_globals.h).
+//
+// Every field is read and written with the GIL held; a thread that waits for
+// a unit another thread is running releases the GIL in short slices. No C++
+// mutex is ever held while Python code runs.
+#pragma once
+
+#include <Python.h>
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "py/handle.h"
+
+namespace lazyexec::runtime {
+
+struct UnitRecord {
+  enum State { Pending, Running, Done, Cancelled };
+  py::Ref code;                    // null for units that run eagerly
+  std::vector<std::string> binds;
+  std::vector<int> deps;           // lazy units read at definition time: run first
+  std::string where;               // "pkg/mod.py:12 (def f)" for notes and errors
+  State state = Pending;
+  unsigned long owner = 0;         // thread running it
+};
+
+struct ModuleState {
+  PyObject* globals = nullptr;     // borrowed: the state dies with the dict
+  std::string module;
+  std::vector<UnitRecord> units;
+  std::unordered_map<std::string, int> pending;  // name -> unit, while it can still be published
+  std::unordered_set<std::string> cancelled;      // deleted before first use: never published
+  long materialized = 0;
+  long failures = 0;
+  double seconds = 0.0;
+};
+
+// Side table from globals dict to state.
+ModuleState* state_of(PyObject* globals);
+ModuleState& create_state(PyObject* globals);
+void forget_state(PyObject* globals);
+
+// Runs unit `id` (and first its deps) exactly once. Returns -1 with an
+// exception set on failure; the unit stays pending so a later access retries.
+int materialize(ModuleState& st, int id);
+
+// Materializes the unit that would bind `name`, if it is pending. Returns 1 if
+// a unit ran, 0 if the name is not pending, -1 on error.
+int materialize_name(ModuleState& st, PyObject* name);
+
+}  // namespace lazyexec::runtime
