@@ -191,10 +191,6 @@ PyObject* install(PyObject*, PyObject* args) {
   PyObject *globals, *units;
   const char* module;
   if (!PyArg_ParseTuple(args, "O!O!s", &PyDict_Type, &globals, &PyList_Type, &units, &module)) return nullptr;
-  if (runtime::state_of(globals)) {
-    PyErr_SetString(PyExc_RuntimeError, "lazyexec: module namespace already installed");
-    return nullptr;
-  }
   try {
     std::vector<runtime::UnitRecord> records((size_t)PyList_GET_SIZE(units));
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
@@ -216,6 +212,14 @@ PyObject* install(PyObject*, PyObject* args) {
       if (PyErr_Occurred()) return nullptr;
     }
     if (runtime::make_trapping(globals) < 0) return nullptr;
+    // importlib.reload runs a module again in the same namespace: eagerly
+    // every binding is redone, so the names lazy units bind become pending
+    // again instead of keeping their old values.
+    for (const auto& r : records)
+      for (const auto& b : r.binds) {
+        Ref key = py::str(b);
+        if (PyDict_DelItem(globals, key.get()) < 0) PyErr_Clear();
+      }
     runtime::ModuleState& st = runtime::create_state(globals);
     st.module = module;
     st.units = std::move(records);
@@ -248,7 +252,7 @@ PyObject* lookup(PyObject*, PyObject* args) {
   PyObject* v = PyDict_GetItemWithError(globals, name);
   if (!v && !PyErr_Occurred()) {
     if (runtime::ModuleState* st = runtime::state_of(globals)) {
-      if (runtime::materialize_name(*st, name) < 0) return nullptr;
+      if (runtime::materialize_name(*st, name, /*absent_if_running=*/true) < 0) return nullptr;
       v = PyDict_GetItemWithError(globals, name);
     }
   }

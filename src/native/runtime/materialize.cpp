@@ -176,10 +176,12 @@ int materialize(ModuleState& st, int id) {
   }
 }
 
-int materialize_name(ModuleState& st, PyObject* name) {
+int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {
   if (!PyUnicode_Check(name) || st.pending.empty()) return 0;
   auto it = st.pending.find(py::utf8(name));
   if (it == st.pending.end()) return 0;
+  const UnitRecord& u = st.units[(size_t)it->second];
+  if (absent_if_running && u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident()) return 0;
   if (materialize(st, it->second) < 0) return -1;
   return 1;
 }

@@ -49,6 +49,10 @@ int materialize(ModuleState& st, int id);
 
 // Materializes the unit that would bind `name`, if it is pending. Returns 1 if
 // a unit ran, 0 if the name is not pending, -1 on error.
-int materialize_name(ModuleState& st, PyObject* name);
+// With `absent_if_running`, a name whose unit is running in this very thread
+// counts as not pending (returns 0): that is module attribute access during
+// the unit's own run, e.g. importlib's hasattr(pkg, "sub") while the unit
+// `from . import sub` imports it. Eagerly the name is not bound yet either.
+int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running = false);
 
 }  // namespace lazyexec::runtime

@@ -1,0 +1,83 @@
+"""Differential semantics harness: each case is a small program (modules plus
+main.py) run eagerly (`python main.py`) and under `python -m lazyexec run
+main.py`; what it prints, its exit status and its stderr's last line must
+match. main.py may check that laziness is real with `if LAZY:` assertions,
+LAZY being `"lazyexec" in sys.modules` (true only under lazyexec).
+
+Case file format (cases.txt):
+
+    === name
+    --- path/to/file.py
+    <contents>
+    --- main.py
+    <contents>
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+CASES = Path(__file__).with_name("cases.txt")
+PRELUDE = 'import sys\nLAZY = "lazyexec" in sys.modules\n'
+
+
+@dataclass
+class Case:
+    name: str
+    files: dict
+    line: int
+
+
+def load(path: Path = CASES) -> list[Case]:
+    cases, current, fname, buf = [], None, None, []
+
+    def flush_file():
+        if current is not None and fname is not None:
+            current.files[fname] = "\n".join(buf) + "\n"
+
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("=== "):
+            flush_file()
+            current = Case(line[4:].strip(), {}, i)
+            cases.append(current)
+            fname, buf = None, []
+        elif line.startswith("--- ") and current is not None:
+            flush_file()
+            fname, buf = line[4:].strip(), []
+        elif fname is not None:
+            buf.append(line)
+    flush_file()
+    return cases
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def observed(self):
+        last = self.stderr.strip().splitlines()[-1:] if self.stderr.strip() else []
+        return self.returncode, self.stdout, last
+
+
+def write(case: Case, root: Path) -> None:
+    for name, text in case.files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if name == "main.py":
+            text = PRELUDE + text
+        p.write_text(text, encoding="utf-8")
+
+
+def run(root: Path, lazy: bool, env_extra: dict | None = None, settle: str | None = None) -> Outcome:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
+    env["PYTHONHASHSEED"] = "0"
+    env.update(env_extra or {})
+    cmd = [sys.executable, "-m", "lazyexec", "run", "main.py"] if lazy else [sys.executable, "main.py"]
+    r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    return Outcome(r.returncode, r.stdout, r.stderr)

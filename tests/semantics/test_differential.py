@@ -1,0 +1,25 @@
+"""Every case of cases.txt runs eagerly and under lazyexec and must observe
+the same things; a second lazy run loads the stored artifacts and must too."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import load, run, write
+
+CASES = load()
+
+
+def test_corpus_size():
+    assert len(CASES) >= 40
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
+def test_same_behaviour_eager_and_lazy(case, tmp_path):
+    write(case, tmp_path)
+    eager = run(tmp_path, lazy=False)
+    lazy = run(tmp_path, lazy=True)
+    assert lazy.observed() == eager.observed(), f"cases.txt:{case.line}\n--- eager\n{eager.stdout}{eager.stderr}\n--- lazy\n{lazy.stdout}{lazy.stderr}"
+    again = run(tmp_path, lazy=True)  # from the stored artifacts
+    assert again.observed() == eager.observed(), f"second lazy run\n{again.stdout}{again.stderr}"
