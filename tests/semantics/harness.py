@@ -75,9 +75,15 @@ def write(case: Case, root: Path) -> None:
 
 
 def run(root: Path, lazy: bool, env_extra: dict | None = None, settle: str | None = None) -> Outcome:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
+    # PYTHONDONTWRITEBYTECODE would also stop artifacts being stored: the
+    # second lazy run of each case must exercise the store.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONHASHSEED"] = "0"
-    env.update(env_extra or {})
+    for k, v in (env_extra or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     cmd = [sys.executable, "-m", "lazyexec", "run", "main.py"] if lazy else [sys.executable, "main.py"]
     r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
     return Outcome(r.returncode, r.stdout, r.stderr)

@@ -1,0 +1,234 @@
+"""Behaviour only lazyexec has: failures at first use, retries, notes,
+threads, __at_import__, the artifact store, the off switch and stats."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from harness import Case, run, write
+
+
+def program(tmp_path, files: dict, lazy=True, env=None):
+    case = Case("t", {k: textwrap.dedent(v).lstrip("\n") for k, v in files.items()}, 0)
+    write(case, tmp_path)
+    return run(tmp_path, lazy=lazy, env_extra=env)
+
+
+def test_failing_unit_keeps_its_type_gains_a_note_and_retries(tmp_path):
+    r = program(tmp_path, {
+        "mod.py": """
+            __lazy_module__ = True
+            DIVISOR = 0
+            RATIO = 10 // DIVISOR
+            """,
+        "main.py": """
+            import mod
+            try:
+                mod.RATIO
+            except ZeroDivisionError as e:
+                print("ZeroDivisionError")
+                notes = getattr(e, "__notes__", [])
+                if sys.version_info >= (3, 11):
+                    assert any("mod.py:3" in n for n in notes), notes
+            import lazyexec
+            assert lazyexec.is_pending(mod, "RATIO")
+            mod.DIVISOR = 5
+            print(mod.RATIO)
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ZeroDivisionError\n2\n"
+
+
+def test_skiptest_keeps_its_type(tmp_path):
+    r = program(tmp_path, {
+        "mod.py": """
+            __lazy_module__ = True
+            import unittest
+            class Fixture(unittest.SkipTest.__mro__[0]):
+                pass
+            """,
+        "main.py": """
+            import unittest
+            import mod
+            print(issubclass(mod.Fixture, unittest.SkipTest))
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True\n"
+
+
+def test_keyboard_interrupt_raised_by_unit_code(tmp_path):
+    r = program(tmp_path, {
+        "side.py": """
+            COUNT = [0]
+            """,
+        "mod.py": """
+            __lazy_module__ = True
+            import side
+            from side import COUNT
+            """,
+        "main.py": """
+            import builtins, side
+            real_import = builtins.__import__
+            def flaky(name, *a, **k):
+                if name == "side" and not getattr(flaky, "done", False):
+                    flaky.done = True
+                    raise KeyboardInterrupt
+                return real_import(name, *a, **k)
+            import mod
+            builtins.__import__ = flaky
+            try:
+                mod.side
+            except KeyboardInterrupt:
+                print("interrupted")
+            import lazyexec
+            print(lazyexec.is_pending(mod, "side"))
+            print(mod.side.COUNT)
+            builtins.__import__ = real_import
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "interrupted\nTrue\n[0]\n"
+
+
+def test_at_import_runs_after_the_eager_part(tmp_path):
+    r = program(tmp_path, {
+        "mod.py": """
+            __lazy_module__ = True
+            EVENTS = ["eager"]
+            def __at_import__():
+                EVENTS.append("at_import")
+            """,
+        "main.py": """
+            import mod
+            print(mod.EVENTS)
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "['eager', 'at_import']\n"
+
+
+def test_threads_racing_first_access_get_one_object(tmp_path):
+    units = "\n".join(f"class C{i}:\n    pass\nL{i} = [C{i}]" for i in range(200))
+    r = program(tmp_path, {
+        "mod1.py": "__lazy_module__ = True\n" + units,
+        "mod2.py": "__lazy_module__ = True\nimport mod1\n" + units,
+        "main.py": """
+            import threading
+            import mod1, mod2
+            barrier = threading.Barrier(32)
+            seen = [[] for _ in range(32)]
+            def worker(k):
+                barrier.wait()
+                for i in range(200):
+                    for m in (mod1, mod2):
+                        seen[k].append(id(getattr(m, f"L{i}")))
+                        seen[k].append(id(getattr(m, f"C{i}")))
+            threads = [threading.Thread(target=worker, args=(k,)) for k in range(32)]
+            for t in threads: t.start()
+            for t in threads: t.join(60)
+            assert not any(t.is_alive() for t in threads), "deadlock"
+            assert all(s == seen[0] for s in seen), "two objects for one name"
+            assert all(mod1.L5[0] is mod1.C5 for _ in range(2))
+            print("ok", len(seen[0]))
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ok 800\n"
+
+
+def test_cycle_between_units_is_an_error_not_a_hang(tmp_path):
+    r = program(tmp_path, {
+        "a.py": """
+            __lazy_module__ = True
+            import b
+            X = 1
+            """,
+        "b.py": """
+            __lazy_module__ = True
+            import a
+            """,
+        "main.py": """
+            import a, b
+            print(a.b.a.X)
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "1\n"
+
+
+def test_artifact_is_stored_and_a_corrupt_one_is_rebuilt_with_a_warning(tmp_path):
+    files = {"mod.py": "__lazy_module__ = True\nA = 1\ndef f(): return A\n", "main.py": "import mod\nprint(mod.f())\n"}
+    r = program(tmp_path, files)
+    assert r.returncode == 0 and r.stdout == "1\n", r.stderr
+    artifacts = list((tmp_path / "__pycache__").glob("mod.*.lzx"))
+    assert len(artifacts) == 1
+    data = artifacts[0].read_bytes()
+    assert data[:4] == b"LZEX"
+    artifacts[0].write_bytes(data[:60])  # truncated payload
+    r = run(tmp_path, lazy=True)
+    assert r.returncode == 0 and r.stdout == "1\n"
+    assert "ignoring corrupt artifact" in r.stderr
+    artifacts[0].write_bytes(b"garbage")
+    r = run(tmp_path, lazy=True)
+    assert r.returncode == 0 and r.stdout == "1\n" and "corrupt" in r.stderr
+    r = run(tmp_path, lazy=True)  # rebuilt: quiet again
+    assert r.returncode == 0 and r.stdout == "1\n" and r.stderr == ""
+
+
+def test_source_change_invalidates_the_artifact(tmp_path):
+    r = program(tmp_path, {"mod.py": "__lazy_module__ = True\nA = 1\n", "main.py": "import mod\nprint(mod.A)\n"})
+    assert r.stdout == "1\n"
+    (tmp_path / "mod.py").write_text("__lazy_module__ = True\nA = 22\n")
+    assert run(tmp_path, lazy=True).stdout == "22\n"
+
+
+def test_off_switch(tmp_path):
+    r = program(tmp_path, {
+        "mod.py": "__lazy_module__ = True\nA = 1\n",
+        "main.py": """
+            import mod
+            import lazyexec._lazyexec as core
+            print(core.is_trapping(mod.__dict__))
+            """}, env={"LAZYEXEC": "0"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "False\n"
+
+
+def test_stats_at_exit(tmp_path):
+    r = program(tmp_path, {
+        "mod.py": "__lazy_module__ = True\nA = 1\nB = 2\ndef f(): return A\n",
+        "main.py": "import mod\nprint(mod.f())\n"}, env={"LAZYEXEC_STATS": "1"})
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stderr.splitlines() if l.startswith("mod ")][0].split()
+    assert line[1:5] == ["4", "3", "2", "1"]  # units (the marker too), deferred, materialized, never used
+
+
+def test_materialize_all_and_pending(tmp_path):
+    r = program(tmp_path, {
+        "mod.py": "__lazy_module__ = True\nimport json\nA = 1\ndef f(): return A\n",
+        "main.py": """
+            import lazyexec, mod
+            print(lazyexec.pending(mod))
+            assert "json" not in sys.modules
+            lazyexec.materialize_all()
+            print(lazyexec.pending(mod), "json" in sys.modules)
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "['A', 'f', 'json']\n[] True\n"
+
+
+def test_run_dash_m_and_configuration_mode_all(tmp_path):
+    r = program(tmp_path, {
+        "pyproject.toml": "[tool.lazyexec]\nmode = 'all'\ninclude = ['plain']\n",
+        "plain.py": "A = 1\ndef f(): return A\n",
+        "app.py": """
+            import sys
+            import plain
+            import lazyexec._lazyexec as core
+            print(core.is_trapping(plain.__dict__), plain.f(), sys.argv[1:])
+            """,
+        "main.py": "",
+    })
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "lazyexec", "run", "-m", "app", "x", "--flag"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "True 1 ['x', '--flag']\n"
