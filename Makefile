@@ -9,7 +9,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-cpp test-python demo census bench-analyze clean
+.PHONY: setup system-deps test test-cpp test-python demo census bench-analyze bench-import clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -38,15 +38,18 @@ test-python: setup
 test: test-cpp test-python
 
 demo: setup
-	$(BIN)/lazyexec explain examples/app/inventory.py
+	$(BIN)/lazyexec explain examples/app/inventory_app/rules.py
 	$(BIN)/lazyexec explain --summary examples/app
-	$(BIN)/lazyexec explain --summary --stdlib
+	COLUMNS=120 $(BIN)/python bench/demo.py
 
 census: setup
 	$(BIN)/lazyexec explain --summary --stdlib
 
 bench-analyze: setup
 	$(BIN)/python bench/analyze_speed.py
+
+bench-import: setup
+	$(BIN)/python bench/large_module.py
 
 clean:
 	rm -rf build .venv .venv-* .pytest_cache .hypothesis

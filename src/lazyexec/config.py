@@ -9,8 +9,6 @@ silently change what runs lazily.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
 
 MODES = ("marked", "all")
 
@@ -21,21 +19,44 @@ class ConfigError(ValueError):
     """A configuration file is malformed; the message names the file."""
 
 
-@dataclass(frozen=True)
 class Config:
-    mode: str = "marked"
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    never: tuple[str, ...] = ()
-    pure: tuple[str, ...] = ()
-    pure_bases: tuple[str, ...] = ()
-    pure_metaclasses: tuple[str, ...] = ()
-    eager_imports: tuple[str, ...] = ()
-    settle_threshold: int | None = None
-    source: str | None = field(default=None, compare=False)
+    """The configuration in force. Immutable and hashable (it keys caches).
+
+    A plain class rather than a dataclass: this module is on the start-up
+    path of every program lazyexec runs, and dataclasses imports inspect.
+    """
+
+    __slots__ = ("mode", "include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
+                 "eager_imports", "settle_threshold", "source")
+
+    def __init__(self, mode: str = "marked", include=(), exclude=(), never=(), pure=(), pure_bases=(),
+                 pure_metaclasses=(), eager_imports=(), settle_threshold: int | None = None,
+                 source: str | None = None):
+        object.__setattr__(self, "mode", mode)
+        for key, value in (("include", include), ("exclude", exclude), ("never", never), ("pure", pure),
+                           ("pure_bases", pure_bases), ("pure_metaclasses", pure_metaclasses),
+                           ("eager_imports", eager_imports)):
+            object.__setattr__(self, key, tuple(value))
+        object.__setattr__(self, "settle_threshold", settle_threshold)
+        object.__setattr__(self, "source", source)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Config is immutable")
+
+    def _key(self):
+        return tuple(getattr(self, k) for k in self.__slots__ if k != "source")
+
+    def __eq__(self, other):
+        return isinstance(other, Config) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
-def _toml_load(path: Path) -> dict:
+def _toml_load(path: str) -> dict:
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -69,28 +90,38 @@ def from_table(table: dict, source: str) -> Config:
     return Config(**values)
 
 
-def find_pyproject(start: Path) -> Path | None:
-    for d in (start, *start.parents):
-        candidate = d / "pyproject.toml"
-        if candidate.is_file():
+def find_pyproject(start: str) -> str | None:
+    d = start
+    while True:
+        candidate = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(candidate):
             return candidate
-    return None
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
 
 
 def load(start: str | os.PathLike | None = None) -> Config:
     """The configuration in force for an application started in `start`."""
     explicit = os.environ.get("LAZYEXEC_CONFIG")
     if explicit:
-        path = Path(explicit)
-        if not path.is_file():
+        path = explicit
+        if not os.path.isfile(path):
             raise ConfigError(f"LAZYEXEC_CONFIG names {path}, which is not a file")
         data = _toml_load(path)
         table = data.get("tool", {}).get("lazyexec", data) if "tool" in data else data
         return from_table(table, str(path))
-    pyproject = find_pyproject(Path(start or os.getcwd()).resolve())
+    pyproject = find_pyproject(os.path.realpath(os.fspath(start or os.getcwd())))
     if pyproject is None:
+        return Config()
+    try:
+        with open(pyproject, "rb") as f:
+            if b"[tool.lazyexec" not in f.read():
+                return Config()  # no [tool.lazyexec]: skip the TOML parser on the start-up path
+    except OSError:
         return Config()
     table = _toml_load(pyproject).get("tool", {}).get("lazyexec")
     if table is None:
         return Config()
-    return from_table(table, str(pyproject))
+    return from_table(table, pyproject)

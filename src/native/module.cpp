@@ -311,6 +311,12 @@ PyObject* is_trapping(PyObject*, PyObject* globals) {
   return PyBool_FromLong(Py_TYPE(globals) == runtime::lazy_globals_type());
 }
 
+PyObject* glob_match(PyObject*, PyObject* args) {
+  const char *pattern, *text;
+  if (!PyArg_ParseTuple(args, "ss", &pattern, &text)) return nullptr;
+  return PyBool_FromLong(analyze::glob_match(pattern, text));
+}
+
 PyObject* reason_codes(PyObject*, PyObject*) {
   try {
     Ref l = py::check(PyList_New(0));
@@ -336,6 +342,7 @@ PyMethodDef methods[] = {
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
+    {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},
     {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},

@@ -7,33 +7,59 @@ schema is docs/explain-json.md).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
+import marshal
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+import zlib
 
 from lazyexec import _lazyexec
 from lazyexec.config import Config
 
-KNOWLEDGE_FILE = Path(__file__).with_name("knowledge.toml")
+# This module is on the start-up path (the import hook keys artifacts on the
+# knowledge base): it avoids pathlib, dataclasses, hashlib and the TOML
+# parser unless a cache is cold.
+KNOWLEDGE_FILE = os.path.join(os.path.dirname(__file__), "knowledge.toml")
 
 _knowledge_cache: dict = {}
+_parsed: dict | None = None
 
 
-def _load_toml(path: Path) -> dict:
+def _knowledge_bytes() -> bytes:
+    with open(KNOWLEDGE_FILE, "rb") as f:
+        return f.read()
+
+
+def _parse_knowledge() -> dict:
+    """knowledge.toml parsed, through a marshal cache keyed on its bytes."""
+    global _parsed
+    if _parsed is not None:
+        return _parsed
+    raw = _knowledge_bytes()
+    tag = f"{zlib.crc32(raw):08x}{len(raw):x}"
+    from lazyexec.store import fallback_path
+
+    cache = fallback_path(KNOWLEDGE_FILE + "." + tag)
+    try:
+        with open(cache, "rb") as f:
+            _parsed = marshal.load(f)
+            return _parsed
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    _parsed = tomllib.loads(raw.decode("utf-8"))
+    from lazyexec.store import write_atomic
+
+    write_atomic(cache, marshal.dumps(_parsed))
+    return _parsed
 
 
 def knowledge_data(config: Config | None = None) -> dict:
     """The shipped knowledge base extended by configuration."""
-    data = _load_toml(KNOWLEDGE_FILE)
+    data = _parse_knowledge()
     kb = {
         "pure": list(data.get("pure", [])),
         "pure_bases": list(data.get("pure_bases", [])),
@@ -49,11 +75,18 @@ def knowledge_data(config: Config | None = None) -> dict:
     return kb
 
 
+_hash_cache: dict = {}
+
+
 def knowledge_hash(config: Config | None = None) -> str:
-    """Identifies the knowledge in force; cached artifacts are keyed on it."""
-    data = knowledge_data(config)
-    text = repr(sorted((k, sorted(v.items()) if isinstance(v, dict) else sorted(v)) for k, v in data.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """Identifies the knowledge in force; cached artifacts are keyed on it.
+    The shipped file's bytes plus the configuration that extends it."""
+    h = _hash_cache.get(config)
+    if h is None:
+        raw = _knowledge_bytes() + repr(config._key() if config is not None else None).encode()
+        h = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}"
+        _hash_cache[config] = h
+    return h
 
 
 def knowledge(config: Config | None = None):
@@ -71,11 +104,13 @@ def analyze_source(source: bytes | str, filename: str = "<string>", module: str 
     return _lazyexec.analyze(source, filename, knowledge(config), module, is_package)
 
 
-@dataclass(frozen=True)
 class Target:
-    path: Path
-    module: str | None
-    is_package: bool
+    __slots__ = ("path", "module", "is_package")
+
+    def __init__(self, path, module: str | None, is_package: bool):
+        self.path = path
+        self.module = module
+        self.is_package = is_package
 
 
 def find_module(name: str, path: list[str] | None = None) -> Target:
@@ -96,10 +131,12 @@ def find_module(name: str, path: list[str] | None = None) -> Target:
     origin = spec.origin
     if not origin or not origin.endswith(".py"):
         raise LookupError(f"module {name!r} has no Python source ({origin or 'namespace package'})")
+    from pathlib import Path
+
     return Target(Path(origin), name, bool(spec.submodule_search_locations))
 
 
-def module_name_for(path: Path) -> tuple[str | None, bool]:
+def module_name_for(path) -> tuple[str | None, bool]:
     """Best-effort dotted name of a source file: walk up through packages."""
     path = path.resolve()
     is_package = path.name == "__init__.py"
@@ -115,6 +152,8 @@ def module_name_for(path: Path) -> tuple[str | None, bool]:
 
 def resolve_target(target: str) -> Target:
     """A FILE path (anything that exists or ends in .py) or a dotted MODULE name."""
+    from pathlib import Path
+
     p = Path(target)
     if p.exists() or target.endswith(".py") or os.sep in target:
         if not p.is_file():

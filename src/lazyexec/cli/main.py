@@ -6,7 +6,6 @@ line, `file:line: message` where there is a place, and exit 2: no traceback.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import lazyexec
@@ -14,7 +13,9 @@ import lazyexec
 EXIT_USAGE = 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser():
+    import argparse
+
     p = argparse.ArgumentParser(prog="lazyexec", description="Run each module's top-level definitions only when first used.")
     p.add_argument("--version", action="version", version=f"lazyexec {lazyexec.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -9,10 +9,15 @@ from lazyexec.config import Config
 from lazyexec.store import Plan
 
 
-def build_plan(source: bytes, filename: str, module: str, is_package: bool, config: Config | None) -> Plan | None:
-    """A Plan, or None when nothing in the module can be deferred."""
+def build_plan(source: bytes, filename: str, module: str, is_package: bool, config: Config | None,
+               require_marker: bool = False) -> Plan | None:
+    """A Plan, or None when nothing in the module can be deferred (or, with
+    require_marker, when the parsed module has no `__lazy_module__ = True`:
+    the loader's byte scan can be fooled by a string literal)."""
     result = _lazyexec.compile(source, filename, knowledge(config), module, is_package)
     units = result["units"]
+    if require_marker and result["lazy_marker"] != "true":
+        return None
     if result["module_eager"] or not any(u["verdict"] == "lazy" for u in units):
         return None
     binders: dict[str, list[int]] = {}

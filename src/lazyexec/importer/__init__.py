@@ -7,16 +7,34 @@ answers with a spec whose loader is a LazySourceLoader.
 
 from __future__ import annotations
 
-import fnmatch
 import importlib.machinery
 import os
-import re
 import sys
-import warnings
 
+from lazyexec import _lazyexec
 from lazyexec.config import Config
 
-MARKER = re.compile(rb"^__lazy_module__\s*(?::[^=\n]*)?=\s*True\b", re.M)
+MARKER = b"__lazy_module__"
+
+
+def has_marker(source: bytes) -> bool:
+    """A top-level `__lazy_module__ = True` (optionally annotated), found
+    without running or parsing the module (no `re`: this is the start-up path)."""
+    start = 0
+    while True:
+        i = source.find(MARKER, start)
+        if i < 0:
+            return False
+        start = i + len(MARKER)
+        if i > 0 and source[i - 1] not in b"\r\n":
+            continue  # not at the start of a line: not a top-level binding
+        end = source.find(b"\n", start)
+        rest = source[start: end if end >= 0 else len(source)].split(b"#", 1)[0]
+        if b":" in rest.split(b"=", 1)[0]:
+            rest = b"=" + rest.split(b"=", 1)[1] if b"=" in rest else b""
+        rest = rest.strip()
+        if rest.startswith(b"=") and rest[1:].strip() == b"True":
+            return True
 
 
 class Policy:
@@ -28,7 +46,7 @@ class Policy:
         self.never = list(kb["never_lazy"])
 
     def _match(self, patterns, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        return any(_lazyexec.glob_match(p, name) for p in patterns)
 
     def never_lazy(self, name: str) -> bool:
         parts = name.split(".")
@@ -46,7 +64,7 @@ class Policy:
                 data = f.read()
         except OSError:
             return False
-        return b"__lazy_module__" in data and MARKER.search(data) is not None
+        return has_marker(data)
 
 
 class LazySourceLoader(importlib.machinery.SourceFileLoader):
@@ -67,7 +85,7 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
         plan = store.load(path, st.st_mtime_ns, st.st_size, key)
         if plan is None:
             plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
-                                            self.config)
+                                            self.config, require_marker=self.config.mode == "marked")
             if plan is None:
                 return super().exec_module(module)  # nothing to defer: the normal .pyc path
             store.save(path, plan, st.st_mtime_ns, st.st_size, key)
@@ -112,6 +130,8 @@ def activate(config: Config | None = None) -> LazyFinder | None:
         try:
             config = config_mod.load()
         except config_mod.ConfigError as e:
+            import warnings
+
             warnings.warn(f"lazyexec: {e}; lazy loading is off", RuntimeWarning, stacklevel=2)
             return None
     _active = LazyFinder(config)

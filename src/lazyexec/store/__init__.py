@@ -19,15 +19,12 @@ or corrupt artifact is ignored with one warning and rebuilt: never a crash.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import marshal
 import os
 import struct
 import sys
-import tempfile
-import warnings
-from dataclasses import dataclass
+import zlib
 
 MAGIC = b"LZEX"
 FORMAT = 1
@@ -39,12 +36,14 @@ class CorruptArtifact(ValueError):
     pass
 
 
-@dataclass
 class Plan:
     """What the runtime needs to load one module lazily."""
 
-    units: list  # per unit: None (eager) or (code, binds, deps, where)
-    steps: list  # ("run", code) | ("force", [unit ids])
+    __slots__ = ("units", "steps")
+
+    def __init__(self, units: list, steps: list):
+        self.units = units  # per unit: None (eager) or (code, binds, deps, where)
+        self.steps = steps  # ("run", code) | ("force", [unit ids])
 
     @property
     def deferred(self) -> int:
@@ -58,7 +57,7 @@ def artifact_path(source_path: str) -> str:
 
 def fallback_path(source_path: str) -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    digest = hashlib.sha256(os.path.abspath(source_path).encode()).hexdigest()[:24]
+    digest = f"{zlib.crc32(os.path.abspath(source_path).encode()):08x}-{zlib.adler32(source_path.encode()):08x}"
     tag = sys.implementation.cache_tag
     return os.path.join(base, "lazyexec", f"{digest}.{tag}{SUFFIX}")
 
@@ -66,7 +65,8 @@ def fallback_path(source_path: str) -> str:
 def key_for(knowledge_hash: str) -> bytes:
     from lazyexec import __version__
 
-    return hashlib.sha256(f"{__version__}:{FORMAT}:{knowledge_hash}".encode()).digest()[:16]
+    text = f"{__version__}:{FORMAT}:{knowledge_hash}".encode()
+    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}".encode()
 
 
 def encode(plan: Plan, mtime_ns: int, size: int, key: bytes) -> bytes:
@@ -101,6 +101,8 @@ def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
 
 
 def write_atomic(path: str, data: bytes) -> bool:
+    import tempfile
+
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".lzx-")
@@ -135,6 +137,8 @@ def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
         try:
             plan = decode(data, mtime_ns, size, key)
         except CorruptArtifact as e:
+            import warnings
+
             warnings.warn(f"lazyexec: ignoring corrupt artifact {path} ({e}); rebuilding", RuntimeWarning, stacklevel=2)
             continue
         if plan is not None:

@@ -1,0 +1,65 @@
+"""Shared by the benchmarks: run a command in a child process, measure wall
+time and the child's peak RSS, alternate eager and lazy, take medians."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+
+def bench_env(extra: dict | None = None) -> dict:
+    # Byte-code and artifact caches on, as in a real installation.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("LAZYEXEC")}
+    env.update(extra or {})
+    return env
+
+
+def measure_rss(cmd: list[str], cwd: str, env: dict) -> tuple[float, int, str, str]:
+    start = time.perf_counter()
+    r_fd, w_fd = os.pipe()
+    e_fd = os.open(os.devnull, os.O_WRONLY)
+    pid = os.fork()
+    if pid == 0:  # child
+        os.chdir(cwd)
+        os.dup2(w_fd, 1)
+        os.dup2(e_fd, 2)
+        os.close(r_fd)
+        os.execvpe(cmd[0], cmd, env)
+    os.close(w_fd)
+    chunks = []
+    while True:
+        b = os.read(r_fd, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r_fd)
+    os.close(e_fd)
+    _, status, usage = os.wait4(pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
+    return seconds, usage.ru_maxrss, b"".join(chunks).decode(), ""
+
+
+def alternate(eager_cmd, lazy_cmd, cwd, env, runs: int = 11, warmup: int = 2) -> dict:
+    for _ in range(warmup):
+        measure_rss(eager_cmd, cwd, env)
+        measure_rss(lazy_cmd, cwd, env)
+    et, er, lt, lr = [], [], [], []
+    for _ in range(runs):
+        s, rss, *_ = measure_rss(eager_cmd, cwd, env)
+        et.append(s)
+        er.append(rss)
+        s, rss, *_ = measure_rss(lazy_cmd, cwd, env)
+        lt.append(s)
+        lr.append(rss)
+    em, lm = statistics.median(et), statistics.median(lt)
+    erm, lrm = statistics.median(er), statistics.median(lr)
+    return {"runs": runs, "eager_s": em, "lazy_s": lm, "time_ratio": lm / em,
+            "eager_rss_kib": erm, "lazy_rss_kib": lrm, "rss_ratio": lrm / erm}
+
+
+def python() -> str:
+    return sys.executable
