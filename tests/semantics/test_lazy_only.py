@@ -232,3 +232,25 @@ def test_run_dash_m_and_configuration_mode_all(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "True 1 ['x', '--flag']\n"
+
+
+def test_pth_activation_with_lazyexec_1(tmp_path):
+    import subprocess
+
+    site = tmp_path / "site"
+    site.mkdir()
+    r = subprocess.run([sys.executable, "-m", "lazyexec", "pth", "install", "--dir", str(site)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "mod.py").write_text("__lazy_module__ = True\nA = 1\n")
+    probe = ("import site, sys; site.addsitedir(sys.argv[1]); import mod, lazyexec._lazyexec as c; "
+             "print(c.is_trapping(mod.__dict__))")
+    base = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LAZYEXEC")}
+    on = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, capture_output=True, text=True,
+                        env={**base, "LAZYEXEC": "1"})
+    off = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, capture_output=True, text=True,
+                         env=base)
+    assert (on.stdout, off.stdout) == ("True\n", "False\n"), (on.stderr, off.stderr)
+    r = subprocess.run([sys.executable, "-m", "lazyexec", "pth", "remove", "--dir", str(site)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and not (site / "lazyexec-activate.pth").exists()

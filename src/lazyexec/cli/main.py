@@ -19,6 +19,8 @@ def _parser():
     p = argparse.ArgumentParser(prog="lazyexec", description="Run each module's top-level definitions only when first used.")
     p.add_argument("--version", action="version", version=f"lazyexec {lazyexec.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("pth", help="install, remove or show the .pth file that activates lazyexec when LAZYEXEC=1",
+                   add_help=False)
     sub.add_parser("run", help="run a program with lazy loading: run (SCRIPT.py | -m MODULE | COMMAND) [ARGS...]",
                    add_help=False)
 
@@ -41,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from lazyexec.cli import run
 
         return run.run(argv[1:])
+    if argv and argv[0] == "pth":
+        from lazyexec.cli import pth
+
+        return pth.run(argv[1:])
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

@@ -1,0 +1,49 @@
+"""`lazyexec pth (install|remove|status) [--dir DIR]`: activation at
+interpreter start for programs started by others. The .pth file does nothing
+unless LAZYEXEC=1 is set in the program's environment."""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+
+from lazyexec.cli.main import fail
+
+NAME = "lazyexec-activate.pth"
+# site executes .pth lines that start with "import".
+LINE = "import os; os.environ.get('LAZYEXEC') == '1' and __import__('lazyexec').activate()\n"
+
+
+def target_dir(explicit: str | None) -> str:
+    return explicit or sysconfig.get_paths()["purelib"]
+
+
+def run(argv: list[str]) -> int:
+    directory = None
+    if "--dir" in argv:
+        i = argv.index("--dir")
+        if i + 1 >= len(argv):
+            return fail("--dir needs a directory")
+        directory = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+    if len(argv) != 1 or argv[0] not in ("install", "remove", "status"):
+        return fail("usage: lazyexec pth (install|remove|status) [--dir SITE-PACKAGES]")
+    path = os.path.join(target_dir(directory), NAME)
+    if argv[0] == "install":
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(LINE)
+        except OSError as e:
+            return fail(f"cannot write {path}: {e}")
+        print(f"installed {path}; programs started with LAZYEXEC=1 now load lazily")
+    elif argv[0] == "remove":
+        try:
+            os.unlink(path)
+            print(f"removed {path}")
+        except FileNotFoundError:
+            print(f"not installed ({path})")
+        except OSError as e:
+            return fail(f"cannot remove {path}: {e}")
+    else:
+        print(f"{'installed' if os.path.exists(path) else 'not installed'}: {path}")
+    return 0
