@@ -6,7 +6,7 @@ nothing heavy: the analyzer, runtime and command line load on demand.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "activate", "pending", "is_pending", "materialize_all", "stats"]
+__all__ = ["__version__", "activate", "pending", "is_pending", "materialize_all", "settle", "stats"]
 
 
 def activate(config=None):
@@ -34,6 +34,13 @@ def materialize_all(mod=None):
     from lazyexec.runtime import materialize_all as _materialize_all
 
     return _materialize_all(mod)
+
+
+def settle(mod=None):
+    """Turn `mod`'s namespace (or every lazily loaded module's) back into a plain dict now."""
+    from lazyexec.runtime import settle as _settle
+
+    return _settle(mod)
 
 
 def stats():

@@ -185,30 +185,44 @@ runtime::ModuleState* state_arg(PyObject* globals) {
   return st;
 }
 
-// install(globals, units, module): units[i] is None (eager) or
-// (code, binds, deps, where). Makes `globals` a trapping dict.
+// install(globals, units, module, settle_threshold=10000): units[i] is
+// (code or None, binds, deps, where, calls). Makes `globals` a trapping dict.
 PyObject* install(PyObject*, PyObject* args) {
   PyObject *globals, *units;
   const char* module;
-  if (!PyArg_ParseTuple(args, "O!O!s", &PyDict_Type, &globals, &PyList_Type, &units, &module)) return nullptr;
+  long threshold = 10000;
+  if (!PyArg_ParseTuple(args, "O!O!s|l", &PyDict_Type, &globals, &PyList_Type, &units, &module, &threshold))
+    return nullptr;
   try {
+    auto ints = [](PyObject* seq, std::vector<int>& out) {
+      Ref it = py::check(PyObject_GetIter(seq));
+      while (Ref d = Ref::steal(PyIter_Next(it.get()))) out.push_back((int)PyLong_AsLong(d.get()));
+      if (PyErr_Occurred()) throw py::PyError{};
+    };
     std::vector<runtime::UnitRecord> records((size_t)PyList_GET_SIZE(units));
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
       PyObject* spec = PyList_GET_ITEM(units, i);
       runtime::UnitRecord& r = records[(size_t)i];
-      if (spec == Py_None) {
-        r.state = runtime::UnitRecord::Done;
+      PyObject *code, *binds, *deps, *where, *calls;
+      if (!PyArg_ParseTuple(spec, "OOOUO", &code, &binds, &deps, &where, &calls)) return nullptr;
+      if (code != Py_None && !PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "lazyexec: unit code must be a code object or None");
+        return nullptr;
+      }
+      r.where = py::utf8(where);
+      ints(deps, r.deps);
+      ints(calls, r.calls);
+      for (int d : r.deps)
+        if (d < 0 || d >= PyList_GET_SIZE(units)) return PyErr_Format(PyExc_ValueError, "lazyexec: bad unit index %d", d);
+      for (int c : r.calls)
+        if (c < 0 || c >= PyList_GET_SIZE(units)) return PyErr_Format(PyExc_ValueError, "lazyexec: bad unit index %d", c);
+      if (code == Py_None) {
+        r.state = runtime::UnitRecord::Done;  // eager: ran with the module
         continue;
       }
-      PyObject *code, *binds, *deps, *where;
-      if (!PyArg_ParseTuple(spec, "O!OOU", &PyCode_Type, &code, &binds, &deps, &where)) return nullptr;
       r.code = Ref::borrow(code);
-      r.where = py::utf8(where);
       Ref it = py::check(PyObject_GetIter(binds));
       while (Ref b = Ref::steal(PyIter_Next(it.get()))) r.binds.push_back(py::utf8(b.get()));
-      if (PyErr_Occurred()) return nullptr;
-      Ref dit = py::check(PyObject_GetIter(deps));
-      while (Ref d = Ref::steal(PyIter_Next(dit.get()))) r.deps.push_back((int)PyLong_AsLong(d.get()));
       if (PyErr_Occurred()) return nullptr;
     }
     if (runtime::make_trapping(globals) < 0) return nullptr;
@@ -223,6 +237,7 @@ PyObject* install(PyObject*, PyObject* args) {
     runtime::ModuleState& st = runtime::create_state(globals);
     st.module = module;
     st.units = std::move(records);
+    st.settle_threshold = threshold;
     for (size_t i = 0; i < st.units.size(); ++i)
       if (st.units[i].code)
         for (const auto& b : st.units[i].binds) st.pending[b] = (int)i;
@@ -230,6 +245,17 @@ PyObject* install(PyObject*, PyObject* args) {
     return nullptr;
   }
   Py_RETURN_NONE;
+}
+
+// settle(globals, reason="requested"): see runtime/settle.cpp.
+PyObject* settle(PyObject*, PyObject* args) {
+  PyObject* globals;
+  const char* reason = "requested: lazyexec.settle()";
+  if (!PyArg_ParseTuple(args, "O|s", &globals, &reason)) return nullptr;
+  runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
+  if (!st) Py_RETURN_FALSE;
+  runtime::settle(*st, reason);
+  return PyBool_FromLong(st->settled);
 }
 
 PyObject* force(PyObject*, PyObject* args) {
@@ -302,9 +328,11 @@ PyObject* module_stats(PyObject*, PyObject* globals) {
       deferred++;
       if (u.state == runtime::UnitRecord::Pending) pending_units++;
     }
-  return Py_BuildValue("{s:s,s:n,s:l,s:l,s:l,s:l,s:d}", "module", st->module.c_str(), "units",
+  return Py_BuildValue("{s:s,s:n,s:l,s:l,s:l,s:l,s:d,s:O,s:s,s:l,s:l}", "module", st->module.c_str(), "units",
                        (Py_ssize_t)st->units.size(), "deferred", deferred, "materialized", st->materialized,
-                       "pending", pending_units, "failures", st->failures, "seconds", st->seconds);
+                       "pending", pending_units, "failures", st->failures, "seconds", st->seconds, "settled",
+                       st->settled ? Py_True : Py_False, "settle_reason", st->settle_reason.c_str(),
+                       "settle_forced", st->settle_forced, "lookups", st->lookups);
 }
 
 PyObject* is_trapping(PyObject*, PyObject* globals) {
@@ -337,6 +365,7 @@ PyMethodDef methods[] = {
     {"compile", (PyCFunction)(void (*)(void))compile_source, METH_VARARGS | METH_KEYWORDS,
      "compile(source, filename, knowledge, module=None, is_package=False) -> dict with code and steps."},
     {"install", install, METH_VARARGS, "install(globals, units, module): make globals a trapping namespace."},
+    {"settle", settle, METH_VARARGS, "settle(globals, reason=...) -> whether the namespace is now an exact dict."},
     {"force", force, METH_VARARGS, "force(globals, ids): materialize these units (stable-inputs plan)."},
     {"lookup", lookup, METH_VARARGS, "lookup(globals, name) -> (found, value), materializing a pending name."},
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},

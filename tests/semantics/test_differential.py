@@ -15,11 +15,16 @@ def test_corpus_size():
     assert len({c.name for c in CASES}) == len(CASES)
 
 
+# Settle modes (issue #4): never, right after import, and the default threshold.
+SETTLE_MODES = {"never": {"LAZYEXEC_SETTLE": "never"}, "now": {"LAZYEXEC_SETTLE": "now"}, "default": {}}
+
+
+@pytest.mark.parametrize("settle", list(SETTLE_MODES))
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
-def test_same_behaviour_eager_and_lazy(case, tmp_path):
+def test_same_behaviour_eager_and_lazy(case, settle, tmp_path):
     write(case, tmp_path)
     eager = run(tmp_path, lazy=False)
-    lazy = run(tmp_path, lazy=True)
+    lazy = run(tmp_path, lazy=True, env_extra=SETTLE_MODES[settle])
     assert lazy.observed() == eager.observed(), f"cases.txt:{case.line}\n--- eager\n{eager.stdout}{eager.stderr}\n--- lazy\n{lazy.stdout}{lazy.stderr}"
-    again = run(tmp_path, lazy=True)  # from the stored artifacts
+    again = run(tmp_path, lazy=True, env_extra=SETTLE_MODES[settle])  # from the stored artifacts
     assert again.observed() == eager.observed(), f"second lazy run\n{again.stdout}{again.stderr}"

@@ -9,6 +9,11 @@ from lazyexec.config import Config
 from lazyexec.store import Plan
 
 
+# Builtins through which function bodies reach module names dynamically: a
+# unit whose code calls them may read any name once the module has settled.
+DYNAMIC_NAMESPACE = frozenset({"globals", "vars", "eval", "exec", "__import__"})
+
+
 def build_plan(source: bytes, filename: str, module: str, is_package: bool, config: Config | None,
                require_marker: bool = False) -> Plan | None:
     """A Plan, or None when nothing in the module can be deferred (or, with
@@ -24,17 +29,22 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
     for u in units:
         for n in u["binds"]:
             binders.setdefault(n, []).append(u["id"])
+    def lazy_binder(name: str, before: int | None) -> int | None:
+        ids = [b for b in binders.get(name, ()) if before is None or b < before]
+        if ids and units[ids[-1]]["verdict"] == "lazy":
+            return ids[-1]
+        return None
+
+    all_lazy = sorted(u["id"] for u in units if u["verdict"] == "lazy")
     specs: list = []
     for u, code in zip(units, result["code"]):
-        if code is None:
-            specs.append(None)
-            continue
-        deps = []
-        for name in u["def_reads"]:
-            before = [b for b in binders.get(name, ()) if b < u["id"]]
-            if before and units[before[-1]]["verdict"] == "lazy":
-                deps.append(before[-1])
+        deps = sorted({b for n in u["def_reads"] if (b := lazy_binder(n, u["id"])) is not None})
+        # Call-time reads may name a binding that comes later in the module.
+        if any(n in DYNAMIC_NAMESPACE and n not in binders for n in u["call_reads"]):
+            calls = all_lazy  # globals()[name] and friends: any name may be read
+        else:
+            calls = sorted({b for n in u["call_reads"] for b in binders.get(n, ()) if units[b]["verdict"] == "lazy"})
         binds = tuple(u["binds"])
         where = f"{filename}:{u['line']} ({u['kind']} {', '.join(binds)})"
-        specs.append((code, binds, tuple(sorted(set(deps))), where))
+        specs.append((code, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     return Plan(specs, [tuple(s) for s in result["steps"]])

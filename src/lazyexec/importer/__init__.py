@@ -89,7 +89,7 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
             if plan is None:
                 return super().exec_module(module)  # nothing to defer: the normal .pyc path
             store.save(path, plan, st.st_mtime_ns, st.st_size, key)
-        run_plan(module, plan)
+        run_plan(module, plan, self.config)
 
 
 class LazyFinder:

@@ -47,9 +47,29 @@ def _hooks(module: types.ModuleType):
     return __getattr__, __dir__, own
 
 
-def run_plan(module: types.ModuleType, plan) -> None:
+DEFAULT_SETTLE_THRESHOLD = 10000  # why this number: docs/settle.md
+
+
+def settle_policy(config=None) -> tuple[int, bool]:
+    """(threshold, settle right after import). LAZYEXEC_SETTLE overrides the
+    configuration: "never", "now", or a number of trap lookups."""
+    import os
+
+    env = os.environ.get("LAZYEXEC_SETTLE", "")
+    if env == "never":
+        return -1, False
+    if env == "now":
+        return DEFAULT_SETTLE_THRESHOLD, True
+    if env.isdigit():
+        return int(env), False
+    threshold = getattr(config, "settle_threshold", None)
+    return (DEFAULT_SETTLE_THRESHOLD if threshold is None else threshold), False
+
+
+def run_plan(module: types.ModuleType, plan, config=None) -> None:
     g = module.__dict__
-    _lazyexec.install(g, plan.units, module.__name__)
+    threshold, settle_now = settle_policy(config)
+    _lazyexec.install(g, plan.units, module.__name__, threshold)
     getattr_hook, dir_hook, own = _hooks(module)
     dict.__setitem__(g, "__getattr__", getattr_hook)
     dict.__setitem__(g, "__dir__", dir_hook)
@@ -68,6 +88,8 @@ def run_plan(module: types.ModuleType, plan) -> None:
     at_import = dict.get(g, "__at_import__")
     if callable(at_import):
         at_import()
+    if settle_now:
+        _lazyexec.settle(g, "requested: LAZYEXEC_SETTLE=now")
 
 
 def _namespace(mod) -> dict:
@@ -96,14 +118,27 @@ def materialize_all(mod=None) -> None:
             _lazyexec.materialize_all(m.__dict__)
 
 
+def settle(mod=None) -> None:
+    """Turn the namespace of `mod` (or of every lazily loaded module) back
+    into a plain dict now: steady-state speed equals an eager import."""
+    targets = [mod] if mod is not None else [sys.modules.get(n) for n in loaded]
+    for m in targets:
+        if m is not None:
+            _lazyexec.settle(_namespace(m), "requested: lazyexec.settle()")
+
+
 def stats() -> list[dict]:
     out = []
     for name in loaded:
         m = sys.modules.get(name)
-        if m is not None and _lazyexec.is_trapping(m.__dict__):
+        if m is None:
+            continue
+        try:
             s = _lazyexec.module_stats(m.__dict__)
-            s["never_used"] = s["pending"]
-            out.append(s)
+        except ValueError:
+            continue
+        s["never_used"] = s["pending"]
+        out.append(s)
     return out
 
 
@@ -111,7 +146,8 @@ def print_stats(file=None) -> None:
     file = file or sys.stderr
     rows = stats()
     print(f"lazyexec: {len(rows)} lazily loaded module(s)", file=file)
-    print(f"{'module':<40}{'units':>7}{'deferred':>10}{'materialized':>14}{'never used':>12}{'ms':>8}", file=file)
+    print(f"{'module':<40}{'units':>7}{'deferred':>10}{'materialized':>14}{'never used':>12}{'ms':>8}"
+          f"{'settle forced':>15}  settled", file=file)
     for s in rows:
         print(f"{s['module']:<40}{s['units']:>7}{s['deferred']:>10}{s['materialized']:>14}{s['never_used']:>12}"
-              f"{s['seconds'] * 1000:>8.1f}", file=file)
+              f"{s['seconds'] * 1000:>8.1f}{s['settle_forced']:>15}  {s['settle_reason'] or 'no'}", file=file)

@@ -27,7 +27,7 @@ import sys
 import zlib
 
 MAGIC = b"LZEX"
-FORMAT = 1
+FORMAT = 2
 HEADER = struct.Struct("<4sHH4sQQ16s")
 SUFFIX = ".lzx"
 
@@ -42,12 +42,12 @@ class Plan:
     __slots__ = ("units", "steps")
 
     def __init__(self, units: list, steps: list):
-        self.units = units  # per unit: None (eager) or (code, binds, deps, where)
+        self.units = units  # per unit: (code or None, binds, deps, where, calls)
         self.steps = steps  # ("run", code) | ("force", [unit ids])
 
     @property
     def deferred(self) -> int:
-        return sum(1 for u in self.units if u is not None)
+        return sum(1 for u in self.units if u[0] is not None)
 
 
 def artifact_path(source_path: str) -> str:
@@ -95,7 +95,7 @@ def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
         if not (isinstance(step, tuple) and len(step) == 2 and step[0] in ("run", "force")):
             raise CorruptArtifact("bad step")
     for u in units:
-        if u is not None and not (isinstance(u, tuple) and len(u) == 4):
+        if not (isinstance(u, tuple) and len(u) == 5):
             raise CorruptArtifact("bad unit")
     return Plan(units, steps)
 

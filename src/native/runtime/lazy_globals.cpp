@@ -10,10 +10,15 @@ PyMappingMethods mapping;
 PySequenceMethods sequence;
 
 PyObject* lookup(PyObject* self, PyObject* key) {
+  ModuleState* st = state_of(self);
+  if (st && st->settle_threshold >= 0 && ++st->lookups >= st->settle_threshold && !st->settled) {
+    settle(*st, "hot: trap lookups passed settle_threshold");
+    st = state_of(self);
+  }
   PyObject* v = PyDict_GetItemWithError(self, key);
   if (v) return Py_NewRef(v);
   if (PyErr_Occurred()) return nullptr;
-  if (ModuleState* st = state_of(self)) {
+  if (st && !st->settled) {
     int ran = materialize_name(*st, key);
     if (ran < 0) return nullptr;
     if (ran > 0) {

@@ -117,6 +117,7 @@ int run_unit(ModuleState& st, int id) {
   u.state = UnitRecord::Done;
   u.owner = 0;
   st.materialized++;
+  if (st.pending.empty() && st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
   return 0;
 }
 
@@ -182,6 +183,7 @@ int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {
   if (it == st.pending.end()) return 0;
   const UnitRecord& u = st.units[(size_t)it->second];
   if (absent_if_running && u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident()) return 0;
+  if (st.settled) return materialize_with_closure(st, it->second) < 0 ? -1 : 1;
   if (materialize(st, it->second) < 0) return -1;
   return 1;
 }

@@ -22,6 +22,7 @@ struct UnitRecord {
   py::Ref code;                    // null for units that run eagerly
   std::vector<std::string> binds;
   std::vector<int> deps;           // lazy units read at definition time: run first
+  std::vector<int> calls;          // units binding what its code reads later (call_reads)
   std::string where;               // "pkg/mod.py:12 (def f)" for notes and errors
   State state = Pending;
   unsigned long owner = 0;         // thread running it
@@ -36,6 +37,14 @@ struct ModuleState {
   long materialized = 0;
   long failures = 0;
   double seconds = 0.0;
+  // Settling (DESIGN "Settle"): back to an exact dict once hot or complete.
+  long lookups = 0;                // trap lookups so far
+  long settle_threshold = 10000;   // < 0: never settle on its own
+  bool settled = false;
+  bool settling = false;           // re-entrancy guard
+  std::string settle_reason;       // why it settled, or why it could not
+  long settle_forced = 0;          // units settling materialized
+  py::Ref keepalive;               // after settling: the dict (see settle.cpp)
 };
 
 // Side table from globals dict to state.
@@ -54,5 +63,15 @@ int materialize(ModuleState& st, int id);
 // the unit's own run, e.g. importlib's hasattr(pkg, "sub") while the unit
 // `from . import sub` imports it. Eagerly the name is not bound yet either.
 int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running = false);
+
+// Materializes the static closure (call_reads, transitively) of every unit
+// that has run, then turns the namespace back into an exact dict in place.
+// Never raises: a unit failing during settling leaves the module trapped and
+// records why (the failure reaches user code only if it uses that name).
+void settle(ModuleState& st, const char* reason);
+
+// After settling, a pending unit reached through module attribute access
+// brings its static closure with it (nothing traps its functions' lookups).
+int materialize_with_closure(ModuleState& st, int id);
 
 }  // namespace lazyexec::runtime

@@ -1,0 +1,67 @@
+// Settle: zero steady-state overhead. CPython specializes LOAD_GLOBAL only on
+// exact dicts, so a hot module must stop trapping. Before the type swap, every
+// name that code already able to run may read at call time must be bound:
+// the static closure over call_reads of every unit that has run.
+#include <string>
+#include <vector>
+
+#include "runtime/lazy_globals.h"
+#include "runtime/module_state.h"
+
+namespace lazyexec::runtime {
+namespace {
+
+// Materializes `start` and everything reachable through calls/deps.
+// Returns -1 with an exception set on the first failure.
+int closure(ModuleState& st, std::vector<int> work, long* forced) {
+  std::vector<char> seen(st.units.size(), 0);
+  while (!work.empty()) {
+    int id = work.back();
+    work.pop_back();
+    if (id < 0 || id >= (int)st.units.size() || seen[(size_t)id]) continue;
+    seen[(size_t)id] = 1;
+    UnitRecord& u = st.units[(size_t)id];
+    if (u.code && u.state == UnitRecord::Pending) {
+      if (materialize(st, id) < 0) return -1;
+      if (forced) (*forced)++;
+    }
+    for (int c : st.units[(size_t)id].calls) work.push_back(c);
+    for (int d : st.units[(size_t)id].deps) work.push_back(d);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void settle(ModuleState& st, const char* reason) {
+  if (st.settled || st.settling) return;
+  st.settling = true;
+  std::vector<int> roots;
+  for (size_t i = 0; i < st.units.size(); ++i)
+    if (st.units[i].state == UnitRecord::Done) roots.push_back((int)i);
+  long forced = 0;
+  // A failure here must not surface at an unrelated lookup: keep the trap.
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  int rc = closure(st, roots, &forced);
+  if (rc < 0) {
+    PyErr_Clear();
+    st.settle_reason = std::string("not settled: a unit raised while settling (") + reason + ")";
+    st.settle_threshold = -1;  // do not try again on every lookup
+  }
+  PyErr_Restore(type, value, tb);
+  st.settle_forced += forced;
+  st.settling = false;
+  if (rc < 0) return;
+  // The type swap: identical layouts (checked when the trap type was readied).
+  st.keepalive = py::Ref::borrow(st.globals);  // the dict now frees as a plain dict: keep the state's key alive
+  Py_SET_TYPE(st.globals, &PyDict_Type);
+  st.settled = true;
+  st.settle_reason = reason;
+}
+
+int materialize_with_closure(ModuleState& st, int id) {
+  return closure(st, {id}, &st.settle_forced);
+}
+
+}  // namespace lazyexec::runtime
