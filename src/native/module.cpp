@@ -70,6 +70,7 @@ Ref to_python(const analyze::ModuleAnalysis& m) {
   set(out.get(), "statements", py::check(PyLong_FromLong(m.statements)));
   set(out.get(), "top_level_statements", py::check(PyLong_FromLong(m.top_level_statements)));
   set(out.get(), "lazy_marker", py::str(m.lazy_marker));
+  set(out.get(), "lazy_modules", list_of(m.lazy_modules, [](const std::string& s) { return py::str(s); }));
   set(out.get(), "future_annotations", Ref::borrow(m.future_annotations ? Py_True : Py_False));
   set(out.get(), "module_eager", Ref::borrow(m.module_eager ? Py_True : Py_False));
   set(out.get(), "module_reason",
@@ -150,18 +151,19 @@ PyObject* analyze_source(PyObject*, PyObject* args, PyObject* kwargs) {
 // the analysis plus code objects: "code" per unit (None when eager) and
 // "steps", the eager part as ("run", code) and ("force", [unit ids]).
 PyObject* compile_source(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"source", "filename", "knowledge", "module", "is_package", nullptr};
+  static const char* kwlist[] = {"source", "filename", "knowledge", "module", "is_package", "pep810_only", nullptr};
   PyObject *source, *filename, *capsule;
   const char* module = "";
-  int is_package = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|zp", const_cast<char**>(kwlist), &source, &filename, &capsule,
-                                   &module, &is_package))
+  int is_package = 0, pep810_only = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|zpp", const_cast<char**>(kwlist), &source, &filename, &capsule,
+                                   &module, &is_package, &pep810_only))
     return nullptr;
   auto* kb = static_cast<analyze::KnowledgeBase*>(PyCapsule_GetPointer(capsule, kKnowledgeCapsule));
   if (!kb) return nullptr;
   try {
     analyze::ModuleInfo info{module ? module : "", is_package != 0};
     analyze::ModuleAnalysis m = analyze::analyze(source, filename, *kb, info);
+    if (pep810_only) analyze::restrict_to_lazy_modules(m);
     compile::CompiledModule c = compile::compile_module(m, filename);
     Ref out = to_python(m);
     Ref codes = list_of(c.unit_code, [](const Ref& code) { return code ? code : Ref::borrow(Py_None); });

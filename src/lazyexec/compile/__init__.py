@@ -15,14 +15,17 @@ DYNAMIC_NAMESPACE = frozenset({"globals", "vars", "eval", "exec", "__import__"})
 
 
 def build_plan(source: bytes, filename: str, module: str, is_package: bool, config: Config | None,
-               require_marker: bool = False) -> Plan | None:
+               require_marker: bool = False, pep810: bool = False) -> Plan | None:
     """A Plan, or None when nothing in the module can be deferred (or, with
     require_marker, when the parsed module has no `__lazy_module__ = True`:
     the loader's byte scan can be fooled by a string literal)."""
     result = _lazyexec.compile(source, filename, knowledge(config), module, is_package)
-    units = result["units"]
     if require_marker and result["lazy_marker"] != "true":
-        return None
+        if not (pep810 and result["lazy_modules"]):
+            return None
+        # PEP 810 compatibility: only the imports __lazy_modules__ names.
+        result = _lazyexec.compile(source, filename, knowledge(config), module, is_package, pep810_only=True)
+    units = result["units"]
     if result["module_eager"] or not any(u["verdict"] == "lazy" for u in units):
         return None
     binders: dict[str, list[int]] = {}

@@ -15,6 +15,13 @@ from lazyexec import _lazyexec
 from lazyexec.config import Config
 
 MARKER = b"__lazy_module__"
+PEP810 = b"__lazy_modules__"
+
+
+def has_pep810_list(source: bytes) -> bool:
+    """A top-level `__lazy_modules__ = [...]` (PEP 810), by byte scan."""
+    i = source.find(b"\n" + PEP810)
+    return source.startswith(PEP810) or i >= 0
 
 
 def has_marker(source: bytes) -> bool:
@@ -64,7 +71,7 @@ class Policy:
                 data = f.read()
         except OSError:
             return False
-        return has_marker(data)
+        return has_marker(data) or has_pep810_list(data)
 
 
 class LazySourceLoader(importlib.machinery.SourceFileLoader):
@@ -85,7 +92,7 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
         plan = store.load(path, st.st_mtime_ns, st.st_size, key)
         if plan is None:
             plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
-                                            self.config, require_marker=self.config.mode == "marked")
+                                            self.config, require_marker=self.config.mode == "marked", pep810=True)
             if plan is None:
                 return super().exec_module(module)  # nothing to defer: the normal .pyc path
             store.save(path, plan, st.st_mtime_ns, st.st_size, key)

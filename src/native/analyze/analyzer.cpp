@@ -109,6 +109,16 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   for (const auto& u : units_) {
     if (u.depth != 0 || u.kind != "assign") continue;
     for (const auto& n : u.binds) {
+      if (n == "__lazy_modules__") {  // PEP 810: names of modules whose imports are lazy
+        Node v = unit_nodes_[(size_t)u.id].get("value");
+        if (v.kind() == K::List || v.kind() == K::Tuple || v.kind() == K::Set) {
+          out.lazy_modules.clear();
+          for (Node e : v.list("elts"))
+            if (e.kind() == K::Constant && PyUnicode_Check(e.get("value").raw()))
+              out.lazy_modules.push_back(py::utf8(e.get("value").raw()));
+        }
+        continue;
+      }
       if (n != "__lazy_module__") continue;
       Node v = unit_nodes_[(size_t)u.id].get("value");
       if (v.kind() == K::Constant && v.get("value").raw() == Py_True) out.lazy_marker = "true";
@@ -169,6 +179,21 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   }
   out.units = std::move(units_);
   return out;
+}
+
+void restrict_to_lazy_modules(ModuleAnalysis& m) {
+  std::set<std::string> wanted(m.lazy_modules.begin(), m.lazy_modules.end());
+  std::vector<bool> star(m.units.size(), false);
+  for (auto& u : m.units) {
+    star[(size_t)u.id] = u.kind == "star-import";
+    if (!u.lazy) continue;
+    bool keep = (u.kind == "import" || u.kind == "from-import") && !u.imports.empty() && wanted.count(u.imports[0]);
+    if (!keep) {
+      u.lazy = false;
+      u.reason = {Code::OtherStatement, "not an import of a module named in __lazy_modules__ (PEP 810 mode)"};
+    }
+  }
+  m.forces = plan_forces(m.units, star);
 }
 
 ModuleAnalysis analyze(PyObject* source, PyObject* filename, const KnowledgeBase& kb, const ModuleInfo& module) {

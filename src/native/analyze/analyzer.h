@@ -21,4 +21,9 @@ struct ModuleInfo {
 ModuleAnalysis analyze(PyObject* source, PyObject* filename, const KnowledgeBase& kb,
                        const ModuleInfo& module);
 
+// PEP 810 compatibility for a module that is not itself lazy: only imports
+// of the modules its `__lazy_modules__` names stay deferred; every other unit
+// becomes eager and the force plan is recomputed.
+void restrict_to_lazy_modules(ModuleAnalysis& m);
+
 }  // namespace lazyexec::analyze

@@ -58,6 +58,7 @@ struct ModuleAnalysis {
   int top_level_statements = 0;  // statements of the module body as written
   // Module-wide facts.
   std::string lazy_marker = "absent";  // "true", "false", "absent", "other"
+  std::vector<std::string> lazy_modules;  // PEP 810 `__lazy_modules__`, when a literal of strings
   bool future_annotations = false;
   bool module_eager = false;   // every unit eager for a module-wide reason
   Reason module_reason;
