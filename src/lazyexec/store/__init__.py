@@ -62,10 +62,22 @@ def fallback_path(source_path: str) -> str:
     return os.path.join(base, "lazyexec", f"{digest}.{tag}{SUFFIX}")
 
 
+def _build_identity() -> str:
+    """The compiled core that made an artifact: a rebuilt extension (same
+    version number, new compiler) must not reuse old artifacts."""
+    from lazyexec import _lazyexec
+
+    try:
+        st = os.stat(_lazyexec.__file__)
+        return f"{st.st_mtime_ns}:{st.st_size}"
+    except (OSError, AttributeError):
+        return "unknown"
+
+
 def key_for(knowledge_hash: str) -> bytes:
     from lazyexec import __version__
 
-    text = f"{__version__}:{FORMAT}:{knowledge_hash}".encode()
+    text = f"{__version__}:{FORMAT}:{knowledge_hash}:{_build_identity()}".encode()
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}".encode()
 
 

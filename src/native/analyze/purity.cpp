@@ -583,6 +583,27 @@ class DefTime {
       default: break;
     }
     fail(Code::ImpureClassBody, std::string("class body runs a ") + s.type_name() + " statement at line " + std::to_string(s.line()));
+    record_reads(s);
+  }
+
+  // Records every module global a statement may read while the class body
+  // runs, without judging purity: eager class bodies read globals directly
+  // (LOAD_NAME), so the compile stage forces the lazy units behind them.
+  void record_reads(Node n) {
+    if (!n) return;
+    K k = n.kind();
+    if (k == K::Name) {
+      lookup(n.str("id"));
+      return;
+    }
+    if (k == K::FunctionDef || k == K::AsyncFunctionDef || k == K::Lambda) {
+      for (Node d : n.list("decorator_list")) record_reads(d);
+      Node args = n.get("args");
+      for (Node d : args.list("defaults")) record_reads(d);
+      for (Node d : args.list("kw_defaults")) record_reads(d);
+      return;  // bodies run later
+    }
+    for_each_child(n, [&](Node c) { record_reads(c); });
   }
 
  private:

@@ -1,5 +1,6 @@
 #include "compile/compiler.h"
 
+#include <map>
 #include <string>
 
 namespace lazyexec::compile {
@@ -120,6 +121,30 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
   std::vector<int> force_before(m.units.size(), -1);
   for (size_t i = 0; i < m.forces.size(); ++i) force_before[(size_t)m.forces[i].before] = (int)i;
 
+  // Eager statements read some names without passing through the trap: a
+  // class body's LOAD_NAME looks in the globals dict directly (3.10-3.13).
+  // So the lazy units binding what an eager statement reads at definition
+  // time (what it mentions, for statements not walked by the analyzer) run
+  // just before it, after the stable-inputs plan.
+  std::map<std::string, std::vector<int>> binders;
+  for (const auto& u : m.units)
+    for (const auto& b : u.binds) binders[b].push_back(u.id);
+  // Units already forced by an earlier step, in source order.
+  std::vector<char> forced(m.units.size(), 0);
+  auto reads_to_force = [&](const Unit& u) {
+    std::vector<int> ids;
+    const analyze::Names& reads = (u.kind == "def" || u.kind == "class") ? u.def_reads : u.mentions;
+    for (const auto& n : reads) {
+      auto it = binders.find(n);
+      if (it == binders.end()) continue;
+      int latest = -1;
+      for (int b : it->second)
+        if (b < u.id) latest = b;
+      if (latest >= 0 && m.units[(size_t)latest].lazy && !forced[(size_t)latest]) ids.push_back(latest);
+    }
+    return ids;
+  };
+
   out.unit_code.resize(m.units.size());
   std::vector<Ref> segment;
   bool segment_has_first = false;
@@ -140,9 +165,16 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
       out.unit_code[(size_t)u.id] = compile_body(statements_for(m, u), filename, out.flags);
       continue;
     }
-    if (force_before[(size_t)u.id] >= 0) {
+    std::vector<int> ids;
+    if (force_before[(size_t)u.id] >= 0) ids = m.forces[(size_t)force_before[(size_t)u.id]].units;
+    for (int id : ids) forced[(size_t)id] = 1;
+    for (int id : reads_to_force(u)) {
+      forced[(size_t)id] = 1;
+      ids.push_back(id);
+    }
+    if (!ids.empty()) {
       flush();
-      out.steps.push_back({Step::Force, {}, m.forces[(size_t)force_before[(size_t)u.id]].units});
+      out.steps.push_back({Step::Force, {}, std::move(ids)});
     }
     if (u.reason.code == analyze::Code::DecidedBranch) continue;  // its branch is flattened into units
     if (u.stmts.front() == 0) segment_has_first = true;
