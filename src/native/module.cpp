@@ -341,6 +341,15 @@ PyObject* is_trapping(PyObject*, PyObject* globals) {
   return PyBool_FromLong(Py_TYPE(globals) == runtime::lazy_globals_type());
 }
 
+PyObject* set_import_waits(PyObject*, PyObject* fn) {
+  if (fn != Py_None && !PyCallable_Check(fn)) {
+    PyErr_SetString(PyExc_TypeError, "set_import_waits expects a callable or None");
+    return nullptr;
+  }
+  runtime::set_import_waits(fn == Py_None ? nullptr : fn);
+  Py_RETURN_NONE;
+}
+
 PyObject* glob_match(PyObject*, PyObject* args) {
   const char *pattern, *text;
   if (!PyArg_ParseTuple(args, "ss", &pattern, &text)) return nullptr;
@@ -373,6 +382,7 @@ PyMethodDef methods[] = {
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
+    {"set_import_waits", set_import_waits, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},
     {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},
     {"reason_codes", reason_codes, METH_NOARGS,

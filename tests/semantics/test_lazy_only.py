@@ -254,3 +254,49 @@ def test_pth_activation_with_lazyexec_1(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lazyexec", "pth", "remove", "--dir", str(site)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and not (site / "lazyexec-activate.pth").exists()
+
+
+def test_unit_wait_and_import_lock_deadlock_is_an_error_not_a_hang(tmp_path):
+    """Thread 1 runs unit `import slow` of module a (and so waits for slow's
+    module lock); thread 2, importing slow, needs that same unit. Eagerly
+    importlib reports such cycles; lazily the waiter must get an error too."""
+    r = program(tmp_path, {
+        "a.py": """
+            __lazy_module__ = True
+            import slow
+            """,
+        "slow.py": """
+            import threading, time
+            import signals
+            signals.started.set()
+            time.sleep(0.5)
+            import a
+            a.slow  # waits for the unit thread 1 is running
+            """,
+        "signals.py": """
+            import threading
+            started = threading.Event()
+            """,
+        "main.py": """
+            import threading
+            import signals, a
+            outcome = []
+            def importer():
+                try:
+                    import slow
+                    outcome.append("imported")
+                except ImportError as e:
+                    outcome.append("deadlock" if "deadlock" in str(e) else repr(e))
+            t = threading.Thread(target=importer)
+            t.start()
+            signals.started.wait(10)
+            try:
+                a.slow  # runs `import slow`, blocked on slow's module lock held by the thread
+            except Exception as e:
+                outcome.append("main: " + type(e).__name__)
+            t.join(30)
+            assert not t.is_alive(), "hang"
+            print(outcome[0])
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "deadlock"

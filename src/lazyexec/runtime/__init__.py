@@ -15,6 +15,24 @@ from lazyexec import _lazyexec
 loaded: list[str] = []
 
 
+def _import_waits() -> dict:
+    """importlib's module-lock waits as {thread id: [owner thread ids]}, for
+    the runtime's deadlock detection. 3.10-3.11 map a thread to one lock,
+    3.12+ to a list of locks."""
+    bootstrap = sys.modules.get("_frozen_importlib")
+    blocking = getattr(bootstrap, "_blocking_on", None) or {}
+    out = {}
+    for tid, value in list(blocking.items()):
+        locks = value if isinstance(value, list) else [value]
+        owners = [lock.owner for lock in list(locks) if getattr(lock, "owner", None)]
+        if owners:
+            out[tid] = owners
+    return out
+
+
+_lazyexec.set_import_waits(_import_waits)
+
+
 def _hooks(module: types.ModuleType):
     """The module's PEP 562 __getattr__ and __dir__, chaining to its own."""
     g = module.__dict__

@@ -3,6 +3,7 @@
 // unit succeeded, and only for names still absent (later writes win).
 #include <chrono>
 #include <memory>
+#include <unordered_set>
 #include <thread>
 
 #include "runtime/module_state.h"
@@ -26,17 +27,58 @@ std::unordered_map<unsigned long, Wait>& waits() {
   return *w;
 }
 
-bool would_deadlock(unsigned long me, ModuleState* st, int unit, std::string& chain) {
-  unsigned long owner = st->units[(size_t)unit].owner;
-  chain = st->units[(size_t)unit].where;
-  for (int hops = 0; hops < 64; ++hops) {
-    if (owner == me) return true;
-    auto it = waits().find(owner);
-    if (it == waits().end()) return false;
-    const UnitRecord& next = it->second.st->units[(size_t)it->second.unit];
-    if (next.state != UnitRecord::Running) return false;
-    chain += " -> " + next.where;
-    owner = next.owner;
+// importlib's own waits: thread -> owners of the module locks it is blocked
+// on, from a Python helper (importlib's bookkeeping differs by version).
+PyObject* import_waits_fn = nullptr;
+
+std::unordered_map<unsigned long, std::vector<unsigned long>> import_waits() {
+  std::unordered_map<unsigned long, std::vector<unsigned long>> out;
+  if (!import_waits_fn) return out;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  py::Ref r = py::Ref::steal(PyObject_CallNoArgs(import_waits_fn));
+  if (r && PyDict_Check(r.get())) {
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(r.get(), &pos, &k, &v)) {
+      unsigned long tid = PyLong_AsUnsignedLong(k);
+      py::Ref it = py::Ref::steal(PyObject_GetIter(v));
+      while (it) {
+        py::Ref o = py::Ref::steal(PyIter_Next(it.get()));
+        if (!o) break;
+        out[tid].push_back(PyLong_AsUnsignedLong(o.get()));
+      }
+    }
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  return out;
+}
+
+// A pure walk over the wait-for graph: unit waits (thread -> unit -> owner
+// thread) and importlib module-lock waits (thread -> lock owner threads).
+// True when it leads back to `me`; `chain` names the path for the error.
+bool would_deadlock(unsigned long me, ModuleState* st, int unit, std::string& chain, bool with_imports) {
+  std::unordered_map<unsigned long, std::vector<unsigned long>> imports;
+  if (with_imports) imports = import_waits();
+  std::vector<std::pair<unsigned long, std::string>> work = {{st->units[(size_t)unit].owner, st->units[(size_t)unit].where}};
+  std::unordered_set<unsigned long> seen;
+  while (!work.empty()) {
+    auto [thread, path] = work.back();
+    work.pop_back();
+    if (thread == me) {
+      chain = path;
+      return true;
+    }
+    if (!seen.insert(thread).second) continue;
+    auto w = waits().find(thread);
+    if (w != waits().end()) {
+      const UnitRecord& next = w->second.st->units[(size_t)w->second.unit];
+      if (next.state == UnitRecord::Running) work.push_back({next.owner, path + " -> " + next.where});
+    }
+    auto im = imports.find(thread);
+    if (im != imports.end())
+      for (unsigned long owner : im->second) work.push_back({owner, path + " -> an import (module lock)"});
   }
   return false;
 }
@@ -123,6 +165,11 @@ int run_unit(ModuleState& st, int id) {
 
 }  // namespace
 
+void set_import_waits(PyObject* fn) {
+  Py_XINCREF(fn);
+  Py_XSETREF(import_waits_fn, fn);
+}
+
 ModuleState* state_of(PyObject* globals) {
   auto it = table().find(globals);
   return it == table().end() ? nullptr : it->second.get();
@@ -143,6 +190,7 @@ int materialize(ModuleState& st, int id) {
     return -1;
   }
   unsigned long me = PyThread_get_thread_ident();
+  unsigned long slices = 0;
   while (true) {
     UnitRecord& u = st.units[(size_t)id];
     switch (u.state) {
@@ -161,7 +209,7 @@ int materialize(ModuleState& st, int id) {
                        u.where.c_str());
           return -1;
         }
-        if (would_deadlock(me, &st, id, chain)) {
+        if (would_deadlock(me, &st, id, chain, (++slices % 16) == 0)) {
           PyErr_Format(PyExc_ImportError, "lazyexec: deadlock detected: this thread waits for %s", chain.c_str());
           return -1;
         }

@@ -47,6 +47,10 @@ struct ModuleState {
   py::Ref keepalive;               // after settling: the dict (see settle.cpp)
 };
 
+// Registers the callable that reports importlib's module-lock waits as
+// {thread id: [owner thread ids]} (see lazyexec/runtime/__init__.py).
+void set_import_waits(PyObject* fn);
+
 // Side table from globals dict to state.
 ModuleState* state_of(PyObject* globals);
 ModuleState& create_state(PyObject* globals);
