@@ -16,7 +16,7 @@ def bench_env(extra: dict | None = None) -> dict:
     return env
 
 
-def measure_rss(cmd: list[str], cwd: str, env: dict) -> tuple[float, int, str, str]:
+def measure_rss(cmd: list[str], cwd: str, env: dict, check: bool = True) -> tuple[float, int, str, str]:
     start = time.perf_counter()
     r_fd, w_fd = os.pipe()
     e_fd = os.open(os.devnull, os.O_WRONLY)
@@ -24,7 +24,7 @@ def measure_rss(cmd: list[str], cwd: str, env: dict) -> tuple[float, int, str, s
     if pid == 0:  # child
         os.chdir(cwd)
         os.dup2(w_fd, 1)
-        os.dup2(e_fd, 2)
+        os.dup2(w_fd if not check else e_fd, 2)
         os.close(r_fd)
         os.execvpe(cmd[0], cmd, env)
     os.close(w_fd)
@@ -38,7 +38,7 @@ def measure_rss(cmd: list[str], cwd: str, env: dict) -> tuple[float, int, str, s
     os.close(e_fd)
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if check and os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
     return seconds, usage.ru_maxrss, b"".join(chunks).decode(), ""
 

@@ -85,17 +85,22 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
         path = self.path
         try:
             st = os.stat(path)
-            source = self.get_data(path)
         except OSError:
             return super().exec_module(module)
         key = store.key_for(knowledge_hash(self.config))
         plan = store.load(path, st.st_mtime_ns, st.st_size, key)
         if plan is None:
+            try:
+                source = self.get_data(path)
+            except OSError:
+                return super().exec_module(module)
             plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
                                             self.config, require_marker=self.config.mode == "marked", pep810=True)
-            if plan is None:
-                return super().exec_module(module)  # nothing to defer: the normal .pyc path
+            # An empty plan is stored too: "nothing to defer" is remembered, not re-analysed.
+            plan = plan or store.Plan([], [])
             store.save(path, plan, st.st_mtime_ns, st.st_size, key)
+        if not plan.units:
+            return super().exec_module(module)  # nothing to defer: the normal .pyc path
         run_plan(module, plan, self.config)
 
 

@@ -19,7 +19,9 @@ PyObject* lookup(PyObject* self, PyObject* key) {
   if (v) return Py_NewRef(v);
   if (PyErr_Occurred()) return nullptr;
   if (st && !st->settled) {
-    int ran = materialize_name(*st, key);
+    // A name whose unit is running in this very thread is not bound yet,
+    // exactly as eagerly (dataclasses' ns.get(name) on its own class).
+    int ran = materialize_name(*st, key, /*absent_if_running=*/true);
     if (ran < 0) return nullptr;
     if (ran > 0) {
       v = PyDict_GetItemWithError(self, key);
@@ -64,7 +66,46 @@ int contains(PyObject* self, PyObject* key) {
   int has = PyDict_Contains(self, key);
   if (has != 0) return has;
   ModuleState* st = state_of(self);
-  return st && PyUnicode_Check(key) && st->pending.count(py::utf8(key)) ? 1 : 0;
+  if (!st || !PyUnicode_Check(key)) return 0;
+  auto it = st->pending.find(py::utf8(key));
+  if (it == st->pending.end()) return 0;
+  const UnitRecord& u = st->units[(size_t)it->second];
+  return u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident() ? 0 : 1;
+}
+
+// Whole-namespace views (iteration, keys/items/values, copies) must show
+// every name, as eagerly: doctest and pydoc walk module.__dict__.items().
+int materialize_everything(PyObject* self) {
+  ModuleState* st = state_of(self);
+  if (!st || st->pending.empty()) return 0;
+  for (size_t i = 0; i < st->units.size(); ++i) {
+    const UnitRecord& u = st->units[i];
+    if (!u.code || u.state != UnitRecord::Pending) continue;
+    bool binds_pending = false;
+    for (const auto& b : u.binds)
+      if (st->pending.count(b)) binds_pending = true;
+    if (binds_pending && materialize(*st, (int)i) < 0) return -1;
+    st = state_of(self);
+    if (!st) return 0;
+  }
+  return 0;
+}
+
+PyObject* dict_method(PyObject* self, const char* name) {
+  if (materialize_everything(self) < 0) return nullptr;
+  py::Ref method = py::Ref::steal(PyObject_GetAttrString((PyObject*)&PyDict_Type, name));
+  if (!method) return nullptr;
+  return PyObject_CallOneArg(method.get(), self);
+}
+
+PyObject* keys(PyObject* self, PyObject*) { return dict_method(self, "keys"); }
+PyObject* items(PyObject* self, PyObject*) { return dict_method(self, "items"); }
+PyObject* values(PyObject* self, PyObject*) { return dict_method(self, "values"); }
+PyObject* copy(PyObject* self, PyObject*) { return dict_method(self, "copy"); }
+
+PyObject* iter(PyObject* self) {
+  if (materialize_everything(self) < 0) return nullptr;
+  return PyDict_Type.tp_iter(self);
 }
 
 PyObject* get(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
@@ -79,6 +120,10 @@ PyObject* get(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
 
 PyMethodDef methods[] = {
     {"get", (PyCFunction)(void (*)(void))get, METH_FASTCALL, "D.get(k[,d]): pending names materialize first."},
+    {"keys", keys, METH_NOARGS, "Every pending unit runs first."},
+    {"items", items, METH_NOARGS, "Every pending unit runs first."},
+    {"values", values, METH_NOARGS, "Every pending unit runs first."},
+    {"copy", copy, METH_NOARGS, "Every pending unit runs first."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -110,6 +155,7 @@ bool ready_lazy_globals() {
   sequence.sq_contains = contains;
   LazyGlobals.tp_as_sequence = &sequence;
   LazyGlobals.tp_methods = methods;
+  LazyGlobals.tp_iter = iter;
   if (PyType_Ready(&LazyGlobals) < 0) return false;
   if (LazyGlobals.tp_basicsize != PyDict_Type.tp_basicsize ||
       (LazyGlobals.tp_flags & Py_TPFLAGS_HAVE_GC) != (PyDict_Type.tp_flags & Py_TPFLAGS_HAVE_GC)) {
