@@ -30,6 +30,7 @@ class Case:
     name: str
     files: dict
     line: int
+    settle_modes: tuple = ("never", "now", "default")
 
 
 def load(path: Path = CASES) -> list[Case]:
@@ -42,7 +43,11 @@ def load(path: Path = CASES) -> list[Case]:
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.startswith("=== "):
             flush_file()
-            current = Case(line[4:].strip(), {}, i)
+            name, *opts = line[4:].split()
+            current = Case(name, {}, i)
+            for o in opts:  # settle=never,default: the modes this case runs in
+                if o.startswith("settle="):
+                    current.settle_modes = tuple(o[len("settle="):].split(","))
             cases.append(current)
             fname, buf = None, []
         elif line.startswith("--- ") and current is not None:

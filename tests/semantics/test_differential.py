@@ -22,6 +22,8 @@ SETTLE_MODES = {"never": {"LAZYEXEC_SETTLE": "never"}, "now": {"LAZYEXEC_SETTLE"
 @pytest.mark.parametrize("settle", list(SETTLE_MODES))
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
 def test_same_behaviour_eager_and_lazy(case, settle, tmp_path):
+    if settle not in case.settle_modes:
+        pytest.skip(f"documented difference after settling (docs/differences.md), mode {settle}")
     write(case, tmp_path)
     eager = run(tmp_path, lazy=False)
     lazy = run(tmp_path, lazy=True, env_extra=SETTLE_MODES[settle])
