@@ -2,6 +2,7 @@
 // Only conversion lives here; every decision is made in the rooms below.
 #include <Python.h>
 
+#include <climits>
 #include <memory>
 
 #include "analyze/analyzer.h"
@@ -169,9 +170,9 @@ PyObject* compile_source(PyObject*, PyObject* args, PyObject* kwargs) {
     Ref codes = list_of(c.unit_code, [](const Ref& code) { return code ? code : Ref::borrow(Py_None); });
     set(out.get(), "code", codes);
     Ref steps = list_of(c.steps, [](const compile::Step& st) {
-      if (st.kind == compile::Step::Run) return py::check(Py_BuildValue("(sO)", "run", st.code.get()));
+      if (st.kind == compile::Step::Run) return py::check(Py_BuildValue("(sOi)", "run", st.code.get(), st.end));
       Ref ids = list_of(st.units, [](int id) { return py::check(PyLong_FromLong(id)); });
-      return py::check(Py_BuildValue("(sO)", "force", ids.get()));
+      return py::check(Py_BuildValue("(sOi)", "force", ids.get(), 0));
     });
     set(out.get(), "steps", steps);
     set(out.get(), "flags", py::check(PyLong_FromLong(c.flags)));
@@ -295,7 +296,7 @@ PyObject* pending(PyObject*, PyObject* globals) {
   if (!l) return nullptr;
   if (st)
     for (const auto& [name, unit] : st->pending) {
-      (void)unit;
+      if (unit >= st->frontier) continue;  // not defined yet: the top level has not reached it
       Ref s = Ref::steal(PyUnicode_FromStringAndSize(name.data(), (Py_ssize_t)name.size()));
       if (!s || PyList_Append(l.get(), s.get()) < 0) return nullptr;
     }
@@ -310,7 +311,7 @@ PyObject* materialize_all(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "O|p", &globals, &public_only)) return nullptr;
   runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
   if (!st) Py_RETURN_NONE;
-  for (size_t i = 0; i < st->units.size(); ++i) {
+  for (size_t i = 0; i < st->units.size() && (int)i < st->frontier; ++i) {
     const auto& u = st->units[i];
     if (u.state != runtime::UnitRecord::Pending || !u.code) continue;
     bool wanted = !public_only;
@@ -339,6 +340,18 @@ PyObject* module_stats(PyObject*, PyObject* globals) {
 
 PyObject* is_trapping(PyObject*, PyObject* globals) {
   return PyBool_FromLong(Py_TYPE(globals) == runtime::lazy_globals_type());
+}
+
+// set_frontier(globals, n): while the module's top level runs, units with id
+// >= n are not bound yet and stay invisible (-1: import finished).
+PyObject* set_frontier(PyObject*, PyObject* args) {
+  PyObject* globals;
+  int n;
+  if (!PyArg_ParseTuple(args, "Oi", &globals, &n)) return nullptr;
+  runtime::ModuleState* st = state_arg(globals);
+  if (!st) return nullptr;
+  st->frontier = n < 0 ? INT_MAX : n;
+  Py_RETURN_NONE;
 }
 
 PyObject* set_import_waits(PyObject*, PyObject* fn) {
@@ -382,6 +395,7 @@ PyMethodDef methods[] = {
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
+    {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n): units >= n are not defined yet (-1: all)."},
     {"set_import_waits", set_import_waits, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},
     {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},

@@ -91,11 +91,13 @@ def run_plan(module: types.ModuleType, plan, config=None) -> None:
     getattr_hook, dir_hook, own = _hooks(module)
     dict.__setitem__(g, "__getattr__", getattr_hook)
     dict.__setitem__(g, "__dir__", dir_hook)
-    for kind, payload in plan.steps:
+    for kind, payload, end in plan.steps:
         if kind == "run":
+            _lazyexec.set_frontier(g, end)
             exec(payload, g)
         else:
             _lazyexec.force(g, payload)
+    _lazyexec.set_frontier(g, -1)
     # The module's own PEP 562 hooks (eager dunder units) take the chain.
     for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
         current = dict.get(g, key)

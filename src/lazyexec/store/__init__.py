@@ -27,7 +27,7 @@ import sys
 import zlib
 
 MAGIC = b"LZEX"
-FORMAT = 2
+FORMAT = 3
 HEADER = struct.Struct("<4sHH4sQQ16s")
 SUFFIX = ".lzx"
 
@@ -43,7 +43,7 @@ class Plan:
 
     def __init__(self, units: list, steps: list):
         self.units = units  # per unit: (code or None, binds, deps, where, calls)
-        self.steps = steps  # ("run", code) | ("force", [unit ids])
+        self.steps = steps  # ("run", code, end) | ("force", [unit ids], 0)
 
     @property
     def deferred(self) -> int:
@@ -104,7 +104,7 @@ def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
     if not isinstance(units, list) or not isinstance(steps, list):
         raise CorruptArtifact("bad payload structure")
     for step in steps:
-        if not (isinstance(step, tuple) and len(step) == 2 and step[0] in ("run", "force")):
+        if not (isinstance(step, tuple) and len(step) == 3 and step[0] in ("run", "force")):
             raise CorruptArtifact("bad step")
     for u in units:
         if not (isinstance(u, tuple) and len(u) == 5):

@@ -148,6 +148,7 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
   out.unit_code.resize(m.units.size());
   std::vector<Ref> segment;
   bool segment_has_first = false;
+  int segment_end = 0;
   auto flush = [&]() {
     if (segment.empty()) return;
     // A later segment starting with a string would compile as a docstring
@@ -156,7 +157,7 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
       Ref fields = py::check(PyDict_New());
       segment.insert(segment.begin(), make_node("Pass", fields.get(), segment.front().get()));
     }
-    out.steps.push_back({Step::Run, compile_body(segment, filename, out.flags), {}});
+    out.steps.push_back({Step::Run, compile_body(segment, filename, out.flags), {}, segment_end});
     segment.clear();
     segment_has_first = false;
   };
@@ -179,6 +180,7 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
     if (u.reason.code == analyze::Code::DecidedBranch) continue;  // its branch is flattened into units
     if (u.stmts.front() == 0) segment_has_first = true;
     for (auto& s : statements_for(m, u)) segment.push_back(std::move(s));
+    segment_end = u.id + 1;
   }
   flush();
   return out;

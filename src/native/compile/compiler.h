@@ -17,6 +17,9 @@ struct Step {
   enum Kind { Run, Force } kind = Run;
   py::Ref code;            // Run: eager statements, in source order
   std::vector<int> units;  // Force: lazy units to materialize first
+  // Run: units with a smaller id are defined once this step starts (the
+  // module's top level has reached them); later ones are not bound yet.
+  int end = 0;
 };
 
 struct CompiledModule {

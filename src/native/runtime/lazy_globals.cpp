@@ -68,7 +68,7 @@ int contains(PyObject* self, PyObject* key) {
   ModuleState* st = state_of(self);
   if (!st || !PyUnicode_Check(key)) return 0;
   auto it = st->pending.find(py::utf8(key));
-  if (it == st->pending.end()) return 0;
+  if (it == st->pending.end() || it->second >= st->frontier) return 0;
   const UnitRecord& u = st->units[(size_t)it->second];
   return u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident() ? 0 : 1;
 }
@@ -78,7 +78,7 @@ int contains(PyObject* self, PyObject* key) {
 int materialize_everything(PyObject* self) {
   ModuleState* st = state_of(self);
   if (!st || st->pending.empty()) return 0;
-  for (size_t i = 0; i < st->units.size(); ++i) {
+  for (size_t i = 0; i < st->units.size() && (int)i < st->frontier; ++i) {
     const UnitRecord& u = st->units[i];
     if (!u.code || u.state != UnitRecord::Pending) continue;
     bool binds_pending = false;

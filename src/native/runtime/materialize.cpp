@@ -229,6 +229,7 @@ int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {
   if (!PyUnicode_Check(name) || st.pending.empty()) return 0;
   auto it = st.pending.find(py::utf8(name));
   if (it == st.pending.end()) return 0;
+  if (it->second >= st.frontier) return 0;  // later in the source: not bound yet
   const UnitRecord& u = st.units[(size_t)it->second];
   if (absent_if_running && u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident()) return 0;
   if (st.settled) return materialize_with_closure(st, it->second) < 0 ? -1 : 1;

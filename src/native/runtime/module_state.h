@@ -8,6 +8,7 @@
 
 #include <Python.h>
 
+#include <climits>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -34,6 +35,9 @@ struct ModuleState {
   std::vector<UnitRecord> units;
   std::unordered_map<std::string, int> pending;  // name -> unit, while it can still be published
   std::unordered_set<std::string> cancelled;      // deleted before first use: never published
+  // While the module's top level runs: units with id >= frontier come later
+  // in the source and are not bound yet, so every lookup treats them as absent.
+  int frontier = INT_MAX;
   long materialized = 0;
   long failures = 0;
   double seconds = 0.0;
