@@ -9,7 +9,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-cpp test-python demo census bench-analyze bench-import clean
+.PHONY: setup system-deps test test-cpp test-python demo census bench-analyze bench-import regrtest regrtest-ci clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -47,6 +47,12 @@ census: setup
 
 bench-analyze: setup
 	$(BIN)/python bench/analyze_speed.py
+
+regrtest: setup
+	$(BIN)/python tools/regrtest/run.py --all --json build/regrtest-$(VENV_NAME).json
+
+regrtest-ci: setup
+	$(BIN)/python tools/regrtest/run.py --ci
 
 bench-import: setup
 	$(BIN)/python bench/large_module.py

@@ -74,34 +74,7 @@ class Policy:
         return has_marker(data) or has_pep810_list(data)
 
 
-class LazySourceLoader(importlib.machinery.SourceFileLoader):
-    config: Config = Config()
-
-    def exec_module(self, module):
-        from lazyexec import compile as compile_stage, store
-        from lazyexec.analyze import knowledge_hash
-        from lazyexec.runtime import run_plan
-
-        path = self.path
-        try:
-            st = os.stat(path)
-        except OSError:
-            return super().exec_module(module)
-        key = store.key_for(knowledge_hash(self.config))
-        plan = store.load(path, st.st_mtime_ns, st.st_size, key)
-        if plan is None:
-            try:
-                source = self.get_data(path)
-            except OSError:
-                return super().exec_module(module)
-            plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
-                                            self.config, require_marker=self.config.mode == "marked", pep810=True)
-            # An empty plan is stored too: "nothing to defer" is remembered, not re-analysed.
-            plan = plan or store.Plan([], [])
-            store.save(path, plan, st.st_mtime_ns, st.st_size, key)
-        if not plan.units:
-            return super().exec_module(module)  # nothing to defer: the normal .pyc path
-        run_plan(module, plan, self.config)
+from lazyexec.importer.importlib_bootstrap import LazySourceLoader  # noqa: E402
 
 
 class LazyFinder:

@@ -85,31 +85,10 @@ def settle_policy(config=None) -> tuple[int, bool]:
 
 
 def run_plan(module: types.ModuleType, plan, config=None) -> None:
-    g = module.__dict__
-    threshold, settle_now = settle_policy(config)
-    _lazyexec.install(g, plan.units, module.__name__, threshold)
-    getattr_hook, dir_hook, own = _hooks(module)
-    dict.__setitem__(g, "__getattr__", getattr_hook)
-    dict.__setitem__(g, "__dir__", dir_hook)
-    for kind, payload, end in plan.steps:
-        if kind == "run":
-            _lazyexec.set_frontier(g, end)
-            exec(payload, g)
-        else:
-            _lazyexec.force(g, payload)
-    _lazyexec.set_frontier(g, -1)
-    # The module's own PEP 562 hooks (eager dunder units) take the chain.
-    for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
-        current = dict.get(g, key)
-        if current is not hook:
-            own[slot] = current
-            dict.__setitem__(g, key, hook)
-    loaded.append(module.__name__)
-    at_import = dict.get(g, "__at_import__")
-    if callable(at_import):
-        at_import()
-    if settle_now:
-        _lazyexec.settle(g, "requested: LAZYEXEC_SETTLE=now")
+    """Install a plan into a fresh module and run its eager part."""
+    from lazyexec.importer.importlib_bootstrap import run_plan as _run_plan
+
+    _run_plan(module, plan, config)
 
 
 def _namespace(mod) -> dict:

@@ -1,0 +1,77 @@
+"""The lazy loader and the plan runner: the frames between importlib and a
+module's own code.
+
+The file name holds "importlib" and "_bootstrap" on purpose: `warnings`
+skips such frames when it counts `stacklevel` (its `_is_internal_frame`), as
+it skips importlib's own, so a module warning at import time with
+`stacklevel=2` still points at the code that imported it.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+
+from lazyexec import _lazyexec
+from lazyexec.config import Config
+
+
+def run_plan(module, plan, config=None) -> None:
+    from lazyexec import runtime
+
+    g = module.__dict__
+    threshold, settle_now = runtime.settle_policy(config)
+    _lazyexec.install(g, plan.units, module.__name__, threshold)
+    getattr_hook, dir_hook, own = runtime._hooks(module)
+    dict.__setitem__(g, "__getattr__", getattr_hook)
+    dict.__setitem__(g, "__dir__", dir_hook)
+    for kind, payload, end in plan.steps:
+        if kind == "run":
+            _lazyexec.set_frontier(g, end)
+            exec(payload, g)
+        else:
+            _lazyexec.force(g, payload)
+    _lazyexec.set_frontier(g, -1)
+    # The module's own PEP 562 hooks (eager dunder units) take the chain.
+    for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
+        current = dict.get(g, key)
+        if current is not hook:
+            own[slot] = current
+            dict.__setitem__(g, key, hook)
+    runtime.loaded.append(module.__name__)
+    at_import = dict.get(g, "__at_import__")
+    if callable(at_import):
+        at_import()
+    if settle_now:
+        _lazyexec.settle(g, "requested: LAZYEXEC_SETTLE=now")
+
+
+class LazySourceLoader(importlib.machinery.SourceFileLoader):
+    config: Config = Config()
+
+    def exec_module(self, module):
+        from lazyexec import compile as compile_stage, store
+        from lazyexec.analyze import knowledge_hash
+
+        path = self.path
+        try:
+            st = os.stat(path)
+        except OSError:
+            return super().exec_module(module)
+        key = store.key_for(knowledge_hash(self.config))
+        plan = store.load(path, st.st_mtime_ns, st.st_size, key)
+        if plan is None:
+            try:
+                source = self.get_data(path)
+            except OSError:
+                return super().exec_module(module)
+            plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
+                                            self.config, require_marker=self.config.mode == "marked", pep810=True)
+            # An empty plan is stored too: "nothing to defer" is remembered, not re-analysed.
+            plan = plan or store.Plan([], [])
+            store.save(path, plan, st.st_mtime_ns, st.st_size, key)
+        if not plan.units:
+            return super().exec_module(module)  # nothing to defer: the normal .pyc path
+        run_plan(module, plan, self.config)
+
+
