@@ -188,13 +188,18 @@ runtime::ModuleState* state_arg(PyObject* globals) {
   return st;
 }
 
-// install(globals, units, module, settle_threshold=10000): units[i] is
-// (code or None, binds, deps, where, calls). Makes `globals` a trapping dict.
+// install(globals, units, module, settle_threshold=10000, filename=""):
+// units[i] is (code or None, binds, deps, where, calls); `code` may be the
+// code object's marshal bytes, unmarshalled only when the unit first runs
+// (a never-used unit then costs its bytes, not a live code object).
+// Makes `globals` a trapping dict.
 PyObject* install(PyObject*, PyObject* args) {
   PyObject *globals, *units;
   const char* module;
   long threshold = 10000;
-  if (!PyArg_ParseTuple(args, "O!O!s|l", &PyDict_Type, &globals, &PyList_Type, &units, &module, &threshold))
+  const char* filename = "";
+  if (!PyArg_ParseTuple(args, "O!O!s|ls", &PyDict_Type, &globals, &PyList_Type, &units, &module, &threshold,
+                        &filename))
     return nullptr;
   try {
     auto ints = [](PyObject* seq, std::vector<int>& out) {
@@ -208,8 +213,8 @@ PyObject* install(PyObject*, PyObject* args) {
       runtime::UnitRecord& r = records[(size_t)i];
       PyObject *code, *binds, *deps, *where, *calls;
       if (!PyArg_ParseTuple(spec, "OOOUO", &code, &binds, &deps, &where, &calls)) return nullptr;
-      if (code != Py_None && !PyCode_Check(code)) {
-        PyErr_SetString(PyExc_TypeError, "lazyexec: unit code must be a code object or None");
+      if (code != Py_None && !PyCode_Check(code) && !PyBytes_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "lazyexec: unit code must be a code object, its marshal bytes, or None");
         return nullptr;
       }
       r.where = py::utf8(where);
@@ -239,6 +244,7 @@ PyObject* install(PyObject*, PyObject* args) {
       }
     runtime::ModuleState& st = runtime::create_state(globals);
     st.module = module;
+    st.filename = filename;
     st.units = std::move(records);
     st.settle_threshold = threshold;
     for (size_t i = 0; i < st.units.size(); ++i)

@@ -3,6 +3,8 @@ turned into a store.Plan the runtime executes."""
 
 from __future__ import annotations
 
+import marshal
+
 from lazyexec import _lazyexec
 from lazyexec.analyze import knowledge
 from lazyexec.config import Config
@@ -48,6 +50,9 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         else:
             calls = sorted({b for n in u["call_reads"] for b in binders.get(n, ()) if units[b]["verdict"] == "lazy"})
         binds = tuple(u["binds"])
-        where = f"{filename}:{u['line']} ({u['kind']} {', '.join(binds)})"
-        specs.append((code, binds if code is not None else (), tuple(deps), where, tuple(calls)))
+        where = f"{u['line']} ({u['kind']} {', '.join(binds)})"
+        # Lazy code stays marshalled until its unit first runs (seed idea:
+        # leave code on disk until needed); marshal bytes are far smaller.
+        payload = marshal.dumps(code) if code is not None else None
+        specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     return Plan(specs, [tuple(s) for s in result["steps"]])

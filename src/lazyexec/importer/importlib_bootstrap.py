@@ -21,7 +21,7 @@ def run_plan(module, plan, config=None) -> None:
 
     g = module.__dict__
     threshold, settle_now = runtime.settle_policy(config)
-    _lazyexec.install(g, plan.units, module.__name__, threshold)
+    _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "")
     getattr_hook, dir_hook, own = runtime._hooks(module)
     dict.__setitem__(g, "__getattr__", getattr_hook)
     dict.__setitem__(g, "__dir__", dir_hook)

@@ -27,7 +27,7 @@ import sys
 import zlib
 
 MAGIC = b"LZEX"
-FORMAT = 3
+FORMAT = 4
 HEADER = struct.Struct("<4sHH4sQQ16s")
 SUFFIX = ".lzx"
 

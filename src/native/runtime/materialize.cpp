@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "runtime/module_state.h"
+// after Python.h (module_state.h): marshal.h needs its declarations
+#include <marshal.h>
 
 namespace lazyexec::runtime {
 namespace {
@@ -25,6 +27,10 @@ struct Wait {
 std::unordered_map<unsigned long, Wait>& waits() {
   static auto* w = new std::unordered_map<unsigned long, Wait>();
   return *w;
+}
+
+std::string where_of(const ModuleState& st, const UnitRecord& u) {
+  return (st.filename.empty() ? st.module : st.filename) + ":" + u.where;
 }
 
 // importlib's own waits: thread -> owners of the module locks it is blocked
@@ -61,7 +67,7 @@ std::unordered_map<unsigned long, std::vector<unsigned long>> import_waits() {
 bool would_deadlock(unsigned long me, ModuleState* st, int unit, std::string& chain, bool with_imports) {
   std::unordered_map<unsigned long, std::vector<unsigned long>> imports;
   if (with_imports) imports = import_waits();
-  std::vector<std::pair<unsigned long, std::string>> work = {{st->units[(size_t)unit].owner, st->units[(size_t)unit].where}};
+  std::vector<std::pair<unsigned long, std::string>> work = {{st->units[(size_t)unit].owner, where_of(*st, st->units[(size_t)unit])}};
   std::unordered_set<unsigned long> seen;
   while (!work.empty()) {
     auto [thread, path] = work.back();
@@ -74,7 +80,7 @@ bool would_deadlock(unsigned long me, ModuleState* st, int unit, std::string& ch
     auto w = waits().find(thread);
     if (w != waits().end()) {
       const UnitRecord& next = w->second.st->units[(size_t)w->second.unit];
-      if (next.state == UnitRecord::Running) work.push_back({next.owner, path + " -> " + next.where});
+      if (next.state == UnitRecord::Running) work.push_back({next.owner, path + " -> " + where_of(*w->second.st, next)});
     }
     auto im = imports.find(thread);
     if (im != imports.end())
@@ -82,6 +88,7 @@ bool would_deadlock(unsigned long me, ModuleState* st, int unit, std::string& ch
   }
   return false;
 }
+
 
 void add_note(const std::string& note) {
   PyObject *type, *value, *tb;
@@ -130,7 +137,7 @@ int run_unit(ModuleState& st, int id) {
   UnitRecord& u = st.units[(size_t)id];
   for (int dep : u.deps) {
     if (materialize(st, dep) < 0) {
-      add_note("lazyexec: while materializing " + u.where + ", which reads it when defined");
+      add_note("lazyexec: while materializing " + where_of(st, u) + ", which reads it when defined");
       return -1;
     }
   }
@@ -138,6 +145,17 @@ int run_unit(ModuleState& st, int id) {
   u.state = UnitRecord::Running;
   u.owner = PyThread_get_thread_ident();
   auto start = std::chrono::steady_clock::now();
+  if (PyBytes_Check(u.code.get())) {  // kept marshalled until first use
+    PyObject* code = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(u.code.get()), PyBytes_GET_SIZE(u.code.get()));
+    if (!code || !PyCode_Check(code)) {
+      Py_XDECREF(code);
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
+      u.state = UnitRecord::Pending;
+      u.owner = 0;
+      return -1;
+    }
+    u.code = py::Ref::steal(code);
+  }
   py::Ref scratch = py::Ref::steal(PyDict_New());
   PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
   // `st.units` never resizes after install, so `u` stays valid across Python code.
@@ -153,7 +171,7 @@ int run_unit(ModuleState& st, int id) {
     u.state = UnitRecord::Pending;  // retried on next access
     u.owner = 0;
     st.failures++;
-    add_note("lazyexec: raised while materializing " + u.where + " (a lazily deferred top-level statement)");
+    add_note("lazyexec: raised while materializing " + where_of(st, u) + " (a lazily deferred top-level statement)");
     return -1;
   }
   u.state = UnitRecord::Done;
@@ -206,7 +224,7 @@ int materialize(ModuleState& st, int id) {
           PyErr_Format(PyExc_ImportError,
                        "lazyexec: cycle while materializing %s: it needs itself at definition time "
                        "(a circular reference between lazily deferred statements)",
-                       u.where.c_str());
+                       where_of(st, u).c_str());
           return -1;
         }
         if (would_deadlock(me, &st, id, chain, (++slices % 16) == 0)) {

@@ -20,11 +20,11 @@ namespace lazyexec::runtime {
 
 struct UnitRecord {
   enum State { Pending, Running, Done, Cancelled };
-  py::Ref code;                    // null for units that run eagerly
+  py::Ref code;                    // null for units that run eagerly; code object or its marshal bytes
   std::vector<std::string> binds;
   std::vector<int> deps;           // lazy units read at definition time: run first
   std::vector<int> calls;          // units binding what its code reads later (call_reads)
-  std::string where;               // "pkg/mod.py:12 (def f)" for notes and errors
+  std::string where;               // "12 (def f)": the module's filename is prefixed when shown
   State state = Pending;
   unsigned long owner = 0;         // thread running it
 };
@@ -32,6 +32,7 @@ struct UnitRecord {
 struct ModuleState {
   PyObject* globals = nullptr;     // borrowed: the state dies with the dict
   std::string module;
+  std::string filename;
   std::vector<UnitRecord> units;
   std::unordered_map<std::string, int> pending;  // name -> unit, while it can still be published
   std::unordered_set<std::string> cancelled;      // deleted before first use: never published
