@@ -74,7 +74,7 @@ class Policy:
         return has_marker(data) or has_pep810_list(data)
 
 
-from lazyexec.importer.importlib_bootstrap import LazySourceLoader  # noqa: E402
+from lazyexec.importer.importlib_bootstrap import LazySourceLoader, busy  # noqa: E402
 
 
 class LazyFinder:
@@ -86,6 +86,8 @@ class LazyFinder:
         self.loader_class = type("LazySourceLoader", (LazySourceLoader,), {"config": config})
 
     def find_spec(self, fullname, path=None, target=None):
+        if getattr(busy, "active", False):
+            return None  # lazyexec's own imports while it builds a plan
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return None

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import threading
 
 from lazyexec import _lazyexec
 from lazyexec.config import Config
+
+
+# Set while lazyexec itself loads, builds or stores a plan: modules it imports
+# then (tomllib, warnings, ...) load normally instead of recursing into the hook.
+busy = threading.local()
 
 
 def run_plan(module, plan, config=None) -> None:
@@ -58,18 +64,27 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
             st = os.stat(path)
         except OSError:
             return super().exec_module(module)
-        key = store.key_for(knowledge_hash(self.config))
-        plan = store.load(path, st.st_mtime_ns, st.st_size, key)
+        busy.active = True
+        try:
+            key = store.key_for(knowledge_hash(self.config))
+            plan = store.load(path, st.st_mtime_ns, st.st_size, key)
+            if plan is None:
+                try:
+                    source = self.get_data(path)
+                except OSError:
+                    plan = None
+                    source = None
+                if source is not None:
+                    plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
+                                                    self.config, require_marker=self.config.mode == "marked",
+                                                    pep810=True)
+                    # An empty plan is stored too: "nothing to defer" is remembered, not re-analysed.
+                    plan = plan or store.Plan([], [])
+                    store.save(path, plan, st.st_mtime_ns, st.st_size, key)
+        finally:
+            busy.active = False
         if plan is None:
-            try:
-                source = self.get_data(path)
-            except OSError:
-                return super().exec_module(module)
-            plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
-                                            self.config, require_marker=self.config.mode == "marked", pep810=True)
-            # An empty plan is stored too: "nothing to defer" is remembered, not re-analysed.
-            plan = plan or store.Plan([], [])
-            store.save(path, plan, st.st_mtime_ns, st.st_size, key)
+            return super().exec_module(module)
         if not plan.units:
             return super().exec_module(module)  # nothing to defer: the normal .pyc path
         run_plan(module, plan, self.config)

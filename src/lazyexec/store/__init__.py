@@ -113,11 +113,14 @@ def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
 
 
 def write_atomic(path: str, data: bytes) -> bool:
-    import tempfile
-
+    """Write to a unique temporary file beside `path`, then rename over it.
+    No tempfile module: this runs inside the import hook, where importing
+    more of the stdlib would recurse into it."""
+    directory = os.path.dirname(path)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".lzx-")
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".lzx-{os.getpid()}-{os.urandom(6).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
