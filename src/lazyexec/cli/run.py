@@ -26,7 +26,8 @@ def run(argv: list[str]) -> int:
         module, rest = argv[1], argv[2:]
         activate()
         sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path
-        sys.path.insert(0, os.getcwd())
+        # `python -m lazyexec` already put the working directory first, as
+        # `python -m module` would.
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         return 0
     target, rest = argv[0], argv[1:]
@@ -35,6 +36,8 @@ def run(argv: list[str]) -> int:
         return fail(f"{target}: no such script or command")
     activate()
     sys.argv = [path, *rest]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    # As `python script.py`: the script's directory replaces the working
+    # directory that `python -m lazyexec` put first.
+    sys.path[0] = os.path.dirname(os.path.abspath(path))
     runpy.run_path(path, run_name="__main__")
     return 0
