@@ -20,9 +20,17 @@ def _import_waits() -> dict:
     the runtime's deadlock detection. 3.10-3.11 map a thread to one lock,
     3.12+ to a list of locks."""
     bootstrap = sys.modules.get("_frozen_importlib")
-    blocking = getattr(bootstrap, "_blocking_on", None) or {}
+    blocking = getattr(bootstrap, "_blocking_on", None)
+    if blocking is None:
+        return {}
+    if isinstance(blocking, dict):  # 3.10-3.11: {tid: _ModuleLock}
+        entries = list(blocking.items())
+    else:  # 3.12+: a _WeakValueDictionary of {tid: _List of locks}, no items()
+        entries = [(tid, ref()) for tid, ref in list(getattr(blocking, "data", {}).items())]
     out = {}
-    for tid, value in list(blocking.items()):
+    for tid, value in entries:
+        if value is None:
+            continue
         locks = value if isinstance(value, list) else [value]
         owners = [lock.owner for lock in list(locks) if getattr(lock, "owner", None)]
         if owners:
