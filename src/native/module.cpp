@@ -73,6 +73,7 @@ Ref to_python(const analyze::ModuleAnalysis& m) {
   set(out.get(), "lazy_marker", py::str(m.lazy_marker));
   set(out.get(), "lazy_modules", list_of(m.lazy_modules, [](const std::string& s) { return py::str(s); }));
   set(out.get(), "future_annotations", Ref::borrow(m.future_annotations ? Py_True : Py_False));
+  set(out.get(), "module_annotations", Ref::borrow(m.module_annotations ? Py_True : Py_False));
   set(out.get(), "module_eager", Ref::borrow(m.module_eager ? Py_True : Py_False));
   set(out.get(), "module_reason",
       m.module_eager ? py::str(analyze::short_code(m.module_reason.code)) : Ref::borrow(Py_None));

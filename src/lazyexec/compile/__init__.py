@@ -55,4 +55,9 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         # leave code on disk until needed); marshal bytes are far smaller.
         payload = marshal.dumps(code) if code is not None else None
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
-    return Plan(specs, [tuple(s) for s in result["steps"]])
+    steps = [tuple(s) for s in result["steps"]]
+    if result["module_annotations"]:
+        # Eagerly the module body starts by creating __annotations__ (the
+        # compiler's SETUP_ANNOTATIONS); code may use it before any unit runs.
+        steps.insert(0, ("annotations", None, 0))
+    return Plan(specs, steps)

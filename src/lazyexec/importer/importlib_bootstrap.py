@@ -35,8 +35,10 @@ def run_plan(module, plan, config=None) -> None:
         if kind == "run":
             _lazyexec.set_frontier(g, end)
             exec(payload, g)
-        else:
+        elif kind == "force":
             _lazyexec.force(g, payload)
+        elif not dict.__contains__(g, "__annotations__"):  # "annotations"
+            dict.__setitem__(g, "__annotations__", {})
     _lazyexec.set_frontier(g, -1)
     # The module's own PEP 562 hooks (eager dunder units) take the chain.
     for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):

@@ -161,6 +161,8 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   out.statements = (int)stmts_.size();
   out.top_level_statements = (int)body.size();
   out.future_annotations = future_annotations_;
+  for (const auto& st : stmts_)
+    if (st.node.kind() == K::AnnAssign && st.node.num("simple") == 1) out.module_annotations = true;
   // Hand the tree to the compile stage.
   PyObject* tree = tree_.get();
   Py_INCREF(tree);

@@ -60,6 +60,7 @@ struct ModuleAnalysis {
   std::string lazy_marker = "absent";  // "true", "false", "absent", "other"
   std::vector<std::string> lazy_modules;  // PEP 810 `__lazy_modules__`, when a literal of strings
   bool future_annotations = false;
+  bool module_annotations = false;  // a top-level `name: T = v`: the module body sets up __annotations__
   bool module_eager = false;   // every unit eager for a module-wide reason
   Reason module_reason;
 };

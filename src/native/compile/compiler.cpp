@@ -94,6 +94,44 @@ Ref compile_body(const std::vector<Ref>& body, PyObject* filename, long flags) {
   return py::check(PyObject_CallFunction(compile.get(), "OOsli", module.get(), filename, "exec", flags, 1));
 }
 
+// `__annotations__["x"] = <annotation>` for a lazy `x: T = v`: the module's
+// annotations are complete from the start, as eagerly (the statement itself
+// stays deferred). Under `from __future__ import annotations` the annotation
+// is stored as its source text, as the compiler would.
+Ref hoisted_annotation(PyObject* stmt, bool stringify) {
+  Ref annotation = attr(stmt, "annotation");
+  Ref target = attr(stmt, "target");
+  Ref value = annotation;
+  if (stringify) {
+    Ref ast = py::check(PyImport_ImportModule("ast"));
+    Ref text = py::check(PyObject_CallMethod(ast.get(), "unparse", "O", annotation.get()));
+    Ref f = py::check(PyDict_New());
+    PyDict_SetItemString(f.get(), "value", text.get());
+    value = make_node("Constant", f.get(), annotation.get());
+  }
+  Ref empty = py::check(PyDict_New());
+  Ref load = make_node("Load", empty.get(), nullptr);
+  Ref store = make_node("Store", empty.get(), nullptr);
+  Ref nf = py::check(PyDict_New());
+  PyDict_SetItemString(nf.get(), "id", py::str("__annotations__").get());
+  PyDict_SetItemString(nf.get(), "ctx", load.get());
+  Ref name = make_node("Name", nf.get(), stmt);
+  Ref kf = py::check(PyDict_New());
+  PyDict_SetItemString(kf.get(), "value", attr(target.get(), "id").get());
+  Ref key = make_node("Constant", kf.get(), stmt);
+  Ref sf = py::check(PyDict_New());
+  PyDict_SetItemString(sf.get(), "value", name.get());
+  PyDict_SetItemString(sf.get(), "slice", key.get());
+  PyDict_SetItemString(sf.get(), "ctx", store.get());
+  Ref sub = make_node("Subscript", sf.get(), stmt);
+  Ref targets = py::check(PyList_New(0));
+  PyList_Append(targets.get(), sub.get());
+  Ref af = py::check(PyDict_New());
+  PyDict_SetItemString(af.get(), "targets", targets.get());
+  PyDict_SetItemString(af.get(), "value", value.get());
+  return make_node("Assign", af.get(), stmt);
+}
+
 bool is_string_statement(PyObject* s) {
   Ref type_name = attr((PyObject*)Py_TYPE(s), "__name__");
   if (py::utf8(type_name.get()) != "Expr") return false;
@@ -164,6 +202,10 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
   for (const auto& u : m.units) {
     if (u.lazy) {
       out.unit_code[(size_t)u.id] = compile_body(statements_for(m, u), filename, out.flags);
+      PyObject* stmt = static_cast<PyObject*>(m.syntax.statements[(size_t)u.id].front());
+      Ref type_name = attr((PyObject*)Py_TYPE(stmt), "__name__");
+      if (py::utf8(type_name.get()) == "AnnAssign" && PyLong_AsLong(attr(stmt, "simple").get()) == 1)
+        segment.push_back(hoisted_annotation(stmt, m.future_annotations));
       continue;
     }
     std::vector<int> ids;
