@@ -204,8 +204,10 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
       out.unit_code[(size_t)u.id] = compile_body(statements_for(m, u), filename, out.flags);
       PyObject* stmt = static_cast<PyObject*>(m.syntax.statements[(size_t)u.id].front());
       Ref type_name = attr((PyObject*)Py_TYPE(stmt), "__name__");
-      if (py::utf8(type_name.get()) == "AnnAssign" && PyLong_AsLong(attr(stmt, "simple").get()) == 1)
+      if (py::utf8(type_name.get()) == "AnnAssign" && PyLong_AsLong(attr(stmt, "simple").get()) == 1) {
         segment.push_back(hoisted_annotation(stmt, m.future_annotations));
+        segment_end = u.id;  // the annotation may read any name bound before this unit
+      }
       continue;
     }
     std::vector<int> ids;
