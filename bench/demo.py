@@ -7,7 +7,6 @@ alternating, with medians of wall time and peak memory, and what never ran.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -56,16 +56,22 @@ class Config:
         return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
-def _toml_load(path: str) -> dict:
+def toml_loads(text: str, source: str) -> dict:
+    """TOML through tomllib (3.11+) or tomli (3.10); errors name `source`.
+    Imported only when a file must really be parsed: not on a warm start."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+        raise ConfigError(f"{source}: invalid TOML: {e}") from None
+
+
+def _toml_load(path: str) -> dict:
+    with open(path, "rb") as f:
+        return toml_loads(f.read().decode("utf-8"), path)
 
 
 def from_table(table: dict, source: str) -> Config:

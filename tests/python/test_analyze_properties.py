@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import ast
-import sys
 
 import hypothesmith
 import pytest
@@ -88,7 +87,7 @@ STATEMENTS = [
     lambda n, m: f"if sys.version_info >= (3, 8):\n    {n} = 1\nelse:\n    {n} = 2",
     lambda n, m: f"if TYPE_CHECKING:\n    import {m}",
     lambda n, m: f"def {n}():\n    global {m}\n    {m} = 3",
-    lambda n, m: f"from os.path import *",
+    lambda n, m: "from os.path import *",
     lambda n, m: f"{n} = lambda: {m}",
     lambda n, m: f"{n} = [{m} for {m} in range(3)]",
     lambda n, m: f"__all__ = [{n!r}]",

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
 
-import pytest
 
 
 def write(path, text, encoding="utf-8"):

@@ -215,7 +215,7 @@ def test_materialize_all_and_pending(tmp_path):
 
 
 def test_run_dash_m_and_configuration_mode_all(tmp_path):
-    r = program(tmp_path, {
+    setup = program(tmp_path, {
         "pyproject.toml": "[tool.lazyexec]\nmode = 'all'\ninclude = ['plain']\n",
         "plain.py": "A = 1\ndef f(): return A\n",
         "app.py": """
@@ -226,6 +226,7 @@ def test_run_dash_m_and_configuration_mode_all(tmp_path):
             """,
         "main.py": "",
     })
+    assert setup.returncode == 0, setup.stderr  # the (empty) main.py ran under lazyexec
     import subprocess
 
     out = subprocess.run([sys.executable, "-m", "lazyexec", "run", "-m", "app", "x", "--flag"], cwd=tmp_path,

@@ -46,11 +46,9 @@ def _parse_knowledge() -> dict:
             return _parsed
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    _parsed = tomllib.loads(raw.decode("utf-8"))
+    from lazyexec.config import toml_loads
+
+    _parsed = toml_loads(raw.decode("utf-8"), KNOWLEDGE_FILE)
     from lazyexec.store import write_atomic
 
     write_atomic(cache, marshal.dumps(_parsed))
