@@ -27,17 +27,18 @@ class Config:
     """
 
     __slots__ = ("mode", "include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
-                 "eager_imports", "settle_threshold", "source")
+                 "eager_imports", "settle_threshold", "settle_complete", "source")
 
     def __init__(self, mode: str = "marked", include=(), exclude=(), never=(), pure=(), pure_bases=(),
                  pure_metaclasses=(), eager_imports=(), settle_threshold: int | None = None,
-                 source: str | None = None):
+                 settle_complete: bool | None = None, source: str | None = None):
         object.__setattr__(self, "mode", mode)
         for key, value in (("include", include), ("exclude", exclude), ("never", never), ("pure", pure),
                            ("pure_bases", pure_bases), ("pure_metaclasses", pure_metaclasses),
                            ("eager_imports", eager_imports)):
             object.__setattr__(self, key, tuple(value))
         object.__setattr__(self, "settle_threshold", settle_threshold)
+        object.__setattr__(self, "settle_complete", settle_complete)
         object.__setattr__(self, "source", source)
 
     def __setattr__(self, key, value):
@@ -75,7 +76,7 @@ def _toml_load(path: str) -> dict:
 
 
 def from_table(table: dict, source: str) -> Config:
-    known = set(_LIST_KEYS) | {"mode", "settle_threshold"}
+    known = set(_LIST_KEYS) | {"mode", "settle_threshold", "settle_complete"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown [tool.lazyexec] key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -93,6 +94,10 @@ def from_table(table: dict, source: str) -> Config:
     if threshold is not None and (not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0):
         raise ConfigError(f"{source}: settle_threshold must be a non-negative integer")
     values["settle_threshold"] = threshold
+    complete = table.get("settle_complete")
+    if complete is not None and not isinstance(complete, bool):
+        raise ConfigError(f"{source}: settle_complete must be true or false")
+    values["settle_complete"] = complete
     return Config(**values)
 
 

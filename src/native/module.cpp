@@ -189,7 +189,7 @@ runtime::ModuleState* state_arg(PyObject* globals) {
   return st;
 }
 
-// install(globals, units, module, settle_threshold=10000, filename=""):
+// install(globals, units, module, settle_threshold=10000, filename="", module_obj=None):
 // units[i] is (code or None, binds, deps, where, calls); `code` may be the
 // code object's marshal bytes, unmarshalled only when the unit first runs
 // (a never-used unit then costs its bytes, not a live code object).
@@ -199,8 +199,9 @@ PyObject* install(PyObject*, PyObject* args) {
   const char* module;
   long threshold = 10000;
   const char* filename = "";
-  if (!PyArg_ParseTuple(args, "O!O!s|ls", &PyDict_Type, &globals, &PyList_Type, &units, &module, &threshold,
-                        &filename))
+  PyObject* module_obj = Py_None;
+  if (!PyArg_ParseTuple(args, "O!O!s|lsO", &PyDict_Type, &globals, &PyList_Type, &units, &module, &threshold,
+                        &filename, &module_obj))
     return nullptr;
   try {
     auto ints = [](PyObject* seq, std::vector<int>& out) {
@@ -248,6 +249,7 @@ PyObject* install(PyObject*, PyObject* args) {
     st.filename = filename;
     st.units = std::move(records);
     st.settle_threshold = threshold;
+    if (module_obj != Py_None) st.module_ref = py::check(PyWeakref_NewRef(module_obj, nullptr));
     for (size_t i = 0; i < st.units.size(); ++i)
       if (st.units[i].code)
         for (const auto& b : st.units[i].binds) st.pending[b] = (int)i;
@@ -311,11 +313,13 @@ PyObject* pending(PyObject*, PyObject* globals) {
   return l.release();
 }
 
-// materialize_all(globals, public_only=False)
+// materialize_all(globals, public_only=False, keep_going=False): with
+// keep_going, a failing unit stays pending (its error reaches whoever uses its
+// names) and the others still run.
 PyObject* materialize_all(PyObject*, PyObject* args) {
   PyObject* globals;
-  int public_only = 0;
-  if (!PyArg_ParseTuple(args, "O|p", &globals, &public_only)) return nullptr;
+  int public_only = 0, keep_going = 0;
+  if (!PyArg_ParseTuple(args, "O|pp", &globals, &public_only, &keep_going)) return nullptr;
   runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
   if (!st) Py_RETURN_NONE;
   for (size_t i = 0; i < st->units.size() && (int)i < st->frontier; ++i) {
@@ -324,7 +328,10 @@ PyObject* materialize_all(PyObject*, PyObject* args) {
     bool wanted = !public_only;
     for (const auto& b : u.binds)
       if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;
-    if (wanted && runtime::materialize(*st, (int)i) < 0) return nullptr;
+    if (wanted && runtime::materialize(*st, (int)i) < 0) {
+      if (!keep_going || !PyErr_ExceptionMatches(PyExc_Exception)) return nullptr;
+      PyErr_Clear();
+    }
   }
   Py_RETURN_NONE;
 }
@@ -370,6 +377,15 @@ PyObject* set_import_waits(PyObject*, PyObject* fn) {
   Py_RETURN_NONE;
 }
 
+PyObject* set_settled_hook(PyObject*, PyObject* fn) {
+  if (fn != Py_None && !PyCallable_Check(fn)) {
+    PyErr_SetString(PyExc_TypeError, "set_settled_hook expects a callable or None");
+    return nullptr;
+  }
+  runtime::set_settled_hook(fn == Py_None ? nullptr : fn);
+  Py_RETURN_NONE;
+}
+
 PyObject* glob_match(PyObject*, PyObject* args) {
   const char *pattern, *text;
   if (!PyArg_ParseTuple(args, "ss", &pattern, &text)) return nullptr;
@@ -395,15 +411,17 @@ PyObject* reason_codes(PyObject*, PyObject*) {
 PyMethodDef methods[] = {
     {"compile", (PyCFunction)(void (*)(void))compile_source, METH_VARARGS | METH_KEYWORDS,
      "compile(source, filename, knowledge, module=None, is_package=False) -> dict with code and steps."},
-    {"install", install, METH_VARARGS, "install(globals, units, module): make globals a trapping namespace."},
+    {"install", install, METH_VARARGS, "install(globals, units, module, settle_threshold, filename, module_obj): make globals a trapping namespace."},
     {"settle", settle, METH_VARARGS, "settle(globals, reason=...) -> whether the namespace is now an exact dict."},
     {"force", force, METH_VARARGS, "force(globals, ids): materialize these units (stable-inputs plan)."},
     {"lookup", lookup, METH_VARARGS, "lookup(globals, name) -> (found, value), materializing a pending name."},
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
-    {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False)."},
+    {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False, keep_going=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
     {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n): units >= n are not defined yet (-1: all)."},
     {"set_import_waits", set_import_waits, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
+    {"set_settled_hook", set_settled_hook, METH_O,
+     "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},
     {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},
     {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},
     {"reason_codes", reason_codes, METH_NOARGS,

@@ -2,7 +2,9 @@
 main.py) run eagerly (`python main.py`) and under `python -m lazyexec run
 main.py`; what it prints, its exit status and its stderr's last line must
 match. main.py may check that laziness is real with `if LAZY:` assertions,
-LAZY being `"lazyexec" in sys.modules` (true only under lazyexec).
+LAZY being `"lazyexec" in sys.modules` (true only under lazyexec);
+`NAMESPACE(mod)` reads a module's namespace without completing it (a settled
+module's `__dict__` runs its pending units first).
 
 Case file format (cases.txt):
 
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CASES = Path(__file__).with_name("cases.txt")
-PRELUDE = 'import sys\nLAZY = "lazyexec" in sys.modules\n'
+PRELUDE = ('import sys\nLAZY = "lazyexec" in sys.modules\n'
+           'NAMESPACE = type(sys).__dict__["__dict__"].__get__\n')
 
 
 @dataclass

@@ -33,9 +33,10 @@ def test_settle_on_request_keeps_everything_reachable(tmp_path):
     r = program(tmp_path, """
         import lazyexec, mod
         print(mod.api(1))
-        assert type(mod.__dict__) is not dict
+        namespace = type(mod).__dict__["__dict__"].__get__  # without completing it
+        assert type(namespace(mod)) is not dict
         lazyexec.settle(mod)
-        assert type(mod.__dict__) is dict
+        assert type(namespace(mod)) is dict
         print(mod.api(2), mod.Shape().area())
         # still pending after settling, reached through the module: runs with its closure
         assert lazyexec.is_pending(mod, "unused")
@@ -68,6 +69,36 @@ def test_settles_when_hot(tmp_path):
         """, env={"LAZYEXEC_SETTLE": "500"})
     assert r.returncode == 0, r.stderr
     assert r.stdout == "True hot: trap lookups passed settle_threshold True 20\n"
+
+
+HOT_THEN_INSPECT = """
+    import types, lazyexec, mod
+    namespace = types.ModuleType.__dict__["__dict__"].__get__  # without completing it
+    for i in range(2000):
+        mod.api(i)
+    print(type(namespace(mod)) is dict, lazyexec.pending(mod), "__getattr__" in namespace(mod),
+          type(mod) is types.ModuleType, type(mod).__name__)
+    print(sorted(k for k in vars(mod) if not k.startswith("__")), lazyexec.pending(mod),
+          type(mod) is types.ModuleType, "__getattr__" in namespace(mod))
+    """
+
+
+def test_hot_module_completes_and_drops_its_hooks(tmp_path):
+    # A module settled because it is hot runs what is still pending and loses
+    # lazyexec's __getattr__: CPython then specializes `mod.attr` again.
+    r = program(tmp_path, HOT_THEN_INSPECT, env={"LAZYEXEC_SETTLE": "500"})
+    assert r.returncode == 0, r.stderr
+    names = "['BASE', 'Shape', 'api', 'helper', 'json', 'unused']"
+    assert r.stdout == f"True [] False True module\n{names} [] True False\n"
+
+
+def test_hot_module_keeps_pending_units_without_settle_complete(tmp_path):
+    # settle_complete = false: pending units stay, reachable by attribute; the
+    # module's class completes the namespace when it is read as a whole.
+    r = program(tmp_path, HOT_THEN_INSPECT, env={"LAZYEXEC_SETTLE": "500", "LAZYEXEC_SETTLE_COMPLETE": "0"})
+    assert r.returncode == 0, r.stderr
+    names = "['BASE', 'Shape', 'api', 'helper', 'json', 'unused']"
+    assert r.stdout == f"True ['Shape', 'json', 'unused'] True False module\n{names} [] True False\n"
 
 
 def test_never_mode_stays_trapped(tmp_path):

@@ -25,9 +25,12 @@ busy = threading.local()
 def run_plan(module, plan, config=None) -> None:
     from lazyexec import runtime
 
-    g = module.__dict__
+    g = runtime.namespace(module)
+    base = runtime._settled_bases.get(type(module))
+    if base is not None:  # reloading a settled module: it traps again
+        module.__class__ = base
     threshold, settle_now = runtime.settle_policy(config)
-    _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "")
+    _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "", module)
     getattr_hook, dir_hook, own = runtime._hooks(module)
     dict.__setitem__(g, "__getattr__", getattr_hook)
     dict.__setitem__(g, "__dir__", dir_hook)

@@ -40,6 +40,97 @@ def _import_waits() -> dict:
 
 _lazyexec.set_import_waits(_import_waits)
 
+# A module's real namespace, read without going through its class: a settled
+# module's `__dict__` (below) completes the namespace first, lazyexec must not.
+_module_dict = types.ModuleType.__dict__["__dict__"]
+
+
+def namespace(module: types.ModuleType) -> dict:
+    return _module_dict.__get__(module)
+
+
+def _complete_namespace(module) -> dict:
+    """`module.__dict__` of a settled module with pending units. The namespace
+    is an exact dict again, so iterating it (doctest, `vars()`, pydoc, `import
+    *`) cannot trap: run the pending units first, as an eager module would
+    have. A failing unit stays pending; its error reaches whoever uses its name,
+    as reading `__dict__` never fails eagerly."""
+    g = _module_dict.__get__(module)
+    _lazyexec.materialize_all(g, False, True)
+    return g
+
+
+def _settled_dir(module) -> list:
+    """`dir()` of a settled module: as ModuleType's, on the namespace as is
+    (listing a name must not run it)."""
+    g = _module_dict.__get__(module)
+    hook = g.get("__dir__")
+    return list(hook()) if callable(hook) else list(g)
+
+
+_settled_classes: dict[type, type] = {}  # module class -> its completing subclass
+_settled_bases: dict[type, type] = {}  # and back
+
+
+def _completing_class(cls: type) -> type:
+    sub = _settled_classes.get(cls)
+    if sub is None:
+        # Same name, qualname and module as the original class, so
+        # `type(m).__name__` and reprs do not change.
+        body = {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                "__doc__": cls.__doc__,
+                "__dict__": property(_complete_namespace, doc="The namespace, pending units run first.")}
+        if cls.__dir__ is types.ModuleType.__dir__:
+            body["__dir__"] = _settled_dir
+        sub = type(cls)(cls.__name__, (cls,), body)
+        _settled_classes[cls] = sub
+        _settled_bases[sub] = cls
+    return sub
+
+
+# Whether a settling module also runs its units still pending (settle_policy).
+complete_on_settle = True
+
+
+def _on_settled(module, hot: bool) -> None:
+    """Called by the runtime when `module` settles (`hot`: because its trap
+    passed the threshold), and when a settled module's last pending unit has
+    run."""
+    g = _module_dict.__get__(module)
+    cls = type(module)
+    if hot and complete_on_settle and _lazyexec.pending(g) and cls not in _settled_bases:
+        # Zero overhead includes `module.attr` from other modules, which
+        # CPython specializes only without a PEP 562 hook in the namespace:
+        # a hot module runs what is left and drops the hook (docs/settle.md).
+        _lazyexec.materialize_all(g, False, True)
+    if _lazyexec.pending(g):
+        if cls in _settled_bases:
+            return
+        try:
+            module.__class__ = _completing_class(cls)
+        except TypeError:
+            # A module class that cannot be subclassed or swapped: complete now.
+            _lazyexec.materialize_all(g, False, True)
+        return
+    # Complete: the module's own class back, and lazyexec's PEP 562 hooks out
+    # of the namespace (with `__getattr__` present CPython does not specialize
+    # `module.attr` loads), the module's own hooks back in their place.
+    base = _settled_bases.get(cls)
+    if base is not None:
+        module.__class__ = base
+    for key, slot in (("__getattr__", "getattr"), ("__dir__", "dir")):
+        hook = dict.get(g, key)
+        own = getattr(hook, "_lazyexec_own", None)
+        if own is None:
+            continue  # not ours (rebound by the module)
+        if own.get(slot) is not None:
+            dict.__setitem__(g, key, own[slot])
+        else:
+            dict.pop(g, key, None)
+
+
+_lazyexec.set_settled_hook(_on_settled)
+
 
 def _hooks(module: types.ModuleType):
     """The module's PEP 562 __getattr__ and __dir__, chaining to its own."""
@@ -70,6 +161,7 @@ def _hooks(module: types.ModuleType):
             names.discard("__dir__")
         return sorted(names)
 
+    __getattr__._lazyexec_own = __dir__._lazyexec_own = own  # read when the module is complete
     return __getattr__, __dir__, own
 
 
@@ -78,9 +170,17 @@ DEFAULT_SETTLE_THRESHOLD = 10000  # why this number: docs/settle.md
 
 def settle_policy(config=None) -> tuple[int, bool]:
     """(threshold, settle right after import). LAZYEXEC_SETTLE overrides the
-    configuration: "never", "now", or a number of trap lookups."""
+    configuration: "never", "now", or a number of trap lookups.
+    LAZYEXEC_SETTLE_COMPLETE=0|1 overrides `settle_complete` (sets the
+    process-wide `complete_on_settle`)."""
     import os
 
+    global complete_on_settle
+    complete = os.environ.get("LAZYEXEC_SETTLE_COMPLETE", "")
+    if complete in ("0", "1"):
+        complete_on_settle = complete == "1"
+    elif getattr(config, "settle_complete", None) is not None:
+        complete_on_settle = config.settle_complete
     env = os.environ.get("LAZYEXEC_SETTLE", "")
     if env == "never":
         return -1, False
@@ -102,7 +202,7 @@ def run_plan(module: types.ModuleType, plan, config=None) -> None:
 def _namespace(mod) -> dict:
     if isinstance(mod, str):
         mod = sys.modules[mod]
-    return mod.__dict__
+    return _module_dict.__get__(mod)
 
 
 def pending(mod) -> list[str]:
@@ -121,8 +221,8 @@ def materialize_all(mod=None) -> None:
         return
     for name in list(loaded):
         m = sys.modules.get(name)
-        if m is not None and _lazyexec.is_trapping(m.__dict__):
-            _lazyexec.materialize_all(m.__dict__)
+        if m is not None:  # settled modules too: their pending units are reachable by attribute
+            _lazyexec.materialize_all(_module_dict.__get__(m))
 
 
 def settle(mod=None) -> None:
@@ -141,7 +241,7 @@ def stats() -> list[dict]:
         if m is None:
             continue
         try:
-            s = _lazyexec.module_stats(m.__dict__)
+            s = _lazyexec.module_stats(_module_dict.__get__(m))
         except ValueError:
             continue
         s["never_used"] = s["pending"]

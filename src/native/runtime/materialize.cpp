@@ -178,6 +178,7 @@ int run_unit(ModuleState& st, int id) {
   u.owner = 0;
   st.materialized++;
   if (st.pending.empty() && st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
+  else if (st.pending.empty() && st.settled) notify_settled(st);
   return 0;
 }
 

@@ -50,11 +50,18 @@ struct ModuleState {
   std::string settle_reason;       // why it settled, or why it could not
   long settle_forced = 0;          // units settling materialized
   py::Ref keepalive;               // after settling: the dict (see settle.cpp)
+  py::Ref module_ref;              // weak reference to the module object, if given
 };
 
 // Registers the callable that reports importlib's module-lock waits as
 // {thread id: [owner thread ids]} (see lazyexec/runtime/__init__.py).
 void set_import_waits(PyObject* fn);
+
+// Registers the callable run with the module object when a module settles and
+// when a settled module's last pending unit has run (see settle.cpp and
+// lazyexec/runtime/__init__.py).
+void set_settled_hook(PyObject* fn);
+void notify_settled(ModuleState& st);
 
 // Side table from globals dict to state.
 ModuleState* state_of(PyObject* globals);

@@ -31,7 +31,28 @@ int closure(ModuleState& st, std::vector<int> work, long* forced) {
   return 0;
 }
 
+PyObject* settled_hook = nullptr;
+
 }  // namespace
+
+// Iterating an exact dict cannot run pending units: while some are pending the
+// hook gives the module a `__dict__` that completes the namespace first; once
+// none are, it removes lazyexec's PEP 562 hooks, whose presence in the
+// namespace keeps CPython from specializing `module.attr` loads.
+void notify_settled(ModuleState& st) {
+  if (!settled_hook || !st.module_ref || !st.settled) return;
+  PyObject* module = PyWeakref_GetObject(st.module_ref.get());  // borrowed
+  if (!module || module == Py_None) return;
+  py::Ref keep = py::Ref::borrow(module);
+  bool hot = st.settle_reason.rfind("hot", 0) == 0;  // settled by the threshold, not on request
+  py::Ref r = py::Ref::steal(PyObject_CallFunction(settled_hook, "OO", module, hot ? Py_True : Py_False));
+  if (!r) PyErr_WriteUnraisable(settled_hook);
+}
+
+void set_settled_hook(PyObject* fn) {
+  Py_XINCREF(fn);
+  Py_XSETREF(settled_hook, fn);
+}
 
 void settle(ModuleState& st, const char* reason) {
   if (st.settled || st.settling) return;
@@ -49,15 +70,17 @@ void settle(ModuleState& st, const char* reason) {
     st.settle_reason = std::string("not settled: a unit raised while settling (") + reason + ")";
     st.settle_threshold = -1;  // do not try again on every lookup
   }
-  PyErr_Restore(type, value, tb);
   st.settle_forced += forced;
   st.settling = false;
-  if (rc < 0) return;
-  // The type swap: identical layouts (checked when the trap type was readied).
-  st.keepalive = py::Ref::borrow(st.globals);  // the dict now frees as a plain dict: keep the state's key alive
-  Py_SET_TYPE(st.globals, &PyDict_Type);
-  st.settled = true;
-  st.settle_reason = reason;
+  if (rc == 0) {
+    // The type swap: identical layouts (checked when the trap type was readied).
+    st.keepalive = py::Ref::borrow(st.globals);  // the dict now frees as a plain dict: keep the state's key alive
+    Py_SET_TYPE(st.globals, &PyDict_Type);
+    st.settled = true;
+    st.settle_reason = reason;
+    notify_settled(st);
+  }
+  PyErr_Restore(type, value, tb);
 }
 
 int materialize_with_closure(ModuleState& st, int id) {
