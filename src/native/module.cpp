@@ -283,6 +283,17 @@ PyObject* force(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// resolve(globals, id, values): unit `id` is done, binding `values` (a dict).
+PyObject* resolve(PyObject*, PyObject* args) {
+  PyObject *globals, *values;
+  int id;
+  if (!PyArg_ParseTuple(args, "OiO!", &globals, &id, &PyDict_Type, &values)) return nullptr;
+  runtime::ModuleState* st = state_arg(globals);
+  if (!st) return nullptr;
+  if (runtime::resolve(*st, id, values) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
 // lookup(globals, name) -> (found, value): materializes a pending name.
 PyObject* lookup(PyObject*, PyObject* args) {
   PyObject *globals, *name;
@@ -414,6 +425,7 @@ PyMethodDef methods[] = {
     {"install", install, METH_VARARGS, "install(globals, units, module, settle_threshold, filename, module_obj): make globals a trapping namespace."},
     {"settle", settle, METH_VARARGS, "settle(globals, reason=...) -> whether the namespace is now an exact dict."},
     {"force", force, METH_VARARGS, "force(globals, ids): materialize these units (stable-inputs plan)."},
+    {"resolve", resolve, METH_VARARGS, "resolve(globals, id, values): unit id is done without running, binding values."},
     {"lookup", lookup, METH_VARARGS, "lookup(globals, name) -> (found, value), materializing a pending name."},
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False, keep_going=False)."},

@@ -68,7 +68,7 @@ def test_keyboard_interrupt_raised_by_unit_code(tmp_path):
             from side import COUNT
             """,
         "main.py": """
-            import builtins, side
+            import builtins
             real_import = builtins.__import__
             def flaky(name, *a, **k):
                 if name == "side" and not getattr(flaky, "done", False):

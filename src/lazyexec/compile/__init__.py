@@ -16,6 +16,26 @@ from lazyexec.store import Plan
 DYNAMIC_NAMESPACE = frozenset({"globals", "vars", "eval", "exec", "__import__"})
 
 
+def _already_loaded_spec(u: dict):
+    """How the runtime binds a lazy import unit at the end of the import if its
+    modules are in sys.modules by then: (unit, name, mode, modules, attr), mode
+    "root" (`import a.b` binds a), "module" (`import a.b as c`) or "from"
+    (`from a import b`)."""
+    binds, imports = u["binds"], u["imports"]
+    if len(binds) != 1 or not imports:
+        return None
+    if u["kind"] == "import":
+        root = imports[0].partition(".")[0]
+        if binds[0] == root and all(m.partition(".")[0] == root for m in imports):
+            return (u["id"], binds[0], "root", tuple(imports), "")
+        if len(imports) == 1:
+            return (u["id"], binds[0], "module", (imports[0],), "")
+        return None
+    if u["kind"] == "from-import" and len(imports) == 2 and imports[1].startswith(imports[0] + "."):
+        return (u["id"], binds[0], "from", (imports[0],), imports[1][len(imports[0]) + 1:])
+    return None
+
+
 def build_plan(source: bytes, filename: str, module: str, is_package: bool, config: Config | None,
                require_marker: bool = False, pep810: bool = False) -> Plan | None:
     """A Plan, or None when nothing in the module can be deferred (or, with
@@ -56,6 +76,9 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         payload = marshal.dumps(code) if code is not None else None
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     steps = [tuple(s) for s in result["steps"]]
+    loaded = [spec for u in units if u["verdict"] == "lazy" and (spec := _already_loaded_spec(u)) is not None]
+    if loaded:
+        steps.append(("bind_loaded", tuple(loaded), 0))
     if result["module_annotations"]:
         # Eagerly the module body starts by creating __annotations__ (the
         # compiler's SETUP_ANNOTATIONS); code may use it before any unit runs.

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import sys
 import threading
+import types
 
 from lazyexec import _lazyexec
 from lazyexec.config import Config
@@ -34,8 +36,11 @@ def run_plan(module, plan, config=None) -> None:
     getattr_hook, dir_hook, own = runtime._hooks(module)
     dict.__setitem__(g, "__getattr__", getattr_hook)
     dict.__setitem__(g, "__dir__", dir_hook)
+    loaded = ()
     for kind, payload, end in plan.steps:
-        if kind == "run":
+        if kind == "bind_loaded":
+            loaded = payload
+        elif kind == "run":
             _lazyexec.set_frontier(g, end)
             exec(payload, g)
         elif kind == "force":
@@ -43,6 +48,8 @@ def run_plan(module, plan, config=None) -> None:
         elif not dict.__contains__(g, "__annotations__"):  # "annotations"
             dict.__setitem__(g, "__annotations__", {})
     _lazyexec.set_frontier(g, -1)
+    if loaded:
+        bind_loaded(g, loaded)
     # The module's own PEP 562 hooks (eager dunder units) take the chain.
     for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
         current = dict.get(g, key)
@@ -55,6 +62,43 @@ def run_plan(module, plan, config=None) -> None:
         at_import()
     if settle_now:
         _lazyexec.settle(g, "requested: LAZYEXEC_SETTLE=now")
+
+
+def bind_loaded(g: dict, specs) -> None:
+    """Deferred imports of modules that are already in sys.modules when their
+    importer finishes loading are bound now: it costs a dictionary lookup, and
+    a later swap of sys.modules (`mock.patch.dict(sys.modules, ...)`,
+    `test.support.import_fresh_module`) then leaves this module with the
+    objects an eager import would have bound. A `from m import x` binds only
+    what m's namespace already holds: a pending `x` of a lazy m stays deferred
+    rather than running now."""
+    modules = sys.modules
+    for uid, name, mode, names, attr in specs:
+        found = [modules.get(n) for n in names]
+        if any(m is None for m in found):
+            continue  # not imported (yet), or blocked (None): stays deferred
+        if mode == "root":
+            value = modules.get(names[0].partition(".")[0])
+            if value is None:
+                continue
+        elif mode == "module":
+            value = found[0]
+        else:
+            source = found[0]
+            if isinstance(source, types.ModuleType):
+                value = dict.get(_module_dict.__get__(source), attr, _MISSING)  # never runs a pending unit
+            else:  # a stand-in object (a mock): eagerly its attribute is read at import
+                try:
+                    value = getattr(source, attr)
+                except Exception:  # noqa: BLE001 - stays deferred; the error comes at first use
+                    value = _MISSING
+            if value is _MISSING:
+                continue
+        _lazyexec.resolve(g, uid, {name: value})
+
+
+_MISSING = object()
+_module_dict = types.ModuleType.__dict__["__dict__"]
 
 
 class LazySourceLoader(importlib.machinery.SourceFileLoader):

@@ -244,6 +244,21 @@ int materialize(ModuleState& st, int id) {
   }
 }
 
+int resolve(ModuleState& st, int id, PyObject* values) {
+  if (id < 0 || id >= (int)st.units.size()) {
+    PyErr_Format(PyExc_IndexError, "lazyexec: no unit %d in %s", id, st.module.c_str());
+    return -1;
+  }
+  UnitRecord& u = st.units[(size_t)id];
+  if (u.state != UnitRecord::Pending || !u.code) return 0;
+  if (publish(st, u, values) < 0) return -1;
+  u.state = UnitRecord::Done;
+  u.code = py::Ref();  // never runs: its code can go
+  st.materialized++;
+  if (st.pending.empty() && st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
+  return 0;
+}
+
 int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {
   if (!PyUnicode_Check(name) || st.pending.empty()) return 0;
   auto it = st.pending.find(py::utf8(name));

@@ -72,6 +72,11 @@ void forget_state(PyObject* globals);
 // exception set on failure; the unit stays pending so a later access retries.
 int materialize(ModuleState& st, int id);
 
+// Marks pending unit `id` done without running it, publishing `values`
+// (name -> object) as it would have: an import whose module was already in
+// sys.modules when its importer loaded (see importer/importlib_bootstrap.py).
+int resolve(ModuleState& st, int id, PyObject* values);
+
 // Materializes the unit that would bind `name`, if it is pending. Returns 1 if
 // a unit ran, 0 if the name is not pending, -1 on error.
 // With `absent_if_running`, a name whose unit is running in this very thread
