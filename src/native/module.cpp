@@ -379,6 +379,28 @@ PyObject* set_frontier(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// last_key(globals): a mark taken before an eager part of the top level runs.
+PyObject* last_key(PyObject*, PyObject* globals) {
+  if (!PyDict_Check(globals)) {
+    PyErr_SetString(PyExc_TypeError, "last_key expects a dict");
+    return nullptr;
+  }
+  return runtime::last_key(globals).release();
+}
+
+// supersede(globals, mark, first_later): after an eager part of the top level
+// ran, names it bound as a side effect that a later pending unit binds are
+// unbound again (see runtime/module_state.h).
+PyObject* supersede(PyObject*, PyObject* args) {
+  PyObject *globals, *mark;
+  int first_later;
+  if (!PyArg_ParseTuple(args, "OOi", &globals, &mark, &first_later)) return nullptr;
+  runtime::ModuleState* st = state_arg(globals);
+  if (!st) return nullptr;
+  if (runtime::supersede(*st, mark, first_later) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
 PyObject* set_import_waits(PyObject*, PyObject* fn) {
   if (fn != Py_None && !PyCallable_Check(fn)) {
     PyErr_SetString(PyExc_TypeError, "set_import_waits expects a callable or None");
@@ -431,6 +453,9 @@ PyMethodDef methods[] = {
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False, keep_going=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
     {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n): units >= n are not defined yet (-1: all)."},
+    {"last_key", last_key, METH_O, "last_key(globals): the newest key, a mark for supersede()."},
+    {"supersede", supersede, METH_VARARGS,
+     "supersede(globals, mark, first_later): unbind side-effect bindings of names later pending units bind."},
     {"set_import_waits", set_import_waits, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"set_settled_hook", set_settled_hook, METH_O,
      "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},

@@ -42,7 +42,11 @@ def run_plan(module, plan, config=None) -> None:
             loaded = payload
         elif kind == "run":
             _lazyexec.set_frontier(g, end)
+            mark = _lazyexec.last_key(g)
             exec(payload, g)
+            # Eagerly the units from `end` on bind after this part ran: what
+            # it bound as a side effect (importlib's `pkg.sub`) gives way.
+            _lazyexec.supersede(g, mark, end)
         elif kind == "force":
             _lazyexec.force(g, payload)
         elif not dict.__contains__(g, "__annotations__"):  # "annotations"

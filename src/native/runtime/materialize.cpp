@@ -103,7 +103,75 @@ void add_note(const std::string& note) {
   PyErr_Restore(type, value, tb);
 }
 
-int publish(ModuleState& st, UnitRecord& u, PyObject* scratch) {
+}  // namespace
+
+namespace {
+// reversed(d) as a plain dict, whatever d's type: keys newest first.
+py::Ref newest_first(PyObject* dict) {
+  static PyObject* reversed = nullptr;  // dict.__reversed__, a method descriptor
+  if (!reversed) {
+    reversed = PyObject_GetAttrString((PyObject*)&PyDict_Type, "__reversed__");
+    if (!reversed) return {};
+  }
+  return py::Ref::steal(PyObject_CallOneArg(reversed, dict));
+}
+}  // namespace
+
+py::Ref last_key(PyObject* dict) {
+  py::Ref it = newest_first(dict);
+  if (!it) return {};
+  py::Ref k = py::Ref::steal(PyIter_Next(it.get()));
+  if (!k && !PyErr_Occurred()) return py::Ref::borrow(Py_None);  // empty dict
+  return k;
+}
+
+bool inserted_since(PyObject* dict, PyObject* last, std::vector<py::Ref>& out) {
+  // Dicts keep insertion order: the keys after `last` were inserted since.
+  py::Ref it = newest_first(dict);
+  if (!it) return false;
+  while (py::Ref k = py::Ref::steal(PyIter_Next(it.get()))) {
+    if (k.get() == last) return true;
+    out.push_back(k);
+  }
+  if (PyErr_Occurred()) return false;
+  if (last == Py_None) return true;  // the dict was empty
+  out.clear();  // `last` itself went away: no reliable answer
+  return false;
+}
+
+int supersede(ModuleState& st, PyObject* last, int first_later) {
+  if (!last || st.pending.empty()) return 0;
+  std::vector<py::Ref> inserted;
+  if (!inserted_since(st.globals, last, inserted)) {
+    PyErr_Clear();
+    return 0;
+  }
+  for (const py::Ref& k : inserted) {
+    if (!PyUnicode_Check(k.get())) continue;
+    auto it = st.pending.find(py::utf8(k.get()));
+    if (it == st.pending.end() || it->second < first_later) continue;
+    if (st.units[(size_t)it->second].state != UnitRecord::Pending) continue;
+    if (PyDict_DelItem(st.globals, k.get()) < 0) return -1;
+  }
+  return 0;
+}
+
+namespace {
+
+// Publishes a unit's bindings. Names bound in the namespace while the unit
+// ran (importlib binding `pkg.sub` as the unit's `from .sub import x` loads
+// it, or anything the imported code did) happened, eagerly, at the
+// statement's own position: its own bindings replace them, and a later
+// pending unit's names are unbound again so that unit's binding wins.
+int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject* last) {
+  std::unordered_set<std::string> during;
+  std::vector<py::Ref> inserted;
+  if (last && inserted_since(st.globals, last, inserted)) {
+    for (const py::Ref& k : inserted)
+      if (PyUnicode_Check(k.get())) during.insert(py::utf8(k.get()));
+  } else {
+    PyErr_Clear();
+  }
   PyObject *key, *value;
   Py_ssize_t pos = 0;
   while (PyDict_Next(scratch, &pos, &key, &value)) {
@@ -123,8 +191,15 @@ int publish(ModuleState& st, UnitRecord& u, PyObject* scratch) {
     if (st.cancelled.count(name)) continue;  // deleted before first use
     int has = PyDict_Contains(st.globals, key);
     if (has < 0) return -1;
-    if (has) continue;  // a global write, `mod.x = ...` or star import came first
+    if (has && !during.count(name)) continue;  // a global write, `mod.x = ...` or star import came first
     if (PyDict_SetItem(st.globals, key, value) < 0) return -1;
+  }
+  for (const py::Ref& k : inserted) {
+    if (!PyUnicode_Check(k.get()) || PyDict_Contains(scratch, k.get()) == 1) continue;
+    auto it = st.pending.find(py::utf8(k.get()));
+    if (it == st.pending.end() || it->second <= id) continue;
+    if (st.units[(size_t)it->second].state != UnitRecord::Pending) continue;
+    if (PyDict_DelItem(st.globals, k.get()) < 0) return -1;
   }
   for (const auto& b : u.binds) {
     auto it = st.pending.find(b);
@@ -156,6 +231,8 @@ int run_unit(ModuleState& st, int id) {
     }
     u.code = py::Ref::steal(code);
   }
+  py::Ref last = last_key(st.globals);  // what the namespace held before the run
+  if (!last) PyErr_Clear();
   py::Ref scratch = py::Ref::steal(PyDict_New());
   PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
   // `st.units` never resizes after install, so `u` stays valid across Python code.
@@ -164,7 +241,7 @@ int run_unit(ModuleState& st, int id) {
     rc = -1;
   } else {
     Py_DECREF(result);
-    rc = publish(st, u, scratch.get());
+    rc = publish(st, u, id, scratch.get(), last.get());
   }
   st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (rc < 0) {

@@ -85,6 +85,18 @@ int resolve(ModuleState& st, int id, PyObject* values);
 // `from . import sub` imports it. Eagerly the name is not bound yet either.
 int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running = false);
 
+// The namespace's newest key (None when empty; null with an exception on
+// failure): a mark for `inserted_since`.
+py::Ref last_key(PyObject* dict);
+// Keys inserted after `last` (dicts keep insertion order). False when that
+// cannot be told (`last` itself was deleted).
+bool inserted_since(PyObject* dict, PyObject* last, std::vector<py::Ref>& out);
+// After an eager part of the top level ran: names it bound as a side effect
+// (importlib binding `pkg.sub` when a statement loads that submodule, a star
+// import) that a pending unit with id >= first_later binds are unbound again,
+// because eagerly that later unit's binding replaces them.
+int supersede(ModuleState& st, PyObject* last, int first_later);
+
 // Materializes the static closure (call_reads, transitively) of every unit
 // that has run, then turns the namespace back into an exact dict in place.
 // Never raises: a unit failing during settling leaves the module trapped and
