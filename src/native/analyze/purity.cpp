@@ -13,6 +13,11 @@ bool is_dunder(const std::string& n) {
   return n.size() > 4 && n.compare(0, 2, "__") == 0 && n.compare(n.size() - 2, 2, "__") == 0;
 }
 
+// `__unittest`: a module global that code in classes cannot even name (name
+// mangling), so it is read reflectively, as `"__unittest" in
+// frame.f_globals`, which no trap sees once the module has settled.
+bool is_marker(const std::string& n) { return n.size() > 2 && n.compare(0, 2, "__") == 0 && !is_dunder(n); }
+
 const std::unordered_set<std::string>& module_dunders() {
   // Set by the import system before the module body runs.
   static const std::unordered_set<std::string> s = {
@@ -686,6 +691,7 @@ void Analyzer::decide_unit(Unit& u) {
   for (const auto& n : u.binds) {
     if (binding) break;
     if (is_dunder(n)) binding = Reason{Code::DunderName, "binds " + n + ", which the import system and tools read directly"};
+    else if (is_marker(n)) binding = Reason{Code::MarkerName, "binds " + n + ", a marker tools read from frame globals"};
     else if (auto c = bound_in_compound_.find(n); c != bound_in_compound_.end())
       binding = Reason{Code::BoundInCompound, n + " is also bound inside the eager compound statement at line " + std::to_string(c->second)};
     else if (auto b = binders_.find(n); b != binders_.end() && b->second.size() > 1)

@@ -19,6 +19,8 @@ constexpr Entry kTable[] = {
     {Code::ExpressionStatement, "expression-statement", "expression statement runs for its effect"},
     {Code::Docstring, "docstring", "module docstring"},
     {Code::DunderName, "dunder-name", "binds a module dunder name, which the import system or tools read directly"},
+    {Code::MarkerName, "marker-name",
+     "binds a double-underscore name, which tools look up in frame globals (unittest's __unittest marks its frames)"},
     {Code::GlobalStatement, "global-statement", "'global' at module level"},
     {Code::DelStatement, "del-statement", "'del' changes module state"},
     {Code::StarImport, "star-import", "star import binds names that cannot be known in advance"},

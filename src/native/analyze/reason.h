@@ -12,7 +12,7 @@ enum class Code {
   // lazy
   LazyImport, LazyDef, LazyClass, LazyAssign, LazyTypeAlias,
   // eager: by kind (rule 1, rule 5)
-  ExpressionStatement, Docstring, DunderName, GlobalStatement, DelStatement, StarImport,
+  ExpressionStatement, Docstring, DunderName, MarkerName, GlobalStatement, DelStatement, StarImport,
   FutureImport, CompoundStatement, DecidedBranch, AugmentedAssignment, ComplexTarget,
   AnnotationOnly, OtherStatement,
   // eager: purity (rule 2)
