@@ -63,7 +63,11 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
     all_lazy = sorted(u["id"] for u in units if u["verdict"] == "lazy")
     specs: list = []
     for u, code in zip(units, result["code"]):
-        deps = sorted({b for n in u["def_reads"] if (b := lazy_binder(n, u["id"])) is not None})
+        # Names a class's postponed annotations use are bound before it, as
+        # eagerly: tools evaluate them with the module dict as eval globals,
+        # which LOAD_NAME reads without the trap (unit.h, annotation_reads).
+        reads = [*u["def_reads"], *u.get("annotation_reads", ())]
+        deps = sorted({b for n in reads if (b := lazy_binder(n, u["id"])) is not None})
         # Call-time reads may name a binding that comes later in the module.
         if any(n in DYNAMIC_NAMESPACE and n not in binders for n in u["call_reads"]):
             calls = all_lazy  # globals()[name] and friends: any name may be read

@@ -2,6 +2,7 @@
 // definition time pure, and which module globals does it read (def_reads)?
 // The walker errs toward eager: the first thing it cannot prove pure decides
 // the reason, but it keeps walking so def_reads are complete for `explain`.
+#include <cctype>
 #include <unordered_set>
 
 #include "analyze/analyzer_impl.h"
@@ -410,6 +411,30 @@ class DefTime {
     return true;
   }
 
+  // A class-body annotation left unevaluated: the module globals it names,
+  // bound before this unit, become annotation_reads (see unit.h).
+  void postponed_annotation(Node n) {
+    if (!n) return;
+    if (n.kind() == K::Name) {
+      std::string name = n.str("id");
+      bool local = false;
+      for (const auto& s : scopes_)
+        if (s.names.count(name)) local = true;
+      Resolution r = a_.resolve(name, u_.id);
+      if (!local && r.unit >= 0 && r.unit < u_.id) u_.annotation_reads.insert(name);
+    } else if (n.kind() == K::Constant && PyUnicode_Check(n.get("value").raw())) {
+      // "Name" or "Name[...]" / "mod.Name": the leading identifier.
+      std::string text = py::utf8(n.get("value").raw());
+      size_t end = 0;
+      while (end < text.size() && (std::isalnum((unsigned char)text[end]) || text[end] == '_')) ++end;
+      if (end > 0 && !std::isdigit((unsigned char)text[0])) {
+        Resolution r = a_.resolve(text.substr(0, end), u_.id);
+        if (r.unit >= 0 && r.unit < u_.id) u_.annotation_reads.insert(text.substr(0, end));
+      }
+    }
+    for_each_child(n, [&](Node c) { postponed_annotation(c); });
+  }
+
   void arguments_annotations(Node args) {
     if (!args || a_.future_annotations_) return;
     for (const char* f : {"posonlyargs", "args", "kwonlyargs"})
@@ -546,6 +571,7 @@ class DefTime {
       case K::AnnAssign: {
         if (s.get("target").kind() != K::Name) break;
         if (!a_.future_annotations_) expr(s.get("annotation"));
+        postponed_annotation(s.get("annotation"));  // names in it left for later evaluation
         expr(s.get("value"));
         scope_names().insert(s.get("target").str("id"));
         return;

@@ -25,6 +25,13 @@ struct Unit {
   std::vector<std::string> binds;
   Names def_reads;        // module globals read while the statement itself runs
   Names call_reads;       // module globals read by code that runs later (function bodies)
+  // Module globals named by class-body annotations the class does not
+  // evaluate (postponed by `from __future__ import annotations`, or strings)
+  // and bound before it. Tools evaluate them later with the module's dict as
+  // eval globals and the class dict as locals (typing.get_type_hints on a
+  // TypedDict, inspect.get_annotations(eval_str=True)): LOAD_NAME reads such
+  // globals with PyDict_GetItem, which no trap sees, so they must be bound.
+  Names annotation_reads;
   Names global_writes;    // names written through `global` in nested scopes
   Names mentions;         // every name the statement mentions anywhere (for rule 4)
   std::vector<std::string> imports;  // modules an import unit imports (absolute where known)
