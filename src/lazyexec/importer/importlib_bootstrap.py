@@ -52,14 +52,16 @@ def run_plan(module, plan, config=None) -> None:
         elif not dict.__contains__(g, "__annotations__"):  # "annotations"
             dict.__setitem__(g, "__annotations__", {})
     _lazyexec.set_frontier(g, -1)
-    if loaded:
-        bind_loaded(g, loaded)
     # The module's own PEP 562 hooks (eager dunder units) take the chain.
     for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
         current = dict.get(g, key)
         if current is not hook:
             own[slot] = current
             dict.__setitem__(g, key, hook)
+    if loaded:
+        bind_loaded(g, loaded)
+    if not _lazyexec.pending(g):
+        runtime._on_settled(module, False)  # nothing left to defer: the hooks go
     runtime.loaded.append(module.__name__)
     at_import = dict.get(g, "__at_import__")
     if callable(at_import):

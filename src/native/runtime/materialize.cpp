@@ -255,7 +255,7 @@ int run_unit(ModuleState& st, int id) {
   u.owner = 0;
   st.materialized++;
   if (st.pending.empty() && st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
-  else if (st.pending.empty() && st.settled) notify_settled(st);
+  else if (st.pending.empty()) notify_settled(st);
   return 0;
 }
 
@@ -328,11 +328,12 @@ int resolve(ModuleState& st, int id, PyObject* values) {
   }
   UnitRecord& u = st.units[(size_t)id];
   if (u.state != UnitRecord::Pending || !u.code) return 0;
-  if (publish(st, u, values) < 0) return -1;
+  if (publish(st, u, id, values, nullptr) < 0) return -1;
   u.state = UnitRecord::Done;
   u.code = py::Ref();  // never runs: its code can go
   st.materialized++;
   if (st.pending.empty() && st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
+  else if (st.pending.empty()) notify_settled(st);
   return 0;
 }
 

@@ -36,11 +36,12 @@ PyObject* settled_hook = nullptr;
 }  // namespace
 
 // Iterating an exact dict cannot run pending units: while some are pending the
-// hook gives the module a `__dict__` that completes the namespace first; once
-// none are, it removes lazyexec's PEP 562 hooks, whose presence in the
-// namespace keeps CPython from specializing `module.attr` loads.
+// hook gives a settled module a `__dict__` that completes the namespace first;
+// once none are (settled or not), it removes lazyexec's PEP 562 hooks, whose
+// presence keeps CPython from specializing `module.attr` loads and which an
+// eager namespace does not have.
 void notify_settled(ModuleState& st) {
-  if (!settled_hook || !st.module_ref || !st.settled) return;
+  if (!settled_hook || !st.module_ref || (!st.settled && !st.pending.empty())) return;
   PyObject* module = PyWeakref_GetObject(st.module_ref.get());  // borrowed
   if (!module || module == Py_None) return;
   py::Ref keep = py::Ref::borrow(module);
