@@ -28,9 +28,7 @@ def run_plan(module, plan, config=None) -> None:
     from lazyexec import runtime
 
     g = runtime.namespace(module)
-    base = runtime._settled_bases.get(type(module))
-    if base is not None:  # reloading a settled module: it traps again
-        module.__class__ = base
+    runtime._restore_class(module)  # reloading: the module traps again
     threshold, settle_now = runtime.settle_policy(config)
     _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "", module)
     getattr_hook, dir_hook, own = runtime._hooks(module)
@@ -40,6 +38,7 @@ def run_plan(module, plan, config=None) -> None:
     for kind, payload, end in plan.steps:
         if kind == "bind_loaded":
             loaded = payload
+            runtime.watch_submodule_binders(module, loaded)
         elif kind == "run":
             _lazyexec.set_frontier(g, end)
             mark = _lazyexec.last_key(g)
