@@ -71,8 +71,45 @@ def toml_loads(text: str, source: str) -> dict:
 
 
 def _toml_load(path: str) -> dict:
+    """Parsed TOML, from a marshal cache keyed on the file's mtime and size
+    when there is one: tomllib and what it imports (datetime, string, ...)
+    cost milliseconds and memory at every start-up lazyexec accelerates."""
+    import marshal
+
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    cache = _parse_cache_path(path)
+    if stamp is not None:
+        try:
+            with open(cache, "rb") as f:
+                cached_stamp, data = marshal.loads(f.read())
+            if tuple(cached_stamp) == stamp and isinstance(data, dict):
+                return data
+        except (OSError, EOFError, ValueError, TypeError):
+            pass  # no cache, or a damaged one: parse again
     with open(path, "rb") as f:
-        return toml_loads(f.read().decode("utf-8"), path)
+        data = toml_loads(f.read().decode("utf-8"), path)
+    if stamp is not None and not (os.environ.get("PYTHONDONTWRITEBYTECODE") or __import__("sys").dont_write_bytecode):
+        try:
+            payload = marshal.dumps((stamp, data))
+        except ValueError:
+            return data  # values marshal cannot hold (TOML dates): not cached
+        from lazyexec.store import write_atomic
+
+        write_atomic(cache, payload)
+    return data
+
+
+def _parse_cache_path(path: str) -> str:
+    import zlib
+
+    from lazyexec.store import fallback_path
+
+    real = os.path.realpath(path)
+    return os.path.join(os.path.dirname(fallback_path(real)), f"config-{zlib.crc32(real.encode()):08x}.marshal")
 
 
 def from_table(table: dict, source: str) -> Config:

@@ -5,8 +5,6 @@ modules it imports load lazily as policy selects."""
 from __future__ import annotations
 
 import os
-import runpy
-import shutil
 import sys
 
 from lazyexec.cli.main import fail
@@ -25,16 +23,25 @@ def run(argv: list[str]) -> int:
             return fail(USAGE)
         module, rest = argv[1], argv[2:]
         activate()
+        import runpy  # after activating: runpy's own imports load lazily too
+
         sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path
         # `python -m lazyexec` already put the working directory first, as
         # `python -m module` would.
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         return 0
     target, rest = argv[0], argv[1:]
-    path = target if os.path.exists(target) else shutil.which(target)
+    if os.path.exists(target):
+        path = target
+    else:
+        import shutil  # only for console scripts: shutil pulls in re, bz2, lzma
+
+        path = shutil.which(target)
     if path is None:
         return fail(f"{target}: no such script or command")
     activate()
+    import runpy
+
     sys.argv = [path, *rest]
     # As `python script.py`: the script's directory replaces the working
     # directory that `python -m lazyexec` put first.

@@ -50,16 +50,24 @@ class Plan:
         return sum(1 for u in self.units if u[0] is not None)
 
 
-def artifact_path(source_path: str) -> str:
+def artifact_path(source_path: str, key: bytes = b"") -> str:
+    """`__pycache__/NAME.TAG.KEY.lzx`: the key's first 8 characters in the
+    name let several lazyexec builds or configurations (venvs sharing one
+    interpreter's stdlib) keep their own artifacts instead of overwriting
+    each other's on every import."""
     cached = importlib.util.cache_from_source(source_path)
-    return cached[: -len(".pyc")] + SUFFIX
+    return cached[: -len(".pyc")] + _key_part(key) + SUFFIX
 
 
-def fallback_path(source_path: str) -> str:
+def _key_part(key: bytes) -> str:
+    return "." + key[:8].decode("ascii", "replace") if key else ""
+
+
+def fallback_path(source_path: str, key: bytes = b"") -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     digest = f"{zlib.crc32(os.path.abspath(source_path).encode()):08x}-{zlib.adler32(source_path.encode()):08x}"
     tag = sys.implementation.cache_tag
-    return os.path.join(base, "lazyexec", f"{digest}.{tag}{SUFFIX}")
+    return os.path.join(base, "lazyexec", f"{digest}.{tag}{_key_part(key)}{SUFFIX}")
 
 
 def _build_identity() -> str:
@@ -145,7 +153,7 @@ def read(path: str) -> bytes | None:
 
 
 def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
-    for path in (artifact_path(source_path), fallback_path(source_path)):
+    for path in (artifact_path(source_path, key), fallback_path(source_path, key)):
         data = read(path)
         if data is None:
             continue
@@ -165,5 +173,5 @@ def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes) -> 
     if os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.dont_write_bytecode:
         return
     data = encode(plan, mtime_ns, size, key)
-    if not write_atomic(artifact_path(source_path), data):
-        write_atomic(fallback_path(source_path), data)
+    if not write_atomic(artifact_path(source_path, key), data):
+        write_atomic(fallback_path(source_path, key), data)
