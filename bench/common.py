@@ -43,16 +43,17 @@ def measure_rss(cmd: list[str], cwd: str, env: dict, check: bool = True) -> tupl
     return seconds, usage.ru_maxrss, b"".join(chunks).decode(), ""
 
 
-def alternate(eager_cmd, lazy_cmd, cwd, env, runs: int = 11, warmup: int = 2) -> dict:
+def alternate(eager_cmd, lazy_cmd, cwd, env, runs: int = 11, warmup: int = 2, lazy_env: dict | None = None) -> dict:
+    lazy_env = env if lazy_env is None else lazy_env
     for _ in range(warmup):
         measure_rss(eager_cmd, cwd, env)
-        measure_rss(lazy_cmd, cwd, env)
+        measure_rss(lazy_cmd, cwd, lazy_env)
     et, er, lt, lr = [], [], [], []
     for _ in range(runs):
         s, rss, *_ = measure_rss(eager_cmd, cwd, env)
         et.append(s)
         er.append(rss)
-        s, rss, *_ = measure_rss(lazy_cmd, cwd, env)
+        s, rss, *_ = measure_rss(lazy_cmd, cwd, lazy_env)
         lt.append(s)
         lr.append(rss)
     em, lm = statistics.median(et), statistics.median(lt)

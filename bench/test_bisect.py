@@ -2,13 +2,20 @@
 with the whole standard library lazy. Medians of alternating runs, artifacts
 warm. The 2018 patch measured 0.67 (time) and 0.70 (peak RSS).
 
-    python bench/test_bisect.py [--runs 11] [--test test_bisect]
+    python bench/test_bisect.py [--runs 11] [--test test_bisect] [--activation run|pth|both]
+
+Two ways to activate: `lazyexec run -m test` (after site has run: what the
+.pth files in site-packages import stays eager) and the .pth file with
+LAZYEXEC=1 (`lazyexec pth install`: activation while site runs, before the
+other .pth files, as a patched interpreter would be).
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -20,20 +27,36 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--test", default="test_bisect")
+    ap.add_argument("--activation", choices=("run", "pth", "both"), default="both")
     args = ap.parse_args()
+    print(f"Python {sys.version.split()[0]}: python -m test {args.test}, eager vs whole-stdlib lazy, "
+          f"median of {args.runs} alternating runs")
     with tempfile.TemporaryDirectory() as d:
         config = Path(d, "all.toml")
         config.write_text('mode = "all"\n')
-        env = bench_env({"LAZYEXEC_CONFIG": str(config)})
         eager = [sys.executable, "-m", "test", args.test]
-        lazy = [sys.executable, "-m", "lazyexec", "run", "-m", "test", args.test]
-        r = alternate(eager, lazy, d, env, runs=args.runs, warmup=2)
-    print(f"Python {sys.version.split()[0]}: python -m test {args.test}, eager vs whole-stdlib lazy, "
-          f"median of {args.runs} alternating runs")
-    print(f"  wall time  eager {r['eager_s'] * 1000:.0f} ms, lazy {r['lazy_s'] * 1000:.0f} ms, ratio {r['time_ratio']:.2f}")
-    print(f"  peak RSS   eager {r['eager_rss_kib'] / 1024:.1f} MiB, lazy {r['lazy_rss_kib'] / 1024:.1f} MiB, "
-          f"ratio {r['rss_ratio']:.2f}")
+        if args.activation in ("run", "both"):
+            env = bench_env({"LAZYEXEC_CONFIG": str(config)})
+            lazy = [sys.executable, "-m", "lazyexec", "run", "-m", "test", args.test]
+            report("lazyexec run -m test", alternate(eager, lazy, d, env, runs=args.runs, warmup=2))
+        if args.activation in ("pth", "both"):
+            site = sysconfig.get_paths()["purelib"]
+            pth = [sys.executable, "-m", "lazyexec", "pth"]
+            subprocess.run(pth + ["install", "--dir", site], check=True, capture_output=True)
+            try:
+                r = alternate(eager, eager, d, bench_env({"LAZYEXEC": "0"}), runs=args.runs, warmup=2,
+                              lazy_env=bench_env({"LAZYEXEC": "1", "LAZYEXEC_CONFIG": str(config)}))
+            finally:
+                subprocess.run(pth + ["remove", "--dir", site], check=True, capture_output=True)
+            report(".pth + LAZYEXEC=1", r)
     return 0
+
+
+def report(how: str, r: dict) -> None:
+    print(f"  {how}:")
+    print(f"    wall time  eager {r['eager_s'] * 1000:.0f} ms, lazy {r['lazy_s'] * 1000:.0f} ms, ratio {r['time_ratio']:.2f}")
+    print(f"    peak RSS   eager {r['eager_rss_kib'] / 1024:.1f} MiB, lazy {r['lazy_rss_kib'] / 1024:.1f} MiB, "
+          f"ratio {r['rss_ratio']:.2f}")
 
 
 if __name__ == "__main__":

@@ -254,7 +254,7 @@ def test_pth_activation_with_lazyexec_1(tmp_path):
     assert (on.stdout, off.stdout) == ("True\n", "False\n"), (on.stderr, off.stderr)
     r = subprocess.run([sys.executable, "-m", "lazyexec", "pth", "remove", "--dir", str(site)],
                        capture_output=True, text=True)
-    assert r.returncode == 0 and not (site / "lazyexec-activate.pth").exists()
+    assert r.returncode == 0 and not (site / "00-lazyexec-activate.pth").exists()
 
 
 def test_unit_wait_and_import_lock_deadlock_is_an_error_not_a_hang(tmp_path):

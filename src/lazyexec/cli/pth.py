@@ -9,7 +9,11 @@ import sysconfig
 
 from lazyexec.cli.main import fail
 
-NAME = "lazyexec-activate.pth"
+# site runs .pth files in sorted order: "00-" comes before letters and "_", so
+# the modules other .pth files import (certifi, distutils hacks, ...) load
+# lazily too.
+NAME = "00-lazyexec-activate.pth"
+OLD_NAMES = ("lazyexec-activate.pth",)  # earlier releases: removed with it
 # site executes .pth lines that start with "import".
 LINE = "import os; os.environ.get('LAZYEXEC') == '1' and __import__('lazyexec').activate()\n"
 
@@ -37,6 +41,11 @@ def run(argv: list[str]) -> int:
             return fail(f"cannot write {path}: {e}")
         print(f"installed {path}; programs started with LAZYEXEC=1 now load lazily")
     elif argv[0] == "remove":
+        for old in OLD_NAMES:
+            try:
+                os.unlink(os.path.join(os.path.dirname(path), old))
+            except OSError:
+                pass
         try:
             os.unlink(path)
             print(f"removed {path}")
