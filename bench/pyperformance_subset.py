@@ -8,7 +8,7 @@ the stdlib modules it uses (json, logging, pathlib, re, copy, pickle, ...) and
 pyperf itself load lazily. pyperf's worker processes are activated through
 lazyexec's .pth file with LAZYEXEC=1.
 
-    python bench/pyperformance_subset.py [--fast] [--json FILE]
+    python bench/pyperformance_subset.py [--fast] [--rounds 3] [--json FILE] [BENCHMARK ...]
 """
 
 from __future__ import annotations
@@ -48,20 +48,22 @@ def fetch() -> Path:
     return extracted
 
 
-def run(script: Path, out: Path, env: dict, fast: bool) -> float:
+def run(script: Path, out: Path, env: dict, fast: bool) -> list[float]:
+    if out.exists():
+        out.unlink()
     args = [sys.executable, str(script), "-o", str(out), "--quiet",
             "--inherit-environ=LAZYEXEC,LAZYEXEC_CONFIG,LAZYEXEC_SETTLE,PYTHONDONTWRITEBYTECODE"]
-    args += ["--fast"] if fast else ["--processes", "6", "--values", "3"]
+    args += ["--fast"] if fast else ["--processes", "2", "--values", "3"]
     subprocess.run(args, cwd=script.parent, env=env, check=True, capture_output=True, text=True)
     data = json.loads(out.read_text())
-    values = [v for b in data["benchmarks"] for r in b["runs"] for v in r.get("values", [])]
-    return statistics.median(values)
+    return [v for b in data["benchmarks"] for r in b["runs"] for v in r.get("values", [])]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating eager/lazy rounds (2 processes each)")
     ap.add_argument("benchmarks", nargs="*")
     args = ap.parse_args()
     bench_dir = fetch()
@@ -86,9 +88,12 @@ def main() -> int:
                 shutil.copytree(src, work)
                 script = work / "run_benchmark.py"
                 run(script, work / "warm.json", lazy_env, True)  # artifacts warm
-                eager = run(script, work / "eager.json", eager_env, args.fast)
-                lazy = run(script, work / "lazy.json", lazy_env, args.fast)
-                rows[name] = lazy / eager
+                # Eager and lazy alternate, so a change in machine load hits both.
+                eager, lazy = [], []
+                for _ in range(args.rounds):
+                    eager += run(script, work / "eager.json", eager_env, args.fast)
+                    lazy += run(script, work / "lazy.json", lazy_env, args.fast)
+                rows[name] = statistics.median(lazy) / statistics.median(eager)
                 print(f"{name:<22} lazy/eager {rows[name]:.3f}", flush=True)
     finally:
         subprocess.run([sys.executable, "-m", "lazyexec", "pth", "remove", "--dir", site], capture_output=True)
