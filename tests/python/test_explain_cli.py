@@ -160,3 +160,31 @@ def test_usage_errors(run_cli):
     assert run_cli("explain", "--summary").returncode == 2
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout.startswith("lazyexec ")
+
+
+def test_settle_keys_are_checked(tmp_path, run_cli):
+    src = write(tmp_path / "m.py", "x = 1\n")
+    write(tmp_path / "pyproject.toml", "[tool.lazyexec]\nsettle_complete = 'yes'\n")
+    r = run_cli("explain", src)
+    assert r.returncode == 2 and "settle_complete must be true or false" in r.stderr
+    write(tmp_path / "pyproject.toml", "[tool.lazyexec]\nsettle_threshold = -5\n")
+    r = run_cli("explain", src)
+    assert r.returncode == 2 and "settle_threshold must be a non-negative integer" in r.stderr
+
+
+def test_parsed_configuration_is_cached_and_follows_edits(tmp_path):
+    # Warm starts read the parsed table from a marshal cache instead of
+    # loading tomllib; an edit (new mtime/size) is seen at once.
+    import os
+    import subprocess
+    import sys
+
+    conf = write(tmp_path / "c.toml", "pure = ['a.b']\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(LAZYEXEC_CONFIG=str(conf), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    probe = "import sys, lazyexec.config as c; print(c.load().pure, bool({'tomllib', 'tomli'} & set(sys.modules)))"
+    runs = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True) for _ in range(2)]
+    assert [r.stdout for r in runs] == ["('a.b',) True\n", "('a.b',) False\n"], [r.stderr for r in runs]
+    write(tmp_path / "c.toml", "pure = ['a.b', 'c.d']\n")
+    r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert r.stdout == "('a.b', 'c.d') True\n", r.stderr
