@@ -9,6 +9,9 @@ if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
   inc=$(/usr/bin/python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")
   [ -f "$inc/Python.h" ] || need+=(python3-dev)
+  # CPython's own test suite for Debian's interpreter (regrtest parity, issue #5)
+  ver=$(/usr/bin/python3 -c "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')")
+  /usr/bin/python3 -c "import test.test_bisect" 2>/dev/null || need+=("libpython$ver-testsuite")
 fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -47,6 +47,11 @@ class Config:
     def _key(self):
         return tuple(getattr(self, k) for k in self.__slots__ if k != "source")
 
+    def plan_key(self):
+        """What decides a module's plan (stored artifacts are keyed on it):
+        not `include`/`exclude` (which modules, not how) nor the settle policy."""
+        return (self.mode, self.never, self.pure, self.pure_bases, self.pure_metaclasses, self.eager_imports)
+
     def __eq__(self, other):
         return isinstance(other, Config) and self._key() == other._key()
 

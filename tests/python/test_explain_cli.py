@@ -188,3 +188,29 @@ def test_parsed_configuration_is_cached_and_follows_edits(tmp_path):
     write(tmp_path / "c.toml", "pure = ['a.b', 'c.d']\n")
     r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert r.stdout == "('a.b', 'c.d') True\n", r.stderr
+
+
+def test_compile_stores_artifacts_ahead_of_time(tmp_path, run_cli):
+    import os
+    import subprocess
+    import sys
+
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    write(tree / "pkg" / "__init__.py", "__lazy_module__ = True\nfrom .mod import f\n")
+    write(tree / "pkg" / "mod.py", "__lazy_module__ = True\nimport json\ndef f():\n    return json.dumps(1)\n")
+    write(tree / "plain.py", "X = 1\n")  # no marker: mode "marked" skips it, as the import hook would
+    write(tree / "broken.py", "__lazy_module__ = True\ndef (:\n")
+    # Written even with byte-code writing off, as compileall does.
+    r = run_cli("compile", tree, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "lazyexec compile: 2 stored, 0 nothing to defer, 1 skipped, 1 unreadable or invalid"
+    stored = sorted(p.name.split(".")[0] for p in tree.rglob("*.lzx"))
+    assert stored == ["__init__", "mod"]
+    before = {p: p.stat().st_mtime_ns for p in tree.rglob("*.lzx")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
+    probe = "import lazyexec; lazyexec.activate(); import pkg; print(pkg.f(), lazyexec.is_pending(pkg.mod, 'json'))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tree, env=env, capture_output=True, text=True)
+    assert out.stdout == "1 False\n", out.stderr
+    assert {p: p.stat().st_mtime_ns for p in tree.rglob("*.lzx")} == before  # used, not rebuilt
+    assert run_cli("compile", tmp_path / "missing").returncode == 2

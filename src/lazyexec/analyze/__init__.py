@@ -81,7 +81,7 @@ def knowledge_hash(config: Config | None = None) -> str:
     The shipped file's bytes plus the configuration that extends it."""
     h = _hash_cache.get(config)
     if h is None:
-        raw = _knowledge_bytes() + repr(config._key() if config is not None else None).encode()
+        raw = _knowledge_bytes() + repr(config.plan_key() if config is not None else None).encode()
         h = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}"
         _hash_cache[config] = h
     return h

@@ -33,6 +33,12 @@ def _parser():
     ex.add_argument("--stdlib", action="store_true", help="with --summary: the running interpreter's standard library")
     ex.add_argument("--top", type=int, default=15, help="with --summary: how many eager reasons to list (default 15)")
     ex.add_argument("--facts", action="store_true", help="also show def_reads, call_reads and the force plan")
+    co = sub.add_parser("compile", help="analyse and store artifacts ahead of time, as compileall does for .pyc",
+                        description="Analyse a tree of sources (each directory a sys.path entry) and store their "
+                                    "artifacts, so no program pays for analysis at its first lazy start.")
+    co.add_argument("paths", nargs="*", help="directories (sys.path entries) or files")
+    co.add_argument("--stdlib", action="store_true", help="the running interpreter's standard library (mode all)")
+    co.add_argument("-v", "--verbose", action="store_true", help="name the files that cannot be analysed")
     return p
 
 
@@ -56,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             from lazyexec.cli import explain
 
             return explain.run(args)
+        if args.command == "compile":
+            from lazyexec.cli import compile as compile_cli
+
+            return compile_cli.run(args)
     except BrokenPipeError:  # `lazyexec explain ... | head`
         import os
 

@@ -110,37 +110,42 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
     config: Config = Config()
 
     def exec_module(self, module):
-        from lazyexec import compile as compile_stage, store
-        from lazyexec.analyze import knowledge_hash
-
-        path = self.path
-        try:
-            st = os.stat(path)
-        except OSError:
-            return super().exec_module(module)
-        busy.active = True
-        try:
-            key = store.key_for(knowledge_hash(self.config))
-            plan = store.load(path, st.st_mtime_ns, st.st_size, key)
-            if plan is None:
-                try:
-                    source = self.get_data(path)
-                except OSError:
-                    plan = None
-                    source = None
-                if source is not None:
-                    plan = compile_stage.build_plan(source, path, module.__name__, self.is_package(module.__name__),
-                                                    self.config, require_marker=self.config.mode == "marked",
-                                                    pep810=True)
-                    # An empty plan is stored too: "nothing to defer" is remembered, not re-analysed.
-                    plan = plan or store.Plan([], [])
-                    store.save(path, plan, st.st_mtime_ns, st.st_size, key)
-        finally:
-            busy.active = False
-        if plan is None:
-            return super().exec_module(module)
-        if not plan.units:
+        plan = load_or_build_plan(self.path, module.__name__, self.is_package(module.__name__), self.config,
+                                  self.get_data)
+        if plan is None or not plan.units:
             return super().exec_module(module)  # nothing to defer: the normal .pyc path
         run_plan(module, plan, self.config)
 
 
+def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, get_data=None,
+                       always_store: bool = False):
+    """The module's plan from its stored artifact, or analysed, compiled and
+    stored now. None when the source cannot be read; an empty plan when
+    nothing in it can be deferred (remembered, not re-analysed)."""
+    from lazyexec import compile as compile_stage, store
+    from lazyexec.analyze import knowledge_hash
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    busy.active = True
+    try:
+        key = store.key_for(knowledge_hash(config))
+        plan = store.load(path, st.st_mtime_ns, st.st_size, key)
+        if plan is None:
+            try:
+                if get_data is not None:
+                    source = get_data(path)
+                else:
+                    with open(path, "rb") as f:
+                        source = f.read()
+            except OSError:
+                return None
+            plan = compile_stage.build_plan(source, path, name, is_package, config,
+                                            require_marker=config.mode == "marked", pep810=True)
+            plan = plan or store.Plan([], [])
+            store.save(path, plan, st.st_mtime_ns, st.st_size, key, force=always_store)
+        return plan
+    finally:
+        busy.active = False

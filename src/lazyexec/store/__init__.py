@@ -169,8 +169,10 @@ def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
     return None
 
 
-def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes) -> None:
-    if os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.dont_write_bytecode:
+def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes, force: bool = False) -> None:
+    """Store `plan`; like a .pyc, not when byte-code writing is off, unless
+    `force` (`lazyexec compile`, like compileall)."""
+    if not force and (os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.dont_write_bytecode):
         return
     data = encode(plan, mtime_ns, size, key)
     if not write_atomic(artifact_path(source_path, key), data):
