@@ -317,7 +317,7 @@ PyObject* pending(PyObject*, PyObject* globals) {
   if (!l) return nullptr;
   if (st)
     for (const auto& [name, unit] : st->pending) {
-      if (unit >= st->frontier) continue;  // not defined yet: the top level has not reached it
+      if (unit >= runtime::visible_limit(*st)) continue;  // not defined yet: the top level has not reached it
       Ref s = Ref::steal(PyUnicode_FromStringAndSize(name.data(), (Py_ssize_t)name.size()));
       if (!s || PyList_Append(l.get(), s.get()) < 0) return nullptr;
     }
@@ -334,7 +334,8 @@ PyObject* materialize_all(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "O|pp", &globals, &public_only, &keep_going)) return nullptr;
   runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
   if (!st) Py_RETURN_NONE;
-  for (size_t i = 0; i < st->units.size() && (int)i < st->frontier; ++i) {
+  const int limit = runtime::visible_limit(*st);
+  for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
     const auto& u = st->units[i];
     if (u.state != runtime::UnitRecord::Pending || !u.code) continue;
     bool wanted = !public_only;

@@ -11,7 +11,10 @@ PySequenceMethods sequence;
 
 PyObject* lookup(PyObject* self, PyObject* key) {
   ModuleState* st = state_of(self);
-  if (st && st->settle_threshold >= 0 && ++st->lookups >= st->settle_threshold && !st->settled) {
+  // Not while one of its units runs: settling would run later units out of
+  // source order; a later lookup settles it.
+  if (st && st->settle_threshold >= 0 && ++st->lookups >= st->settle_threshold && !st->settled &&
+      st->running.empty()) {
     settle(*st, "hot: trap lookups passed settle_threshold");
     st = state_of(self);
   }
@@ -68,7 +71,7 @@ int contains(PyObject* self, PyObject* key) {
   ModuleState* st = state_of(self);
   if (!st || !PyUnicode_Check(key)) return 0;
   auto it = st->pending.find(py::utf8(key));
-  if (it == st->pending.end() || it->second >= st->frontier) return 0;
+  if (it == st->pending.end() || it->second >= visible_limit(*st)) return 0;
   const UnitRecord& u = st->units[(size_t)it->second];
   return u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident() ? 0 : 1;
 }
@@ -78,7 +81,8 @@ int contains(PyObject* self, PyObject* key) {
 int materialize_everything(PyObject* self) {
   ModuleState* st = state_of(self);
   if (!st || st->pending.empty()) return 0;
-  for (size_t i = 0; i < st->units.size() && (int)i < st->frontier; ++i) {
+  const int limit = visible_limit(*st);
+  for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
     const UnitRecord& u = st->units[i];
     if (!u.code || u.state != UnitRecord::Pending) continue;
     bool binds_pending = false;

@@ -234,7 +234,17 @@ int run_unit(ModuleState& st, int id) {
   py::Ref last = last_key(st.globals);  // what the namespace held before the run
   if (!last) PyErr_Clear();
   py::Ref scratch = py::Ref::steal(PyDict_New());
+  // While it runs, names of units later in the source are not bound yet in
+  // this thread, as eagerly (see visible_limit).
+  st.running.emplace_back(u.owner, id);
   PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
+  for (auto it = st.running.end(); it != st.running.begin();) {
+    --it;
+    if (it->second == id) {
+      st.running.erase(it);
+      break;
+    }
+  }
   // `st.units` never resizes after install, so `u` stays valid across Python code.
   int rc = 0;
   if (!result) {
@@ -341,7 +351,7 @@ int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {
   if (!PyUnicode_Check(name) || st.pending.empty()) return 0;
   auto it = st.pending.find(py::utf8(name));
   if (it == st.pending.end()) return 0;
-  if (it->second >= st.frontier) return 0;  // later in the source: not bound yet
+  if (it->second >= visible_limit(st)) return 0;  // later in the source: not bound yet
   const UnitRecord& u = st.units[(size_t)it->second];
   if (absent_if_running && u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident()) return 0;
   if (st.settled) return materialize_with_closure(st, it->second) < 0 ? -1 : 1;

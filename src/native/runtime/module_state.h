@@ -39,6 +39,9 @@ struct ModuleState {
   // While the module's top level runs: units with id >= frontier come later
   // in the source and are not bound yet, so every lookup treats them as absent.
   int frontier = INT_MAX;
+  // Units running now, as (thread, unit): while unit N runs in a thread,
+  // units from N on are not bound yet for that thread either.
+  std::vector<std::pair<unsigned long, int>> running;
   long materialized = 0;
   long failures = 0;
   double seconds = 0.0;
@@ -62,6 +65,19 @@ void set_import_waits(PyObject* fn);
 // lazyexec/runtime/__init__.py).
 void set_settled_hook(PyObject* fn);
 void notify_settled(ModuleState& st);
+
+// The first unit not yet defined for lookups from the calling thread: the
+// top level's frontier, or an earlier unit this thread is running (eagerly,
+// names later in the source do not exist while a statement runs).
+inline int visible_limit(const ModuleState& st) {
+  int limit = st.frontier;
+  if (!st.running.empty()) {
+    unsigned long me = PyThread_get_thread_ident();
+    for (const auto& [thread, id] : st.running)
+      if (thread == me && id < limit) limit = id;
+  }
+  return limit;
+}
 
 // Side table from globals dict to state.
 ModuleState* state_of(PyObject* globals);
