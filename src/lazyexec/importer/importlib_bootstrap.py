@@ -28,7 +28,7 @@ def run_plan(module, plan, config=None) -> None:
     from lazyexec import runtime
 
     g = runtime.namespace(module)
-    runtime._restore_class(module)  # reloading: the module traps again
+    runtime.module_class.restore_class(module)  # reloading: the module traps again
     threshold, settle_now = runtime.settle_policy(config)
     _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "", module)
     getattr_hook, dir_hook, own = runtime._hooks(module)
@@ -38,7 +38,7 @@ def run_plan(module, plan, config=None) -> None:
     for kind, payload, end in plan.steps:
         if kind == "bind_loaded":
             loaded = payload
-            runtime.watch_submodule_binders(module, loaded)
+            runtime.module_class.watch_submodule_binders(module, loaded)
         elif kind == "run":
             _lazyexec.set_frontier(g, end)
             mark = _lazyexec.last_key(g)
@@ -60,7 +60,7 @@ def run_plan(module, plan, config=None) -> None:
     if loaded:
         bind_loaded(g, loaded)
     if not _lazyexec.pending(g):
-        runtime._on_settled(module, False)  # nothing left to defer: the hooks go
+        runtime.module_class.on_settled(module, False)  # nothing left to defer: the hooks go
     runtime.loaded.append(module.__name__)
     at_import = dict.get(g, "__at_import__")
     if callable(at_import):

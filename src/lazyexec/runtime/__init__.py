@@ -40,154 +40,10 @@ def _import_waits() -> dict:
 
 _lazyexec.set_import_waits(_import_waits)
 
-# A module's real namespace, read without going through its class: a settled
-# module's `__dict__` (below) completes the namespace first, lazyexec must not.
-_module_dict = types.ModuleType.__dict__["__dict__"]
+from lazyexec.runtime import module_class  # noqa: E402
+from lazyexec.runtime.module_class import namespace  # noqa: E402,F401 - used by the importer
 
-
-def namespace(module: types.ModuleType) -> dict:
-    return _module_dict.__get__(module)
-
-
-def _complete_namespace(module) -> dict:
-    """`module.__dict__` of a settled module with pending units. The namespace
-    is an exact dict again, so iterating it (doctest, `vars()`, pydoc, `import
-    *`) cannot trap: run the pending units first, as an eager module would
-    have. A failing unit stays pending; its error reaches whoever uses its name,
-    as reading `__dict__` never fails eagerly."""
-    g = _module_dict.__get__(module)
-    _lazyexec.materialize_all(g, False, True)
-    return g
-
-
-def _settled_dir(module) -> list:
-    """`dir()` of a settled module: as ModuleType's, on the namespace as is
-    (listing a name must not run it)."""
-    g = _module_dict.__get__(module)
-    hook = g.get("__dir__")
-    return list(hook()) if callable(hook) else list(g)
-
-
-# lazyexec's module subclasses: (class, kind) -> subclass, and subclass ->
-# (class, kind). Same name, qualname and module as the class they extend, so
-# `type(m).__name__` and reprs do not change; a complete module gets its own
-# class back.
-_subclasses: dict[tuple[type, str], type] = {}
-_swapped: dict[type, tuple[type, str]] = {}
-
-
-def _swap_class(module, kind: str, body: dict) -> bool:
-    cls = type(module)
-    if any(k == kind for k in _swapped_kinds(cls)):
-        return True
-    sub = _subclasses.get((cls, kind))
-    try:
-        if sub is None:
-            body = {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__,
-                    "__doc__": cls.__doc__, **body}
-            sub = type(cls)(cls.__name__, (cls,), body)
-            _subclasses[(cls, kind)] = sub
-            _swapped[sub] = (cls, kind)
-        module.__class__ = sub
-        return True
-    except TypeError:  # a module class that cannot be subclassed or swapped
-        return False
-
-
-def _swapped_kinds(cls: type) -> list[str]:
-    kinds = []
-    while cls in _swapped:
-        cls, kind = _swapped[cls]
-        kinds.append(kind)
-    return kinds
-
-
-def _restore_class(module) -> None:
-    while type(module) in _swapped:
-        module.__class__ = _swapped[type(module)][0]
-
-
-def _completing_body(cls: type) -> dict:
-    body = {"__dict__": property(_complete_namespace, doc="The namespace, pending units run first.")}
-    if cls.__dir__ is types.ModuleType.__dir__:
-        body["__dir__"] = _settled_dir
-    return body
-
-
-# Packages whose pending units import their own submodule and bind its name
-# (`from .main import main`): namespace id -> {name: package name}.
-_submodule_binders: dict[int, set] = {}
-
-
-def _binding_setattr(module, name, value):
-    """`setattr(package, "main", <module package.main>)`, as importlib binds a
-    submodule it has just loaded, while the package's own pending `from .main
-    import main` would, eagerly, have imported that submodule at the
-    package's import and then bound `main` over it: run that unit now instead,
-    so the package ends up as eagerly (`unittest.main` is the function)."""
-    g = _module_dict.__get__(module)
-    names = _submodule_binders.get(id(g))
-    if names and name in names and value is sys.modules.get(f"{module.__name__}.{name}"):
-        try:
-            found, _ = _lazyexec.lookup(g, name)
-        except Exception:  # noqa: BLE001 - the unit stays pending and raises where its name is used
-            found = False
-        if found:
-            return
-    cls = type(module)
-    while cls in _swapped and _swapped[cls][1] != "binders":
-        cls = _swapped[cls][0]
-    super(cls, module).__setattr__(name, value)  # the module class's own __setattr__
-
-
-def watch_submodule_binders(module, specs) -> None:
-    """From run_plan: `specs` are the plan's lazy import units
-    (unit, name, mode, modules, attr)."""
-    if not hasattr(module, "__path__"):
-        return
-    prefix = module.__name__ + "."
-    names = {name for _, name, mode, modules, _ in specs if mode == "from" and modules[0] == prefix + name}
-    if names and _swap_class(module, "binders", {"__setattr__": _binding_setattr}):
-        _submodule_binders[id(_module_dict.__get__(module))] = names
-
-
-# Whether a settling module also runs its units still pending (settle_policy).
-complete_on_settle = True
-
-
-def _on_settled(module, hot: bool) -> None:
-    """Called by the runtime when `module` settles (`hot`: because its trap
-    passed the threshold), and when a settled module's last pending unit has
-    run."""
-    g = _module_dict.__get__(module)
-    cls = type(module)
-    settled_before = "settled" in _swapped_kinds(cls)
-    if hot and complete_on_settle and _lazyexec.pending(g) and not settled_before:
-        # Zero overhead includes `module.attr` from other modules, which
-        # CPython specializes only without a PEP 562 hook in the namespace:
-        # a hot module runs what is left and drops the hook (docs/settle.md).
-        _lazyexec.materialize_all(g, False, True)
-    if _lazyexec.pending(g):
-        if not _swap_class(module, "settled", _completing_body(cls)):
-            _lazyexec.materialize_all(g, False, True)  # cannot swap: complete now
-        return
-    # Complete: the module's own class back, and lazyexec's PEP 562 hooks out
-    # of the namespace (with `__getattr__` present CPython does not specialize
-    # `module.attr` loads), the module's own hooks back in their place.
-    _restore_class(module)
-    _submodule_binders.pop(id(g), None)
-    for key, slot in (("__getattr__", "getattr"), ("__dir__", "dir")):
-        hook = dict.get(g, key)
-        own = getattr(hook, "_lazyexec_own", None)
-        if own is None:
-            continue  # not ours (rebound by the module)
-        if own.get(slot) is not None:
-            dict.__setitem__(g, key, own[slot])
-        else:
-            dict.pop(g, key, None)
-
-
-_lazyexec.set_settled_hook(_on_settled)
+_lazyexec.set_settled_hook(module_class.on_settled)
 
 
 def _hooks(module: types.ModuleType):
@@ -233,12 +89,11 @@ def settle_policy(config=None) -> tuple[int, bool]:
     process-wide `complete_on_settle`)."""
     import os
 
-    global complete_on_settle
     complete = os.environ.get("LAZYEXEC_SETTLE_COMPLETE", "")
     if complete in ("0", "1"):
-        complete_on_settle = complete == "1"
+        module_class.complete_on_settle = complete == "1"
     elif getattr(config, "settle_complete", None) is not None:
-        complete_on_settle = config.settle_complete
+        module_class.complete_on_settle = config.settle_complete
     env = os.environ.get("LAZYEXEC_SETTLE", "")
     if env == "never":
         return -1, False
@@ -260,7 +115,7 @@ def run_plan(module: types.ModuleType, plan, config=None) -> None:
 def _namespace(mod) -> dict:
     if isinstance(mod, str):
         mod = sys.modules[mod]
-    return _module_dict.__get__(mod)
+    return namespace(mod)
 
 
 def pending(mod) -> list[str]:
@@ -280,7 +135,7 @@ def materialize_all(mod=None) -> None:
     for name in list(loaded):
         m = sys.modules.get(name)
         if m is not None:  # settled modules too: their pending units are reachable by attribute
-            _lazyexec.materialize_all(_module_dict.__get__(m))
+            _lazyexec.materialize_all(namespace(m))
 
 
 def settle(mod=None) -> None:
@@ -299,7 +154,7 @@ def stats() -> list[dict]:
         if m is None:
             continue
         try:
-            s = _lazyexec.module_stats(_module_dict.__get__(m))
+            s = _lazyexec.module_stats(namespace(m))
         except ValueError:
             continue
         s["never_used"] = s["pending"]
