@@ -23,7 +23,9 @@ setup: system-deps $(BIN)/python
 	  $(BIN)/python -m pip install -q --ignore-installed cmake ninja
 	@$(BIN)/python -c "import scikit_build_core" 2>/dev/null || \
 	  $(BIN)/python -m pip install -q "scikit-build-core>=0.9"
-	$(BIN)/python -m pip install -q --no-build-isolation ".[test]"
+	@# One build directory per venv: two interpreters with one wheel tag
+	@# (pyenv's 3.11 and Debian's) must not share a CMake cache.
+	$(BIN)/python -m pip install -q --no-build-isolation --config-settings=build-dir=build/wheel-$(VENV_NAME) ".[test]"
 	@$(BIN)/python -c "import lazyexec._lazyexec" && test -x $(BIN)/lazyexec
 
 test-cpp: setup

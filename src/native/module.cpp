@@ -54,6 +54,7 @@ Ref to_python(const analyze::ModuleAnalysis& m) {
     set(d.get(), "def_reads", names_list(u.def_reads));
     set(d.get(), "call_reads", names_list(u.call_reads));
     set(d.get(), "annotation_reads", names_list(u.annotation_reads));
+    set(d.get(), "name_reads", names_list(u.name_reads));
     set(d.get(), "global_writes", names_list(u.global_writes));
     set(d.get(), "verdict", py::str(u.lazy ? "lazy" : "eager"));
     set(d.get(), "reason", py::str(analyze::short_code(u.reason.code)));

@@ -62,12 +62,23 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
 
     all_lazy = sorted(u["id"] for u in units if u["verdict"] == "lazy")
     specs: list = []
+    late: set[int] = set()  # lazy units to run when the import ends (see name_reads below)
     for u, code in zip(units, result["code"]):
         # Names a class's postponed annotations use are bound before it, as
         # eagerly: tools evaluate them with the module dict as eval globals,
         # which LOAD_NAME reads without the trap (unit.h, annotation_reads).
         reads = [*u["def_reads"], *u.get("annotation_reads", ())]
-        deps = sorted({b for n in reads if (b := lazy_binder(n, u["id"])) is not None})
+        deps = {b for n in reads if (b := lazy_binder(n, u["id"])) is not None}
+        # Class bodies inside its functions read globals with LOAD_NAME, which
+        # no trap sees (unit.h, name_reads): bound with the unit if bound
+        # before it, else when the import ends (and for eager units, then).
+        for n in u.get("name_reads", ()):
+            earlier = lazy_binder(n, u["id"]) if u["verdict"] == "lazy" else None
+            if earlier is not None:
+                deps.add(earlier)
+            else:
+                late.update(b for b in binders.get(n, ()) if units[b]["verdict"] == "lazy")
+        deps = sorted(deps)
         # Call-time reads may name a binding that comes later in the module.
         if any(n in DYNAMIC_NAMESPACE and n not in binders for n in u["call_reads"]):
             calls = all_lazy  # globals()[name] and friends: any name may be read
@@ -80,6 +91,8 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         payload = marshal.dumps(code) if code is not None else None
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     steps = [tuple(s) for s in result["steps"]]
+    if late:
+        steps.append(("force_late", tuple(sorted(late)), 0))
     loaded = [spec for u in units if u["verdict"] == "lazy" and (spec := _already_loaded_spec(u)) is not None]
     if loaded:
         steps.append(("bind_loaded", tuple(loaded), 0))

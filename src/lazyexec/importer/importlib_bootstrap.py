@@ -34,9 +34,11 @@ def run_plan(module, plan, config=None) -> None:
     getattr_hook, dir_hook, own = runtime._hooks(module)
     dict.__setitem__(g, "__getattr__", getattr_hook)
     dict.__setitem__(g, "__dir__", dir_hook)
-    loaded = ()
+    loaded = late = ()
     for kind, payload, end in plan.steps:
-        if kind == "bind_loaded":
+        if kind == "force_late":
+            late = payload
+        elif kind == "bind_loaded":
             loaded = payload
             runtime.module_class.watch_submodule_binders(module, loaded)
         elif kind == "run":
@@ -51,6 +53,8 @@ def run_plan(module, plan, config=None) -> None:
         elif not dict.__contains__(g, "__annotations__"):  # "annotations"
             dict.__setitem__(g, "__annotations__", {})
     _lazyexec.set_frontier(g, -1)
+    if late:
+        _lazyexec.force(g, late)  # read by LOAD_NAME in class bodies of functions: bound as eagerly
     # The module's own PEP 562 hooks (eager dunder units) take the chain.
     for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
         current = dict.get(g, key)

@@ -27,7 +27,7 @@ import sys
 import zlib
 
 MAGIC = b"LZEX"
-FORMAT = 6
+FORMAT = 7
 HEADER = struct.Struct("<4sHH4sQQ16s")
 SUFFIX = ".lzx"
 
@@ -112,7 +112,7 @@ def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
     if not isinstance(units, list) or not isinstance(steps, list):
         raise CorruptArtifact("bad payload structure")
     for step in steps:
-        if not (isinstance(step, tuple) and len(step) == 3 and step[0] in ("run", "force", "annotations", "bind_loaded")):
+        if not (isinstance(step, tuple) and len(step) == 3 and step[0] in ("run", "force", "annotations", "bind_loaded", "force_late")):
             raise CorruptArtifact("bad step")
     for u in units:
         if not (isinstance(u, tuple) and len(u) == 5):

@@ -49,7 +49,12 @@ long attr_long(PyObject* o, const char* name) {
 // Walks one symbol-table entry. Code in functions, lambdas and lazily
 // evaluated annotation scopes runs later (call time); class bodies and
 // comprehensions run while the statement runs (the AST walker covers them).
-void walk(PyObject* ste, const SymtableConsts& c, bool call_time, Names& reads, Names& writes) {
+//
+// A class body that runs at call time (a class defined inside a function)
+// reads its implicit globals with LOAD_NAME, which looks the module's dict up
+// with PyDict_GetItem: no trap sees those misses, so such names are also
+// collected in `name_reads` (they must be bound before the code runs).
+void walk(PyObject* ste, const SymtableConsts& c, bool call_time, Names& reads, Names& writes, Names& name_reads) {
   long type = attr_long(ste, "type");
   py::Ref name_obj = py::check(PyObject_GetAttrString(ste, "name"));
   std::string name = py::utf8(name_obj.get());
@@ -65,12 +70,13 @@ void walk(PyObject* ste, const SymtableConsts& c, bool call_time, Names& reads, 
       if (scope != c.global_implicit && scope != c.global_explicit) continue;
       std::string sym = py::utf8(key);
       if (flags & c.use) reads.insert(sym);
+      if ((flags & c.use) && type == c.type_class && scope == c.global_implicit) name_reads.insert(sym);
       if ((flags & c.def_global) && (flags & c.def_bound)) writes.insert(sym);
     }
   }
   py::Ref children = py::check(PyObject_GetAttrString(ste, "children"));
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children.get()); ++i)
-    walk(PyList_GET_ITEM(children.get(), i), c, later, reads, writes);
+    walk(PyList_GET_ITEM(children.get(), i), c, later, reads, writes, name_reads);
 }
 
 }  // namespace
@@ -101,11 +107,12 @@ void Analyzer::collect_scopes(PyObject* source, PyObject* filename) {
       owner_start = it->first;
       owners.push_back((int)(it - spans.begin()));
     }
-    Names reads, writes;
-    walk(ste, c, false, reads, writes);
+    Names reads, writes, name_reads;
+    walk(ste, c, false, reads, writes, name_reads);
     for (int id : owners) {
       Unit& u = units_[(size_t)id];
       u.call_reads.insert(reads.begin(), reads.end());
+      u.name_reads.insert(name_reads.begin(), name_reads.end());
       u.global_writes.insert(writes.begin(), writes.end());
     }
     all_global_writes_.insert(writes.begin(), writes.end());

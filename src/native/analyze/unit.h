@@ -32,6 +32,9 @@ struct Unit {
   // TypedDict, inspect.get_annotations(eval_str=True)): LOAD_NAME reads such
   // globals with PyDict_GetItem, which no trap sees, so they must be bound.
   Names annotation_reads;
+  // Module globals read by class bodies that run at call time (classes
+  // defined in functions): LOAD_NAME, no trap sees them (scopes.cpp).
+  Names name_reads;
   Names global_writes;    // names written through `global` in nested scopes
   Names mentions;         // every name the statement mentions anywhere (for rule 4)
   std::vector<std::string> imports;  // modules an import unit imports (absolute where known)
