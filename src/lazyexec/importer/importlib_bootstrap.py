@@ -126,7 +126,7 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
     """The module's plan from its stored artifact, or analysed, compiled and
     stored now. None when the source cannot be read; an empty plan when
     nothing in it can be deferred (remembered, not re-analysed)."""
-    from lazyexec import compile as compile_stage, store
+    from lazyexec import store
     from lazyexec.analyze import knowledge_hash
 
     try:
@@ -146,6 +146,8 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
                         source = f.read()
             except OSError:
                 return None
+            from lazyexec import compile as compile_stage  # cold path only
+
             plan = compile_stage.build_plan(source, path, name, is_package, config,
                                             require_marker=config.mode == "marked", pep810=True)
             plan = plan or store.Plan([], [])
