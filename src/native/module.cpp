@@ -422,6 +422,11 @@ PyObject* set_settled_hook(PyObject*, PyObject* fn) {
   Py_RETURN_NONE;
 }
 
+PyObject* install_dynamic_eval(PyObject*, PyObject*) {
+  if (runtime::install_dynamic_eval() < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
 PyObject* glob_match(PyObject*, PyObject* args) {
   const char *pattern, *text;
   if (!PyArg_ParseTuple(args, "ss", &pattern, &text)) return nullptr;
@@ -462,6 +467,9 @@ PyMethodDef methods[] = {
     {"set_import_waits", set_import_waits, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"set_settled_hook", set_settled_hook, METH_O,
      "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},
+    {"install_dynamic_eval", install_dynamic_eval, METH_NOARGS,
+     "install_dynamic_eval(): exec()/eval() in a lazy module's namespace with separate locals run the pending "
+     "units binding the names the code mentions first."},
     {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},
     {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},
     {"reason_codes", reason_codes, METH_NOARGS,

@@ -123,6 +123,9 @@ def activate(config: Config | None = None) -> LazyFinder | None:
             return None
     _active = LazyFinder(config)
     sys.meta_path.insert(0, _active)
+    # exec()/eval() with a lazy module's globals and other locals read the
+    # globals without the trap: the names the code mentions run first.
+    _lazyexec.install_dynamic_eval()
     if os.environ.get("LAZYEXEC_STATS") == "1":
         import atexit
 

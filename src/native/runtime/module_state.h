@@ -84,6 +84,12 @@ ModuleState* state_of(PyObject* globals);
 ModuleState& create_state(PyObject* globals);
 void forget_state(PyObject* globals);
 
+// Replaces builtins.exec and builtins.eval (once, at activation): code run
+// in a lazy module's namespace with separate locals reads globals with
+// PyDict_GetItem, which no trap sees, so the pending units binding the names
+// it mentions run first (see dynamic_eval.cpp).
+int install_dynamic_eval();
+
 // Runs unit `id` (and first its deps) exactly once. Returns -1 with an
 // exception set on failure; the unit stays pending so a later access retries.
 int materialize(ModuleState& st, int id);
