@@ -113,6 +113,18 @@ _module_dict = types.ModuleType.__dict__["__dict__"]
 class LazySourceLoader(importlib.machinery.SourceFileLoader):
     config: Config = Config()
 
+    # Equal to the SourceFileLoader an eager import would have used for the
+    # same module and file (and hashed alike), so module specs compare as
+    # eagerly: pydoc.importfile(m.__file__).__spec__ == m.__spec__. FileLoader
+    # compares classes exactly; as a subclass this __eq__ is tried first.
+    def __eq__(self, other):
+        if isinstance(other, importlib.machinery.SourceFileLoader) and (
+                type(other) is importlib.machinery.SourceFileLoader or isinstance(other, LazySourceLoader)):
+            return self.__dict__ == other.__dict__
+        return NotImplemented
+
+    __hash__ = importlib.machinery.SourceFileLoader.__hash__
+
     def exec_module(self, module):
         plan = load_or_build_plan(self.path, module.__name__, self.is_package(module.__name__), self.config,
                                   self.get_data)
