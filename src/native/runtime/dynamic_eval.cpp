@@ -21,16 +21,22 @@ PyObject* original_eval = nullptr;
 PyMethodDef exec_def = {"exec", nullptr, METH_FASTCALL | METH_KEYWORDS, nullptr};
 PyMethodDef eval_def = {"eval", nullptr, METH_FASTCALL | METH_KEYWORDS, nullptr};
 
-// Every name a code object and the code objects nested in it mention.
-void names_of(PyObject* code, std::vector<PyObject*>& out, int depth = 0) {
+// The names a code object and the code nested in it mention, where they may
+// be read from the globals without the trap: the top level and class bodies
+// (LOAD_NAME). Function bodies read globals with LOAD_GLOBAL, which a trapping
+// namespace answers itself; once the namespace is settled nothing traps, so
+// with `functions` their names count too.
+void names_of(PyObject* code, std::vector<PyObject*>& out, bool functions, int depth = 0) {
   if (depth > 64) return;
   PyCodeObject* co = (PyCodeObject*)code;
-  PyObject* names = co->co_names;
-  for (Py_ssize_t i = 0; names && i < PyTuple_GET_SIZE(names); ++i) out.push_back(PyTuple_GET_ITEM(names, i));
+  if (functions || !(co->co_flags & CO_OPTIMIZED)) {
+    PyObject* names = co->co_names;
+    for (Py_ssize_t i = 0; names && i < PyTuple_GET_SIZE(names); ++i) out.push_back(PyTuple_GET_ITEM(names, i));
+  }
   PyObject* consts = co->co_consts;
   for (Py_ssize_t i = 0; consts && i < PyTuple_GET_SIZE(consts); ++i) {
     PyObject* c = PyTuple_GET_ITEM(consts, i);
-    if (PyCode_Check(c)) names_of(c, out, depth + 1);
+    if (PyCode_Check(c)) names_of(c, out, functions, depth + 1);
   }
 }
 
@@ -82,7 +88,7 @@ PyObject* call(PyObject* original, bool eval_mode, PyObject* const* args, Py_ssi
   py::Ref code = PyCode_Check(source) ? py::Ref::borrow(source) : compile_text(source, eval_mode);
   if (code) {
     std::vector<PyObject*> names;
-    names_of(code.get(), names);
+    names_of(code.get(), names, /*functions=*/st->settled);
     for (PyObject* name : names) {
       st = state_of(g);
       if (!st || st->pending.empty()) break;
