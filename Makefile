@@ -51,7 +51,8 @@ bench-analyze: setup
 	$(BIN)/python bench/analyze_speed.py
 
 regrtest: setup
-	$(BIN)/python tools/regrtest/run.py --all --json build/regrtest-$(VENV_NAME).json
+	@# VSOCK socket tests wait in accept() forever, eagerly too, on a VM without a vsock peer.
+	$(BIN)/python tools/regrtest/run.py --all --timeout 300 --ignore '*VSOCK*' --json build/regrtest-$(VENV_NAME).json
 
 regrtest-ci: setup
 	$(BIN)/python tools/regrtest/run.py --ci
