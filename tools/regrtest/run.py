@@ -121,6 +121,7 @@ def measure_killable(cmd: list[str], cwd: str, env: dict, wall: float) -> tuple[
         _, status, usage = os.wait4(pid, 0)
     finally:
         timer.cancel()
+        timer.join()  # no thread left at the next fork (3.12+ warns about forking with threads)
         os.close(r_fd)
     try:  # stragglers the test module left behind in its session
         os.killpg(pid, signal.SIGKILL)
