@@ -64,6 +64,8 @@ def main() -> int:
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--rounds", type=int, default=3, help="alternating eager/lazy rounds (2 processes each)")
+    ap.add_argument("--aa", action="store_true",
+                    help="A/A control: both sides eager, to show the machine's noise floor")
     ap.add_argument("benchmarks", nargs="*")
     args = ap.parse_args()
     bench_dir = fetch()
@@ -79,6 +81,8 @@ def main() -> int:
             base = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
             eager_env = {**base, "LAZYEXEC": "0"}
             lazy_env = {**base, "LAZYEXEC": "1", "LAZYEXEC_CONFIG": str(config)}
+            if args.aa:
+                lazy_env = eager_env
             for name in args.benchmarks or BENCHMARKS:
                 src = bench_dir / f"bm_{name}"
                 if not src.exists():
