@@ -404,22 +404,22 @@ PyObject* supersede(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-PyObject* set_import_waits(PyObject*, PyObject* fn) {
+// The runtime's Python callbacks: a callable, or None to unset.
+template <void (*Set)(PyObject*)>
+PyObject* set_callback(PyObject*, PyObject* fn) {
   if (fn != Py_None && !PyCallable_Check(fn)) {
-    PyErr_SetString(PyExc_TypeError, "set_import_waits expects a callable or None");
+    PyErr_SetString(PyExc_TypeError, "expected a callable or None");
     return nullptr;
   }
-  runtime::set_import_waits(fn == Py_None ? nullptr : fn);
+  Set(fn == Py_None ? nullptr : fn);
   Py_RETURN_NONE;
 }
 
-PyObject* set_settled_hook(PyObject*, PyObject* fn) {
-  if (fn != Py_None && !PyCallable_Check(fn)) {
-    PyErr_SetString(PyExc_TypeError, "set_settled_hook expects a callable or None");
-    return nullptr;
-  }
-  runtime::set_settled_hook(fn == Py_None ? nullptr : fn);
-  Py_RETURN_NONE;
+// has_pending(globals): whether any unit can still be published (cheaper
+// than pending(), which lists and sorts the names).
+PyObject* has_pending(PyObject*, PyObject* globals) {
+  runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
+  return PyBool_FromLong(st && !st->pending.empty());
 }
 
 PyObject* install_dynamic_eval(PyObject*, PyObject*) {
@@ -458,14 +458,15 @@ PyMethodDef methods[] = {
     {"resolve", resolve, METH_VARARGS, "resolve(globals, id, values): unit id is done without running, binding values."},
     {"lookup", lookup, METH_VARARGS, "lookup(globals, name) -> (found, value), materializing a pending name."},
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
+    {"has_pending", has_pending, METH_O, "has_pending(globals) -> whether any unit is pending."},
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False, keep_going=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
     {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n): units >= n are not defined yet (-1: all)."},
     {"last_key", last_key, METH_O, "last_key(globals): the newest key, a mark for supersede()."},
     {"supersede", supersede, METH_VARARGS,
      "supersede(globals, mark, first_later): unbind side-effect bindings of names later pending units bind."},
-    {"set_import_waits", set_import_waits, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
-    {"set_settled_hook", set_settled_hook, METH_O,
+    {"set_import_waits", set_callback<runtime::set_import_waits>, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
+    {"set_settled_hook", set_callback<runtime::set_settled_hook>, METH_O,
      "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},
     {"install_dynamic_eval", install_dynamic_eval, METH_NOARGS,
      "install_dynamic_eval(): exec()/eval() in a lazy module's namespace with separate locals run the pending "

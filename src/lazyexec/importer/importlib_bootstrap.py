@@ -17,6 +17,7 @@ import types
 
 from lazyexec import _lazyexec
 from lazyexec.config import Config
+from lazyexec.runtime.module_class import namespace
 
 
 # Set while lazyexec itself loads, builds or stores a plan: modules it imports
@@ -63,7 +64,7 @@ def run_plan(module, plan, config=None) -> None:
             dict.__setitem__(g, key, hook)
     if loaded:
         bind_loaded(g, loaded)
-    if not _lazyexec.pending(g):
+    if not _lazyexec.has_pending(g):
         runtime.module_class.on_settled(module, False)  # nothing left to defer: the hooks go
     runtime.loaded.append(module.__name__)
     at_import = dict.get(g, "__at_import__")
@@ -95,7 +96,7 @@ def bind_loaded(g: dict, specs) -> None:
         else:
             source = found[0]
             if isinstance(source, types.ModuleType):
-                value = dict.get(_module_dict.__get__(source), attr, _MISSING)  # never runs a pending unit
+                value = dict.get(namespace(source), attr, _MISSING)  # never runs a pending unit
             else:  # a stand-in object (a mock): eagerly its attribute is read at import
                 try:
                     value = getattr(source, attr)
@@ -107,7 +108,6 @@ def bind_loaded(g: dict, specs) -> None:
 
 
 _MISSING = object()
-_module_dict = types.ModuleType.__dict__["__dict__"]
 
 
 class LazySourceLoader(importlib.machinery.SourceFileLoader):

@@ -142,12 +142,12 @@ def on_settled(module, hot: bool) -> None:
     g = _module_dict.__get__(module)
     cls = type(module)
     settled_before = "settled" in _swapped_kinds(cls)
-    if hot and complete_on_settle and _lazyexec.pending(g) and not settled_before:
+    if hot and complete_on_settle and _lazyexec.has_pending(g) and not settled_before:
         # Zero overhead includes `module.attr` from other modules, which
         # CPython specializes only without a PEP 562 hook in the namespace:
         # a hot module runs what is left and drops the hook (docs/settle.md).
         _lazyexec.materialize_all(g, False, True)
-    if _lazyexec.pending(g):
+    if _lazyexec.has_pending(g):
         if not swap_class(module, "settled", _completing_body(cls)):
             _lazyexec.materialize_all(g, False, True)  # cannot swap: complete now
         return

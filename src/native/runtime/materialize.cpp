@@ -208,6 +208,14 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
   return 0;
 }
 
+// A unit is done: once nothing is pending the module settles (or, settled
+// already or never settling on its own, gets its hooks back).
+void after_done(ModuleState& st) {
+  if (!st.pending.empty()) return;
+  if (st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
+  else notify_settled(st);
+}
+
 int run_unit(ModuleState& st, int id) {
   UnitRecord& u = st.units[(size_t)id];
   for (int dep : u.deps) {
@@ -264,8 +272,7 @@ int run_unit(ModuleState& st, int id) {
   u.state = UnitRecord::Done;
   u.owner = 0;
   st.materialized++;
-  if (st.pending.empty() && st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
-  else if (st.pending.empty()) notify_settled(st);
+  after_done(st);
   return 0;
 }
 
@@ -342,8 +349,7 @@ int resolve(ModuleState& st, int id, PyObject* values) {
   u.state = UnitRecord::Done;
   u.code = py::Ref();  // never runs: its code can go
   st.materialized++;
-  if (st.pending.empty() && st.settle_threshold >= 0 && !st.settled) settle(st, "complete: nothing pending");
-  else if (st.pending.empty()) notify_settled(st);
+  after_done(st);
   return 0;
 }
 
