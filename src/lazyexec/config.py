@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 MODES = ("marked", "all")
+BUILD_MODES = ("background", "inline", "off")  # docs/startup.md
 
 _LIST_KEYS = ("include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses", "eager_imports")
 
@@ -27,11 +28,11 @@ class Config:
     """
 
     __slots__ = ("mode", "include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
-                 "eager_imports", "settle_threshold", "settle_complete", "source")
+                 "eager_imports", "settle_threshold", "settle_complete", "build", "source")
 
     def __init__(self, mode: str = "marked", include=(), exclude=(), never=(), pure=(), pure_bases=(),
                  pure_metaclasses=(), eager_imports=(), settle_threshold: int | None = None,
-                 settle_complete: bool | None = None, source: str | None = None):
+                 settle_complete: bool | None = None, build: str | None = None, source: str | None = None):
         object.__setattr__(self, "mode", mode)
         for key, value in (("include", include), ("exclude", exclude), ("never", never), ("pure", pure),
                            ("pure_bases", pure_bases), ("pure_metaclasses", pure_metaclasses),
@@ -39,6 +40,7 @@ class Config:
             object.__setattr__(self, key, tuple(value))
         object.__setattr__(self, "settle_threshold", settle_threshold)
         object.__setattr__(self, "settle_complete", settle_complete)
+        object.__setattr__(self, "build", build)
         object.__setattr__(self, "source", source)
 
     def __setattr__(self, key, value):
@@ -97,7 +99,9 @@ def _toml_load(path: str) -> dict:
             pass  # no cache, or a damaged one: parse again
     with open(path, "rb") as f:
         data = toml_loads(f.read().decode("utf-8"), path)
-    if stamp is not None and not (os.environ.get("PYTHONDONTWRITEBYTECODE") or __import__("sys").dont_write_bytecode):
+    from lazyexec.store import caching_enabled
+
+    if stamp is not None and caching_enabled():  # lazyexec's own cache directory, not the source tree
         try:
             payload = marshal.dumps((stamp, data))
         except ValueError:
@@ -111,14 +115,14 @@ def _toml_load(path: str) -> dict:
 def _parse_cache_path(path: str) -> str:
     import zlib
 
-    from lazyexec.store import fallback_path
+    from lazyexec.store import cache_dir
 
     real = os.path.realpath(path)
-    return os.path.join(os.path.dirname(fallback_path(real)), f"config-{zlib.crc32(real.encode()):08x}.marshal")
+    return os.path.join(cache_dir(), f"config-{zlib.crc32(real.encode()):08x}.marshal")
 
 
 def from_table(table: dict, source: str) -> Config:
-    known = set(_LIST_KEYS) | {"mode", "settle_threshold", "settle_complete"}
+    known = set(_LIST_KEYS) | {"mode", "settle_threshold", "settle_complete", "build"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown [tool.lazyexec] key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -140,6 +144,10 @@ def from_table(table: dict, source: str) -> Config:
     if complete is not None and not isinstance(complete, bool):
         raise ConfigError(f"{source}: settle_complete must be true or false")
     values["settle_complete"] = complete
+    build = table.get("build")
+    if build is not None and build not in BUILD_MODES:
+        raise ConfigError(f"{source}: build must be one of {', '.join(repr(m) for m in BUILD_MODES)}, not {build!r}")
+    values["build"] = build
     return Config(**values)
 
 

@@ -87,6 +87,7 @@ def run(root: Path, lazy: bool, env_extra: dict | None = None, settle: str | Non
     # second lazy run of each case must exercise the store.
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONHASHSEED"] = "0"
+    env["LAZYEXEC_BUILD"] = "inline"  # the first lazy run is lazy: semantics, not the build policy
     for k, v in (env_extra or {}).items():
         if v is None:
             env.pop(k, None)

@@ -229,8 +229,10 @@ def test_run_dash_m_and_configuration_mode_all(tmp_path):
     assert setup.returncode == 0, setup.stderr  # the (empty) main.py ran under lazyexec
     import subprocess
 
+    import os
+
     out = subprocess.run([sys.executable, "-m", "lazyexec", "run", "-m", "app", "x", "--flag"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "LAZYEXEC_BUILD": "inline"})
     assert out.returncode == 0, out.stderr
     assert out.stdout == "True 1 ['x', '--flag']\n"
 
@@ -247,6 +249,7 @@ def test_pth_activation_with_lazyexec_1(tmp_path):
     probe = ("import site, sys; site.addsitedir(sys.argv[1]); import mod, lazyexec._lazyexec as c; "
              "print(c.is_trapping(mod.__dict__))")
     base = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LAZYEXEC")}
+    base["LAZYEXEC_BUILD"] = "inline"
     on = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, capture_output=True, text=True,
                         env={**base, "LAZYEXEC": "1"})
     off = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, capture_output=True, text=True,

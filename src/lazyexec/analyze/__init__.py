@@ -37,9 +37,9 @@ def _parse_knowledge() -> dict:
         return _parsed
     raw = _knowledge_bytes()
     tag = f"{zlib.crc32(raw):08x}{len(raw):x}"
-    from lazyexec.store import fallback_path
+    from lazyexec.store import cache_dir, caching_enabled
 
-    cache = fallback_path(KNOWLEDGE_FILE + "." + tag)
+    cache = os.path.join(cache_dir(), f"knowledge-{tag}.marshal")
     try:
         with open(cache, "rb") as f:
             _parsed = marshal.load(f)
@@ -51,7 +51,8 @@ def _parse_knowledge() -> dict:
     _parsed = toml_loads(raw.decode("utf-8"), KNOWLEDGE_FILE)
     from lazyexec.store import write_atomic
 
-    write_atomic(cache, marshal.dumps(_parsed))
+    if caching_enabled():
+        write_atomic(cache, marshal.dumps(_parsed))
     return _parsed
 
 

@@ -67,7 +67,7 @@ def run(args) -> int:
                 counts["skipped"] += 1
                 continue
             try:
-                plan = load_or_build_plan(path, name, is_package, config, always_store=True)
+                plan = load_or_build_plan(path, name, is_package, config, next_to_source=True)
             except (SyntaxError, ValueError, UnicodeDecodeError) as e:  # broken test data in the stdlib, NUL bytes
                 if args.verbose:
                     print(f"{path}: {e.__class__.__name__}: {e}", file=sys.stderr)

@@ -127,17 +127,33 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
 
     def exec_module(self, module):
         plan = load_or_build_plan(self.path, module.__name__, self.is_package(module.__name__), self.config,
-                                  self.get_data)
+                                  self.get_data, build=build_mode(self.config))
         if plan is None or not plan.units:
-            return super().exec_module(module)  # nothing to defer: the normal .pyc path
+            return super().exec_module(module)  # nothing to defer, or no artifact yet: the normal .pyc path
         run_plan(module, plan, self.config)
 
 
+from lazyexec.config import BUILD_MODES  # noqa: E402
+
+
+def build_mode(config: Config) -> str:
+    """What a module without a valid artifact does: `background` (load
+    eagerly, artifact built after exit), `inline` (analyse now, on the
+    start-up path) or `off` (load eagerly; only `lazyexec compile` builds).
+    LAZYEXEC_BUILD overrides the configuration's `build`."""
+    env = os.environ.get("LAZYEXEC_BUILD")
+    if env in BUILD_MODES:
+        return env
+    return config.build or "background"
+
+
 def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, get_data=None,
-                       always_store: bool = False):
-    """The module's plan from its stored artifact, or analysed, compiled and
-    stored now. None when the source cannot be read; an empty plan when
-    nothing in it can be deferred (remembered, not re-analysed)."""
+                       build: str = "inline", next_to_source: bool = False):
+    """The module's plan from its stored artifact, else (build "inline")
+    analysed, compiled and stored now. None when the source cannot be read or
+    there is no artifact and the build is not inline (background: queued for
+    the builder); an empty plan when nothing in it can be deferred
+    (remembered, not re-analysed)."""
     from lazyexec import store
     from lazyexec.analyze import knowledge_hash
 
@@ -150,6 +166,12 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
         key = store.key_for(knowledge_hash(config))
         plan = store.load(path, st.st_mtime_ns, st.st_size, key)
         if plan is None:
+            if build != "inline":
+                if build == "background":
+                    from lazyexec.store import builder
+
+                    builder.remember(path, name, is_package, config)
+                return None
             try:
                 if get_data is not None:
                     source = get_data(path)
@@ -163,7 +185,7 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
             plan = compile_stage.build_plan(source, path, name, is_package, config,
                                             require_marker=config.mode == "marked", pep810=True)
             plan = plan or store.Plan([], [])
-            store.save(path, plan, st.st_mtime_ns, st.st_size, key, force=always_store)
+            store.save(path, plan, st.st_mtime_ns, st.st_size, key, next_to_source=next_to_source)
         return plan
     finally:
         busy.active = False

@@ -51,10 +51,11 @@ class Plan:
 
 
 def artifact_path(source_path: str, key: bytes = b"") -> str:
-    """`__pycache__/NAME.TAG.KEY.lzx`: the key's first 8 characters in the
-    name let several lazyexec builds or configurations (venvs sharing one
-    interpreter's stdlib) keep their own artifacts instead of overwriting
-    each other's on every import."""
+    """`__pycache__/NAME.TAG.KEY.lzx` (under `sys.pycache_prefix` when
+    PYTHONPYCACHEPREFIX is set, as `.pyc` files): the key's first 8
+    characters in the name let several lazyexec builds or configurations
+    (venvs sharing one interpreter's stdlib) keep their own artifacts instead
+    of overwriting each other's on every import."""
     cached = importlib.util.cache_from_source(source_path)
     return cached[: -len(".pyc")] + _key_part(key) + SUFFIX
 
@@ -63,11 +64,40 @@ def _key_part(key: bytes) -> str:
     return "." + key[:8].decode("ascii", "replace") if key else ""
 
 
-def fallback_path(source_path: str, key: bytes = b"") -> str:
+def caching_enabled() -> bool:
+    """`LAZYEXEC_CACHE=off` (or 0): artifacts are neither read nor written."""
+    return os.environ.get("LAZYEXEC_CACHE", "").lower() not in ("off", "0", "no")
+
+
+def cache_dir() -> str:
+    """lazyexec's user cache directory: `LAZYEXEC_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/lazyexec`, else `~/.cache/lazyexec`. Artifacts go there
+    wherever a `.pyc` cannot: `PYTHONDONTWRITEBYTECODE`, a read-only
+    `__pycache__` (site-packages installed by root)."""
+    explicit = os.environ.get("LAZYEXEC_CACHE_DIR")
+    if explicit:
+        return explicit
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lazyexec")
+
+
+def fallback_path(source_path: str, key: bytes = b"") -> str:
     digest = f"{zlib.crc32(os.path.abspath(source_path).encode()):08x}-{zlib.adler32(source_path.encode()):08x}"
     tag = sys.implementation.cache_tag
-    return os.path.join(base, "lazyexec", f"{digest}.{tag}{_key_part(key)}{SUFFIX}")
+    return os.path.join(cache_dir(), f"{digest}.{tag}{_key_part(key)}{SUFFIX}")
+
+
+def bytecode_writing_off() -> bool:
+    return bool(os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.dont_write_bytecode)
+
+
+def locations(source_path: str, key: bytes = b"") -> tuple[str, ...]:
+    """Where the artifact of `source_path` may be, in the order tried: next to
+    the `.pyc` first, unless byte-code writing is off (then lazyexec wrote to
+    its cache directory, though a packager's `lazyexec compile` may have put
+    one next to the source)."""
+    near, cached = artifact_path(source_path, key), fallback_path(source_path, key)
+    return (cached, near) if bytecode_writing_off() else (near, cached)
 
 
 def _build_identity() -> str:
@@ -153,7 +183,9 @@ def read(path: str) -> bytes | None:
 
 
 def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
-    for path in (artifact_path(source_path, key), fallback_path(source_path, key)):
+    if not caching_enabled():
+        return None
+    for path in locations(source_path, key):
         data = read(path)
         if data is None:
             continue
@@ -169,11 +201,15 @@ def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
     return None
 
 
-def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes, force: bool = False) -> None:
-    """Store `plan`; like a .pyc, not when byte-code writing is off, unless
-    `force` (`lazyexec compile`, like compileall)."""
-    if not force and (os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.dont_write_bytecode):
-        return
+def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes, next_to_source: bool = False) -> bool:
+    """Store `plan`: next to the `.pyc` (else, when `__pycache__` is not
+    writable, in the cache directory); in the cache directory only when
+    byte-code writing is off, unless `next_to_source` (`lazyexec compile`,
+    like compileall, writes where the sources are)."""
+    if not caching_enabled():
+        return False
     data = encode(plan, mtime_ns, size, key)
-    if not write_atomic(artifact_path(source_path, key), data):
-        write_atomic(fallback_path(source_path, key), data)
+    paths = [artifact_path(source_path, key), fallback_path(source_path, key)]
+    if bytecode_writing_off() and not next_to_source:
+        paths = paths[1:]
+    return any(write_atomic(path, data) for path in paths)

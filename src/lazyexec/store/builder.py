@@ -1,0 +1,187 @@
+"""Artifacts built off the start-up path (DESIGN: no analysis on any start).
+
+With `build = "background"` (the default) a module selected for lazy loading
+that has no valid artifact loads eagerly, through the normal `.pyc` path, and
+is remembered here. At exit the program writes what it remembered to a queue
+file in the cache directory and starts one detached, low-priority builder
+(`python -m lazyexec.store.builder`), so the next start is lazy. Builders
+take a lock: concurrent programs queue their modules and at most one builder
+runs; it keeps going until the queue is empty.
+
+A builder killed mid-write leaves no partial artifact (`store.write_atomic`
+renames a complete file over the old one) and at most a queue file that the
+next builder takes up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+QUEUE = "queue"
+LOCK = "build.lock"
+
+_remembered: list = []  # (source path, module name, is_package)
+_config = None
+_warned = False
+
+
+def remember(path: str, name: str, is_package: bool, config) -> None:
+    """A module that loaded eagerly for want of an artifact."""
+    global _config
+    if not _remembered:
+        import atexit
+
+        atexit.register(flush)
+    _config = config
+    _remembered.append((path, name, bool(is_package)))
+
+
+def _config_fields(config) -> dict:
+    return {k: getattr(config, k) for k in config.__slots__ if k != "source"}
+
+
+def _warn_once(message: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def flush(spawn: bool = True) -> str | None:
+    """Queue the remembered modules and start a builder. Returns the queue
+    file, or None when there was nothing to queue or the cache directory
+    cannot be written (one warning; the modules keep loading eagerly)."""
+    from lazyexec import store
+
+    if not _remembered or _config is None or not store.caching_enabled():
+        return None
+    import marshal
+
+    job = {
+        "version": 1,
+        "config": _config_fields(_config),
+        "modules": list(dict.fromkeys(_remembered)),
+        "dont_write_bytecode": store.bytecode_writing_off(),
+        "pycache_prefix": getattr(sys, "pycache_prefix", None),
+    }
+    _remembered.clear()
+    queue = os.path.join(store.cache_dir(), QUEUE)
+    path = os.path.join(queue, f"{os.getpid()}-{os.urandom(4).hex()}.job")
+    unwritable = ("lazyexec: cache directory {} is not writable ({}); modules load eagerly until "
+                  "`lazyexec compile` builds their artifacts (LAZYEXEC_CACHE_DIR chooses another directory)")
+    try:
+        os.makedirs(queue, exist_ok=True)
+    except OSError as e:
+        _warn_once(unwritable.format(queue, e.strerror))
+        return None
+    if not store.write_atomic(path, marshal.dumps(job)):
+        _warn_once(unwritable.format(queue, "write failed"))
+        return None
+    if spawn:
+        start_builder()
+    return path
+
+
+def start_builder() -> None:
+    """One detached builder (its own session, no terminal, output discarded),
+    not waited for: the program exits now."""
+    env = dict(os.environ)
+    env["LAZYEXEC"] = "0"  # the builder itself loads eagerly
+    devnull = os.devnull
+    try:
+        os.posix_spawn(sys.executable, [sys.executable, "-m", "lazyexec.store.builder"], env,
+                       setsid=True,
+                       file_actions=[(os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+                                     (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+                                     (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0)])
+    except OSError as e:
+        _warn_once(f"lazyexec: cannot start the artifact builder ({e}); run `lazyexec compile`")
+
+
+def _take_jobs(queue: str) -> list[dict]:
+    import marshal
+
+    jobs = []
+    try:
+        names = sorted(n for n in os.listdir(queue) if n.endswith(".job"))
+    except OSError:
+        return jobs
+    for n in names:
+        p = os.path.join(queue, n)
+        try:
+            with open(p, "rb") as f:
+                job = marshal.loads(f.read())
+            os.unlink(p)
+        except (OSError, EOFError, ValueError, TypeError):
+            try:
+                os.unlink(p)  # a damaged job: dropped, its modules are queued again next time
+            except OSError:
+                pass
+            continue
+        if isinstance(job, dict) and job.get("version") == 1:
+            jobs.append(job)
+    return jobs
+
+
+def build(job: dict) -> int:
+    """Build and store the artifacts of one job; the number stored."""
+    from lazyexec.config import Config
+    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
+
+    config = Config(**job["config"])
+    sys.dont_write_bytecode = bool(job.get("dont_write_bytecode"))
+    if job.get("pycache_prefix") is not None or hasattr(sys, "pycache_prefix"):
+        sys.pycache_prefix = job.get("pycache_prefix")
+    import warnings
+
+    warnings.simplefilter("ignore")  # nobody reads a detached builder's warnings
+    done = 0
+    for path, name, is_package in job["modules"]:
+        try:
+            if load_or_build_plan(path, name, is_package, config, build="inline") is not None:
+                done += 1
+        except Exception:  # noqa: BLE001 - a module that cannot be analysed keeps loading eagerly
+            continue
+    return done
+
+
+def main() -> int:
+    import fcntl
+
+    from lazyexec import store
+
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    directory = store.cache_dir()
+    queue = os.path.join(directory, QUEUE)
+    try:
+        lock = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return 1
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # another builder holds the lock; it takes up our queue file
+        try:
+            jobs = _take_jobs(queue)
+            for job in jobs:
+                build(job)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        # A program may have queued a job while we held the lock and found it
+        # held: look again after releasing it.
+        try:
+            if not any(n.endswith(".job") for n in os.listdir(queue)):
+                return 0
+        except OSError:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""No analysis on the start-up path (issue #10): a module without a valid
+artifact loads eagerly and its artifact is built after exit by a detached
+builder; artifacts go to the user cache directory wherever a .pyc cannot.
+
+Every run here is real: the program, then the builder process it starts.
+(As root, file permissions do not stop writes, so an unwritable place is made
+by putting a regular file where a directory must be.)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROBE = ("import mod, lazyexec._lazyexec as core; "
+         "print(core.is_trapping(type(mod).__dict__['__dict__'].__get__(mod)), mod.f())")
+
+
+def setup(tmp_path: Path) -> Path:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "mod.py").write_text("__lazy_module__ = True\nimport json\nA = 1\ndef f(): return A\n")
+    return app
+
+
+def env_for(tmp_path: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
+    env["LAZYEXEC_CACHE_DIR"] = str(tmp_path / "cache")
+    env.update({k: v for k, v in extra.items() if v is not None})
+    return env
+
+
+def start(app: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "import lazyexec; lazyexec.activate(); " + PROBE],
+                          cwd=app, env=env, capture_output=True, text=True, timeout=120)
+
+
+def artifacts(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.lzx"))
+
+
+def wait_for(predicate, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def wait_builder_done(cache: Path) -> None:
+    """The queue is empty and no builder holds the lock."""
+    def idle():
+        queue = cache / "queue"
+        if queue.exists() and any(queue.glob("*.job")):
+            return False
+        lock = cache / "build.lock"
+        if not lock.exists():
+            return True
+        with open(lock, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return True
+    assert wait_for(idle), "the builder did not finish"
+
+
+def test_first_start_is_eager_and_the_next_lazy(tmp_path):
+    app = setup(tmp_path)
+    env = env_for(tmp_path)
+    first = start(app, env)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "False 1\n", "")
+    wait_builder_done(tmp_path / "cache")
+    assert [p.parent.name for p in artifacts(app)] == ["__pycache__"]  # next to the .pyc
+    second = start(app, env)
+    assert (second.returncode, second.stdout) == (0, "True 1\n"), second.stderr
+
+
+def test_dont_write_bytecode_uses_the_cache_directory(tmp_path):
+    app = setup(tmp_path)
+    env = env_for(tmp_path, PYTHONDONTWRITEBYTECODE="1")
+    assert start(app, env).stdout == "False 1\n"
+    wait_builder_done(tmp_path / "cache")
+    assert artifacts(app) == []  # nothing written next to the sources
+    assert len(artifacts(tmp_path / "cache")) == 1
+    assert start(app, env).stdout == "True 1\n"
+
+
+def test_pycache_prefix_is_honoured(tmp_path):
+    app = setup(tmp_path)
+    prefix = tmp_path / "pycache-prefix"
+    env = env_for(tmp_path, PYTHONPYCACHEPREFIX=str(prefix))
+    assert start(app, env).stdout == "False 1\n"
+    wait_builder_done(tmp_path / "cache")
+    assert artifacts(app) == [] and len(artifacts(prefix)) == 1
+    assert start(app, env).stdout == "True 1\n"
+
+
+def test_unwritable_pycache_falls_back_to_the_cache_directory(tmp_path):
+    app = setup(tmp_path)
+    (app / "__pycache__").write_text("not a directory")  # read-only site-packages, as root can be
+    env = env_for(tmp_path)
+    assert start(app, env).stdout == "False 1\n"
+    wait_builder_done(tmp_path / "cache")
+    assert len(artifacts(tmp_path / "cache")) == 1
+    assert start(app, env).stdout == "True 1\n"
+
+
+def test_unwritable_cache_directory_is_one_warning_and_eager(tmp_path):
+    app = setup(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    env = env_for(tmp_path, PYTHONDONTWRITEBYTECODE="1", LAZYEXEC_CACHE_DIR=str(blocker / "cache"))
+    for _ in range(2):
+        r = start(app, env)
+        assert (r.returncode, r.stdout) == (0, "False 1\n")
+        warnings = [line for line in r.stderr.splitlines() if "RuntimeWarning: lazyexec:" in line]
+        assert len(warnings) == 1 and "cache directory" in warnings[0], r.stderr
+
+
+def test_build_inline_and_off(tmp_path):
+    app = setup(tmp_path)
+    off = env_for(tmp_path, LAZYEXEC_BUILD="off")
+    assert start(app, off).stdout == "False 1\n"
+    time.sleep(0.5)
+    assert artifacts(tmp_path) == [] and not (tmp_path / "cache" / "queue").exists()
+    inline = env_for(tmp_path, LAZYEXEC_BUILD="inline")
+    assert start(app, inline).stdout == "True 1\n"  # analysed on the start-up path
+    assert start(app, off).stdout == "True 1\n"  # off still uses what exists
+
+
+def test_cache_off_switch(tmp_path):
+    app = setup(tmp_path)
+    env = env_for(tmp_path, LAZYEXEC_CACHE="off", LAZYEXEC_BUILD="inline")
+    assert start(app, env).stdout == "True 1\n"  # inline still analyses, stores nothing
+    assert artifacts(tmp_path) == []
+
+
+def test_config_build_key_is_validated(tmp_path):
+    app = setup(tmp_path)
+    (app / "pyproject.toml").write_text("[tool.lazyexec]\nbuild = 'later'\n")
+    r = start(app, env_for(tmp_path))
+    assert r.stdout == "False 1\n" and "build must be one of" in r.stderr
+
+
+def test_builders_take_turns_under_the_lock(tmp_path):
+    """A builder that finds the lock held leaves the queue to the holder."""
+    app = setup(tmp_path)
+    env = env_for(tmp_path, LAZYEXEC_BUILD="off")
+    cache = tmp_path / "cache"
+    job = ("import lazyexec; lazyexec.activate(); import mod; "
+           "from lazyexec.store import builder; from lazyexec.importer import _active; "
+           "builder.remember(mod.__file__, 'mod', False, _active.config); print(builder.flush(spawn=False))")
+    queued = subprocess.run([sys.executable, "-c", job], cwd=app, env=env, capture_output=True, text=True)
+    assert queued.returncode == 0 and queued.stdout.strip().endswith(".job"), queued.stderr
+    builder = [sys.executable, "-m", "lazyexec.store.builder"]
+    with open(cache / "build.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = subprocess.run(builder, env={**env, "LAZYEXEC": "0"}, timeout=60)
+        assert r.returncode == 0 and len(list((cache / "queue").glob("*.job"))) == 1 and artifacts(app) == []
+    r = subprocess.run(builder, env={**env, "LAZYEXEC": "0"}, timeout=120)
+    assert r.returncode == 0 and list((cache / "queue").glob("*.job")) == []
+    assert len(artifacts(app)) == 1
+    assert start(app, env).stdout == "True 1\n"
+
+
+def test_damaged_job_and_killed_builder_leave_no_partial_artifact(tmp_path):
+    app = setup(tmp_path)
+    for i in range(30):
+        (app / f"m{i}.py").write_text("__lazy_module__ = True\n" + "".join(f"def f{j}(): return {j}\n" for j in range(200)))
+    env = env_for(tmp_path, LAZYEXEC_BUILD="off")
+    cache = tmp_path / "cache"
+    (cache / "queue").mkdir(parents=True)
+    (cache / "queue" / "0-bad.job").write_bytes(b"\x00garbage")
+    job = ("import lazyexec, os; lazyexec.activate(); from lazyexec.store import builder; "
+           "from lazyexec.importer import _active; "
+           "[builder.remember(os.path.abspath(f'm{i}.py'), f'm{i}', False, _active.config) for i in range(30)]; builder.flush(spawn=False)")
+    assert subprocess.run([sys.executable, "-c", job], cwd=app, env=env).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "lazyexec.store.builder"], cwd=app, env={**env, "LAZYEXEC": "0"})
+    wait_for(lambda: len(artifacts(app)) >= 3, timeout=60)
+    proc.kill()
+    proc.wait()
+    probe = ("import lazyexec, warnings; warnings.simplefilter('error'); lazyexec.activate(); "
+             + "; ".join(f"import m{i}; assert m{i}.f7() == 7" for i in range(30)) + "; print('ok')")
+    r = subprocess.run([sys.executable, "-c", probe], cwd=app, env=env, capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr  # every artifact present is whole: no warning
+    assert not (cache / "queue" / "0-bad.job").exists()  # dropped, not retried forever
