@@ -138,7 +138,7 @@ def test_configuration_extends_the_knowledge_base(tmp_path, run_cli):
 
 
 def test_summary_census_over_a_tree(tmp_path, run_cli):
-    write(tmp_path / "a.py", "import os\ndef f(): pass\nprint(1)\n")
+    write(tmp_path / "a.py", "import os\ndef f(): return os\nprint(1)\n")
     write(tmp_path / "b.py", "class C(object): pass\n")
     write(tmp_path / "broken.py", "def (:\n")
     r = run_cli("explain", "--summary", tmp_path, "--json")
@@ -197,7 +197,7 @@ def test_compile_stores_artifacts_ahead_of_time(tmp_path, run_cli):
 
     tree = tmp_path / "tree"
     (tree / "pkg").mkdir(parents=True)
-    write(tree / "pkg" / "__init__.py", "__lazy_module__ = True\nfrom .mod import f\n")
+    write(tree / "pkg" / "__init__.py", "__lazy_module__ = True\nfrom .mod import f\n__all__ = ['f']\n")
     write(tree / "pkg" / "mod.py", "__lazy_module__ = True\nimport json\ndef f():\n    return json.dumps(1)\n")
     write(tree / "plain.py", "X = 1\n")  # no marker: mode "marked" skips it, as the import hook would
     write(tree / "broken.py", "__lazy_module__ = True\ndef (:\n")

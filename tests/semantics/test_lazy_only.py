@@ -66,6 +66,7 @@ def test_keyboard_interrupt_raised_by_unit_code(tmp_path):
             __lazy_module__ = True
             import side
             from side import COUNT
+            __all__ = ["side", "COUNT"]  # read: not a side-effect import
             """,
         "main.py": """
             import builtins
@@ -202,7 +203,7 @@ def test_stats_at_exit(tmp_path):
 
 def test_materialize_all_and_pending(tmp_path):
     r = program(tmp_path, {
-        "mod.py": "__lazy_module__ = True\nimport json\nA = 1\ndef f(): return A\n",
+        "mod.py": "__lazy_module__ = True\nimport json\nA = 1\ndef f(): return A, json\n",
         "main.py": """
             import lazyexec, mod
             print(lazyexec.pending(mod))
@@ -268,6 +269,7 @@ def test_unit_wait_and_import_lock_deadlock_is_an_error_not_a_hang(tmp_path):
         "a.py": """
             __lazy_module__ = True
             import slow
+            __all__ = ["slow"]  # read: not a side-effect import
             """,
         "slow.py": """
             import threading, time

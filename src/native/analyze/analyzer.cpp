@@ -55,6 +55,84 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
   return r;
 }
 
+
+void string_constants(Node n, Names& out) {
+  if (!n) return;
+  if (n.kind() == K::Constant && PyUnicode_Check(n.get("value").raw())) out.insert(py::utf8(n.get("value").raw()));
+  for_each_child(n, [&](Node c) { string_constants(c, out); });
+}
+
+// Does statement `s` write `__all__` (`__all__ = [...]`, `__all__ += [...]`,
+// `__all__.extend([...])` / `.append(...)`)?
+bool writes_all(Node s) {
+  auto is_all = [](Node t) { return t && t.kind() == K::Name && t.str("id") == "__all__"; };
+  switch (s.kind()) {
+    case K::Assign:
+      for (Node t : s.list("targets"))
+        if (is_all(t)) return true;
+      return false;
+    case K::AugAssign:
+    case K::AnnAssign: return is_all(s.get("target"));
+    case K::Expr: {
+      Node c = s.get("value");
+      if (c.kind() != K::Call || c.get("func").kind() != K::Attribute) return false;
+      return is_all(c.get("func").get("value"));
+    }
+    default: return false;
+  }
+}
+
+}  // namespace
+
+// Rule 7: an import whose bound names the module never reads (at definition
+// time, in function bodies run later, in class bodies run at call time, in
+// eager statements) nor exports through `__all__` is presumed made for its
+// side effect: `from . import patterns` in pathspec's `__init__` registers
+// the pattern classes. Deferring it would defer the registration forever, so
+// it stays eager. Reads through a module `__getattr__`/`__dir__` count: the
+// strings they hold are names, and `globals()`/`vars()` in them may read any.
+void Analyzer::side_effect_imports(const std::set<std::string>& explicitly_lazy) {
+  Names read;
+  bool any_read = false;
+  for (const auto& u : units_) {
+    if (u.kind == "import" || u.kind == "from-import") continue;
+    if (u.lazy) {
+      for (const Names* set : {&u.def_reads, &u.call_reads, &u.name_reads, &u.annotation_reads})
+        read.insert(set->begin(), set->end());
+    } else {
+      for (int st : u.stmts) all_names(stmts_[(size_t)st].node, read);
+    }
+    for (int st : u.stmts) {
+      Node s = stmts_[(size_t)st].node;
+      if (writes_all(s)) string_constants(s, read);
+      if ((s.kind() == K::FunctionDef || s.kind() == K::AsyncFunctionDef) &&
+          (s.str("name") == "__getattr__" || s.str("name") == "__dir__")) {
+        Names inside;
+        all_names(s, inside);
+        if (inside.count("globals") || inside.count("vars")) any_read = true;
+        string_constants(s, read);
+        read.insert(inside.begin(), inside.end());
+      }
+    }
+  }
+  for (const auto& u : units_) read.insert(u.global_writes.begin(), u.global_writes.end());
+  if (any_read) return;
+  for (auto& u : units_) {
+    if (!u.lazy || (u.kind != "import" && u.kind != "from-import")) continue;
+    if (!u.imports.empty() && explicitly_lazy.count(u.imports[0])) continue;  // PEP 810: asked for lazy
+    bool used = false;
+    for (const auto& n : u.binds) used = used || read.count(n);
+    if (used) continue;
+    u.lazy = false;
+    std::string names;
+    for (const auto& n : u.binds) names += (names.empty() ? "" : ", ") + n;
+    u.reason = {Code::SideEffectImport, "import at line " + std::to_string(u.line) + " binds " + names +
+                                            ", which the module never reads nor exports in __all__: presumed made "
+                                            "for its side effect"};
+  }
+}
+
+namespace {
 }  // namespace
 
 ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
@@ -142,6 +220,8 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
       }
     }
   }
+  if (!out.module_eager)
+    side_effect_imports(std::set<std::string>(out.lazy_modules.begin(), out.lazy_modules.end()));
   if (out.module_eager)
     for (auto& u : units_)
       if (u.lazy) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -57,6 +58,9 @@ class Analyzer {
   // purity.cpp
   void decide_unit(Unit& u);
   Resolution resolve(const std::string& name, int unit) const;
+
+  // analyzer.cpp
+  void side_effect_imports(const std::set<std::string>& explicitly_lazy);
 
   // scopes.cpp
   void collect_scopes(PyObject* source, PyObject* filename);

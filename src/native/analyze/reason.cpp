@@ -48,6 +48,8 @@ constexpr Entry kTable[] = {
     {Code::ModuleIntrospection, "module-introspection", "module uses frame or namespace introspection at top level"},
     {Code::NeverLazyModule, "never-lazy-module", "module is in the never-lazy set"},
     {Code::NeverLazyImport, "never-lazy-import", "imports a module kept eager for its import-time side effects"},
+    {Code::SideEffectImport, "side-effect-import",
+     "import binds names the module never reads nor exports: presumed made for its side effect (plugin registration)"},
     {Code::OptedOut, "opted-out", "module sets __lazy_module__ = False"},
 };
 

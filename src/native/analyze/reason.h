@@ -22,7 +22,7 @@ enum class Code {
   // eager: stable inputs and name resolution (rule 4)
   Rebound, BoundInCompound, UndefinedName, ForwardReference, ShadowedBuiltin,
   // eager: module-wide (rule 5, policy)
-  ModuleIntrospection, NeverLazyModule, NeverLazyImport, OptedOut,
+  ModuleIntrospection, NeverLazyModule, NeverLazyImport, SideEffectImport, OptedOut,
 };
 
 std::string_view short_code(Code c);
