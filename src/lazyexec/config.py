@@ -12,6 +12,7 @@ import os
 
 MODES = ("marked", "all")
 BUILD_MODES = ("background", "inline", "off")  # docs/startup.md
+DEFERS = ("all", "imports")
 
 _LIST_KEYS = ("include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses", "eager_imports")
 
@@ -27,13 +28,15 @@ class Config:
     path of every program lazyexec runs, and dataclasses imports inspect.
     """
 
-    __slots__ = ("mode", "include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
+    __slots__ = ("mode", "defer", "include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
                  "eager_imports", "settle_threshold", "settle_complete", "build", "source")
 
     def __init__(self, mode: str = "marked", include=(), exclude=(), never=(), pure=(), pure_bases=(),
                  pure_metaclasses=(), eager_imports=(), settle_threshold: int | None = None,
-                 settle_complete: bool | None = None, build: str | None = None, source: str | None = None):
+                 settle_complete: bool | None = None, build: str | None = None, source: str | None = None,
+                 defer: str = "all"):
         object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "defer", defer)
         for key, value in (("include", include), ("exclude", exclude), ("never", never), ("pure", pure),
                            ("pure_bases", pure_bases), ("pure_metaclasses", pure_metaclasses),
                            ("eager_imports", eager_imports)):
@@ -52,7 +55,7 @@ class Config:
     def plan_key(self):
         """What decides a module's plan (stored artifacts are keyed on it):
         not `include`/`exclude` (which modules, not how) nor the settle policy."""
-        return (self.mode, self.never, self.pure, self.pure_bases, self.pure_metaclasses, self.eager_imports)
+        return (self.mode, self.defer, self.never, self.pure, self.pure_bases, self.pure_metaclasses, self.eager_imports)
 
     def __eq__(self, other):
         return isinstance(other, Config) and self._key() == other._key()
@@ -122,7 +125,7 @@ def _parse_cache_path(path: str) -> str:
 
 
 def from_table(table: dict, source: str) -> Config:
-    known = set(_LIST_KEYS) | {"mode", "settle_threshold", "settle_complete", "build"}
+    known = set(_LIST_KEYS) | {"mode", "defer", "settle_threshold", "settle_complete", "build"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown [tool.lazyexec] key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -131,6 +134,10 @@ def from_table(table: dict, source: str) -> Config:
     if mode not in MODES:
         raise ConfigError(f"{source}: mode must be one of {', '.join(repr(m) for m in MODES)}, not {mode!r}")
     values["mode"] = mode
+    defer = table.get("defer", "all")
+    if defer not in DEFERS:
+        raise ConfigError(f"{source}: defer must be one of {', '.join(repr(d) for d in DEFERS)}, not {defer!r}")
+    values["defer"] = defer
     for key in _LIST_KEYS:
         v = table.get(key, [])
         if isinstance(v, str) or not all(isinstance(x, str) for x in v):

@@ -102,11 +102,14 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 }
 
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", nullptr};
+  static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never, &impure))
+  int imports_only = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOp", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+                                   &impure, &imports_only))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
+  kb->imports_only = imports_only != 0;
   try {
     fill(kb->pure, pure, "pure");
     fill(kb->pure_bases, bases, "pure_bases");

@@ -15,10 +15,11 @@ CASES = load()
 
 def observed(case):
     config = None
-    if any(k in case.options for k in ("pure", "pure_bases", "never")):
+    if any(k in case.options for k in ("pure", "pure_bases", "never", "defer")):
         config = Config(pure=tuple(case.options.get("pure", ())),
                         pure_bases=tuple(case.options.get("pure_bases", ())),
-                        never=tuple(case.options.get("never", ())))
+                        never=tuple(case.options.get("never", ())),
+                        defer=case.options.get("defer", "all"))
     result = analyze_source(case.source_bytes(), f"<case {case.name}>", case.options.get("module"),
                             bool(case.options.get("package")), config)
     units = result["units"]

@@ -124,6 +124,9 @@ def test_bad_configuration_is_reported_with_its_file(tmp_path, run_cli):
     write(tmp_path / "pyproject.toml", "[tool.lazyexec]\npuer = ['x']\n")
     r = run_cli("explain", src)
     assert r.returncode == 2 and "unknown [tool.lazyexec] key(s): puer" in r.stderr
+    write(tmp_path / "pyproject.toml", "[tool.lazyexec]\ndefer = 'functions'\n")
+    r = run_cli("explain", src)
+    assert r.returncode == 2 and "pyproject.toml: defer must be one of 'all', 'imports'" in r.stderr
 
 
 def test_configuration_extends_the_knowledge_base(tmp_path, run_cli):

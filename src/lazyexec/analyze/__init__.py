@@ -71,6 +71,7 @@ def knowledge_data(config: Config | None = None) -> dict:
         kb["pure_bases"] += config.pure_bases
         kb["pure_metaclasses"] += config.pure_metaclasses
         kb["never_lazy"] += config.never + config.eager_imports
+        kb["imports_only"] = config.defer == "imports"
     return kb
 
 

@@ -278,9 +278,26 @@ void restrict_to_lazy_modules(ModuleAnalysis& m) {
   m.forces = plan_forces(m.units, star);
 }
 
+// Configuration `defer = "imports"`: what PEP 690/810 defer, on the same
+// machinery. Only import units keep a lazy verdict; the force plan is redone
+// because a unit that turned eager may now rebind or mutate a lazy input.
+void restrict_to_imports(ModuleAnalysis& m) {
+  std::vector<bool> star(m.units.size(), false);
+  for (auto& u : m.units) {
+    star[(size_t)u.id] = u.kind == "star-import";
+    if (u.lazy && u.kind != "import" && u.kind != "from-import") {
+      u.lazy = false;
+      u.reason = {Code::OtherStatement, "not an import (configuration defer = \"imports\")"};
+    }
+  }
+  m.forces = plan_forces(m.units, star);
+}
+
 ModuleAnalysis analyze(PyObject* source, PyObject* filename, const KnowledgeBase& kb, const ModuleInfo& module) {
   Analyzer a(kb, module);
-  return a.run(source, filename);
+  ModuleAnalysis m = a.run(source, filename);
+  if (kb.imports_only) restrict_to_imports(m);
+  return m;
 }
 
 }  // namespace lazyexec::analyze

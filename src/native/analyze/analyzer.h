@@ -26,4 +26,8 @@ ModuleAnalysis analyze(PyObject* source, PyObject* filename, const KnowledgeBase
 // becomes eager and the force plan is recomputed.
 void restrict_to_lazy_modules(ModuleAnalysis& m);
 
+// Configuration `defer = "imports"` (KnowledgeBase::imports_only, applied by
+// analyze()): only import units stay lazy, the force plan is recomputed.
+void restrict_to_imports(ModuleAnalysis& m);
+
 }  // namespace lazyexec::analyze

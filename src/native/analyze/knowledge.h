@@ -33,6 +33,8 @@ struct KnowledgeBase {
   // Names whose value changes while the program runs, with why (prefix match
   // on dotted names: "os.environ" covers "os.environ.get").
   std::unordered_map<std::string, std::string> impure;
+  // Configuration `defer = "imports"`: only import statements may be lazy.
+  bool imports_only = false;
 
   // The reason a dotted name is known impure, or nullptr.
   const std::string* impure_reason(std::string_view dotted) const;
