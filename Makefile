@@ -2,6 +2,8 @@
 #   make setup [PYTHON=python3] [VENV=.venv]   build and install into a venv
 #   make test                                  C++ tests (ctest) + Python tests (pytest)
 #   make demo                                  the main job on the bundled example
+#   make bench [BENCH_ARGS=...]                real programs, every mode (docs/benchmarks.md)
+#   make bench-quick                           the same, 4 workloads, 3 rounds
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +11,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-cpp test-python demo census bench-analyze bench-import regrtest regrtest-ci clean
+.PHONY: setup system-deps test test-cpp test-python demo census bench bench-quick bench-analyze bench-import regrtest regrtest-ci clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -56,6 +58,19 @@ regrtest: setup
 
 regrtest-ci: setup
 	$(BIN)/python tools/regrtest/run.py --ci
+
+# Real programs (Debian packages, run by Debian's /usr/bin/python3), eager vs
+# lazyexec vs peers, alternating: bench/realworld/run.py, docs/benchmarks.md.
+# Results: bench/results/realworld/ (bench-quick: build/bench/debian/results-quick/).
+BENCH_VENV := .venv-debian
+BENCH_ARGS ?=
+bench:
+	$(MAKE) setup PYTHON=/usr/bin/python3 VENV=$(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(BENCH_VENV)/bin/python -m pip install -q matplotlib
+	$(BENCH_VENV)/bin/python bench/realworld/run.py $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) bench BENCH_ARGS=--quick
 
 bench-import: setup
 	$(BIN)/python bench/large_module.py

@@ -1,0 +1,187 @@
+"""results.json -> results.md (tables) and PNG charts (time and peak-RSS
+ratios to eager, per workload and mode). Also runnable alone:
+
+    python bench/realworld/report.py RESULTS_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ENV_TITLES = {
+    "warm": "artifacts warm (.pyc and lazyexec artifacts present)",
+    "nobytecode": "PYTHONDONTWRITEBYTECODE=1 (warm .pyc and artifacts from earlier runs, nothing written)",
+    "first": "first start (every lazyexec artifact and cache removed before each lazyexec run)",
+}
+
+
+def failures(results: dict) -> list[tuple[str, str, str, str]]:
+    out = []
+    for env, e in results["envs"].items():
+        for w, modes in e["workloads"].items():
+            for m, r in modes.items():
+                if r["status"] != "ok":
+                    out.append((env, w, m, r["detail"] or r["status"]))
+    return out
+
+
+def _cell(r: dict, probe: dict | None) -> str:
+    if r["status"] != "ok":
+        return f"**FAIL ({r['status']})**"
+    t, rss = r["ratio"]["wall"], r["ratio"]["rss_kib"]
+    s = f"{t['median']:.2f} ({t['q1']:.2f}–{t['q3']:.2f}) / {rss['median']:.2f}"
+    if probe and probe.get("modules") is not None:
+        s += f" / {probe['modules']}"
+    return s
+
+
+def medians_by_mode(env: dict) -> dict:
+    out = {}
+    for m in env["modes"]:
+        if m == "eager":
+            continue
+        t = [w[m]["ratio"]["wall"]["median"] for w in env["workloads"].values() if w[m]["status"] == "ok"]
+        rss = [w[m]["ratio"]["rss_kib"]["median"] for w in env["workloads"].values() if w[m]["status"] == "ok"]
+        cpu = [w[m]["ratio"]["cpu"]["median"] for w in env["workloads"].values() if w[m]["status"] == "ok"]
+        fails = sum(1 for w in env["workloads"].values() if w[m]["status"] != "ok")
+        out[m] = {"time": statistics.median(t) if t else None, "rss": statistics.median(rss) if rss else None,
+                  "cpu": statistics.median(cpu) if cpu else None, "ok": len(t), "failed": fails}
+    return out
+
+
+def markdown(results: dict) -> str:
+    mc = results["machine"]
+    lines = [
+        f"# Real programs: eager vs lazyexec vs peers ({results['date']})",
+        "",
+        f"Machine: {mc['cpu']}, {mc['cores']} cores, {mc['memory_mib']} MiB, {mc['os']}, Linux {mc['kernel']}. "
+        f"Interpreter: {mc['interpreter']}. {results['rounds']} alternating rounds after {results['warmups']} "
+        f"warm-up(s) per workload; whole run {results.get('duration_s', '?')} s.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(results.get("versions", {}).items())) + ".",
+        "",
+        "Cells: median time ratio to eager (interquartile range of the per-round ratios) / median peak-RSS "
+        "ratio / modules executed (probe run). Below 1 is better. **FAIL** = stdout or exit code differs "
+        "from eager's (see Failures).",
+    ]
+    probe = results.get("probe", {})
+    for env_name, env in results["envs"].items():
+        modes = [m for m in env["modes"] if m != "eager"]
+        lines += ["", f"## {ENV_TITLES.get(env_name, env_name)}", ""]
+        lines.append("| workload | eager ms | eager MiB | eager modules | " + " | ".join(modes) + " |")
+        lines.append("| --- | ---: | ---: | ---: |" + " --- |" * len(modes))
+        for w, res in env["workloads"].items():
+            e = res["eager"]
+            pr = probe.get(w, {}) if env_name == "warm" else {}
+            if e["status"] != "ok":
+                lines.append(f"| {w} | **eager failed** | | |" + " |" * len(modes))
+                continue
+            emods = pr.get("eager", {}).get("modules")
+            lines.append(f"| {w} | {e['median']['wall'] * 1000:.0f} | {e['median']['rss_kib'] / 1024:.1f} | "
+                         f"{'' if emods is None else emods} | "
+                         + " | ".join(_cell(res[m], pr.get(m)) for m in modes) + " |")
+        med = medians_by_mode(env)
+        lines.append("| **median over workloads** | | | | " + " | ".join(
+            (f"**{med[m]['time']:.2f}** / {med[m]['rss']:.2f}" if med[m]["time"] is not None else "–")
+            + (f" ({med[m]['failed']} failed)" if med[m]["failed"] else "") for m in modes) + " |")
+        lines.append("| median CPU (user+sys) ratio | | | | " + " | ".join(
+            f"{med[m]['cpu']:.2f}" if med[m]["cpu"] is not None else "–" for m in modes) + " |")
+    if probe:
+        modes = results["modes"]
+        lines += ["", "## Probe: lazyexec units and system calls (one untimed run each, artifacts warm)", "",
+                  "lazyexec cells: units deferred at import / materialized later / never run (lazily loaded "
+                  "modules). Syscalls: file-system calls / all calls, `strace -c -f`.", ""]
+        lm = [m for m in modes if m.startswith("lazyexec")]
+        lines.append("| workload | " + " | ".join(f"{m} units" for m in lm) + " | "
+                     + " | ".join(f"{m} syscalls" for m in modes) + " |")
+        lines.append("| --- |" + " ---: |" * (len(lm) + len(modes)))
+        for w, pm in probe.items():
+            cells = []
+            for m in lm:
+                u = (pm.get(m) or {}).get("units")
+                cells.append(f"{u['deferred']} / {u['materialized']} / {u['never_used']} ({u['lazy_modules']})"
+                             if u else "–")
+            for m in modes:
+                sc = (pm.get(m) or {}).get("syscalls")
+                cells.append(f"{sc['fs']} / {sc['total']}" if sc else "–")
+            lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    fails = failures(results)
+    if fails:
+        lines += ["", "## Failures", ""]
+        for env, w, m, detail in fails:
+            lines += [f"- **{w}**, {m}, {env}:", "", "  ```", *("  " + x for x in detail.splitlines()[:24]), "  ```"]
+    return "\n".join(lines) + "\n"
+
+
+def charts(results: dict, out_dir: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no charts", file=sys.stderr)
+        return []
+    written = []
+    env_name = "warm" if "warm" in results["envs"] else next(iter(results["envs"]))
+    env = results["envs"][env_name]
+    modes = [m for m in env["modes"] if m != "eager"]
+    workloads = list(env["workloads"])
+    for metric, title, fname in (("wall", "wall time", "time"), ("rss_kib", "peak RSS", "rss")):
+        fig, ax = plt.subplots(figsize=(12, 0.42 * len(workloads) * len(modes) / 3 + 2))
+        height = 0.8 / len(modes)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for j, m in enumerate(modes):
+            ys, xs, lo, hi, fy = [], [], [], [], []
+            for i, w in enumerate(workloads):
+                y = len(workloads) - 1 - i + (len(modes) / 2 - j - 0.5) * height
+                r = env["workloads"][w][m]
+                if r["status"] != "ok":
+                    fy.append(y)
+                    continue
+                q = r["ratio"][metric]
+                ys.append(y)
+                xs.append(q["median"])
+                lo.append(q["median"] - q["q1"])
+                hi.append(q["q3"] - q["median"])
+            ax.barh(ys, xs, height=height, xerr=[lo, hi], color=colors[j % len(colors)], label=m,
+                    error_kw={"elinewidth": 0.8, "capsize": 1.5})
+            if fy:
+                ax.scatter([0.05] * len(fy), fy, marker="x", color="red", s=28, zorder=3,
+                           label="failed (output differs)" if j == 0 or not any(
+                               env["workloads"][w][mm]["status"] != "ok" for w in workloads for mm in modes[:j]) else None)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(workloads)))
+        ax.set_yticklabels(list(reversed(workloads)))
+        ax.set_xlabel(f"{title} / eager (median of per-round ratios, bars: interquartile range); below 1 is better")
+        ax.set_title(f"{title} ratio to eager, {env_name}: {results['machine']['interpreter'].split(':')[0]} "
+                     f"Python {results['machine']['interpreter'].split()[1]}, {results['date']}")
+        handles, labels = ax.get_legend_handles_labels()
+        seen = {}
+        for h, l in zip(handles, labels):
+            seen.setdefault(l, h)
+        ax.legend(seen.values(), seen.keys(), loc="lower right", fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"{fname}-ratio.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write(results: dict, out_dir: Path) -> None:
+    (out_dir / "results.md").write_text(markdown(results))
+    print(f"wrote {out_dir / 'results.md'}")
+    for p in charts(results, out_dir):
+        print(f"wrote {p}")
+    fails = failures(results)
+    if fails:
+        print(f"{len(fails)} failure(s): " + "; ".join(f"{w} / {m} / {e}" for e, w, m, _ in fails))
+
+
+if __name__ == "__main__":
+    d = Path(sys.argv[1])
+    write(json.loads((d / "results.json").read_text()), d)
