@@ -112,7 +112,7 @@ def markdown(results: dict) -> str:
     if fails:
         lines += ["", "## Failures", ""]
         for env, w, m, detail in fails:
-            lines += [f"- **{w}**, {m}, {env}:", "", "  ```", *("  " + x for x in detail.splitlines()[:24]), "  ```"]
+            lines += [f"- **{w}**, {m}, {env}:", "", "  ```", *("  " + x for x in detail.splitlines()[:26]), "  ```"]
     return "\n".join(lines) + "\n"
 
 

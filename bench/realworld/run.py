@@ -329,12 +329,13 @@ def check(run: Run, ref: tuple[int, str], venvs) -> str | None:
         return None
     kind = "crash" if run.rc != ref[0] and "Traceback" in run.stderr else "mismatch"
     lines = [f"{kind}: exit {run.rc} (eager {ref[0]})"]
-    if out != ref[1]:
-        diff = list(difflib.unified_diff(ref[1].splitlines(), out.splitlines(), "eager", "mode", lineterm="", n=1))
-        lines += diff[:30]
     tail = run.stderr.strip().splitlines()[-8:]
     if tail:
         lines.append("stderr: " + "\n        ".join(tail))
+    if out != ref[1]:
+        diff = list(difflib.unified_diff(ref[1].splitlines(), out.splitlines(), "eager stdout", "mode stdout",
+                                         lineterm="", n=1))
+        lines += diff[:14] + (["..."] if len(diff) > 14 else [])
     return "\n".join(lines)
 
 
