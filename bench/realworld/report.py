@@ -14,7 +14,9 @@ from pathlib import Path
 ENV_TITLES = {
     "warm": "artifacts warm (.pyc and lazyexec artifacts present)",
     "nobytecode": "PYTHONDONTWRITEBYTECODE=1 (warm .pyc and artifacts from earlier runs, nothing written)",
-    "first": "first start (every lazyexec artifact and cache removed before each lazyexec run)",
+    "first": "first start (every lazyexec artifact and cache removed before each lazyexec run; "
+             "\"builder\": median seconds the detached artifact builder ran after the program exited, "
+             "waited for before the next run)",
 }
 
 
@@ -35,6 +37,8 @@ def _cell(r: dict, probe: dict | None) -> str:
     s = f"{t['median']:.2f} ({t['q1']:.2f}–{t['q3']:.2f}) / {rss['median']:.2f}"
     if probe and probe.get("modules") is not None:
         s += f" / {probe['modules']}"
+    if r.get("builder_s"):
+        s += f" / builder {statistics.median(r['builder_s']):.1f} s"
     return s
 
 
@@ -150,9 +154,9 @@ def charts(results: dict, out_dir: Path) -> list[Path]:
             ax.barh(ys, xs, height=height, xerr=[lo, hi], color=colors[j % len(colors)], label=m,
                     error_kw={"elinewidth": 0.8, "capsize": 1.5})
             if fy:
-                ax.scatter([0.05] * len(fy), fy, marker="x", color="red", s=28, zorder=3,
-                           label="failed (output differs)" if j == 0 or not any(
-                               env["workloads"][w][mm]["status"] != "ok" for w in workloads for mm in modes[:j]) else None)
+                ax.scatter([0.02] * len(fy), fy, marker="x", color="red", s=28, zorder=3, label="failed (output differs)")
+                for y in fy:
+                    ax.text(0.05, y, f"{m}: FAIL", color="red", fontsize=7, va="center")
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_yticks(range(len(workloads)))
         ax.set_yticklabels(list(reversed(workloads)))
@@ -163,7 +167,7 @@ def charts(results: dict, out_dir: Path) -> list[Path]:
         seen = {}
         for h, l in zip(handles, labels):
             seen.setdefault(l, h)
-        ax.legend(seen.values(), seen.keys(), loc="lower right", fontsize=8)
+        ax.legend(seen.values(), seen.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         fig.tight_layout()
         path = out_dir / f"{fname}-ratio.png"
         fig.savefig(path, dpi=90)

@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DATA = HERE / "data"
-TARGET_PY = "/usr/bin/python3"
+TARGET_PY = "/usr/bin/python3"  # --target debian; pypi targets: the interpreter running this script
 
 # Debian package -> a file it installs (present = installed).
 PACKAGES = {
@@ -60,17 +60,17 @@ PACKAGES = {
 # packages; `-c` snippets are files in data/ (`lazyexec run` takes a script).
 WORKLOADS = {
     "test_bisect": ["-m", "test", "test_bisect"],
-    "black --version": ["/usr/bin/black", "--version"],
-    "black --diff": ["/usr/bin/black", "--diff", "sample.py"],
-    "http --version": ["/usr/bin/http", "--version"],
-    "http --offline POST": ["/usr/bin/http", "--offline", "POST", "example.invalid", "a=1"],
-    "sphinx-build --version": ["/usr/bin/sphinx-build", "--version"],
-    "ansible-playbook --help": ["/usr/bin/ansible-playbook", "--help"],
-    "pytest --version": ["/usr/bin/pytest", "--version"],
-    "pylint --version": ["/usr/bin/pylint", "--version"],
-    "flake8 --version": ["/usr/bin/flake8", "--version"],
-    "pygmentize -V": ["/usr/bin/pygmentize", "-V"],
-    "pygmentize html": ["/usr/bin/pygmentize", "-l", "python", "-f", "html", "sample.py"],
+    "black --version": ["{bin}/black", "--version"],
+    "black --diff": ["{bin}/black", "--diff", "sample.py"],
+    "http --version": ["{bin}/http", "--version"],
+    "http --offline POST": ["{bin}/http", "--offline", "POST", "example.invalid", "a=1"],
+    "sphinx-build --version": ["{bin}/sphinx-build", "--version"],
+    "ansible-playbook --help": ["{bin}/ansible-playbook", "--help"],
+    "pytest --version": ["{bin}/pytest", "--version"],
+    "pylint --version": ["{bin}/pylint", "--version"],
+    "flake8 --version": ["{bin}/flake8", "--version"],
+    "pygmentize -V": ["{bin}/pygmentize", "-V"],
+    "pygmentize html": ["{bin}/pygmentize", "-l", "python", "-f", "html", "sample.py"],
     "import requests": [str(DATA / "import_requests.py")],
     "jinja2 render": [str(DATA / "jinja_render.py")],
     "yaml round trip": [str(DATA / "yaml_roundtrip.py")],
@@ -88,6 +88,43 @@ MODES = {
     "demandimport": ("demandimport", "python", {}),
 }
 LAZYEXEC_MODES = ("lazyexec run", "lazyexec .pth", "lazyexec imports-only")
+DEMANDIMPORT = "demandimport==0.3.4"
+
+# --target pypi: the same workloads installed from PyPI at pinned versions
+# (the Debian versions do not all run on 3.12/3.13) into one venv of the
+# interpreter running this script; the peers' .pth lines there act only when
+# BENCH_PEER names them, so every mode shares one sys.path.
+PYPI_PINS = ["black==24.10.0", "httpie==3.2.4", "sphinx==8.1.3", "ansible-core==2.18.1", "pytest==8.3.4",
+             "pylint==3.3.2", "flake8==7.1.1", "Pygments==2.18.0", "requests==2.32.3", "Jinja2==3.1.4",
+             "PyYAML==6.0.2", DEMANDIMPORT]
+PYPI_MODES = {
+    "eager": ("apps", "python", {}),
+    "lazyexec run": ("apps", "lazyexec-run", {"LAZYEXEC_CONFIG": "{state}/all.toml"}),
+    "lazyexec .pth": ("apps", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/all.toml"}),
+    "lazyexec imports-only": ("apps", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/imports.toml"}),
+    "LazyLoader": ("apps", "python", {"BENCH_PEER": "lazyloader"}),
+    "demandimport": ("apps", "python", {"BENCH_PEER": "demandimport"}),
+}
+
+
+class Target:
+    """debian: Debian's packages and /usr/bin/python3, one venv per mode
+    family; pypi: pinned PyPI packages in one venv of this interpreter."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        if kind == "debian":
+            self.python, self.modes, self.lazy_venv = TARGET_PY, MODES, "lazyexec"
+        else:
+            self.python = os.path.join(sys.base_prefix, "bin", "python3")
+            self.modes, self.lazy_venv = PYPI_MODES, "apps"
+        self.bin = "/usr/bin"  # set by setup() for pypi
+
+    def args(self, workload: str) -> list[str]:
+        return [a.replace("{bin}", self.bin) for a in WORKLOADS[workload]]
+
+
+T = Target("debian")
 
 ENVS = {
     # name -> (PYTHONDONTWRITEBYTECODE, clear lazyexec artifacts before each lazyexec run, modes)
@@ -96,7 +133,6 @@ ENVS = {
     # last: it leaves artifacts only for the last workload
     "first": (False, True, ("eager", *LAZYEXEC_MODES)),
 }
-DEMANDIMPORT = "demandimport==0.3.4"
 
 
 # --- normalisation (docs/benchmarks.md, "The guard") -------------------------
@@ -186,7 +222,8 @@ def site_packages(venv: Path) -> Path:
 
 def make_venv(venv: Path) -> Path:
     if not (venv / "bin/python").exists():
-        sh([TARGET_PY, "-m", "venv", "--system-site-packages", "--without-pip", venv])
+        system = ["--system-site-packages"] if T.kind == "debian" else []
+        sh([T.python, "-m", "venv", *system, "--without-pip", venv])
     return site_packages(venv)
 
 
@@ -194,9 +231,38 @@ def pip_into(venv: Path, *args) -> None:
     sh([sys.executable, "-m", "pip", "-q", "--python", venv / "bin/python", "install", "--no-deps", *args])
 
 
+def install_lazyexec(base: Path, venv: Path, site: Path) -> None:
+    wheels = base / "wheel"
+    shutil.rmtree(wheels, ignore_errors=True)
+    build_dir = f"build/wheel-{Path(sys.prefix).name}"  # the Makefile's build dir: incremental
+    sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+        f"--config-settings=build-dir={build_dir}", "-w", wheels, ROOT], cwd=ROOT)
+    pip_into(venv, "--force-reinstall", *sorted(wheels.glob("lazyexec-*.whl")))
+    sh([venv / "bin/lazyexec", "pth", "install", "--dir", site], stdout=subprocess.DEVNULL)
+
+
+def setup_pypi(base: Path) -> dict[str, Path]:
+    venv = base / "apps"
+    site = make_venv(venv)
+    stamp = site / "bench-pins.txt"
+    if not stamp.exists() or stamp.read_text() != "\n".join(PYPI_PINS):
+        sh([sys.executable, "-m", "pip", "-q", "--python", venv / "bin/python", "install", *PYPI_PINS])
+        stamp.write_text("\n".join(PYPI_PINS))
+    install_lazyexec(base, venv, site)
+    shutil.copy(HERE / "hooks/lazyloader_all.py", site / "_bench_lazyloader_all.py")
+    (site / "00-bench-lazyloader.pth").write_text(
+        "import os; os.environ.get('BENCH_PEER') == 'lazyloader' and __import__('_bench_lazyloader_all')\n")
+    (site / "00-bench-demandimport.pth").write_text(
+        "import os; os.environ.get('BENCH_PEER') == 'demandimport' and __import__('demandimport').enable()\n")
+    T.bin = str(venv / "bin")
+    return {"apps": venv}
+
+
 def setup(base: Path, modes: list[str]) -> dict[str, Path]:
     """One venv per mode family (all --system-site-packages over Debian's
     /usr/bin/python3, so every mode sees the same Debian packages)."""
+    if T.kind == "pypi":
+        return setup_pypi(base)
     install_packages()
     venvs: dict[str, Path] = {}
     wanted = {MODES[m][0] for m in modes}
@@ -205,13 +271,7 @@ def setup(base: Path, modes: list[str]) -> dict[str, Path]:
     if "lazyexec" in wanted:
         venv = venvs["lazyexec"] = base / "lazyexec"
         site = make_venv(venv)
-        wheels = base / "wheel"
-        shutil.rmtree(wheels, ignore_errors=True)
-        build_dir = f"build/wheel-{Path(sys.prefix).name}"  # the Makefile's build dir: incremental
-        sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-            f"--config-settings=build-dir={build_dir}", "-w", wheels, ROOT], cwd=ROOT)
-        pip_into(venv, "--force-reinstall", *sorted(wheels.glob("lazyexec-*.whl")))
-        sh([venv / "bin/lazyexec", "pth", "install", "--dir", site], stdout=subprocess.DEVNULL)
+        install_lazyexec(base, venv, site)
     if "lazyloader" in wanted:
         venv = venvs["lazyloader"] = base / "lazyloader"
         site = make_venv(venv)
@@ -268,14 +328,14 @@ def base_env(state: Path, nobytecode: bool) -> dict:
 
 
 def command(mode: str, args: list[str], venvs: dict[str, Path]) -> list[str]:
-    venv, how, _ = MODES[mode]
+    venv, how, _ = T.modes[mode]
     if how == "lazyexec-run":
         return [str(venvs[venv] / "bin/lazyexec"), "run", *args]
     return [str(venvs[venv] / "bin/python"), *args]
 
 
 def mode_env(mode: str, env: dict, state: Path) -> dict:
-    return {**env, **{k: v.format(state=state) for k, v in MODES[mode][2].items()}}
+    return {**env, **{k: v.format(state=state) for k, v in T.modes[mode][2].items()}}
 
 
 class Clearer:
@@ -285,9 +345,15 @@ class Clearer:
     knowledge base) is removed."""
 
     def __init__(self, venv: Path, cache: Path):
+        self.venv, self.cache, self.dirs = venv, cache, None
+
+    def _scan(self) -> list[str]:
+        """Found at the first clear (after the warm environments created
+        every __pycache__ the workloads use)."""
+        venv = self.venv
         paths = json.loads(subprocess.run([venv / "bin/python", "-c", "import sys, json; print(json.dumps(sys.path))"],
                                           check=True, capture_output=True, text=True).stdout)
-        self.dirs = []
+        dirs: list[str] = []
         seen = set()
         for p in paths:
             if not p or not os.path.isdir(p):
@@ -298,10 +364,12 @@ class Clearer:
                     continue
                 seen.add(d)
                 if os.path.basename(d) == "__pycache__":
-                    self.dirs.append(d)
-        self.cache = cache
+                    dirs.append(d)
+        return dirs
 
     def clear(self) -> int:
+        if self.dirs is None:
+            self.dirs = self._scan()
         n = 0
         for d in self.dirs:
             try:
@@ -314,6 +382,32 @@ class Clearer:
                 pass
         shutil.rmtree(self.cache / "lazyexec", ignore_errors=True)
         return n
+
+
+def wait_for_builders(venv: Path, timeout: float = 600.0) -> float:
+    """Seconds until no detached artifact builder (`python -m
+    lazyexec.store.builder`, started at exit by a run that found artifacts
+    missing) of this venv is alive: the next run must not compete with it
+    for the CPU. Only observes processes; never signals them."""
+    start = time.perf_counter()
+    needle = str(venv).encode()
+    while time.perf_counter() - start < timeout:
+        alive = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"lazyexec.store.builder" in cmd and needle in cmd:
+                alive = True
+                break
+        if not alive:
+            break
+        time.sleep(0.02)
+    return time.perf_counter() - start
 
 
 def reset_black_cache(env: dict) -> None:
@@ -362,7 +456,7 @@ def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, cleare
     work = state / "work"
     results = {}
     for wname in workloads:
-        args = WORKLOADS[wname]
+        args = T.args(wname)
         res = {m: {"status": "ok", "detail": None, "wall": [], "rss_kib": [], "cpu": []} for m in modes}
         ref = None
         t0 = time.time()
@@ -375,7 +469,16 @@ def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, cleare
                 if first_start and mode in LAZYEXEC_MODES:
                     clearer.clear()
                 reset_black_cache(env)
-                run = run_once(command(mode, args, venvs), work, mode_env(mode, env, state), scratch)
+                menv = mode_env(mode, env, state)
+                if not timed and not first_start:
+                    # Warm-ups build every missing artifact before they exit
+                    # (the default builds them after exit, detached).
+                    menv["LAZYEXEC_BUILD"] = "inline"
+                run = run_once(command(mode, args, venvs), work, menv, scratch)
+                if mode in LAZYEXEC_MODES:
+                    waited = wait_for_builders(venvs[T.lazy_venv])
+                    if timed and first_start:
+                        r.setdefault("builder_s", []).append(waited)
                 if mode == "eager" and ref is None:
                     ref = (run.rc, normalise(run.stdout, venvs))
                     res["eager"]["reference"] = {"rc": run.rc, "stdout_head": ref[1][:400]}
@@ -469,7 +572,7 @@ def probe(workloads, modes, venvs, state, strace: bool) -> dict:
                       "LAZYEXEC_STATS": "1"})
             (scratch / "probe.txt").unlink(missing_ok=True)
             reset_black_cache(env)
-            run = run_once(command(mode, WORKLOADS[wname], venvs), state / "work", e, scratch)
+            run = run_once(command(mode, T.args(wname), venvs), state / "work", e, scratch)
             entry: dict = {}
             try:
                 total, pending = map(int, (scratch / "probe.txt").read_text().split())
@@ -484,7 +587,7 @@ def probe(workloads, modes, venvs, state, strace: bool) -> dict:
                 reset_black_cache(env)
                 trace = scratch / "strace.txt"
                 st_env = mode_env(mode, env, state)
-                run_once(["/usr/bin/strace", "-c", "-f", "-o", str(trace), *command(mode, WORKLOADS[wname], venvs)],
+                run_once(["/usr/bin/strace", "-c", "-f", "-o", str(trace), *command(mode, T.args(wname), venvs)],
                          state / "work", st_env, scratch)
                 entry["syscalls"] = parse_strace(trace)
             out[wname][mode] = entry
@@ -510,10 +613,10 @@ def machine() -> dict:
                 mem = int(line.split()[1]) // 1024
     except OSError:
         pass
-    interp = subprocess.run([TARGET_PY, "-c", "import sys; print(sys.version.replace(chr(10), ' '))"],
+    interp = subprocess.run([T.python, "-c", "import sys; print(sys.version.replace(chr(10), ' '))"],
                             capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "kernel": platform.release(),
-            "os": _os_release(), "interpreter": f"{TARGET_PY}: {interp}"}
+            "os": _os_release(), "interpreter": f"{T.python}: {interp}"}
 
 
 def _os_release() -> str:
@@ -542,6 +645,8 @@ def versions(venvs) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", choices=("debian", "pypi"), default="debian",
+                    help="debian: Debian's packages and /usr/bin/python3; pypi: pinned PyPI packages, this interpreter")
     ap.add_argument("--quick", action="store_true", help="4 workloads, 3 rounds, 1 warm-up, warm artifacts only")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--warmups", type=int)
@@ -550,13 +655,16 @@ def main() -> int:
     ap.add_argument("--modes", default=None, help="comma-separated: " + ",".join(MODES))
     ap.add_argument("--no-probe", action="store_true")
     ap.add_argument("--no-strace", action="store_true")
-    ap.add_argument("--base", default=str(ROOT / "build/bench/debian"), help="venvs and state")
+    ap.add_argument("--base", default=None, help="venvs and state (default: build/bench/debian or build/bench/pypi-X.Y)")
     ap.add_argument("--out", default=None,
-                    help="results directory (default: bench/results/realworld, --quick: BASE/results-quick)")
+                    help="results directory (default: bench/results/realworld[-pypi-X.Y], --quick: BASE/results-quick)")
     args = ap.parse_args()
+    global T
+    T = Target(args.target)
+    ver = ".".join(map(str, sys.version_info[:2]))
     rounds = args.rounds or (3 if args.quick else 10)
     warmups = args.warmups if args.warmups is not None else (1 if args.quick else 2)
-    envs = args.envs.split(",") if args.envs else (["warm"] if args.quick else list(ENVS))
+    envs = args.envs.split(",") if args.envs else (["warm"] if args.quick or args.target == "pypi" else list(ENVS))
     workloads = args.workloads.split(",") if args.workloads else (QUICK_WORKLOADS if args.quick else list(WORKLOADS))
     modes = args.modes.split(",") if args.modes else list(MODES)
     for name, known in ((envs, ENVS), (workloads, WORKLOADS), (modes, MODES)):
@@ -565,8 +673,9 @@ def main() -> int:
             ap.error(f"unknown: {', '.join(bad)} (known: {', '.join(known)})")
     if "eager" not in modes:
         modes.insert(0, "eager")
-    base = Path(args.base)
-    out_dir = Path(args.out) if args.out else (base / "results-quick" if args.quick else ROOT / "bench/results/realworld")
+    base = Path(args.base or (ROOT / "build/bench" / ("debian" if args.target == "debian" else f"pypi-{ver}")))
+    results_name = "realworld" if args.target == "debian" else f"realworld-pypi-{ver}"
+    out_dir = Path(args.out) if args.out else (base / "results-quick" if args.quick else ROOT / "bench/results" / results_name)
     base.mkdir(parents=True, exist_ok=True)
     started = time.time()
     print("set-up:", flush=True)
@@ -576,9 +685,9 @@ def main() -> int:
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(), "versions": versions(venvs), "rounds": rounds, "warmups": warmups,
-        "modes": modes, "workload_args": {w: WORKLOADS[w] for w in workloads}, "envs": {},
+        "modes": modes, "target": T.kind, "workload_args": {w: T.args(w) for w in workloads}, "envs": {},
     }
-    clearer = Clearer(venvs["lazyexec"], state / "home/.cache") if "lazyexec" in venvs else None
+    clearer = Clearer(venvs[T.lazy_venv], state / "home/.cache") if T.lazy_venv in venvs else None
     for env_name in envs:
         print(f"environment {env_name}: {rounds} rounds after {warmups} warm-up(s)", flush=True)
         results["envs"][env_name] = bench_env(env_name, workloads, modes, venvs, state, rounds, warmups, clearer)
