@@ -6,8 +6,6 @@ Unknown keys and wrong types are errors that name the file: a typo must not
 silently change what runs lazily.
 """
 
-from __future__ import annotations
-
 import os
 
 MODES = ("marked", "all")
@@ -116,12 +114,11 @@ def _toml_load(path: str) -> dict:
 
 
 def _parse_cache_path(path: str) -> str:
-    import zlib
-
+    from lazyexec import _lazyexec
     from lazyexec.store import cache_dir
 
     real = os.path.realpath(path)
-    return os.path.join(cache_dir(), f"config-{zlib.crc32(real.encode()):08x}.marshal")
+    return os.path.join(cache_dir(), f"config-{_lazyexec.fingerprint(real)}.marshal")
 
 
 def from_table(table: dict, source: str) -> Config:

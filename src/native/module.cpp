@@ -1,5 +1,6 @@
 // The extension module `lazyexec._lazyexec`: the public face of the C++ core.
 // Only conversion lives here; every decision is made in the rooms below.
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <climits>
@@ -7,6 +8,10 @@
 
 #include "analyze/analyzer.h"
 #include "compile/compiler.h"
+#include "importer/artifact.h"
+#include "importer/file.h"
+#include "importer/finder.h"
+#include "importer/policy.h"
 #include "runtime/lazy_globals.h"
 #include "runtime/module_state.h"
 #include "py/handle.h"
@@ -430,6 +435,117 @@ PyObject* install_dynamic_eval(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// The artifact header's expected fields, from Python arguments.
+bool expected_from(PyObject* args, Py_ssize_t first, importer::Expected* out) {
+  unsigned long long mtime, size;
+  const char *key, *pymagic;
+  Py_ssize_t key_len, magic_len;
+  int format;
+  PyObject* rest = PyTuple_GetSlice(args, first, PyTuple_GET_SIZE(args));
+  if (!rest) return false;
+  Ref hold = Ref::steal(rest);
+  if (!PyArg_ParseTuple(rest, "KKy#y#i", &mtime, &size, &key, &key_len, &pymagic, &magic_len, &format)) return false;
+  if (key_len != 16 || magic_len != 4) {
+    PyErr_SetString(PyExc_ValueError, "key must be 16 bytes and pymagic 4");
+    return false;
+  }
+  *out = {(uint16_t)format, std::string_view(pymagic, 4), mtime, size, std::string_view(key, 16)};
+  return true;
+}
+
+// decode_plan(data, mtime_ns, size, key, pymagic, format) -> (units, steps) |
+// None (stale); ValueError("corrupt: ...") when damaged.
+PyObject* decode_plan(PyObject*, PyObject* args) {
+  if (PyTuple_GET_SIZE(args) != 6) {
+    PyErr_SetString(PyExc_TypeError, "decode_plan takes 6 arguments");
+    return nullptr;
+  }
+  Py_buffer view;
+  if (PyObject_GetBuffer(PyTuple_GET_ITEM(args, 0), &view, PyBUF_SIMPLE) < 0) return nullptr;
+  importer::Expected want;
+  try {
+    if (!expected_from(args, 1, &want)) {
+      PyBuffer_Release(&view);
+      return nullptr;
+    }
+    auto d = importer::decode(std::string_view((const char*)view.buf, (size_t)view.len), want);
+    PyBuffer_Release(&view);
+    if (d.verdict == importer::Verdict::Corrupt) {
+      PyErr_Format(PyExc_ValueError, "%s", d.problem);
+      return nullptr;
+    }
+    if (d.verdict == importer::Verdict::Stale) Py_RETURN_NONE;
+    return d.plan.release();
+  } catch (const py::PyError&) {
+    PyBuffer_Release(&view);
+    return nullptr;
+  }
+}
+
+// read_plan(paths, mtime_ns, size, key, pymagic, format) -> (plan | None,
+// [(path, problem)]): the first valid artifact among `paths`, one read each.
+PyObject* read_plan(PyObject*, PyObject* args) {
+  if (PyTuple_GET_SIZE(args) != 6 || !PyTuple_Check(PyTuple_GET_ITEM(args, 0))) {
+    PyErr_SetString(PyExc_TypeError, "read_plan(paths: tuple, mtime_ns, size, key, pymagic, format)");
+    return nullptr;
+  }
+  importer::Expected want;
+  if (!expected_from(args, 1, &want)) return nullptr;
+  try {
+    PyObject* paths = PyTuple_GET_ITEM(args, 0);
+    Ref problems = py::check(PyList_New(0));
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(paths); ++i) {
+      PyObject* path = PyTuple_GET_ITEM(paths, i);
+      std::string p = py::utf8(path);
+      auto data = importer::read_file(p.c_str());
+      if (!data) continue;
+      auto d = importer::decode(*data, want);
+      if (d.verdict == importer::Verdict::Plan) return Py_BuildValue("(OO)", d.plan.get(), problems.get());
+      if (d.verdict == importer::Verdict::Corrupt) {
+        Ref item = py::check(Py_BuildValue("(Os)", path, d.problem));
+        if (PyList_Append(problems.get(), item.get()) < 0) throw py::PyError{};
+      }
+    }
+    return Py_BuildValue("(OO)", Py_None, problems.get());
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+// fingerprint(data) -> 16 hex digits (FNV-1a, 64 bits): cache keys and file
+// names on the start-up path without loading zlib or hashlib.
+PyObject* fingerprint(PyObject*, PyObject* data) {
+  Py_buffer view;
+  Ref encoded;
+  if (PyUnicode_Check(data)) {
+    encoded = Ref::steal(PyUnicode_AsUTF8String(data));
+    if (!encoded) return nullptr;
+    data = encoded.get();
+  }
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
+  uint64_t h = 1469598103934665603ULL;
+  const auto* p = static_cast<const unsigned char*>(view.buf);
+  for (Py_ssize_t i = 0; i < view.len; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  PyBuffer_Release(&view);
+  char out[17];
+  snprintf(out, sizeof out, "%016llx", (unsigned long long)h);
+  return PyUnicode_FromStringAndSize(out, 16);
+}
+
+PyObject* has_marker(PyObject*, PyObject* source) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(source, &view, PyBUF_SIMPLE) < 0) return nullptr;
+  bool found = importer::has_marker(std::string_view((const char*)view.buf, (size_t)view.len));
+  PyBuffer_Release(&view);
+  return PyBool_FromLong(found);
+}
+
+PyObject* set_busy(PyObject*, PyObject* flag) {
+  int on = PyObject_IsTrue(flag);
+  if (on < 0) return nullptr;
+  return PyBool_FromLong(importer::set_busy(on != 0));
+}
+
 PyObject* glob_match(PyObject*, PyObject* args) {
   const char *pattern, *text;
   if (!PyArg_ParseTuple(args, "ss", &pattern, &text)) return nullptr;
@@ -474,6 +590,13 @@ PyMethodDef methods[] = {
     {"install_dynamic_eval", install_dynamic_eval, METH_NOARGS,
      "install_dynamic_eval(): exec()/eval() in a lazy module's namespace with separate locals run the pending "
      "units binding the names the code mentions first."},
+    {"decode_plan", decode_plan, METH_VARARGS,
+     "decode_plan(data, mtime_ns, size, key, pymagic, format) -> (units, steps) | None (stale); ValueError when damaged."},
+    {"read_plan", read_plan, METH_VARARGS,
+     "read_plan(paths, mtime_ns, size, key, pymagic, format) -> (plan | None, [(path, problem)])."},
+    {"fingerprint", fingerprint, METH_O, "fingerprint(data: bytes | str) -> 16 hex digits (FNV-1a 64)."},
+    {"has_marker", has_marker, METH_O, "has_marker(source: bytes) -> whether a top-level `__lazy_module__ = True` is there."},
+    {"set_busy", set_busy, METH_O, "set_busy(flag) -> previous: this thread's imports bypass lazyexec's finder."},
     {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},
     {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},
     {"reason_codes", reason_codes, METH_NOARGS,
@@ -493,4 +616,8 @@ PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_lazyexec", "lazyexec's C++ co
 }  // namespace
 }  // namespace lazyexec
 
-PyMODINIT_FUNC PyInit__lazyexec(void) { return PyModule_Create(&lazyexec::module_def); }
+PyMODINIT_FUNC PyInit__lazyexec(void) {
+  PyObject* m = PyModule_Create(&lazyexec::module_def);
+  if (m && lazyexec::importer::add_finder_type(m) < 0) Py_CLEAR(m);
+  return m;
+}

@@ -5,13 +5,9 @@ loads the knowledge base and configuration, and returns plain dicts (the
 schema is docs/explain-json.md).
 """
 
-from __future__ import annotations
-
-import importlib.machinery
 import marshal
 import os
 import sys
-import zlib
 
 from lazyexec import _lazyexec
 from lazyexec.config import Config
@@ -36,7 +32,7 @@ def _parse_knowledge() -> dict:
     if _parsed is not None:
         return _parsed
     raw = _knowledge_bytes()
-    tag = f"{zlib.crc32(raw):08x}{len(raw):x}"
+    tag = _lazyexec.fingerprint(raw)
     from lazyexec.store import cache_dir, caching_enabled
 
     cache = os.path.join(cache_dir(), f"knowledge-{tag}.marshal")
@@ -84,7 +80,7 @@ def knowledge_hash(config: Config | None = None) -> str:
     h = _hash_cache.get(config)
     if h is None:
         raw = _knowledge_bytes() + repr(config.plan_key() if config is not None else None).encode()
-        h = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}"
+        h = _lazyexec.fingerprint(raw)
         _hash_cache[config] = h
     return h
 
@@ -120,7 +116,7 @@ def find_module(name: str, path: list[str] | None = None) -> Target:
     parts = name.split(".")
     for i in range(len(parts)):
         qual = ".".join(parts[: i + 1])
-        spec = importlib.machinery.PathFinder.find_spec(qual, search)
+        spec = sys.modules["_frozen_importlib_external"].PathFinder.find_spec(qual, search)
         if spec is None:
             raise LookupError(f"no module named {qual!r} on the search path")
         if i < len(parts) - 1:

@@ -7,22 +7,16 @@ it skips importlib's own, so a module warning at import time with
 `stacklevel=2` still points at the code that imported it.
 """
 
-from __future__ import annotations
-
-import importlib.machinery
 import os
 import sys
-import threading
-import types
 
 from lazyexec import _lazyexec
 from lazyexec.config import Config
 from lazyexec.runtime.module_class import namespace
 
 
-# Set while lazyexec itself loads, builds or stores a plan: modules it imports
-# then (tomllib, warnings, ...) load normally instead of recursing into the hook.
-busy = threading.local()
+# importlib's classes without importing importlib (frozen, always loaded).
+_external = sys.modules["_frozen_importlib_external"]
 
 
 def run_plan(module, plan, config=None) -> None:
@@ -95,7 +89,7 @@ def bind_loaded(g: dict, specs) -> None:
             value = found[0]
         else:
             source = found[0]
-            if isinstance(source, types.ModuleType):
+            if isinstance(source, type(sys)):
                 value = dict.get(namespace(source), attr, _MISSING)  # never runs a pending unit
             else:  # a stand-in object (a mock): eagerly its attribute is read at import
                 try:
@@ -110,7 +104,7 @@ def bind_loaded(g: dict, specs) -> None:
 _MISSING = object()
 
 
-class LazySourceLoader(importlib.machinery.SourceFileLoader):
+class LazySourceLoader(_external.SourceFileLoader):
     config: Config = Config()
 
     # Equal to the SourceFileLoader an eager import would have used for the
@@ -118,12 +112,12 @@ class LazySourceLoader(importlib.machinery.SourceFileLoader):
     # eagerly: pydoc.importfile(m.__file__).__spec__ == m.__spec__. FileLoader
     # compares classes exactly; as a subclass this __eq__ is tried first.
     def __eq__(self, other):
-        if isinstance(other, importlib.machinery.SourceFileLoader) and (
-                type(other) is importlib.machinery.SourceFileLoader or isinstance(other, LazySourceLoader)):
+        if isinstance(other, _external.SourceFileLoader) and (
+                type(other) is _external.SourceFileLoader or isinstance(other, LazySourceLoader)):
             return self.__dict__ == other.__dict__
         return NotImplemented
 
-    __hash__ = importlib.machinery.SourceFileLoader.__hash__
+    __hash__ = _external.SourceFileLoader.__hash__
 
     def exec_module(self, module):
         plan = load_or_build_plan(self.path, module.__name__, self.is_package(module.__name__), self.config,
@@ -161,7 +155,9 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
         st = os.stat(path)
     except OSError:
         return None
-    busy.active = True
+    # While lazyexec itself loads, builds or stores a plan, the modules it
+    # imports (tomllib, warnings, ...) load normally instead of recursing.
+    was_busy = _lazyexec.set_busy(True)
     try:
         key = store.key_for(knowledge_hash(config))
         plan = store.load(path, st.st_mtime_ns, st.st_size, key)
@@ -188,4 +184,4 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
             store.save(path, plan, st.st_mtime_ns, st.st_size, key, next_to_source=next_to_source)
         return plan
     finally:
-        busy.active = False
+        _lazyexec.set_busy(was_busy)

@@ -4,10 +4,7 @@ Materialization itself is C++ (src/native/runtime); this layer installs a
 module's plan and offers the public API (`lazyexec.pending` etc.).
 """
 
-from __future__ import annotations
-
 import sys
-import types
 
 from lazyexec import _lazyexec
 
@@ -46,7 +43,7 @@ from lazyexec.runtime.module_class import namespace  # noqa: E402,F401 - used by
 _lazyexec.set_settled_hook(module_class.on_settled)
 
 
-def _hooks(module: types.ModuleType):
+def _hooks(module):
     """The module's PEP 562 __getattr__ and __dir__, chaining to its own."""
     g = module.__dict__
     name = module.__name__
@@ -105,7 +102,7 @@ def settle_policy(config=None) -> tuple[int, bool]:
     return (DEFAULT_SETTLE_THRESHOLD if threshold is None else threshold), False
 
 
-def run_plan(module: types.ModuleType, plan, config=None) -> None:
+def run_plan(module, plan, config=None) -> None:
     """Install a plan into a fresh module and run its eager part."""
     from lazyexec.importer.importlib_bootstrap import run_plan as _run_plan
 

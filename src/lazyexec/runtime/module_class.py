@@ -12,19 +12,17 @@ it needs one of them, and gives the class back once nothing is pending:
   object it binds, as eagerly.
 """
 
-from __future__ import annotations
-
 import sys
-import types
 
 from lazyexec import _lazyexec
 
 # A module's real namespace, read without going through its class: a settled
 # module's `__dict__` (below) completes the namespace first, lazyexec must not.
-_module_dict = types.ModuleType.__dict__["__dict__"]
+_ModuleType = type(sys)  # types.ModuleType, without importing types (start-up path)
+_module_dict = _ModuleType.__dict__["__dict__"]
 
 
-def namespace(module: types.ModuleType) -> dict:
+def namespace(module) -> dict:
     return _module_dict.__get__(module)
 
 
@@ -88,7 +86,7 @@ def restore_class(module) -> None:
 
 def _completing_body(cls: type) -> dict:
     body = {"__dict__": property(_complete_namespace, doc="The namespace, pending units run first.")}
-    if cls.__dir__ is types.ModuleType.__dir__:
+    if cls.__dir__ is _ModuleType.__dir__:
         body["__dir__"] = _settled_dir
     return body
 

@@ -17,19 +17,21 @@ format version and key. Written atomically (temp file + rename). A truncated
 or corrupt artifact is ignored with one warning and rebuilt: never a crash.
 """
 
-from __future__ import annotations
-
-import importlib.util
 import marshal
 import os
-import struct
 import sys
-import zlib
+
+from lazyexec import _lazyexec
 
 MAGIC = b"LZEX"
 FORMAT = 7
-HEADER = struct.Struct("<4sHH4sQQ16s")
+HEADER_FORMAT = "<4sHH4sQQ16s"
 SUFFIX = ".lzx"
+
+# importlib's own helpers without importing importlib.util (this module is
+# on the start-up path): the frozen bootstrap is always loaded.
+_external = sys.modules["_frozen_importlib_external"]
+PYTHON_MAGIC = _external.MAGIC_NUMBER
 
 
 class CorruptArtifact(ValueError):
@@ -56,7 +58,7 @@ def artifact_path(source_path: str, key: bytes = b"") -> str:
     characters in the name let several lazyexec builds or configurations
     (venvs sharing one interpreter's stdlib) keep their own artifacts instead
     of overwriting each other's on every import."""
-    cached = importlib.util.cache_from_source(source_path)
+    cached = _external.cache_from_source(source_path)
     return cached[: -len(".pyc")] + _key_part(key) + SUFFIX
 
 
@@ -82,7 +84,7 @@ def cache_dir() -> str:
 
 
 def fallback_path(source_path: str, key: bytes = b"") -> str:
-    digest = f"{zlib.crc32(os.path.abspath(source_path).encode()):08x}-{zlib.adler32(source_path.encode()):08x}"
+    digest = _lazyexec.fingerprint(os.path.abspath(source_path))
     tag = sys.implementation.cache_tag
     return os.path.join(cache_dir(), f"{digest}.{tag}{_key_part(key)}{SUFFIX}")
 
@@ -112,42 +114,34 @@ def _build_identity() -> str:
         return "unknown"
 
 
-def key_for(knowledge_hash: str) -> bytes:
-    from lazyexec import __version__
+_keys: dict = {}
 
-    text = f"{__version__}:{FORMAT}:{knowledge_hash}:{_build_identity()}".encode()
-    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}".encode()
+
+def key_for(knowledge_hash: str) -> bytes:
+    key = _keys.get(knowledge_hash)
+    if key is None:
+        from lazyexec import __version__
+
+        text = f"{__version__}:{FORMAT}:{knowledge_hash}:{_build_identity()}".encode()
+        key = _keys[knowledge_hash] = _lazyexec.fingerprint(text).encode()
+    return key
 
 
 def encode(plan: Plan, mtime_ns: int, size: int, key: bytes) -> bytes:
-    header = HEADER.pack(MAGIC, FORMAT, 0, importlib.util.MAGIC_NUMBER, mtime_ns, size, key)
+    import struct  # the cold path: building an artifact
+
+    header = struct.pack(HEADER_FORMAT, MAGIC, FORMAT, 0, PYTHON_MAGIC, mtime_ns, size, key)
     return header + marshal.dumps((plan.units, plan.steps))
 
 
 def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
-    """The plan, None when stale, CorruptArtifact when damaged."""
-    if len(data) < HEADER.size:
-        raise CorruptArtifact("truncated header")
-    magic, fmt, _flags, pymagic, a_mtime, a_size, a_key = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise CorruptArtifact("bad magic")
-    if fmt != FORMAT or pymagic != importlib.util.MAGIC_NUMBER or a_key != key:
-        return None  # another lazyexec, interpreter or knowledge base: rebuild quietly
-    if a_mtime != mtime_ns or a_size != size:
-        return None
+    """The plan, None when stale, CorruptArtifact when damaged (the checks
+    are the C++ reader's: src/native/importer/artifact.cpp)."""
     try:
-        units, steps = marshal.loads(data[HEADER.size:])
-    except (EOFError, ValueError, TypeError) as e:
-        raise CorruptArtifact(f"bad payload: {e}") from None
-    if not isinstance(units, list) or not isinstance(steps, list):
-        raise CorruptArtifact("bad payload structure")
-    for step in steps:
-        if not (isinstance(step, tuple) and len(step) == 3 and step[0] in ("run", "force", "annotations", "bind_loaded", "force_late")):
-            raise CorruptArtifact("bad step")
-    for u in units:
-        if not (isinstance(u, tuple) and len(u) == 5):
-            raise CorruptArtifact("bad unit")
-    return Plan(units, steps)
+        payload = _lazyexec.decode_plan(data, mtime_ns, size, key, PYTHON_MAGIC, FORMAT)
+    except ValueError as e:
+        raise CorruptArtifact(str(e)) from None
+    return None if payload is None else Plan(*payload)
 
 
 def write_atomic(path: str, data: bytes) -> bool:
@@ -174,31 +168,17 @@ def write_atomic(path: str, data: bytes) -> bool:
         return False
 
 
-def read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
+    """The first valid artifact among `locations`: one read each, decoded in
+    C++. A damaged one is ignored with a warning (and rebuilt)."""
     if not caching_enabled():
         return None
-    for path in locations(source_path, key):
-        data = read(path)
-        if data is None:
-            continue
-        try:
-            plan = decode(data, mtime_ns, size, key)
-        except CorruptArtifact as e:
-            import warnings
+    payload, problems = _lazyexec.read_plan(locations(source_path, key), mtime_ns, size, key, PYTHON_MAGIC, FORMAT)
+    for path, problem in problems:
+        import warnings
 
-            warnings.warn(f"lazyexec: ignoring corrupt artifact {path} ({e}); rebuilding", RuntimeWarning, stacklevel=2)
-            continue
-        if plan is not None:
-            return plan
-    return None
+        warnings.warn(f"lazyexec: ignoring corrupt artifact {path} ({problem}); rebuilding", RuntimeWarning, stacklevel=2)
+    return None if payload is None else Plan(*payload)
 
 
 def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes, next_to_source: bool = False) -> bool:

@@ -13,8 +13,6 @@ renames a complete file over the old one) and at most a queue file that the
 next builder takes up.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

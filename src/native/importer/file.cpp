@@ -1,0 +1,37 @@
+#include "importer/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace lazyexec::importer {
+
+std::optional<std::string> read_file(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st;
+  // One byte more than the size: the second read() sees end of file.
+  size_t capacity = (::fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 65536;
+  std::string data(capacity, '\0');
+  size_t length = 0;
+  for (;;) {
+    if (length == data.size()) data.resize(data.size() * 2);
+    ssize_t n = ::read(fd, data.data() + length, data.size() - length);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      errno = saved;
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    length += (size_t)n;
+  }
+  ::close(fd);
+  data.resize(length);
+  return data;
+}
+
+}  // namespace lazyexec::importer

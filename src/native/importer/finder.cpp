@@ -1,0 +1,200 @@
+#include "importer/finder.h"
+
+#include <structmember.h>
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "importer/file.h"
+#include "importer/policy.h"
+#include "py/handle.h"
+
+namespace lazyexec::importer {
+namespace {
+
+using py::Ref;
+
+thread_local bool busy_flag = false;
+
+struct FinderObject {
+  PyObject_HEAD
+  Policy* policy;
+  PyObject* path_find_spec;  // importlib's PathFinder.find_spec
+  PyObject* source_loader;   // SourceFileLoader: the only loader lazyexec replaces
+  PyObject* make_loader;     // make_loader(fullname, path) -> lazyexec's loader
+  PyObject* config;          // lazyexec.config.Config, for the Python layer
+};
+
+void fill(analyze::NameSet& set, PyObject* iterable) {
+  Ref it = Ref::steal(PyObject_GetIter(iterable));
+  if (!it) throw py::PyError{};
+  while (Ref item = Ref::steal(PyIter_Next(it.get()))) {
+    if (!PyUnicode_Check(item.get())) {
+      PyErr_SetString(PyExc_TypeError, "Finder: module patterns must be str");
+      throw py::PyError{};
+    }
+    set.add(py::utf8(item.get()));
+  }
+  if (PyErr_Occurred()) throw py::PyError{};
+}
+
+int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  static const char* kwlist[] = {"all_mode", "never", "include", "exclude", "eager", "make_loader", "config", nullptr};
+  int all_mode;
+  PyObject *never, *include, *exclude, *eager, *make_loader, *config;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "pOOOOOO", const_cast<char**>(kwlist), &all_mode, &never, &include,
+                                   &exclude, &eager, &make_loader, &config))
+    return -1;
+  try {
+    // importlib's own classes, without importing importlib (it is frozen and
+    // always loaded).
+    PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+    if (external == nullptr) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: _frozen_importlib_external is not loaded");
+      return -1;
+    }
+    Ref path_finder = py::check(PyObject_GetAttrString(external, "PathFinder"));
+    Ref find_spec = py::check(PyObject_GetAttrString(path_finder.get(), "find_spec"));
+    Ref source_loader = py::check(PyObject_GetAttrString(external, "SourceFileLoader"));
+    auto* policy = new Policy();
+    try {
+      policy->all_mode = all_mode != 0;
+      fill(policy->never, never);
+      fill(policy->include, include);
+      fill(policy->exclude, exclude);
+      Ref it = Ref::steal(PyObject_GetIter(eager));
+      if (!it) throw py::PyError{};
+      while (Ref item = Ref::steal(PyIter_Next(it.get()))) policy->eager.insert(py::utf8(item.get()));
+      if (PyErr_Occurred()) throw py::PyError{};
+    } catch (...) {
+      delete policy;
+      throw;
+    }
+    delete self->policy;
+    self->policy = policy;
+    Py_XSETREF(self->path_find_spec, find_spec.release());
+    Py_XSETREF(self->source_loader, source_loader.release());
+    Py_XSETREF(self->make_loader, Py_NewRef(make_loader));
+    Py_XSETREF(self->config, Py_NewRef(config));
+    return 0;
+  } catch (const py::PyError&) {
+    return -1;
+  }
+}
+
+void finder_dealloc(PyObject* self_obj) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  PyObject_GC_UnTrack(self_obj);
+  delete self->policy;
+  Py_CLEAR(self->path_find_spec);
+  Py_CLEAR(self->source_loader);
+  Py_CLEAR(self->make_loader);
+  Py_CLEAR(self->config);
+  Py_TYPE(self_obj)->tp_free(self_obj);
+}
+
+int finder_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  Py_VISIT(self->path_find_spec);
+  Py_VISIT(self->source_loader);
+  Py_VISIT(self->make_loader);
+  Py_VISIT(self->config);
+  return 0;
+}
+
+int finder_clear(PyObject* self_obj) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  Py_CLEAR(self->make_loader);
+  Py_CLEAR(self->config);
+  return 0;
+}
+
+// Policy, then (mode "marked") the marker, read from the source.
+bool claims(const FinderObject* self, std::string_view name, const char* path) {
+  if (self->policy == nullptr || !self->policy->selects(name)) return false;
+  if (self->policy->all_mode) return true;
+  auto source = read_file(path);
+  return source && (has_marker(*source) || has_pep810_list(*source));
+}
+
+bool ends_with_py(PyObject* origin, std::string* out) {
+  if (origin == nullptr || !PyUnicode_Check(origin)) return false;
+  *out = py::utf8(origin);
+  return out->size() > 3 && out->compare(out->size() - 3, 3, ".py") == 0;
+}
+
+PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  static const char* kwlist[] = {"fullname", "path", "target", nullptr};
+  PyObject *fullname, *path = Py_None, *target = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OO", const_cast<char**>(kwlist), &fullname, &path, &target))
+    return nullptr;
+  if (busy_flag || self->path_find_spec == nullptr) Py_RETURN_NONE;
+  try {
+    Ref spec = py::check(PyObject_CallFunctionObjArgs(self->path_find_spec, fullname, path, target, nullptr));
+    if (spec.get() == Py_None) return spec.release();
+    Ref loader = py::check(PyObject_GetAttrString(spec.get(), "loader"));
+    if ((PyObject*)Py_TYPE(loader.get()) != self->source_loader) return spec.release();
+    Ref origin = py::check(PyObject_GetAttrString(spec.get(), "origin"));
+    std::string origin_path;
+    if (!ends_with_py(origin.get(), &origin_path)) return spec.release();
+    if (!claims(self, py::utf8(fullname), origin_path.c_str())) return spec.release();
+    Ref lazy = py::check(PyObject_CallFunctionObjArgs(self->make_loader, fullname, origin.get(), nullptr));
+    if (PyObject_SetAttrString(spec.get(), "loader", lazy.get()) < 0) throw py::PyError{};
+    return spec.release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* finder_claims(PyObject* self_obj, PyObject* args) {
+  const char *name, *path;
+  if (!PyArg_ParseTuple(args, "ss", &name, &path)) return nullptr;
+  return PyBool_FromLong(claims(reinterpret_cast<FinderObject*>(self_obj), name, path));
+}
+
+PyObject* finder_invalidate_caches(PyObject*, PyObject*) { Py_RETURN_NONE; }
+
+PyMethodDef finder_methods[] = {
+    {"find_spec", (PyCFunction)(void (*)(void))finder_find_spec, METH_VARARGS | METH_KEYWORDS,
+     "find_spec(fullname, path=None, target=None): PathFinder's spec, with lazyexec's loader when policy claims it."},
+    {"claims", finder_claims, METH_VARARGS, "claims(name, path) -> whether the module would load lazily."},
+    {"invalidate_caches", finder_invalidate_caches, METH_NOARGS, "Nothing cached: PathFinder keeps its own."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyMemberDef finder_members[] = {
+    {"config", T_OBJECT, offsetof(FinderObject, config), READONLY, "the configuration in force"},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyTypeObject FinderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+}  // namespace
+
+bool set_busy(bool busy) { return std::exchange(busy_flag, busy); }
+
+int add_finder_type(PyObject* module) {
+  FinderType.tp_name = "lazyexec._lazyexec.Finder";
+  FinderType.tp_basicsize = sizeof(FinderObject);
+  FinderType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  FinderType.tp_doc = "lazyexec's sys.meta_path finder (placed before PathFinder).";
+  FinderType.tp_new = PyType_GenericNew;
+  FinderType.tp_init = finder_init;
+  FinderType.tp_dealloc = finder_dealloc;
+  FinderType.tp_traverse = finder_traverse;
+  FinderType.tp_clear = finder_clear;
+  FinderType.tp_methods = finder_methods;
+  FinderType.tp_members = finder_members;
+  if (PyType_Ready(&FinderType) < 0) return -1;
+  Py_INCREF(&FinderType);
+  if (PyModule_AddObject(module, "Finder", (PyObject*)&FinderType) < 0) {
+    Py_DECREF(&FinderType);
+    return -1;
+  }
+  return 0;
+}
+
+}  // namespace lazyexec::importer

@@ -1,0 +1,31 @@
+// Which modules the import hook claims, compiled once per activation: the
+// never-lazy set, include / exclude globs, and the modules the usage profile
+// says this program uses whole (they load eagerly: laziness would be pure cost).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "analyze/knowledge.h"
+
+namespace lazyexec::importer {
+
+struct Policy {
+  bool all_mode = false;           // mode "all": no marker needed
+  analyze::NameSet never;          // never lazy: the module or any package above it
+  analyze::NameSet include;        // empty: everything
+  analyze::NameSet exclude;
+  std::unordered_set<std::string> eager;  // usage profile: whole modules used last time
+
+  // Whether policy selects `name` (before any marker check).
+  bool selects(std::string_view name) const;
+};
+
+// A top-level `__lazy_module__ = True` (optionally annotated), found by a byte
+// scan without running or parsing the module.
+bool has_marker(std::string_view source);
+// A top-level `__lazy_modules__ = ...` (PEP 810), by byte scan.
+bool has_pep810_list(std::string_view source);
+
+}  // namespace lazyexec::importer
