@@ -306,3 +306,28 @@ def test_unit_wait_and_import_lock_deadlock_is_an_error_not_a_hang(tmp_path):
             """})
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "deadlock"
+
+
+def test_submodule_probe_imports_only_while_an_import_under_the_package_is_deferred(tmp_path):
+    """docs/differences.md, submodule attributes: the documented answer of
+    `hasattr(pkg, "sub")` for an existing submodule nothing imported."""
+    r = program(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "A = 1\n",
+        "pkg/b.py": "B = 2\n",
+        "other/__init__.py": "",
+        "other/c.py": "C = 3\n",
+        "mod.py": """
+            __lazy_module__ = True
+            import pkg.a
+            def f():
+                return pkg.a.A
+            """,
+        "main.py": """
+            import mod, pkg, other
+            print(hasattr(other, "c"), "other.c" in sys.modules)
+            print(hasattr(pkg, "b"), "pkg.b" in sys.modules, "pkg.a" in sys.modules)
+            print(mod.f(), hasattr(pkg, "__wrapped__"))
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "False False\nTrue True False\n1 False\n"

@@ -57,6 +57,11 @@ def _hooks(module):
             # `from m import *` without __all__: every public pending unit runs
             # first, so the star import then sees them in __dict__.
             _lazyexec.materialize_all(g, True)
+        # A submodule a deferred import would have bound (rule 7): eagerly
+        # it is in the namespace, so the module's own hook never sees it.
+        value = module_class.submodule_on_miss(module, attr)
+        if value is not module_class._MISSING:
+            return value
         own_getattr = own.get("getattr")
         if own_getattr is not None:
             return own_getattr(attr)

@@ -80,8 +80,13 @@ def _swapped_kinds(cls: type) -> list[str]:
 
 
 def restore_class(module) -> None:
+    """The module's own class back, but for the submodule miss hook, which
+    belongs to the package as long as imports under it are deferred."""
+    hooked = "submodules" in _swapped_kinds(type(module))
     while type(module) in _swapped:
         module.__class__ = _swapped[type(module)][0]
+    if hooked:
+        swap_class(module, "submodules", {"__getattr__": _submodule_getattr})
 
 
 def _completing_body(cls: type) -> dict:
@@ -120,12 +125,173 @@ def _binding_setattr(module, name, value):
 def watch_submodule_binders(module, specs) -> None:
     """From run_plan: `specs` are the plan's lazy import units
     (unit, name, mode, modules, attr)."""
+    watch_deferred_imports(module, specs)
     if not hasattr(module, "__path__"):
         return
     prefix = module.__name__ + "."
     names = {name for _, name, mode, modules, _ in specs if mode == "from" and modules[0] == prefix + name}
     if names and swap_class(module, "binders", {"__setattr__": _binding_setattr}):
         _submodule_binders[id(_module_dict.__get__(module))] = names
+
+
+# Submodule attributes (DESIGN rule 7, docs/differences.md). Eagerly every
+# `import a.b.c` / `from a.b import x` binds each submodule on its parent
+# package as it runs, and so do the imports *those* modules make: `a.b` is an
+# attribute of `a` from then on, and code comes to rely on it (httpie reads
+# `pygments.formatter.Formatter` because some other import loaded it). A
+# deferred import leaves the attribute missing. So a package with deferred
+# imports under it answers a miss for one of its submodules by importing that
+# submodule, as the deferred import would have. Only while an import under
+# the package is still deferred somewhere: otherwise a miss is a miss, as
+# eagerly.
+
+# Deferred imports: (namespace, bound name, modules it imports), recorded by
+# watch_deferred_imports.
+_deferred: list[tuple[dict, str, tuple]] = []
+# Packages given the miss hook: name -> module.
+_watched: dict[str, object] = {}
+
+
+def _targets(spec) -> tuple:
+    _, _, mode, modules, attr = spec
+    return (*modules, f"{modules[0]}.{attr}") if mode == "from" else tuple(modules)
+
+
+def watch_deferred_imports(module, specs) -> None:
+    """Packages that imports are deferred under get the miss hook on their
+    class (their namespace stays as is): now if already imported, else when
+    they are (_PackageWatcher)."""
+    g = _module_dict.__get__(module)
+    modules = sys.modules
+    for spec in specs:
+        targets = _targets(spec)
+        _deferred.append((g, spec[1], targets))
+        for target in targets:
+            parts = target.split(".")
+            for i in range(1, len(parts)):
+                name = ".".join(parts[:i])
+                pkg = modules.get(name)
+                if pkg is None:
+                    if name not in _watched:
+                        _watched[name] = None
+                        _PackageWatcher.install()
+                elif _watched.get(name) is not pkg:
+                    _hook_package(name, pkg)
+
+
+def _hook_package(name: str, pkg) -> None:
+    if isinstance(pkg, types.ModuleType) and _module_dict.__get__(pkg).get("__path__") is not None and \
+            swap_class(pkg, "submodules", {"__getattr__": _submodule_getattr}):
+        _watched[name] = pkg
+
+
+class _PackageWatcher:
+    """A meta path finder that finds nothing itself: for a package an import
+    is deferred under, it asks the finders after it and has the module hooked
+    once its loader has run. Every other import costs it one dict lookup."""
+
+    installed = None
+
+    @classmethod
+    def install(cls) -> None:
+        if cls.installed is None or cls.installed not in sys.meta_path:
+            cls.installed = cls()
+            sys.meta_path.insert(0, cls.installed)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _watched or _watched[fullname] is not None:
+            return None
+        finders = sys.meta_path
+        i = finders.index(self) if self in finders else -1
+        for finder in finders[i + 1:]:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None or spec.submodule_search_locations is None:
+            return spec
+        try:
+            # On this loader instance only, and only while it runs: the loader
+            # compares and hashes as before once the package is loaded.
+            loader.exec_module = _hooking_exec(loader, exec_module, fullname)
+        except (AttributeError, TypeError):
+            pass
+        return spec
+
+    def invalidate_caches(self):
+        pass
+
+
+def _hooking_exec(loader, exec_module, name):
+    def exec_and_hook(module):
+        try:
+            vars(loader).pop("exec_module", None)
+        except TypeError:
+            pass
+        exec_module(module)
+        _hook_package(name, module)
+    return exec_and_hook
+
+
+def _deferred_under(prefix: str) -> bool:
+    """Whether an import of something under `prefix` is still deferred."""
+    keep, found = [], False
+    pending_of: dict[int, set] = {}
+    for entry in _deferred:
+        g, name, targets = entry
+        names = pending_of.get(id(g))
+        if names is None:
+            try:
+                names = pending_of[id(g)] = set(_lazyexec.pending(g))
+            except Exception:  # noqa: BLE001 - not a lazy namespace any more
+                names = pending_of[id(g)] = set()
+        if name not in names:
+            continue  # ran (or cancelled): nothing deferred any more
+        keep.append(entry)
+        if not found and any(t.startswith(prefix) for t in targets):
+            found = True
+    _deferred[:] = keep
+    return found
+
+
+def submodule_on_miss(module, attr: str):
+    """`module.attr` missed: the submodule an eager run would have bound, or
+    _MISSING."""
+    g = _module_dict.__get__(module)
+    name = g.get("__name__")
+    if (not isinstance(name, str) or g.get("__path__") is None or attr[:2] == "__"
+            or not attr.isidentifier() or not _deferred_under(name + ".")):
+        return _MISSING
+    full = f"{name}.{attr}"
+    sub = sys.modules.get(full)
+    if sub is None:
+        import importlib.util
+
+        try:
+            if importlib.util.find_spec(full) is None:
+                return _MISSING
+        except (ImportError, ValueError):
+            return _MISSING
+        sub = importlib.import_module(full)  # binds it on the package, as importlib does eagerly
+    value = g.get(attr, _MISSING)
+    return sub if value is _MISSING else value
+
+
+_MISSING = object()
+
+
+def _submodule_getattr(module, attr):
+    value = submodule_on_miss(module, attr)
+    if value is not _MISSING:
+        return value
+    g = _module_dict.__get__(module)
+    if "__getattr__" in g:  # the module's own PEP 562 hook made the error: give it back as it was
+        return types.ModuleType.__getattribute__(module, attr)
+    raise AttributeError(f"module {g.get('__name__')!r} has no attribute {attr!r}", name=attr, obj=module)
 
 
 # Whether a hot settling module also runs its units still pending
