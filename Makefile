@@ -4,6 +4,7 @@
 #   make demo                                  the main job on the bundled example
 #   make bench [BENCH_ARGS=...]                real programs, every mode (docs/benchmarks.md)
 #   make bench-quick                           the same, 4 workloads, 3 rounds
+#   make bench-pypi                            the workloads from PyPI (pinned) on pyenv 3.12 and 3.13
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-cpp test-python demo census bench bench-quick bench-analyze bench-import regrtest regrtest-ci clean
+.PHONY: setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -71,6 +72,17 @@ bench:
 
 bench-quick:
 	$(MAKE) bench BENCH_ARGS=--quick
+
+# The same workloads from PyPI at pinned versions, one venv per interpreter
+# (results: bench/results/realworld-pypi-X.Y/).
+PYENV_ROOT ?= $(HOME)/.pyenv
+BENCH_PYENV ?= 3.12.1 3.13.0
+bench-pypi:
+	@set -e; for v in $(BENCH_PYENV); do \
+	  $(MAKE) setup PYTHON=$(PYENV_ROOT)/versions/$$v/bin/python3 VENV=.venv-bench-$$v; \
+	  .venv-bench-$$v/bin/python -c "import matplotlib" 2>/dev/null || .venv-bench-$$v/bin/python -m pip install -q matplotlib; \
+	  .venv-bench-$$v/bin/python bench/realworld/run.py --target pypi $(BENCH_ARGS); \
+	done
 
 bench-import: setup
 	$(BIN)/python bench/large_module.py

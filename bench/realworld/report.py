@@ -21,16 +21,22 @@ ENV_TITLES = {
 
 
 def failures(results: dict) -> list[tuple[str, str, str, str]]:
-    out = []
+    out, seen = [], set()
     for env, e in results["envs"].items():
         for w, modes in e["workloads"].items():
             for m, r in modes.items():
-                if r["status"] != "ok":
+                if r["status"] == "unavailable":
+                    if (env, m) not in seen:  # once per mode, not per workload
+                        seen.add((env, m))
+                        out.append((env, "every workload", m, r["detail"]))
+                elif r["status"] != "ok":
                     out.append((env, w, m, r["detail"] or r["status"]))
     return out
 
 
 def _cell(r: dict, probe: dict | None) -> str:
+    if r["status"] == "unavailable":
+        return "n/a (activation fails)"
     if r["status"] != "ok":
         return f"**FAIL ({r['status']})**"
     t, rss = r["ratio"]["wall"], r["ratio"]["rss_kib"]
@@ -144,7 +150,7 @@ def charts(results: dict, out_dir: Path) -> list[Path]:
                 y = len(workloads) - 1 - i + (len(modes) / 2 - j - 0.5) * height
                 r = env["workloads"][w][m]
                 if r["status"] != "ok":
-                    fy.append(y)
+                    fy.append((y, "n/a" if r["status"] == "unavailable" else "FAIL"))
                     continue
                 q = r["ratio"][metric]
                 ys.append(y)
@@ -154,9 +160,10 @@ def charts(results: dict, out_dir: Path) -> list[Path]:
             ax.barh(ys, xs, height=height, xerr=[lo, hi], color=colors[j % len(colors)], label=m,
                     error_kw={"elinewidth": 0.8, "capsize": 1.5})
             if fy:
-                ax.scatter([0.02] * len(fy), fy, marker="x", color="red", s=28, zorder=3, label="failed (output differs)")
-                for y in fy:
-                    ax.text(0.05, y, f"{m}: FAIL", color="red", fontsize=7, va="center")
+                ax.scatter([0.02] * len(fy), [y for y, _ in fy], marker="x", color="red", s=28, zorder=3,
+                           label="failed (output differs) or n/a")
+                for y, what in fy:
+                    ax.text(0.05, y, f"{m}: {what}", color="red", fontsize=7, va="center")
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_yticks(range(len(workloads)))
         ax.set_yticklabels(list(reversed(workloads)))

@@ -447,7 +447,27 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "q1": q[0], "q3": q[2], "min": values[0], "max": values[-1]}
 
 
-def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, clearer) -> dict:
+def unavailable_modes(modes, venvs, state) -> dict[str, str]:
+    """A mode whose activation fails before the program starts (site prints
+    "Error processing line" for a .pth that raises, and the program then runs
+    eagerly) is reported as unavailable, not timed as if it worked."""
+    out = {}
+    env = base_env(state, False)
+    for mode in modes:
+        if mode == "eager":
+            continue
+        cmd = command(mode, ["-c", "pass"], venvs) if T.modes[mode][1] == "python" else None
+        if cmd is None:
+            continue
+        r = subprocess.run(cmd, env=mode_env(mode, env, state), capture_output=True, text=True)
+        if r.returncode != 0 or "Error processing line" in r.stderr or "Traceback" in r.stderr:
+            lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+            tail = [x for x in lines if "Error" in x][-2:] or lines[-3:]
+            out[mode] = "unavailable: activation fails on this interpreter\nstderr: " + "\n        ".join(tail)
+    return out
+
+
+def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, clearer, unavailable=None) -> dict:
     nobytecode, first_start, env_modes = ENVS[name]
     modes = [m for m in modes if m in env_modes]
     env = base_env(state, nobytecode)
@@ -458,6 +478,9 @@ def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, cleare
     for wname in workloads:
         args = T.args(wname)
         res = {m: {"status": "ok", "detail": None, "wall": [], "rss_kib": [], "cpu": []} for m in modes}
+        for m, why in (unavailable or {}).items():
+            if m in res:
+                res[m].update(status="unavailable", detail=why)
         ref = None
         t0 = time.time()
         for rnd in range(warmups + rounds):
@@ -687,10 +710,14 @@ def main() -> int:
         "machine": machine(), "versions": versions(venvs), "rounds": rounds, "warmups": warmups,
         "modes": modes, "target": T.kind, "workload_args": {w: T.args(w) for w in workloads}, "envs": {},
     }
+    unavailable = unavailable_modes(modes, venvs, state)
+    for m, why in unavailable.items():
+        print(f"  {m}: {why}", flush=True)
     clearer = Clearer(venvs[T.lazy_venv], state / "home/.cache") if T.lazy_venv in venvs else None
     for env_name in envs:
         print(f"environment {env_name}: {rounds} rounds after {warmups} warm-up(s)", flush=True)
-        results["envs"][env_name] = bench_env(env_name, workloads, modes, venvs, state, rounds, warmups, clearer)
+        results["envs"][env_name] = bench_env(env_name, workloads, modes, venvs, state, rounds, warmups, clearer,
+                                              unavailable)
     if not args.no_probe:
         print("probes (untimed, artifacts warm):", flush=True)
         results["probe"] = probe(workloads, modes, venvs, state, strace=not args.no_strace)
