@@ -7,6 +7,7 @@ ratios to eager, per workload and mode). Also runnable alone:
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -183,6 +184,75 @@ def charts(results: dict, out_dir: Path) -> list[Path]:
     return written
 
 
+README_START = "<!-- bench:realworld:start (bench/realworld/report.py --readme) -->"
+README_END = "<!-- bench:realworld:end -->"
+
+
+def readme_section(results: dict, rel_dir: str) -> str:
+    """The README's performance block: the warm table (time / RSS ratios),
+    the medians of every environment, the charts."""
+    mc = results["machine"]
+    env = results["envs"].get("warm") or next(iter(results["envs"].values()))
+    modes = [m for m in env["modes"] if m != "eager"]
+    lines = [
+        README_START,
+        f"Measured {results['date']} on {mc['cpu']} ({mc['cores']} cores, {mc['memory_mib'] // 1024} GiB), "
+        f"{mc['os']}, Debian's Python {mc['interpreter'].split()[1]}; {results['rounds']} alternating rounds "
+        f"after {results['warmups']} warm-ups, artifacts warm. Cells: median time ratio to eager / median peak-RSS "
+        "ratio (below 1 is better); **FAIL**: the output or exit code differs from eager's.",
+        "",
+        "| workload | eager | " + " | ".join(modes) + " |",
+        "| --- | ---: |" + " --- |" * len(modes),
+    ]
+    for w, res in env["workloads"].items():
+        e = res["eager"]
+        if e["status"] != "ok":
+            continue
+        cells = []
+        for m in modes:
+            r = res[m]
+            if r["status"] == "unavailable":
+                cells.append("n/a")
+            elif r["status"] != "ok":
+                cells.append(f"**FAIL** ({r['status']})")
+            else:
+                cells.append(f"{r['ratio']['wall']['median']:.2f} / {r['ratio']['rss_kib']['median']:.2f}")
+        lines.append(f"| {w} | {e['median']['wall'] * 1000:.0f} ms | " + " | ".join(cells) + " |")
+    for env_name, e in results["envs"].items():
+        med = medians_by_mode(e)
+        ms = [m for m in e["modes"] if m != "eager"]
+        label = {"warm": "median, warm", "nobytecode": "median, PYTHONDONTWRITEBYTECODE=1",
+                 "first": "median, first start"}.get(env_name, env_name)
+        lines.append(f"| **{label}** | | " + " | ".join(
+            ((f"**{med[m]['time']:.2f}** / {med[m]['rss']:.2f}" if med[m]["time"] is not None else "–")
+             + (f" ({med[m]['failed']} failed)" if med[m]["failed"] else "")) if m in med else ""
+            for m in modes) + " |")
+    lines += [
+        "",
+        f"![time ratio per workload and mode]({rel_dir}/time-ratio.png)",
+        f"![peak RSS ratio per workload and mode]({rel_dir}/rss-ratio.png)",
+        "",
+        f"All figures, the spread, modules executed, lazyexec's unit counts, system calls and every failure's "
+        f"diff: [{rel_dir}/results.md]({rel_dir}/results.md); method: "
+        "[docs/benchmarks.md](docs/benchmarks.md).",
+        README_END,
+    ]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results: dict, rel_dir: str) -> None:
+    text = readme.read_text()
+    block = readme_section(results, rel_dir)
+    if README_START in text and README_END in text:
+        before = text[: text.index(README_START)]
+        after = text[text.index(README_END) + len(README_END):]
+        text = before + block + after
+    else:
+        raise SystemExit(f"{readme}: no {README_START} ... {README_END} block")
+    readme.write_text(text)
+    print(f"updated {readme}")
+
+
 def write(results: dict, out_dir: Path) -> None:
     (out_dir / "results.md").write_text(markdown(results))
     print(f"wrote {out_dir / 'results.md'}")
@@ -194,5 +264,15 @@ def write(results: dict, out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    d = Path(sys.argv[1])
-    write(json.loads((d / "results.json").read_text()), d)
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results_dir")
+    ap.add_argument("--readme", help="replace the README's bench:realworld block with these results")
+    a = ap.parse_args()
+    d = Path(a.results_dir)
+    res = json.loads((d / "results.json").read_text())
+    write(res, d)
+    if a.readme:
+        readme = Path(a.readme).resolve()
+        update_readme(readme, res, os.path.relpath(d.resolve(), readme.parent))

@@ -141,6 +141,7 @@ _NORMALISE = [
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:?\d\d)?"), "<timestamp>"),
     (re.compile(r"\b\d+:\d\d:\d\d\b"), "<clock>"),
     (re.compile(r"load avg: [\d.]+"), "load avg: <n>"),
+    (re.compile(r"(random seed:?\s*)\d+", re.I), r"\g<1><seed>"),
     (re.compile(r"\b\d+(\.\d+)?\s?(ms|sec|s|seconds|min)\b"), "<duration>"),
     (re.compile(r"0x[0-9a-fA-F]{6,}"), "0x<address>"),
 ]
@@ -149,7 +150,8 @@ _NORMALISE = [
 def normalise(text: str, venvs: dict[str, Path]) -> str:
     """What the guard compares: stdout with each mode's venv path replaced by
     <venv> (the interpreter path differs per mode), then timestamps, clock
-    times, load averages, durations and memory addresses replaced."""
+    times, load averages, regrtest's random seed, durations and memory
+    addresses replaced."""
     for path in sorted((str(p) for p in venvs.values()), key=len, reverse=True):
         text = text.replace(path, "<venv>")
     for pattern, repl in _NORMALISE:

@@ -20,10 +20,12 @@ spec.loader.exec_module(bench)
 def test_normalise_replaces_paths_times_and_addresses_only():
     venvs = {"eager": Path("/b/eager"), "lazyexec": Path("/b/lazyexec")}
     text = ("/b/lazyexec/bin/python 3.11\n+++ sample.py\t2026-11-29 19:48:01.123456+00:00\n"
+            "Using random seed: 2587959301\n"
             "0:00:01 load avg: 1.52 [1/1] test_bisect\nTotal duration: 652 ms\n<obj at 0x7f3a2c1b9e50>\n"
             "black, 23.1.0 (compiled: no)\n")
     assert bench.normalise(text, venvs) == (
-        "<venv>/bin/python 3.11\n+++ sample.py\t<timestamp>\n<clock> load avg: <n> [1/1] test_bisect\n"
+        "<venv>/bin/python 3.11\n+++ sample.py\t<timestamp>\nUsing random seed: <seed>\n"
+        "<clock> load avg: <n> [1/1] test_bisect\n"
         "Total duration: <duration>\n<obj at 0x<address>>\nblack, 23.1.0 (compiled: no)\n")
 
 
