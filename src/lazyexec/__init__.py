@@ -9,11 +9,12 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "activate", "pending", "is_pending", "materialize_all", "settle", "stats"]
 
 
-def activate(config=None):
-    """Load modules selected by policy lazily from now on."""
+def activate(config=None, program=None):
+    """Load modules selected by policy lazily from now on. `program` names
+    the program for its usage profile (default: from the command line)."""
     from lazyexec.importer import activate as _activate
 
-    return _activate(config)
+    return _activate(config, program)
 
 
 def pending(mod):

@@ -27,12 +27,12 @@ class Config:
     """
 
     __slots__ = ("mode", "defer", "include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
-                 "eager_imports", "settle_threshold", "settle_complete", "build", "source")
+                 "eager_imports", "settle_threshold", "settle_complete", "build", "usage_profile", "source")
 
     def __init__(self, mode: str = "marked", include=(), exclude=(), never=(), pure=(), pure_bases=(),
                  pure_metaclasses=(), eager_imports=(), settle_threshold: int | None = None,
                  settle_complete: bool | None = None, build: str | None = None, source: str | None = None,
-                 defer: str = "all"):
+                 defer: str = "all", usage_profile: bool | None = None):
         object.__setattr__(self, "mode", mode)
         object.__setattr__(self, "defer", defer)
         for key, value in (("include", include), ("exclude", exclude), ("never", never), ("pure", pure),
@@ -42,6 +42,7 @@ class Config:
         object.__setattr__(self, "settle_threshold", settle_threshold)
         object.__setattr__(self, "settle_complete", settle_complete)
         object.__setattr__(self, "build", build)
+        object.__setattr__(self, "usage_profile", usage_profile)
         object.__setattr__(self, "source", source)
 
     def __setattr__(self, key, value):
@@ -122,7 +123,7 @@ def _parse_cache_path(path: str) -> str:
 
 
 def from_table(table: dict, source: str) -> Config:
-    known = set(_LIST_KEYS) | {"mode", "defer", "settle_threshold", "settle_complete", "build"}
+    known = set(_LIST_KEYS) | {"mode", "defer", "settle_threshold", "settle_complete", "build", "usage_profile"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown [tool.lazyexec] key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -152,6 +153,10 @@ def from_table(table: dict, source: str) -> Config:
     if build is not None and build not in BUILD_MODES:
         raise ConfigError(f"{source}: build must be one of {', '.join(repr(m) for m in BUILD_MODES)}, not {build!r}")
     values["build"] = build
+    usage = table.get("usage_profile")
+    if usage is not None and not isinstance(usage, bool):
+        raise ConfigError(f"{source}: usage_profile must be true or false")
+    values["usage_profile"] = usage
     return Config(**values)
 
 

@@ -88,6 +88,7 @@ def run(root: Path, lazy: bool, env_extra: dict | None = None, settle: str | Non
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONHASHSEED"] = "0"
     env["LAZYEXEC_BUILD"] = "inline"  # the first lazy run is lazy: semantics, not the build policy
+    env["LAZYEXEC_PROFILE"] = "0"  # every lazy run is lazy: semantics, not the usage profile
     for k, v in (env_extra or {}).items():
         if v is None:
             env.pop(k, None)

@@ -30,6 +30,7 @@ def setup(tmp_path: Path) -> Path:
 def env_for(tmp_path: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
     env["LAZYEXEC_CACHE_DIR"] = str(tmp_path / "cache")
+    env["LAZYEXEC_PROFILE"] = "0"  # the build policy alone (test_usage_profile.py covers the profile)
     env.update({k: v for k, v in extra.items() if v is not None})
     return env
 
@@ -191,3 +192,14 @@ def test_damaged_job_and_killed_builder_leave_no_partial_artifact(tmp_path):
     r = subprocess.run([sys.executable, "-c", probe], cwd=app, env=env, capture_output=True, text=True)
     assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr  # every artifact present is whole: no warning
     assert not (cache / "queue" / "0-bad.job").exists()  # dropped, not retried forever
+
+
+def test_inline_cold_build_of_the_stdlib_module_that_stores_artifacts(tmp_path):
+    """Building `struct`'s own artifact while `struct` is being imported must
+    not import `struct` (a partially initialised module then)."""
+    config = tmp_path / "all.toml"
+    config.write_text(f"mode = 'all'\npure = ['cold.key{os.getpid()}{time.time_ns()}']\n")  # a fresh key: cold
+    env = env_for(tmp_path, LAZYEXEC_CONFIG=str(config), LAZYEXEC_BUILD="inline", PYTHONDONTWRITEBYTECODE="1")
+    probe = "import lazyexec; lazyexec.activate(); import pickle, struct; print(pickle.loads(pickle.dumps([1])), struct.pack('<H', 1))"
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert (r.returncode, r.stdout) == (0, "[1] b'\\x01\\x00'\n"), r.stderr

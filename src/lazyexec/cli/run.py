@@ -22,7 +22,7 @@ def run(argv: list[str]) -> int:
         if len(argv) < 2:
             return fail(USAGE)
         module, rest = argv[1], argv[2:]
-        activate()
+        activate(program="-m " + module)
         import runpy  # after activating: runpy's own imports load lazily too
 
         sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path
@@ -39,7 +39,7 @@ def run(argv: list[str]) -> int:
         path = shutil.which(target)
     if path is None:
         return fail(f"{target}: no such script or command")
-    activate()
+    activate(program=os.path.abspath(path))
     import runpy
 
     sys.argv = [path, *rest]

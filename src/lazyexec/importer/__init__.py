@@ -43,7 +43,7 @@ class Policy:
 _active = None  # the installed _lazyexec.Finder
 
 
-def activate(config: Config | None = None):
+def activate(config: Config | None = None, program: str | None = None):
     """Install the finder once. LAZYEXEC=0 turns everything off."""
     global _active
     if os.environ.get("LAZYEXEC") == "0":
@@ -60,7 +60,9 @@ def activate(config: Config | None = None):
 
             warnings.warn(f"lazyexec: {e}; lazy loading is off", RuntimeWarning, stacklevel=2)
             return None
-    _active = _finder(config)
+    from lazyexec.importer import profile
+
+    _active = _finder(config, profile.load(config, program))
     # Just before PathFinder: finders ahead of it (builtin, frozen, a test
     # runner's rewriting hook) keep precedence as eagerly, and an unclaimed
     # module's spec is PathFinder's own, found once.

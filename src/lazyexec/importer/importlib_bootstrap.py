@@ -12,6 +12,7 @@ import sys
 
 from lazyexec import _lazyexec
 from lazyexec.config import Config
+from lazyexec.importer import profile
 from lazyexec.runtime.module_class import namespace
 
 
@@ -122,6 +123,8 @@ class LazySourceLoader(_external.SourceFileLoader):
     def exec_module(self, module):
         plan = load_or_build_plan(self.path, module.__name__, self.is_package(module.__name__), self.config,
                                   self.get_data, build=build_mode(self.config))
+        if plan is not None and not plan.units:
+            profile.nothing_to_defer.append(module.__name__)
         if plan is None or not plan.units:
             return super().exec_module(module)  # nothing to defer, or no artifact yet: the normal .pyc path
         run_plan(module, plan, self.config)

@@ -128,9 +128,10 @@ def key_for(knowledge_hash: str) -> bytes:
 
 
 def encode(plan: Plan, mtime_ns: int, size: int, key: bytes) -> bytes:
-    import struct  # the cold path: building an artifact
-
-    header = struct.pack(HEADER_FORMAT, MAGIC, FORMAT, 0, PYTHON_MAGIC, mtime_ns, size, key)
+    # HEADER_FORMAT by hand: no import here, the stdlib module being built
+    # may be `struct` itself.
+    header = (MAGIC + FORMAT.to_bytes(2, "little") + bytes(2) + PYTHON_MAGIC + mtime_ns.to_bytes(8, "little")
+              + size.to_bytes(8, "little") + key)
     return header + marshal.dumps((plan.units, plan.steps))
 
 

@@ -1,0 +1,146 @@
+"""The usage profile: modules a program used whole load eagerly next time.
+
+A lazily loaded module whose every deferred unit ran before the program
+exited bought nothing by being lazy; its bookkeeping (trapping namespace,
+one code object per unit, materializing each) made it cost more than an
+eager import. So does a module with nothing to defer, read through
+lazyexec's loader only to fall back to the `.pyc`. At exit lazyexec records
+both, per program (the script or `-m` module and the configuration); at the
+next start the finder hands them to the normal machinery untouched. Eager is
+the reference behaviour, so this never changes what a program does; it only
+stops paying for laziness that did not pay.
+
+An entry expires (default one day, `LAZYEXEC_PROFILE_TTL` seconds) and the
+module is then tried lazily again, so a program whose use changes finds its
+new profile. `LAZYEXEC_PROFILE=0` or `usage_profile = false` turns it off.
+"""
+
+import os
+import sys
+import time
+
+VERSION = 1
+DEFAULT_TTL = 86400.0
+
+_path = None           # this program's profile file
+_known: dict = {}      # module -> expiry (epoch seconds), as read at start
+_whole: set = set()    # modules to load eagerly this run (unexpired entries)
+nothing_to_defer: list = []  # loaded through lazyexec's loader, plan empty
+
+
+def enabled(config) -> bool:
+    env = os.environ.get("LAZYEXEC_PROFILE")
+    if env in ("0", "1"):
+        return env == "1"
+    return getattr(config, "usage_profile", None) is not False
+
+
+def program_identity(argv=None) -> str:
+    """What names the program: its script (absolute path), `-m module`, or
+    `-c`, from the interpreter's own command line (`sys.orig_argv`)."""
+    args = list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv))[1:]
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-c":
+            return "-c"
+        if a == "-m" and i + 1 < len(args):
+            return "-m " + args[i + 1]
+        if a.startswith("-m") and len(a) > 2:
+            return "-m " + a[2:]
+        if a in ("-X", "-W", "--check-hash-based-pycs"):
+            i += 2
+            continue
+        if a.startswith("-") and a != "-":
+            i += 1
+            continue
+        return os.path.abspath(a)
+    return "-"
+
+
+def load(config, program: str | None = None) -> set:
+    """The modules to load eagerly this run (read once, at activation)."""
+    global _path, _known, _whole
+    from lazyexec import _lazyexec
+    from lazyexec.store import cache_dir, caching_enabled
+
+    if not caching_enabled() or not enabled(config):
+        return set()
+    ident = f"{program or program_identity()}\0{config.plan_key()}\0{config.include}\0{config.exclude}"
+    _path = os.path.join(cache_dir(), "profiles", _lazyexec.fingerprint(ident) + ".profile")
+    try:
+        with open(_path, "rb") as f:
+            import marshal
+
+            data = marshal.loads(f.read())
+        if not (isinstance(data, dict) and data.get("version") == VERSION and isinstance(data.get("eager"), dict)):
+            raise ValueError("unexpected contents")
+        now = time.time()
+        _known = {k: v for k, v in data["eager"].items() if isinstance(v, float) and v > now}
+    except OSError:
+        _known = {}  # none yet: every module is tried lazily
+    except (EOFError, ValueError, TypeError) as e:
+        _known = {}
+        import warnings
+
+        warnings.warn(f"lazyexec: ignoring damaged usage profile {_path} ({e}); it is rewritten at exit",
+                      RuntimeWarning, stacklevel=2)
+    _whole = set(_known)
+    import atexit
+
+    atexit.register(save)
+    return _whole
+
+
+def ttl() -> float:
+    try:
+        return float(os.environ.get("LAZYEXEC_PROFILE_TTL", DEFAULT_TTL))
+    except ValueError:
+        return DEFAULT_TTL
+
+
+def observed() -> dict:
+    """This run's verdicts: module -> True (used whole or nothing to defer:
+    eager next time) or False (units still pending: laziness paid)."""
+    from lazyexec import _lazyexec
+    from lazyexec.runtime import loaded
+    from lazyexec.runtime.module_class import namespace
+
+    out = {name: True for name in nothing_to_defer}
+    for name in loaded:
+        m = sys.modules.get(name)
+        if m is None:
+            continue
+        try:
+            s = _lazyexec.module_stats(namespace(m))
+        except (ValueError, TypeError):
+            continue
+        out[name] = s["pending"] == 0 and s["failures"] == 0
+    return out
+
+
+def save() -> None:
+    """At exit: entries for modules used whole, none for modules that kept
+    units pending; unexpired entries of modules loaded eagerly stay as they
+    are (their expiry is not renewed: they are tried lazily again then)."""
+    if _path is None:
+        return
+    now = time.time()
+    new = {k: v for k, v in _known.items() if v > now}
+    if "lazyexec.runtime" in sys.modules:
+        for name, whole in observed().items():
+            if whole:
+                new.setdefault(name, now + ttl())
+            else:
+                new.pop(name, None)
+    if set(new) == set(_known):
+        return  # nothing learned: no write
+    import marshal
+
+    from lazyexec.store import write_atomic
+
+    try:
+        os.makedirs(os.path.dirname(_path), exist_ok=True)
+    except OSError:
+        return
+    write_atomic(_path, marshal.dumps({"version": VERSION, "eager": new}))

@@ -1,0 +1,78 @@
+"""The usage profile (issue #10): a module a program used whole loads eagerly
+at its next start; one whose units stayed pending stays lazy. Output is the
+same on every run (eager is the reference), only the bookkeeping changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+MAIN = """
+import sys
+import whole, partial
+print(whole.a(), whole.b(), partial.a())
+print("lazy:", sorted(m for m in ("whole", "partial") if type(sys.modules[m].__spec__.loader).__name__ == "LazySourceLoader"))
+"""
+
+
+def setup(tmp_path: Path) -> Path:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "whole.py").write_text("__lazy_module__ = True\ndef a(): return 1\ndef b(): return 2\n")
+    (app / "partial.py").write_text("__lazy_module__ = True\ndef a(): return 3\ndef unused(): return 4\n")
+    (app / "main.py").write_text(MAIN)
+    return app
+
+
+def run(app: Path, tmp_path: Path, script="main.py", **extra) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(LAZYEXEC_CACHE_DIR=str(tmp_path / "cache"), LAZYEXEC_BUILD="inline", **extra)
+    return subprocess.run([sys.executable, "-m", "lazyexec", "run", script], cwd=app, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_whole_used_module_loads_eagerly_next_time(tmp_path):
+    app = setup(tmp_path)
+    first, second, third = (run(app, tmp_path) for _ in range(3))
+    assert first.stdout == "1 2 3\nlazy: ['partial', 'whole']\n", first.stderr
+    assert second.stdout == "1 2 3\nlazy: ['partial']\n", second.stderr
+    assert third.stdout == second.stdout
+
+
+def test_profile_is_per_program(tmp_path):
+    app = setup(tmp_path)
+    (app / "other.py").write_text(MAIN)
+    assert run(app, tmp_path).returncode == 0
+    assert run(app, tmp_path, "other.py").stdout.endswith("lazy: ['partial', 'whole']\n")
+
+
+def test_off_switch_and_expiry(tmp_path):
+    app = setup(tmp_path)
+    for extra in ({"LAZYEXEC_PROFILE": "0"}, {"LAZYEXEC_PROFILE_TTL": "0"}):
+        for _ in range(2):
+            r = run(app, tmp_path, **extra)
+            assert r.stdout == "1 2 3\nlazy: ['partial', 'whole']\n", (extra, r.stderr)
+
+
+def test_a_module_that_stops_being_used_whole_is_lazy_again_after_expiry(tmp_path):
+    app = setup(tmp_path)
+    run(app, tmp_path, LAZYEXEC_PROFILE_TTL="1")
+    assert run(app, tmp_path, LAZYEXEC_PROFILE_TTL="1").stdout.endswith("lazy: ['partial']\n")
+    import time
+
+    time.sleep(1.2)
+    assert run(app, tmp_path, LAZYEXEC_PROFILE_TTL="1").stdout.endswith("lazy: ['partial', 'whole']\n")
+
+
+def test_damaged_profile_is_one_warning_and_rewritten(tmp_path):
+    app = setup(tmp_path)
+    run(app, tmp_path)
+    [profile] = (tmp_path / "cache" / "profiles").glob("*.profile")
+    profile.write_bytes(b"\x00not marshal")
+    r = run(app, tmp_path)
+    assert r.stdout == "1 2 3\nlazy: ['partial', 'whole']\n"
+    assert r.stderr.count("RuntimeWarning: lazyexec: ignoring damaged usage profile") == 1, r.stderr
+    r = run(app, tmp_path)
+    assert (r.stdout, r.stderr) == ("1 2 3\nlazy: ['partial']\n", "")
