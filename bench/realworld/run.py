@@ -59,6 +59,7 @@ PACKAGES = {
 # `python /usr/bin/black ...` so every mode uses the same interpreter and
 # packages; `-c` snippets are files in data/ (`lazyexec run` takes a script).
 WORKLOADS = {
+    "empty script (control)": [str(DATA / "empty.py")],
     "test_bisect": ["-m", "test", "test_bisect"],
     "black --version": ["{bin}/black", "--version"],
     "black --diff": ["{bin}/black", "--diff", "sample.py"],
