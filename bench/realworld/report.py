@@ -70,7 +70,8 @@ def markdown(results: dict) -> str:
         "",
         f"Machine: {mc['cpu']}, {mc['cores']} cores, {mc['memory_mib']} MiB, {mc['os']}, Linux {mc['kernel']}. "
         f"Interpreter: {mc['interpreter']}. {results['rounds']} alternating rounds after {results['warmups']} "
-        f"warm-up(s) per workload; whole run {results.get('duration_s', '?')} s.",
+        f"warm-up(s) per workload; whole run {results.get('duration_s', '?')} s; lazyexec "
+        f"{results.get('lazyexec_commit', '?')}.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(results.get("versions", {}).items())) + ".",
         "",

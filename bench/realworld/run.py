@@ -669,6 +669,12 @@ def versions(venvs) -> dict:
     return out
 
 
+def git_commit() -> str:
+    r = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=10"],
+                       capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", choices=("debian", "pypi"), default="debian",
@@ -710,7 +716,7 @@ def main() -> int:
     prepare_state(state)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(), "versions": versions(venvs), "rounds": rounds, "warmups": warmups,
+        "machine": machine(), "versions": versions(venvs), "lazyexec_commit": git_commit(), "rounds": rounds, "warmups": warmups,
         "modes": modes, "target": T.kind, "workload_args": {w: T.args(w) for w in workloads}, "envs": {},
     }
     unavailable = unavailable_modes(modes, venvs, state)
