@@ -180,7 +180,7 @@ def watch_deferred_imports(module, specs) -> None:
 
 
 def _hook_package(name: str, pkg) -> None:
-    if isinstance(pkg, types.ModuleType) and _module_dict.__get__(pkg).get("__path__") is not None and \
+    if isinstance(pkg, _ModuleType) and _module_dict.__get__(pkg).get("__path__") is not None and \
             swap_class(pkg, "submodules", {"__getattr__": _submodule_getattr}):
         _watched[name] = pkg
 
@@ -290,7 +290,7 @@ def _submodule_getattr(module, attr):
         return value
     g = _module_dict.__get__(module)
     if "__getattr__" in g:  # the module's own PEP 562 hook made the error: give it back as it was
-        return types.ModuleType.__getattribute__(module, attr)
+        return _ModuleType.__getattribute__(module, attr)
     raise AttributeError(f"module {g.get('__name__')!r} has no attribute {attr!r}", name=attr, obj=module)
 
 
