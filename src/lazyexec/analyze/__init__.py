@@ -38,7 +38,7 @@ def _parse_knowledge() -> dict:
     cache = os.path.join(cache_dir(), f"knowledge-{tag}.marshal")
     try:
         with open(cache, "rb") as f:
-            _parsed = marshal.load(f)
+            _parsed = marshal.loads(f.read())  # one read: marshal.load(f) reads in small pieces
             return _parsed
     except (OSError, EOFError, ValueError, TypeError):
         pass

@@ -14,13 +14,24 @@ from lazyexec.config import Config
 
 def _finder(config: Config, eager=()) -> "_lazyexec.Finder":
     """The C++ finder for `config`: the never-lazy set, include/exclude and
-    the usage profile's whole-used modules compiled once into its matcher."""
+    the usage profile's whole-used modules compiled once into its matcher.
+    The loader, the plan runner and the runtime load with the first module
+    the finder claims, not at activation."""
     from lazyexec.analyze import knowledge_data
-    from lazyexec.importer.importlib_bootstrap import LazySourceLoader
 
     never = knowledge_data(config)["never_lazy"]
-    loader_class = type("LazySourceLoader", (LazySourceLoader,), {"config": config, "__module__": LazySourceLoader.__module__})
-    return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager, loader_class, config)
+    loader_class = None
+
+    def make_loader(fullname, path):
+        nonlocal loader_class
+        if loader_class is None:
+            from lazyexec.importer.importlib_bootstrap import LazySourceLoader
+
+            loader_class = type("LazySourceLoader", (LazySourceLoader,),
+                                {"config": config, "__module__": LazySourceLoader.__module__})
+        return loader_class(fullname, path)
+
+    return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager, make_loader, config)
 
 
 def has_marker(source: bytes) -> bool:
