@@ -203,3 +203,23 @@ def test_inline_cold_build_of_the_stdlib_module_that_stores_artifacts(tmp_path):
     probe = "import lazyexec; lazyexec.activate(); import pickle, struct; print(pickle.loads(pickle.dumps([1])), struct.pack('<H', 1))"
     r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert (r.returncode, r.stdout) == (0, "[1] b'\\x01\\x00'\n"), r.stderr
+
+
+def test_builder_ignores_modules_in_the_programs_directory(tmp_path):
+    """The builder starts in the program's working directory: a local
+    `fcntl.py` or `marshal.py` there must not shadow the stdlib in it."""
+    app = setup(tmp_path)
+    (app / "fcntl.py").write_text("raise ImportError('local fcntl shadows the stdlib')\n")
+    env = env_for(tmp_path)
+    assert start(app, env).stdout == "False 1\n"
+    wait_builder_done(tmp_path / "cache")
+    assert start(app, env).stdout == "True 1\n"
+
+
+def test_builder_is_started_only_by_a_python_interpreter(monkeypatch):
+    from lazyexec.store import builder
+
+    monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")
+    assert builder.interpreter() is None
+    monkeypatch.setattr(sys, "executable", "")
+    assert builder.interpreter() is None

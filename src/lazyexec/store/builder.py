@@ -83,14 +83,35 @@ def flush(spawn: bool = True) -> str | None:
     return path
 
 
+# The builder's command line: `-c` rather than `-m` so that the program's
+# working directory (first on sys.path for both) is dropped before anything
+# is imported: a local module must not shadow the stdlib in the builder.
+BUILDER_CODE = "import sys; del sys.path[0]; from lazyexec.store.builder import main; sys.exit(main())"
+
+
+def interpreter() -> str | None:
+    """sys.executable when it is a Python interpreter: an embedding program
+    (uwsgi, a game engine) must not be started with Python's arguments."""
+    exe = sys.executable
+    name = os.path.basename(exe or "")
+    stem = name.rstrip("0123456789.")
+    if exe and stem in ("python", "pypy") and os.access(exe, os.X_OK):
+        return exe
+    return None
+
+
 def start_builder() -> None:
     """One detached builder (its own session, no terminal, output discarded),
-    not waited for: the program exits now."""
+    not waited for: the program exits now. Without a usable interpreter the
+    job stays queued for the next builder (or `lazyexec compile`)."""
+    exe = interpreter()
+    if exe is None:
+        return
     env = dict(os.environ)
     env["LAZYEXEC"] = "0"  # the builder itself loads eagerly
     devnull = os.devnull
     try:
-        os.posix_spawn(sys.executable, [sys.executable, "-m", "lazyexec.store.builder"], env,
+        os.posix_spawn(exe, [exe, "-c", BUILDER_CODE], env,
                        setsid=True,
                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
