@@ -496,12 +496,12 @@ def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, cleare
                     clearer.clear()
                 reset_black_cache(env)
                 menv = mode_env(mode, env, state)
-                if not timed and not first_start:
-                    # Warm-ups build every missing artifact before they exit
-                    # (the default builds them after exit, detached).
-                    menv["LAZYEXEC_BUILD"] = "inline"
                 run = run_once(command(mode, args, venvs), work, menv, scratch)
                 if mode in LAZYEXEC_MODES:
+                    # Default build policy: a run that found artifacts missing
+                    # starts a detached builder at exit. Waiting for it makes
+                    # the warm-ups leave every artifact built (and the usage
+                    # profile learnt), and keeps it off the next run's CPU.
                     waited = wait_for_builders(venvs[T.lazy_venv])
                     if timed and first_start:
                         r.setdefault("builder_s", []).append(waited)
