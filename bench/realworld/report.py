@@ -120,12 +120,54 @@ def markdown(results: dict) -> str:
                 sc = (pm.get(m) or {}).get("syscalls")
                 cells.append(f"{sc['fs']} / {sc['total']}" if sc else "–")
             lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    lines += behind_section(results)
     fails = failures(results)
     if fails:
         lines += ["", "## Failures", ""]
         for env, w, m, detail in fails:
             lines += [f"- **{w}**, {m}, {env}:", "", "  ```", *("  " + x for x in detail.splitlines()[:26]), "  ```"]
     return "\n".join(lines) + "\n"
+
+
+def behind_section(results: dict, whole: str = "lazyexec .pth") -> list[str]:
+    """Workloads (artifacts warm) where lazyexec's whole-program mode is not
+    ahead of every mode that passed the guard, with the probe's facts side by
+    side: modules executed, file-system calls, lazyexec's units."""
+    env = results["envs"].get("warm")
+    probe = results.get("probe", {})
+    if not env or whole not in env["modes"]:
+        return []
+    rows = []
+    for w, res in env["workloads"].items():
+        if res[whole]["status"] != "ok":
+            continue
+        mine = res[whole]["ratio"]["wall"]["median"]
+        better = sorted(((res[m]["ratio"]["wall"]["median"], m) for m in env["modes"]
+                         if m not in ("eager", whole) and res[m]["status"] == "ok"
+                         and res[m]["ratio"]["wall"]["median"] < mine))
+        if mine >= 1.0:
+            better.insert(0, (1.0, "eager"))
+        if not better:
+            continue
+        pw = probe.get(w, {})
+
+        def facts(m):
+            p = pw.get(m) or {}
+            sc = (p.get("syscalls") or {}).get("fs", "–")
+            u = p.get("units")
+            us = f"; units {u['deferred']} deferred / {u['materialized']} run later / {u['never_used']} never, " \
+                 f"{u['ms']:.0f} ms unit time" if u else ""
+            return f"{p.get('modules', '–')} modules, {sc} fs calls{us}"
+
+        rows.append(f"- **{w}**: {whole} {mine:.2f} ({facts(whole)}); ahead: " + "; ".join(
+            f"{m} {r:.2f} ({facts(m)})" for r, m in better))
+    if not rows:
+        return []
+    return ["", f"## Where {whole} (whole program) is not ahead (artifacts warm)", "",
+            "Time ratios are medians (the interquartile ranges are in the tables: a lead smaller than them is "
+            "noise). Probe facts per mode (one untimed run): modules executed, file-system calls, and for "
+            "lazyexec the units deferred at import, run later, never run, and the unit time LAZYEXEC_STATS "
+            "reports (summed over modules; a unit that imports counts its imports too).", "", *rows]
 
 
 def charts(results: dict, out_dir: Path) -> list[Path]:
