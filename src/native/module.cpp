@@ -430,6 +430,16 @@ PyObject* has_pending(PyObject*, PyObject* globals) {
   return PyBool_FromLong(st && !st->pending.empty());
 }
 
+// `lazyexec why`: record which units each thread is materializing.
+PyObject* set_recording(PyObject*, PyObject* on) {
+  int flag = PyObject_IsTrue(on);
+  if (flag < 0) return nullptr;
+  runtime::set_recording(flag != 0);
+  Py_RETURN_NONE;
+}
+
+PyObject* materializing(PyObject*, PyObject*) { return runtime::materializing(); }
+
 PyObject* install_dynamic_eval(PyObject*, PyObject*) {
   if (runtime::install_dynamic_eval() < 0) return nullptr;
   Py_RETURN_NONE;
@@ -587,6 +597,9 @@ PyMethodDef methods[] = {
     {"set_import_waits", set_callback<runtime::set_import_waits>, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"set_settled_hook", set_callback<runtime::set_settled_hook>, METH_O,
      "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},
+    {"set_recording", set_recording, METH_O, "set_recording(on): keep the units each thread is materializing (lazyexec why)."},
+    {"materializing", materializing, METH_NOARGS,
+     "materializing() -> [(code, module, filename, where, trigger)] of this thread, innermost last."},
     {"install_dynamic_eval", install_dynamic_eval, METH_NOARGS,
      "install_dynamic_eval(): exec()/eval() in a lazy module's namespace with separate locals run the pending "
      "units binding the names the code mentions first."},

@@ -24,6 +24,8 @@ def _parser():
     sub.add_parser("run", help="run a program with lazy loading: run (SCRIPT.py | -m MODULE | COMMAND) [ARGS...]",
                    add_help=False)
 
+    sub.add_parser("why", help="every module a run loads and what caused it: why [--json] [--html FILE] -- COMMAND",
+                   add_help=False)
     ex = sub.add_parser("explain", help="show each top-level statement's verdict (lazy or eager) and why",
                         description="Show every top-level statement of a module with its verdict and the reason. "
                                     "With --summary, a census over a tree of sources.")
@@ -49,6 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         from lazyexec.cli import run
 
         return run.run(argv[1:])
+    if argv and argv[0] == "why":
+        from lazyexec.cli import why
+
+        try:
+            return why.run(argv[1:])
+        except BrokenPipeError:  # `lazyexec why ... | head`
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     if argv and argv[0] == "pth":
         from lazyexec.cli import pth
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <unordered_set>
 #include <thread>
+#include <utility>
 
 #include "runtime/module_state.h"
 // after Python.h (module_state.h): marshal.h needs its declarations
@@ -103,7 +104,40 @@ void add_note(const std::string& note) {
   PyErr_Restore(type, value, tb);
 }
 
+// `lazyexec why`: see module_state.h.
+bool recording = false;
+
+// A new str from UTF-8 (invalid bytes replaced): null only when out of memory.
+PyObject* new_str(const std::string& s) { return PyUnicode_DecodeUTF8(s.data(), (Py_ssize_t)s.size(), "replace"); }
+struct Materializing {
+  PyObject* code;  // borrowed: the unit keeps its code while it runs
+  ModuleState* st;
+  int unit;
+  std::string trigger;
+};
+thread_local std::vector<Materializing> materializing_now;
+thread_local std::string next_trigger;  // set by materialize_name, taken by run_unit
+
 }  // namespace
+
+void set_recording(bool on) { recording = on; }
+
+PyObject* materializing() {
+  PyObject* out = PyList_New(0);
+  if (!out) return nullptr;
+  for (const Materializing& m : materializing_now) {
+    const UnitRecord& u = m.st->units[(size_t)m.unit];
+    PyObject* item = Py_BuildValue("(ONNNN)", m.code, new_str(m.st->module), new_str(m.st->filename), new_str(u.where),
+                                   new_str(m.trigger));
+    if (!item || PyList_Append(out, item) < 0) {
+      Py_XDECREF(item);
+      Py_DECREF(out);
+      return nullptr;
+    }
+    Py_DECREF(item);
+  }
+  return out;
+}
 
 namespace {
 // reversed(d) as a plain dict, whatever d's type: keys newest first.
@@ -218,7 +252,10 @@ void after_done(ModuleState& st) {
 
 int run_unit(ModuleState& st, int id) {
   UnitRecord& u = st.units[(size_t)id];
+  std::string trigger;
+  if (recording) trigger = std::exchange(next_trigger, std::string());
   for (int dep : u.deps) {
+    if (recording) next_trigger = "(read when " + u.where + " is defined)";
     if (materialize(st, dep) < 0) {
       add_note("lazyexec: while materializing " + where_of(st, u) + ", which reads it when defined");
       return -1;
@@ -245,7 +282,10 @@ int run_unit(ModuleState& st, int id) {
   // While it runs, names of units later in the source are not bound yet in
   // this thread, as eagerly (see visible_limit).
   st.running.emplace_back(u.owner, id);
+  if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
   PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
+  if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
+    materializing_now.pop_back();
   for (auto it = st.running.end(); it != st.running.begin();) {
     --it;
     if (it->second == id) {
@@ -360,9 +400,10 @@ int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {
   if (it->second >= visible_limit(st)) return 0;  // later in the source: not bound yet
   const UnitRecord& u = st.units[(size_t)it->second];
   if (absent_if_running && u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident()) return 0;
-  if (st.settled) return materialize_with_closure(st, it->second) < 0 ? -1 : 1;
-  if (materialize(st, it->second) < 0) return -1;
-  return 1;
+  if (recording) next_trigger = py::utf8(name);
+  int rc = st.settled ? materialize_with_closure(st, it->second) : materialize(st, it->second);
+  if (recording) next_trigger.clear();  // not taken when the unit was done or running already
+  return rc < 0 ? -1 : 1;
 }
 
 }  // namespace lazyexec::runtime

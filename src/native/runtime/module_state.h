@@ -129,4 +129,13 @@ void settle(ModuleState& st, const char* reason);
 // brings its static closure with it (nothing traps its functions' lookups).
 int materialize_with_closure(ModuleState& st, int id);
 
+// `lazyexec why` (off unless turned on; one flag test per unit run when off):
+// while recording, each thread keeps the units it is materializing, and the
+// name whose first use started each, so the recorder can tell which lazy unit
+// a module import came from.
+void set_recording(bool on);
+// [(code, module, filename, where, trigger)] for the calling thread, innermost
+// last; trigger is the name read, or "" (forced by a plan step, settling, ...).
+PyObject* materializing();
+
 }  // namespace lazyexec::runtime
