@@ -440,6 +440,15 @@ PyObject* set_recording(PyObject*, PyObject* on) {
 
 PyObject* materializing(PyObject*, PyObject*) { return runtime::materializing(); }
 
+// materialize_mentioning(name) -> how many pending units mentioning `name` ran.
+PyObject* materialize_mentioning(PyObject*, PyObject* name) {
+  if (!PyUnicode_Check(name)) {
+    PyErr_SetString(PyExc_TypeError, "materialize_mentioning expects a str");
+    return nullptr;
+  }
+  return PyLong_FromLong(runtime::materialize_mentioning(py::utf8(name)));
+}
+
 PyObject* install_dynamic_eval(PyObject*, PyObject*) {
   if (runtime::install_dynamic_eval() < 0) return nullptr;
   Py_RETURN_NONE;
@@ -597,6 +606,8 @@ PyMethodDef methods[] = {
     {"set_import_waits", set_callback<runtime::set_import_waits>, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"set_settled_hook", set_callback<runtime::set_settled_hook>, METH_O,
      "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},
+    {"materialize_mentioning", materialize_mentioning, METH_O,
+     "materialize_mentioning(name) -> how many pending units whose code mentions name ran (all lazy modules)."},
     {"set_recording", set_recording, METH_O, "set_recording(on): keep the units each thread is materializing (lazyexec why)."},
     {"materializing", materializing, METH_NOARGS,
      "materializing() -> [(code, module, filename, where, trigger)] of this thread, innermost last."},

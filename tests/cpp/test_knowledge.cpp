@@ -46,4 +46,10 @@ TEST(KnowledgeBase, NeverLazyCoversSubmodulesOfListedPackages) {
   EXPECT_TRUE(kb.module_never_lazy("gevent.monkey.patch"));
   EXPECT_FALSE(kb.module_never_lazy("gevent"));
   EXPECT_FALSE(kb.module_never_lazy("readlines"));
+  kb.never_lazy.add("=importlib");  // the module alone, not its submodules
+  EXPECT_TRUE(kb.module_never_lazy("importlib"));
+  EXPECT_FALSE(kb.module_never_lazy("importlib.metadata"));
+  EXPECT_FALSE(kb.module_never_lazy("importlib.metadata._adapters"));
+  EXPECT_FALSE(kb.module_never_lazy("importlib", /*importing=*/true));  // importing it waits for no side effect
+  EXPECT_TRUE(kb.module_never_lazy("gevent.monkey", /*importing=*/true));
 }

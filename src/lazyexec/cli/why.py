@@ -133,13 +133,6 @@ class _Analyses:
         except config_mod.ConfigError:
             self.config = None
         self.cache: dict = {}
-        self.policy = None
-        try:
-            from lazyexec.importer import Policy
-
-            self.policy = Policy(self.config or config_mod.Config())
-        except Exception:  # noqa: BLE001 - only the wording of a reason depends on it
-            pass
 
     def of(self, filename: str, module: str | None):
         if filename in self.cache:
@@ -219,8 +212,6 @@ def cause_of(entry: dict, lazy: set, analyses: _Analyses) -> dict:
     elif result is not None and result.get("module_eager") and module not in lazy:
         out["reason"] = f"module eager as a whole: {result['module_reason']}"
         out["message"] = result["module_message"]
-    elif analyses.policy is not None and module and analyses.policy.never_lazy(module):
-        out["reason"] = "module eager as a whole: never-lazy set"
     elif result is not None and not any(u["verdict"] == "lazy" for u in result["units"]):
         out["reason"] = "module eager as a whole: nothing in it can be deferred"
     elif result is not None:

@@ -83,6 +83,10 @@ def activate(config: Config | None = None, program: str | None = None):
     # exec()/eval() with a lazy module's globals and other locals read the
     # globals without the trap: the names the code mentions run first.
     _lazyexec.install_dynamic_eval()
+    # Deferred logging.getLogger units run before logging configuration.
+    from lazyexec.runtime import loggers
+
+    loggers.install()
     why = os.environ.get("LAZYEXEC_WHY")
     if why:  # `lazyexec why`: record what loads each module (off: this one lookup)
         from lazyexec.runtime import why as why_recorder

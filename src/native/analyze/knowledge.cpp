@@ -50,7 +50,11 @@ const std::string* KnowledgeBase::impure_reason(std::string_view dotted) const {
   }
 }
 
-bool KnowledgeBase::module_never_lazy(std::string_view module) const {
+bool KnowledgeBase::module_never_lazy(std::string_view module, bool importing) const {
+  // "=pkg" names the module pkg alone, not its submodules (importlib is the
+  // import system; importlib.metadata is an ordinary library), and keeps the
+  // module itself eager, not the imports of it (it has no side effect to wait for).
+  if (!importing && never_lazy.contains("=" + std::string(module))) return true;
   std::string_view probe = module;
   while (!probe.empty()) {
     if (never_lazy.contains(probe)) return true;

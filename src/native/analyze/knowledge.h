@@ -38,8 +38,11 @@ struct KnowledgeBase {
 
   // The reason a dotted name is known impure, or nullptr.
   const std::string* impure_reason(std::string_view dotted) const;
-  // A module or any package above it is never lazy.
-  bool module_never_lazy(std::string_view module) const;
+  // A module or any package above it is never lazy; an entry "=pkg" covers
+  // the module pkg itself only, not its submodules.
+  // With `importing`, whether an import of the module is kept eager: "=pkg"
+  // entries do not count.
+  bool module_never_lazy(std::string_view module, bool importing = false) const;
 };
 
 }  // namespace lazyexec::analyze

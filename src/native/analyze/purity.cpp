@@ -728,7 +728,7 @@ void Analyzer::decide_unit(Unit& u) {
   ClassInfo info;
   if (kind == "import" || kind == "from-import") {
     for (const auto& m : u.imports) {
-      if (kb_.module_never_lazy(m)) {
+      if (kb_.module_never_lazy(m, /*importing=*/true)) {
         walk.fail(Code::NeverLazyImport, "imports " + m + ", which is kept eager for its import-time side effects");
         break;
       }

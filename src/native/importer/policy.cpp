@@ -3,7 +3,9 @@
 namespace lazyexec::importer {
 
 bool Policy::selects(std::string_view name) const {
-  // never-lazy covers the module and everything below a never-lazy package.
+  // never-lazy covers the module and everything below a never-lazy package;
+  // an entry "=pkg" the module pkg alone (analyze/knowledge.h).
+  if (never.contains("=" + std::string(name))) return false;
   for (size_t end = name.find('.');; end = name.find('.', end + 1)) {
     if (never.contains(name.substr(0, end))) return false;
     if (end == std::string_view::npos) break;

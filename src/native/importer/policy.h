@@ -13,7 +13,7 @@ namespace lazyexec::importer {
 
 struct Policy {
   bool all_mode = false;           // mode "all": no marker needed
-  analyze::NameSet never;          // never lazy: the module or any package above it
+  analyze::NameSet never;          // never lazy: the module or any package above it ("=pkg": pkg alone)
   analyze::NameSet include;        // empty: everything
   analyze::NameSet exclude;
   std::unordered_set<std::string> eager;  // usage profile: whole modules used last time

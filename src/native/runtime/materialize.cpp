@@ -5,6 +5,7 @@
 #include <memory>
 #include <unordered_set>
 #include <thread>
+#include <string_view>
 #include <utility>
 
 #include "runtime/module_state.h"
@@ -391,6 +392,40 @@ int resolve(ModuleState& st, int id, PyObject* values) {
   st.materialized++;
   after_done(st);
   return 0;
+}
+
+namespace {
+bool mentions(PyObject* code, const std::string& name) {
+  if (PyBytes_Check(code)) {
+    std::string_view bytes(PyBytes_AS_STRING(code), (size_t)PyBytes_GET_SIZE(code));
+    return bytes.find(name) != std::string_view::npos;
+  }
+  return true;  // already a code object: run it (a superset is safe)
+}
+}  // namespace
+
+long materialize_mentioning(const std::string& name) {
+  // Python code runs while units materialize (imports, new modules): collect
+  // the namespaces first and look each state up again.
+  std::vector<py::Ref> spaces;
+  for (auto& [globals, st] : table())
+    if (!st->pending.empty()) spaces.push_back(py::Ref::borrow(globals));
+  long ran = 0;
+  for (const py::Ref& g : spaces) {
+    ModuleState* st = state_of(g.get());
+    if (!st) continue;
+    int limit = visible_limit(*st);
+    for (int id = 0; id < (int)st->units.size() && id < limit; ++id) {
+      st = state_of(g.get());
+      if (!st) break;
+      const UnitRecord& u = st->units[(size_t)id];
+      if (u.state != UnitRecord::Pending || !u.code || !mentions(u.code.get(), name)) continue;
+      int rc = st->settled ? materialize_with_closure(*st, id) : materialize(*st, id);
+      if (rc < 0) PyErr_Clear();  // stays pending: the error comes at first use
+      else ++ran;
+    }
+  }
+  return ran;
 }
 
 int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {

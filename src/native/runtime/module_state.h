@@ -129,6 +129,14 @@ void settle(ModuleState& st, const char* reason);
 // brings its static closure with it (nothing traps its functions' lookups).
 int materialize_with_closure(ModuleState& st, int id);
 
+// Runs, in every lazily loaded module, the pending units whose code mentions
+// `name` (a substring of the marshalled code: a superset, which only runs
+// units earlier than their first use) and that are bound already (below the
+// visible limit). Used before logging configuration reads the set of
+// existing loggers (lazyexec/runtime/loggers.py). A unit that fails stays
+// pending (its error comes at first use, as always). Returns how many ran.
+long materialize_mentioning(const std::string& name);
+
 // `lazyexec why` (off unless turned on; one flag test per unit run when off):
 // while recording, each thread keeps the units it is materializing, and the
 // name whose first use started each, so the recorder can tell which lazy unit

@@ -1,0 +1,33 @@
+"""The never-lazy set as the finder's policy applies it: "=pkg" entries name
+the module alone; the others cover submodules too."""
+
+from __future__ import annotations
+
+from lazyexec.config import Config
+from lazyexec.importer import Policy
+
+
+def claims(policy, name, tmp_path):
+    path = tmp_path / (name.replace(".", "_") + ".py")
+    path.write_text("X = 1\n")
+    return policy.claims(name, str(path))
+
+
+def test_import_system_eager_but_not_its_libraries(tmp_path):
+    policy = Policy(Config(mode="all"))
+    for name in ("importlib", "importlib.util", "importlib.machinery", "importlib._bootstrap", "zipimport"):
+        assert not claims(policy, name, tmp_path), name
+    for name in ("importlib.metadata", "importlib.metadata._adapters", "importlib.resources", "importlib.abc"):
+        assert claims(policy, name, tmp_path), name
+
+
+def test_pytest_modules_may_be_lazy_but_conftest_not(tmp_path):
+    policy = Policy(Config(mode="all"))
+    assert claims(policy, "pytest", tmp_path) and claims(policy, "_pytest.python", tmp_path)
+    assert not claims(policy, "conftest", tmp_path) and not claims(policy, "tests.unit.conftest", tmp_path)
+
+
+def test_package_entries_still_cover_submodules(tmp_path):
+    policy = Policy(Config(mode="all", never=["mypkg"]))
+    assert not claims(policy, "mypkg.sub.mod", tmp_path) and not claims(policy, "encodings.utf_8", tmp_path)
+    assert claims(policy, "mypkgx", tmp_path)
