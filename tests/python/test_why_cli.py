@@ -16,7 +16,8 @@ PROGRAM = {
     "main.py": "import pkg.a\nimport pkg.c\ndef later():\n    import pkg.e\npkg.a.use()\nlater()\n",
     "pyproject.toml": '[tool.lazyexec]\nmode = "all"\ninclude = ["pkg*"]\n',
 }
-WARM = {"PYTHONDONTWRITEBYTECODE": ""}  # artifacts are written, so the recorded run is lazy
+# Artifacts are built inline and written, so the recorded run is lazy.
+WARM = {"PYTHONDONTWRITEBYTECODE": "", "LAZYEXEC_BUILD": "inline"}
 
 
 def make(tmp_path):
