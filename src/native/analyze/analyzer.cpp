@@ -19,21 +19,37 @@ void all_names(Node n, Names& out) {
 
 // Rule 5: frame and namespace introspection at top level (not inside
 // function bodies) can observe which names exist, so the module stays eager.
-std::string introspection(Node n, const std::map<std::string, std::vector<int>>& binders) {
+std::string introspection(Node n, const std::map<std::string, std::vector<int>>& binders, bool class_body = false) {
   if (!n) return {};
   K k = n.kind();
   if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
     std::string r;
     for (Node d : n.list("decorator_list"))
-      if (r.empty()) r = introspection(d, binders);
+      if (r.empty()) r = introspection(d, binders, class_body);
     return r;  // the body runs later
   }
   if (k == K::Lambda) return {};
+  if (k == K::ClassDef) {
+    // Decorators, bases and keywords run in the enclosing scope; the body in
+    // the class namespace, where locals() and vars() name the class's own
+    // namespace, not the module's (importlib.metadata's DeprecatedList
+    // updates its locals()). globals(), eval, exec and frames still count.
+    std::string r;
+    for (const char* field : {"decorator_list", "bases", "keywords"})
+      for (Node d : n.list(field))
+        if (r.empty()) r = introspection(d, binders, class_body);
+    for (Node b : n.list("body"))
+      if (r.empty()) r = introspection(b, binders, true);
+    return r;
+  }
   if (k == K::Call) {
     Node f = n.get("func");
     if (f.kind() == K::Name) {
       std::string id = f.str("id");
-      if ((id == "globals" || id == "locals" || id == "vars" || id == "eval" || id == "exec") && !binders.count(id))
+      bool own_namespace = class_body && (id == "locals" || id == "vars") && n.list("args").empty() &&
+                           n.list("keywords").empty();
+      if ((id == "globals" || id == "locals" || id == "vars" || id == "eval" || id == "exec") && !binders.count(id) &&
+          !own_namespace)
         return id + "() at line " + std::to_string(n.line());
     }
     if (f.kind() == K::Attribute && f.get("value").kind() == K::Name) {
@@ -50,7 +66,7 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
   }
   std::string r;
   for_each_child(n, [&](Node c) {
-    if (r.empty()) r = introspection(c, binders);
+    if (r.empty()) r = introspection(c, binders, class_body);
   });
   return r;
 }
