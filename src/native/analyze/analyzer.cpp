@@ -107,6 +107,24 @@ bool writes_all(Node s) {
 // the pattern classes. Deferring it would defer the registration forever, so
 // it stays eager. Reads through a module `__getattr__`/`__dir__` count: the
 // strings they hold are names, and `globals()`/`vars()` in them may read any.
+// Names used in annotations anywhere in `n` (parameters, returns, annotated
+// assignments, nested too).
+void annotation_names(Node n, Names& out) {
+  if (!n) return;
+  K k = n.kind();
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
+    all_names(n.get("returns"), out);
+    Node a = n.get("args");
+    for (const char* field : {"posonlyargs", "args", "kwonlyargs"})
+      for (Node arg : a.list(field)) all_names(arg.get("annotation"), out);
+    for (const char* field : {"vararg", "kwarg"})
+      if (Node arg = a.get(field)) all_names(arg.get("annotation"), out);
+  } else if (k == K::AnnAssign) {
+    all_names(n.get("annotation"), out);
+  }
+  for_each_child(n, [&](Node c) { annotation_names(c, out); });
+}
+
 void Analyzer::side_effect_imports(const std::set<std::string>& explicitly_lazy) {
   Names read;
   bool any_read = false;
@@ -189,6 +207,14 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   split_units();
   index_bindings();
   collect_scopes(source, filename);
+  // Postponed annotations (`from __future__ import annotations`) are read
+  // later, by typing.get_type_hints, through the function's __globals__: they
+  // are call-time reads. So an import used only as a type is used (not a
+  // side-effect import), and settling binds it with the function.
+  if (future_annotations_)
+    for (auto& u : units_)
+      if (u.kind == "def" || u.kind == "class")
+        for (int st : u.stmts) annotation_names(stmts_[(size_t)st].node, u.call_reads);
 
   static const std::set<std::string> compound = {"if", "for", "while", "with", "try", "match"};
   for (const auto& u : units_) {

@@ -717,7 +717,11 @@ void Analyzer::decide_unit(Unit& u) {
   for (const auto& n : u.binds) {
     if (binding) break;
     if (is_dunder(n)) binding = Reason{Code::DunderName, "binds " + n + ", which the import system and tools read directly"};
-    else if (is_marker(n)) binding = Reason{Code::MarkerName, "binds " + n + ", a marker tools read from frame globals"};
+    // Markers (`__unittest = True`) are flags tools look up in frame
+    // globals; an import bound to a private `__name` (pytest's
+    // `import ... as __pytestPDB`) is no flag.
+    else if (is_marker(n) && kind != "import" && kind != "from-import")
+      binding = Reason{Code::MarkerName, "binds " + n + ", a marker tools read from frame globals"};
     else if (auto c = bound_in_compound_.find(n); c != bound_in_compound_.end())
       binding = Reason{Code::BoundInCompound, n + " is also bound inside the eager compound statement at line " + std::to_string(c->second)};
     else if (auto b = binders_.find(n); b != binders_.end() && b->second.size() > 1)
