@@ -15,6 +15,30 @@ DEFERS = ("all", "imports")
 _LIST_KEYS = ("include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses", "eager_imports")
 
 
+def caching_enabled() -> bool:
+    """`LAZYEXEC_CACHE=off` (or 0): artifacts and caches are neither read nor written."""
+    return os.environ.get("LAZYEXEC_CACHE", "").lower() not in ("off", "0", "no")
+
+
+def cache_dir() -> str:
+    """lazyexec's user cache directory: `LAZYEXEC_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/lazyexec`, else `~/.cache/lazyexec`. Artifacts go there
+    wherever a `.pyc` cannot (`PYTHONDONTWRITEBYTECODE`, a read-only
+    `__pycache__`), with the parse caches, usage profiles and build queue."""
+    explicit = os.environ.get("LAZYEXEC_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lazyexec")
+
+
+def knowledge_cache_path(raw: bytes) -> str:
+    """The parsed knowledge base (marshal), keyed on knowledge.toml's bytes."""
+    from lazyexec import _lazyexec
+
+    return os.path.join(cache_dir(), f"knowledge-{_lazyexec.fingerprint(raw)}.marshal")
+
+
 class ConfigError(ValueError):
     """A configuration file is malformed; the message names the file."""
 
@@ -101,8 +125,6 @@ def _toml_load(path: str) -> dict:
             pass  # no cache, or a damaged one: parse again
     with open(path, "rb") as f:
         data = toml_loads(f.read().decode("utf-8"), path)
-    from lazyexec.store import caching_enabled
-
     if stamp is not None and caching_enabled():  # lazyexec's own cache directory, not the source tree
         try:
             payload = marshal.dumps((stamp, data))
@@ -116,7 +138,6 @@ def _toml_load(path: str) -> dict:
 
 def _parse_cache_path(path: str) -> str:
     from lazyexec import _lazyexec
-    from lazyexec.store import cache_dir
 
     real = os.path.realpath(path)
     return os.path.join(cache_dir(), f"config-{_lazyexec.fingerprint(real)}.marshal")

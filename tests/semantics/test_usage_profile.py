@@ -19,7 +19,7 @@ print("lazy:", sorted(m for m in ("whole", "partial") if type(sys.modules[m].__s
 
 def setup(tmp_path: Path) -> Path:
     app = tmp_path / "app"
-    app.mkdir()
+    app.mkdir(parents=True)
     (app / "whole.py").write_text("__lazy_module__ = True\ndef a(): return 1\ndef b(): return 2\n")
     (app / "partial.py").write_text("__lazy_module__ = True\ndef a(): return 3\ndef unused(): return 4\n")
     (app / "main.py").write_text(MAIN)
@@ -76,3 +76,17 @@ def test_damaged_profile_is_one_warning_and_rewritten(tmp_path):
     assert r.stderr.count("RuntimeWarning: lazyexec: ignoring damaged usage profile") == 1, r.stderr
     r = run(app, tmp_path)
     assert (r.stdout, r.stderr) == ("1 2 3\nlazy: ['partial']\n", "")
+
+
+def test_dash_m_programs_in_different_directories_have_their_own_profiles(tmp_path):
+    apps = []
+    for d in ("one", "two"):
+        app = setup(tmp_path / d)
+        (app / "prog.py").write_text(MAIN)
+        apps.append(app)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
+    env.update(LAZYEXEC_CACHE_DIR=str(tmp_path / "cache"), LAZYEXEC_BUILD="inline")
+    runs = [subprocess.run([sys.executable, "-m", "lazyexec", "run", "-m", "prog"], cwd=app, env=env,
+                           capture_output=True, text=True, timeout=120) for app in (apps[0], apps[0], apps[1])]
+    assert [r.stdout.splitlines()[-1] for r in runs] == ["lazy: ['partial', 'whole']", "lazy: ['partial']",
+                                                         "lazy: ['partial', 'whole']"], [r.stderr for r in runs]

@@ -32,10 +32,9 @@ def _parse_knowledge() -> dict:
     if _parsed is not None:
         return _parsed
     raw = _knowledge_bytes()
-    tag = _lazyexec.fingerprint(raw)
-    from lazyexec.store import cache_dir, caching_enabled
+    from lazyexec.config import caching_enabled, knowledge_cache_path
 
-    cache = os.path.join(cache_dir(), f"knowledge-{tag}.marshal")
+    cache = knowledge_cache_path(raw)
     try:
         with open(cache, "rb") as f:
             _parsed = marshal.loads(f.read())  # one read: marshal.load(f) reads in small pieces

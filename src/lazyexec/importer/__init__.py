@@ -17,9 +17,7 @@ def _finder(config: Config, eager=()) -> "_lazyexec.Finder":
     the usage profile's whole-used modules compiled once into its matcher.
     The loader, the plan runner and the runtime load with the first module
     the finder claims, not at activation."""
-    from lazyexec.analyze import knowledge_data
-
-    never = knowledge_data(config)["never_lazy"]
+    never = _never_lazy(config)
     loader_class = None
 
     def make_loader(fullname, path):
@@ -32,6 +30,29 @@ def _finder(config: Config, eager=()) -> "_lazyexec.Finder":
         return loader_class(fullname, path)
 
     return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager, make_loader, config)
+
+
+def _never_lazy(config: Config) -> list:
+    """The never-lazy set: the knowledge base's (from the analyze stage's parse
+    cache when it is warm, so a warm start does not import the analyzer's
+    Python layer) plus the configuration's `never` and `eager_imports`."""
+    from lazyexec.config import knowledge_cache_path
+
+    try:
+        with open(KNOWLEDGE_FILE, "rb") as f:
+            cache = knowledge_cache_path(f.read())
+        with open(cache, "rb") as f:
+            import marshal
+
+            never = list(marshal.loads(f.read())["never_lazy"])
+    except (OSError, EOFError, ValueError, TypeError, KeyError):
+        from lazyexec.analyze import knowledge_data  # cold: parse knowledge.toml
+
+        return knowledge_data(config)["never_lazy"]
+    return never + list(config.never) + list(config.eager_imports)
+
+
+KNOWLEDGE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "analyze", "knowledge.toml")
 
 
 def has_marker(source: bytes) -> bool:

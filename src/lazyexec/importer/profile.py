@@ -62,11 +62,16 @@ def load(config, program: str | None = None) -> set:
     """The modules to load eagerly this run (read once, at activation)."""
     global _path, _known, _whole
     from lazyexec import _lazyexec
-    from lazyexec.store import cache_dir, caching_enabled
+    from lazyexec.config import cache_dir, caching_enabled
 
     if not caching_enabled() or not enabled(config):
         return set()
-    ident = f"{program or program_identity()}\0{config.plan_key()}\0{config.include}\0{config.exclude}"
+    program = program or program_identity()
+    if program.startswith("-"):
+        # `-m pkg` or `-c`: what runs depends on the working directory
+        # (first on sys.path), so it is part of the name.
+        program += "\0" + os.getcwd()
+    ident = f"{program}\0{config.plan_key()}\0{config.include}\0{config.exclude}"
     _path = os.path.join(cache_dir(), "profiles", _lazyexec.fingerprint(ident) + ".profile")
     try:
         with open(_path, "rb") as f:

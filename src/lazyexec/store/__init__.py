@@ -22,6 +22,7 @@ import os
 import sys
 
 from lazyexec import _lazyexec
+from lazyexec.config import cache_dir, caching_enabled  # noqa: F401 - part of the store's API
 
 MAGIC = b"LZEX"
 FORMAT = 7
@@ -64,23 +65,6 @@ def artifact_path(source_path: str, key: bytes = b"") -> str:
 
 def _key_part(key: bytes) -> str:
     return "." + key[:8].decode("ascii", "replace") if key else ""
-
-
-def caching_enabled() -> bool:
-    """`LAZYEXEC_CACHE=off` (or 0): artifacts are neither read nor written."""
-    return os.environ.get("LAZYEXEC_CACHE", "").lower() not in ("off", "0", "no")
-
-
-def cache_dir() -> str:
-    """lazyexec's user cache directory: `LAZYEXEC_CACHE_DIR`, else
-    `$XDG_CACHE_HOME/lazyexec`, else `~/.cache/lazyexec`. Artifacts go there
-    wherever a `.pyc` cannot: `PYTHONDONTWRITEBYTECODE`, a read-only
-    `__pycache__` (site-packages installed by root)."""
-    explicit = os.environ.get("LAZYEXEC_CACHE_DIR")
-    if explicit:
-        return explicit
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "lazyexec")
 
 
 def fallback_path(source_path: str, key: bytes = b"") -> str:
