@@ -217,3 +217,20 @@ def test_compile_stores_artifacts_ahead_of_time(tmp_path, run_cli):
     assert out.stdout == "1 False\n", out.stderr
     assert {p: p.stat().st_mtime_ns for p in tree.rglob("*.lzx")} == before  # used, not rebuilt
     assert run_cli("compile", tmp_path / "missing").returncode == 2
+
+
+def test_package_reading_its_own_submodule_attribute_at_definition_time(tmp_path, run_cli):
+    # `from . import sub` in a package's __init__ where sub.py exists binds the
+    # submodule: reading its attributes is reading a module's (pure).
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "sub.py").write_text("class Meta:\n    pass\n")
+    (pkg / "__init__.py").write_text(
+        "from . import sub, missing\n"
+        "def meta() -> sub.Meta:\n    return None\n"
+        "def other() -> missing.Meta:\n    return None\n")
+    r = run_cli("explain", "--json", pkg / "__init__.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    verdicts = {u["line"]: (u["verdict"], u["reason"]) for u in json.loads(r.stdout)["units"] if u["kind"] == "def"}
+    assert verdicts[2] == ("lazy", "def")
+    assert verdicts[4] == ("eager", "impure-attribute")  # no pkg/missing.py: an attribute of pkg, unknown

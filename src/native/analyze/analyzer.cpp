@@ -1,3 +1,6 @@
+#include <filesystem>
+#include <system_error>
+
 #include "analyze/analyzer.h"
 
 #include "analyze/analyzer_impl.h"
@@ -169,7 +172,28 @@ void Analyzer::side_effect_imports(const std::set<std::string>& explicitly_lazy)
 namespace {
 }  // namespace
 
+// `from . import sub` (or `from pkg import sub`) in pkg/__init__.py, where
+// pkg/sub.py or pkg/sub/__init__.py exists: the name is the submodule (unless
+// the package binds it itself, which the rebinding rule keeps eager), and
+// reading its attributes is reading a module's attributes.
+bool Analyzer::is_own_submodule(const std::string& dotted) const {
+  if (package_dir_.empty() || module_.name.empty()) return false;
+  if (dotted.size() <= module_.name.size() + 1 || dotted.compare(0, module_.name.size(), module_.name) != 0 ||
+      dotted[module_.name.size()] != '.')
+    return false;
+  std::string rest = dotted.substr(module_.name.size() + 1);
+  if (rest.find('.') != std::string::npos) return false;
+  std::error_code ec;
+  std::filesystem::path dir(package_dir_);
+  return std::filesystem::is_regular_file(dir / (rest + ".py"), ec) ||
+         std::filesystem::is_regular_file(dir / rest / "__init__.py", ec);
+}
+
 ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
+  if (module_.is_package && filename && PyUnicode_Check(filename)) {
+    std::filesystem::path file(py::utf8(filename));
+    if (file.filename() == "__init__.py") package_dir_ = file.parent_path().string();
+  }
   builtins_ = py::Ref::borrow(PyEval_GetBuiltins());
   if (!builtins_) {
     py::Ref mod = py::check(PyImport_ImportModule("builtins"));

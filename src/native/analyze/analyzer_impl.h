@@ -68,6 +68,10 @@ class Analyzer {
   // shared state
   const KnowledgeBase& kb_;
   const ModuleInfo& module_;
+  // A package's own directory (its __init__'s), to tell `from . import sub`
+  // of a submodule file from the import of an attribute.
+  std::string package_dir_;
+  bool is_own_submodule(const std::string& dotted) const;
   py::Ref tree_;
   py::Ref builtins_;  // the builtins dict, to tell builtin names and builtin classes
   std::vector<Stmt> stmts_;

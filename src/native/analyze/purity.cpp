@@ -232,6 +232,7 @@ class DefTime {
         if (kb.pure.contains(root.dotted) || kb.pure_bases.contains(root.dotted) ||
             kb.pure_metaclasses.contains(root.dotted) || kb.pure.contains(dotted))
           return;
+        if (a_.is_own_submodule(root.dotted)) return;  // a submodule's attributes
         fail(Code::ImpureAttribute, "reads " + spelled + at_line(line) + " (" + root.dotted +
              " is not known to be a module or pure class; its attributes may run code)");
         return;
