@@ -193,11 +193,17 @@ def cause_of(entry: dict, lazy: set, analyses: _Analyses) -> dict:
         else:
             reason = "lazy unit materialized by a plan step (forced before an eager statement, settling, materialize_all)"
         return {"kind": "unit", "reason": reason, "where": where, "module": fr["module"],
-                "unit": fr.get("unit"), "trigger": trig}
+                "unit": fr.get("unit"), "trigger": trig,
+                "message": f"lazy unit {fr.get('unit', '')} of {fr['module']}: " +
+                           (f"first use of `{trig}`" if trig and not trig.startswith("(") else
+                            trig or "run by a plan step (a stable-inputs force, settling or materialize_all)")}
     if fr["kind"] == "call":
         return {"kind": "call", "reason": "a call at run time (an import inside a function)", "where": where,
                 "module": fr["module"], "function": fr["function"]}
     module = fr["module"]
+    if module == "site" and fr["file"].startswith("<"):
+        return {"kind": "top", "where": where, "module": module,
+                "reason": "a .pth file's import line (site, at interpreter start-up)"}
     result, unit = analyses.unit_at(fr["file"], module, fr["line"])
     out = {"kind": "top", "where": where, "module": module}
     if unit is not None:
@@ -215,7 +221,8 @@ def cause_of(entry: dict, lazy: set, analyses: _Analyses) -> dict:
     elif result is not None and not any(u["verdict"] == "lazy" for u in result["units"]):
         out["reason"] = "module eager as a whole: nothing in it can be deferred"
     elif result is not None:
-        out["reason"] = "module loaded eagerly (not claimed by policy, or no artifact yet: run once with bytecode writing on)"
+        out["reason"] = ("module loaded eagerly (no artifact yet, the usage profile saw it used whole last time, "
+                         "or not claimed by policy)")
     else:
         out["reason"] = "module loaded eagerly (no Python source to analyse)"
     if module not in lazy and module != "__main__" and "message" in out and not out["reason"].startswith("module eager"):
@@ -258,7 +265,7 @@ def explain(data: dict) -> dict:
         s["seconds"] += r["self_seconds"]
         key = c["where"] or "(no program frame)"
         t = by_cause.setdefault(key, {"where": key, "kind": c["kind"], "reason": c["reason"],
-                                      "message": c.get("message") or c.get("trigger") or "",
+                                      "message": c.get("message") or "",
                                       "statement": c.get("statement", ""), "loads": [], "modules": 0,
                                       "seconds": 0.0})
         t["loads"].append(r["module"])
