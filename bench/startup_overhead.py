@@ -11,9 +11,10 @@ Cases (mode "all", activation through the .pth file and LAZYEXEC=1):
   attribute read), artifacts warm; "steady" with the usage profile (the
   default), "no profile" with LAZYEXEC_PROFILE=0 (the mechanism alone);
 - little used: bench/programs/use_little.py (a CLI's imports, little use), warm;
-- first start: no artifacts (a fresh artifact key every round), build
-  "background" (the default); bytecode on (.pyc warm in a private
-  PYTHONPYCACHEPREFIX) and PYTHONDONTWRITEBYTECODE=1. After each first start
+- first start: no artifacts and no usage profile (deleted before every lazy
+  round; .pyc files and lazyexec's parse caches warm, as after an install),
+  build "background" (the default); bytecode on (.pyc and artifacts in a
+  private PYTHONPYCACHEPREFIX) and PYTHONDONTWRITEBYTECODE=1. After each first start
   the benchmark waits for the detached builder and checks that the second
   start is lazy.
 """
@@ -32,8 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import measure_rss  # noqa: E402
 
 HERE = Path(__file__).parent
 PROGRAMS = HERE / "programs"
@@ -46,21 +45,74 @@ def base_env(**extra) -> dict:
 
 
 def summarize(pairs: list) -> dict:
-    t = [lt / et for (et, er), (lt, lr) in pairs]
-    m = [lr / er for (et, er), (lt, lr) in pairs]
-    return {"rounds": len(pairs), "time_ratio": statistics.median(t), "time_min": min(t), "time_max": max(t),
-            "rss_ratio": statistics.median(m), "rss_min": min(m), "rss_max": max(m),
-            "eager_ms": statistics.median(e[0] for e, _ in pairs) * 1000,
-            "lazy_ms": statistics.median(lz[0] for _, lz in pairs) * 1000,
-            "rss_delta_mib": statistics.median((lz[1] - e[1]) / 1024 for e, lz in pairs)}
+    """Per-round lazy/eager ratios of wall time, CPU time and peak RSS."""
+    def ratios(i):
+        return [lz[i] / e[i] for e, lz in pairs]
+
+    out = {"rounds": len(pairs)}
+    for name, i in (("time", 0), ("rss", 1), ("cpu", 2)):
+        r = ratios(i)
+        out.update({f"{name}_ratio": statistics.median(r), f"{name}_min": min(r), f"{name}_max": max(r)})
+    out.update({"eager_ms": statistics.median(e[0] for e, _ in pairs) * 1000,
+                "lazy_ms": statistics.median(lz[0] for _, lz in pairs) * 1000,
+                "rss_delta_mib": statistics.median((lz[1] - e[1]) / 1024 for e, lz in pairs)})
+    return out
 
 
-def run(cmd, env, cwd) -> tuple[float, int]:
-    seconds, rss, _, _ = measure_rss(cmd, cwd, env)
-    return seconds, rss
+def run(cmd, env, cwd) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS KiB, user+sys CPU seconds) of one child."""
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # child: output discarded
+        try:
+            os.chdir(cwd)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.execvpe(cmd[0], cmd, env)
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
+    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+INSTRUCTIONS = False  # --instructions: count instructions under callgrind instead of timing
+
+
+def instructions(cmd, env, cwd) -> int:
+    """Instructions executed by one run (valgrind's callgrind): the same count
+    on a busy machine as on an idle one, unlike seconds."""
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], cwd=cwd, env=env,
+                       capture_output=True, text=True)
+    for line in r.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    raise RuntimeError(f"callgrind failed: {r.stderr[-500:]}")
+
+
+def count(eager, lazy, warmup: int = 2, before_lazy=None, after_lazy=None) -> dict:
+    for _ in range(warmup):
+        run(*eager)
+        if before_lazy:
+            before_lazy()
+        run(*lazy)
+        if after_lazy:
+            after_lazy()
+    e = instructions(*eager)
+    if before_lazy:
+        before_lazy()
+    lz = instructions(*lazy)
+    if after_lazy:
+        after_lazy()
+    return {"rounds": 1, "instructions_eager": e, "instructions_lazy": lz, "instructions_ratio": lz / e}
 
 
 def alternate(eager, lazy, rounds: int, warmup: int = 2, before_lazy=None, after_lazy=None) -> dict:
+    if INSTRUCTIONS:
+        return count(eager, lazy, warmup, before_lazy, after_lazy)
     """eager and lazy are (cmd, env, cwd); before_lazy/after_lazy run outside
     the timed part of each lazy run."""
     for _ in range(warmup):
@@ -127,8 +179,15 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--json", help="write the results here")
-    ap.add_argument("--only", help="comma-separated case names")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions (valgrind's callgrind, one run per mode after warm-ups) instead of timing")
+    ap.add_argument("--only", help="comma-separated case names: activation, everything, little, first")
+    ap.add_argument("--first-start", action="append", metavar="COMMAND",
+                    help="a command (run with this interpreter) for the first-start case; repeatable; "
+                         "default bench/programs/use_little.py")
     args = ap.parse_args()
+    global INSTRUCTIONS
+    INSTRUCTIONS = args.instructions
     py = sys.executable
     results = {"python": sys.version.split()[0], "executable": py, "machine": f"{platform.machine()}, "
                f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "cases": {}}
@@ -167,48 +226,65 @@ def main() -> int:
                 results["cases"][f"{name}, warm, no usage profile"] = r
 
         if want("first"):
-            for label, extra in (("bytecode on", {}), ("PYTHONDONTWRITEBYTECODE=1", {"PYTHONDONTWRITEBYTECODE": "1"})):
+            import shlex
+
+            commands = [shlex.split(c) for c in args.first_start] if args.first_start else [[str(PROGRAMS / "use_little.py")]]
+            for (label, extra), words in [(e, w) for w in commands for e in (
+                    ("bytecode on", {}), ("PYTHONDONTWRITEBYTECODE=1", {"PYTHONDONTWRITEBYTECODE": "1"}))]:
                 prefix = root / "pycache-prefix"
-                cmd = [py, str(PROGRAMS / "use_little.py")]
+                cmd = [py, *words]
                 eager_env = base_env(LAZYEXEC="0", PYTHONPYCACHEPREFIX=str(prefix), **extra)
-                counter = iter(range(10 ** 6))
                 second_lazy = []
-                state = {}
+                first_cache = root / "first-cache"
+                env = base_env(LAZYEXEC="1", LAZYEXEC_CONFIG=str(config), LAZYEXEC_CACHE_DIR=str(first_cache),
+                               PYTHONPYCACHEPREFIX=str(prefix), **extra)
 
-                def fresh_key():
-                    # A new knowledge-base entry: a new artifact key, so no artifact exists.
-                    cfg = root / "first.toml"
-                    cfg.write_text(f'mode = "all"\npure = ["bench.fresh{next(counter)}"]\n')
-                    state["cache"] = root / f"cache-{next(counter)}"
-
-                def lazy_env():
-                    return base_env(LAZYEXEC="1", LAZYEXEC_CONFIG=str(root / "first.toml"),
-                                    LAZYEXEC_CACHE_DIR=str(state["cache"]), PYTHONPYCACHEPREFIX=str(prefix), **extra)
+                def no_artifacts():
+                    # As after an install: .pyc files warm (in the prefix), no
+                    # lazyexec artifact, no usage profile; parse caches kept.
+                    for where in (prefix, first_cache):
+                        for p in where.rglob("*.lzx") if where.exists() else ():
+                            p.unlink()
+                    shutil.rmtree(first_cache / "profiles", ignore_errors=True)
 
                 def second_start():
-                    wait_for_builder(state["cache"])
-                    second_lazy.append(lazily_loaded(cmd, lazy_env(), d))
-                    shutil.rmtree(state["cache"], ignore_errors=True)
+                    wait_for_builder(first_cache)
+                    second_lazy.append(lazily_loaded(cmd, env, d))
 
+                if INSTRUCTIONS:
+                    r = count((cmd, eager_env, d), (cmd, env, d), before_lazy=no_artifacts, after_lazy=second_start)
+                    r["second_start_lazy_modules"] = second_lazy[-1]
+                    results["cases"][f"first start, {label} ({' '.join(os.path.basename(w) for w in words)})"] = r
+                    continue
                 pairs = []
                 for i in range(args.rounds + 2):
                     e = run(cmd, eager_env, d)
-                    fresh_key()
-                    lz = run(cmd, lazy_env(), d)
+                    no_artifacts()
+                    lz = run(cmd, env, d)
                     second_start()
                     if i >= 2:
                         pairs.append((e, lz))
                 r = summarize(pairs)
                 r["second_start_lazy_modules"] = statistics.median(second_lazy)
-                results["cases"][f"first start, {label} (use_little.py)"] = r
+                results["cases"][f"first start, {label} ({' '.join(os.path.basename(w) for w in words)})"] = r
 
-    print(f"Python {results['python']} ({py}), {results['machine']}, {results['date']}; "
-          f"{args.rounds} alternating rounds, lazy/eager per round: median [min-max]")
-    print(f"| case | time | peak RSS | eager ms | lazy ms | RSS delta MiB |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"Python {results['python']} ({py}), {results['machine']}, {results['date']}; " + (
+        "instructions counted by callgrind, one run per mode after warm-ups" if INSTRUCTIONS else
+        f"{args.rounds} alternating rounds, lazy/eager per round: median [min-max]"))
+    if INSTRUCTIONS:
+        print("| case | instructions lazy/eager | eager | lazy |")
+        print("| --- | --- | --- | --- |")
+    else:
+        print("| case | wall time | CPU time | peak RSS | eager ms | lazy ms | RSS delta MiB |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, r in results["cases"].items():
         extra = f" (second start: {r['second_start_lazy_modules']:.0f} modules lazy)" if "second_start_lazy_modules" in r else ""
+        if INSTRUCTIONS:
+            print(f"| {name}{extra} | {r['instructions_ratio']:.3f} | {r['instructions_eager'] / 1e6:.1f} M | "
+                  f"{r['instructions_lazy'] / 1e6:.1f} M |")
+            continue
         print(f"| {name}{extra} | {r['time_ratio']:.3f} [{r['time_min']:.2f}-{r['time_max']:.2f}] | "
+              f"{r['cpu_ratio']:.3f} [{r['cpu_min']:.2f}-{r['cpu_max']:.2f}] | "
               f"{r['rss_ratio']:.3f} [{r['rss_min']:.2f}-{r['rss_max']:.2f}] | {r['eager_ms']:.1f} | "
               f"{r['lazy_ms']:.1f} | {r['rss_delta_mib']:+.2f} |")
     if args.json:
