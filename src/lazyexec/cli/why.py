@@ -263,14 +263,14 @@ def explain(data: dict) -> dict:
         s = by_reason.setdefault(c["reason"], {"reason": c["reason"], "modules": 0, "seconds": 0.0})
         s["modules"] += 1
         s["seconds"] += r["self_seconds"]
-        key = c["where"] or "(no program frame)"
-        t = by_cause.setdefault(key, {"where": key, "kind": c["kind"], "reason": c["reason"],
+        key = (c["where"] or "(no program frame)", c.get("module"))  # `-c` code and .pth lines are both <string>:1
+        t = by_cause.setdefault(key, {"where": key[0], "kind": c["kind"], "reason": c["reason"],
                                       "message": c.get("message") or "",
                                       "statement": c.get("statement", ""), "loads": [], "modules": 0,
                                       "seconds": 0.0})
         t["loads"].append(r["module"])
         if r["within"] is None or by_name.get(r["within"]) is None or \
-                cause_of(by_name[r["within"]], lazy, analyses)["where"] != c["where"]:
+                cause_of(by_name[r["within"]], lazy, analyses)["where"] != c["where"]:  # not nested in its own cause
             t["modules"] += r["subtree"]
             t["seconds"] += r["seconds"]
         owner = c.get("module") or "(none)"

@@ -116,15 +116,12 @@ class Recorder:
         return out, bool(innermost_tool)
 
     def lazily_loaded(self) -> list[str]:
+        """Modules whose plan ran (runtime.loaded). A module the lazy loader
+        ran as a whole (no artifact yet, nothing to defer, the usage profile)
+        loaded eagerly."""
         from lazyexec import runtime
 
-        names = set(getattr(runtime, "loaded", ()))
-        for entry in self.entries:
-            mod = sys.modules.get(entry["module"])
-            loader = getattr(getattr(mod, "__spec__", None), "loader", None)
-            if type(loader).__name__ == "LazySourceLoader":
-                names.add(entry["module"])
-        return sorted(names)
+        return sorted(set(getattr(runtime, "loaded", ())))
 
     def write(self) -> None:
         if self.bootstrap._load_unlocked == self.load_unlocked:
