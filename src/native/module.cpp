@@ -3,6 +3,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <climits>
 #include <memory>
 
@@ -551,6 +556,19 @@ PyObject* fingerprint(PyObject*, PyObject* data) {
   return PyUnicode_FromStringAndSize(out, 16);
 }
 
+// lock_held(path) -> whether another process holds an flock on the file
+// (created if missing): the builder's lock, checked at exit without
+// importing fcntl, which a program's own directory could shadow.
+PyObject* lock_held(PyObject*, PyObject* args) {
+  const char* path;
+  if (!PyArg_ParseTuple(args, "s", &path)) return nullptr;
+  int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) Py_RETURN_FALSE;
+  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops a lock taken here
+  return PyBool_FromLong(held);
+}
+
 PyObject* has_marker(PyObject*, PyObject* source) {
   Py_buffer view;
   if (PyObject_GetBuffer(source, &view, PyBUF_SIMPLE) < 0) return nullptr;
@@ -619,6 +637,7 @@ PyMethodDef methods[] = {
     {"read_plan", read_plan, METH_VARARGS,
      "read_plan(paths, mtime_ns, size, key, pymagic, format) -> (plan | None, [(path, problem)])."},
     {"fingerprint", fingerprint, METH_O, "fingerprint(data: bytes | str) -> 16 hex digits (FNV-1a 64)."},
+    {"lock_held", lock_held, METH_VARARGS, "lock_held(path) -> whether another process holds an flock on it."},
     {"has_marker", has_marker, METH_O, "has_marker(source: bytes) -> whether a top-level `__lazy_module__ = True` is there."},
     {"set_busy", set_busy, METH_O, "set_busy(flag) -> previous: this thread's imports bypass lazyexec's finder."},
     {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},

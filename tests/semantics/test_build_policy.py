@@ -223,3 +223,21 @@ def test_builder_is_started_only_by_a_python_interpreter(monkeypatch):
     assert builder.interpreter() is None
     monkeypatch.setattr(sys, "executable", "")
     assert builder.interpreter() is None
+
+
+def test_no_second_builder_while_one_runs(tmp_path):
+    """A program exiting while a builder holds the lock queues its job and
+    starts no builder; the running one takes the job up."""
+    app = setup(tmp_path)
+    env = env_for(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with open(cache / "build.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = start(app, env)
+        assert r.stdout == "False 1\n"
+        time.sleep(1.0)
+        assert len(list((cache / "queue").glob("*.job"))) == 1 and artifacts(app) == []  # no builder ran
+    r = subprocess.run([sys.executable, "-m", "lazyexec.store.builder"], env={**env, "LAZYEXEC": "0"}, timeout=120)
+    assert r.returncode == 0 and len(artifacts(app)) == 1
+    assert start(app, env).stdout == "True 1\n"

@@ -78,9 +78,20 @@ def flush(spawn: bool = True) -> str | None:
     if not store.write_atomic(path, marshal.dumps(job)):
         _warn_once(unwritable.format(queue, "write failed"))
         return None
-    if spawn:
+    if spawn and not builder_running():
         start_builder()
     return path
+
+
+def builder_running() -> bool:
+    """Whether a builder holds the lock now: it takes up the job just queued
+    (it looks at the queue again after releasing the lock), so a program
+    that exits while one runs starts no other. Checked after the job is
+    written, so no job is left without a builder. (In C++: a program's own
+    `fcntl.py` must not shadow the stdlib's at its exit.)"""
+    from lazyexec import _lazyexec, store
+
+    return _lazyexec.lock_held(os.path.join(store.cache_dir(), LOCK))
 
 
 # The builder's command line: `-c` rather than `-m` so that the program's
