@@ -241,3 +241,24 @@ def test_no_second_builder_while_one_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lazyexec.store.builder"], env={**env, "LAZYEXEC": "0"}, timeout=120)
     assert r.returncode == 0 and len(artifacts(app)) == 1
     assert start(app, env).stdout == "True 1\n"
+
+
+def test_inline_cold_build_of_a_module_the_build_stage_imports(tmp_path):
+    """`__future__` (and the rest of what lazyexec's analyze and compile
+    stages import) claimed before the build stage ever loaded: the build
+    must not import the half-initialised module."""
+    config = tmp_path / "all.toml"
+    config.write_text(f"mode = 'all'\npure = ['cold.key{os.getpid()}{time.time_ns()}']\n")  # a fresh key: cold
+    env = env_for(tmp_path, LAZYEXEC_CONFIG=str(config), LAZYEXEC_BUILD="inline", PYTHONDONTWRITEBYTECODE="1")
+    import lazyexec
+
+    # -S: nothing imported before activation, as with the .pth file.
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(lazyexec.__file__))
+    probe = ("import sys; assert '__future__' not in sys.modules; import lazyexec; lazyexec.activate(); "
+             "import __future__, dataclasses; print(__future__.annotations.mandatory is None or True)")
+    warm = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, env={**env, "LAZYEXEC_BUILD": "off"},
+                          capture_output=True, text=True, timeout=300)  # the config's parse cache (no tomllib next)
+    assert warm.returncode == 0, warm.stderr
+    r = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "True\n", "")

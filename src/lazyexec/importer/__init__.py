@@ -23,10 +23,15 @@ def _finder(config: Config, eager=()) -> "_lazyexec.Finder":
     def make_loader(fullname, path):
         nonlocal loader_class
         if loader_class is None:
-            from lazyexec.importer.importlib_bootstrap import LazySourceLoader
+            from lazyexec.importer.importlib_bootstrap import LazySourceLoader, build_mode, load_build_stage
 
             loader_class = type("LazySourceLoader", (LazySourceLoader,),
                                 {"config": config, "__module__": LazySourceLoader.__module__})
+            if build_mode(config) == "inline":
+                # Before the claimed module exists: the build stage's own
+                # imports (__future__, struct, ...) must not meet a partially
+                # initialised module this import is about to create.
+                load_build_stage()
         return loader_class(fullname, path)
 
     return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager, make_loader, config)

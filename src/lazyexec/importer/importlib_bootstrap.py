@@ -144,6 +144,17 @@ def build_mode(config: Config) -> str:
     return config.build or "background"
 
 
+def load_build_stage() -> None:
+    """Import the analyze and compile stages now, normally (not through
+    lazyexec's finder): an inline build imports them on first use, which can
+    be while a module they import is half-initialised."""
+    was_busy = _lazyexec.set_busy(True)
+    try:
+        from lazyexec import analyze, compile  # noqa: F401
+    finally:
+        _lazyexec.set_busy(was_busy)
+
+
 def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, get_data=None,
                        build: str = "inline", next_to_source: bool = False):
     """The module's plan from its stored artifact, else (build "inline")

@@ -16,7 +16,6 @@ or at activation when they are loaded already. A wrapped function keeps its name
 signature and `__wrapped__` (functools.wraps).
 """
 
-from __future__ import annotations
 
 import sys
 
