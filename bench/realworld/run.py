@@ -740,6 +740,8 @@ def main() -> int:
     import report
 
     report.write(results, out_dir)
+    if args.target == "debian" and not args.quick and args.out is None:
+        report.update_readme(ROOT / "README.md", results, "bench/results/realworld")
     return 0
 
 
