@@ -165,10 +165,11 @@ def normalise(text: str, venvs: dict[str, Path]) -> str:
 # --- running one command -----------------------------------------------------
 
 class Run:
-    __slots__ = ("wall", "rss_kib", "cpu", "rc", "stdout", "stderr")
+    __slots__ = ("wall", "rss_kib", "cpu", "rc", "stdout", "stderr", "pid")
 
-    def __init__(self, wall, rss_kib, cpu, rc, stdout, stderr):
+    def __init__(self, wall, rss_kib, cpu, rc, stdout, stderr, pid=0):
         self.wall, self.rss_kib, self.cpu, self.rc, self.stdout, self.stderr = wall, rss_kib, cpu, rc, stdout, stderr
+        self.pid = pid
 
 
 def run_once(cmd: list[str], cwd: Path, env: dict, scratch: Path) -> Run:
@@ -194,7 +195,7 @@ def run_once(cmd: list[str], cwd: Path, env: dict, scratch: Path) -> Run:
     os.close(out)
     os.close(err)
     return Run(wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status),
-               out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
+               out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pid)
 
 
 # --- set-up ------------------------------------------------------------------
@@ -596,14 +597,19 @@ def probe(workloads, modes, venvs, state, strace: bool) -> dict:
         out[wname] = {}
         for mode in modes:
             e = mode_env(mode, env, state)
-            e.update({"PYTHONPATH": str(state / "probe"), "BENCH_PROBE_OUT": str(scratch / "probe.txt"),
+            # The probe writes PREFIX.PID: only the program's own count is
+            # read (a builder it starts inherits the environment).
+            e.update({"PYTHONPATH": str(state / "probe"), "BENCH_PROBE_OUT": str(scratch / "probe"),
                       "LAZYEXEC_STATS": "1"})
-            (scratch / "probe.txt").unlink(missing_ok=True)
+            for old in scratch.glob("probe.*"):
+                old.unlink()
             reset_black_cache(env)
             run = run_once(command(mode, T.args(wname), venvs), state / "work", e, scratch)
+            if mode in LAZYEXEC_MODES:
+                wait_for_builders(venvs[T.lazy_venv])
             entry: dict = {}
             try:
-                total, pending = map(int, (scratch / "probe.txt").read_text().split())
+                total, pending = map(int, (scratch / f"probe.{run.pid}").read_text().split())
                 entry["modules"] = total - pending
                 if pending:
                     entry["lazy_pending"] = pending
@@ -617,6 +623,8 @@ def probe(workloads, modes, venvs, state, strace: bool) -> dict:
                 st_env = mode_env(mode, env, state)
                 run_once(["/usr/bin/strace", "-c", "-f", "-o", str(trace), *command(mode, T.args(wname), venvs)],
                          state / "work", st_env, scratch)
+                if mode in LAZYEXEC_MODES:
+                    wait_for_builders(venvs[T.lazy_venv])
                 entry["syscalls"] = parse_strace(trace)
             out[wname][mode] = entry
         print(f"  [probe] {wname:26s} " + "  ".join(
@@ -725,13 +733,16 @@ def main() -> int:
     for m, why in unavailable.items():
         print(f"  {m}: {why}", flush=True)
     clearer = Clearer(venvs[T.lazy_venv], state / "home/.cache") if T.lazy_venv in venvs else None
+    # The probes need warm artifacts: right after the warm environment (the
+    # first-start one removes them).
+    probe_after = "warm" if "warm" in envs else envs[-1]
     for env_name in envs:
         print(f"environment {env_name}: {rounds} rounds after {warmups} warm-up(s)", flush=True)
         results["envs"][env_name] = bench_env(env_name, workloads, modes, venvs, state, rounds, warmups, clearer,
                                               unavailable)
-    if not args.no_probe:
-        print("probes (untimed, artifacts warm):", flush=True)
-        results["probe"] = probe(workloads, modes, venvs, state, strace=not args.no_strace)
+        if env_name == probe_after and not args.no_probe:
+            print("probes (untimed, artifacts warm):", flush=True)
+            results["probe"] = probe(workloads, modes, venvs, state, strace=not args.no_strace)
     results["duration_s"] = round(time.time() - started)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

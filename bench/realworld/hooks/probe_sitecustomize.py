@@ -1,4 +1,5 @@
-"""Probe (untimed runs only): at exit, count the modules that really ran.
+"""Probe (untimed runs only): at exit, count the modules that really ran,
+into $BENCH_PROBE_OUT.PID (a process the program starts inherits the variable).
 
 The harness compiles this to a sourceless `sitecustomize.pyc` in a directory
 put first on PYTHONPATH, so no import hook under test (lazyexec, LazyLoader)
@@ -14,7 +15,7 @@ import sys
 def _report():
     mods = list(sys.modules.values())
     pending = sum(1 for m in mods if type(m).__name__ == "_LazyModule")
-    with open(os.environ["BENCH_PROBE_OUT"], "w") as f:
+    with open(f"{os.environ['BENCH_PROBE_OUT']}.{os.getpid()}", "w") as f:
         f.write(f"{len(mods)} {pending}\n")
 
 
