@@ -20,7 +20,21 @@ def caching_enabled() -> bool:
     return os.environ.get("LAZYEXEC_CACHE", "").lower() not in ("off", "0", "no")
 
 
+_cache_dirs: dict = {}
+
+
 def cache_dir() -> str:
+    """As `user_cache_dir()`, computed once per environment (the import hook
+    asks for every module)."""
+    env = os.environ
+    at = (env.get("LAZYEXEC_CACHE_DIR"), env.get("XDG_CACHE_HOME"))
+    found = _cache_dirs.get(at)
+    if found is None:
+        found = _cache_dirs[at] = user_cache_dir()
+    return found
+
+
+def user_cache_dir() -> str:
     """lazyexec's user cache directory: `LAZYEXEC_CACHE_DIR`, else
     `$XDG_CACHE_HOME/lazyexec`, else `~/.cache/lazyexec`. Artifacts go there
     wherever a `.pyc` cannot (`PYTHONDONTWRITEBYTECODE`, a read-only

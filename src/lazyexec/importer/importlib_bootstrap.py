@@ -20,12 +20,12 @@ from lazyexec.runtime.module_class import namespace
 _external = sys.modules["_frozen_importlib_external"]
 
 
-def run_plan(module, plan, config=None) -> None:
+def run_plan(module, plan, config=None, settle=None) -> None:
     from lazyexec import runtime
 
     g = runtime.namespace(module)
     runtime.module_class.restore_class(module)  # reloading: the module traps again
-    threshold, settle_now = runtime.settle_policy(config)
+    threshold, settle_now = settle if settle is not None else runtime.settle_policy(config)
     _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "", module)
     getattr_hook, dir_hook, own = runtime._hooks(module)
     dict.__setitem__(g, "__getattr__", getattr_hook)
@@ -120,14 +120,31 @@ class LazySourceLoader(_external.SourceFileLoader):
 
     __hash__ = _external.SourceFileLoader.__hash__
 
+    # What the configuration decides for every module, computed once per
+    # loader class (one per activation): see prepare().
+    _build: str | None = None
+    _key: bytes | None = None
+    _settle: tuple | None = None
+
+    @classmethod
+    def prepare(cls) -> None:
+        from lazyexec import runtime, store
+        from lazyexec.analyze import knowledge_hash
+
+        cls._build = build_mode(cls.config)
+        cls._key = store.key_for(knowledge_hash(cls.config))
+        cls._settle = runtime.settle_policy(cls.config)
+
     def exec_module(self, module):
+        if self._key is None:
+            self.prepare()
         plan = load_or_build_plan(self.path, module.__name__, self.is_package(module.__name__), self.config,
-                                  self.get_data, build=build_mode(self.config))
+                                  self.get_data, build=self._build, key=self._key)
         if plan is not None and not plan.units:
             profile.nothing_to_defer.append(module.__name__)
         if plan is None or not plan.units:
             return super().exec_module(module)  # nothing to defer, or no artifact yet: the normal .pyc path
-        run_plan(module, plan, self.config)
+        run_plan(module, plan, self.config, self._settle)
 
 
 from lazyexec.config import BUILD_MODES  # noqa: E402
@@ -156,7 +173,7 @@ def load_build_stage() -> None:
 
 
 def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, get_data=None,
-                       build: str = "inline", next_to_source: bool = False):
+                       build: str = "inline", next_to_source: bool = False, key: bytes | None = None):
     """The module's plan from its stored artifact, else (build "inline")
     analysed, compiled and stored now. None when the source cannot be read or
     there is no artifact and the build is not inline (background: queued for
@@ -173,7 +190,8 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
     # imports (tomllib, warnings, ...) load normally instead of recursing.
     was_busy = _lazyexec.set_busy(True)
     try:
-        key = store.key_for(knowledge_hash(config))
+        if key is None:
+            key = store.key_for(knowledge_hash(config))
         plan = store.load(path, st.st_mtime_ns, st.st_size, key)
         if plan is None:
             if build != "inline":

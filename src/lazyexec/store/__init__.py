@@ -74,7 +74,9 @@ def fallback_path(source_path: str, key: bytes = b"") -> str:
 
 
 def bytecode_writing_off() -> bool:
-    return bool(os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.dont_write_bytecode)
+    """-B or PYTHONDONTWRITEBYTECODE (the interpreter reads both at start
+    into sys.dont_write_bytecode), or a program that set it since."""
+    return sys.dont_write_bytecode
 
 
 def locations(source_path: str, key: bytes = b"") -> tuple[str, ...]:
