@@ -93,7 +93,7 @@ def load(config, program: str | None = None) -> set:
     _whole = set(_known)
     import atexit
 
-    atexit.register(save)
+    atexit.register(_save_at_exit)
     return _whole
 
 
@@ -122,6 +122,13 @@ def observed() -> dict:
             continue
         out[name] = s["pending"] == 0 and s["failures"] == 0
     return out
+
+
+def _save_at_exit() -> None:
+    try:
+        save()
+    except Exception:  # noqa: BLE001 - a profile not written only costs laziness next time
+        pass
 
 
 def save() -> None:

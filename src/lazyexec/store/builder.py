@@ -30,7 +30,7 @@ def remember(path: str, name: str, is_package: bool, config) -> None:
     if not _remembered:
         import atexit
 
-        atexit.register(flush)
+        atexit.register(_flush_at_exit)
     _config = config
     _remembered.append((path, name, bool(is_package)))
 
@@ -46,6 +46,15 @@ def _warn_once(message: str) -> None:
         import warnings
 
         warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _flush_at_exit() -> None:
+    """At exit nothing lazyexec does may disturb the program's end (its exit
+    status, its stderr): any failure is one warning."""
+    try:
+        flush()
+    except Exception as e:  # noqa: BLE001
+        _warn_once(f"lazyexec: artifacts not queued ({e.__class__.__name__}: {e}); modules keep loading eagerly")
 
 
 def flush(spawn: bool = True) -> str | None:
@@ -127,7 +136,7 @@ def start_builder() -> None:
                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0)])
-    except OSError as e:
+    except (OSError, NotImplementedError) as e:  # no posix_spawn setsid here: the job waits for the next builder
         _warn_once(f"lazyexec: cannot start the artifact builder ({e}); run `lazyexec compile`")
 
 
