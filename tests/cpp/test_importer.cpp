@@ -1,0 +1,88 @@
+// The import room's pure parts: the policy matcher, the marker scan, and the
+// artifact reader on damaged input (the interpreter is set up by
+// test_analyzer.cpp's global environment: decode unmarshals).
+#include <Python.h>
+#include <gtest/gtest.h>
+#include <marshal.h>
+
+#include <string>
+
+#include "importer/artifact.h"
+#include "importer/policy.h"
+
+using namespace lazyexec;
+using namespace lazyexec::importer;
+
+TEST(Policy, NeverCoversPackagesIncludeExcludeAndProfile) {
+  Policy p;
+  p.never.add("importlib");
+  p.never.add("_pytest.config");
+  p.exclude.add("app.plugins.*");
+  p.eager.insert("app.used_whole");
+  EXPECT_FALSE(p.selects("importlib"));
+  EXPECT_FALSE(p.selects("importlib.metadata"));  // below a never-lazy package
+  EXPECT_TRUE(p.selects("importlibx"));           // a prefix of segments, not of characters
+  EXPECT_FALSE(p.selects("_pytest.config.argparsing"));
+  EXPECT_TRUE(p.selects("_pytest.python"));
+  EXPECT_FALSE(p.selects("app.plugins.x"));
+  EXPECT_FALSE(p.selects("app.used_whole"));
+  EXPECT_TRUE(p.selects("app.core"));
+  p.include.add("app.*");
+  EXPECT_FALSE(p.selects("json"));
+  EXPECT_TRUE(p.selects("app.core"));
+}
+
+TEST(Marker, TopLevelTrueOnly) {
+  EXPECT_TRUE(has_marker("__lazy_module__ = True\n"));
+  EXPECT_TRUE(has_marker("import os\n__lazy_module__: bool = True  # opt in\n"));
+  EXPECT_TRUE(has_marker("x = 1\r\n__lazy_module__=True\r\n"));
+  EXPECT_FALSE(has_marker("__lazy_module__ = False\n"));
+  EXPECT_FALSE(has_marker("    __lazy_module__ = True\n"));  // not top level
+  EXPECT_FALSE(has_marker("__lazy_module__ == True\n"));
+  EXPECT_FALSE(has_marker("__lazy_module__x = True\n"));
+  EXPECT_FALSE(has_marker("s = '__lazy_module__ = True'\n"));
+  EXPECT_TRUE(has_pep810_list("import os\n__lazy_modules__ = ['json']\n"));
+  EXPECT_FALSE(has_pep810_list("x = '__lazy_modules__'\n"));
+}
+
+namespace {
+
+std::string header(uint64_t mtime, uint64_t size, const std::string& key, const char* magic = "LZEX") {
+  std::string h(magic, 4);
+  h += std::string("\x07\x00\x00\x00", 4);  // format 7, flags 0
+  h += "PYMG";
+  for (int i = 0; i < 8; ++i) h += (char)((mtime >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i) h += (char)((size >> (8 * i)) & 0xff);
+  return h + key;
+}
+
+py::Ref eval(const char* expression) {
+  py::Ref globals = py::check(PyDict_New());
+  return py::check(PyRun_String(expression, Py_eval_input, globals.get(), globals.get()));
+}
+
+std::string payload(PyObject* obj) {
+  py::Ref bytes = py::Ref::steal(PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION));
+  return std::string(PyBytes_AS_STRING(bytes.get()), (size_t)PyBytes_GET_SIZE(bytes.get()));
+}
+
+}  // namespace
+
+TEST(Artifact, ValidStaleAndDamaged) {
+  const std::string key = "0123456789abcdef";
+  Expected want{7, "PYMG", 42, 7, key};
+  py::Ref plan = eval("([(None, ('f',), (), '1 (def f)', ())], [('run', None, 0)])");
+  std::string good = header(42, 7, key) + payload(plan.get());
+  EXPECT_EQ(decode(good, want).verdict, Verdict::Plan);
+  EXPECT_EQ(decode(header(43, 7, key) + payload(plan.get()), want).verdict, Verdict::Stale);  // source changed
+  EXPECT_EQ(decode(header(42, 7, "fedcba9876543210") + payload(plan.get()), want).verdict, Verdict::Stale);
+  EXPECT_EQ(decode(good.substr(0, 20), want).verdict, Verdict::Corrupt);                       // truncated header
+  EXPECT_EQ(decode(header(42, 7, key, "XXXX") + payload(plan.get()), want).verdict, Verdict::Corrupt);
+  for (size_t cut = 44; cut < good.size(); cut += 3)  // every truncation of the payload: corrupt, never a crash
+    EXPECT_NE(decode(good.substr(0, cut), want).verdict, Verdict::Plan) << cut;
+  py::Ref wrong = eval("([1], [])");
+  EXPECT_EQ(decode(header(42, 7, key) + payload(wrong.get()), want).verdict, Verdict::Corrupt);  // bad unit
+  py::Ref step = eval("([], [('explode', None, 0)])");
+  EXPECT_EQ(decode(header(42, 7, key) + payload(step.get()), want).verdict, Verdict::Corrupt);  // unknown step
+  EXPECT_FALSE(PyErr_Occurred());
+}
