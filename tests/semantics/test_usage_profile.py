@@ -90,3 +90,21 @@ def test_dash_m_programs_in_different_directories_have_their_own_profiles(tmp_pa
                            capture_output=True, text=True, timeout=120) for app in (apps[0], apps[0], apps[1])]
     assert [r.stdout.splitlines()[-1] for r in runs] == ["lazy: ['partial', 'whole']", "lazy: ['partial']",
                                                          "lazy: ['partial', 'whole']"], [r.stderr for r in runs]
+
+
+def test_a_light_use_does_not_inherit_the_profile_of_a_heavy_one(tmp_path):
+    """`prog --all` uses `whole` whole; `prog --version` (another shape of
+    command line) must not load it eagerly for that."""
+    app = setup(tmp_path)
+    (app / "cli.py").write_text("import sys, whole\nif '--all' in sys.argv: print(whole.a(), whole.b())\n"
+                                "print(type(whole.__spec__.loader).__name__)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
+    env.update(LAZYEXEC_CACHE_DIR=str(tmp_path / "cache"), LAZYEXEC_BUILD="inline")
+
+    def cli(*args):
+        r = subprocess.run([sys.executable, "-m", "lazyexec", "run", "cli.py", *args], cwd=app, env=env,
+                           capture_output=True, text=True, timeout=120)
+        return r.stdout.splitlines()[-1]
+
+    assert [cli("--all"), cli("--all"), cli("--version"), cli("--all", "x")] == [
+        "LazySourceLoader", "SourceFileLoader", "LazySourceLoader", "LazySourceLoader"]

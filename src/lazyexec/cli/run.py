@@ -22,7 +22,9 @@ def run(argv: list[str]) -> int:
         if len(argv) < 2:
             return fail(USAGE)
         module, rest = argv[1], argv[2:]
-        activate(program="-m " + module)
+        from lazyexec.importer.profile import usage
+
+        activate(program="-m " + module + usage(rest))
         import runpy  # after activating: runpy's own imports load lazily too
 
         sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path
@@ -39,7 +41,9 @@ def run(argv: list[str]) -> int:
         path = shutil.which(target)
     if path is None:
         return fail(f"{target}: no such script or command")
-    activate(program=os.path.abspath(path))
+    from lazyexec.importer.profile import usage
+
+    activate(program=os.path.abspath(path) + usage(rest))
     import runpy
 
     sys.argv = [path, *rest]

@@ -37,25 +37,38 @@ def enabled(config) -> bool:
 
 def program_identity(argv=None) -> str:
     """What names the program: its script (absolute path), `-m module`, or
-    `-c`, from the interpreter's own command line (`sys.orig_argv`)."""
+    `-c`, from the interpreter's own command line (`sys.orig_argv`), with
+    the shape of its arguments (`usage`)."""
     args = list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv))[1:]
     i = 0
     while i < len(args):
         a = args[i]
         if a == "-c":
-            return "-c"
+            return "-c" + usage(args[i + 2:])
         if a == "-m" and i + 1 < len(args):
-            return "-m " + args[i + 1]
+            return "-m " + args[i + 1] + usage(args[i + 2:])
         if a.startswith("-m") and len(a) > 2:
-            return "-m " + a[2:]
+            return "-m " + a[2:] + usage(args[i + 1:])
         if a in ("-X", "-W", "--check-hash-based-pycs"):
             i += 2
             continue
         if a.startswith("-") and a != "-":
             i += 1
             continue
-        return os.path.abspath(a)
+        return os.path.abspath(a) + usage(args[i + 1:])
     return "-"
+
+
+def usage(args) -> str:
+    """The shape of a command line: its options, its first positional
+    argument (often a subcommand) and how many positionals follow. One
+    program used two ways (`pylint --version`, `pylint pkg/`) has two
+    profiles, so modules a heavy use needed whole are not loaded eagerly by a
+    light one; `black a.py` and `black b.py` share theirs."""
+    options = [a.split("=", 1)[0] for a in args if a.startswith("-")]
+    positionals = [a for a in args if not a.startswith("-")]
+    first = positionals[0] if positionals else ""
+    return f"\0{' '.join(options)}\0{first}\0{len(positionals)}"
 
 
 def load(config, program: str | None = None) -> set:
