@@ -1,6 +1,20 @@
 """`lazyexec run (script.py | -m module | console-script) [args]`: start a
 program with lazy loading active. The main script itself runs as usual; the
-modules it imports load lazily as policy selects."""
+modules it imports load lazily as policy selects.
+
+The program gets the `__main__` the interpreter itself would have given it
+(STYLE "Be the interpreter, exactly"): for `python script.py`, a fresh
+`__main__` module with `__file__` (absolute, not normalised), `__cached__`
+None, a `SourceFileLoader`, `__spec__` and `__package__` None, the builtins
+module as `__builtins__`, `sys.argv[0]` as given and `sys.path[0]` the
+script's real directory; `__file__` and `__cached__` are removed again when
+the script ends, as `PyRun_SimpleFile` does. For `python -m module`, the
+interpreter's own `runpy._run_module_as_main` on a fresh `__main__`, with
+the working directory first on `sys.path`. An uncaught exception reaches the
+interpreter's own handling (exit status 1, `sys.excepthook`, the SIGINT exit
+for KeyboardInterrupt) with lazyexec's frames cut from its traceback;
+`SystemExit` goes through untouched.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +39,7 @@ def run(argv: list[str]) -> int:
         from lazyexec.importer.profile import usage
 
         activate(program="-m " + module + usage(rest))
-        import runpy  # after activating: runpy's own imports load lazily too
-
-        sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path
-        # `python -m lazyexec` already put the working directory first, as
-        # `python -m module` would.
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-        return 0
+        return _run_module(module, rest)
     target, rest = argv[0], argv[1:]
     if os.path.exists(target):
         path = target
@@ -44,11 +52,143 @@ def run(argv: list[str]) -> int:
     from lazyexec.importer.profile import usage
 
     activate(program=os.path.abspath(path) + usage(rest))
+    return _run_path(path, rest)
+
+
+_replaced_mains: list = []
+
+
+def _fresh_main():
+    """A `__main__` as the interpreter creates it before running anything:
+    `__name__`, `__doc__`, `__package__`, `__loader__`, `__spec__`,
+    `__annotations__`, `__builtins__`, in that order."""
+    import builtins
+    import types
+
+    # The interpreter runs lazyexec's own entry point (the console script)
+    # in the first `__main__` through a borrowed reference and cleans up its
+    # namespace afterwards (PyRun_SimpleFile): that module must outlive its
+    # place in sys.modules.
+    _replaced_mains.append(sys.modules.get("__main__"))
+    main = types.ModuleType("__main__")
+    g = main.__dict__
+    g["__annotations__"] = {}
+    g["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    return main
+
+
+def _safe_path() -> bool:
+    return bool(getattr(sys.flags, "safe_path", False))  # -P / PYTHONSAFEPATH (3.11+)
+
+
+def _set_path0(entry: str) -> None:
+    """The entry the interpreter would have put first for the program, in place
+    of the one it put first for lazyexec (nothing under -P)."""
+    if _safe_path():
+        return
+    if sys.path:
+        sys.path[0] = entry
+    else:
+        sys.path.insert(0, entry)
+
+
+def _run_module(module: str, rest: list[str]) -> int:
     import runpy
 
-    sys.argv = [path, *rest]
-    # As `python script.py`: the script's directory replaces the working
-    # directory that `python -m lazyexec` put first.
-    sys.path[0] = os.path.dirname(os.path.abspath(path))
-    runpy.run_path(path, run_name="__main__")
+    _set_path0(os.getcwd())
+    sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path, as -m does
+    _fresh_main()
+    try:
+        runpy._run_module_as_main(module, alter_argv=True)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        _hand_over(e, lambda code: code.co_name == "_run_module_as_main")
+        raise
     return 0
+
+
+def _run_path(path: str, rest: list[str]) -> int:
+    sys.argv = [path, *rest]
+    if os.path.isdir(path) or _is_zip(path):
+        # `python DIR` / `python APP.zip`: DIR/__main__.py as module __main__.
+        import runpy
+
+        _set_path0(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+        _fresh_main()
+        try:
+            runpy._run_module_as_main("__main__", alter_argv=False)
+        except SystemExit:
+            raise
+        except BaseException as e:
+            _hand_over(e, lambda code: code.co_name == "_run_module_as_main")
+            raise
+        return 0
+    _set_path0(os.path.dirname(os.path.realpath(path)))
+    filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    import io
+
+    with io.open_code(path) as f:
+        source = f.read()
+    main = _fresh_main()
+    g = main.__dict__
+    from importlib.machinery import SourceFileLoader
+
+    g["__loader__"] = SourceFileLoader("__main__", filename)
+    g["__file__"] = filename
+    g["__cached__"] = None
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+        exec(code, g)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        if isinstance(e, SyntaxError) and e.__traceback__ is not None and \
+                e.__traceback__.tb_next is None:
+            _hand_over(e, None)  # the script does not compile: no frame of its own
+        else:
+            _hand_over(e, lambda c: c is code)
+        raise
+    finally:
+        g.pop("__file__", None)
+        g.pop("__cached__", None)
+    return 0
+
+
+def _is_zip(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(-22, 2)
+            return f.read(4) == b"PK\x05\x06"
+    except OSError:
+        return False
+
+
+def _hand_over(exc: BaseException, first) -> None:
+    """Before the program's uncaught exception goes on to the interpreter:
+    the traceback the interpreter will report starts at the program's own
+    first frame (`first(code)`), or is empty (None). The interpreter then
+    handles it as for `python script.py`: sys.excepthook (as the program left
+    it), exit status 1, KeyboardInterrupt's exit by SIGINT."""
+    tb = exc.__traceback__
+    if first is None:
+        tb = None
+    else:
+        while tb is not None and not first(tb.tb_frame.f_code):
+            tb = tb.tb_next
+        if tb is None:  # not found: leave it whole rather than lose frames
+            tb = exc.__traceback__
+    hook = sys.excepthook
+
+    def excepthook(kind, value, traceback):
+        sys.excepthook = hook
+        if value is exc:
+            traceback = tb
+            value.__traceback__ = tb
+            sys.last_traceback = tb
+            if hasattr(sys, "last_exc"):
+                sys.last_exc = value
+        return hook(kind, value, traceback)
+
+    sys.excepthook = excepthook
