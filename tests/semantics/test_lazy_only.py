@@ -233,7 +233,8 @@ def test_run_dash_m_and_configuration_mode_all(tmp_path):
     import os
 
     out = subprocess.run([sys.executable, "-m", "lazyexec", "run", "-m", "app", "x", "--flag"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "LAZYEXEC_BUILD": "inline"})
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "LAZYEXEC_BUILD": "inline",
+                                                                       "LAZYEXEC_PROFILE": "0"})
     assert out.returncode == 0, out.stderr
     assert out.stdout == "True 1 ['x', '--flag']\n"
 

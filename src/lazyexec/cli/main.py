@@ -21,6 +21,8 @@ def _parser():
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("pth", help="install, remove or show the .pth file that activates lazyexec when LAZYEXEC=1",
                    add_help=False)
+    sub.add_parser("check", help="run a command eagerly and lazily, compare its output, find the module "
+                                 "responsible for a difference: check [OPTIONS] -- CMD [ARGS...]", add_help=False)
     sub.add_parser("run", help="run a program with lazy loading: run (SCRIPT.py | -m MODULE | COMMAND) [ARGS...]",
                    add_help=False)
 
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+    if argv and argv[0] == "check":
+        from lazyexec.cli import check
+
+        return check.run(argv[1:])
     if argv and argv[0] == "pth":
         from lazyexec.cli import pth
 

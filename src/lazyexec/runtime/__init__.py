@@ -165,8 +165,19 @@ def stats() -> list[dict]:
 
 
 def print_stats(file=None) -> None:
-    file = file or sys.stderr
     rows = stats()
+    import os
+
+    path = os.environ.get("LAZYEXEC_STATS_JSON")
+    if path and file is None:
+        # For tools (`lazyexec check`): one JSON line per process, appended.
+        import json
+
+        keep = ("module", "units", "deferred", "materialized", "never_used", "seconds")
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps([{k: s.get(k) for k in keep} for s in rows]) + "\n")
+        return
+    file = file or sys.stderr
     print(f"lazyexec: {len(rows)} lazily loaded module(s)", file=file)
     print(f"{'module':<40}{'units':>7}{'deferred':>10}{'materialized':>14}{'never used':>12}{'ms':>8}"
           f"{'settle forced':>15}  settled", file=file)
