@@ -12,7 +12,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
+.PHONY: real-programs setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -89,3 +89,8 @@ bench-import: setup
 
 clean:
 	rm -rf build .venv .venv-* .pytest_cache .hypothesis
+
+real-programs:
+	@# Debian-packaged programs doing real work, eagerly and lazily (tests/realprograms).
+	bash tools/real-programs-deps.sh
+	$(MAKE) test-python PYTHON=/usr/bin/python3 VENV=.venv-debian PYTEST_ARGS="tests/realprograms"

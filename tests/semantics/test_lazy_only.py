@@ -275,8 +275,11 @@ def test_unit_wait_and_import_lock_deadlock_is_an_error_not_a_hang(tmp_path):
         "slow.py": """
             import threading, time
             import signals
-            signals.started.set()
-            time.sleep(0.5)
+            # (a top-level call through an imported name would keep `import
+            # slow` eager: analyze/side_effects.py)
+            started, sleep = signals.started, time.sleep
+            started.set()
+            sleep(0.5)
             import a
             a.slow  # waits for the unit thread 1 is running
             """,

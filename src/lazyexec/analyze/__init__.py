@@ -73,12 +73,17 @@ def knowledge_data(config: Config | None = None) -> dict:
 _hash_cache: dict = {}
 
 
+# Changes of the Python side of planning that change plans (stored artifacts
+# must not outlive them): analyze/side_effects.py, the order of plan steps.
+PLAN_RULES = b"plan rules 2"
+
+
 def knowledge_hash(config: Config | None = None) -> str:
     """Identifies the knowledge in force; cached artifacts are keyed on it.
     The shipped file's bytes plus the configuration that extends it."""
     h = _hash_cache.get(config)
     if h is None:
-        raw = _knowledge_bytes() + repr(config.plan_key() if config is not None else None).encode()
+        raw = _knowledge_bytes() + repr(config.plan_key() if config is not None else None).encode() + PLAN_RULES
         h = _lazyexec.fingerprint(raw)
         _hash_cache[config] = h
     return h
@@ -158,6 +163,40 @@ def resolve_target(target: str) -> Target:
     return find_module(target)
 
 
+def knowledge_with_effects(config: Config | None, effects: dict):
+    """The knowledge base plus `effects` (module -> reason, from
+    side_effects.effect_imports) in the never-lazy set: imports of those
+    modules stay eager."""
+    if not effects:
+        return knowledge(config)
+    key = (config, tuple(sorted(effects)))
+    kb = _knowledge_cache.get(key)
+    if kb is None:
+        data = knowledge_data(config)
+        data["never_lazy"] = list(data["never_lazy"]) + sorted(effects)
+        kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
+    return kb
+
+
+def explain_effects(result: dict, effects: dict) -> None:
+    """Name the import-time call in the reason of imports kept eager for it."""
+    for u in result.get("units", ()):
+        if u.get("reason") == "never-lazy-import":
+            for m in u.get("imports", ()):
+                if m in effects:
+                    u["message"] = f"eager: imports {effects[m]} (its import changes another module)"
+                    break
+
+
 def analyze_target(target: Target, config: Config | None = None) -> dict:
     source = target.path.read_bytes()
-    return analyze_source(source, str(target.path), target.module, target.is_package, config)
+    result = analyze_source(source, str(target.path), target.module, target.is_package, config)
+    if not result.get("module_eager"):
+        from lazyexec.analyze import side_effects
+
+        effects = side_effects.effect_imports(result["units"], str(target.path), target.module, target.is_package)
+        if effects:
+            result = _lazyexec.analyze(source, str(target.path), knowledge_with_effects(config, effects),
+                                       target.module, target.is_package)
+            explain_effects(result, effects)
+    return result

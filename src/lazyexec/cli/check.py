@@ -260,7 +260,7 @@ def run(argv: list[str]) -> int:
     say("DIFFERENT")
     if lazy.code != eager.code:
         say(f"  exit status: eager {eager.code}, lazy {lazy.code}")
-    for stream in ("stdout", "stderr"):
+    for stream in ("stderr", "stdout"):  # a traceback says most
         for line in _diff(stream, getattr(eager, stream), getattr(lazy, stream), args.show):
             say("  " + line)
     modules = lazy_modules(runner)

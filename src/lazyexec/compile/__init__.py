@@ -47,6 +47,14 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
             return None
         # PEP 810 compatibility: only the imports __lazy_modules__ names.
         result = _lazyexec.compile(source, filename, knowledge(config), module, is_package, pep810_only=True)
+    elif not result["module_eager"]:
+        # Imports of modules whose own import changes other modules stay
+        # eager (analyze/side_effects.py).
+        from lazyexec.analyze import knowledge_with_effects, side_effects
+
+        effects = side_effects.effect_imports(result["units"], filename, module, is_package)
+        if effects:
+            result = _lazyexec.compile(source, filename, knowledge_with_effects(config, effects), module, is_package)
     units = result["units"]
     if result["module_eager"] or not any(u["verdict"] == "lazy" for u in units):
         return None
@@ -95,7 +103,10 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         steps.append(("force_late", tuple(sorted(late)), 0))
     loaded = [spec for u in units if u["verdict"] == "lazy" and (spec := _already_loaded_spec(u)) is not None]
     if loaded:
-        steps.append(("bind_loaded", tuple(loaded), 0))
+        # First: the runtime learns the deferred imports before the eager
+        # part runs, which may read a submodule one of them would have bound
+        # (docutils' `writers._html_base` in a class's bases).
+        steps.insert(0, ("bind_loaded", tuple(loaded), 0))
     if result["module_annotations"]:
         # Eagerly the module body starts by creating __annotations__ (the
         # compiler's SETUP_ANNOTATIONS); code may use it before any unit runs.

@@ -1,0 +1,219 @@
+"""Imports of modules whose own import reaches into other modules (DESIGN
+rule 7).
+
+Deferring `import m` delays m's top-level side effects. Most of them only
+build m's own namespace; some change another module: black's `black.nodes`
+runs `pygram.initialize(CACHE_DIR)` at import, which binds the grammars
+`blib2to3.pygram` is read for elsewhere, and `black.parsing` relies on having
+imported `black.nodes` first. A module whose top level (outside function and
+class bodies and `if __name__ == "__main__":`) has an expression statement
+calling through a name it imported (`other.f(...)`, `sys.path.insert(...)`,
+a registration under a string key), or assigning to an attribute or item of
+one (`nodes.For.assigned_stmts = f` in astroid.protocols), is presumed to
+change state outside itself at import, and imports of it stay eager (`never-lazy-import`, with
+that call as the reason).
+
+This runs at analysis time only (never on the start-up path): the imported
+module's source is found without importing anything (the importer's own
+sys.path root first, so a sibling in the same distribution is found from a
+background builder too) and scanned with `ast`, cached per file. An
+artifact is keyed on its own source, so a change in the imported module is
+seen when the importer's artifact is next rebuilt.
+"""
+
+from __future__ import annotations
+
+import _ast as ast  # not `ast`: this can run inline while `re` or `enum` is half imported
+import os
+import sys
+
+_scanned: dict[str, tuple[tuple[int, int], str | None]] = {}
+
+
+def _callee(node: ast.expr) -> tuple[str | None, str]:
+    """(root name, dotted text) of a call's function: a.b.c() -> ("a", "a.b.c")."""
+    parts = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Call):
+            parts.append("()")
+            node = node.func
+        elif isinstance(node, ast.Subscript):
+            parts.append("[]")
+            node = node.value
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            text = ".".join(reversed(parts)).replace(".()", "()").replace(".[]", "[]")
+            return node.id, text
+        else:
+            return None, ""
+
+
+# Registrations keyed by the object registered (`copyreg.pickle(Pattern, f)`,
+# `MutableSequence.register(deque)`, `atexit.register(f)`,
+# `os.register_at_fork(...)`, `IntEnum._convert_(...)`) are observable only
+# through that object, which nobody holds before the module runs. A string
+# argument is a key others can look up without it (`register_pattern("name",
+# cls)`): that stays an effect.
+_BY_OBJECT = frozenset({"register", "register_at_fork", "pickle", "_convert_"})
+
+
+def _registers_own_objects(call, text: str) -> bool:
+    last = text.rpartition(".")[2]
+    if last == "_convert_":  # enum's: builds an enum of this module's own constants, in this module
+        return True
+    if last not in _BY_OBJECT:
+        return False
+    args = [*call.args, *(k.value for k in call.keywords)]
+    return not any(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args)
+
+
+def _relabels(target) -> bool:
+    """`X.__module__ = ...` (a dunder: relabelling an object for reprs and
+    pickling) or `sys.modules[...] = ...` (an alias of a module, reached by
+    importing under this module's own name): not state others read first."""
+    if isinstance(target, ast.Attribute):
+        return target.attr.startswith("__") and target.attr.endswith("__")
+    v = target.value
+    return (isinstance(v, ast.Attribute) and v.attr == "modules" and isinstance(v.value, ast.Name)
+            and v.value.id == "sys")
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
+
+
+def scan(tree: ast.Module) -> str | None:
+    """The first top-level call through an imported name, as "calls X() at
+    line N", or None."""
+    imported: set[str] = set()
+
+    def walk(body) -> str | None:
+        for stmt in body:
+            if isinstance(stmt, ast.Import):
+                for a in stmt.names:
+                    imported.add(a.asname or a.name.partition(".")[0])
+            elif isinstance(stmt, ast.ImportFrom):
+                if stmt.module != "__future__":
+                    for a in stmt.names:
+                        if a.name != "*":
+                            imported.add(a.asname or a.name)
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, (ast.Call, ast.Await)):
+                call = stmt.value if isinstance(stmt.value, ast.Call) else stmt.value.value
+                if isinstance(call, ast.Call):
+                    root, text = _callee(call.func)
+                    if root in imported and not _registers_own_objects(call, text):
+                        return f"calls {text}() at line {stmt.lineno}"
+            elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+                # `nodes.For.assigned_stmts = f` (astroid.protocols): sets
+                # state on another module's objects.
+                targets = stmt.targets if isinstance(stmt, (ast.Assign, ast.Delete)) else [stmt.target]
+                for t in targets:
+                    for e in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+                        if isinstance(e, (ast.Attribute, ast.Subscript)) and not _relabels(e):
+                            root, text = _callee(e)
+                            if root in imported:
+                                return f"sets {text} at line {stmt.lineno}"
+            elif isinstance(stmt, ast.If):
+                if _is_main_guard(stmt.test):
+                    continue
+                found = walk(stmt.body) or walk(stmt.orelse)
+                if found:
+                    return found
+            elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+                for part in (stmt.body, *[h.body for h in stmt.handlers], stmt.orelse, stmt.finalbody):
+                    found = walk(part)
+                    if found:
+                        return found
+            elif isinstance(stmt, (ast.With, ast.For, ast.While)):
+                found = walk(stmt.body)
+                if found:
+                    return found
+        return None
+
+    return walk(tree.body)
+
+
+def module_effect(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _scanned.get(path)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        with open(path, "rb") as f:
+            tree = compile(f.read(), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        effect = scan(tree)
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        effect = None
+    _scanned[path] = (stamp, effect)
+    return effect
+
+
+def _root_of(filename: str, module: str | None, is_package: bool) -> str | None:
+    """The sys.path entry the importer was found on: its file minus its name."""
+    if not module or not filename:
+        return None
+    d = os.path.dirname(os.path.abspath(filename))
+    for _ in range(module.count(".") + (1 if is_package else 0)):
+        d = os.path.dirname(d)
+    return d
+
+
+def _locate(name: str, search: list[str]) -> str | None:
+    """The source file of `name`, without importing it or its packages (nor
+    pathlib: this can run inline while `re` is half imported)."""
+    finder = sys.modules["_frozen_importlib_external"].PathFinder
+    spec = None
+    parts = name.split(".")
+    for i in range(len(parts)):
+        try:
+            spec = finder.find_spec(".".join(parts[: i + 1]), search)
+        except (ImportError, ValueError, OSError):
+            return None
+        if spec is None:
+            return None
+        if i < len(parts) - 1:
+            if not spec.submodule_search_locations:
+                return None
+            search = list(spec.submodule_search_locations)
+    origin = spec.origin if spec is not None else None
+    return origin if origin and origin.endswith(".py") else None
+
+
+def effect_imports(units: list[dict], filename: str, module: str | None, is_package: bool) -> dict[str, str]:
+    """{module: reason} for the modules the lazy import units of this
+    analysis would import whose own import reaches into other modules."""
+    root = _root_of(filename, module, is_package)
+    search = ([root] if root else []) + [p for p in sys.path if p and p != root]
+    own = set()
+    if module:
+        parts = module.split(".")
+        own = {".".join(parts[: i + 1]) for i in range(len(parts))}
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    for u in units:
+        if u.get("verdict") != "lazy" or u.get("kind") not in ("import", "from-import") or not u.get("imports"):
+            continue
+        imports = u["imports"]
+        candidates = imports if u["kind"] == "import" else imports[:2]
+        for target in candidates:
+            parts = target.split(".")
+            for i in range(len(parts)):
+                name = ".".join(parts[: i + 1])
+                if name in seen or name in own:
+                    continue
+                seen.add(name)
+                path = _locate(name, search)
+                if path is None:
+                    break  # not a module (a from-import's attribute) or not found: nothing below it either
+                effect = module_effect(path)
+                if effect:
+                    found[name] = f"{name} {effect}"
+    return found

@@ -1,0 +1,58 @@
+"""Imports of modules whose own import changes another module stay eager
+(src/lazyexec/analyze/side_effects.py); the differential case is
+tests/semantics/cases.txt `import_of_a_module_that_changes_another_module_at_import_stays_eager`."""
+
+from __future__ import annotations
+
+import textwrap
+
+from lazyexec.analyze import side_effects
+
+
+def scan(src: str):
+    return side_effects.scan(compile(textwrap.dedent(src), "<m>", "exec", 0x400, dont_inherit=True))
+
+
+def test_calls_through_imported_names_are_effects():
+    assert scan("from x import pygram\npygram.initialize(1)\n") == "calls pygram.initialize() at line 2"
+    assert scan("import sys\nsys.path.insert(0, 'x')\n") == "calls sys.path.insert() at line 2"
+    assert scan("from .util import register_pattern\nregister_pattern('git', object)\n") == \
+        "calls register_pattern() at line 2"
+    assert scan("from . import util\nutil.register('gitwildmatch', object)\n") == \
+        "calls util.register() at line 2"  # a string key: others look it up without the object
+    assert scan("import logging\nlogging.getLogger(__name__).addHandler(None)\n") == \
+        "calls logging.getLogger().addHandler() at line 2"
+    assert scan("import warnings\ntry:\n    pass\nexcept ImportError:\n    warnings.warn('x')\n") == \
+        "calls warnings.warn() at line 5"
+
+
+def test_assignments_into_imported_objects_are_effects():
+    assert scan("from astroid import nodes\ndef f(): pass\nnodes.For.assigned_stmts = f\n") == \
+        "sets nodes.For.assigned_stmts at line 3"
+    assert scan("import os\nos.environ['X'] = '1'\n") == "sets os.environ[] at line 2"
+    assert scan("class K: pass\nK.x = 1\n") is None  # its own class
+    assert scan("import sys\nsys.modules['m.path'] = sys\n") is None  # an alias under its own name
+    assert scan("from _io import E\nE.__module__ = 'io'\n") is None  # relabelling
+
+
+def test_what_is_not_an_effect():
+    assert scan("def f(): pass\nf()\n") is None  # a local function
+    assert scan("import copyreg\nclass P: pass\ndef r(p): pass\ncopyreg.pickle(P, r)\n") is None
+    assert scan("from abc import ABC\nclass A(ABC): pass\nA.register(int)\n") is None
+    assert scan("import atexit\ndef bye(): pass\natexit.register(bye)\n") is None
+    assert scan("import x\nif __name__ == '__main__':\n    x.main()\n") is None
+    assert scan("import x\ndef f():\n    x.main()\n") is None
+    assert scan("import x\ny = x.compute()\n") is None  # assignments build this module's namespace
+
+
+def test_explain_names_the_call(tmp_path, run_cli):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "__init__.py").write_text("")
+    (tmp_path / "lib" / "registry.py").write_text("def initialize(v): pass\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "nodes.py").write_text("from lib import registry\nregistry.initialize(1)\nsyms = 1\n")
+    (tmp_path / "app" / "parsing.py").write_text("from app.nodes import syms\ndef f(): return syms\n")
+    r = run_cli("explain", tmp_path / "app" / "parsing.py")
+    assert r.returncode == 0, r.stderr
+    assert "imports app.nodes calls registry.initialize() at line 2" in r.stdout

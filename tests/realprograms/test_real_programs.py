@@ -1,0 +1,182 @@
+"""Real programs doing real work (formatting, linting, rendering, parsing,
+building docs, testing) run eagerly and with the whole program lazy
+(`mode = "all"`: stdlib, site-packages and the program), through `lazyexec
+check`'s runner: same exit status, stdout and stderr (docs/check.md's
+normalisation). A lazy-only assertion checks that laziness was real: modules
+were loaded lazily.
+
+The programs are Debian's packages (`tools/real-programs-deps.sh` installs
+them); a program runs where its code is importable by this interpreter (so on
+Debian's python3, and on another interpreter only what it has installed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lazyexec.cli.check import Runner
+
+BAD_PY = '''\
+import os, sys
+def  add( a,b ) :
+    unused = 1
+    return a+b
+class  Thing :
+    def method(self, x = 1):
+        return {'a':x, "b" : [1,2,3]}
+print(add(1,2), Thing().method(), os.sep, sys.maxsize > 0)
+'''
+
+RST = '''\
+Title
+=====
+
+Some *emphasis*, a `link <https://example.invalid>`_ and a list:
+
+- one
+- two
+
+.. code-block:: python
+
+   print("hello")
+'''
+
+CONF = '''\
+project = "tiny"
+extensions = []
+html_theme = "alabaster"
+'''
+
+INDEX = RST + '''
+.. toctree::
+
+   page
+'''
+
+PAGE = '''\
+Page
+====
+
+:ref:`genindex`
+'''
+
+TINY_TESTS = '''\
+import pytest
+
+@pytest.fixture
+def value():
+    return 41
+
+def test_add(value):
+    assert value + 1 == 42
+
+@pytest.mark.parametrize("x", [1, 2, 3])
+def test_param(x):
+    assert x > 0
+
+def test_fails():
+    assert [1, 2] == [1, 3]
+
+class TestGroup:
+    def test_skip(self):
+        pytest.skip("not today")
+'''
+
+YAML_ROUNDTRIP = '''\
+import yaml
+doc = yaml.safe_load("""
+name: tiny
+items: [1, 2.5, true, null, "x"]
+nested: {a: {b: [c, d]}}
+when: 2024-01-02
+""")
+print(doc)
+print(yaml.safe_dump(doc, sort_keys=True))
+print(yaml.dump({"k": [1, {"z": None}]}, default_flow_style=False))
+'''
+
+JINJA = '''\
+import jinja2
+env = jinja2.Environment(loader=jinja2.DictLoader({
+    "base.html": "<h1>{% block title %}{% endblock %}</h1>{% block body %}{% endblock %}",
+    "page.html": "{% extends 'base.html' %}{% block title %}{{ title|upper }}{% endblock %}"
+                 "{% block body %}{% for i in items %}<li>{{ loop.index }}: {{ i|e }}</li>{% endfor %}{% endblock %}",
+}), autoescape=True)
+print(env.get_template("page.html").render(title="tiny", items=["a", "<b>", 3]))
+print(jinja2.Template("{{ x|default('none') }} {{ y|join(',') }}").render(y=[1, 2]))
+'''
+
+# name: (command, importable module the program needs, files to create)
+PROGRAMS = {
+    "black-diff": (["black", "--diff", "--no-color", "bad.py"], "black", {"bad.py": BAD_PY}),
+    "flake8": (["flake8", "bad.py"], "flake8", {"bad.py": BAD_PY}),
+    "pygmentize-html": (["pygmentize", "-f", "html", "-l", "python", "-O", "full", "bad.py"], "pygments",
+                        {"bad.py": BAD_PY}),
+    "pylint": (["pylint", "--persistent=n", "--score=n", "bad.py"], "pylint", {"bad.py": BAD_PY}),
+    "http-offline": (["http", "--offline", "--ignore-stdin", "POST", "example.invalid/x", "a=1", "b:=2"],
+                     "httpie", {}),
+    "pytest-tiny-suite": (["pytest", "-q", "-p", "no:cacheprovider", "tiny"], "pytest",
+                          {"tiny/test_tiny.py": TINY_TESTS}),
+    "sphinx-build-html": (["sphinx-build", "-q", "-E", "-b", "html", "docs", "out"], "sphinx",
+                          {"docs/conf.py": CONF, "docs/index.rst": INDEX, "docs/page.rst": PAGE}),
+    "rst2html": (["rst2html", "doc.rst"], "docutils", {"doc.rst": RST}),
+    "markdown-it": (["markdown-it", "doc.md"], "markdown_it", {"doc.md": "# Title\n\n- *a*\n- `b`\n\n> quote\n"}),
+    "yaml-roundtrip": (["yaml_roundtrip.py"], "yaml", {"yaml_roundtrip.py": YAML_ROUNDTRIP}),
+    "jinja2-render": (["jinja_render.py"], "jinja2", {"jinja_render.py": JINJA}),
+    "pydoc-text": (["pydoc3", "json"], "pydoc", {}),
+    "chardetect": (["chardetect", "bad.py", "doc.rst"], "chardet", {"bad.py": BAD_PY, "doc.rst": RST}),
+}
+
+
+def _resolve(command: str) -> str | None:
+    """Debian's program first: pyenv's shims of the same name are shell scripts."""
+    if command.endswith(".py"):
+        return command
+    debian = Path("/usr/bin") / command
+    return str(debian) if debian.exists() else shutil.which(command)
+
+
+def _available(command: str, module: str) -> bool:
+    return importlib.util.find_spec(module) is not None and _resolve(command) is not None
+
+
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_real_program_same_eagerly_and_lazily(name, tmp_path, monkeypatch):
+    cmd, module, files = PROGRAMS[name]
+    if not _available(cmd[0], module):
+        pytest.skip(f"{cmd[0]} ({module}) not installed for {sys.executable} (tools/real-programs-deps.sh)")
+    for rel, text in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    cmd = [str(tmp_path / cmd[0]) if cmd[0].endswith(".py") else _resolve(cmd[0]), *cmd[1:]]
+    config = tmp_path / "lazyexec.toml"
+    config.write_text('mode = "all"\n')
+    stats = tmp_path / "stats.jsonl"
+    monkeypatch.chdir(tmp_path)
+    env = {"LAZYEXEC_CONFIG": str(config), "NO_COLOR": "1", "COLUMNS": "100", "PYTHONHASHSEED": "0"}
+    runner = Runner(cmd, pth=False, timeout=240)
+    assert runner.python is not None, "not recognised as a Python program"
+    eager = runner.run(False, env)
+    lazy = runner.run(True, {**env, "LAZYEXEC_STATS": "1", "LAZYEXEC_STATS_JSON": str(stats)})
+    assert lazy.key() == eager.key(), (
+        f"--- eager ({eager.code})\n{eager.stdout[-3000:]}{eager.stderr[-3000:]}\n"
+        f"--- lazy ({lazy.code})\n{lazy.stdout[-3000:]}{lazy.stderr[-3000:]}\n"
+        f"(find the module: lazyexec check -- {' '.join(cmd)}, with LAZYEXEC_CONFIG={config})")
+    rows = [row for line in stats.read_text().splitlines() for row in json.loads(line)] if stats.exists() else []
+    assert len(rows) > 10, "hardly anything was loaded lazily"
+    assert eager.stdout or eager.stderr or os.listdir(tmp_path), "the program did nothing"
+
+
+def test_programs_do_real_work():
+    """At least ten programs, and not `--version`."""
+    assert len(PROGRAMS) >= 10
+    assert not any("--version" in cmd for cmd, _, _ in PROGRAMS.values())
