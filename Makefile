@@ -12,7 +12,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: real-programs setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
+.PHONY: thirdparty real-programs setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -94,3 +94,7 @@ real-programs:
 	@# Debian-packaged programs doing real work, eagerly and lazily (tests/realprograms).
 	bash tools/real-programs-deps.sh
 	$(MAKE) test-python PYTHON=/usr/bin/python3 VENV=.venv-debian PYTEST_ARGS="tests/realprograms"
+
+thirdparty: setup
+	@# Third-party projects' own test suites (pinned sdists), eagerly and lazily, case by case.
+	$(BIN)/python tools/thirdparty/run.py --json build/thirdparty-$(VENV_NAME).json

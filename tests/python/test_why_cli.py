@@ -45,7 +45,8 @@ def test_each_cause_is_classified_with_its_chain(tmp_path, run_cli):
     b = mods["pkg.b"]["cause"]
     assert (b["kind"], b["module"], b["trigger"]) == ("unit", "pkg.a", "pkg")
     assert b["where"].endswith("a.py:1")
-    assert mods["pkg.b"]["chain"][0].startswith("main.py:5")
+    # (the script's code carries its absolute path, as with `python main.py`)
+    assert mods["pkg.b"]["chain"][0].split(" ")[0].endswith("/main.py:5")
     assert "in use()" in mods["pkg.b"]["chain"][1]
     # pkg.d: an eager statement (a try statement) of a lazily loaded module.
     d = mods["pkg.d"]["cause"]
@@ -53,7 +54,7 @@ def test_each_cause_is_classified_with_its_chain(tmp_path, run_cli):
     assert d["reason"] == "eager statement: compound-statement" and d["where"].endswith("c.py:2")
     # pkg.e: an import inside a function.
     e = mods["pkg.e"]["cause"]
-    assert (e["kind"], e["function"], e["where"]) == ("call", "later", "main.py:4")
+    assert (e["kind"], e["function"]) == ("call", "later") and e["where"].endswith("/main.py:4")
     assert mods["pkg.a"]["cause"]["reason"] == "the program's main script (runs eagerly)"
     assert mods["pkg.a"]["lazy"] and mods["pkg.c"]["lazy"]
     reasons = {s["reason"]: s["modules"] for s in report["by_reason"]}
