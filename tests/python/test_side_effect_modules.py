@@ -4,6 +4,7 @@ tests/semantics/cases.txt `import_of_a_module_that_changes_another_module_at_imp
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 from lazyexec.analyze import side_effects
@@ -56,3 +57,16 @@ def test_explain_names_the_call(tmp_path, run_cli):
     r = run_cli("explain", tmp_path / "app" / "parsing.py")
     assert r.returncode == 0, r.stderr
     assert "imports app.nodes calls registry.initialize() at line 2" in r.stdout
+
+
+def test_namespace_packages_and_missing_modules_are_looked_up_without_error(tmp_path, monkeypatch):
+    # a namespace package inside a regular one: its path needs the parent imported
+    (tmp_path / "regular" / "ns").mkdir(parents=True)
+    (tmp_path / "regular" / "__init__.py").write_text("")
+    (tmp_path / "regular" / "ns" / "mod.py").write_text("import other\nother.init()\n")
+    (tmp_path / "app.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    units = [{"verdict": "lazy", "kind": "import", "imports": ["regular.ns.mod"]},
+             {"verdict": "lazy", "kind": "from-import", "imports": ["missing", "missing.name"]}]
+    assert "regular" not in sys.modules
+    assert side_effects.effect_imports(units, str(tmp_path / "app.py"), "app", False) == {}

@@ -175,14 +175,16 @@ def _locate(name: str, search: list[str]) -> str | None:
     for i in range(len(parts)):
         try:
             spec = finder.find_spec(".".join(parts[: i + 1]), search)
-        except (ImportError, ValueError, OSError):
-            return None
-        if spec is None:
-            return None
-        if i < len(parts) - 1:
-            if not spec.submodule_search_locations:
+            if spec is None:
                 return None
-            search = list(spec.submodule_search_locations)
+            if i < len(parts) - 1:
+                # A namespace package's path recomputes itself from its
+                # parent in sys.modules (KeyError when it is not imported).
+                search = list(spec.submodule_search_locations or ())
+                if not search:
+                    return None
+        except Exception:  # noqa: BLE001 - a lookup that fails finds nothing: the import stays as analysed
+            return None
     origin = spec.origin if spec is not None else None
     return origin if origin and origin.endswith(".py") else None
 
