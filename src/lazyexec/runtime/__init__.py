@@ -136,7 +136,7 @@ def materialize_all(mod=None) -> None:
         return
     for name in list(loaded):
         m = sys.modules.get(name)
-        if m is not None:  # settled modules too: their pending units are reachable by attribute
+        if isinstance(m, type(sys)):  # settled modules too: their pending units are reachable by attribute
             _lazyexec.materialize_all(namespace(m))
 
 
@@ -145,7 +145,7 @@ def settle(mod=None) -> None:
     into a plain dict now: steady-state speed equals an eager import."""
     targets = [mod] if mod is not None else [sys.modules.get(n) for n in loaded]
     for m in targets:
-        if m is not None:
+        if isinstance(m, type(sys)):  # not a stand-in put into sys.modules under its name
             _lazyexec.settle(_namespace(m), "requested: lazyexec.settle()")
 
 
@@ -153,8 +153,8 @@ def stats() -> list[dict]:
     out = []
     for name in loaded:
         m = sys.modules.get(name)
-        if m is None:
-            continue
+        if not isinstance(m, type(sys)):
+            continue  # gone, or replaced by another object (pygments.lexers' wrapper class is a module; some are not)
         try:
             s = _lazyexec.module_stats(namespace(m))
         except ValueError:

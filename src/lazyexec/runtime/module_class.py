@@ -288,6 +288,14 @@ def _submodule_getattr(module, attr):
     value = submodule_on_miss(module, attr)
     if value is not _MISSING:
         return value
+    # The module class's own __getattr__ (pygments.lexers' _automodule loads
+    # lexers on demand): this subclass must not hide it.
+    cls = type(module)
+    while cls in _swapped:
+        cls = _swapped[cls][0]
+    own = getattr(cls, "__getattr__", None)
+    if own is not None:
+        return own(module, attr)
     g = _module_dict.__get__(module)
     if "__getattr__" in g:  # the module's own PEP 562 hook made the error: give it back as it was
         return _ModuleType.__getattribute__(module, attr)
