@@ -20,7 +20,7 @@ PROBE = ("import mod, lazyexec._lazyexec as core; "
          "print(core.is_trapping(type(mod).__dict__['__dict__'].__get__(mod)), mod.f())")
 
 
-def setup(tmp_path: Path) -> Path:
+def make_app(tmp_path: Path) -> Path:
     app = tmp_path / "app"
     app.mkdir()
     (app / "mod.py").write_text("__lazy_module__ = True\nimport json\nA = 1\ndef f(): return A\n")
@@ -73,7 +73,7 @@ def wait_builder_done(cache: Path) -> None:
 
 
 def test_first_start_is_eager_and_the_next_lazy(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     env = env_for(tmp_path)
     first = start(app, env)
     assert (first.returncode, first.stdout, first.stderr) == (0, "False 1\n", "")
@@ -84,7 +84,7 @@ def test_first_start_is_eager_and_the_next_lazy(tmp_path):
 
 
 def test_dont_write_bytecode_uses_the_cache_directory(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     env = env_for(tmp_path, PYTHONDONTWRITEBYTECODE="1")
     assert start(app, env).stdout == "False 1\n"
     wait_builder_done(tmp_path / "cache")
@@ -94,7 +94,7 @@ def test_dont_write_bytecode_uses_the_cache_directory(tmp_path):
 
 
 def test_pycache_prefix_is_honoured(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     prefix = tmp_path / "pycache-prefix"
     env = env_for(tmp_path, PYTHONPYCACHEPREFIX=str(prefix))
     assert start(app, env).stdout == "False 1\n"
@@ -104,7 +104,7 @@ def test_pycache_prefix_is_honoured(tmp_path):
 
 
 def test_unwritable_pycache_falls_back_to_the_cache_directory(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     (app / "__pycache__").write_text("not a directory")  # read-only site-packages, as root can be
     env = env_for(tmp_path)
     assert start(app, env).stdout == "False 1\n"
@@ -114,7 +114,7 @@ def test_unwritable_pycache_falls_back_to_the_cache_directory(tmp_path):
 
 
 def test_unwritable_cache_directory_is_one_warning_and_eager(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("")
     env = env_for(tmp_path, PYTHONDONTWRITEBYTECODE="1", LAZYEXEC_CACHE_DIR=str(blocker / "cache"))
@@ -126,7 +126,7 @@ def test_unwritable_cache_directory_is_one_warning_and_eager(tmp_path):
 
 
 def test_build_inline_and_off(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     off = env_for(tmp_path, LAZYEXEC_BUILD="off")
     assert start(app, off).stdout == "False 1\n"
     time.sleep(0.5)
@@ -137,14 +137,14 @@ def test_build_inline_and_off(tmp_path):
 
 
 def test_cache_off_switch(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     env = env_for(tmp_path, LAZYEXEC_CACHE="off", LAZYEXEC_BUILD="inline")
     assert start(app, env).stdout == "True 1\n"  # inline still analyses, stores nothing
     assert artifacts(tmp_path) == []
 
 
 def test_config_build_key_is_validated(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     (app / "pyproject.toml").write_text("[tool.lazyexec]\nbuild = 'later'\n")
     r = start(app, env_for(tmp_path))
     assert r.stdout == "False 1\n" and "build must be one of" in r.stderr
@@ -152,7 +152,7 @@ def test_config_build_key_is_validated(tmp_path):
 
 def test_builders_take_turns_under_the_lock(tmp_path):
     """A builder that finds the lock held leaves the queue to the holder."""
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     env = env_for(tmp_path, LAZYEXEC_BUILD="off")
     cache = tmp_path / "cache"
     job = ("import lazyexec; lazyexec.activate(); import mod; "
@@ -172,7 +172,7 @@ def test_builders_take_turns_under_the_lock(tmp_path):
 
 
 def test_damaged_job_and_killed_builder_leave_no_partial_artifact(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     for i in range(30):
         (app / f"m{i}.py").write_text("__lazy_module__ = True\n" + "".join(f"def f{j}(): return {j}\n" for j in range(200)))
     env = env_for(tmp_path, LAZYEXEC_BUILD="off")
@@ -208,7 +208,7 @@ def test_inline_cold_build_of_the_stdlib_module_that_stores_artifacts(tmp_path):
 def test_builder_ignores_modules_in_the_programs_directory(tmp_path):
     """The builder starts in the program's working directory: a local
     `fcntl.py` or `marshal.py` there must not shadow the stdlib in it."""
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     (app / "fcntl.py").write_text("raise ImportError('local fcntl shadows the stdlib')\n")
     env = env_for(tmp_path)
     assert start(app, env).stdout == "False 1\n"
@@ -228,7 +228,7 @@ def test_builder_is_started_only_by_a_python_interpreter(monkeypatch):
 def test_no_second_builder_while_one_runs(tmp_path):
     """A program exiting while a builder holds the lock queues its job and
     starts no builder; the running one takes the job up."""
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     env = env_for(tmp_path)
     cache = tmp_path / "cache"
     cache.mkdir()

@@ -17,7 +17,7 @@ print("lazy:", sorted(m for m in ("whole", "partial") if type(sys.modules[m].__s
 """
 
 
-def setup(tmp_path: Path) -> Path:
+def make_app(tmp_path: Path) -> Path:
     app = tmp_path / "app"
     app.mkdir(parents=True)
     (app / "whole.py").write_text("__lazy_module__ = True\ndef a(): return 1\ndef b(): return 2\n")
@@ -34,7 +34,7 @@ def run(app: Path, tmp_path: Path, script="main.py", **extra) -> subprocess.Comp
 
 
 def test_whole_used_module_loads_eagerly_next_time(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     first, second, third = (run(app, tmp_path) for _ in range(3))
     assert first.stdout == "1 2 3\nlazy: ['partial', 'whole']\n", first.stderr
     assert second.stdout == "1 2 3\nlazy: ['partial']\n", second.stderr
@@ -42,14 +42,14 @@ def test_whole_used_module_loads_eagerly_next_time(tmp_path):
 
 
 def test_profile_is_per_program(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     (app / "other.py").write_text(MAIN)
     assert run(app, tmp_path).returncode == 0
     assert run(app, tmp_path, "other.py").stdout.endswith("lazy: ['partial', 'whole']\n")
 
 
 def test_off_switch_and_expiry(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     for extra in ({"LAZYEXEC_PROFILE": "0"}, {"LAZYEXEC_PROFILE_TTL": "0"}):
         for _ in range(2):
             r = run(app, tmp_path, **extra)
@@ -57,7 +57,7 @@ def test_off_switch_and_expiry(tmp_path):
 
 
 def test_a_module_that_stops_being_used_whole_is_lazy_again_after_expiry(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     run(app, tmp_path, LAZYEXEC_PROFILE_TTL="1")
     assert run(app, tmp_path, LAZYEXEC_PROFILE_TTL="1").stdout.endswith("lazy: ['partial']\n")
     import time
@@ -67,7 +67,7 @@ def test_a_module_that_stops_being_used_whole_is_lazy_again_after_expiry(tmp_pat
 
 
 def test_damaged_profile_is_one_warning_and_rewritten(tmp_path):
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     run(app, tmp_path)
     [profile] = (tmp_path / "cache" / "profiles").glob("*.profile")
     profile.write_bytes(b"\x00not marshal")
@@ -81,7 +81,7 @@ def test_damaged_profile_is_one_warning_and_rewritten(tmp_path):
 def test_dash_m_programs_in_different_directories_have_their_own_profiles(tmp_path):
     apps = []
     for d in ("one", "two"):
-        app = setup(tmp_path / d)
+        app = make_app(tmp_path / d)
         (app / "prog.py").write_text(MAIN)
         apps.append(app)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
@@ -95,7 +95,7 @@ def test_dash_m_programs_in_different_directories_have_their_own_profiles(tmp_pa
 def test_a_light_use_does_not_inherit_the_profile_of_a_heavy_one(tmp_path):
     """`prog --all` uses `whole` whole; `prog --version` (another shape of
     command line) must not load it eagerly for that."""
-    app = setup(tmp_path)
+    app = make_app(tmp_path)
     (app / "cli.py").write_text("import sys, whole\nif '--all' in sys.argv: print(whole.a(), whole.b())\n"
                                 "print(type(whole.__spec__.loader).__name__)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
