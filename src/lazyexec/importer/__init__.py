@@ -109,10 +109,16 @@ def activate(config: Config | None = None, program: str | None = None):
     # exec()/eval() with a lazy module's globals and other locals read the
     # globals without the trap: the names the code mentions run first.
     _lazyexec.install_dynamic_eval()
-    # Deferred logging.getLogger units run before logging configuration.
-    from lazyexec.runtime import loggers
+    # Deferred logging.getLogger units run before logging configuration
+    # (runtime/loggers.py); its patch points are set when logging loads, so a
+    # start that never imports logging does not load the runtime for them.
+    if "logging" in sys.modules or "logging.config" in sys.modules:
+        from lazyexec.runtime import loggers
 
-    loggers.install()
+        loggers.install(_active)
+    else:
+        for name in ("logging", "logging.config"):
+            _active.watch(name, _logging_found)
     why = os.environ.get("LAZYEXEC_WHY")
     if why:  # `lazyexec why`: record what loads each module (off: this one lookup)
         from lazyexec.runtime import why as why_recorder
@@ -125,6 +131,12 @@ def activate(config: Config | None = None, program: str | None = None):
 
         atexit.register(print_stats)
     return _active
+
+
+def _logging_found(spec):
+    from lazyexec.runtime import loggers
+
+    return loggers.hook(spec, _active)
 
 
 def deactivate() -> None:

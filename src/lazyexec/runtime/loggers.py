@@ -11,9 +11,10 @@ pending unit of every lazily loaded module that mentions `getLogger` runs
 loggers an eager run would have created by then.
 
 The patch points are installed when `logging` / `logging.config` finish
-loading (a meta path finder watches those two names until both are patched)
-or at activation when they are loaded already. A wrapped function keeps its name,
-signature and `__wrapped__` (functools.wraps).
+loading (lazyexec's finder watches those two names until both are patched:
+one dict lookup per import, in C++) or at activation when they are loaded
+already. A wrapped function keeps its name, signature and `__wrapped__`
+(functools.wraps).
 """
 
 
@@ -63,43 +64,22 @@ def patch(module) -> None:
 _unpatched = set(WATCHED)
 
 
-def install() -> None:
-    """At activation: patch what is loaded already, and watch for the rest."""
+def install(finder) -> None:
+    """At activation, when logging is loaded already: patch what is loaded,
+    and have the finder hook the rest when it is found."""
     for name in WATCHED:
         module = sys.modules.get(name)
         if module is not None:
             patch(module)
             _unpatched.discard(name)
-    if _unpatched and not any(isinstance(f, _Watcher) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Watcher())
+    for name in _unpatched:
+        finder.watch(name, lambda spec: hook(spec, finder))
 
 
-class _Watcher:
-    """A meta path finder that finds nothing itself: for `logging` and
-    `logging.config` it asks the finders after it and has the module patched
-    once its loader has run; every other import costs it one set lookup. It
-    leaves sys.meta_path once both are patched."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname not in _unpatched:
-            return None
-        finders = sys.meta_path
-        i = finders.index(self) if self in finders else -1
-        for finder in finders[i + 1:]:
-            find = getattr(finder, "find_spec", None)
-            spec = find(fullname, path, target) if find is not None else None
-            if spec is not None:
-                return _hook(spec, self)
-        return None
-
-    def invalidate_caches(self):
-        pass
-
-
-def _hook(spec, watcher):
+def hook(spec, finder):
     """The loader runs the module, then patches it. The hook is an instance
     attribute removed first thing, so the loader compares and hashes as one an
-    eager import made."""
+    eager import made. The finder stops watching the name once it is patched."""
     loader = spec.loader
     original = getattr(loader, "exec_module", None)
     if original is None:
@@ -113,8 +93,7 @@ def _hook(spec, watcher):
         original(module)
         patch(module)
         _unpatched.discard(module.__name__)
-        if not _unpatched and watcher in sys.meta_path:
-            sys.meta_path.remove(watcher)
+        finder.watch(module.__name__, None)
 
     try:
         loader.exec_module = exec_module

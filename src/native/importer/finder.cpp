@@ -24,6 +24,7 @@ struct FinderObject {
   PyObject* source_loader;   // SourceFileLoader: the only loader lazyexec replaces
   PyObject* make_loader;     // make_loader(fullname, path) -> lazyexec's loader
   PyObject* config;          // lazyexec.config.Config, for the Python layer
+  PyObject* watchers;        // {fullname: callback(spec) -> spec}: runtime patch points
 };
 
 void fill(analyze::NameSet& set, PyObject* iterable) {
@@ -92,6 +93,7 @@ void finder_dealloc(PyObject* self_obj) {
   Py_CLEAR(self->source_loader);
   Py_CLEAR(self->make_loader);
   Py_CLEAR(self->config);
+  Py_CLEAR(self->watchers);
   Py_TYPE(self_obj)->tp_free(self_obj);
 }
 
@@ -101,6 +103,7 @@ int finder_traverse(PyObject* self_obj, visitproc visit, void* arg) {
   Py_VISIT(self->source_loader);
   Py_VISIT(self->make_loader);
   Py_VISIT(self->config);
+  Py_VISIT(self->watchers);
   return 0;
 }
 
@@ -108,6 +111,7 @@ int finder_clear(PyObject* self_obj) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   Py_CLEAR(self->make_loader);
   Py_CLEAR(self->config);
+  Py_CLEAR(self->watchers);
   return 0;
 }
 
@@ -125,6 +129,18 @@ bool ends_with_py(PyObject* origin, std::string* out) {
   return out->size() > 3 && out->compare(out->size() - 3, 3, ".py") == 0;
 }
 
+// A watched module's spec goes through its callback (which may wrap the
+// loader); every other import costs one dict lookup.
+PyObject* watched(FinderObject* self, PyObject* fullname, Ref spec) {
+  if (self->watchers == nullptr || spec.get() == Py_None || PyDict_GET_SIZE(self->watchers) == 0) return spec.release();
+  PyObject* callback = PyDict_GetItemWithError(self->watchers, fullname);
+  if (callback == nullptr) return PyErr_Occurred() ? nullptr : spec.release();
+  Py_INCREF(callback);
+  PyObject* out = PyObject_CallOneArg(callback, spec.get());
+  Py_DECREF(callback);
+  return out;
+}
+
 PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   static const char* kwlist[] = {"fullname", "path", "target", nullptr};
@@ -136,14 +152,14 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
     Ref spec = py::check(PyObject_CallFunctionObjArgs(self->path_find_spec, fullname, path, target, nullptr));
     if (spec.get() == Py_None) return spec.release();
     Ref loader = py::check(PyObject_GetAttrString(spec.get(), "loader"));
-    if ((PyObject*)Py_TYPE(loader.get()) != self->source_loader) return spec.release();
+    if ((PyObject*)Py_TYPE(loader.get()) != self->source_loader) return watched(self, fullname, std::move(spec));
     Ref origin = py::check(PyObject_GetAttrString(spec.get(), "origin"));
     std::string origin_path;
-    if (!ends_with_py(origin.get(), &origin_path)) return spec.release();
-    if (!claims(self, py::utf8(fullname), origin_path.c_str())) return spec.release();
+    if (!ends_with_py(origin.get(), &origin_path) || !claims(self, py::utf8(fullname), origin_path.c_str()))
+      return watched(self, fullname, std::move(spec));
     Ref lazy = py::check(PyObject_CallFunctionObjArgs(self->make_loader, fullname, origin.get(), nullptr));
     if (PyObject_SetAttrString(spec.get(), "loader", lazy.get()) < 0) throw py::PyError{};
-    return spec.release();
+    return watched(self, fullname, std::move(spec));
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -155,12 +171,27 @@ PyObject* finder_claims(PyObject* self_obj, PyObject* args) {
   return PyBool_FromLong(claims(reinterpret_cast<FinderObject*>(self_obj), name, path));
 }
 
+PyObject* finder_watch(PyObject* self_obj, PyObject* args) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  PyObject *name, *callback = nullptr;
+  if (!PyArg_ParseTuple(args, "U|O", &name, &callback)) return nullptr;
+  if (self->watchers == nullptr && !(self->watchers = PyDict_New())) return nullptr;
+  if (callback == nullptr || callback == Py_None) {
+    if (PyDict_DelItem(self->watchers, name) < 0) PyErr_Clear();
+  } else if (PyDict_SetItem(self->watchers, name, callback) < 0) {
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
 PyObject* finder_invalidate_caches(PyObject*, PyObject*) { Py_RETURN_NONE; }
 
 PyMethodDef finder_methods[] = {
     {"find_spec", (PyCFunction)(void (*)(void))finder_find_spec, METH_VARARGS | METH_KEYWORDS,
      "find_spec(fullname, path=None, target=None): PathFinder's spec, with lazyexec's loader when policy claims it."},
     {"claims", finder_claims, METH_VARARGS, "claims(name, path) -> whether the module would load lazily."},
+    {"watch", finder_watch, METH_VARARGS,
+     "watch(fullname, callback=None): callback(spec) -> spec runs when the module is found (None: stop)."},
     {"invalidate_caches", finder_invalidate_caches, METH_NOARGS, "Nothing cached: PathFinder keeps its own."},
     {nullptr, nullptr, 0, nullptr},
 };
