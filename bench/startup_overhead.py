@@ -144,6 +144,10 @@ def clean_venv(root: Path) -> Path:
     import lazyexec
 
     os.symlink(os.path.dirname(lazyexec.__file__), os.path.join(site, "lazyexec"))
+    if sys.version_info < (3, 11):  # lazyexec's dependency there: the TOML parser
+        import tomli
+
+        os.symlink(os.path.dirname(tomli.__file__), os.path.join(site, "tomli"))
     subprocess.run([str(py), "-m", "lazyexec", "pth", "install", "--dir", site], check=True, capture_output=True)
     return py
 

@@ -110,7 +110,11 @@ def toml_loads(text: str, source: str) -> dict:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        import tomli as tomllib
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ConfigError(f"{source}: cannot be read: no TOML parser on this Python "
+                              f"(install tomli, which `pip install lazyexec` brings on 3.10)") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -1,0 +1,28 @@
+"""A configuration file that cannot be parsed (no TOML parser on a 3.10 without
+tomli) is a clear error that turns lazy loading off, never a traceback from the
+.pth file at every start."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lazyexec import config
+
+
+def test_no_toml_parser_is_a_config_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # None in sys.modules: the import fails
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    with pytest.raises(config.ConfigError, match="no TOML parser"):
+        config.toml_loads("mode = 'all'\n", "/x/pyproject.toml")
+
+
+def test_activation_without_a_parser_warns_once_and_runs_eagerly(tmp_path):
+    (tmp_path / "lazy.toml").write_text("mode = 'all'\n")
+    probe = ("import sys; sys.modules['tomllib'] = sys.modules['tomli'] = None; import lazyexec; "
+             "print(lazyexec.activate() is None)")
+    env = {"PATH": "/usr/bin:/bin", "LAZYEXEC_CONFIG": str(tmp_path / "lazy.toml"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "True\n", r.stderr
+    assert r.stderr.count("RuntimeWarning: lazyexec:") == 1 and "no TOML parser" in r.stderr
