@@ -16,6 +16,8 @@ from lazyexec.importer import profile
 from lazyexec.runtime.module_class import namespace
 
 
+_builtins_dict = __builtins__ if isinstance(__builtins__, dict) else __builtins__.__dict__
+
 # importlib's classes without importing importlib (frozen, always loaded).
 _external = sys.modules["_frozen_importlib_external"]
 
@@ -25,6 +27,11 @@ def run_plan(module, plan, config=None, settle=None) -> None:
 
     g = runtime.namespace(module)
     runtime.module_class.restore_class(module)  # reloading: the module traps again
+    if not dict.__contains__(g, "__builtins__"):
+        # As exec() of the module's code would: a module whose every
+        # statement is deferred runs no eager part, and unit code (typing's
+        # Protocol[_T] on 3.12) may read its __builtins__.
+        dict.__setitem__(g, "__builtins__", _builtins_dict)
     threshold, settle_now = settle if settle is not None else runtime.settle_policy(config)
     _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "", module)
     getattr_hook, dir_hook, own = runtime._hooks(module)
