@@ -93,45 +93,27 @@ def instructions(cmd, env, cwd) -> int:
     raise RuntimeError(f"callgrind failed: {r.stderr[-500:]}")
 
 
-def count(eager, lazy, warmup: int = 2, before_lazy=None, after_lazy=None) -> dict:
-    for _ in range(warmup):
-        run(*eager)
-        if before_lazy:
-            before_lazy()
-        run(*lazy)
-        if after_lazy:
-            after_lazy()
-    e = instructions(*eager)
+def pair(measure, eager, lazy, before_lazy=None, after_lazy=None) -> tuple:
+    """One eager run and one lazy run, measured; before_lazy/after_lazy run
+    outside the measured part of the lazy run."""
+    e = measure(*eager)
     if before_lazy:
         before_lazy()
-    lz = instructions(*lazy)
+    lz = measure(*lazy)
     if after_lazy:
         after_lazy()
-    return {"rounds": 1, "instructions_eager": e, "instructions_lazy": lz, "instructions_ratio": lz / e}
+    return e, lz
 
 
 def alternate(eager, lazy, rounds: int, warmup: int = 2, before_lazy=None, after_lazy=None) -> dict:
-    if INSTRUCTIONS:
-        return count(eager, lazy, warmup, before_lazy, after_lazy)
-    """eager and lazy are (cmd, env, cwd); before_lazy/after_lazy run outside
-    the timed part of each lazy run."""
+    """eager and lazy are (cmd, env, cwd), alternated after `warmup` pairs;
+    with --instructions one counted pair."""
     for _ in range(warmup):
-        run(*eager)
-        if before_lazy:
-            before_lazy()
-        run(*lazy)
-        if after_lazy:
-            after_lazy()
-    pairs = []
-    for _ in range(rounds):
-        e = run(*eager)
-        if before_lazy:
-            before_lazy()
-        lz = run(*lazy)
-        if after_lazy:
-            after_lazy()
-        pairs.append((e, lz))
-    return summarize(pairs)
+        pair(run, eager, lazy, before_lazy, after_lazy)
+    if INSTRUCTIONS:
+        e, lz = pair(instructions, eager, lazy, before_lazy, after_lazy)
+        return {"rounds": 1, "instructions_eager": e, "instructions_lazy": lz, "instructions_ratio": lz / e}
+    return summarize([pair(run, eager, lazy, before_lazy, after_lazy) for _ in range(rounds)])
 
 
 def clean_venv(root: Path) -> Path:
@@ -255,20 +237,8 @@ def main() -> int:
                     wait_for_builder(first_cache)
                     second_lazy.append(lazily_loaded(cmd, env, d))
 
-                if INSTRUCTIONS:
-                    r = count((cmd, eager_env, d), (cmd, env, d), before_lazy=no_artifacts, after_lazy=second_start)
-                    r["second_start_lazy_modules"] = second_lazy[-1]
-                    results["cases"][f"first start, {label} ({' '.join(os.path.basename(w) for w in words)})"] = r
-                    continue
-                pairs = []
-                for i in range(args.rounds + 2):
-                    e = run(cmd, eager_env, d)
-                    no_artifacts()
-                    lz = run(cmd, env, d)
-                    second_start()
-                    if i >= 2:
-                        pairs.append((e, lz))
-                r = summarize(pairs)
+                r = alternate((cmd, eager_env, d), (cmd, env, d), args.rounds, before_lazy=no_artifacts,
+                              after_lazy=second_start)
                 r["second_start_lazy_modules"] = statistics.median(second_lazy)
                 results["cases"][f"first start, {label} ({' '.join(os.path.basename(w) for w in words)})"] = r
 
