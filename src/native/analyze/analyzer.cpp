@@ -295,6 +295,24 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
         u.reason = out.module_reason;
       }
 
+  // `from m import a` reads m's attribute a when it runs: where the module
+  // also binds m's root (`import sys` beside `from sys import intern`), a
+  // later eager statement mentioning that root may change the attribute
+  // first (ansible's `sys.intern = _intern`), so the root is a definition-
+  // time read and the stable-inputs plan forces the unit before it.
+  for (auto& u : units_) {
+    if (!u.lazy || u.kind != "from-import" || u.imports.empty() || u.imports[0].empty() || u.imports[0][0] == '.')
+      continue;
+    std::string root = u.imports[0].substr(0, u.imports[0].find('.'));
+    auto b = binders_.find(root);
+    if (b == binders_.end()) continue;
+    for (int id : b->second)
+      if (units_[(size_t)id].kind == "import") {
+        u.def_reads.insert(root);
+        break;
+      }
+  }
+
   // What each unit mentions, for the stable-inputs plan.
   for (auto& u : units_) {
     Node s = unit_nodes_[(size_t)u.id];
