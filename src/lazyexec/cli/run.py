@@ -98,9 +98,15 @@ def _run_module(module: str, rest: list[str]) -> int:
 
     _set_path0(os.getcwd())
     sys.argv = [module, *rest]  # runpy replaces argv[0] with the module's path, as -m does
+    return _run_as_main(runpy, module, alter_argv=True)
+
+
+def _run_as_main(runpy, module: str, alter_argv: bool) -> int:
+    """runpy's own `python -m` path in a fresh __main__; an uncaught exception
+    is handed to the interpreter without lazyexec's frames."""
     _fresh_main()
     try:
-        runpy._run_module_as_main(module, alter_argv=True)
+        runpy._run_module_as_main(module, alter_argv=alter_argv)
     except SystemExit:
         raise
     except BaseException as e:
@@ -116,15 +122,7 @@ def _run_path(path: str, rest: list[str]) -> int:
         import runpy
 
         _set_path0(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
-        _fresh_main()
-        try:
-            runpy._run_module_as_main("__main__", alter_argv=False)
-        except SystemExit:
-            raise
-        except BaseException as e:
-            _hand_over(e, lambda code: code.co_name == "_run_module_as_main")
-            raise
-        return 0
+        return _run_as_main(runpy, "__main__", alter_argv=False)
     _set_path0(os.path.dirname(os.path.realpath(path)))
     filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     import io
