@@ -184,18 +184,15 @@ def from_table(table: dict, source: str) -> Config:
     if threshold is not None and (not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0):
         raise ConfigError(f"{source}: settle_threshold must be a non-negative integer")
     values["settle_threshold"] = threshold
-    complete = table.get("settle_complete")
-    if complete is not None and not isinstance(complete, bool):
-        raise ConfigError(f"{source}: settle_complete must be true or false")
-    values["settle_complete"] = complete
+    for key in ("settle_complete", "usage_profile"):
+        flag = table.get(key)
+        if flag is not None and not isinstance(flag, bool):
+            raise ConfigError(f"{source}: {key} must be true or false")
+        values[key] = flag
     build = table.get("build")
     if build is not None and build not in BUILD_MODES:
         raise ConfigError(f"{source}: build must be one of {', '.join(repr(m) for m in BUILD_MODES)}, not {build!r}")
     values["build"] = build
-    usage = table.get("usage_profile")
-    if usage is not None and not isinstance(usage, bool):
-        raise ConfigError(f"{source}: usage_profile must be true or false")
-    values["usage_profile"] = usage
     return Config(**values)
 
 

@@ -77,26 +77,15 @@ def install(finder) -> None:
 
 
 def hook(spec, finder):
-    """The loader runs the module, then patches it. The hook is an instance
-    attribute removed first thing, so the loader compares and hashes as one an
-    eager import made. The finder stops watching the name once it is patched."""
-    loader = spec.loader
-    original = getattr(loader, "exec_module", None)
-    if original is None:
-        return spec
+    """The loader runs the module, then patches it (module_class.after_exec);
+    the finder stops watching the name once it is patched. A loader that
+    takes no hook: configuration sees the loggers that exist."""
+    from lazyexec.runtime.module_class import after_exec
 
-    def exec_module(module):
-        try:
-            vars(loader).pop("exec_module", None)
-        except TypeError:
-            pass
-        original(module)
+    def patched(module):
         patch(module)
         _unpatched.discard(module.__name__)
         finder.watch(module.__name__, None)
 
-    try:
-        loader.exec_module = exec_module
-    except (AttributeError, TypeError):
-        pass  # no instance dict: configuration sees the loggers that exist
+    after_exec(spec.loader, patched)
     return spec

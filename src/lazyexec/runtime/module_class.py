@@ -210,31 +210,36 @@ class _PackageWatcher:
                 break
         else:
             return None
-        loader = spec.loader
-        exec_module = getattr(loader, "exec_module", None)
-        if exec_module is None or spec.submodule_search_locations is None:
-            return spec
-        try:
-            # On this loader instance only, and only while it runs: the loader
-            # compares and hashes as before once the package is loaded.
-            loader.exec_module = _hooking_exec(loader, exec_module, fullname)
-        except (AttributeError, TypeError):
-            pass
+        if spec.submodule_search_locations is not None:
+            after_exec(spec.loader, lambda module: _hook_package(fullname, module))
         return spec
 
     def invalidate_caches(self):
         pass
 
 
-def _hooking_exec(loader, exec_module, name):
-    def exec_and_hook(module):
+def after_exec(loader, after) -> bool:
+    """Run `after(module)` once `loader` has run the module. The hook is an
+    attribute of this loader instance, removed first thing when it runs, so
+    the loader compares and hashes as the one an eager import made. False
+    when the loader takes no attribute (no exec_module, or no __dict__)."""
+    original = getattr(loader, "exec_module", None)
+    if original is None:
+        return False
+
+    def exec_module(module):
         try:
             vars(loader).pop("exec_module", None)
         except TypeError:
             pass
-        exec_module(module)
-        _hook_package(name, module)
-    return exec_and_hook
+        original(module)
+        after(module)
+
+    try:
+        loader.exec_module = exec_module
+    except (AttributeError, TypeError):
+        return False
+    return True
 
 
 def _deferred_under(prefix: str) -> bool:
