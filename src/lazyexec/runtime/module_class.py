@@ -163,6 +163,8 @@ def watch_deferred_imports(module, specs) -> None:
     they are (_PackageWatcher)."""
     g = _module_dict.__get__(module)
     modules = sys.modules
+    if specs and not _getmodule_hooked:
+        _hook_getmodule()
     for spec in specs:
         targets = _targets(spec)
         _deferred.append((g, spec[1], targets))
@@ -177,6 +179,40 @@ def watch_deferred_imports(module, specs) -> None:
                         _PackageWatcher.install()
                 elif _watched.get(name) is not pkg:
                     _hook_package(name, pkg)
+
+
+# inspect.getmodule finds the modules deferred imports would have loaded
+# (runtime/eager_modules.py): patched when the first import is deferred, or
+# when inspect loads after that.
+_getmodule_hooked = False
+
+
+def _hook_getmodule() -> None:
+    global _getmodule_hooked
+    inspect = sys.modules.get("inspect")
+    if inspect is not None:
+        if getattr(getattr(inspect, "__spec__", None), "_initializing", False):
+            return  # inspect itself is loading (its getmodule may not be bound yet): next time
+        _getmodule_hooked = True
+        from lazyexec.runtime import eager_modules
+
+        eager_modules.patch(inspect)
+        return
+    _getmodule_hooked = True
+    from lazyexec import importer
+
+    finder = importer._active
+    if finder is None:
+        return
+
+    def found(spec):
+        from lazyexec.runtime import eager_modules
+
+        after_exec(spec.loader, eager_modules.patch)
+        finder.watch("inspect", None)
+        return spec
+
+    finder.watch("inspect", found)
 
 
 def _hook_package(name: str, pkg) -> None:
@@ -240,6 +276,16 @@ def after_exec(loader, after) -> bool:
     except (AttributeError, TypeError):
         return False
     return True
+
+
+def pending_import_targets() -> list[str]:
+    """The modules the imports still deferred would import."""
+    _prune_deferred()
+    return [t for _, _, targets in _deferred for t in targets]
+
+
+def _prune_deferred() -> None:
+    _deferred_under("")
 
 
 def _deferred_under(prefix: str) -> bool:
