@@ -112,11 +112,13 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 }
 
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only", nullptr};
+  static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only",
+                                 "effect_free", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
+  PyObject* effect_free = nullptr;
   int imports_only = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOp", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
-                                   &impure, &imports_only))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+                                   &impure, &imports_only, &effect_free))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
   kb->imports_only = imports_only != 0;
@@ -125,6 +127,7 @@ PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
     fill(kb->pure_bases, bases, "pure_bases");
     fill(kb->pure_metaclasses, metas, "pure_metaclasses");
     fill(kb->never_lazy, never, "never_lazy");
+    fill(kb->effect_free, effect_free, "effect_free");
     if (impure && impure != Py_None) {
       if (!PyDict_Check(impure)) {
         PyErr_SetString(PyExc_TypeError, "knowledge base: impure must be a dict of name -> reason");
@@ -645,7 +648,7 @@ PyMethodDef methods[] = {
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
-     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={})\n"
+     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=())\n"
      "Build a knowledge base for analyze()."},
     {"analyze", (PyCFunction)(void (*)(void))analyze_source, METH_VARARGS | METH_KEYWORDS,
      "analyze(source, filename, knowledge, module=None, is_package=False) -> dict\n"

@@ -70,3 +70,42 @@ def test_namespace_packages_and_missing_modules_are_looked_up_without_error(tmp_
              {"verdict": "lazy", "kind": "from-import", "imports": ["missing", "missing.name"]}]
     assert "regular" not in sys.modules
     assert side_effects.effect_imports(units, str(tmp_path / "app.py"), "app", False) == {}
+
+
+def _reexport_package(tmp_path, models_source: str) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text(
+        "import first\nfrom .models import Request\nfrom . import status\n")
+    (tmp_path / "pkg" / "models.py").write_text(models_source)
+    (tmp_path / "pkg" / "status.py").write_text("import regs\nregs.add('x', 1)\n")
+    (tmp_path / "first.py").write_text("import regs\nregs.add('first', 1)\n")
+    (tmp_path / "regs.py").write_text("table = {}\ndef add(k, v): table[k] = v\n")
+
+
+def test_a_reexport_whose_import_changes_nothing_outside_is_not_a_side_effect_import(tmp_path, run_cli):
+    _reexport_package(tmp_path, "import json\nclass Request: pass\n")
+    r = run_cli("explain", tmp_path / "pkg" / "__init__.py")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    request = next(i for i, l in enumerate(lines) if "from .models import Request" in l)
+    status = next(i for i, l in enumerate(lines) if "from . import status" in l)
+    assert " lazy " in lines[request], r.stdout
+    # status registers under a string key: presumed made for its side effect
+    assert "eager" in lines[status] and "side effect" in lines[status + 1], r.stdout
+
+
+def test_a_reexport_reaching_a_registration_stays_eager_unless_an_earlier_eager_import_ran_it(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _reexport_package(tmp_path, "import first\nclass Request: pass\n")
+    units = [{"verdict": "eager", "kind": "from-import", "reason": "side-effect-import",
+              "imports": ["pkg.models", "pkg.models.Request"]}]
+    path = str(tmp_path / "pkg" / "__init__.py")
+    never = lambda name: False  # noqa: E731
+    assert side_effects.effect_free_imports(units, path, "pkg", True, never) == []
+    eager_first = {"verdict": "eager", "kind": "import", "reason": "never-lazy-import", "imports": ["first"]}
+    assert side_effects.effect_free_imports([eager_first, *units], path, "pkg", True, never) == \
+        ["pkg.models", "pkg.models.Request"]
+    # a binary module the knowledge base keeps eager (readline) is an effect
+    search, own = side_effects._search_and_own(path, "pkg", True)
+    assert side_effects.reaches_effect(["readline"], search, own, lambda n: n == "readline") is not None
+    assert side_effects.reaches_effect(["pkg.models"], search, {"pkg", "first"}, never) is None

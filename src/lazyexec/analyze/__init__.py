@@ -75,7 +75,7 @@ _hash_cache: dict = {}
 
 # Changes of the Python side of planning that change plans (stored artifacts
 # must not outlive them): analyze/side_effects.py, the order of plan steps.
-PLAN_RULES = b"plan rules 2"
+PLAN_RULES = b"plan rules 3"
 
 
 def knowledge_hash(config: Config | None = None) -> str:
@@ -163,19 +163,57 @@ def resolve_target(target: str) -> Target:
     return find_module(target)
 
 
-def knowledge_with_effects(config: Config | None, effects: dict):
+def knowledge_with_effects(config: Config | None, effects: dict, effect_free=()):
     """The knowledge base plus `effects` (module -> reason, from
     side_effects.effect_imports) in the never-lazy set: imports of those
-    modules stay eager."""
-    if not effects:
+    modules stay eager; and `effect_free` (side_effects.effect_free_imports):
+    imports of those are re-exports, not side-effect imports."""
+    if not effects and not effect_free:
         return knowledge(config)
-    key = (config, tuple(sorted(effects)))
+    key = (config, tuple(sorted(effects)), tuple(sorted(effect_free)))
     kb = _knowledge_cache.get(key)
     if kb is None:
         data = knowledge_data(config)
         data["never_lazy"] = list(data["never_lazy"]) + sorted(effects)
+        data["effect_free"] = sorted(set(effect_free))
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb
+
+
+def never_lazy_matcher(config: Config | None):
+    """name -> whether an import of module `name` is kept eager by the
+    never-lazy set (as the analyzer's module_never_lazy(importing=True):
+    "=pkg" entries name a module that is eager itself, not its imports)."""
+    patterns = [p for p in knowledge_data(config)["never_lazy"] if not p.startswith("=")]
+
+    def never_lazy(name: str) -> bool:
+        parts = name.split(".")
+        for i in range(len(parts), 0, -1):
+            probe = ".".join(parts[:i])
+            if any(_lazyexec.glob_match(p, probe) for p in patterns):
+                return True
+        return False
+
+    return never_lazy
+
+
+def build_knowledge(units: list[dict], filename: str, module: str | None, is_package: bool,
+                    config: Config | None):
+    """The knowledge base for a module's second analysis pass, or None when
+    the first pass needs none: imports of modules whose import changes other
+    modules stay eager (side_effects.effect_imports); imports presumed made
+    for their side effect that are re-exports stay lazy
+    (side_effects.effect_free_imports). Both read other modules' sources,
+    at build time only. Returns (knowledge, effects)."""
+    from lazyexec.analyze import side_effects
+
+    effects = side_effects.effect_imports(units, filename, module, is_package)
+    free = []
+    if any(u.get("reason") == "side-effect-import" for u in units):
+        free = side_effects.effect_free_imports(units, filename, module, is_package, never_lazy_matcher(config))
+    if not effects and not free:
+        return None, effects
+    return knowledge_with_effects(config, effects, free), effects
 
 
 def explain_effects(result: dict, effects: dict) -> None:
@@ -192,11 +230,8 @@ def analyze_target(target: Target, config: Config | None = None) -> dict:
     source = target.path.read_bytes()
     result = analyze_source(source, str(target.path), target.module, target.is_package, config)
     if not result.get("module_eager"):
-        from lazyexec.analyze import side_effects
-
-        effects = side_effects.effect_imports(result["units"], str(target.path), target.module, target.is_package)
-        if effects:
-            result = _lazyexec.analyze(source, str(target.path), knowledge_with_effects(config, effects),
-                                       target.module, target.is_package)
+        kb, effects = build_knowledge(result["units"], str(target.path), target.module, target.is_package, config)
+        if kb is not None:
+            result = _lazyexec.analyze(source, str(target.path), kb, target.module, target.is_package)
             explain_effects(result, effects)
     return result

@@ -27,7 +27,7 @@ import _ast as ast  # not `ast`: this can run inline while `re` or `enum` is hal
 import os
 import sys
 
-_scanned: dict[str, tuple[tuple[int, int], str | None]] = {}
+_scanned: dict = {}  # (path, module name) -> (stamp, (effect, imports) or None)
 
 
 def _callee(node: ast.expr) -> tuple[str | None, str]:
@@ -70,6 +70,25 @@ def _registers_own_objects(call, text: str) -> bool:
     return not any(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args)
 
 
+def _own_logger(call, module: str) -> bool:
+    """`logging.getLogger(__name__).addHandler(NullHandler())` and the like
+    (or the logger of its own top-level package, by its literal name): the
+    module configures the logger named after itself (logging's advice for
+    libraries), state no other code reads before the module runs."""
+    f = call.func
+    if not isinstance(f, ast.Attribute) or not isinstance(f.value, ast.Call):
+        return False
+    inner = f.value
+    name = inner.func.attr if isinstance(inner.func, ast.Attribute) else getattr(inner.func, "id", "")
+    if name != "getLogger" or len(inner.args) != 1 or inner.keywords:
+        return False
+    arg = inner.args[0]
+    if isinstance(arg, ast.Name):
+        return arg.id == "__name__"
+    return (bool(module) and isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            and arg.value.partition(".")[0] == module.partition(".")[0])
+
+
 def _relabels(target) -> bool:
     """`X.__module__ = ...` (a dunder: relabelling an object for reprs and
     pickling) or `sys.modules[...] = ...` (an alias of a module, reached by
@@ -86,9 +105,13 @@ def _is_main_guard(test: ast.expr) -> bool:
             and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
 
 
-def scan(tree: ast.Module) -> str | None:
+def scan(tree: ast.Module, strict: bool = True, module: str = "") -> str | None:
     """The first top-level call through an imported name, as "calls X() at
-    line N", or None."""
+    line N", or None. Not `strict` (the re-export check, reaches_effect):
+    the handlers of `try` statements (hashlib logging a missing algorithm)
+    are not looked at, and configuring the module's own logger
+    (_own_logger) is no effect: deferring it is the difference deferring
+    any `log = logging.getLogger(__name__)` makes, which rule 7 accepts."""
     imported: set[str] = set()
 
     def walk(body) -> str | None:
@@ -105,7 +128,7 @@ def scan(tree: ast.Module) -> str | None:
                 call = stmt.value if isinstance(stmt.value, ast.Call) else stmt.value.value
                 if isinstance(call, ast.Call):
                     root, text = _callee(call.func)
-                    if root in imported and not _registers_own_objects(call, text):
+                    if root in imported and not _registers_own_objects(call, text) and not (not strict and _own_logger(call, module)):
                         return f"calls {text}() at line {stmt.lineno}"
             elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
                 # `nodes.For.assigned_stmts = f` (astroid.protocols): sets
@@ -124,7 +147,8 @@ def scan(tree: ast.Module) -> str | None:
                 if found:
                     return found
             elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-                for part in (stmt.body, *[h.body for h in stmt.handlers], stmt.orelse, stmt.finalbody):
+                handlers = [h.body for h in stmt.handlers] if strict else []
+                for part in (stmt.body, *handlers, stmt.orelse, stmt.finalbody):
                     found = walk(part)
                     if found:
                         return found
@@ -137,23 +161,144 @@ def scan(tree: ast.Module) -> str | None:
     return walk(tree.body)
 
 
-def module_effect(path: str) -> str | None:
+def imports_of(tree: ast.Module, name: str, is_package: bool) -> list[str]:
+    """Absolute names of the modules the top level of module `name` imports
+    when it runs (function bodies excluded: they run later); `from m import
+    x` lists m and m.x (x may be a submodule)."""
+    out: list[str] = []
+    package = name if is_package else name.rpartition(".")[0]
+
+    def children(node):
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, ast.AST):
+                yield value
+            elif isinstance(value, list):
+                yield from (v for v in value if isinstance(v, ast.AST))
+
+    def visit(node) -> None:
+        for child in children(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Import):
+                out.extend(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = package.split(".") if package else []
+                    if child.level - 1 > len(parts):
+                        continue
+                    parts = parts[: len(parts) - (child.level - 1)]
+                    base = ".".join(p for p in (*parts, base) if p)
+                if not base or base == "__future__":
+                    continue
+                out.append(base)
+                out.extend(f"{base}.{a.name}" for a in child.names if a.name != "*")
+            else:
+                visit(child)
+
+    visit(tree)
+    return out
+
+
+def _facts(path: str, name: str, strict: bool = True) -> tuple[str | None, list[str]] | None:
+    """(effect, imports) of the module at `path`, cached per file stamp;
+    None when it cannot be read or parsed. `strict`: as scan's."""
     try:
         st = os.stat(path)
     except OSError:
         return None
     stamp = (st.st_mtime_ns, st.st_size)
-    hit = _scanned.get(path)
+    key = (path, name, strict)
+    hit = _scanned.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
     try:
         with open(path, "rb") as f:
             tree = compile(f.read(), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        effect = scan(tree)
+        facts = (scan(tree, strict, name), imports_of(tree, name, os.path.basename(path) == "__init__.py"))
     except (OSError, SyntaxError, ValueError, RecursionError):
-        effect = None
-    _scanned[path] = (stamp, effect)
-    return effect
+        facts = None
+    _scanned[key] = (stamp, facts)
+    return facts
+
+
+def module_effect(path: str) -> str | None:
+    facts = _facts(path, "")
+    return facts[0] if facts else None
+
+
+# How many modules the re-export check may visit from one import: past it the
+# import is presumed made for its side effect (as without the check).
+REACH_LIMIT = 2000
+
+
+def closure(names: list[str], search: list[str], own: set[str]) -> set[str]:
+    """The modules importing `names` runs (bounded by REACH_LIMIT)."""
+    seen: set[str] = set(own)
+    todo = [".".join(n.split(".")[: i + 1]) for n in names for i in range(n.count(".") + 1)]
+    while todo and len(seen) <= REACH_LIMIT:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _locate(name, search)
+        facts = _facts(path, name, strict=False) if path else None
+        if facts:
+            todo.extend(m for m in facts[1] if m not in seen)
+    return seen
+
+
+def reaches_effect(names: list[str], search: list[str], own: set[str], never_lazy) -> str | None:
+    """Why importing `names` (and the packages above them) may change state
+    outside the imported modules, or None when it cannot: every module the
+    import runs, following the top-level imports of each, has Python source
+    whose top level calls through no imported name and sets nothing on one
+    (scan; error handlers of `try` aside). Built-in, frozen and extension
+    modules count as effect-free unless in the never-lazy set (readline); a name that is not a module (the
+    attribute of a `from m import x`) adds nothing. Modules of the importer's
+    own package path (`own`) are running already."""
+    seen: set[str] = set(own)
+    todo: list[str] = []
+    for n in names:
+        parts = n.split(".")
+        todo.extend(".".join(parts[: i + 1]) for i in range(len(parts)))
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if len(seen) > REACH_LIMIT:
+            return f"imports more than {REACH_LIMIT} modules"
+        path = _locate(name, search)
+        if path is None:
+            if never_lazy(name) and _is_binary_module(name, search):
+                return f"imports {name}, kept eager for its import-time side effects"
+            continue
+        facts = _facts(path, name, strict=False)
+        if facts is None:
+            return f"imports {name}, whose source cannot be parsed"
+        if facts[0]:
+            return f"imports {name}, which {facts[0]}"
+        todo.extend(m for m in facts[1] if m not in seen)
+    return None
+
+
+def _is_binary_module(name: str, search: list[str]) -> bool:
+    """A built-in, frozen or extension module (not an attribute of one)."""
+    try:
+        import _imp
+
+        if name in sys.builtin_module_names or _imp.is_frozen(name):
+            # The import system's own (_frozen_importlib_external, zipimport)
+            # are loaded at every start: importing them binds a name.
+            return name not in sys.modules
+        parent, _, _ = name.rpartition(".")
+        if parent:
+            return False  # extension submodules of never-lazy packages: none known
+        return sys.modules["_frozen_importlib_external"].PathFinder.find_spec(name, search) is not None
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def _root_of(filename: str, module: str | None, is_package: bool) -> str | None:
@@ -189,15 +334,40 @@ def _locate(name: str, search: list[str]) -> str | None:
     return origin if origin and origin.endswith(".py") else None
 
 
-def effect_imports(units: list[dict], filename: str, module: str | None, is_package: bool) -> dict[str, str]:
-    """{module: reason} for the modules the lazy import units of this
-    analysis would import whose own import reaches into other modules."""
+def _search_and_own(filename: str, module: str | None, is_package: bool) -> tuple[list[str], set[str]]:
     root = _root_of(filename, module, is_package)
     search = ([root] if root else []) + [p for p in sys.path if p and p != root]
     own = set()
     if module:
         parts = module.split(".")
         own = {".".join(parts[: i + 1]) for i in range(len(parts))}
+    return search, own
+
+
+def effect_free_imports(units: list[dict], filename: str, module: str | None, is_package: bool,
+                        never_lazy) -> list[str]:
+    """The imported names of the units the analysis presumed side-effect
+    imports (`side-effect-import`) whose import cannot change anything
+    outside the imported modules (reaches_effect): re-exports, which may stay
+    lazy. `never_lazy(name)` answers the knowledge base's never-lazy set."""
+    search, own = _search_and_own(filename, module, is_package)
+    free: list[str] = []
+    done = set(own)  # modules an earlier eager import of this module has run already
+    for u in units:
+        if u.get("verdict") == "eager" and u.get("kind") in ("import", "from-import") and u.get("imports") \
+                and u.get("reason") != "side-effect-import":
+            done |= closure(list(u["imports"]), search, done)
+        if u.get("reason") != "side-effect-import" or not u.get("imports"):
+            continue
+        if reaches_effect(list(u["imports"]), search, done, never_lazy) is None:
+            free.extend(u["imports"])
+    return free
+
+
+def effect_imports(units: list[dict], filename: str, module: str | None, is_package: bool) -> dict[str, str]:
+    """{module: reason} for the modules the lazy import units of this
+    analysis would import whose own import reaches into other modules."""
+    search, own = _search_and_own(filename, module, is_package)
     found: dict[str, str] = {}
     seen: set[str] = set()
     for u in units:

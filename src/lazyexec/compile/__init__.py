@@ -49,12 +49,13 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         result = _lazyexec.compile(source, filename, knowledge(config), module, is_package, pep810_only=True)
     elif not result["module_eager"]:
         # Imports of modules whose own import changes other modules stay
-        # eager (analyze/side_effects.py).
-        from lazyexec.analyze import knowledge_with_effects, side_effects
+        # eager; re-exports presumed side-effect imports stay lazy
+        # (analyze/side_effects.py).
+        from lazyexec.analyze import build_knowledge
 
-        effects = side_effects.effect_imports(result["units"], filename, module, is_package)
-        if effects:
-            result = _lazyexec.compile(source, filename, knowledge_with_effects(config, effects), module, is_package)
+        kb, _ = build_knowledge(result["units"], filename, module, is_package, config)
+        if kb is not None:
+            result = _lazyexec.compile(source, filename, kb, module, is_package)
     units = result["units"]
     if result["module_eager"] or not any(u["verdict"] == "lazy" for u in units):
         return None

@@ -157,6 +157,12 @@ void Analyzer::side_effect_imports(const std::set<std::string>& explicitly_lazy)
   for (auto& u : units_) {
     if (!u.lazy || (u.kind != "import" && u.kind != "from-import")) continue;
     if (!u.imports.empty() && explicitly_lazy.count(u.imports[0])) continue;  // PEP 810: asked for lazy
+    // A re-export (`from .models import Request` in a package __init__
+    // without __all__, read by importers as pkg.Request): the build found
+    // that importing it changes nothing outside the imported modules.
+    bool effect_free = !u.imports.empty();
+    for (const auto& m : u.imports) effect_free = effect_free && kb_.effect_free.contains(m);
+    if (effect_free) continue;
     bool used = false;
     for (const auto& n : u.binds) used = used || read.count(n);
     if (used) continue;

@@ -30,6 +30,11 @@ struct KnowledgeBase {
   NameSet pure_bases;       // external classes safe to subclass
   NameSet pure_metaclasses; // metaclasses whose class creation has no side effects
   NameSet never_lazy;       // modules imported for their side effects, never deferred
+  // Modules whose import (with everything it imports in turn) is known to
+  // change nothing outside themselves, found by the build from their sources
+  // (analyze/side_effects.py): an import of one whose names the module never
+  // reads is a re-export for other modules, not a side-effect import.
+  NameSet effect_free;
   // Names whose value changes while the program runs, with why (prefix match
   // on dotted names: "os.environ" covers "os.environ.get").
   std::unordered_map<std::string, std::string> impure;
