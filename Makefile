@@ -12,7 +12,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: thirdparty real-programs setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
+.PHONY: fuzz-image fuzz-image-ci thirdparty real-programs setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -98,3 +98,20 @@ real-programs:
 thirdparty: setup
 	@# Third-party projects' own test suites (pinned sdists), eagerly and lazily, case by case.
 	$(BIN)/python tools/thirdparty/run.py --json build/thirdparty-$(VENV_NAME).json
+
+# The image reader under libFuzzer (tests/fuzz/fuzz_image.cpp; needs clang and
+# Debian's libclang-rt-14-dev). fuzz-image-ci: seconds, in CI.
+FUZZ_SECONDS ?= 600
+FUZZ_CXX ?= $(shell command -v clang++-14 || command -v clang++)
+FUZZ_DIR := build/fuzz
+fuzz-image:
+	@test -n "$(FUZZ_CXX)" || (echo "fuzz-image: clang++ is missing (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 1)
+	mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus
+	$(FUZZ_CXX) -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc/native \
+	  src/native/image/reader.cpp tests/fuzz/fuzz_image.cpp -o $(FUZZ_DIR)/fuzz_image
+	$(FUZZ_CXX) -std=c++20 -O1 -Isrc/native tests/fuzz/make_seeds.cpp src/native/image/reader.cpp -o $(FUZZ_DIR)/make_seeds
+	$(FUZZ_DIR)/make_seeds $(FUZZ_DIR)/seeds
+	$(FUZZ_DIR)/fuzz_image -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
+
+fuzz-image-ci:
+	$(MAKE) fuzz-image FUZZ_SECONDS=15

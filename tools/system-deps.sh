@@ -5,6 +5,9 @@ need=()
 command -v g++ >/dev/null || need+=(g++)
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
 command -v ccache >/dev/null || need+=(ccache)
+# The image reader's fuzzer (make fuzz-image): clang with its libFuzzer runtime.
+command -v clang++-14 >/dev/null || need+=(clang-14)
+ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
   inc=$(/usr/bin/python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")

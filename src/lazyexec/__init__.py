@@ -9,12 +9,13 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "activate", "pending", "is_pending", "materialize_all", "settle", "stats"]
 
 
-def activate(config=None, program=None):
+def activate(config=None, program=None, image=None):
     """Load modules selected by policy lazily from now on. `program` names
-    the program for its usage profile (default: from the command line)."""
+    the program for its usage profile (default: from the command line);
+    `image` (else LAZYEXEC_IMAGE) an application image to serve modules from."""
     from lazyexec.importer import activate as _activate
 
-    return _activate(config, program)
+    return _activate(config, program, image)
 
 
 def pending(mod):

@@ -13,6 +13,7 @@
 
 #include "analyze/analyzer.h"
 #include "compile/compiler.h"
+#include "image/image_object.h"
 #include "importer/artifact.h"
 #include "importer/file.h"
 #include "importer/finder.h"
@@ -665,5 +666,6 @@ PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_lazyexec", "lazyexec's C++ co
 PyMODINIT_FUNC PyInit__lazyexec(void) {
   PyObject* m = PyModule_Create(&lazyexec::module_def);
   if (m && lazyexec::importer::add_finder_type(m) < 0) Py_CLEAR(m);
+  if (m && lazyexec::image::add_image_types(m) < 0) Py_CLEAR(m);
   return m;
 }

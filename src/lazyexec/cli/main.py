@@ -26,6 +26,8 @@ def _parser():
     sub.add_parser("run", help="run a program with lazy loading: run (SCRIPT.py | -m MODULE | COMMAND) [ARGS...]",
                    add_help=False)
 
+    sub.add_parser("image", help="one memory-mapped image for a whole application: image (build|verify) ...",
+                   add_help=False)
     sub.add_parser("why", help="every module a run loads and what caused it: why [--json] [--html FILE] -- COMMAND",
                    add_help=False)
     ex = sub.add_parser("explain", help="show each top-level statement's verdict (lazy or eager) and why",
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         from lazyexec.cli import check
 
         return check.run(argv[1:])
+    if argv and argv[0] == "image":
+        from lazyexec.cli import image
+
+        return image.run(argv[1:])
     if argv and argv[0] == "pth":
         from lazyexec.cli import pth
 

@@ -23,13 +23,29 @@ import sys
 
 from lazyexec.cli.main import fail
 
-USAGE = "usage: lazyexec run (SCRIPT.py | -m MODULE | CONSOLE-SCRIPT) [ARGS...]"
+USAGE = ("usage: lazyexec run [--image APP.lzi] (SCRIPT.py | -m MODULE | CONSOLE-SCRIPT) [ARGS...]\n"
+         "       lazyexec run --image APP.lzi [ARGS...]   (an image built with --main)")
 
 
 def run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
+    image = None
+    if argv[0] == "--image":
+        if len(argv) < 2:
+            return fail(USAGE)
+        image, argv = argv[1], argv[2:]
+        from lazyexec.cli.image_run import entry_point
+
+        entry = entry_point(image)
+        if entry is not None:  # an executable image: every argument is the application's
+            from lazyexec import activate
+
+            activate(program="image " + os.path.abspath(image), image=image)
+            return _run_entry(image, entry, argv)
+        if not argv:
+            return fail(f"{image}: the image has no entry point (build it with --main): name a program to run")
     from lazyexec import activate
 
     if argv[0] == "-m":
@@ -38,7 +54,7 @@ def run(argv: list[str]) -> int:
         module, rest = argv[1], argv[2:]
         from lazyexec.importer.profile import usage
 
-        activate(program="-m " + module + usage(rest))
+        activate(program="-m " + module + usage(rest), image=image)
         return _run_module(module, rest)
     target, rest = argv[0], argv[1:]
     if os.path.exists(target):
@@ -51,8 +67,18 @@ def run(argv: list[str]) -> int:
         return fail(f"{target}: no such script or command")
     from lazyexec.importer.profile import usage
 
-    activate(program=os.path.abspath(path) + usage(rest))
+    activate(program=os.path.abspath(path) + usage(rest), image=image)
     return _run_path(path, rest)
+
+
+def _run_entry(image: str, entry: str, rest: list[str]) -> int:
+    """sys.exit(MODULE.FUNCTION()) as a console script does, with the image
+    as argv[0] and its directory first on sys.path."""
+    from lazyexec.cli.image_run import call_entry
+
+    sys.argv = [image, *rest]
+    _set_path0(os.path.dirname(os.path.realpath(image)))
+    raise SystemExit(call_entry(entry))
 
 
 _replaced_mains: list = []

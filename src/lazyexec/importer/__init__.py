@@ -80,8 +80,10 @@ class Policy:
 _active = None  # the installed _lazyexec.Finder
 
 
-def activate(config: Config | None = None, program: str | None = None):
-    """Install the finder once. LAZYEXEC=0 turns everything off."""
+def activate(config: Config | None = None, program: str | None = None, image: str | None = None):
+    """Install the finder once. LAZYEXEC=0 turns everything off. `image`
+    (else LAZYEXEC_IMAGE): also serve the modules of that application image
+    (lazyexec.image), ahead of the finder."""
     global _active
     if os.environ.get("LAZYEXEC") == "0":
         return None
@@ -106,6 +108,11 @@ def activate(config: Config | None = None, program: str | None = None):
     path_finder = sys.modules["_frozen_importlib_external"].PathFinder
     at = sys.meta_path.index(path_finder) if path_finder in sys.meta_path else len(sys.meta_path)
     sys.meta_path.insert(at, _active)
+    image = image or os.environ.get("LAZYEXEC_IMAGE")
+    if image:
+        from lazyexec import image as image_stage
+
+        image_stage.activate(image, config=config)
     # exec()/eval() with a lazy module's globals and other locals read the
     # globals without the trap: the names the code mentions run first.
     _lazyexec.install_dynamic_eval()

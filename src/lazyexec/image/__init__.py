@@ -1,0 +1,98 @@
+"""The application image (docs/image-format.md): every module an application
+uses in one memory-mapped, indexed file, served by a finder placed ahead of
+importlib's PathFinder with no file-system call per module.
+
+    lazyexec image build -o APP.lzi [--trace CMD] [--stdlib] [MODULES/PATHS...]
+    lazyexec run --image APP.lzi ...      LAZYEXEC_IMAGE=APP.lzi (with the .pth)
+
+This module is on the start-up path of a program using an image: it imports
+nothing beyond what activation already loaded.
+"""
+
+import os
+import sys
+
+FORMAT = 1
+ENV = "LAZYEXEC_IMAGE"
+CHECK_ENV = "LAZYEXEC_IMAGE_CHECK"
+CHECKS = ("none", "mtime", "hash")
+
+_external = sys.modules["_frozen_importlib_external"]
+PYTHON_MAGIC = _external.MAGIC_NUMBER
+
+_active = None  # the installed ImageFinder (one image per process)
+
+
+def runtime_key() -> bytes:
+    """16 bytes naming the lazyexec runtime that can run an image's plans
+    (version, artifact and image formats, the built core): another build
+    refuses the image rather than run plans it may read differently."""
+    from lazyexec import __version__, _lazyexec
+    from lazyexec.store import FORMAT as PLAN_FORMAT, _build_identity
+
+    return _lazyexec.fingerprint(f"{__version__}:{PLAN_FORMAT}:{FORMAT}:{_build_identity()}").encode()
+
+
+def open_image(path: str, check_runtime: bool = True):
+    """The mapped, validated image; ImageError (a ValueError) saying what is wrong."""
+    from lazyexec import _lazyexec
+
+    return _lazyexec.Image(os.fspath(path), PYTHON_MAGIC, runtime_key() if check_runtime else b"")
+
+
+def activate(path: str, check: str | None = None, config=None):
+    """Serve the modules of the image at `path` from now on, ahead of
+    PathFinder and of lazyexec's own finder. A damaged, truncated, foreign or
+    missing image gives one RuntimeWarning and changes nothing: modules import
+    normally. `check` (else LAZYEXEC_IMAGE_CHECK, else the image's own
+    default): "none" serves without looking at the sources, "mtime" stats
+    each source and "hash" reads it; a changed source is imported from the
+    file instead, with a warning."""
+    global _active
+    if _active is not None:
+        return _active
+    from lazyexec import _lazyexec
+
+    try:
+        image = open_image(path)
+    except (_lazyexec.ImageError, OSError, UnicodeError) as e:
+        _warn(f"lazyexec: ignoring image {e}; modules import normally")
+        return None
+    check = check or os.environ.get(CHECK_ENV) or image.check
+    if check not in CHECKS:
+        _warn(f"lazyexec: {CHECK_ENV}={check!r} is not one of {', '.join(CHECKS)}; using {image.check!r}")
+        check = image.check
+    from lazyexec.image.importlib_bootstrap import ImageLoader
+
+    loader_class = type("ImageLoader", (ImageLoader,), {"image": image, "config": config,
+                                                       "__module__": ImageLoader.__module__})
+    finder = _lazyexec.ImageFinder(image, loader_class, check, _on_stale)
+    # Ahead of PathFinder and lazyexec's Finder: a served module is found
+    # without any path search. Builtin and frozen importers stay first.
+    at = len(sys.meta_path)
+    for i, f in enumerate(sys.meta_path):
+        if f is _external.PathFinder or isinstance(f, _lazyexec.Finder):
+            at = i
+            break
+    sys.meta_path.insert(at, finder)
+    _active = finder
+    return finder
+
+
+def deactivate() -> None:
+    global _active
+    if _active is not None and _active in sys.meta_path:
+        sys.meta_path.remove(_active)
+    _active = None
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _on_stale(fullname: str, origin, why: str) -> None:
+    where = f" ({origin})" if origin else ""
+    _warn(f"lazyexec: image {_active.image.path if _active else ''}: {fullname}{where}: {why}; "
+          f"importing it normally")

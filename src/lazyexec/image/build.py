@@ -1,0 +1,270 @@
+"""Writing an application image (docs/image-format.md): module selection,
+per-module payloads (a lazy plan, or an eager module's code object) and the
+byte layout. The reader is C++ (src/native/image/reader.cpp)."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+from dataclasses import dataclass, field
+
+from lazyexec.image import CHECKS, FORMAT, PYTHON_MAGIC, runtime_key
+
+MAGIC = b"\x89LZI\r\n\x1a\n"
+HEADER_SIZE = 80
+RECORD_SIZE = 80
+BASE_ALIGN = 16
+FLAG_ENTRY, FLAG_TRACED = 1, 2
+CHECK_SHIFT = 2
+RECORD_PACKAGE, RECORD_PLAN = 1, 2
+
+
+@dataclass
+class Source:
+    """One module to put in the image, found on disk."""
+
+    name: str
+    origin: str
+    is_package: bool
+    locations: list = field(default_factory=list)
+
+
+@dataclass
+class Entry:
+    """One module record, payload built."""
+
+    source: Source
+    is_plan: bool
+    payload: bytes
+    mtime_ns: int
+    size: int
+    source_hash: int
+
+
+def image_hash(data: bytes) -> int:
+    from lazyexec import _lazyexec
+
+    return _lazyexec.image_hash(data)
+
+
+def build_entry(src: Source, policy, config) -> Entry | None:
+    """The module's record: its lazy plan when policy selects it and the
+    analysis defers something, else its code object. None when the source
+    cannot be read or compiled (the normal import then reports it)."""
+    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
+
+    try:
+        with open(src.origin, "rb") as f:
+            source = f.read()
+        st = os.stat(src.origin)
+    except OSError:
+        return None
+    plan = None
+    if policy is not None and policy.claims(src.name, src.origin):
+        try:
+            plan = load_or_build_plan(src.origin, src.name, src.is_package, config, build="inline")
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            plan = None
+    if plan is not None and plan.units:
+        payload, is_plan = marshal.dumps((plan.units, plan.steps)), True
+    else:
+        try:
+            code = compile(source, src.origin, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            return None
+        payload, is_plan = marshal.dumps(code), False
+    return Entry(src, is_plan, payload, st.st_mtime_ns, st.st_size, image_hash(source))
+
+
+def shebang(python: str = sys.executable) -> bytes:
+    """The `#!` line of an executable image: env -S splits the line, so the
+    kernel runs `PYTHON -m lazyexec run --image APP.lzi ARGS...`."""
+    return f"#!/usr/bin/env -S {python} -m lazyexec run --image\n".encode()
+
+
+def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = False, check: str = "none",
+           prefix: bytes = b"", key: bytes | None = None, pymagic: bytes = PYTHON_MAGIC) -> bytes:
+    """The image's bytes. Records and payloads keep the order of `entries`
+    (first use first when traced)."""
+    n = len(entries)
+    buckets = 8
+    while buckets < 2 * n + 1:
+        buckets *= 2
+    base = b""
+    if prefix:
+        base = prefix + b"\0" * (-len(prefix) % BASE_ALIGN)
+
+    def align8(x: int) -> int:
+        return x + (-x % 8)
+
+    buckets_at = HEADER_SIZE
+    records_at = align8(buckets_at + buckets * 8)
+    strings = bytearray()
+    strings_at = records_at + n * RECORD_SIZE
+
+    def put(data: bytes) -> tuple[int, int]:
+        at = strings_at + len(strings)
+        strings.extend(data)
+        return at, len(data)
+
+    fs = sys.getfilesystemencoding()
+    refs = []
+    for e in entries:
+        s = e.source
+        locations = "\0".join(s.locations) if s.is_package else ""
+        refs.append((put(s.name.encode()), put(s.origin.encode(fs, "surrogateescape")),
+                     put(locations.encode(fs, "surrogateescape"))))
+    entry_ref = put(entry_point.encode()) if entry_point else (0, 0)
+    payload_at = align8(strings_at + len(strings))
+    offsets, at = [], payload_at
+    for e in entries:
+        offsets.append(at)
+        at = align8(at + len(e.payload))
+    length = at
+
+    table = bytearray(buckets * 8)
+    for i, e in enumerate(entries):
+        h = image_hash(e.source.name.encode())
+        slot = h & (buckets - 1)
+        while int.from_bytes(table[slot * 8 + 4: slot * 8 + 8], "little"):
+            slot = (slot + 1) & (buckets - 1)
+        table[slot * 8: slot * 8 + 8] = (h >> 32).to_bytes(4, "little") + (i + 1).to_bytes(4, "little")
+
+    records = bytearray()
+    for e, (name, origin, locs), off in zip(entries, refs, offsets):
+        flags = (RECORD_PACKAGE if e.source.is_package else 0) | (RECORD_PLAN if e.is_plan else 0)
+        records += b"".join(v.to_bytes(4, "little") for v in (*name, *origin, *locs, flags, len(e.payload)))
+        records += b"".join(v.to_bytes(8, "little") for v in (off, image_hash(e.payload), e.mtime_ns, e.size,
+                                                               e.source_hash, 0))
+    flags = (FLAG_ENTRY if entry_point else 0) | (FLAG_TRACED if traced else 0) | (CHECKS.index(check) << CHECK_SHIFT)
+    header = (MAGIC + FORMAT.to_bytes(2, "little") + flags.to_bytes(2, "little") + pymagic
+              + length.to_bytes(8, "little") + n.to_bytes(4, "little") + buckets.to_bytes(4, "little")
+              + buckets_at.to_bytes(8, "little") + records_at.to_bytes(8, "little")
+              + entry_ref[0].to_bytes(4, "little") + entry_ref[1].to_bytes(4, "little")
+              + (runtime_key() if key is None else key) + bytes(8))
+    assert len(header) == HEADER_SIZE
+    out = bytearray(header)
+    out += table
+    out += bytes(records_at - len(out))
+    out += records
+    out += strings
+    out += bytes(payload_at - len(out))
+    for e, off in zip(entries, offsets):
+        out += bytes(off - len(out))
+        out += e.payload
+    out += bytes(length - len(out))
+    return base + bytes(out)
+
+
+def write(path: str, data: bytes, executable: bool = False) -> None:
+    """Atomically (a program running from the old image keeps its mapping)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    if executable:
+        os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
+
+
+# ---- selection --------------------------------------------------------------
+
+def _module_name(root: str, path: str) -> tuple[str, bool]:
+    rel = os.path.relpath(path, root)[: -len(".py")].split(os.sep)
+    is_package = rel[-1] == "__init__"
+    if is_package:
+        rel = rel[:-1]
+    return ".".join(rel), is_package
+
+
+def _walk(root: str):
+    skip = {"site-packages", "dist-packages", "__pycache__"}
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in skip and d.isidentifier()
+                         and os.path.isfile(os.path.join(directory, d, "__init__.py")))
+        for f in sorted(files):
+            if f.endswith(".py") and f[:-3].isidentifier():
+                yield os.path.join(directory, f)
+
+
+def sources_under(root: str, prefix: str = "") -> list[Source]:
+    """Every module below a sys.path entry `root` (or below a package's
+    directory, names under `prefix`)."""
+    out = []
+    for path in _walk(root):
+        name, is_package = _module_name(root, path)
+        if prefix:
+            name = prefix + "." + name if name else prefix
+        if not name:
+            continue
+        out.append(Source(name, os.path.abspath(path), is_package,
+                          [os.path.dirname(os.path.abspath(path))] if is_package else []))
+    return out
+
+
+def find_module(name: str, path: list[str] | None = None) -> list[Source]:
+    """A module by name, found as PathFinder would on `path` (sys.path)
+    without importing it; a package brings every module below it."""
+    from importlib.machinery import PathFinder, SourceFileLoader
+
+    parts = name.split(".")
+    search = path if path is not None else sys.path
+    spec = None
+    for i in range(len(parts)):
+        spec = PathFinder.find_spec(".".join(parts[: i + 1]), search)
+        if spec is None:
+            return []
+        search = list(spec.submodule_search_locations or [])
+    if not isinstance(spec.loader, SourceFileLoader):
+        return []
+    if spec.submodule_search_locations:
+        return sources_under(os.path.dirname(spec.origin), name)
+    return [Source(name, os.path.abspath(spec.origin), False)]
+
+
+def excluded(name: str) -> bool:
+    # lazyexec's own modules load from disk, normally: the runtime that
+    # serves the image is not served by it.
+    return name == "lazyexec" or name.startswith("lazyexec.") or name in ("__main__", "sitecustomize")
+
+
+def select(targets: list[str], stdlib: bool, traced: list[Source]) -> tuple[list[Source], list[str]]:
+    """(modules in image order, problems). Traced modules first in first-use
+    order, then the rest by name; the first found of a name wins."""
+    import sysconfig
+
+    problems = []
+    found: list[Source] = []
+    if stdlib:
+        found += sources_under(sysconfig.get_paths()["stdlib"])
+    search = [os.getcwd()] + [p for p in sys.path if p]  # as `python -m` sees them from here
+    for t in targets:
+        if all(part.isidentifier() for part in t.split(".")):
+            got = find_module(t, search)
+            if got:
+                found += got
+                continue
+        if os.path.isdir(t):
+            found += sources_under(os.path.abspath(t))
+        elif os.path.isfile(t) and t.endswith(".py"):
+            p = os.path.abspath(t)
+            found.append(Source(os.path.basename(p)[:-3], p, False))
+        else:
+            problems.append(f"{t}: no such module, directory or .py file (source modules only)")
+    by_name: dict[str, Source] = {}
+    for s in found:
+        by_name.setdefault(s.name, s)
+    ordered: list[Source] = []
+    seen = set()
+    for s in traced:
+        if s.name in seen or excluded(s.name):
+            continue
+        if by_name and s.name not in by_name:
+            continue  # modules were named: the trace only orders them
+        seen.add(s.name)
+        ordered.append(by_name.get(s.name, s))
+    for name in sorted(by_name):
+        if name not in seen and not excluded(name):
+            ordered.append(by_name[name])
+    return ordered, problems

@@ -1,0 +1,87 @@
+"""`image build --trace COMMAND`: run COMMAND once and record the order in
+which its Python processes first imported each module (sys.modules keeps
+insertion order, and importlib inserts a module when its load starts).
+
+The recorder is a `sitecustomize` put first on PYTHONPATH for the command:
+at exit it writes (name, file, __path__) per module, then hands over to the
+sitecustomize it shadowed, if any.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+
+from lazyexec.image.build import Source
+
+RECORDER = r'''
+import atexit, os, sys
+
+class _LazyexecTraceRecorder:
+    # First on sys.meta_path: asked first for every module, when its import
+    # starts (sys.modules is in completion order: importlib moves a module
+    # to the end when its load ends).
+    order = []
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        cls.order.append(name)
+        return None
+
+sys.meta_path.insert(0, _LazyexecTraceRecorder)
+
+def _lazyexec_trace_write():
+    out = []
+    started = dict.fromkeys(_LazyexecTraceRecorder.order)
+    before = [n for n in sys.modules if n not in started]  # loaded before this recorder
+    for name in before + list(started):
+        m = sys.modules.get(name)
+        f = getattr(m, "__file__", None)
+        if isinstance(f, str) and f.endswith(".py"):
+            p = getattr(m, "__path__", None)
+            out.append((name, os.path.abspath(f), [str(x) for x in p] if p is not None else None))
+    import json
+    path = os.path.join(os.environ["LAZYEXEC_TRACE_DIR"], "trace-%d.json" % os.getpid())
+    with open(path, "w") as fh:
+        json.dump(out, fh)
+
+atexit.register(_lazyexec_trace_write)
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+del sys.modules["sitecustomize"]
+try:
+    import sitecustomize  # the one this recorder shadowed
+except ImportError:
+    pass
+'''
+
+
+def trace(command: str) -> tuple[list[Source], int]:
+    """(modules in first-use order, the command's exit status)."""
+    with tempfile.TemporaryDirectory(prefix="lazyexec-trace-") as d:
+        with open(os.path.join(d, "sitecustomize.py"), "w") as f:
+            f.write(RECORDER)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = d + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["LAZYEXEC_TRACE_DIR"] = d
+        status = subprocess.run(command, shell=True, env=env).returncode
+        files = sorted((f for f in os.listdir(d) if f.startswith("trace-")),
+                       key=lambda f: os.stat(os.path.join(d, f)).st_mtime_ns)
+        order: list[Source] = []
+        seen = set()
+        for f in files:
+            try:
+                with open(os.path.join(d, f)) as fh:
+                    rows = json.load(fh)
+            except (OSError, ValueError):
+                continue
+            for name, path, locations in rows:
+                if name in seen:
+                    continue
+                seen.add(name)
+                if locations is not None and os.path.basename(path) != "__init__.py":
+                    continue  # a namespace package or an odd loader: leave it to the normal import
+                order.append(Source(name, path, locations is not None, list(locations or [])))
+        return order, status

@@ -1,0 +1,69 @@
+// The application image's layout (docs/image-format.md), defined once: the
+// reader, the Python binding and the tests use these names, never numbers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lazyexec::image {
+
+inline constexpr char kMagic[8] = {'\x89', 'L', 'Z', 'I', '\r', '\n', '\x1a', '\n'};
+inline constexpr uint16_t kFormatVersion = 1;
+
+// Header: 80 bytes at the image base (offset 0, or after a `#!` line).
+inline constexpr size_t kHeaderSize = 80;
+namespace header {
+inline constexpr size_t kMagicAt = 0;        // 8 bytes
+inline constexpr size_t kVersionAt = 8;      // u16
+inline constexpr size_t kFlagsAt = 10;       // u16
+inline constexpr size_t kPyMagicAt = 12;     // 4 bytes: importlib.util.MAGIC_NUMBER
+inline constexpr size_t kLengthAt = 16;      // u64: bytes from the base to the end of the file
+inline constexpr size_t kCountAt = 24;       // u32: modules
+inline constexpr size_t kBucketsCountAt = 28;  // u32: power of two, > modules
+inline constexpr size_t kBucketsAt = 32;     // u64: offset of the bucket table
+inline constexpr size_t kRecordsAt = 40;     // u64: offset of the record table
+inline constexpr size_t kEntryAt = 48;       // u32 offset, u32 length: "module:function" or empty
+inline constexpr size_t kRuntimeKeyAt = 56;  // 16 bytes: the lazyexec runtime that can run the plans
+inline constexpr size_t kReservedAt = 72;    // 8 bytes, zero
+}  // namespace header
+
+// Header flags.
+inline constexpr uint16_t kFlagEntry = 1 << 0;   // an entry point is present
+inline constexpr uint16_t kFlagTraced = 1 << 1;  // payloads are in first-use order
+inline constexpr uint16_t kCheckShift = 2;       // bits 2-3: default staleness check
+inline constexpr uint16_t kCheckMask = 3 << kCheckShift;
+inline constexpr uint16_t kKnownFlags = kFlagEntry | kFlagTraced | kCheckMask;
+
+enum class Check : uint16_t { None = 0, Mtime = 1, Hash = 2 };
+
+// Bucket: u32 tag (high 32 bits of the name's hash), u32 record index + 1 (0: empty).
+inline constexpr size_t kBucketSize = 8;
+inline constexpr uint32_t kMaxBuckets = 1u << 24;
+
+// Record: 80 bytes per module.
+inline constexpr size_t kRecordSize = 80;
+namespace record {
+inline constexpr size_t kNameAt = 0;         // u32 offset, u32 length
+inline constexpr size_t kOriginAt = 8;       // u32 offset, u32 length
+inline constexpr size_t kLocationsAt = 16;   // u32 offset, u32 length: NUL-separated paths
+inline constexpr size_t kFlagsAt = 24;       // u32
+inline constexpr size_t kPayloadLenAt = 28;  // u32
+inline constexpr size_t kPayloadAt = 32;     // u64 offset
+inline constexpr size_t kPayloadHashAt = 40;  // u64: hash64 of the payload bytes
+inline constexpr size_t kMtimeAt = 48;       // u64: source st_mtime_ns at build
+inline constexpr size_t kSizeAt = 56;        // u64: source size at build
+inline constexpr size_t kSourceHashAt = 64;  // u64: hash64 of the source bytes
+inline constexpr size_t kReservedAt = 72;    // 8 bytes, zero
+}  // namespace record
+
+// Record flags.
+inline constexpr uint32_t kRecordPackage = 1 << 0;  // a package: locations are its __path__
+inline constexpr uint32_t kRecordPlan = 1 << 1;     // payload is a lazy plan, else a code object
+inline constexpr uint32_t kKnownRecordFlags = kRecordPackage | kRecordPlan;
+
+// A `#!` line is looked for in the first kMaxShebang bytes; the base is the
+// first multiple of kBaseAlign after its newline.
+inline constexpr size_t kMaxShebang = 4096;
+inline constexpr size_t kBaseAlign = 16;
+
+}  // namespace lazyexec::image

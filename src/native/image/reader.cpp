@@ -1,0 +1,233 @@
+#include "image/reader.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace lazyexec::image {
+namespace {
+
+uint64_t le(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | (unsigned char)p[i];
+  return v;
+}
+
+// [offset, offset + length) lies inside `size` (no overflow).
+bool inside(uint64_t offset, uint64_t length, uint64_t size) { return offset <= size && length <= size - offset; }
+
+std::string format_problem(const char* what, uint64_t a, uint64_t b) {
+  return std::string(what) + " (" + std::to_string(a) + " vs " + std::to_string(b) + ")";
+}
+
+}  // namespace
+
+uint64_t hash64(std::string_view data) {
+  constexpr uint64_t kPrime = 0x100000001b3ULL * 0x9E3779B97F4A7C15ULL | 1;
+  uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)data.size();
+  const char* p = data.data();
+  size_t n = data.size();
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);  // the format is little endian; so are the machines we build for
+    h = (h ^ w) * kPrime;
+    h ^= h >> 29;
+    p += 8;
+    n -= 8;
+  }
+  while (n > 0) {
+    h = (h ^ (unsigned char)*p++) * 0x100000001b3ULL;
+    --n;
+  }
+  h ^= h >> 32;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 29;
+  return h;
+}
+
+std::optional<size_t> base_offset(std::string_view data) {
+  if (data.size() < 2 || data[0] != '#' || data[1] != '!') return 0;
+  size_t nl = data.substr(0, kMaxShebang).find('\n');
+  if (nl == std::string_view::npos) return std::nullopt;
+  return (nl + 1 + kBaseAlign - 1) / kBaseAlign * kBaseAlign;
+}
+
+std::optional<View> View::open(std::string_view data, const Expected& want, std::string* problem) {
+  auto base = base_offset(data);
+  if (!base) {
+    *problem = "a #! line without an end in the first 4096 bytes";
+    return std::nullopt;
+  }
+  if (*base > data.size() || data.size() - *base < kHeaderSize) {
+    *problem = "truncated: shorter than the header";
+    return std::nullopt;
+  }
+  View v;
+  v.base_ = data.substr(*base);
+  const char* h = v.base_.data();
+  if (std::memcmp(h + header::kMagicAt, kMagic, sizeof kMagic) != 0) {
+    *problem = "not a lazyexec image (bad magic)";
+    return std::nullopt;
+  }
+  uint64_t version = le(h + header::kVersionAt, 2);
+  if (version != kFormatVersion) {
+    *problem = "image format version " + std::to_string(version) + ", this lazyexec reads " +
+               std::to_string(kFormatVersion) + ": rebuild the image";
+    return std::nullopt;
+  }
+  if (want.pymagic.size() == 4 && std::string_view(h + header::kPyMagicAt, 4) != want.pymagic) {
+    *problem = "built for another Python version (bytecode magic differs): rebuild the image";
+    return std::nullopt;
+  }
+  if (want.runtime_key.size() == 16 && std::string_view(h + header::kRuntimeKeyAt, 16) != want.runtime_key) {
+    *problem = "built by another lazyexec build: rebuild the image";
+    return std::nullopt;
+  }
+  uint64_t length = le(h + header::kLengthAt, 8);
+  if (length != v.base_.size()) {
+    *problem = format_problem(length > v.base_.size() ? "truncated: header length vs bytes present"
+                                                      : "trailing bytes: header length vs bytes present",
+                              length, v.base_.size());
+    return std::nullopt;
+  }
+  v.flags_ = (uint16_t)le(h + header::kFlagsAt, 2);
+  if ((v.flags_ & ~kKnownFlags) != 0 || ((v.flags_ & kCheckMask) >> kCheckShift) > (uint16_t)Check::Hash) {
+    *problem = "unknown header flags";
+    return std::nullopt;
+  }
+  if (le(h + header::kReservedAt, 8) != 0) {
+    *problem = "reserved header bytes are not zero";
+    return std::nullopt;
+  }
+  v.count_ = (uint32_t)le(h + header::kCountAt, 4);
+  v.buckets_count_ = (uint32_t)le(h + header::kBucketsCountAt, 4);
+  v.buckets_at_ = le(h + header::kBucketsAt, 8);
+  v.records_at_ = le(h + header::kRecordsAt, 8);
+  uint32_t b = v.buckets_count_;
+  if (b == 0 || (b & (b - 1)) != 0 || b > kMaxBuckets || v.count_ >= b) {
+    *problem = format_problem("bad bucket count (buckets vs modules)", b, v.count_);
+    return std::nullopt;
+  }
+  if (v.buckets_at_ % 8 != 0 || v.buckets_at_ < kHeaderSize ||
+      !inside(v.buckets_at_, (uint64_t)b * kBucketSize, length)) {
+    *problem = "bucket table out of bounds";
+    return std::nullopt;
+  }
+  if (v.records_at_ % 8 != 0 || v.records_at_ < kHeaderSize ||
+      !inside(v.records_at_, (uint64_t)v.count_ * kRecordSize, length)) {
+    *problem = "record table out of bounds";
+    return std::nullopt;
+  }
+  uint64_t entry_at = le(h + header::kEntryAt, 4), entry_len = le(h + header::kEntryAt + 4, 4);
+  if (!inside(entry_at, entry_len, length) || ((v.flags_ & kFlagEntry) != 0) != (entry_len != 0)) {
+    *problem = "entry point out of bounds";
+    return std::nullopt;
+  }
+  v.entry_ = v.base_.substr(entry_at, entry_len);
+  return v;
+}
+
+std::optional<Module> View::at(uint32_t index, std::string* problem) const {
+  auto bad = [&](const char* what) -> std::optional<Module> {
+    if (problem) *problem = "module record " + std::to_string(index) + ": " + what;
+    return std::nullopt;
+  };
+  if (index >= count_) return bad("index out of range");
+  const char* r = base_.data() + records_at_ + (uint64_t)index * kRecordSize;
+  uint64_t size = base_.size();
+  auto string_at = [&](size_t field, std::string_view* out) {
+    uint64_t off = le(r + field, 4), len = le(r + field + 4, 4);
+    if (!inside(off, len, size)) return false;
+    *out = base_.substr(off, len);
+    return true;
+  };
+  Module m{};
+  m.index = index;
+  if (!string_at(record::kNameAt, &m.name) || m.name.empty()) return bad("name out of bounds");
+  if (!string_at(record::kOriginAt, &m.origin)) return bad("origin out of bounds");
+  if (!string_at(record::kLocationsAt, &m.locations)) return bad("search locations out of bounds");
+  m.flags = (uint32_t)le(r + record::kFlagsAt, 4);
+  if ((m.flags & ~kKnownRecordFlags) != 0) return bad("unknown flags");
+  if (le(r + record::kReservedAt, 8) != 0) return bad("reserved bytes are not zero");
+  m.mtime_ns = le(r + record::kMtimeAt, 8);
+  m.size = le(r + record::kSizeAt, 8);
+  m.source_hash = le(r + record::kSourceHashAt, 8);
+  return m;
+}
+
+std::optional<Module> View::find(std::string_view name, std::string* problem) const {
+  uint64_t h = hash64(name);
+  uint32_t tag = (uint32_t)(h >> 32);
+  uint32_t mask = buckets_count_ - 1;
+  const char* buckets = base_.data() + buckets_at_;
+  // Linear probing; at most every bucket once (count < buckets: one is empty).
+  for (uint32_t i = 0, slot = (uint32_t)h & mask; i < buckets_count_; ++i, slot = (slot + 1) & mask) {
+    const char* b = buckets + (uint64_t)slot * kBucketSize;
+    uint32_t ref = (uint32_t)le(b + 4, 4);
+    if (ref == 0) return std::nullopt;
+    if ((uint32_t)le(b, 4) != tag) continue;
+    auto m = at(ref - 1, problem);
+    if (!m) return std::nullopt;
+    if (m->name == name) return m;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> View::payload(const Module& m, std::string* problem) const {
+  if (m.index >= count_) {
+    *problem = "module record out of range";
+    return std::nullopt;
+  }
+  const char* r = base_.data() + records_at_ + (uint64_t)m.index * kRecordSize;
+  uint64_t off = le(r + record::kPayloadAt, 8), len = le(r + record::kPayloadLenAt, 4);
+  if (!inside(off, len, base_.size())) {
+    *problem = "payload of " + std::string(m.name) + " out of bounds";
+    return std::nullopt;
+  }
+  std::string_view p = base_.substr(off, len);
+  if (hash64(p) != le(r + record::kPayloadHashAt, 8)) {
+    *problem = "payload of " + std::string(m.name) + " is damaged (hash mismatch)";
+    return std::nullopt;
+  }
+  return p;
+}
+
+std::optional<Mapping> Mapping::map(const char* path, std::string* problem) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *problem = std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    *problem = "not a regular file";
+    ::close(fd);
+    return std::nullopt;
+  }
+  size_t size = (size_t)st.st_size;
+  void* addr = nullptr;
+  if (size > 0) {
+    addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (addr == MAP_FAILED) {
+      *problem = std::string("mmap: ") + std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+  }
+  ::close(fd);  // the mapping keeps the file
+  return Mapping(addr, size);
+}
+
+Mapping::Mapping(Mapping&& other) noexcept
+    : addr_(std::exchange(other.addr_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+Mapping::~Mapping() {
+  if (addr_ != nullptr) ::munmap(addr_, size_);
+}
+
+}  // namespace lazyexec::image

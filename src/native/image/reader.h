@@ -1,0 +1,85 @@
+// The application image reader (docs/image-format.md): plain C++, no Python,
+// so that it can be fuzzed on its own. Hostile input is the default: `open`
+// checks the header, counts and table bounds once (constant work, not per
+// module); `find` and `payload` check every offset they follow.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "image/format.h"
+
+namespace lazyexec::image {
+
+// The project's 64-bit hash of names, payloads and sources: 8 bytes at a
+// time (little endian), multiply and xor-shift; the tail byte by byte.
+uint64_t hash64(std::string_view data);
+
+struct Expected {
+  std::string_view pymagic;      // 4 bytes
+  std::string_view runtime_key;  // 16 bytes; empty: not checked (verify, fuzzing)
+};
+
+struct Module {
+  uint32_t index;
+  std::string_view name;
+  std::string_view origin;
+  std::string_view locations;  // NUL-separated
+  uint32_t flags;
+  uint64_t mtime_ns, size, source_hash;
+  bool is_package() const { return (flags & kRecordPackage) != 0; }
+  bool is_plan() const { return (flags & kRecordPlan) != 0; }
+};
+
+// A validated view over an image's bytes (a mapping or a buffer it does not own).
+class View {
+ public:
+  // The image in `data` or, with the reason, nullopt. `problem` names the
+  // defect ("truncated: header says 123 bytes, file has 100").
+  static std::optional<View> open(std::string_view data, const Expected& want, std::string* problem);
+
+  uint32_t count() const { return count_; }
+  uint16_t flags() const { return flags_; }
+  Check check() const { return static_cast<Check>((flags_ & kCheckMask) >> kCheckShift); }
+  std::string_view entry() const { return entry_; }
+
+  // The module named `name`, or nullopt (absent, or its record is damaged:
+  // then `problem` is set).
+  std::optional<Module> find(std::string_view name, std::string* problem = nullptr) const;
+  // Record `index` (< count()), or nullopt with `problem` when damaged.
+  std::optional<Module> at(uint32_t index, std::string* problem) const;
+  // The payload of `m`, its hash verified; nullopt with `problem` when damaged.
+  std::optional<std::string_view> payload(const Module& m, std::string* problem) const;
+
+ private:
+  std::string_view base_;  // from the header to the end of the file
+  uint16_t flags_{};
+  uint32_t count_{}, buckets_count_{};
+  uint64_t buckets_at_{}, records_at_{};
+  std::string_view entry_;
+};
+
+// Where the image starts: 0, or after a `#!` line. nullopt: a `#!` line
+// without a newline in the first kMaxShebang bytes.
+std::optional<size_t> base_offset(std::string_view data);
+
+// A read-only private mapping of a whole file (RAII). An empty file maps to
+// an empty view.
+class Mapping {
+ public:
+  static std::optional<Mapping> map(const char* path, std::string* problem);
+  Mapping(Mapping&& other) noexcept;
+  Mapping& operator=(Mapping&&) = delete;
+  Mapping(const Mapping&) = delete;
+  ~Mapping();
+  std::string_view bytes() const { return {static_cast<const char*>(addr_), size_}; }
+
+ private:
+  Mapping(void* addr, size_t size) : addr_(addr), size_(size) {}
+  void* addr_;
+  size_t size_;
+};
+
+}  // namespace lazyexec::image

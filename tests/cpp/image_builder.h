@@ -1,0 +1,110 @@
+// A second, independent writer of the image format (docs/image-format.md),
+// for the reader's tests and the fuzzer's seed: if it and the Python builder
+// disagree with the spec, the tests say so.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "image/format.h"
+#include "image/reader.h"
+
+namespace lazyexec::image::testing {
+
+struct TestModule {
+  std::string name, origin, locations, payload;
+  uint32_t flags = 0;
+};
+
+inline void put(std::string& s, size_t at, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) s[at + i] = (char)((v >> (8 * i)) & 0xff);
+}
+
+inline std::string build_image(const std::vector<TestModule>& mods, std::string_view pymagic = "PYMG",
+                               std::string_view key = "0123456789abcdef", std::string entry = "",
+                               std::string prefix = "") {
+  uint32_t n = (uint32_t)mods.size(), b = 8;
+  while (b < 2 * n + 1) b *= 2;
+  auto align8 = [](uint64_t x) { return (x + 7) / 8 * 8; };
+  uint64_t buckets_at = kHeaderSize, records_at = align8(buckets_at + b * kBucketSize);
+  uint64_t strings_at = records_at + n * kRecordSize;
+  std::string strings;
+  auto add = [&](const std::string& s) {
+    uint64_t at = strings_at + strings.size();
+    strings += s;
+    return at;
+  };
+  std::vector<uint64_t> name_at, origin_at, loc_at;
+  for (auto& m : mods) {
+    name_at.push_back(add(m.name));
+    origin_at.push_back(add(m.origin));
+    loc_at.push_back(add(m.locations));
+  }
+  uint64_t entry_at = entry.empty() ? 0 : add(entry);
+  uint64_t at = align8(strings_at + strings.size());
+  std::vector<uint64_t> payload_at;
+  for (auto& m : mods) {
+    payload_at.push_back(at);
+    at = align8(at + m.payload.size());
+  }
+  std::string out(at, '\0');
+  std::memcpy(out.data(), kMagic, 8);
+  put(out, header::kVersionAt, kFormatVersion, 2);
+  put(out, header::kFlagsAt, entry.empty() ? 0 : kFlagEntry, 2);
+  std::memcpy(out.data() + header::kPyMagicAt, pymagic.data(), 4);
+  put(out, header::kLengthAt, at, 8);
+  put(out, header::kCountAt, n, 4);
+  put(out, header::kBucketsCountAt, b, 4);
+  put(out, header::kBucketsAt, buckets_at, 8);
+  put(out, header::kRecordsAt, records_at, 8);
+  put(out, header::kEntryAt, entry_at, 4);
+  put(out, header::kEntryAt + 4, entry.size(), 4);
+  std::memcpy(out.data() + header::kRuntimeKeyAt, key.data(), 16);
+  for (uint32_t i = 0; i < n; ++i) {
+    const auto& m = mods[i];
+    uint64_t h = hash64(m.name);
+    uint32_t slot = (uint32_t)h & (b - 1);
+    while (out[buckets_at + slot * kBucketSize + 4] || out[buckets_at + slot * kBucketSize + 5]) slot = (slot + 1) & (b - 1);
+    put(out, buckets_at + slot * kBucketSize, h >> 32, 4);
+    put(out, buckets_at + slot * kBucketSize + 4, i + 1, 4);
+    size_t r = records_at + i * kRecordSize;
+    put(out, r + record::kNameAt, name_at[i], 4);
+    put(out, r + record::kNameAt + 4, m.name.size(), 4);
+    put(out, r + record::kOriginAt, origin_at[i], 4);
+    put(out, r + record::kOriginAt + 4, m.origin.size(), 4);
+    put(out, r + record::kLocationsAt, loc_at[i], 4);
+    put(out, r + record::kLocationsAt + 4, m.locations.size(), 4);
+    put(out, r + record::kFlagsAt, m.flags, 4);
+    put(out, r + record::kPayloadLenAt, m.payload.size(), 4);
+    put(out, r + record::kPayloadAt, payload_at[i], 8);
+    put(out, r + record::kPayloadHashAt, hash64(m.payload), 8);
+    put(out, r + record::kMtimeAt, 1000 + i, 8);
+    put(out, r + record::kSizeAt, m.payload.size(), 8);
+    put(out, r + record::kSourceHashAt, 77, 8);
+    std::memcpy(out.data() + payload_at[i], m.payload.data(), m.payload.size());
+  }
+  std::memcpy(out.data() + strings_at, strings.data(), strings.size());
+  if (!prefix.empty()) {
+    prefix.resize((prefix.size() + kBaseAlign - 1) / kBaseAlign * kBaseAlign, '\0');
+    out = prefix + out;
+  }
+  return out;
+}
+
+inline std::vector<TestModule> sample_modules(int n = 40) {
+  std::vector<TestModule> mods;
+  for (int i = 0; i < n; ++i) {
+    TestModule m;
+    m.name = i == 0 ? "pkg" : "pkg.mod" + std::to_string(i);
+    m.origin = "/src/" + m.name + ".py";
+    m.flags = i == 0 ? kRecordPackage : (i % 2 ? kRecordPlan : 0);
+    m.locations = i == 0 ? "/src/pkg" : "";
+    m.payload = std::string(17 + i * 3, (char)('a' + i % 26));
+    mods.push_back(m);
+  }
+  return mods;
+}
+
+}  // namespace lazyexec::image::testing

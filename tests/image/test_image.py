@@ -1,0 +1,195 @@
+"""The application image end to end (docs/image-format.md): build, serve,
+run, verify; damaged images fall back to normal import; a served module costs
+no file-system call (strace). Differential where it can be: the same program
+eagerly and from the image prints the same."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+APP = {
+    "shop/__init__.py": "__lazy_module__ = True\nimport json\nVERSION = '1.0'\n\ndef version():\n    return VERSION\n",
+    "shop/cart.py": ("__lazy_module__ = True\nimport decimal\n\nclass Cart:\n    def __init__(self):\n"
+                     "        self.items = []\n    def add(self, price):\n        self.items.append(decimal.Decimal(price))\n"
+                     "        return self\n    def total(self):\n        return sum(self.items)\n"),
+    "shop/util.py": "import textwrap\nBANNER = textwrap.dedent('''\n    shop\n''').strip()\n",
+    "shop/cli.py": ("import sys\nfrom shop import version\nfrom shop.cart import Cart\nfrom shop.util import BANNER\n\n"
+                    "def main():\n    c = Cart().add('1.50').add('2.25')\n"
+                    "    print(BANNER, version(), c.total(), sys.argv[1:])\n    return 7\n"),
+    "main.py": ("import sys, lazyexec, shop, shop.cart\n"
+                "print('lazy cart' if lazyexec.is_pending(shop.cart, 'Cart') else 'eager cart')\n"
+                "from shop.cli import main\n"
+                "print(type(shop.__loader__).__name__, shop.__path__ == [shop.__spec__.origin.rsplit('/', 1)[0]])\n"
+                "main()\n"),
+}
+
+
+def env(tmp_path: Path, **extra) -> dict:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
+    e["LAZYEXEC_CACHE_DIR"] = str(tmp_path / "cache")
+    e["LAZYEXEC_PROFILE"] = "0"
+    e.update(extra)
+    return e
+
+
+def lazyexec(tmp_path: Path, *args, cwd=None, check=True, **extra):
+    r = subprocess.run([sys.executable, "-m", "lazyexec", *map(str, args)], cwd=cwd or tmp_path / "app",
+                       env=env(tmp_path, **extra), capture_output=True, text=True, timeout=300)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture
+def app(tmp_path):
+    root = tmp_path / "app"
+    for name, text in APP.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
+
+
+def build(tmp_path, *args, out="app.lzi"):
+    lazyexec(tmp_path, "image", "build", "-q", "-o", tmp_path / out, *args)
+    return tmp_path / out
+
+
+def test_served_program_prints_what_it_prints_eagerly_and_stays_lazy(tmp_path, app):
+    image = build(tmp_path, "shop", "json", "decimal", "textwrap")
+    eager = subprocess.run([sys.executable, "main.py", "x"], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    served = lazyexec(tmp_path, "run", "--image", image, "main.py", "x")
+    assert served.stderr == ""
+    assert eager.stdout.splitlines()[2:] == served.stdout.splitlines()[2:]  # what the program computes
+    assert served.stdout.splitlines()[:2] == ["lazy cart", "ImageLoader True"]
+    assert eager.stdout.splitlines()[:2] == ["eager cart", "SourceFileLoader True"]
+
+
+def test_records_are_lazy_plans_for_marked_modules_and_code_for_the_rest(tmp_path, app):
+    image = build(tmp_path, "shop")
+    from lazyexec.image import open_image
+
+    kinds = {r[0]: r[4] for r in open_image(image, check_runtime=False).records()}
+    assert kinds == {"shop": True, "shop.cart": True, "shop.util": False, "shop.cli": False}
+
+
+def test_executable_image_runs_its_entry_point_with_arguments(tmp_path, app):
+    image = build(tmp_path, "shop", "--main", "shop.cli:main", out="shop.lzi")
+    assert image.read_bytes().startswith(b"#!/usr/bin/env -S ")
+    assert os.access(image, os.X_OK)
+    r = subprocess.run([str(image), "a", "b"], cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True)
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (7, "shop 1.0 3.75 ['a', 'b']", "")
+
+
+def test_environment_variable_serves_the_image_to_programs_started_by_others(tmp_path, app):
+    image = build(tmp_path, "shop")
+    code = "import lazyexec; lazyexec.activate(); import shop; print(type(shop.__loader__).__name__)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=app, env=env(tmp_path, LAZYEXEC_IMAGE=str(image)),
+                       capture_output=True, text=True)
+    assert (r.stdout.strip(), r.stderr) == ("ImageLoader", "")
+
+
+def _damage(data: bytes, how: str) -> bytes:
+    if how == "truncated":
+        return data[: len(data) // 2]
+    if how == "bad_magic":
+        return b"X" + data[1:]
+    if how == "wrong_version":
+        return data[:8] + (99).to_bytes(2, "little") + data[10:]
+    if how == "wrong_interpreter":
+        return data[:12] + b"\0\0\r\n" + data[16:]
+    if how == "payload_byte_flipped":
+        i = len(data) - 40
+        return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+    if how == "empty":
+        return b""
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["truncated", "bad_magic", "wrong_version", "wrong_interpreter",
+                                 "payload_byte_flipped", "empty"])
+def test_a_damaged_image_warns_and_the_program_imports_normally(tmp_path, app, how):
+    image = build(tmp_path, "shop")
+    image.write_bytes(_damage(image.read_bytes(), how))
+    eager = subprocess.run([sys.executable, "main.py"], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    r = lazyexec(tmp_path, "run", "--image", image, "main.py", check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2:] == eager.stdout.splitlines()[2:]
+    assert "RuntimeWarning: lazyexec:" in r.stderr and str(image) in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_verify_reports_a_damaged_payload_and_a_changed_source(tmp_path, app):
+    image = build(tmp_path, "shop")
+    assert "OK" in lazyexec(tmp_path, "image", "verify", image).stdout
+    (app / "shop" / "util.py").write_text("BANNER = 'changed'\n")
+    r = lazyexec(tmp_path, "image", "verify", image, check=False)
+    assert r.returncode == 1 and "shop.util" in r.stdout and "changed" in r.stdout
+    image.write_bytes(_damage(image.read_bytes(), "payload_byte_flipped"))
+    r = lazyexec(tmp_path, "image", "verify", image, check=False)
+    assert r.returncode == 1 and "damaged" in r.stdout
+
+
+def test_check_none_serves_the_built_code_and_a_file_added_on_sys_path_cannot_swap_in(tmp_path, app):
+    image = build(tmp_path, "shop", "textwrap")
+    (app / "shop" / "util.py").write_text("BANNER = 'changed'\n")
+    (app / "textwrap.py").write_text("raise SystemExit('shadowing textwrap ran')\n")  # first on sys.path
+    r = lazyexec(tmp_path, "run", "--image", image, "main.py")
+    assert "shop 1.0" in r.stdout and "changed" not in r.stdout
+
+
+@pytest.mark.parametrize("check", ["mtime", "hash"])
+def test_check_mtime_or_hash_imports_a_changed_source_normally_with_a_warning(tmp_path, app, check):
+    image = build(tmp_path, "shop")
+    util = app / "shop" / "util.py"
+    util.write_text("BANNER = 'changed'\n")
+    os.utime(util, ns=(1, 1))  # a different mtime whatever the clock's resolution
+    r = lazyexec(tmp_path, "run", "--image", image, "main.py", LAZYEXEC_IMAGE_CHECK=check)
+    assert "changed 1.0" in r.stdout
+    assert "shop.util" in r.stderr and "RuntimeWarning" in r.stderr
+
+
+def test_check_chosen_at_build_is_the_default(tmp_path, app):
+    image = build(tmp_path, "shop", "--check", "mtime")
+    (app / "shop" / "util.py").write_text("BANNER = 'changed'\n")
+    os.utime(app / "shop" / "util.py", ns=(1, 1))
+    assert "changed 1.0" in lazyexec(tmp_path, "run", "--image", image, "main.py").stdout
+
+
+def test_trace_records_first_use_order_and_selects_the_modules_used(tmp_path, app):
+    image = build(tmp_path, "--trace", f"{sys.executable} main.py")
+    from lazyexec.image import open_image
+
+    names = [r[0] for r in open_image(image, check_runtime=False).records()]
+    assert names.index("shop") < names.index("shop.cart") < names.index("shop.cli") < names.index("shop.util")
+    assert "json" in names and "decimal" in names and not any(n.startswith("lazyexec") for n in names)
+    assert "main" not in names or names.index("main") >= 0
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_served_module_costs_no_file_system_call(tmp_path, app):
+    image = build(tmp_path, "shop", "json", "textwrap", "decimal", "numbers", "re", "enum")
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os, sys, lazyexec\n"
+        f"lazyexec.activate(image={str(image)!r})\n"
+        "import lazyexec.image.importlib_bootstrap, lazyexec.importer.importlib_bootstrap, lazyexec.runtime\n"
+        "import lazyexec.store, _json, _decimal, _pydecimal\n"  # extension modules are not in an image
+        "os.write(1, b'IMAGE-PROBE-BEGIN\\n')\n"
+        "import shop, shop.util, shop.cli, json, textwrap\n"
+        "os.write(1, b'IMAGE-PROBE-END\\n')\n")
+    log = tmp_path / "strace.log"
+    r = subprocess.run(["strace", "-f", "-o", str(log), "-e", "trace=%file,%desc", sys.executable, str(probe)],
+                       cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = log.read_text().splitlines()
+    begin = next(i for i, l in enumerate(lines) if 'write(1, "IMAGE-PROBE-BEGIN' in l)
+    end = next(i for i, l in enumerate(lines) if 'write(1, "IMAGE-PROBE-END' in l)
+    calls = [l for l in lines[begin + 1:end] if "exited" not in l]
+    assert calls == []
