@@ -27,7 +27,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--test", default="test_bisect")
-    ap.add_argument("--activation", choices=("run", "pth", "both"), default="both")
+    ap.add_argument("--activation", choices=("run", "pth", "both", "image"), default="both",
+                    help="image: an application image built with --trace of the test run (lazyexec run --image)")
     args = ap.parse_args()
     print(f"Python {sys.version.split()[0]}: python -m test {args.test}, eager vs whole-stdlib lazy, "
           f"median of {args.runs} alternating runs")
@@ -39,6 +40,14 @@ def main() -> int:
             env = bench_env({"LAZYEXEC_CONFIG": str(config)})
             lazy = [sys.executable, "-m", "lazyexec", "run", "-m", "test", args.test]
             report("lazyexec run -m test", alternate(eager, lazy, d, env, runs=args.runs, warmup=2))
+        if args.activation == "image":
+            env = bench_env({"LAZYEXEC_CONFIG": str(config)})
+            image = str(Path(d, "test.lzi"))
+            subprocess.run([sys.executable, "-m", "lazyexec", "image", "build", "-q", "--mode", "all", "-o", image,
+                            "--trace", f"{sys.executable} -m test {args.test}"], check=True, env=env, cwd=d,
+                           capture_output=True)
+            lazy = [sys.executable, "-m", "lazyexec", "run", "--image", image, "-m", "test", args.test]
+            report("lazyexec run --image (built with --trace)", alternate(eager, lazy, d, env, runs=args.runs, warmup=2))
         if args.activation in ("pth", "both"):
             site = sysconfig.get_paths()["purelib"]
             pth = [sys.executable, "-m", "lazyexec", "pth"]

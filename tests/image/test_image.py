@@ -193,3 +193,15 @@ def test_a_served_module_costs_no_file_system_call(tmp_path, app):
     end = next(i for i, l in enumerate(lines) if 'write(1, "IMAGE-PROBE-END' in l)
     calls = [l for l in lines[begin + 1:end] if "exited" not in l]
     assert calls == []
+
+
+def test_a_submodule_is_served_only_where_its_parent_package_looks(tmp_path, app):
+    """A parent package that did not come from the image (setuptools'
+    distutils shim in front of the stdlib's) keeps its own submodules."""
+    image = build(tmp_path, "shop")
+    code = ("import sys, lazyexec.image as i; f = i.activate(sys.argv[1]);"
+            "print(f.find_spec('shop.util', [sys.argv[2]]) is not None, f.find_spec('shop.util', ['/elsewhere']),"
+            " f.find_spec('shop', None) is not None, f.find_spec('absent', None))")
+    r = subprocess.run([sys.executable, "-c", code, str(image), str(app / "shop") + "/"], cwd=tmp_path,
+                       env=env(tmp_path), capture_output=True, text=True)
+    assert (r.stdout.split(), r.stderr) == (["True", "None", "True", "None"], "")

@@ -2,8 +2,11 @@
 
 #include <marshal.h>
 #include <structmember.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -129,6 +132,23 @@ PyObject* image_find(PyObject* self_obj, PyObject* name) {
   }
 }
 
+// A payload is read once (unmarshalling copies what it keeps): afterwards
+// its pages, and the neighbours the kernel's fault-around mapped with them
+// (64 KiB windows), go back to the page cache, so an image's pages do not
+// accumulate in the process's RSS (a .pyc's bytes object is freed after
+// unmarshalling too). The index and records stay. Private read-only file
+// mapping: a later access faults a page in again from the page cache.
+void release_pages(const ImageObject* self, std::string_view bytes) {
+  static const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  constexpr uintptr_t kWindow = 64 * 1024;
+  std::string_view all = self->mapping->bytes();
+  uintptr_t lo = ((uintptr_t)self->view->metadata_end() + page - 1) & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)all.data() + all.size() + page - 1) & ~(page - 1);
+  uintptr_t start = std::max(lo, (uintptr_t)bytes.data() & ~(kWindow - 1));
+  uintptr_t end = std::min(hi, ((uintptr_t)bytes.data() + bytes.size() + kWindow - 1) & ~(kWindow - 1));
+  if (end > start) ::madvise((void*)start, end - start, MADV_DONTNEED);
+}
+
 // The payload of `m`, hash-checked then unmarshalled: a code object (eager
 // module) or the plan (units, steps). Damage raises ImageError.
 Ref load_payload(PyObject* self_obj, const Module& m) {
@@ -144,6 +164,7 @@ Ref load_payload(PyObject* self_obj, const Module& m) {
     PyErr_Clear();
     fail(path, "payload of " + std::string(m.name) + ": bad marshal data");
   }
+  release_pages(reinterpret_cast<ImageObject*>(self_obj), *bytes);
   Ref out = Ref::steal(obj);
   bool ok = m.is_plan() ? PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 2 && PyList_Check(PyTuple_GET_ITEM(obj, 0)) &&
                               PyList_Check(PyTuple_GET_ITEM(obj, 1))
@@ -344,6 +365,34 @@ const char* staleness(Check check, const Module& m, const std::string& origin) {
   return hash64(*data) != m.source_hash ? "source changed (hash)" : nullptr;
 }
 
+// A submodule is served only where its parent package looks for it: the
+// directory holding it (its file's, or its package directory's parent) is in
+// the parent's __path__ (`path`). A parent that did not come from the image
+// (setuptools' distutils shim in front of the stdlib's) keeps its own
+// submodules. String comparisons only: no file-system call.
+bool within(const Module& m, PyObject* path) {
+  std::string_view dir = m.origin.substr(0, m.origin.rfind('/') == std::string_view::npos ? 0 : m.origin.rfind('/'));
+  if (m.is_package()) dir = dir.substr(0, dir.rfind('/') == std::string_view::npos ? 0 : dir.rfind('/'));
+  Ref it = Ref::steal(PyObject_GetIter(path));
+  if (!it) {
+    PyErr_Clear();
+    return false;
+  }
+  while (Ref item = Ref::steal(PyIter_Next(it.get()))) {
+    if (!PyUnicode_Check(item.get())) continue;
+    Ref encoded = Ref::steal(PyUnicode_EncodeFSDefault(item.get()));
+    if (!encoded) {
+      PyErr_Clear();
+      continue;
+    }
+    std::string_view entry(PyBytes_AS_STRING(encoded.get()), (size_t)PyBytes_GET_SIZE(encoded.get()));
+    while (entry.size() > 1 && entry.back() == '/') entry.remove_suffix(1);
+    if (entry == dir) return true;
+  }
+  if (PyErr_Occurred()) throw py::PyError{};
+  return false;
+}
+
 PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   static const char* kwlist[] = {"fullname", "path", "target", nullptr};
@@ -363,6 +412,7 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
       }
       Py_RETURN_NONE;
     }
+    if (path != Py_None && !within(*m, path)) Py_RETURN_NONE;
     Ref origin = fs_str(m->origin);
     if (self->check != Check::None) {
       std::string o(m->origin);

@@ -44,6 +44,8 @@ class View {
   uint16_t flags() const { return flags_; }
   Check check() const { return static_cast<Check>((flags_ & kCheckMask) >> kCheckShift); }
   std::string_view entry() const { return entry_; }
+  // The first byte after the header, index and record table.
+  const char* metadata_end() const { return base_.data() + records_at_ + (uint64_t)count_ * kRecordSize; }
 
   // The module named `name`, or nullopt (absent, or its record is damaged:
   // then `problem` is set).

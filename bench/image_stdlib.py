@@ -1,0 +1,176 @@
+"""Importing every standard-library module from the application image vs
+from `.pyc` files (issue #13's target: time at most 0.7x, no file-system call
+per served module). Modes alternate within one run; medians of per-round
+ratios; `.pyc` files and artifacts warm (built during the warm-up).
+
+    python bench/image_stdlib.py [--runs 11] [--instructions] [--keep DIR]
+
+Modes: `pyc` (plain interpreter, the normal import system), `image-eager`
+(an image holding every module's code object: the image's own saving, no
+laziness) and `image-lazy` (mode "all": lazy plans where analysis defers
+something). Each process imports the same list of modules (those that import
+eagerly without error, tests, GUI and demo packages left out) and reports the
+time its import loop took; wall time is the whole process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_env, measure_rss  # noqa: E402
+
+SKIP_PREFIXES = ("test", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3.tests", "ctypes.test",
+                 "distutils.tests", "unittest.test", "sqlite3.test", "this", "antigravity", "__phello__",
+                 "pydoc_data", "ensurepip._bundled")
+
+DRIVER = r'''
+import sys, time, os, warnings
+warnings.simplefilter("ignore")
+names = open(sys.argv[2]).read().split()
+if sys.argv[1] != "pyc":
+    import lazyexec.image
+    if lazyexec.image.activate(sys.argv[1]) is None:
+        raise SystemExit("image not active")
+    import lazyexec.image.importlib_bootstrap, lazyexec.importer.importlib_bootstrap, lazyexec.runtime, lazyexec.store
+if os.environ.get("BENCH_MARK"):
+    os.write(1, b"IMPORT-LOOP-BEGIN\n")
+t = time.perf_counter()
+ok = 0
+for n in names:
+    try:
+        __import__(n)
+        ok += 1
+    except BaseException:
+        pass
+t = time.perf_counter() - t
+if os.environ.get("BENCH_MARK"):
+    os.write(1, b"IMPORT-LOOP-END\n")
+print(ok, t)
+'''
+
+
+def skipped(name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in SKIP_PREFIXES) or name.endswith(".__main__")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--instructions", action="store_true", help="also count instructions (valgrind callgrind)")
+    ap.add_argument("--strace", action="store_true", help="also count file-system calls per served module")
+    ap.add_argument("--keep", help="build the images in DIR and keep them")
+    args = ap.parse_args()
+    d = args.keep or tempfile.mkdtemp(prefix="lazyexec-image-bench-")
+    os.makedirs(d, exist_ok=True)
+    env = bench_env()
+    py = sys.executable
+    images = {"image-eager": os.path.join(d, "eager.lzi"), "image-lazy": os.path.join(d, "lazy.lzi")}
+    for mode, path in images.items():
+        if not os.path.exists(path):
+            t = time.perf_counter()
+            subprocess.run([py, "-m", "lazyexec", "image", "build", "-q", "--stdlib", "--mode",
+                            "eager" if mode == "image-eager" else "all", "-o", path], check=True, env=env, cwd=d)
+            print(f"built {path} in {time.perf_counter() - t:.0f} s ({os.path.getsize(path) / 1e6:.1f} MB)")
+    from lazyexec.image import open_image
+
+    names = [r[0] for r in open_image(images["image-eager"]).records() if not skipped(r[0])]
+    driver = os.path.join(d, "driver.py")
+    Path(driver).write_text(DRIVER)
+    # The list: what imports eagerly in one process (a module failing eagerly is left out).
+    probe = os.path.join(d, "probe.py")
+    Path(probe).write_text(DRIVER.replace("print(ok, t)", "print('\\n'.join(good))").replace(
+        "        ok += 1", "        ok += 1; good.append(n)").replace("ok = 0", "ok = 0; good = []"))
+    all_list = os.path.join(d, "all.txt")
+    Path(all_list).write_text("\n".join(names))
+    good = subprocess.run([py, probe, "pyc", all_list], env=env, cwd=d, capture_output=True, text=True,
+                          check=True).stdout.split()
+    modules = os.path.join(d, "modules.txt")
+    Path(modules).write_text("\n".join(good))
+    print(f"Python {sys.version.split()[0]}: importing {len(good)} stdlib modules, {args.runs} alternating rounds, "
+          f"warm .pyc and artifacts")
+    cmds = {"pyc": [py, driver, "pyc", modules]}
+    cmds.update({m: [py, driver, p, modules] for m, p in images.items()})
+    for _ in range(2):  # warm-up: .pyc files, page cache
+        for c in cmds.values():
+            measure_rss(c, d, env)
+    rows = {m: {"wall": [], "loop": [], "rss": [], "ok": []} for m in cmds}
+    for _ in range(args.runs):
+        for m, c in cmds.items():
+            s, rss, out, _ = measure_rss(c, d, env)
+            ok, loop = out.split()[-2:]
+            rows[m]["wall"].append(s)
+            rows[m]["loop"].append(float(loop))
+            rows[m]["rss"].append(rss)
+            rows[m]["ok"].append(int(ok))
+    result = {"python": sys.version.split()[0], "modules": len(good), "runs": args.runs, "modes": {}}
+    base = rows["pyc"]
+    for m, r in rows.items():
+        ratios = {k: statistics.median(a / b for a, b in zip(r[k], base[k])) for k in ("wall", "loop", "rss")}
+        spread = (min(a / b for a, b in zip(r["wall"], base["wall"])), max(a / b for a, b in zip(r["wall"], base["wall"])))
+        result["modes"][m] = {"imported": statistics.median(r["ok"]), "wall_ms": statistics.median(r["wall"]) * 1e3,
+                              "loop_ms": statistics.median(r["loop"]) * 1e3, "rss_kib": statistics.median(r["rss"]),
+                              "ratio_wall": ratios["wall"], "ratio_loop": ratios["loop"], "ratio_rss": ratios["rss"],
+                              "ratio_wall_range": spread}
+        print(f"  {m:12} imported {statistics.median(r['ok']):.0f}  wall {statistics.median(r['wall']) * 1e3:7.1f} ms "
+              f"(x{ratios['wall']:.3f}, range {spread[0]:.2f}-{spread[1]:.2f})  import loop "
+              f"{statistics.median(r['loop']) * 1e3:7.1f} ms (x{ratios['loop']:.3f})  peak RSS x{ratios['rss']:.3f}")
+    if args.strace:
+        result["fs_calls"] = fs_calls(cmds, d, env, images, len(good))
+    if args.instructions:
+        result["instructions"] = instructions(cmds, d, env)
+    out = Path(__file__).parent / "results" / "image" / f"stdlib-{result['python']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"  -> {out}")
+    return 0
+
+
+def fs_calls(cmds, d, env, images, n) -> dict:
+    """File-system calls made in the import loop: in total, and on the files
+    of served modules (their source, `__pycache__`, directory)."""
+    from lazyexec.image import open_image
+
+    served_paths = set()
+    for r in open_image(images["image-eager"]).records():
+        origin = r[1]
+        served_paths.add(origin)
+        served_paths.add(os.path.join(os.path.dirname(origin), "__pycache__"))
+    out = {}
+    for m, c in cmds.items():
+        log = os.path.join(d, f"strace-{m}.log")
+        subprocess.run(["strace", "-f", "-o", log, "-e", "trace=%file,%desc", *c], cwd=d, check=True,
+                       env={**env, "BENCH_MARK": "1"}, capture_output=True)
+        lines = Path(log).read_text().splitlines()
+        b = next(i for i, l in enumerate(lines) if 'write(1, "IMPORT-LOOP-BEGIN' in l)
+        e = next(i for i, l in enumerate(lines) if 'write(1, "IMPORT-LOOP-END' in l)
+        loop = lines[b + 1:e]
+        on_served = [l for l in loop if any(f'"{p}' in l for p in served_paths)]
+        out[m] = {"fs_calls": len(loop), "on_served_module_files": len(on_served), "per_module": len(on_served) / n}
+        print(f"  {m:12} file-system calls in the import loop: {len(loop)}, on served modules' files: "
+              f"{len(on_served)} ({len(on_served) / n:.2f} per module)")
+    return out
+
+
+def instructions(cmds, d, env) -> dict:
+    out = {}
+    for m, c in cmds.items():
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *c], cwd=d, env=env,
+                           capture_output=True, text=True)
+        line = next(l for l in r.stderr.splitlines() if "Collected" in l)
+        out[m] = int(line.split()[-1])
+    for m in cmds:
+        print(f"  {m:12} instructions {out[m] / 1e9:.2f} G (x{out[m] / out['pyc']:.3f})")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
