@@ -30,6 +30,11 @@ setup: system-deps $(BIN)/python
 	@# (pyenv's 3.11 and Debian's) must not share a CMake cache.
 	$(BIN)/python -m pip install -q --no-build-isolation --config-settings=build-dir=build/wheel-$(VENV_NAME) ".[test]"
 	@$(BIN)/python -c "import lazyexec._lazyexec" && test -x $(BIN)/lazyexec
+	@# A build backend for the example distribution the tests build offline
+	@# (tests/python/test_package_opt_in.py), outside sys.path: its .pth must
+	@# not run at every start in the venv.
+	@test -d $(VENV)/backend/setuptools || \
+	  $(BIN)/python -m pip install -q --target $(VENV)/backend "setuptools>=70.1"
 
 test-cpp: setup
 	$(BIN)/cmake -S . -B $(CPP_BUILD) -G Ninja -DLAZYEXEC_TESTS=ON \

@@ -43,6 +43,10 @@ def run(args) -> int:
         config = config_mod.load()
     except config_mod.ConfigError as e:
         return fail(str(e))
+    if args.installed:
+        if args.stdlib or args.paths:
+            return fail("--installed goes alone: it indexes this environment's site-packages")
+        return installed(args, config)
     if args.stdlib:
         config = config_mod.Config(**{**{k: getattr(config, k) for k in config.__slots__}, "mode": "all"})
     roots = [sysconfig.get_paths()["stdlib"]] if args.stdlib else list(args.paths)
@@ -80,3 +84,56 @@ def run(args) -> int:
                 counts["nothing to defer"] += 1
     print("lazyexec compile: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0
+
+
+def installed(args, config) -> int:
+    """`compile --installed`: index the environment's opted-in distributions
+    (importer/distributions.py) for the start-up path, then store their
+    modules' artifacts. Idempotent: run it after every install (the index is
+    ignored once a site-packages directory changes)."""
+    from lazyexec.importer import Policy, distributions
+    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
+
+    index, decls = distributions.build_index()
+    try:
+        path = distributions.write_index(index)
+    except OSError as e:
+        return fail(f"the index of installed distributions: {e}")
+    policy = Policy(config)  # reads the index just written
+    counts = {"stored": 0, "nothing to defer": 0, "not selected": 0, "unreadable or invalid": 0}
+    for d in decls:
+        for problem in d.problems:
+            print(f"lazyexec compile: {d.name} {d.version}: ignored {problem}", file=sys.stderr)
+        for name in d.lazy:
+            file = _module_file(d.directory, name)
+            if file is None or not policy.claims(name, file):
+                counts["not selected"] += 1
+                continue
+            try:
+                plan = load_or_build_plan(file, name, file.endswith("__init__.py"), config, next_to_source=True)
+            except (SyntaxError, ValueError, UnicodeDecodeError) as e:
+                if args.verbose:
+                    print(f"{file}: {e.__class__.__name__}: {e}", file=sys.stderr)
+                plan = None
+            if plan is None:
+                counts["unreadable or invalid"] += 1
+            elif plan.units:
+                counts["stored"] += 1
+            else:
+                counts["nothing to defer"] += 1
+    if not args.quiet:
+        for d in decls:
+            never = f", never: {', '.join(d.never)}" if d.never else ""
+            print(f"  {d.name} {d.version} ({d.directory}): {len(d.lazy)} of {len(d.modules)} modules lazy{never}")
+        print(f"lazyexec compile --installed: {len(decls)} distribution(s) opted in, in "
+              f"{len(index[1])} site-packages director{'y' if len(index[1]) == 1 else 'ies'}; index {path}; "
+              + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 0
+
+
+def _module_file(directory: str, name: str) -> str | None:
+    base = os.path.join(directory, *name.split("."))
+    for candidate in (os.path.join(base, "__init__.py"), base + ".py"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None

@@ -37,11 +37,16 @@ def run(args) -> int:
     except (OSError, ValueError) as e:  # unreadable file, NUL bytes, bad encoding
         return fail(f"{target.path}: {e}")
     source_lines = _source_lines(target.path)
+    from lazyexec.importer.distributions import selection
+
+    selected = selection(target.module, str(target.path.resolve()), cfg)
     if args.json:
-        json.dump(to_json(result, target, source_lines), sys.stdout, indent=2)
+        data = to_json(result, target, source_lines)
+        data["selected"], data["selection"] = selected
+        json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print_text(result, target, source_lines, facts=args.facts)
+        print_text(result, target, source_lines, facts=args.facts, selection=selected[1])
     return 0
 
 
@@ -80,11 +85,13 @@ def to_json(result: dict, target, lines: list[str]) -> dict:
     }
 
 
-def print_text(result: dict, target, lines: list[str], facts: bool = False) -> None:
+def print_text(result: dict, target, lines: list[str], facts: bool = False, selection: str | None = None) -> None:
     units = result["units"]
     lazy = sum(1 for u in units if u["verdict"] == "lazy")
     name = target.module or "(script)"
     print(f"{target.path}  module {name}  marker {result['lazy_marker']}")
+    if selection:  # whether the import hook loads it lazily, and why (marker, configuration, distribution)
+        print(selection)
     print(f"{len(units)} units, {lazy} lazy, {len(units) - lazy} eager")
     if result["module_eager"]:
         print(f"module: {result['module_message']}")

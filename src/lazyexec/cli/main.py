@@ -44,6 +44,10 @@ def _parser():
                                     "artifacts, so no program pays for analysis at its first lazy start.")
     co.add_argument("paths", nargs="*", help="directories (sys.path entries) or files")
     co.add_argument("--stdlib", action="store_true", help="the running interpreter's standard library (mode all)")
+    co.add_argument("--installed", action="store_true",
+                    help="index the installed distributions that opted in (entry points [lazyexec]) and store "
+                         "their artifacts: a post-install step (docs/package-opt-in.md)")
+    co.add_argument("-q", "--quiet", action="store_true", help="with --installed: print nothing but errors")
     co.add_argument("-v", "--verbose", action="store_true", help="name the files that cannot be analysed")
     return p
 

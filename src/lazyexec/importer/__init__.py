@@ -12,12 +12,18 @@ from lazyexec import _lazyexec
 from lazyexec.config import Config
 
 
-def _finder(config: Config, eager=()) -> "_lazyexec.Finder":
-    """The C++ finder for `config`: the never-lazy set, include/exclude and
-    the usage profile's whole-used modules compiled once into its matcher.
+def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
+    """The C++ finder for `config`: the never-lazy set, include/exclude,
+    the usage profile's whole-used modules and the installed distributions
+    that opted in (`installed`: an index from installed_index(), default
+    read now) compiled once into its matcher.
     The loader, the plan runner and the runtime load with the first module
     the finder claims, not at activation."""
+    if installed is None:
+        installed = installed_index()
     never = _never_lazy(config)
+    if installed[1]:
+        never = list(never) + list(installed[1])
     loader_class = None
 
     def make_loader(fullname, path):
@@ -34,7 +40,46 @@ def _finder(config: Config, eager=()) -> "_lazyexec.Finder":
                 load_build_stage()
         return loader_class(fullname, path)
 
-    return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager, make_loader, config)
+    return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager, make_loader, config,
+                            installed[0])
+
+
+INSTALLED_INDEX_VERSION = 1
+_NO_INDEX = ((), ())
+
+
+def installed_index_path() -> str:
+    """Where `lazyexec compile --installed` keeps this environment's index of
+    opted-in distributions: the cache directory, one file per environment
+    (sys.prefix) and interpreter (cache tag)."""
+    from lazyexec.config import cache_dir
+
+    key = _lazyexec.fingerprint(sys.prefix + "\0" + (sys.implementation.cache_tag or ""))
+    return os.path.join(cache_dir(), f"installed-{key}.marshal")
+
+
+def installed_index(check: bool = True) -> tuple:
+    """(opted, never) from the index of installed distributions that opted in
+    (docs/package-opt-in.md): `opted` is ((site-packages dir, module names),
+    ...), `never` the modules they declared never lazy. Empty when there is
+    no index or (`check`) when a site-packages directory it covers changed
+    since it was built: one open and one stat per directory, no
+    importlib.metadata. A stale index is not used: without it every module
+    loads as its marker says, as eagerly as before the opt-in."""
+    import marshal
+
+    try:
+        with open(installed_index_path(), "rb") as f:
+            index = marshal.loads(f.read())
+        if index[0] != INSTALLED_INDEX_VERSION:
+            return _NO_INDEX
+        if check:
+            for directory, mtime in index[1]:
+                if os.stat(directory).st_mtime_ns != mtime:
+                    return _NO_INDEX
+        return index[2], index[3]
+    except (OSError, EOFError, ValueError, TypeError, IndexError):
+        return _NO_INDEX
 
 
 def _never_lazy(config: Config) -> list:

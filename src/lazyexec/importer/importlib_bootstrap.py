@@ -217,10 +217,19 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
                 return None
             from lazyexec import compile as compile_stage  # cold path only
 
+            # A module of an installed distribution that opted in needs no
+            # marker (importer/distributions.py).
+            require_marker = config.mode == "marked" and not _distribution_opted(name, path)
             plan = compile_stage.build_plan(source, path, name, is_package, config,
-                                            require_marker=config.mode == "marked", pep810=True)
+                                            require_marker=require_marker, pep810=True)
             plan = plan or store.Plan([], [])
             store.save(path, plan, st.st_mtime_ns, st.st_size, key, next_to_source=next_to_source)
         return plan
     finally:
         _lazyexec.set_busy(was_busy)
+
+
+def _distribution_opted(name: str, path: str) -> bool:
+    from lazyexec.importer import distributions
+
+    return distributions.opted(name, path)

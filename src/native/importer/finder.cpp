@@ -40,13 +40,41 @@ void fill(analyze::NameSet& set, PyObject* iterable) {
   if (PyErr_Occurred()) throw py::PyError{};
 }
 
+// `opted`: (site-packages directory, module names) pairs from the installed
+// index (lazyexec/importer/__init__.py, docs/package-opt-in.md).
+void fill_opted(Policy& policy, PyObject* opted) {
+  Ref it = Ref::steal(PyObject_GetIter(opted));
+  if (!it) throw py::PyError{};
+  while (Ref item = Ref::steal(PyIter_Next(it.get()))) {
+    PyObject *dir, *names;
+    if (!PyTuple_Check(item.get()) || !PyArg_ParseTuple(item.get(), "UO", &dir, &names)) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Finder: opted must hold (directory, names) tuples");
+      throw py::PyError{};
+    }
+    std::unordered_set<std::string> set;
+    Ref names_it = Ref::steal(PyObject_GetIter(names));
+    if (!names_it) throw py::PyError{};
+    while (Ref name = Ref::steal(PyIter_Next(names_it.get()))) {
+      if (!PyUnicode_Check(name.get())) {
+        PyErr_SetString(PyExc_TypeError, "Finder: module names must be str");
+        throw py::PyError{};
+      }
+      set.insert(py::utf8(name.get()));
+    }
+    if (PyErr_Occurred()) throw py::PyError{};
+    policy.opted.emplace_back(py::utf8(dir), std::move(set));
+  }
+  if (PyErr_Occurred()) throw py::PyError{};
+}
+
 int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
-  static const char* kwlist[] = {"all_mode", "never", "include", "exclude", "eager", "make_loader", "config", nullptr};
+  static const char* kwlist[] = {"all_mode", "never", "include", "exclude", "eager", "make_loader", "config", "opted",
+                                 nullptr};
   int all_mode;
-  PyObject *never, *include, *exclude, *eager, *make_loader, *config;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "pOOOOOO", const_cast<char**>(kwlist), &all_mode, &never, &include,
-                                   &exclude, &eager, &make_loader, &config))
+  PyObject *never, *include, *exclude, *eager, *make_loader, *config, *opted = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "pOOOOOO|O", const_cast<char**>(kwlist), &all_mode, &never, &include,
+                                   &exclude, &eager, &make_loader, &config, &opted))
     return -1;
   try {
     // importlib's own classes, without importing importlib (it is frozen and
@@ -69,6 +97,7 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
       if (!it) throw py::PyError{};
       while (Ref item = Ref::steal(PyIter_Next(it.get()))) policy->eager.insert(py::utf8(item.get()));
       if (PyErr_Occurred()) throw py::PyError{};
+      if (opted != nullptr && opted != Py_None) fill_opted(*policy, opted);
     } catch (...) {
       delete policy;
       throw;
@@ -118,7 +147,7 @@ int finder_clear(PyObject* self_obj) {
 // Policy, then (mode "marked") the marker, read from the source.
 bool claims(const FinderObject* self, std::string_view name, const char* path) {
   if (self->policy == nullptr || !self->policy->selects(name)) return false;
-  if (self->policy->all_mode) return true;
+  if (self->policy->all_mode || self->policy->opted_in(name, path)) return true;
   auto source = read_file(path);
   return source && (has_marker(*source) || has_pep810_list(*source));
 }

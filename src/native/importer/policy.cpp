@@ -15,6 +15,21 @@ bool Policy::selects(std::string_view name) const {
   return !eager.count(std::string(name));
 }
 
+bool Policy::opted_in(std::string_view name, std::string_view path) const {
+  for (const auto& [dir, names] : opted) {
+    if (path.size() <= dir.size() || path.compare(0, dir.size(), dir) != 0 ||
+        (path[dir.size()] != '/' && path[dir.size()] != '\\'))
+      continue;
+    std::string probe(name);
+    if (names.count(probe)) return true;
+    for (size_t dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+      probe.assign(name.substr(0, dot)).append(".*");
+      if (names.count(probe)) return true;
+    }
+  }
+  return false;
+}
+
 namespace {
 
 bool at_line_start(std::string_view s, size_t i) { return i == 0 || s[i - 1] == '\n' || s[i - 1] == '\r'; }

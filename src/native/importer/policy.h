@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "analyze/knowledge.h"
 
@@ -17,9 +19,18 @@ struct Policy {
   analyze::NameSet include;        // empty: everything
   analyze::NameSet exclude;
   std::unordered_set<std::string> eager;  // usage profile: whole modules used last time
+  // Installed distributions that opted in (docs/package-opt-in.md): per
+  // site-packages directory, the modules lazy in mode "marked" without a
+  // marker, when found in that directory (not a same-named module that
+  // shadows it from elsewhere on sys.path). Entries are exact module names,
+  // or "pkg.*" for every module below the package pkg (no globs otherwise:
+  // one hash lookup per dotted prefix).
+  std::vector<std::pair<std::string, std::unordered_set<std::string>>> opted;
 
   // Whether policy selects `name` (before any marker check).
   bool selects(std::string_view name) const;
+  // Whether `name`, found at `path`, belongs to an opted-in distribution.
+  bool opted_in(std::string_view name, std::string_view path) const;
 };
 
 // A top-level `__lazy_module__ = True` (optionally annotated), found by a byte
