@@ -51,7 +51,7 @@ def fake_distribution(site: Path, name: str, modules: int, regular: bool) -> Non
     info = site / f"{name}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[lazyexec]\n* = lazy\n")
+    (info / "entry_points.txt").write_text("[lazyexec]\nall-modules = lazy\n")
     rows = [f"{name}/pkg{i // 50}/mod{i}.py,," for i in range(modules)]
     if regular:
         rows += [f"{name}/__init__.py,,"] + [f"{name}/pkg{i}/__init__.py,," for i in range((modules + 49) // 50)]

@@ -66,7 +66,7 @@ PKG = {"pkg/__init__.py": "", "pkg/core.py": "", "pkg/sub/__init__.py": "", "pkg
 
 
 def test_whole_distribution_opts_in_every_module_it_installs(tmp_path, cache):
-    make_dist(tmp_path, "pkg", PKG, "[lazyexec]\n* = lazy\n")
+    make_dist(tmp_path, "pkg", PKG, "[lazyexec]\nall-modules = lazy\n")
     d = decl_of(tmp_path, "pkg")
     assert d.lazy == ["pkg", "pkg.core", "pkg.reg", "pkg.sub", "pkg.sub.x", "pkgtool"]
     assert d.never == [] and d.problems == []
@@ -78,6 +78,7 @@ def test_named_package_covers_its_submodules_and_a_module_itself(tmp_path, cache
 
 
 def test_never_entry_wins_over_lazy_and_reaches_the_finder(tmp_path, cache):
+    # "*": the whole distribution too (setuptools warns about the name, but accepts it)
     make_dist(tmp_path, "pkg", PKG, "[lazyexec]\n* = lazy\npkg.sub = never\npkg.reg = never\n")
     d = decl_of(tmp_path, "pkg")
     assert d.lazy == ["pkg", "pkg.core", "pkgtool"]
@@ -114,7 +115,7 @@ def write_and_read(site: Path):
 
 def test_index_round_trip_and_idempotent(tmp_path, cache):
     site = tmp_path / "site"
-    make_dist(site, "pkg", PKG, "[lazyexec]\n* = lazy\npkg.reg = never\n")
+    make_dist(site, "pkg", PKG, "[lazyexec]\nall-modules = lazy\npkg.reg = never\n")
     opted, never = write_and_read(site)
     # pkg.sub (every module below it lazy) as a prefix; pkg (pkg.reg is never) module by module.
     assert opted == ((str(site), ("pkg", "pkg.core", "pkg.sub", "pkg.sub.*", "pkgtool")),)
@@ -126,7 +127,7 @@ def test_index_round_trip_and_idempotent(tmp_path, cache):
 
 def test_a_wholly_lazy_package_is_one_prefix_entry_unless_another_distribution_installs_below_it(tmp_path, cache):
     site = tmp_path / "site"
-    make_dist(site, "pkg", PKG, "[lazyexec]\n* = lazy\n")
+    make_dist(site, "pkg", PKG, "[lazyexec]\nall-modules = lazy\n")
     assert write_and_read(site)[0] == ((str(site), ("pkg", "pkg.*", "pkgtool")),)
     make_dist(site, "pkg-extra", {"pkg/sub/extra.py": ""}, None)  # not opted in, adds a module below pkg.sub
     assert write_and_read(site)[0] == ((str(site), ("pkg", "pkg.core", "pkg.reg", "pkg.sub", "pkg.sub.x",
@@ -148,7 +149,7 @@ def test_finder_prefix_entries_cover_the_modules_below_a_package(tmp_path):
 
 def test_index_is_stale_once_site_packages_changes(tmp_path, cache):
     site = tmp_path / "site"
-    make_dist(site, "pkg", PKG, "[lazyexec]\n* = lazy\n")
+    make_dist(site, "pkg", PKG, "[lazyexec]\nall-modules = lazy\n")
     assert write_and_read(site)[0]
     st = os.stat(site)
     os.utime(site, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # what an install or removal does
@@ -160,7 +161,7 @@ def test_index_is_stale_once_site_packages_changes(tmp_path, cache):
 @pytest.mark.parametrize("damage", [b"", b"\x00garbage", b"\xe9\x03\x00\x00"])
 def test_damaged_or_foreign_index_is_no_index(tmp_path, cache, damage):
     site = tmp_path / "site"
-    make_dist(site, "pkg", PKG, "[lazyexec]\n* = lazy\n")
+    make_dist(site, "pkg", PKG, "[lazyexec]\nall-modules = lazy\n")
     write_and_read(site)
     from lazyexec.importer import installed_index_path
 

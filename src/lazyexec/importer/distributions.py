@@ -6,7 +6,7 @@ A distribution declares, in its pyproject.toml (written by every build
 backend to the wheel's `entry_points.txt`):
 
     [project.entry-points.lazyexec]
-    "*" = "lazy"               # every module the distribution installs
+    all-modules = "lazy"       # every module the distribution installs
     "mypkg.fast" = "lazy"      # a package and every module below it, or one module
     "mypkg.plugins" = "never"  # never lazy, even with a marker (wins over "lazy")
 
@@ -22,7 +22,10 @@ import sys
 
 GROUP = "lazyexec"
 VERDICTS = ("lazy", "never")
-WHOLE = "*"
+# The entry naming the whole distribution: not a module name (a hyphen), and
+# within the entry points specification's recommended [\w.-]+ (setuptools
+# warns about "*", which is accepted too).
+WHOLE = ("all-modules", "*")
 
 
 class Declaration:
@@ -106,14 +109,14 @@ def declaration(dist, directory: str) -> Declaration | None:
         if verdict not in VERDICTS:
             d.problems.append(f"entry {entry!r} = {verdict!r}: the value must be one of {', '.join(map(repr, VERDICTS))}")
             continue
-        if entry == WHOLE:
+        if entry in WHOLE:
             if verdict == "never":
                 d.never.extend(sorted(tops))
             else:
                 lazy_entries.append(entry)
             continue
         if not _is_dotted(entry):
-            d.problems.append(f"entry {entry!r}: not a module name (a dotted name, or \"*\" for the whole distribution)")
+            d.problems.append(f"entry {entry!r}: not a module name (a dotted name, or \"all-modules\" for the whole distribution)")
             continue
         if not any(_covers(entry, m) for m in d.modules):
             # A distribution may only speak for its own modules: a never entry
@@ -122,7 +125,7 @@ def declaration(dist, directory: str) -> Declaration | None:
             continue
         (d.never if verdict == "never" else lazy_entries).append(entry)
     d.lazy = [m for m in d.modules
-              if any(e == WHOLE or _covers(e, m) for e in lazy_entries) and not any(_covers(n, m) for n in d.never)]
+              if any(e in WHOLE or _covers(e, m) for e in lazy_entries) and not any(_covers(n, m) for n in d.never)]
     return d
 
 
@@ -157,6 +160,8 @@ def build_index(directories=None) -> tuple[tuple, list[Declaration]]:
     as importer.installed_index() reads it, and the declarations found.
     Directory mtimes are taken before the scan: a distribution installed while
     it runs makes the index stale rather than silently missing."""
+    import marshal
+
     from lazyexec.importer import INSTALLED_INDEX_VERSION
 
     directories = site_directories() if directories is None else list(directories)
@@ -176,8 +181,11 @@ def build_index(directories=None) -> tuple[tuple, list[Declaration]]:
         opted.setdefault(d.directory, set()).update(matcher_entries(d, others))
         never.extend(d.never)
     groups = tuple((directory, tuple(sorted(names))) for directory, names in opted.items() if names)
-    details = tuple((d.name, d.version, d.directory, tuple(d.lazy), tuple(d.never), tuple(d.entries))
-                    for d in decls)
+    # What `explain` reads, marshalled apart: the start-up path's
+    # marshal.loads then makes one bytes object of it, not a string per
+    # module (2,000 module names cost about 1 M instructions).
+    details = marshal.dumps(tuple((d.name, d.version, d.directory, tuple(d.lazy), tuple(d.never), tuple(d.entries))
+                                  for d in decls), 4)
     index = (INSTALLED_INDEX_VERSION, tuple(stamps), groups, tuple(sorted(set(never))), details)
     return index, decls
 
@@ -234,6 +242,7 @@ def read_details(check: bool = True) -> tuple[list, bool]:
             index = marshal.loads(f.read())
         if index[0] != INSTALLED_INDEX_VERSION:
             return [], False
+        details = list(marshal.loads(index[4]))
     except (OSError, EOFError, ValueError, TypeError, IndexError):
         return [], False
     fresh = True
@@ -242,7 +251,7 @@ def read_details(check: bool = True) -> tuple[list, bool]:
             fresh = fresh and os.stat(directory).st_mtime_ns == mtime
         except OSError:
             fresh = False
-    return list(index[4]), fresh
+    return details, fresh
 
 
 def _in_directory(path: str, directory: str) -> bool:
@@ -333,7 +342,7 @@ def selection(name: str | None, path: str, config) -> tuple[bool, str]:
         return True, "selected: marker `__lazy_module__ = True`"
     row = owner(name, path, details) if fresh else None
     if row is not None:
-        how = "the whole distribution" if any(e == WHOLE and v == "lazy" for e, v in row[5]) else \
+        how = "the whole distribution" if any(e in WHOLE and v == "lazy" for e, v in row[5]) else \
             ", ".join(e for e, v in row[5] if v == "lazy" and _covers(e, name))
         return True, (f"selected: distribution {row[0]} {row[1]} opted in "
                       f"(entry points [{GROUP}]: {how}; installed index)")
