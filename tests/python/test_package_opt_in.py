@@ -329,8 +329,11 @@ def venv(tmp_path, venv_with_1_0) -> Venv:
 # lazily, what is still pending.
 OBSERVE = """
 import json, sys
-import lazydist, lazydist.plugins, lazydist.shapes
+import lazydist
+plugins_at_import = "lazydist.plugins" in sys.modules
+import lazydist.plugins, lazydist.shapes
 seen = {
+    "plugins loaded by import lazydist": plugins_at_import,
     "describe": lazydist.describe(lazydist.Circle(2.0)),
     "square": lazydist.Square(3).area(),
     "registry": lazydist.plugins.REGISTRY,
@@ -360,9 +363,11 @@ def test_installed_distribution_loads_lazily_without_markers(venv):
     # Laziness is real: names never used are still pending, in modules no marker selected.
     assert "colors" in lazy["pending"]["lazydist"] and "Square" not in lazy["pending"]["lazydist"]
     assert {"UNIT_NAMES", "release"} <= set(lazy["pending"]["lazydist.shapes"])
-    # The never entry: registered at import, nothing deferred.
+    # The never entry: registered at import, nothing deferred, and the
+    # package's import of it is not deferred either (checked in "seen").
     assert lazy["pending"].get("lazydist.plugins", []) == []
-    assert lazy["seen"]["registry"] == ["builtin-shapes"]
+    assert lazy["seen"]["registry"] == ["builtin-shapes"] and lazy["seen"]["plugins loaded by import lazydist"]
+    assert "REGISTRY" not in lazy["pending"]["lazydist"]
     # The deferred `from lazydist import colors` never ran: the module was never loaded.
     assert "lazydist.colors" in eager["modules"] and "lazydist.colors" not in lazy["modules"]
 

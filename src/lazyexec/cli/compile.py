@@ -47,6 +47,9 @@ def run(args) -> int:
         if args.stdlib or args.paths:
             return fail("--installed goes alone: it indexes this environment's site-packages")
         return installed(args, config)
+    from lazyexec.importer import installed_index, with_installed
+
+    config = with_installed(config, installed_index())  # as the import hook will: artifacts keyed alike
     if args.stdlib:
         config = config_mod.Config(**{**{k: getattr(config, k) for k in config.__slots__}, "mode": "all"})
     roots = [sysconfig.get_paths()["stdlib"]] if args.stdlib else list(args.paths)
@@ -91,7 +94,7 @@ def installed(args, config) -> int:
     (importer/distributions.py) for the start-up path, then store their
     modules' artifacts. Idempotent: run it after every install (the index is
     ignored once a site-packages directory changes)."""
-    from lazyexec.importer import Policy, distributions
+    from lazyexec.importer import Policy, distributions, installed_index, with_installed
     from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
     index, decls = distributions.build_index()
@@ -99,6 +102,7 @@ def installed(args, config) -> int:
         path = distributions.write_index(index)
     except OSError as e:
         return fail(f"the index of installed distributions: {e}")
+    config = with_installed(config, installed_index())  # as the import hook will: artifacts keyed alike
     policy = Policy(config)  # reads the index just written
     counts = {"stored": 0, "nothing to defer": 0, "not selected": 0, "unreadable or invalid": 0}
     for d in decls:

@@ -29,8 +29,11 @@ def run(args) -> int:
         target = resolve_target(args.target)
     except LookupError as e:
         return fail(str(e))
+    from lazyexec.importer import installed_index, with_installed
+
     try:
-        result = analyze_target(target, cfg)
+        # Installed distributions' `never` entries, as the import hook uses them.
+        result = analyze_target(target, with_installed(cfg, installed_index()))
     except SyntaxError as e:
         print(syntax_error_line(e, str(target.path)), file=sys.stderr)
         return 2

@@ -21,9 +21,8 @@ def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
     the finder claims, not at activation."""
     if installed is None:
         installed = installed_index()
+    config = with_installed(config, installed)
     never = _never_lazy(config)
-    if installed[1]:
-        never = list(never) + list(installed[1])
     loader_class = None
 
     def make_loader(fullname, path):
@@ -46,6 +45,17 @@ def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
 
 INSTALLED_INDEX_VERSION = 1
 _NO_INDEX = ((), ())
+
+
+def with_installed(config: Config, installed: tuple) -> Config:
+    """`config` with the `never` entries of opted-in distributions added to
+    its `never`: the finder keeps those modules eager, the analyzer keeps
+    imports of them eager, and artifacts are keyed on them (as on the
+    configuration's own `never`)."""
+    extra = tuple(n for n in installed[1] if n not in config.never)
+    if not extra:
+        return config
+    return Config(**{**{k: getattr(config, k) for k in Config.__slots__}, "never": config.never + extra})
 
 
 def installed_index_path() -> str:

@@ -324,6 +324,7 @@ def selection(name: str | None, path: str, config) -> tuple[bool, str]:
     row = never_owner(name, details) if fresh else None
     if row is not None and not claimed:
         return False, f"not selected: never lazy (distribution {row[0]} {row[1]} declares it `never`)"
+    # (`config` is the configuration as read, without distributions' never entries.)
     if not claimed:
         if config.exclude or config.include:
             probe = Policy(config.__class__(mode="all", include=config.include, exclude=config.exclude))

@@ -5,6 +5,7 @@ marker."""
 import json
 
 from lazydist import colors
+from lazydist.plugins import REGISTRY  # declared `never`: this import is never deferred either
 from lazydist.shapes import Circle, Square
 
 VERSION = "1.0"
@@ -14,4 +15,4 @@ def describe(shape) -> str:
     return json.dumps({"shape": type(shape).__name__, "area": round(shape.area(), 3), "version": VERSION})
 
 
-__all__ = ["Circle", "Square", "colors", "describe", "VERSION"]
+__all__ = ["Circle", "Square", "REGISTRY", "colors", "describe", "VERSION"]
