@@ -386,6 +386,27 @@ def test_installing_anything_makes_the_index_stale_until_compiled_again(venv, wh
     assert json.loads(venv.lazy(script))["pending"]["lazydist"]
 
 
+def test_a_program_that_finds_the_index_stale_has_it_rebuilt_after_it_exits(venv):
+    script = venv.program("observe.py", OBSERVE)
+    venv.lazyexec("compile", "--installed")
+    (venv.site / "new_module.py").write_text("X = 1\n")  # an install: the index is stale
+    fresh = "from lazyexec.importer.distributions import read_details; print(read_details()[1])"
+    assert venv.run_py(fresh).strip() == "False"
+    off = venv.lazyexec("run", script).stdout  # LAZYEXEC_BUILD=off: no background work at all
+    assert json.loads(off)["pending"] == {} and venv.run_py(fresh).strip() == "False"
+    background = dict(venv.env, LAZYEXEC_BUILD="background")
+    out = subprocess.run([venv.python, "-m", "lazyexec", "run", script], env=background, capture_output=True,
+                         text=True, check=True, cwd=venv.root).stdout
+    assert json.loads(out)["pending"] == {}  # this run: stale, nothing from the index
+    import time
+
+    deadline = time.monotonic() + 120  # the detached re-indexer runs at low priority on a busy machine
+    while venv.run_py(fresh).strip() != "True":
+        assert time.monotonic() < deadline, "the index was not rebuilt after the program exited"
+        time.sleep(0.2)
+    assert json.loads(venv.lazy(script))["pending"]["lazydist"]
+
+
 def test_explain_says_why_each_module_is_selected(venv):
     venv.lazyexec("compile", "--installed")
     marked = venv.program("marked_mod.py", "__lazy_module__ = True\nimport json\n")

@@ -45,6 +45,7 @@ def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
 
 INSTALLED_INDEX_VERSION = 1
 _NO_INDEX = ((), ())
+_index_stale = False  # installed_index() found the index stale: rebuilt after exit
 
 
 def with_installed(config: Config, installed: tuple) -> Config:
@@ -86,6 +87,8 @@ def installed_index(check: bool = True) -> tuple:
         if check:
             for directory, mtime in index[1]:
                 if os.stat(directory).st_mtime_ns != mtime:
+                    global _index_stale
+                    _index_stale = True
                     return _NO_INDEX
         return index[2], index[3]
     except (OSError, EOFError, ValueError, TypeError, IndexError):
@@ -157,6 +160,10 @@ def activate(config: Config | None = None, program: str | None = None, image: st
     from lazyexec.importer import profile
 
     _active = _finder(config, profile.load(config, program))
+    if _index_stale:  # something was installed since `compile --installed`: index again after exit
+        import atexit
+
+        atexit.register(_reindex_at_exit, config)
     # Just before PathFinder: finders ahead of it (builtin, frozen, a test
     # runner's rewriting hook) keep precedence as eagerly, and an unclaimed
     # module's spec is PathFinder's own, found once.
@@ -193,6 +200,23 @@ def activate(config: Config | None = None, program: str | None = None, image: st
 
         atexit.register(print_stats)
     return _active
+
+
+def _reindex_at_exit(config: Config) -> None:
+    """Start one detached, low-priority `lazyexec compile --installed` (index
+    only: the opted-in modules' artifacts follow through the normal background
+    build) unless background work is off (`build`, LAZYEXEC_BUILD,
+    LAZYEXEC_CACHE). Nothing here may disturb the program's exit."""
+    try:
+        from lazyexec import store
+        from lazyexec.importer.importlib_bootstrap import build_mode
+        from lazyexec.store import builder
+
+        if build_mode(config) == "background" and store.caching_enabled():
+            builder.start_builder(code="import sys; del sys.path[0]; "
+                                       "from lazyexec.importer.distributions import reindex; sys.exit(reindex())")
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _logging_found(spec):

@@ -348,3 +348,30 @@ def selection(name: str | None, path: str, config) -> tuple[bool, str]:
         return True, (f"selected: distribution {row[0]} {row[1]} opted in "
                       f"(entry points [{GROUP}]: {how}; installed index)")
     return True, "selected: PEP 810 `__lazy_modules__` (only the imports it names are deferred)"
+
+
+def reindex() -> int:
+    """The detached re-indexer a program starts at exit when it found the
+    index stale (importer._reindex_at_exit): low priority, one at a time
+    (a lock in the cache directory), and nothing to do when another one
+    already brought the index up to date."""
+    import fcntl
+
+    from lazyexec.importer import installed_index_path
+
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    try:
+        lock = os.open(installed_index_path() + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another re-indexer holds the lock (or no cache directory)
+    if read_details()[1]:
+        return 0  # fresh again
+    try:
+        write_index(build_index()[0])
+    except OSError:
+        return 1
+    return 0

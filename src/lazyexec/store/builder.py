@@ -120,10 +120,11 @@ def interpreter() -> str | None:
     return None
 
 
-def start_builder() -> None:
+def start_builder(code: str = BUILDER_CODE) -> None:
     """One detached builder (its own session, no terminal, output discarded),
     not waited for: the program exits now. Without a usable interpreter the
-    job stays queued for the next builder (or `lazyexec compile`)."""
+    job stays queued for the next builder (or `lazyexec compile`). `code`:
+    another job run the same way (importer/distributions.py's reindex)."""
     exe = interpreter()
     if exe is None:
         return
@@ -131,7 +132,7 @@ def start_builder() -> None:
     env["LAZYEXEC"] = "0"  # the builder itself loads eagerly
     devnull = os.devnull
     try:
-        os.posix_spawn(exe, [exe, "-c", BUILDER_CODE], env,
+        os.posix_spawn(exe, [exe, "-c", code], env,
                        setsid=True,
                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
