@@ -70,6 +70,7 @@ Ref to_python(const analyze::ModuleAnalysis& m) {
     set(d.get(), "verdict", py::str(u.lazy ? "lazy" : "eager"));
     set(d.get(), "reason", py::str(analyze::short_code(u.reason.code)));
     set(d.get(), "message", py::str(u.reason.text()));
+    if (u.kind == "class") set(d.get(), "safe_base", Ref::borrow(u.safe_base ? Py_True : Py_False));
     return d;
   });
   Ref forces = list_of(m.forces, [](const analyze::Force& f) {
@@ -114,12 +115,12 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only",
-                                 "effect_free", nullptr};
+                                 "effect_free", "safe_bases", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
-  PyObject* effect_free = nullptr;
+  PyObject *effect_free = nullptr, *safe_bases = nullptr;
   int imports_only = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
-                                   &impure, &imports_only, &effect_free))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+                                   &impure, &imports_only, &effect_free, &safe_bases))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
   kb->imports_only = imports_only != 0;
@@ -129,6 +130,7 @@ PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
     fill(kb->pure_metaclasses, metas, "pure_metaclasses");
     fill(kb->never_lazy, never, "never_lazy");
     fill(kb->effect_free, effect_free, "effect_free");
+    fill(kb->safe_bases, safe_bases, "safe_bases");
     if (impure && impure != Py_None) {
       if (!PyDict_Check(impure)) {
         PyErr_SetString(PyExc_TypeError, "knowledge base: impure must be a dict of name -> reason");
@@ -649,7 +651,7 @@ PyMethodDef methods[] = {
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
-     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=())\n"
+     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=())\n"
      "Build a knowledge base for analyze()."},
     {"analyze", (PyCFunction)(void (*)(void))analyze_source, METH_VARARGS | METH_KEYWORDS,
      "analyze(source, filename, knowledge, module=None, is_package=False) -> dict\n"

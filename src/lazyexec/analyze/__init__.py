@@ -163,19 +163,24 @@ def resolve_target(target: str) -> Target:
     return find_module(target)
 
 
-def knowledge_with_effects(config: Config | None, effects: dict, effect_free=()):
+def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(), pure_bases=(), safe_bases=()):
     """The knowledge base plus `effects` (module -> reason, from
     side_effects.effect_imports) in the never-lazy set: imports of those
-    modules stay eager; and `effect_free` (side_effects.effect_free_imports):
-    imports of those are re-exports, not side-effect imports."""
-    if not effects and not effect_free:
+    modules stay eager; `effect_free` (side_effects.effect_free_imports):
+    imports of those are re-exports, not side-effect imports; `pure_bases`,
+    `safe_bases` (summaries.external_facts): classes of other modules safe to
+    subclass and read attributes of, or to subclass only."""
+    if not effects and not effect_free and not pure_bases and not safe_bases:
         return knowledge(config)
-    key = (config, tuple(sorted(effects)), tuple(sorted(effect_free)))
+    key = (config, tuple(sorted(effects)), tuple(sorted(effect_free)), tuple(sorted(pure_bases)),
+           tuple(sorted(safe_bases)))
     kb = _knowledge_cache.get(key)
     if kb is None:
         data = knowledge_data(config)
         data["never_lazy"] = list(data["never_lazy"]) + sorted(effects)
         data["effect_free"] = sorted(set(effect_free))
+        data["pure_bases"] = list(data["pure_bases"]) + sorted(set(pure_bases))
+        data["safe_bases"] = sorted(set(safe_bases))
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb
 
@@ -204,16 +209,19 @@ def build_knowledge(units: list[dict], filename: str, module: str | None, is_pac
     modules stay eager (side_effects.effect_imports); imports presumed made
     for their side effect that are re-exports stay lazy
     (side_effects.effect_free_imports). Both read other modules' sources,
-    at build time only. Returns (knowledge, effects)."""
-    from lazyexec.analyze import side_effects
+    at build time only; and classes of other modules their summaries show
+    safe to subclass (summaries.external_facts). Returns (knowledge,
+    effects, summary dependencies {path: (module, facts hash)})."""
+    from lazyexec.analyze import side_effects, summaries
 
     effects = side_effects.effect_imports(units, filename, module, is_package)
     free = []
     if any(u.get("reason") == "side-effect-import" for u in units):
         free = side_effects.effect_free_imports(units, filename, module, is_package, never_lazy_matcher(config))
-    if not effects and not free:
-        return None, effects
-    return knowledge_with_effects(config, effects, free), effects
+    classes, bases, deps = summaries.external_facts(units, filename, module, is_package, config)
+    if not effects and not free and not classes and not bases:
+        return None, effects, deps
+    return knowledge_with_effects(config, effects, free, classes, bases), effects, deps
 
 
 def explain_effects(result: dict, effects: dict) -> None:
@@ -230,7 +238,7 @@ def analyze_target(target: Target, config: Config | None = None) -> dict:
     source = target.path.read_bytes()
     result = analyze_source(source, str(target.path), target.module, target.is_package, config)
     if not result.get("module_eager"):
-        kb, effects = build_knowledge(result["units"], str(target.path), target.module, target.is_package, config)
+        kb, effects, _ = build_knowledge(result["units"], str(target.path), target.module, target.is_package, config)
         if kb is not None:
             result = _lazyexec.analyze(source, str(target.path), kb, target.module, target.is_package)
             explain_effects(result, effects)

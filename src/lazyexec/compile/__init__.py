@@ -51,11 +51,20 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         # Imports of modules whose own import changes other modules stay
         # eager; re-exports presumed side-effect imports stay lazy
         # (analyze/side_effects.py).
-        from lazyexec.analyze import build_knowledge
+        from lazyexec.analyze import build_knowledge, summaries
 
-        kb, _ = build_knowledge(result["units"], filename, module, is_package, config)
+        kb, _, deps = build_knowledge(result["units"], filename, module, is_package, config)
         if kb is not None:
             result = _lazyexec.compile(source, filename, kb, module, is_package)
+        if deps:
+            # Cross-module summaries relied upon: rebuilt when they change.
+            summaries.record(filename, deps)
+    if module:
+        # This module's own summary may have changed: importers that relied
+        # on another one lose their artifacts (analyze/summaries.py).
+        from lazyexec.analyze import summaries
+
+        summaries.invalidate_dependents(filename, module, is_package, config)
     units = result["units"]
     if result["module_eager"] or not any(u["verdict"] == "lazy" for u in units):
         return None

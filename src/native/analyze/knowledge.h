@@ -28,6 +28,10 @@ bool glob_match(std::string_view pattern, std::string_view text);
 struct KnowledgeBase {
   NameSet pure;             // callables (and decorator factories) safe to call at definition time
   NameSet pure_bases;       // external classes safe to subclass
+  // External classes safe to subclass whose attributes may still compute
+  // (their body ran code the analysis cannot see through): from the
+  // cross-module summaries (analyze/summaries.py), not for attribute reads.
+  NameSet safe_bases;
   NameSet pure_metaclasses; // metaclasses whose class creation has no side effects
   NameSet never_lazy;       // modules imported for their side effects, never deferred
   // Modules whose import (with everything it imports in turn) is known to

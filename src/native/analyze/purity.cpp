@@ -443,8 +443,9 @@ class DefTime {
     for (const char* f : {"vararg", "kwarg"}) expr(args.get(f).get("annotation"));
   }
 
-  // Rule 3. Fills `info` for later subclasses.
-  void class_def(Node c, ClassInfo& info) {
+  // Rule 3. Fills `info` for later subclasses; `header_pure`: whether the
+  // decorators, bases and keywords passed (before the body is walked).
+  void class_def(Node c, ClassInfo& info, bool* header_pure = nullptr) {
     for (Node d : c.list("decorator_list")) decorator(d);
     bool generic = push_type_params(c);  // bases, keywords and body see them
     for (Node b : c.list("bases")) base(b, info);
@@ -452,6 +453,7 @@ class DefTime {
       if (kw.str("arg") == "metaclass") metaclass(kw.get("value"), info);
       else expr(kw.get("value"));
     }
+    if (header_pure) *header_pure = ok();
     Scope s;
     s.is_class = true;
     scopes_.push_back(std::move(s));
@@ -487,7 +489,7 @@ class DefTime {
       }
       case Resolution::Import:
       case Resolution::FromImport:
-        if (a_.kb_.pure_bases.contains(dotted)) return;
+        if (a_.kb_.pure_bases.contains(dotted) || a_.kb_.safe_bases.contains(dotted)) return;
         fail(Code::ImpureBase, "base " + spelled + at_line(line) + " (" + dotted + ") is not known pure; it may register subclasses");
         return;
       case Resolution::LocalClass: {
@@ -741,7 +743,9 @@ void Analyzer::decide_unit(Unit& u) {
   } else if (kind == "def") {
     walk.function(s);
   } else if (kind == "class") {
-    walk.class_def(s, info);
+    bool header_pure = false;
+    walk.class_def(s, info, &header_pure);
+    u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.expr(s.get("annotation"));
     walk.expr(s.get("value"));

@@ -40,6 +40,11 @@ struct Unit {
   std::vector<std::string> imports;  // modules an import unit imports (absolute where known)
   bool lazy = false;
   Reason reason;
+  // A class whose subclasses run nothing but `type` when they are created:
+  // its decorators, bases and metaclass are known pure (whatever its body
+  // does), it is bound once, and neither it nor a base defines
+  // __init_subclass__. The summary importers read (analyze/summaries.py).
+  bool safe_base = false;
 };
 
 // Before eager unit `before` runs, these lazy units must be materialized

@@ -1,0 +1,237 @@
+"""Cross-module summaries: what a module defines, for the analysis of its
+importers (docs/analyzer.md, "Cross-module summaries").
+
+A per-module analysis sees `class Checker(base.Plugin)` with `base.Plugin`
+defined elsewhere and must presume the worst: the base may register its
+subclasses (`__init_subclass__`, a metaclass). The summary of `base` says
+what `Plugin` is: a class whose creation of a subclass runs nothing but
+`type` (the analyzer's `safe_base`: its decorators, bases and metaclass
+known pure, whatever its body does, bound once, and neither it nor a base
+defines `__init_subclass__`). Such a class is safe to subclass (a
+knowledge-base `safe_bases` entry), and to read attributes of when its body
+is pure too (`pure_bases`).
+
+Summaries are computed at build time only (the compile stage, the background
+builder, `lazyexec compile`, inline builds), from the imported module's
+source found without importing it, with the imported module's own summaries
+(base of base, to SUMMARY_DEPTH modules deep), and re-exports followed
+(`from .lexer import RegexLexer` in a package `__init__`). Nothing of this
+runs on the start-up path.
+
+Invalidation. An importer's artifact is keyed on its own source; the
+summaries it relied on are recorded beside the dependency, one small file per
+edge in the cache directory (`summaries/DEP/IMPORTER`, holding the importer's
+source path and the hash of the facts it used). When a dependency is built
+again (its source changed, so its artifact went stale and the builder
+rebuilds it) its facts are summarised afresh; every importer that relied on
+different facts has its artifacts removed, so its next start loads it
+eagerly and queues a rebuild with the new facts. The staleness window: from
+the change of the dependency's source to the end of the first builder run
+that rebuilds it, an importer may still run with a class deferred whose new
+base registers subclasses (one start, or more if the dependency is never
+loaded lazily: see docs/analyzer.md).
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+from lazyexec import _lazyexec
+
+SUMMARY_DEPTH = 3
+# Reasons whose fix a summary can supply: the unit reads an external class
+# as a base, or an attribute of one.
+NEEDS_SUMMARY = frozenset({"impure-base", "impure-attribute"})
+
+_facts_cache: dict = {}  # (path, name) -> (stamp, facts)
+
+
+def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0, active: frozenset = frozenset()) -> dict:
+    """{name: fact} for the module at `path`: "class" for a class that is
+    safe to subclass and to read attributes of, "base" for one safe to
+    subclass only (its body runs code); re-exported names carry the fact of
+    what they name. Cached per file stamp."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _facts_cache.get((path, name))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    if depth > SUMMARY_DEPTH or path in active:
+        return {}
+    facts: dict = {}
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+        from lazyexec.analyze import analyze_source, knowledge_with_effects
+
+        result = analyze_source(source, path, name, is_package, config)
+        classes, bases, _ = external_facts(result["units"], path, name, is_package, config, depth + 1,
+                                           active | {path})
+        if classes or bases:
+            result = _lazyexec.analyze(source, path, knowledge_with_effects(config, {}, (), classes, bases), name,
+                                       is_package)
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        _facts_cache[(path, name)] = (stamp, facts)
+        return facts
+    for u in result["units"]:
+        if u["kind"] == "class" and u.get("safe_base") and len(u["binds"]) == 1:
+            # "class": its body is pure too (the unit is lazy-capable), so
+            # reading its attributes runs no code of its making either.
+            facts[u["binds"][0]] = "class" if u["verdict"] == "lazy" else "base"
+    # Re-exports: `from .lexer import RegexLexer` (bound once).
+    counts: dict = {}
+    for u in result["units"]:
+        for b in u["binds"]:
+            counts[b] = counts.get(b, 0) + 1
+    search = None
+    for u in result["units"]:
+        if u["kind"] != "from-import" or len(u["binds"]) != 1 or len(u.get("imports", ())) != 2:
+            continue
+        bound = u["binds"][0]
+        if counts.get(bound) != 1 or bound in facts:
+            continue
+        module, attr = u["imports"][0], u["imports"][1][len(u["imports"][0]) + 1:]
+        if search is None:
+            from lazyexec.analyze import side_effects
+
+            search, _ = side_effects._search_and_own(path, name, is_package)
+        fact = _lookup(module, attr, search, config, depth + 1, active | {path})
+        if fact:
+            facts[bound] = fact
+    _facts_cache[(path, name)] = (stamp, facts)
+    return facts
+
+
+def _lookup(module: str, attr: str, search: list, config, depth: int, active: frozenset) -> str | None:
+    from lazyexec.analyze import side_effects
+
+    path = side_effects._locate(module, search)
+    if path is None:
+        return None
+    return module_facts(path, module, path.endswith("__init__.py"), config, depth, active).get(attr)
+
+
+def facts_hash(facts: dict) -> str:
+    return _lazyexec.fingerprint(repr(sorted(facts.items())).encode())
+
+
+def external_facts(units: list[dict], filename: str, module: str | None, is_package: bool, config,
+                   depth: int = 0, active: frozenset = frozenset()) -> tuple[list[str], list[str], dict]:
+    """(classes safe to subclass and to read attributes of, classes safe to
+    subclass only, {dependency path: (module, facts hash)}), as dotted
+    names, for the external names that units kept eager for want of a
+    summary (NEEDS_SUMMARY) read through an import."""
+    if depth > SUMMARY_DEPTH:
+        return [], [], {}
+    wanted: set = set()
+    for u in units:
+        if u.get("verdict") == "eager" and u.get("reason") in NEEDS_SUMMARY:
+            wanted.update(u.get("def_reads", ()))
+    if not wanted:
+        return [], [], {}
+    from lazyexec.analyze import side_effects
+
+    search, own = side_effects._search_and_own(filename, module, is_package)
+    found: dict = {"class": [], "base": []}
+    deps: dict = {}
+    for u in units:
+        if u.get("kind") not in ("import", "from-import") or not u.get("imports") or not set(u["binds"]) & wanted:
+            continue
+        imports = u["imports"]
+        if u["kind"] == "from-import" and len(imports) == 2:
+            targets = [(imports[0], imports[1][len(imports[0]) + 1:], imports[1])]
+        else:
+            targets = [(m, None, m) for m in imports]
+        for mod, attr, dotted in targets:
+            if mod in own:
+                continue
+            path = side_effects._locate(mod, search)
+            if path is None:
+                continue
+            facts = module_facts(path, mod, path.endswith("__init__.py"), config, depth, active)
+            named = {attr: facts[attr]} if attr is not None and attr in facts else \
+                {} if attr is not None else facts
+            prefix = dotted if attr is None else dotted[: -len(attr) - 1]
+            for n, fact in named.items():
+                found[fact].append(f"{prefix}.{n}")
+            if named:
+                deps[path] = (mod, facts_hash(facts))
+    return found["class"], found["base"], deps
+
+
+# --- invalidation ------------------------------------------------------------
+
+def _edge_dir(dep_path: str) -> str:
+    from lazyexec.config import cache_dir
+
+    return os.path.join(cache_dir(), "summaries", _lazyexec.fingerprint(os.path.abspath(dep_path)))
+
+
+def record(importer: str, deps: dict) -> None:
+    """The importer at path `importer` relied on these summaries (path ->
+    (module, facts hash)): one file per edge, written atomically."""
+    from lazyexec.config import caching_enabled
+    from lazyexec.store import write_atomic
+
+    if not caching_enabled():
+        return
+    for dep_path, (_module, digest) in deps.items():
+        edge = os.path.join(_edge_dir(dep_path), _lazyexec.fingerprint(os.path.abspath(importer)))
+        write_atomic(edge, marshal.dumps((os.path.abspath(importer), digest)))
+
+
+def invalidate_dependents(path: str, name: str, is_package: bool, config) -> int:
+    """Called when the module at `path` is built: the artifacts of every
+    importer that relied on facts of it other than its current ones are
+    removed (the next start rebuilds them). The number invalidated."""
+    from lazyexec.config import caching_enabled
+
+    if not caching_enabled():
+        return 0
+    directory = _edge_dir(path)
+    try:
+        edges = os.listdir(directory)
+    except OSError:
+        return 0  # nobody relied on this module's summary: the common case, one failed listdir
+    current = facts_hash(module_facts(path, name, is_package, config))
+    removed = 0
+    for e in edges:
+        edge = os.path.join(directory, e)
+        try:
+            with open(edge, "rb") as f:
+                importer, digest = marshal.loads(f.read())
+        except (OSError, EOFError, ValueError, TypeError):
+            continue
+        if digest == current:
+            continue
+        _remove_artifacts(importer)
+        removed += 1
+        try:
+            os.unlink(edge)
+        except OSError:
+            pass
+    return removed
+
+
+def _remove_artifacts(source_path: str) -> None:
+    """Every artifact of `source_path`, whatever its key (next to the `.pyc`
+    and in the cache directory)."""
+    from lazyexec import store
+
+    for probe in (store.artifact_path(source_path, b"K"), store.fallback_path(source_path, b"K")):
+        directory, base = os.path.split(probe)
+        stem = base[: -len(".K" + store.SUFFIX)]
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for n in names:
+            if n.startswith(stem + ".") and n.endswith(store.SUFFIX):
+                try:
+                    os.unlink(os.path.join(directory, n))
+                except OSError:
+                    pass

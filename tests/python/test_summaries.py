@@ -1,0 +1,125 @@
+"""Cross-module summaries (src/lazyexec/analyze/summaries.py): an importer's
+classes over another module's classes, base of base, re-exports, and the
+invalidation of importers whose summaries changed. The differential case is
+tests/semantics/cases.txt `subclasses_of_other_modules_classes_use_their_summaries`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lazyexec import compile as lazy_compile, store
+from lazyexec.analyze import summaries
+
+BASE = """\
+REGISTRY = []
+class Plugin:
+    def run(self): return 1
+class Registering:
+    def __init_subclass__(cls, **kw):
+        REGISTRY.append(cls)
+class Meta(type):
+    def __new__(mcs, name, bases, ns):
+        REGISTRY.append(name)
+        return super().__new__(mcs, name, bases, ns)
+class WithMeta(metaclass=Meta):
+    pass
+class Busy:
+    table = dict(REGISTRY=REGISTRY)
+    table.update(x=1)
+"""
+MID = """\
+from base import Plugin, Registering
+class Mid(Plugin):
+    pass
+class MidRegistering(Registering):
+    pass
+"""
+PKG_INIT = "from .impl import Mid as Exported\n"
+APP = """\
+from base import Plugin, Registering, WithMeta, Busy
+from mid import Mid, MidRegistering
+from pkg import Exported
+import base
+class A(Plugin): pass
+class B(Registering): pass
+class C(WithMeta): pass
+class D(Mid): pass
+class E(MidRegistering): pass
+class F(Exported): pass
+class G(base.Plugin): pass
+class H(Busy): pass
+attr = Plugin.run
+busy = Busy.table
+"""
+
+
+def _tree(tmp_path):
+    (tmp_path / "base.py").write_text(BASE)
+    (tmp_path / "mid.py").write_text(MID)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text(PKG_INIT)
+    (tmp_path / "pkg" / "impl.py").write_text("from mid import Mid\n")
+    (tmp_path / "app.py").write_text(APP)
+
+
+def _verdicts(stdout: str) -> dict:
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[0].isdigit() and parts[1] in ("lazy", "eager"):
+            out[parts[2].split("(")[0].split("=")[0].strip()] = parts[1]
+    return out
+
+
+def test_classes_over_other_modules_classes_read_their_summaries(tmp_path, run_cli):
+    _tree(tmp_path)
+    r = run_cli("explain", tmp_path / "app.py")
+    assert r.returncode == 0, r.stderr
+    v = _verdicts(r.stdout)
+    assert v["class A"] == "lazy"  # a plain class of another module
+    assert v["class B"] == "eager"  # its base defines __init_subclass__
+    assert v["class C"] == "eager"  # its base's metaclass has a __new__
+    assert v["class D"] == "lazy"  # base of base: mid.Mid over base.Plugin
+    assert v["class E"] == "eager"  # base of base defines __init_subclass__
+    assert v["class F"] == "lazy"  # re-exported twice: pkg -> pkg.impl -> mid
+    assert v["class G"] == "lazy"  # through `import base`
+    assert v["class H"] == "lazy"  # its body runs code, subclassing it does not
+    assert v["attr"] == "lazy"  # an attribute of a class whose body is pure
+    assert v["busy"] == "eager"  # of one whose body runs code: not known
+
+
+def test_an_importer_loses_its_artifact_when_a_summary_it_relied_on_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAZYEXEC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _tree(tmp_path)
+    app = str(tmp_path / "app.py")
+    with open(app, "rb") as f:
+        plan = lazy_compile.build_plan(f.read(), app, "app", False, None)
+    assert plan is not None
+    st = os.stat(app)
+    assert store.save(app, plan, st.st_mtime_ns, st.st_size, b"k" * 16)
+    stored = [p for p in store.locations(app, b"k" * 16) if os.path.exists(p)]
+    assert stored
+    base = str(tmp_path / "base.py")
+    # Built again unchanged: the importer keeps its artifact.
+    with open(base, "rb") as f:
+        lazy_compile.build_plan(f.read(), base, "base", False, None)
+    assert all(os.path.exists(p) for p in stored)
+    # Plugin now registers its subclasses: app's class A relied on it not doing so.
+    (tmp_path / "base.py").write_text(BASE.replace("    def run(self): return 1\n",
+                                                   "    def run(self): return 1\n"
+                                                   "    def __init_subclass__(cls): REGISTRY.append(cls)\n"))
+    os.utime(base, ns=(st.st_mtime_ns + 10**9, st.st_mtime_ns + 10**9))
+    with open(base, "rb") as f:
+        lazy_compile.build_plan(f.read(), base, "base", False, None)
+    assert not any(os.path.exists(p) for p in stored)
+    # Rebuilt with the new summary: A stays eager now.
+    summaries._facts_cache.clear()
+    with open(app, "rb") as f:
+        result = lazy_compile._lazyexec.compile(f.read(), app, lazy_compile.knowledge(None), "app", False)
+    from lazyexec.analyze import build_knowledge
+
+    kb, _, deps = build_knowledge(result["units"], app, "app", False, None)
+    assert base in deps
+    sys.modules.pop("base", None)
