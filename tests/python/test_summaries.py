@@ -123,3 +123,51 @@ def test_an_importer_loses_its_artifact_when_a_summary_it_relied_on_changes(tmp_
     kb, _, deps = build_knowledge(result["units"], app, "app", False, None)
     assert base in deps
     sys.modules.pop("base", None)
+
+
+UTIL = """\
+TABLE = {}
+def make(x, y=2):
+    \"\"\"Pure: builds from its arguments.\"\"\"
+    out = {"x": x}
+    out["y"] = y
+    def inner(): return out
+    inner.__doc__ = "made"
+    return staticmethod(inner)
+def remember(x):
+    TABLE[x] = 1
+    return x
+def lookup(x):
+    return TABLE.get(x)
+def marks(f):
+    return f
+"""
+USER = """\
+import util
+from util import make, remember, lookup, marks
+from pkg2 import sub as alias
+made = make(1)
+kept = remember(1)
+looked = lookup(1)
+@marks
+def decorated(): pass
+mod_attr = alias.VALUE
+via_module = util.make(2)
+"""
+
+
+def test_functions_of_other_modules_pure_to_call_and_submodules(tmp_path, run_cli):
+    (tmp_path / "util.py").write_text(UTIL)
+    (tmp_path / "pkg2").mkdir()
+    (tmp_path / "pkg2" / "__init__.py").write_text("")
+    (tmp_path / "pkg2" / "sub.py").write_text("VALUE = 1\n")
+    (tmp_path / "user.py").write_text(USER)
+    r = run_cli("explain", tmp_path / "user.py")
+    assert r.returncode == 0, r.stderr
+    v = _verdicts(r.stdout)
+    assert v["made"] == "lazy"  # changes nothing but its locals
+    assert v["kept"] == "eager"  # writes a module global
+    assert v["looked"] == "eager"  # reads a module value at call time: may change
+    assert v["@marks"] == "lazy"  # a decorator returning its argument
+    assert v["mod_attr"] == "lazy"  # `from pkg2 import sub`: a module
+    assert v["via_module"] == "lazy"

@@ -163,24 +163,29 @@ def resolve_target(target: str) -> Target:
     return find_module(target)
 
 
-def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(), pure_bases=(), safe_bases=()):
+def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(), summary: dict | None = None):
     """The knowledge base plus `effects` (module -> reason, from
     side_effects.effect_imports) in the never-lazy set: imports of those
     modules stay eager; `effect_free` (side_effects.effect_free_imports):
-    imports of those are re-exports, not side-effect imports; `pure_bases`,
-    `safe_bases` (summaries.external_facts): classes of other modules safe to
-    subclass and read attributes of, or to subclass only."""
-    if not effects and not effect_free and not pure_bases and not safe_bases:
+    imports of those are re-exports, not side-effect imports; `summary`
+    (summaries.external_facts, fact -> dotted names): other modules' classes
+    safe to subclass and read attributes of ("class": pure_bases), to
+    subclass only ("base": safe_bases), functions pure to call ("func": pure)
+    and modules bound by `from pkg import module` ("module": pure, whose
+    attributes are read as a module's)."""
+    summary = summary or {}
+    if not effects and not effect_free and not summary:
         return knowledge(config)
-    key = (config, tuple(sorted(effects)), tuple(sorted(effect_free)), tuple(sorted(pure_bases)),
-           tuple(sorted(safe_bases)))
+    key = (config, tuple(sorted(effects)), tuple(sorted(effect_free)),
+           tuple(sorted((k, tuple(sorted(v))) for k, v in summary.items())))
     kb = _knowledge_cache.get(key)
     if kb is None:
         data = knowledge_data(config)
         data["never_lazy"] = list(data["never_lazy"]) + sorted(effects)
         data["effect_free"] = sorted(set(effect_free))
-        data["pure_bases"] = list(data["pure_bases"]) + sorted(set(pure_bases))
-        data["safe_bases"] = sorted(set(safe_bases))
+        data["pure_bases"] = list(data["pure_bases"]) + sorted(set(summary.get("class", ())))
+        data["safe_bases"] = sorted(set(summary.get("base", ())))
+        data["pure"] = list(data["pure"]) + sorted(set(summary.get("func", ())) | set(summary.get("module", ())))
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb
 
@@ -209,8 +214,8 @@ def build_knowledge(units: list[dict], filename: str, module: str | None, is_pac
     modules stay eager (side_effects.effect_imports); imports presumed made
     for their side effect that are re-exports stay lazy
     (side_effects.effect_free_imports). Both read other modules' sources,
-    at build time only; and classes of other modules their summaries show
-    safe to subclass (summaries.external_facts). Returns (knowledge,
+    at build time only; and what other modules' summaries show: classes
+    safe to subclass, functions pure to call (summaries.external_facts). Returns (knowledge,
     effects, summary dependencies {path: (module, facts hash)})."""
     from lazyexec.analyze import side_effects, summaries
 
@@ -218,10 +223,10 @@ def build_knowledge(units: list[dict], filename: str, module: str | None, is_pac
     free = []
     if any(u.get("reason") == "side-effect-import" for u in units):
         free = side_effects.effect_free_imports(units, filename, module, is_package, never_lazy_matcher(config))
-    classes, bases, deps = summaries.external_facts(units, filename, module, is_package, config)
-    if not effects and not free and not classes and not bases:
+    found, deps = summaries.external_facts(units, filename, module, is_package, config)
+    if not effects and not free and not found:
         return None, effects, deps
-    return knowledge_with_effects(config, effects, free, classes, bases), effects, deps
+    return knowledge_with_effects(config, effects, free, found), effects, deps
 
 
 def explain_effects(result: dict, effects: dict) -> None:

@@ -41,8 +41,9 @@ from lazyexec import _lazyexec
 
 SUMMARY_DEPTH = 3
 # Reasons whose fix a summary can supply: the unit reads an external class
-# as a base, or an attribute of one.
-NEEDS_SUMMARY = frozenset({"impure-base", "impure-attribute"})
+# as a base, an attribute of one, or calls an external function (also
+# through a metaclass of this module whose __new__ calls it).
+NEEDS_SUMMARY = frozenset({"impure-base", "impure-attribute", "impure-metaclass", "impure-call", "impure-decorator"})
 
 _facts_cache: dict = {}  # (path, name) -> (stamp, facts)
 
@@ -69,11 +70,9 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         from lazyexec.analyze import analyze_source, knowledge_with_effects
 
         result = analyze_source(source, path, name, is_package, config)
-        classes, bases, _ = external_facts(result["units"], path, name, is_package, config, depth + 1,
-                                           active | {path})
-        if classes or bases:
-            result = _lazyexec.analyze(source, path, knowledge_with_effects(config, {}, (), classes, bases), name,
-                                       is_package)
+        found, _ = external_facts(result["units"], path, name, is_package, config, depth + 1, active | {path})
+        if found:
+            result = _lazyexec.analyze(source, path, knowledge_with_effects(config, {}, (), found), name, is_package)
     except (OSError, SyntaxError, ValueError, RecursionError):
         _facts_cache[(path, name)] = (stamp, facts)
         return facts
@@ -82,6 +81,8 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
             # "class": its body is pure too (the unit is lazy-capable), so
             # reading its attributes runs no code of its making either.
             facts[u["binds"][0]] = "class" if u["verdict"] == "lazy" else "base"
+        elif u["kind"] == "def" and u.get("pure_call") and len(u["binds"]) == 1:
+            facts[u["binds"][0]] = "func"
     # Re-exports: `from .lexer import RegexLexer` (bound once).
     counts: dict = {}
     for u in result["units"]:
@@ -120,23 +121,32 @@ def facts_hash(facts: dict) -> str:
 
 
 def external_facts(units: list[dict], filename: str, module: str | None, is_package: bool, config,
-                   depth: int = 0, active: frozenset = frozenset()) -> tuple[list[str], list[str], dict]:
-    """(classes safe to subclass and to read attributes of, classes safe to
-    subclass only, {dependency path: (module, facts hash)}), as dotted
-    names, for the external names that units kept eager for want of a
-    summary (NEEDS_SUMMARY) read through an import."""
+                   depth: int = 0, active: frozenset = frozenset()) -> tuple[dict, dict]:
+    """({fact: dotted names}, {dependency path: (module, facts hash)}) for
+    the external names that units kept eager for want of a summary
+    (NEEDS_SUMMARY) read through an import: "class" (safe to subclass and to
+    read attributes of), "base" (safe to subclass), "func" (pure to call)."""
     if depth > SUMMARY_DEPTH:
-        return [], [], {}
+        return {}, {}
     wanted: set = set()
+    binders: dict = {}
+    for u in units:
+        for b in u["binds"]:
+            binders.setdefault(b, []).append(u)
     for u in units:
         if u.get("verdict") == "eager" and u.get("reason") in NEEDS_SUMMARY:
-            wanted.update(u.get("def_reads", ()))
+            reads = set(u.get("def_reads", ()))
+            wanted |= reads
+            for n in reads:  # a local metaclass or base: what its methods call
+                for b in binders.get(n, ()):
+                    if b["kind"] == "class":
+                        wanted.update(b.get("call_reads", ()))
     if not wanted:
-        return [], [], {}
+        return {}, {}
     from lazyexec.analyze import side_effects
 
     search, own = side_effects._search_and_own(filename, module, is_package)
-    found: dict = {"class": [], "base": []}
+    found: dict = {}
     deps: dict = {}
     for u in units:
         if u.get("kind") not in ("import", "from-import") or not u.get("imports") or not set(u["binds"]) & wanted:
@@ -147,6 +157,11 @@ def external_facts(units: list[dict], filename: str, module: str | None, is_pack
         else:
             targets = [(m, None, m) for m in imports]
         for mod, attr, dotted in targets:
+            if attr is not None and side_effects._locate(dotted, search) is not None:
+                # `from pygments import unistring as uni`: a module, whose
+                # attributes may be read as any imported module's.
+                found.setdefault("module", []).append(dotted)
+                continue
             if mod in own:
                 continue
             path = side_effects._locate(mod, search)
@@ -157,10 +172,10 @@ def external_facts(units: list[dict], filename: str, module: str | None, is_pack
                 {} if attr is not None else facts
             prefix = dotted if attr is None else dotted[: -len(attr) - 1]
             for n, fact in named.items():
-                found[fact].append(f"{prefix}.{n}")
+                found.setdefault(fact, []).append(f"{prefix}.{n}")
             if named:
                 deps[path] = (mod, facts_hash(facts))
-    return found["class"], found["base"], deps
+    return found, deps
 
 
 # --- invalidation ------------------------------------------------------------

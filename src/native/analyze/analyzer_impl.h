@@ -35,6 +35,11 @@ struct ClassInfo {
   bool registers_subclasses = false;   // it or a base defines __init_subclass__ / impure metaclass
   bool is_side_effect_metaclass = false;  // as a metaclass: defines __new__/__init__/__call__/__prepare__
   std::string metaclass_note;          // non-empty if an impure metaclass applies to it
+  std::vector<int> local_bases;        // units of its bases defined in this module
+  // Units of this module's classes whose methods run when this class is
+  // created: its local metaclass (inherited too) and that metaclass's local
+  // bases. What they read at call time is read at this class's definition.
+  std::vector<int> metaclass_units;
 };
 
 struct Stmt {

@@ -180,7 +180,12 @@ class DefTime {
         std::string id = e.str("id");
         Resolution r = lookup(id);
         if (!check_resolution(id, r, e.line())) return;
-        if (r.kind == Resolution::FromImport) impure_name(r.dotted, id, r, e.line());
+        if (r.kind == Resolution::FromImport && impure_name(r.dotted, id, r, e.line())) return;
+        if (body_mode_ && (r.kind == Resolution::LocalValue || r.kind == Resolution::FromImport) &&
+            !a_.kb_.pure.contains(r.dotted) && !a_.kb_.pure_bases.contains(r.dotted) && !a_.is_own_submodule(r.dotted))
+          // A function reading a module value at call time depends on state
+          // that may change between definition and first use.
+          fail(Code::ImpureName, "reads module value " + id + at_line(e.line()) + " at call time");
         return;
       }
       case K::Attribute: attribute(e); return;
@@ -238,7 +243,7 @@ class DefTime {
         return;
       }
       case Resolution::LocalValue:
-        if (a_.units_[(size_t)root.unit].lazy) return;
+        if (a_.units_[(size_t)root.unit].lazy && !body_mode_) return;
         fail(Code::ImpureAttribute, "reads " + spelled + at_line(line) + " (an attribute of a value made by the eager statement at line " +
              std::to_string(root.line) + ")");
         return;
@@ -495,6 +500,8 @@ class DefTime {
       case Resolution::LocalClass: {
         const Unit& bu = a_.units_[(size_t)root.unit];
         const ClassInfo& bi = a_.classes_[root.unit];
+        info.local_bases.push_back(root.unit);
+        info.metaclass_units.insert(info.metaclass_units.end(), bi.metaclass_units.begin(), bi.metaclass_units.end());
         if (bi.defines_init_subclass || bi.registers_subclasses) {
           info.registers_subclasses = true;
           if (!bi.metaclass_note.empty()) {
@@ -537,7 +544,17 @@ class DefTime {
           break;
         case Resolution::LocalClass: {
           const ClassInfo& mi = a_.classes_[root.unit];
-          if (!mi.is_side_effect_metaclass && a_.units_[(size_t)root.unit].lazy) return;
+          if (!mi.is_side_effect_metaclass && a_.units_[(size_t)root.unit].lazy) {
+            // Its (and its local bases') __new__/__init__ run now.
+            std::vector<int> work = {root.unit};
+            while (!work.empty()) {
+              int m = work.back();
+              work.pop_back();
+              info.metaclass_units.push_back(m);
+              for (int b : a_.classes_[m].local_bases) work.push_back(b);
+            }
+            return;
+          }
           break;
         }
         default: break;
@@ -588,8 +605,25 @@ class DefTime {
         std::string name = s.str("name");
         function(s);
         if (name == "__init_subclass__") info.defines_init_subclass = true;
-        if (name == "__new__" || name == "__init__" || name == "__call__" || name == "__prepare__")
-          info.is_side_effect_metaclass = true;  // matters only if the class is used as a metaclass
+        // Matters only if the class is used as a metaclass: creating a class
+        // runs its __prepare__, __new__ and __init__ (its __call__ runs
+        // when those classes are called, not when they are created). One
+        // whose body changes nothing but the fresh namespace is pure.
+        if (name == "__prepare__") info.is_side_effect_metaclass = true;
+        if (name == "__new__" || name == "__init__") {
+          // (mcs | cls, name, bases, namespace): the namespace is made for
+          // this class, and so is __init__'s cls; __new__'s mcs is shared.
+          Unit scratch = u_;
+          DefTime body(a_, scratch);
+          std::vector<Node> ps = s.get("args").list("args");
+          std::vector<std::string> fresh;
+          if (ps.size() == 4 && s.get("args").list("posonlyargs").empty()) {
+            fresh.push_back(ps[3].str("arg"));
+            if (name == "__init__") fresh.push_back(ps[0].str("arg"));
+          }
+          if (fresh.empty() || !s.list("decorator_list").empty() || !body.pure_body(s, fresh))
+            info.is_side_effect_metaclass = true;
+        }
         scope_names().insert(name);
         return;
       }
@@ -620,6 +654,189 @@ class DefTime {
     record_reads(s);
   }
 
+  // ---- function bodies (function summaries) ---------------------------------
+  //
+  // Whether calling function `f` changes nothing but its own locals (and,
+  // for a metaclass's __new__/__init__/__prepare__, the class namespace it
+  // is given, which is fresh for every class): pure-to-call, the fact
+  // importers read (analyze/summaries.py) and the metaclass rule uses.
+  // Statements: docstrings, pass, assignments to local names (or to items of
+  // `fresh_param`, the namespace; or to attributes/items of a local bound in
+  // this body by a nested def or a display), augmented assignments to
+  // locals, if, for over a pure iterable, return, nested defs with pure
+  // decorators and defaults. Expressions follow rule 4 with parameters and
+  // locals as pure names; calls: KB-pure callables, `type.__new__(...)`,
+  // `super().__new__/__init__(...)`, and dict/list methods of the namespace
+  // or a fresh local. Call on a fresh DefTime (its own failure state).
+  bool pure_body(Node f, const std::vector<std::string>& fresh_params = {}) {
+    body_mode_ = true;
+    Scope s;
+    Node args = f.get("args");
+    std::vector<std::string> params;
+    for (const char* field : {"posonlyargs", "args", "kwonlyargs"})
+      for (Node a : args.list(field)) params.push_back(a.str("arg"));
+    for (const char* field : {"vararg", "kwarg"})
+      if (Node a = args.get(field)) params.push_back(a.str("arg"));
+    for (auto& p : params) s.names.insert(p);
+    std::vector<std::string> bound;
+    local_bindings(f.list("body"), bound);
+    for (auto& b : bound) s.names.insert(b);
+    for (auto& p : fresh_params)
+      if (!p.empty()) fresh_.insert(p);
+    scopes_.push_back(std::move(s));
+    for (Node st : f.list("body")) body_statement(st);
+    scopes_.pop_back();
+    return ok();
+  }
+
+ private:
+  std::unordered_set<std::string> fresh_;  // locals holding objects made in the body (or the namespace)
+  bool body_mode_ = false;                 // judging a function body (pure_body)
+
+  static void local_bindings(const std::vector<Node>& body, std::vector<std::string>& out) {
+    for (Node st : body) {
+      switch (st.kind()) {
+        case K::Assign:
+          for (Node t : st.list("targets")) collect_targets(t, out);
+          break;
+        case K::AugAssign:
+        case K::AnnAssign: collect_targets(st.get("target"), out); break;
+        case K::FunctionDef:
+        case K::AsyncFunctionDef:
+        case K::ClassDef: out.push_back(st.str("name")); break;
+        case K::For: collect_targets(st.get("target"), out); local_bindings(st.list("body"), out); break;
+        case K::If:
+          local_bindings(st.list("body"), out);
+          local_bindings(st.list("orelse"), out);
+          break;
+        default: break;
+      }
+    }
+  }
+
+  static bool makes_fresh(Node v) {
+    switch (v.kind()) {
+      case K::Dict: case K::List: case K::Set: case K::ListComp: case K::DictComp: case K::SetComp: return true;
+      default: return false;
+    }
+  }
+
+  bool is_fresh_name(Node n) const { return n.kind() == K::Name && fresh_.count(n.str("id")); }
+
+  // type.__new__(mcs, ...), super().__new__(...), super(C, mcs).__init__(...)
+  bool chains_to_type(Node call) {
+    Node f = call.get("func");
+    if (f.kind() != K::Attribute) return false;
+    std::string attr = f.str("attr");
+    if (attr != "__new__" && attr != "__init__" && attr != "__prepare__") return false;
+    Node v = f.get("value");
+    bool to_type = v.kind() == K::Name && v.str("id") == "type" && lookup("type").kind == Resolution::Builtin;
+    bool to_super = v.kind() == K::Call && v.get("func").kind() == K::Name && v.get("func").str("id") == "super" &&
+                    lookup("super").kind == Resolution::Builtin;
+    if (!to_type && !to_super) return false;
+    if (to_super)
+      for (Node a : v.list("args")) expr(a);
+    for (Node a : call.list("args")) expr(a);
+    for (Node kw : call.list("keywords")) expr(kw.get("value"));
+    return true;
+  }
+
+  // A method of the namespace or of a fresh local (dict/list methods).
+  bool fresh_method(Node call) {
+    static const std::unordered_set<std::string> methods = {
+        "get", "setdefault", "update", "pop", "items", "keys", "values", "copy", "append", "extend", "insert"};
+    Node f = call.get("func");
+    if (f.kind() != K::Attribute || !is_fresh_name(f.get("value")) || !methods.count(f.str("attr"))) return false;
+    for (Node a : call.list("args")) body_expr(a);
+    for (Node kw : call.list("keywords")) body_expr(kw.get("value"));
+    return true;
+  }
+
+  void body_expr(Node e) {
+    if (!e) return;
+    if (e.kind() == K::Call && (chains_to_type(e) || fresh_method(e))) return;
+    if (e.kind() == K::Call) {
+      // Arguments may themselves be such calls.
+      Node f = e.get("func");
+      std::string dotted, spelled;
+      Resolution root;
+      int line = e.line();
+      if (!chain(f, dotted, spelled, root, line) ||
+          !(root.kind == Resolution::Builtin || root.kind == Resolution::Import || root.kind == Resolution::FromImport) ||
+          !a_.kb_.pure.contains(dotted)) {
+        fail(Code::ImpureCall, "calls " + (spelled.empty() ? std::string("an expression") : spelled) + at_line(line));
+        return;
+      }
+      for (Node a : e.list("args")) body_expr(a);
+      for (Node kw : e.list("keywords")) body_expr(kw.get("value"));
+      return;
+    }
+    switch (e.kind()) {
+      case K::BoolOp: case K::BinOp: case K::UnaryOp: case K::Compare: case K::IfExp:
+      case K::Dict: case K::Set: case K::List: case K::Tuple: case K::Starred:
+      case K::JoinedStr: case K::FormattedValue: case K::Slice: case K::Subscript:
+        for_each_child(e, [&](Node c) {
+          if (c.get("lineno")) body_expr(c);
+        });
+        return;
+      default: expr(e);
+    }
+  }
+
+  void body_statement(Node st) {
+    if (!ok()) return;
+    switch (st.kind()) {
+      case K::Pass: return;
+      case K::Expr: {
+        Node v = st.get("value");
+        if (v.kind() == K::Constant) return;
+        if (v.kind() == K::Call && (chains_to_type(v) || fresh_method(v))) return;  // super().__init__(...), ns.update(...)
+        break;
+      }
+      case K::Return: body_expr(st.get("value")); return;
+      case K::Assign: {
+        Node v = st.get("value");
+        body_expr(v);
+        for (Node t : st.list("targets")) {
+          if (t.kind() == K::Name) {
+            if (makes_fresh(v)) fresh_.insert(t.str("id"));
+            else fresh_.erase(t.str("id"));
+            continue;
+          }
+          if ((t.kind() == K::Subscript || t.kind() == K::Attribute) && is_fresh_name(t.get("value"))) {
+            if (t.kind() == K::Subscript) body_expr(t.get("slice"));
+            continue;
+          }
+          fail(Code::UnknownExpression, std::string("assigns to a ") + t.type_name() + at_line(st.line()));
+          return;
+        }
+        return;
+      }
+      case K::AugAssign:
+        if (st.get("target").kind() != K::Name) break;
+        body_expr(st.get("value"));
+        return;
+      case K::If:
+        body_expr(st.get("test"));
+        for (Node b : st.list("body")) body_statement(b);
+        for (Node b : st.list("orelse")) body_statement(b);
+        return;
+      case K::For:
+        if (!st.list("orelse").empty()) break;
+        body_expr(st.get("iter"));
+        for (Node b : st.list("body")) body_statement(b);
+        return;
+      case K::FunctionDef:
+        for (Node d : st.list("decorator_list")) decorator(d);
+        arguments(st.get("args"), false);
+        fresh_.insert(st.str("name"));
+        return;
+      default: break;
+    }
+    fail(Code::UnknownExpression, std::string("runs a ") + st.type_name() + " statement" + at_line(st.line()));
+  }
+
+ public:
   // Records every module global a statement may read while the class body
   // runs, without judging purity: eager class bodies read globals directly
   // (LOAD_NAME), so the compile stage forces the lazy units behind them.
@@ -742,6 +959,11 @@ void Analyzer::decide_unit(Unit& u) {
     }
   } else if (kind == "def") {
     walk.function(s);
+    if (s.kind() == K::FunctionDef && s.list("decorator_list").empty() && !binding && !shape) {
+      Unit scratch = u;
+      DefTime body(*this, scratch);
+      u.pure_call = body.pure_body(s);
+    }
   } else if (kind == "class") {
     bool header_pure = false;
     walk.class_def(s, info, &header_pure);
@@ -751,6 +973,14 @@ void Analyzer::decide_unit(Unit& u) {
     walk.expr(s.get("value"));
   }
   if (kind == "class") {
+    // A local metaclass's methods run while this class is created: the
+    // module globals they read are definition-time reads (bound first, also
+    // after the module has settled and its dict no longer traps).
+    for (int m : info.metaclass_units)
+      for (const auto& n : units_[(size_t)m].call_reads) {
+        Resolution r = resolve(n, u.id);
+        if (r.unit >= 0 && r.unit < u.id) u.def_reads.insert(n);
+      }
     classes_[u.id] = info;
   }
 

@@ -45,6 +45,10 @@ struct Unit {
   // does), it is bound once, and neither it nor a base defines
   // __init_subclass__. The summary importers read (analyze/summaries.py).
   bool safe_base = false;
+  // A function whose call changes nothing but its own locals (purity.cpp,
+  // pure_body): importers may call it, or decorate with it, at definition
+  // time (analyze/summaries.py).
+  bool pure_call = false;
 };
 
 // Before eager unit `before` runs, these lazy units must be materialized
