@@ -6,6 +6,14 @@ nothing heavy: the analyzer, runtime and command line load on demand.
 
 __version__ = "0.1.0"
 
+import sys as _sys
+
+# Loaded by the .pth line before this package (cli/pth.py): bound here as
+# an import of the submodule would have bound it.
+if "lazyexec._lazyexec" in _sys.modules:
+    _lazyexec = _sys.modules["lazyexec._lazyexec"]
+del _sys
+
 __all__ = ["__version__", "activate", "pending", "is_pending", "materialize_all", "settle", "stats"]
 
 

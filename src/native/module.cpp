@@ -15,6 +15,7 @@
 #include "compile/compiler.h"
 #include "image/image_object.h"
 #include "importer/artifact.h"
+#include "importer/boot.h"
 #include "importer/file.h"
 #include "importer/finder.h"
 #include "importer/policy.h"
@@ -554,13 +555,9 @@ PyObject* fingerprint(PyObject*, PyObject* data) {
     data = encoded.get();
   }
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
-  uint64_t h = 1469598103934665603ULL;
-  const auto* p = static_cast<const unsigned char*>(view.buf);
-  for (Py_ssize_t i = 0; i < view.len; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  std::string digits = importer::fingerprint(std::string_view(static_cast<const char*>(view.buf), (size_t)view.len));
   PyBuffer_Release(&view);
-  char out[17];
-  snprintf(out, sizeof out, "%016llx", (unsigned long long)h);
-  return PyUnicode_FromStringAndSize(out, 16);
+  return PyUnicode_FromStringAndSize(digits.data(), 16);
 }
 
 // lock_held(path) -> whether another process holds an flock on the file
@@ -643,6 +640,10 @@ PyMethodDef methods[] = {
      "decode_plan(data, mtime_ns, size, key, pymagic, format) -> (units, steps) | None (stale); ValueError when damaged."},
     {"read_plan", read_plan, METH_VARARGS,
      "read_plan(paths, mtime_ns, size, key, pymagic, format) -> (plan | None, [(path, problem)])."},
+    {"boot", importer::boot, METH_NOARGS,
+     "boot() -> the Finder, activated from C++ with the Python layer's caches; None: call lazyexec.activate()."},
+    {"boot_state", importer::boot_state, METH_NOARGS,
+     "boot_state() -> what boot() read (finder, configuration table and file, usage profile), or None."},
     {"fingerprint", fingerprint, METH_O, "fingerprint(data: bytes | str) -> 16 hex digits (FNV-1a 64)."},
     {"lock_held", lock_held, METH_VARARGS, "lock_held(path) -> whether another process holds an flock on it."},
     {"has_marker", has_marker, METH_O, "has_marker(source: bytes) -> whether a top-level `__lazy_module__ = True` is there."},

@@ -14,8 +14,23 @@ from lazyexec.cli.main import fail
 # lazily too.
 NAME = "00-lazyexec-activate.pth"
 OLD_NAMES = ("lazyexec-activate.pth",)  # earlier releases: removed with it
-# site executes .pth lines that start with "import".
-LINE = "import os; os.environ.get('LAZYEXEC') == '1' and __import__('lazyexec').activate()\n"
+# site executes .pth lines that start with "import". The line loads the
+# extension by its path with _imp.create_dynamic() and activates in C++
+# (`_lazyexec.boot()`, importer/boot.cpp): no Python module of lazyexec's
+# and no scan of site-packages at start-up. When boot() declines (a cache to
+# build, a configuration error to report) or the extension moved,
+# lazyexec.activate() does the work. Only the guard is compiled at every
+# start (site runs the line even without LAZYEXEC=1); the rest is one string
+# constant, compiled when used.
+BOOT = ("p={so!r};os.path.exists(p)and __import__('_imp').create_dynamic(type(sys.implementation)("
+        "name='lazyexec._lazyexec',origin=p)).boot()or __import__('lazyexec').activate()")
+LINE = "import os, sys; os.environ.get('LAZYEXEC') == '1' and exec({boot!r})\n"
+
+
+def line() -> str:
+    from lazyexec import _lazyexec
+
+    return LINE.format(boot=BOOT.format(so=os.path.abspath(_lazyexec.__file__)))
 
 
 def target_dir(explicit: str | None) -> str:
@@ -36,7 +51,7 @@ def run(argv: list[str]) -> int:
     if argv[0] == "install":
         try:
             with open(path, "w", encoding="utf-8") as f:
-                f.write(LINE)
+                f.write(line())
         except OSError as e:
             return fail(f"cannot write {path}: {e}")
         print(f"installed {path}; programs started with LAZYEXEC=1 now load lazily")

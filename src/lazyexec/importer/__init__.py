@@ -16,13 +16,19 @@ def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
     """The C++ finder for `config`: the never-lazy set, include/exclude,
     the usage profile's whole-used modules and the installed distributions
     that opted in (`installed`: an index from installed_index(), default
-    read now) compiled once into its matcher.
-    The loader, the plan runner and the runtime load with the first module
-    the finder claims, not at activation."""
+    read now) compiled once into its matcher."""
     if installed is None:
         installed = installed_index()
     config = with_installed(config, installed)
     never = _never_lazy(config)
+    return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager,
+                            _loader_factory(config), config, installed[0])
+
+
+def _loader_factory(config: Config):
+    """make_loader(fullname, path) for the finder. The loader, the plan
+    runner and the runtime load with the first module the finder claims,
+    not at activation."""
     loader_class = None
 
     def make_loader(fullname, path):
@@ -39,8 +45,7 @@ def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
                 load_build_stage()
         return loader_class(fullname, path)
 
-    return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager, make_loader, config,
-                            installed[0])
+    return make_loader
 
 
 INSTALLED_INDEX_VERSION = 1
@@ -96,26 +101,40 @@ def installed_index(check: bool = True) -> tuple:
 
 
 def _never_lazy(config: Config) -> list:
-    """The never-lazy set: the knowledge base's (from the analyze stage's parse
-    cache when it is warm, so a warm start does not import the analyzer's
-    Python layer) plus the configuration's `never` and `eager_imports`."""
-    from lazyexec.config import knowledge_cache_path
+    """The never-lazy set: the knowledge base's plus the configuration's
+    `never` and `eager_imports`."""
+    return _kb_never_lazy() + list(config.never) + list(config.eager_imports)
+
+
+# knowledge.toml as the C++ activation finds it: beside the extension.
+KNOWLEDGE_FILE = os.path.join(os.path.dirname(_lazyexec.__file__), "analyze", "knowledge.toml")
+
+
+def _kb_never_lazy() -> list:
+    """The knowledge base's never-lazy entries, through a small cache stamped
+    with knowledge.toml's mtime and size that the C++ activation
+    (boot.cpp) reads too; cold, the analyze stage parses the file."""
+    from lazyexec.config import cache_dir, caching_enabled
+
+    st = os.stat(KNOWLEDGE_FILE)
+    cache = os.path.join(cache_dir(), f"never-lazy-{_lazyexec.fingerprint(KNOWLEDGE_FILE)}.marshal")
+    import marshal
 
     try:
-        with open(KNOWLEDGE_FILE, "rb") as f:
-            cache = knowledge_cache_path(f.read())
         with open(cache, "rb") as f:
-            import marshal
+            mtime_ns, size, names = marshal.loads(f.read())
+        if (mtime_ns, size) == (st.st_mtime_ns, st.st_size) and isinstance(names, list):
+            return names
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    from lazyexec.analyze import _parse_knowledge  # cold: parse knowledge.toml
 
-            never = list(marshal.loads(f.read())["never_lazy"])
-    except (OSError, EOFError, ValueError, TypeError, KeyError):
-        from lazyexec.analyze import knowledge_data  # cold: parse knowledge.toml
+    names = [str(n) for n in _parse_knowledge().get("never_lazy", [])]
+    if caching_enabled():
+        from lazyexec.store import write_atomic
 
-        return knowledge_data(config)["never_lazy"]
-    return never + list(config.never) + list(config.eager_imports)
-
-
-KNOWLEDGE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "analyze", "knowledge.toml")
+        write_atomic(cache, marshal.dumps((st.st_mtime_ns, st.st_size, names)))  # False: not cached, no harm
+    return names
 
 
 def has_marker(source: bytes) -> bool:
@@ -135,7 +154,28 @@ class Policy:
         return self._finder.claims(name, path)
 
 
-_active = None  # the installed _lazyexec.Finder
+# Activation from the .pth file runs in C++ (_lazyexec.boot(), boot.cpp)
+# when the caches below are warm; this layer adopts what it set up.
+_boot = _lazyexec.boot_state()
+_active = _boot["finder"] if _boot else None  # the installed _lazyexec.Finder
+_boot_loader = None
+
+
+def boot_make_loader(fullname, path):
+    """The loader factory of a finder activated in C++: the configuration
+    and the usage profile pass to this layer with the first claimed module."""
+    global _boot_loader
+    if _boot_loader is None:
+        from lazyexec import config as config_mod
+        from lazyexec.importer import profile
+
+        source = _boot["source"]
+        config = config_mod.from_table(_boot["table"], source) if source is not None else Config()
+        profile.adopt(_boot["profile"], _boot["known"])  # keyed on the configuration as written
+        config = with_installed(config, ((), _boot["installed_never"]))
+        _active.config = config
+        _boot_loader = _loader_factory(config)
+    return _boot_loader(fullname, path)
 
 
 def activate(config: Config | None = None, program: str | None = None, image: str | None = None):

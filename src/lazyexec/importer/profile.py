@@ -110,6 +110,17 @@ def load(config, program: str | None = None) -> set:
     return _whole
 
 
+def adopt(path: str | None, known: dict) -> None:
+    """What activation in C++ (boot.cpp) read, as load() would have set it."""
+    global _path, _known, _whole
+    if path is None:
+        return
+    _path, _known, _whole = path, dict(known), set(known)
+    import atexit
+
+    atexit.register(_save_at_exit)
+
+
 def ttl() -> float:
     try:
         return float(os.environ.get("LAZYEXEC_PROFILE_TTL", DEFAULT_TTL))

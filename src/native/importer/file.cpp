@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 
 namespace lazyexec::importer {
 
@@ -32,6 +34,14 @@ std::optional<std::string> read_file(const char* path) {
   ::close(fd);
   data.resize(length);
   return data;
+}
+
+std::string fingerprint(std::string_view data) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ULL;
+  char out[17];
+  snprintf(out, sizeof out, "%016llx", (unsigned long long)h);
+  return std::string(out, 16);
 }
 
 }  // namespace lazyexec::importer

@@ -3,10 +3,16 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace lazyexec::importer {
 
 // The file's bytes, or nullopt when it cannot be opened or read (errno kept).
 std::optional<std::string> read_file(const char* path);
+
+// 16 hex digits of FNV-1a (64 bits): cache keys and file names on the
+// start-up path without zlib or hashlib (the same digits as
+// _lazyexec.fingerprint, which Python-side caches use).
+std::string fingerprint(std::string_view data);
 
 }  // namespace lazyexec::importer

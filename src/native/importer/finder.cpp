@@ -226,13 +226,16 @@ PyMethodDef finder_methods[] = {
 };
 
 PyMemberDef finder_members[] = {
-    {"config", T_OBJECT, offsetof(FinderObject, config), READONLY, "the configuration in force"},
+    {"config", T_OBJECT, offsetof(FinderObject, config), 0,
+     "the configuration in force (set by the Python layer when activation ran in C++)"},
     {nullptr, 0, 0, 0, nullptr},
 };
 
 PyTypeObject FinderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 }  // namespace
+
+PyObject* finder_type() { return (PyObject*)&FinderType; }
 
 bool set_busy(bool busy) { return std::exchange(busy_flag, busy); }
 

@@ -11,6 +11,9 @@ namespace lazyexec::importer {
 // Adds the Finder type to the extension module; -1 with an exception set.
 int add_finder_type(PyObject* module);
 
+// The Finder type (borrowed), for activation from C++ (boot.cpp).
+PyObject* finder_type();
+
 // lazyexec's own imports (while it builds or reads a plan) load normally:
 // set per thread, returns the previous value.
 bool set_busy(bool busy);

@@ -1,0 +1,534 @@
+#include "importer/boot.h"
+
+#include <marshal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "importer/file.h"
+#include "importer/finder.h"
+#include "py/handle.h"
+#include "runtime/module_state.h"
+
+namespace lazyexec::importer {
+namespace {
+
+using py::Ref;
+
+// The fast path cannot decide alone: lazyexec.activate() does it.
+struct Decline {};
+
+PyObject* state = nullptr;  // boot_state(), kept for the process
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// os.path.join for two parts.
+std::string join(const std::string& a, std::string_view b) {
+  if (!b.empty() && b.front() == '/') return std::string(b);
+  if (a.empty() || a.back() == '/') return a + std::string(b);
+  return a + "/" + std::string(b);
+}
+
+// os.path.dirname (posix).
+std::string dirname(const std::string& p) {
+  size_t i = p.rfind('/');
+  std::string head = i == std::string::npos ? "" : p.substr(0, i + 1);
+  if (!head.empty() && head.find_first_not_of('/') != std::string::npos)
+    while (!head.empty() && head.back() == '/') head.pop_back();
+  return head;
+}
+
+// os.path.normpath (posix).
+std::string normpath(const std::string& path) {
+  if (path.empty()) return ".";
+  int initial = path[0] == '/' ? 1 : 0;
+  if (initial && path.compare(0, 2, "//") == 0 && path.compare(0, 3, "///") != 0) initial = 2;
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string comp = path.substr(start, end - start);
+    start = end + 1;
+    if (comp.empty() || comp == ".") continue;
+    if (comp != ".." || (!initial && parts.empty()) || (!parts.empty() && parts.back() == ".."))
+      parts.push_back(comp);
+    else if (!parts.empty())
+      parts.pop_back();
+  }
+  std::string out(initial, '/');
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "/" : "") + parts[i];
+  return out.empty() ? "." : out;
+}
+
+std::string getcwd_or_decline() {
+  char buf[PATH_MAX];
+  if (::getcwd(buf, sizeof buf) == nullptr) throw Decline{};
+  return buf;
+}
+
+std::string realpath_or_decline(const std::string& p) {
+  char buf[PATH_MAX];
+  if (::realpath(p.c_str(), buf) == nullptr) throw Decline{};
+  return buf;
+}
+
+bool is_file(const std::string& p, struct stat* st) { return ::stat(p.c_str(), st) == 0 && S_ISREG(st->st_mode); }
+
+// A marshal file's object; a missing or damaged file declines (the Python
+// layer rebuilds it, or warns).
+Ref unmarshal_file(const std::string& path) {
+  auto data = read_file(path.c_str());
+  if (!data) throw Decline{};
+  PyObject* obj = PyMarshal_ReadObjectFromString(data->data(), (Py_ssize_t)data->size());
+  if (obj == nullptr) {
+    PyErr_Clear();
+    throw Decline{};
+  }
+  return Ref::steal(obj);
+}
+
+// As config.user_cache_dir().
+std::string cache_dir() {
+  std::string explicit_dir = env("LAZYEXEC_CACHE_DIR");
+  if (!explicit_dir.empty()) return explicit_dir;
+  std::string base = env("XDG_CACHE_HOME");
+  if (base.empty()) {
+    std::string home = env("HOME");
+    if (home.empty()) throw Decline{};  // expanduser() would ask the password database
+    while (home.size() > 1 && home.back() == '/') home.pop_back();
+    base = join(home, ".cache");
+  }
+  return join(base, "lazyexec");
+}
+
+PyObject* get(PyObject* dict, const char* key) {
+  PyObject* v = PyDict_GetItemString(dict, key);  // borrowed
+  return v;
+}
+
+// The parsed TOML of `path` from config._toml_load's cache, if it is current.
+Ref parsed_toml(const std::string& path, const struct stat& st, const std::string& cache) {
+  Ref cached = unmarshal_file(join(cache, "config-" + fingerprint(realpath_or_decline(path)) + ".marshal"));
+  if (!PyTuple_Check(cached.get()) || PyTuple_GET_SIZE(cached.get()) != 2) throw Decline{};
+  PyObject* stamp = PyTuple_GET_ITEM(cached.get(), 0);
+  PyObject* data = PyTuple_GET_ITEM(cached.get(), 1);
+  if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2 || !PyDict_Check(data)) throw Decline{};
+  long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  long long m = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 0));
+  long long s = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 1));
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    throw Decline{};
+  }
+  if (m != mtime_ns || s != (long long)st.st_size) throw Decline{};
+  return Ref::borrow(data);
+}
+
+struct Table {
+  Ref table;   // [tool.lazyexec] (an empty dict: the defaults)
+  Ref source;  // the file, or None
+};
+
+// As config.load(), for the case where its parse cache is current.
+Table load_config(const std::string& cache) {
+  Ref empty = py::check(PyDict_New());
+  std::string explicit_path = env("LAZYEXEC_CONFIG");
+  struct stat st;
+  if (!explicit_path.empty()) {
+    if (!is_file(explicit_path, &st)) throw Decline{};  // the Python layer says why
+    Ref data = parsed_toml(explicit_path, st, cache);
+    PyObject* table = data.get();
+    if (PyObject* tool = get(data.get(), "tool")) {
+      if (!PyDict_Check(tool)) throw Decline{};
+      PyObject* own = get(tool, "lazyexec");
+      if (own != nullptr) table = own;
+    }
+    if (!PyDict_Check(table)) throw Decline{};
+    return {Ref::borrow(table), py::str(explicit_path)};
+  }
+  std::string dir = realpath_or_decline(getcwd_or_decline());
+  for (;;) {
+    std::string candidate = join(dir, "pyproject.toml");
+    if (is_file(candidate, &st)) {
+      auto text = read_file(candidate.c_str());
+      if (!text || text->find("[tool.lazyexec") == std::string::npos) return {empty, Ref::borrow(Py_None)};
+      Ref data = parsed_toml(candidate, st, cache);
+      PyObject* tool = get(data.get(), "tool");
+      if (tool == nullptr) return {empty, Ref::borrow(Py_None)};
+      if (!PyDict_Check(tool)) throw Decline{};
+      PyObject* table = get(tool, "lazyexec");
+      if (table == nullptr) return {empty, Ref::borrow(Py_None)};
+      if (!PyDict_Check(table)) throw Decline{};
+      return {Ref::borrow(table), py::str(candidate)};
+    }
+    std::string parent = dirname(dir);
+    if (parent == dir) return {empty, Ref::borrow(Py_None)};
+    dir = parent;
+  }
+}
+
+bool one_of(PyObject* v, std::initializer_list<const char*> allowed) {
+  if (!PyUnicode_Check(v)) return false;
+  for (const char* a : allowed)
+    if (PyUnicode_CompareWithASCIIString(v, a) == 0) return true;
+  return false;
+}
+
+const char* const kListKeys[] = {"include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
+                                 "eager_imports"};
+
+// The keys config.from_table() accepts, with valid values; anything else
+// declines, so that the Python layer reports it.
+void validate(PyObject* table) {
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(table, &pos, &key, &value)) {
+    if (one_of(key, {"mode"})) {
+      if (!one_of(value, {"marked", "all"})) throw Decline{};
+    } else if (one_of(key, {"defer"})) {
+      if (!one_of(value, {"all", "imports"})) throw Decline{};
+    } else if (one_of(key, {"build"})) {
+      if (!one_of(value, {"background", "inline", "off"})) throw Decline{};
+    } else if (one_of(key, {"settle_complete", "usage_profile"})) {
+      if (!PyBool_Check(value)) throw Decline{};
+    } else if (one_of(key, {"settle_threshold"})) {
+      if (!PyLong_CheckExact(value) || PyLong_AsLong(value) < 0) {
+        PyErr_Clear();
+        throw Decline{};
+      }
+    } else if (one_of(key, {"include", "exclude", "never", "pure", "pure_bases", "pure_metaclasses",
+                            "eager_imports"})) {
+      if (!PyList_Check(value) && !PyTuple_Check(value)) throw Decline{};
+      for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(value); ++i)
+        if (!PyUnicode_Check(PySequence_Fast_GET_ITEM(value, i))) throw Decline{};
+    } else {
+      throw Decline{};
+    }
+  }
+}
+
+Ref tuple_of(PyObject* table, const char* key) {
+  PyObject* v = get(table, key);
+  return v ? py::check(PySequence_Tuple(v)) : py::check(PyTuple_New(0));
+}
+
+// The never-lazy set as importer._never_lazy() reads it: the knowledge
+// base's entries from their small cache (stamped with knowledge.toml's
+// mtime and size), plus the configuration's `never` and `eager_imports`.
+Ref never_lazy(const std::string& extension, const std::string& cache, PyObject* never, PyObject* eager_imports) {
+  std::string kb_file = join(dirname(extension), "analyze/knowledge.toml");
+  struct stat st;
+  if (!is_file(kb_file, &st)) throw Decline{};
+  Ref cached = unmarshal_file(join(cache, "never-lazy-" + fingerprint(kb_file) + ".marshal"));
+  if (!PyTuple_Check(cached.get()) || PyTuple_GET_SIZE(cached.get()) != 3) throw Decline{};
+  long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  long long m = PyLong_AsLongLong(PyTuple_GET_ITEM(cached.get(), 0));
+  long long s = PyLong_AsLongLong(PyTuple_GET_ITEM(cached.get(), 1));
+  PyObject* kb = PyTuple_GET_ITEM(cached.get(), 2);
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    throw Decline{};
+  }
+  if (m != mtime_ns || s != (long long)st.st_size || !PyList_Check(kb)) throw Decline{};
+  Ref out = py::check(PySequence_List(kb));
+  for (PyObject* extra : {never, eager_imports})
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(extra); ++i)
+      if (PyList_Append(out.get(), PyTuple_GET_ITEM(extra, i)) < 0) throw py::PyError{};
+  return out;
+}
+
+// The .pth line loads the extension with _imp.create_dynamic() alone (the
+// cheapest way in); it gets what importlib's ExtensionFileLoader would have
+// given it: its place in sys.modules, __spec__, __loader__, __package__.
+std::string register_extension(PyObject* module) {
+  PyObject* file = PyModule_GetFilenameObject(module);
+  if (file == nullptr) {
+    PyErr_Clear();
+    throw Decline{};
+  }
+  Ref path = Ref::steal(file);
+  PyObject* modules = PyImport_GetModuleDict();
+  const char* name = "lazyexec._lazyexec";
+  Ref current = Ref::steal(PyObject_GetAttrString(module, "__spec__"));
+  PyErr_Clear();
+  if (PyDict_GetItemString(modules, name) != module || !current || current.get() == Py_None) {
+    PyObject* bootstrap = PyDict_GetItemString(modules, "_frozen_importlib");
+    PyObject* external = PyDict_GetItemString(modules, "_frozen_importlib_external");
+    if (bootstrap == nullptr || external == nullptr) throw Decline{};
+    Ref loader = py::check(PyObject_CallMethod(external, "ExtensionFileLoader", "sO", name, path.get()));
+    Ref spec_class = py::check(PyObject_GetAttrString(bootstrap, "ModuleSpec"));
+    Ref args = py::check(Py_BuildValue("(sO)", name, loader.get()));
+    Ref kwargs = py::check(Py_BuildValue("{sO}", "origin", path.get()));
+    Ref spec = py::check(PyObject_Call(spec_class.get(), args.get(), kwargs.get()));
+    if (PyObject_SetAttrString(spec.get(), "has_location", Py_True) < 0 ||
+        PyObject_SetAttrString(module, "__spec__", spec.get()) < 0 ||
+        PyObject_SetAttrString(module, "__loader__", loader.get()) < 0 ||
+        PyModule_AddStringConstant(module, "__package__", "lazyexec") < 0 ||
+        PyDict_SetItemString(modules, name, module) < 0)
+      throw py::PyError{};
+  }
+  return py::utf8(path.get());
+}
+
+// importer.installed_index(): (opted, never) of the installed distributions
+// that opted in (docs/package-opt-in.md), or empty tuples when there is no
+// index or a site-packages directory it covers changed since it was built.
+std::pair<Ref, Ref> installed_index(const std::string& cache) {
+  Ref none = py::check(PyTuple_New(0));
+  PyObject* prefix = PySys_GetObject("prefix");
+  PyObject* impl = PySys_GetObject("implementation");
+  if (prefix == nullptr || !PyUnicode_Check(prefix) || impl == nullptr) throw Decline{};
+  Ref tag = Ref::steal(PyObject_GetAttrString(impl, "cache_tag"));
+  if (!tag) throw py::PyError{};
+  std::string key = py::utf8(prefix) + std::string("\0", 1) + (tag.get() == Py_None ? "" : py::utf8(tag.get()));
+  std::string path = join(cache, "installed-" + fingerprint(key) + ".marshal");
+  if (::access(path.c_str(), F_OK) != 0) return {none, none};
+  Ref index;
+  try {
+    index = unmarshal_file(path);
+  } catch (const Decline&) {
+    return {none, none};  // unreadable or damaged: not used, as the Python layer does
+  }
+  PyObject* ix = index.get();
+  if (!PyTuple_Check(ix) || PyTuple_GET_SIZE(ix) < 4 || !PyLong_CheckExact(PyTuple_GET_ITEM(ix, 0)) ||
+      PyLong_AsLong(PyTuple_GET_ITEM(ix, 0)) != 1 || !PyTuple_Check(PyTuple_GET_ITEM(ix, 1)))
+    return {none, none};
+  PyObject* stamps = PyTuple_GET_ITEM(ix, 1);
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(stamps); ++i) {
+    PyObject* entry = PyTuple_GET_ITEM(stamps, i);
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)))
+      return {none, none};
+    struct stat st;
+    if (::stat(py::utf8(PyTuple_GET_ITEM(entry, 0)).c_str(), &st) != 0) return {none, none};
+    long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 1));
+    if (PyErr_Occurred()) PyErr_Clear();
+    if (stamp != mtime_ns) throw Decline{};  // stale: the Python layer has it rebuilt after exit
+  }
+  return {Ref::borrow(PyTuple_GET_ITEM(ix, 2)), Ref::borrow(PyTuple_GET_ITEM(ix, 3))};
+}
+
+// profile.usage(): the shape of a command line.
+std::string usage(const std::vector<std::string>& args, size_t from) {
+  std::string options, first;
+  size_t positionals = 0;
+  for (size_t i = from; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (!a.empty() && a[0] == '-') {
+      options += (options.empty() ? "" : " ") + a.substr(0, a.find('='));
+    } else {
+      if (positionals++ == 0) first = a;
+    }
+  }
+  return std::string("\0", 1) + options + std::string("\0", 1) + first + std::string("\0", 1) +
+         std::to_string(positionals);
+}
+
+// profile.program_identity() from sys.orig_argv.
+std::string program_identity() {
+  PyObject* orig = PySys_GetObject("orig_argv");  // borrowed
+  if (orig == nullptr || !PyList_Check(orig)) throw Decline{};
+  std::vector<std::string> args;
+  for (Py_ssize_t i = 1; i < PyList_GET_SIZE(orig); ++i) {
+    PyObject* item = PyList_GET_ITEM(orig, i);
+    if (!PyUnicode_Check(item)) throw Decline{};
+    Py_ssize_t n;
+    const char* s = PyUnicode_AsUTF8AndSize(item, &n);
+    if (s == nullptr) {  // undecodable bytes (surrogates): the Python layer handles them
+      PyErr_Clear();
+      throw Decline{};
+    }
+    args.emplace_back(s, (size_t)n);
+  }
+  for (size_t i = 0; i < args.size();) {
+    const std::string& a = args[i];
+    if (a == "-c") return "-c" + usage(args, i + 2);
+    if (a == "-m" && i + 1 < args.size()) return "-m " + args[i + 1] + usage(args, i + 2);
+    if (a.size() > 2 && a.compare(0, 2, "-m") == 0) return "-m " + a.substr(2) + usage(args, i + 1);
+    if (a == "-X" || a == "-W" || a == "--check-hash-based-pycs") {
+      i += 2;
+      continue;
+    }
+    if (!a.empty() && a[0] == '-' && a != "-") {
+      ++i;
+      continue;
+    }
+    std::string path = a;
+    if (path.empty() || path[0] != '/') path = join(getcwd_or_decline(), path);
+    return normpath(path) + usage(args, i + 1);
+  }
+  return "-";
+}
+
+std::string repr(PyObject* o) {
+  Ref r = py::check(PyObject_Repr(o));
+  return py::utf8(r.get());
+}
+
+double now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+// The modules this program's usage profile loads eagerly (profile.load()).
+// Returns (profile path or None, {module: expiry}).
+std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyObject* plan_key, PyObject* include,
+                                  PyObject* exclude) {
+  Ref known = py::check(PyDict_New());
+  std::string setting = env("LAZYEXEC_PROFILE");
+  bool enabled = setting == "1" || (setting != "0" && get(table, "usage_profile") != Py_False);
+  if (!enabled) return {Ref::borrow(Py_None), known};
+  std::string program = program_identity();
+  if (program[0] == '-') program += std::string("\0", 1) + getcwd_or_decline();
+  std::string ident = program + std::string("\0", 1) + repr(plan_key) + std::string("\0", 1) + repr(include) +
+                      std::string("\0", 1) + repr(exclude);
+  std::string path = join(join(cache, "profiles"), fingerprint(ident) + ".profile");
+  if (::access(path.c_str(), F_OK) == 0) {
+    Ref data = unmarshal_file(path);
+    PyObject* eager = PyDict_Check(data.get()) ? get(data.get(), "eager") : nullptr;
+    PyObject* version = PyDict_Check(data.get()) ? get(data.get(), "version") : nullptr;
+    if (eager == nullptr || !PyDict_Check(eager) || version == nullptr || !PyLong_CheckExact(version) ||
+        PyLong_AsLong(version) != 1)
+      throw Decline{};  // damaged: the Python layer warns and rewrites it
+    double t = now();
+    PyObject *name, *expiry;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(eager, &pos, &name, &expiry))
+      if (PyFloat_CheckExact(expiry) && PyFloat_AS_DOUBLE(expiry) > t && PyDict_SetItem(known.get(), name, expiry) < 0)
+        throw py::PyError{};
+  }
+  return {py::str(path), known};
+}
+
+// Called by the Finder at the first module it claims, and by the logging
+// watch: the Python layer takes over the boot state then (importer.adopt_boot).
+PyObject* call_adopted(PyObject* which, PyObject* const* args, Py_ssize_t nargs) {
+  Ref importer = py::check(PyImport_ImportModule("lazyexec.importer"));
+  Ref fn = py::check(PyObject_GetAttr(importer.get(), which));
+  return PyObject_Vectorcall(fn.get(), args, (size_t)nargs, nullptr);
+}
+
+PyObject* make_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  static PyObject* name = PyUnicode_InternFromString("boot_make_loader");
+  try {
+    return call_adopted(name, args, nargs);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* logging_found(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  static PyObject* name = PyUnicode_InternFromString("_logging_found");
+  try {
+    return call_adopted(name, args, nargs);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))make_loader, METH_FASTCALL,
+                               "make_loader(fullname, path): lazyexec's loader (the Python layer loads now)."};
+PyMethodDef logging_found_def = {"logging_found", (PyCFunction)(void (*)(void))logging_found, METH_FASTCALL,
+                                 "logging's patch points (the Python layer loads now)."};
+
+PyObject* activate(PyObject* module) {
+  // Tools that record (LAZYEXEC_WHY, LAZYEXEC_STATS), an application image
+  // (LAZYEXEC_IMAGE) and a disabled cache go through the Python layer.
+  if (!env("LAZYEXEC_WHY").empty() || env("LAZYEXEC_STATS") == "1" || !env("LAZYEXEC_IMAGE").empty()) throw Decline{};
+  std::string caching = env("LAZYEXEC_CACHE");
+  for (auto& c : caching) c = (char)std::tolower((unsigned char)c);
+  if (caching == "off" || caching == "0" || caching == "no") throw Decline{};
+  PyObject* modules = PyImport_GetModuleDict();
+  if (PyDict_GetItemString(modules, "logging") || PyDict_GetItemString(modules, "logging.config")) throw Decline{};
+
+  std::string extension = register_extension(module);
+  std::string cache = cache_dir();
+  Table config = load_config(cache);
+  validate(config.table.get());
+  PyObject* table = config.table.get();
+  PyObject* mode = get(table, "mode");
+  bool all_mode = mode != nullptr && PyUnicode_CompareWithASCIIString(mode, "all") == 0;
+  Ref include = tuple_of(table, "include"), exclude = tuple_of(table, "exclude"), never = tuple_of(table, "never");
+  Ref eager_imports = tuple_of(table, "eager_imports");
+  Ref never_set = never_lazy(extension, cache, never.get(), eager_imports.get());
+  auto [opted, opted_never] = installed_index(cache);
+  for (Py_ssize_t i = 0; PySequence_Check(opted_never.get()) && i < PySequence_Size(opted_never.get()); ++i) {
+    Ref name = py::check(PySequence_GetItem(opted_never.get(), i));
+    if (PyList_Append(never_set.get(), name.get()) < 0) throw py::PyError{};
+  }
+
+  // Config.plan_key(): (mode, defer, never, pure, pure_bases, pure_metaclasses, eager_imports).
+  Ref mode_str = mode ? Ref::borrow(mode) : py::str("marked");
+  PyObject* defer = get(table, "defer");
+  Ref defer_str = defer ? Ref::borrow(defer) : py::str("all");
+  Ref plan_key = py::check(PyTuple_Pack(7, mode_str.get(), defer_str.get(), never.get(), tuple_of(table, "pure").get(),
+                                        tuple_of(table, "pure_bases").get(), tuple_of(table, "pure_metaclasses").get(),
+                                        eager_imports.get()));
+  auto [profile_path, known] = usage_profile(table, cache, plan_key.get(), include.get(), exclude.get());
+
+  Ref loader_factory = py::check(PyCFunction_New(&make_loader_def, nullptr));
+  Ref args = py::check(Py_BuildValue("(OOOOOOOO)", all_mode ? Py_True : Py_False, never_set.get(), include.get(),
+                                     exclude.get(), known.get(), loader_factory.get(), Py_None, opted.get()));
+  Ref finder = py::check(PyObject_Call(finder_type(), args.get(), nullptr));
+
+  // Just before PathFinder, as importer.activate() places it.
+  PyObject* meta_path = PySys_GetObject("meta_path");
+  PyObject* external = PyDict_GetItemString(modules, "_frozen_importlib_external");
+  if (meta_path == nullptr || !PyList_Check(meta_path) || external == nullptr) throw Decline{};
+  Ref path_finder = py::check(PyObject_GetAttrString(external, "PathFinder"));
+  Py_ssize_t at = PyList_GET_SIZE(meta_path);
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
+    if (PyList_GET_ITEM(meta_path, i) == path_finder.get()) {
+      at = i;
+      break;
+    }
+
+  Ref watch_cb = py::check(PyCFunction_New(&logging_found_def, nullptr));
+  for (const char* name : {"logging", "logging.config"}) {
+    Ref r = py::check(PyObject_CallMethod(finder.get(), "watch", "sO", name, watch_cb.get()));
+  }
+  Ref boot = py::check(Py_BuildValue("{sOsOsOsOsOsO}", "finder", finder.get(), "table", table, "source",
+                                     config.source.get(), "profile", profile_path.get(), "known", known.get(),
+                                     "installed_never", opted_never.get()));
+  if (runtime::install_dynamic_eval() < 0) throw py::PyError{};
+  if (PyList_Insert(meta_path, at, finder.get()) < 0) throw py::PyError{};
+  Py_XSETREF(state, boot.release());
+  return finder.release();
+}
+
+}  // namespace
+
+PyObject* boot(PyObject* module, PyObject*) {
+  if (state != nullptr) return Py_NewRef(PyDict_GetItemString(state, "finder"));
+  // Activated already (by the Python layer; a venv's site runs .pth files
+  // twice): that finder stays the only one.
+  if (PyObject* meta_path = PySys_GetObject("meta_path"); meta_path != nullptr && PyList_Check(meta_path))
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
+      if (Py_TYPE(PyList_GET_ITEM(meta_path, i)) == (PyTypeObject*)finder_type())
+        return Py_NewRef(PyList_GET_ITEM(meta_path, i));
+  try {
+    return activate(module);
+  } catch (const Decline&) {
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  } catch (const py::PyError&) {
+    // Never stop the interpreter's start: the Python layer tries, and reports.
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
+}
+
+PyObject* boot_state(PyObject*, PyObject*) { return Py_NewRef(state ? state : Py_None); }
+
+}  // namespace lazyexec::importer

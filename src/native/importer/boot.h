@@ -1,0 +1,24 @@
+// Activation from the .pth file without any Python module of lazyexec's
+// (DESIGN: "no Python of lazyexec's own on the warm path beyond a small
+// activation entry"). It reads the caches the Python layer writes (the
+// parsed configuration, the knowledge base's never-lazy set, the program's
+// usage profile), builds the Finder and places it before PathFinder. When a
+// cache is missing or anything needs a message (a bad configuration, a
+// damaged profile), it declines and lazyexec.activate() does the work, with
+// its errors and warnings, and writes the caches for the next start.
+#pragma once
+
+#include <Python.h>
+
+namespace lazyexec::importer {
+
+// boot() -> the installed Finder, or None when the Python layer must
+// activate instead. `module` is the extension module (its file locates
+// knowledge.toml).
+PyObject* boot(PyObject* module, PyObject* unused);
+
+// boot_state() -> {"finder", "table", "source", "profile", "known"} after a
+// successful boot(), else None: the Python layer adopts it on first need.
+PyObject* boot_state(PyObject* module, PyObject* unused);
+
+}  // namespace lazyexec::importer

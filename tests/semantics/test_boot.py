@@ -1,0 +1,137 @@
+"""Activation in C++ (issue #10, importer/boot.cpp): with its caches warm the
+.pth line activates lazyexec without importing any Python module of
+lazyexec's, and the result is the activation the Python layer would have
+made: same policy, same usage profile, same errors (it declines and the
+Python layer reports them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import lazyexec
+
+PROBE = """
+import sys
+finders = [getattr(f, "__name__", type(f).__name__) for f in sys.meta_path]
+print("python layer:", "lazyexec" in sys.modules)
+print("finder before PathFinder:", finders.index("Finder") + 1 == finders.index("PathFinder"))
+"""
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    """A venv that sees the stdlib and lazyexec (linked in), with the .pth file."""
+    root = tmp_path_factory.mktemp("boot")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    py = root / "venv" / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    os.symlink(os.path.dirname(lazyexec.__file__), os.path.join(site, "lazyexec"))
+    if sys.version_info < (3, 11):
+        import tomli
+
+        os.symlink(os.path.dirname(tomli.__file__), os.path.join(site, "tomli"))
+    subprocess.run([str(py), "-m", "lazyexec", "pth", "install", "--dir", site], check=True, capture_output=True)
+    return py
+
+
+def run(py: Path, cwd: Path, code: str, *args, **extra) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"LAZYEXEC": "1", "LAZYEXEC_CACHE_DIR": str(cwd / "cache"), **extra})
+    return subprocess.run([str(py), *args, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_warm_start_activates_without_the_python_layer(venv, tmp_path):
+    cold = run(venv, tmp_path, PROBE)
+    warm = run(venv, tmp_path, PROBE)
+    # The first start builds the caches through the Python layer.
+    assert cold.stdout == "python layer: True\nfinder before PathFinder: True\n", cold.stderr
+    assert warm.stdout == "python layer: False\nfinder before PathFinder: True\n", warm.stderr
+    timed = run(venv, tmp_path, "pass", "-X", "importtime")
+    assert [line for line in timed.stderr.splitlines() if "lazyexec" in line] == []
+    off = run(venv, tmp_path, PROBE, LAZYEXEC="0")
+    assert "Finder" not in off.stdout and "python layer: False" in off.stdout
+
+
+def test_booted_finder_claims_as_the_python_policy(venv, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\nnever = ["json.*", "=email"]\n'
+                                             'exclude = ["http*"]\n')
+    check = """
+import sys, os, sysconfig
+import lazyexec.importer as imp
+from lazyexec.config import load
+booted = imp._active
+assert booted is not None and booted in sys.meta_path
+policy = imp.Policy(load())
+stdlib = sysconfig.get_paths()["stdlib"]
+names = [n[:-3] for n in os.listdir(stdlib) if n.endswith(".py")]
+names += ["json.decoder", "email", "email.utils", "http.client", "importlib.metadata"]
+for n in names:
+    path = os.path.join(stdlib, *n.split(".")) + ".py"
+    assert booted.claims(n, path) == policy.claims(n, path), n
+print(len(names), booted.claims("json.decoder", "x.py"), booted.claims("email", "x.py"), booted.claims("csv", "x.py"))
+"""
+    run(venv, tmp_path, "pass")  # builds the caches
+    r = run(venv, tmp_path, "import sys; print('lazyexec' in sys.modules)")
+    assert r.stdout == "False\n", r.stderr
+    r = run(venv, tmp_path, check)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[1:] == ["False", "False", "True"]
+
+
+def test_booted_start_loads_lazily_and_keeps_the_usage_profile(venv, tmp_path):
+    (tmp_path / "whole.py").write_text("__lazy_module__ = True\ndef a(): return 1\ndef b(): return 2\n")
+    (tmp_path / "partial.py").write_text("__lazy_module__ = True\ndef a(): return 3\ndef unused(): return 4\n")
+    main = ("import sys, whole, partial; print(whole.a(), whole.b(), partial.a(), sorted(m for m in "
+            "('whole', 'partial') if type(sys.modules[m].__spec__.loader).__name__ == 'LazySourceLoader'))")
+    outs = [run(venv, tmp_path, main, LAZYEXEC_BUILD="inline") for _ in range(4)]
+    for r in outs:
+        assert r.returncode == 0, r.stderr
+    # Run 1 activates in Python (cold caches), the others in C++: both
+    # record and honour the same profile (whole used whole: eager next time).
+    assert [r.stdout for r in outs] == ["1 2 3 ['partial', 'whole']\n", "1 2 3 ['partial']\n",
+                                        "1 2 3 ['partial']\n", "1 2 3 ['partial']\n"]
+
+
+def test_configuration_errors_are_reported_by_the_python_layer(venv, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    assert run(venv, tmp_path, "pass").returncode == 0  # caches warm for a valid file
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\nmdoe = "x"\n')
+    for _ in range(2):  # the cache now holds the bad table: still reported, every start
+        r = run(venv, tmp_path, "import sys; print('lazyexec' in sys.modules)")
+        assert r.returncode == 0
+        assert "unknown [tool.lazyexec] key(s): mdoe" in r.stderr and r.stderr.count("RuntimeWarning") == 1
+
+
+def test_damaged_profile_warns_once_through_the_python_layer(venv, tmp_path):
+    (tmp_path / "m.py").write_text("__lazy_module__ = True\ndef a(): return 1\n")
+    code = "import m; print(m.a())"
+    assert run(venv, tmp_path, code, LAZYEXEC_BUILD="inline").stdout == "1\n"
+    for p in (tmp_path / "cache" / "profiles").glob("*.profile"):
+        p.write_bytes(b"\x00garbage")
+    r = run(venv, tmp_path, code)
+    assert r.stdout == "1\n" and r.stderr.count("damaged usage profile") == 1, r.stderr
+
+
+def test_stale_pth_path_falls_back_to_the_python_layer(tmp_path):
+    """A .pth whose extension path no longer exists (lazyexec moved) still
+    activates, through `import lazyexec`."""
+    from lazyexec.cli import pth
+
+    line = pth.LINE.format(boot=pth.BOOT.format(so=str(tmp_path / "gone.so")))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / pth.NAME).write_text(line)
+    probe = ("import site, sys; site.addsitedir(sys.argv[1]); "
+             "print([type(f).__name__ for f in sys.meta_path].count('Finder'))")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}, "LAZYEXEC": "1"}
+    r = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.stdout == "1\n", r.stderr
+    assert sysconfig.get_paths()["purelib"]  # the real install is untouched
