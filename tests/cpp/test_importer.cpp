@@ -43,6 +43,15 @@ TEST(Marker, TopLevelTrueOnly) {
   EXPECT_FALSE(has_marker("s = '__lazy_module__ = True'\n"));
   EXPECT_TRUE(has_pep810_list("import os\n__lazy_modules__ = ['json']\n"));
   EXPECT_FALSE(has_pep810_list("x = '__lazy_modules__'\n"));
+  // opts_in: either, in one pass, with the same rules.
+  EXPECT_TRUE(opts_in("import os\n__lazy_modules__ = ['json']\n"));
+  EXPECT_TRUE(opts_in("x = 1\r\n__lazy_module__=True\r\n"));
+  EXPECT_TRUE(opts_in("__lazy_module__ = False\n__lazy_module__ = True\n"));
+  EXPECT_FALSE(opts_in("__lazy_module__ = False\n"));
+  EXPECT_FALSE(opts_in("    __lazy_module__ = True\n    __lazy_modules__ = []\n"));
+  EXPECT_FALSE(opts_in("s = '__lazy_module__ = True'; t = '__lazy_modules__'\n"));
+  EXPECT_FALSE(opts_in("__lazy_module"));
+  EXPECT_FALSE(opts_in(""));
 }
 
 namespace {

@@ -299,13 +299,19 @@ std::pair<Ref, Ref> installed_index(const std::string& cache) {
   } catch (const Decline&) {
     return {none, none};  // unreadable or damaged: not used, as the Python layer does
   }
+  // (version, ((directory, mtime_ns), ...), opted, never, details): see
+  // importer/distributions.py, which writes it.
   PyObject* ix = index.get();
   if (!PyTuple_Check(ix) || PyTuple_GET_SIZE(ix) < 4 || !PyLong_CheckExact(PyTuple_GET_ITEM(ix, 0)) ||
-      PyLong_AsLong(PyTuple_GET_ITEM(ix, 0)) != 1 || !PyTuple_Check(PyTuple_GET_ITEM(ix, 1)))
+      PyLong_AsLong(PyTuple_GET_ITEM(ix, 0)) != 1)
     return {none, none};
-  PyObject* stamps = PyTuple_GET_ITEM(ix, 1);
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(stamps); ++i) {
-    PyObject* entry = PyTuple_GET_ITEM(stamps, i);
+  Ref stamps = Ref::steal(PySequence_Fast(PyTuple_GET_ITEM(ix, 1), "stamps"));
+  if (!stamps) {
+    PyErr_Clear();
+    return {none, none};
+  }
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(stamps.get()); ++i) {
+    PyObject* entry = PySequence_Fast_GET_ITEM(stamps.get(), i);
     if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)))
       return {none, none};
     struct stat st;

@@ -10,13 +10,17 @@
 
 namespace lazyexec::importer {
 
-std::optional<std::string> read_file(const char* path) {
+namespace {
+
+// Reads the whole file into `data` from offset 0, growing it as needed (only
+// growth zero-fills); returns the length read.
+std::optional<size_t> read_into(const char* path, std::string& data) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   struct stat st;
   // One byte more than the size: the second read() sees end of file.
   size_t capacity = (::fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 65536;
-  std::string data(capacity, '\0');
+  if (data.size() < capacity) data.resize(capacity);
   size_t length = 0;
   for (;;) {
     if (length == data.size()) data.resize(data.size() * 2);
@@ -32,8 +36,24 @@ std::optional<std::string> read_file(const char* path) {
     length += (size_t)n;
   }
   ::close(fd);
-  data.resize(length);
+  return length;
+}
+
+}  // namespace
+
+std::optional<std::string> read_file(const char* path) {
+  std::string data;
+  auto length = read_into(path, data);
+  if (!length) return std::nullopt;
+  data.resize(*length);
   return data;
+}
+
+std::optional<std::string_view> read_file_scratch(const char* path) {
+  thread_local std::string buffer;
+  auto length = read_into(path, buffer);
+  if (!length) return std::nullopt;
+  return std::string_view(buffer.data(), *length);
 }
 
 std::string fingerprint(std::string_view data) {

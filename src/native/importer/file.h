@@ -10,6 +10,11 @@ namespace lazyexec::importer {
 // The file's bytes, or nullopt when it cannot be opened or read (errno kept).
 std::optional<std::string> read_file(const char* path);
 
+// The file's bytes in this thread's reusable buffer (valid until the next
+// call), or nullopt: for scans that keep nothing, without zero-filling a new
+// string per file.
+std::optional<std::string_view> read_file_scratch(const char* path);
+
 // 16 hex digits of FNV-1a (64 bits): cache keys and file names on the
 // start-up path without zlib or hashlib (the same digits as
 // _lazyexec.fingerprint, which Python-side caches use).

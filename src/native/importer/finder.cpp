@@ -148,8 +148,8 @@ int finder_clear(PyObject* self_obj) {
 bool claims(const FinderObject* self, std::string_view name, const char* path) {
   if (self->policy == nullptr || !self->policy->selects(name)) return false;
   if (self->policy->all_mode || self->policy->opted_in(name, path)) return true;
-  auto source = read_file(path);
-  return source && (has_marker(*source) || has_pep810_list(*source));
+  auto source = read_file_scratch(path);
+  return source && opts_in(*source);
 }
 
 bool ends_with_py(PyObject* origin, std::string* out) {

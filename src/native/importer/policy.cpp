@@ -1,5 +1,7 @@
 #include "importer/policy.h"
 
+#include <string.h>
+
 namespace lazyexec::importer {
 
 bool Policy::selects(std::string_view name) const {
@@ -40,31 +42,63 @@ std::string_view strip(std::string_view s) {
   return s;
 }
 
+// The first occurrence of `needle` (a "__lazy_module..." name) at a line
+// start at or after `from`, or npos. It looks for the needle's 'z' with
+// memchr, which is vectorised and stops rarely ('z' is rare in Python
+// source); a scan for the first character would stop at every '_'. The
+// finder scans every source file it is asked about in mode "marked".
+size_t find_at_line_start(std::string_view s, std::string_view needle, size_t from) {
+  constexpr size_t kZ = 4;  // "__la|z|y_module"
+  for (size_t at = from + kZ; at < s.size();) {
+    const void* hit = memchr(s.data() + at, 'z', s.size() - at);
+    if (hit == nullptr) return std::string_view::npos;
+    size_t z = (size_t)(static_cast<const char*>(hit) - s.data());
+    size_t i = z - kZ;
+    if (s.compare(i, needle.size(), needle) == 0 && at_line_start(s, i)) return i;
+    at = z + 1;
+  }
+  return std::string_view::npos;
+}
+
+// `__lazy_module__ = True` (optionally annotated) at `i`, to the line's end.
+bool marker_assignment(std::string_view source, size_t i) {
+  constexpr std::string_view kMarker = "__lazy_module__";
+  if (source.substr(i, kMarker.size()) != kMarker) return false;
+  size_t start = i + kMarker.size();
+  size_t end = source.find('\n', start);
+  std::string_view rest = source.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  rest = rest.substr(0, rest.find('#'));
+  size_t eq = rest.find('=');
+  if (eq == std::string_view::npos) return false;
+  std::string_view target = strip(rest.substr(0, eq));  // "" or ": bool"
+  if (!target.empty() && target.front() != ':') return false;
+  std::string_view value = rest.substr(eq + 1);
+  if (!value.empty() && value.front() == '=') return false;  // `==`: a comparison
+  return strip(value) == "True";
+}
+
 }  // namespace
 
 bool has_marker(std::string_view source) {
   constexpr std::string_view kMarker = "__lazy_module__";
-  for (size_t i = source.find(kMarker); i != std::string_view::npos; i = source.find(kMarker, i + 1)) {
-    if (!at_line_start(source, i)) continue;
-    size_t start = i + kMarker.size();
-    size_t end = source.find('\n', start);
-    std::string_view rest = source.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    rest = rest.substr(0, rest.find('#'));
-    size_t eq = rest.find('=');
-    if (eq == std::string_view::npos) continue;
-    std::string_view target = strip(rest.substr(0, eq));  // "" or ": bool"
-    if (!target.empty() && target.front() != ':') continue;
-    std::string_view value = rest.substr(eq + 1);
-    if (!value.empty() && value.front() == '=') continue;  // `==`: a comparison
-    if (strip(value) == "True") return true;
-  }
+  for (size_t i = find_at_line_start(source, kMarker, 0); i != std::string_view::npos;
+       i = find_at_line_start(source, kMarker, i + 1))
+    if (marker_assignment(source, i)) return true;
   return false;
 }
 
 bool has_pep810_list(std::string_view source) {
-  constexpr std::string_view kName = "__lazy_modules__";
-  for (size_t i = source.find(kName); i != std::string_view::npos; i = source.find(kName, i + 1))
-    if (at_line_start(source, i)) return true;
+  return find_at_line_start(source, "__lazy_modules__", 0) != std::string_view::npos;
+}
+
+bool opts_in(std::string_view source) {
+  // One pass for both names: they share their first 13 characters.
+  constexpr std::string_view kPrefix = "__lazy_module";
+  for (size_t i = find_at_line_start(source, kPrefix, 0); i != std::string_view::npos;
+       i = find_at_line_start(source, kPrefix, i + 1)) {
+    if (source.substr(i + kPrefix.size(), 3) == "s__") return true;
+    if (marker_assignment(source, i)) return true;
+  }
   return false;
 }
 

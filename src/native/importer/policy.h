@@ -39,4 +39,7 @@ bool has_marker(std::string_view source);
 // A top-level `__lazy_modules__ = ...` (PEP 810), by byte scan.
 bool has_pep810_list(std::string_view source);
 
+// Either of the two: the finder's test in mode "marked" (one pass).
+bool opts_in(std::string_view source);
+
 }  // namespace lazyexec::importer
