@@ -205,3 +205,11 @@ def test_a_submodule_is_served_only_where_its_parent_package_looks(tmp_path, app
     r = subprocess.run([sys.executable, "-c", code, str(image), str(app / "shop") + "/"], cwd=tmp_path,
                        env=env(tmp_path), capture_output=True, text=True)
     assert (r.stdout.split(), r.stderr) == (["True", "None", "True", "None"], "")
+
+
+def test_an_image_built_for_another_optimization_level_is_ignored_with_a_warning(tmp_path, app):
+    image = build(tmp_path, "shop")
+    r = subprocess.run([sys.executable, "-O", "-m", "lazyexec", "run", "--image", str(image), "main.py"],
+                       cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    assert r.returncode == 0 and "shop 1.0" in r.stdout
+    assert "optimization level 0" in r.stderr and "ImageLoader" not in r.stdout

@@ -58,6 +58,12 @@ def activate(path: str, check: str | None = None, config=None):
     except (_lazyexec.ImageError, OSError, UnicodeError) as e:
         _warn(f"lazyexec: ignoring image {e}; modules import normally")
         return None
+    if image.optimize != sys.flags.optimize:
+        # Its code was compiled for another -O level (asserts, __debug__,
+        # docstrings): as a .pyc of another opt- tag, not used.
+        _warn(f"lazyexec: ignoring image {path}: built at optimization level {image.optimize}, "
+              f"this interpreter runs at {sys.flags.optimize} (-O); modules import normally")
+        return None
     check = check or os.environ.get(CHECK_ENV) or image.check
     if check not in CHECKS:
         _warn(f"lazyexec: {CHECK_ENV}={check!r} is not one of {', '.join(CHECKS)}; using {image.check!r}")

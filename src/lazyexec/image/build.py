@@ -17,6 +17,7 @@ RECORD_SIZE = 80
 BASE_ALIGN = 16
 FLAG_ENTRY, FLAG_TRACED = 1, 2
 CHECK_SHIFT = 2
+OPTIMIZE_SHIFT = 4
 RECORD_PACKAGE, RECORD_PLAN = 1, 2
 
 
@@ -137,7 +138,8 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
         records += b"".join(v.to_bytes(4, "little") for v in (*name, *origin, *locs, flags, len(e.payload)))
         records += b"".join(v.to_bytes(8, "little") for v in (off, image_hash(e.payload), e.mtime_ns, e.size,
                                                                e.source_hash, 0))
-    flags = (FLAG_ENTRY if entry_point else 0) | (FLAG_TRACED if traced else 0) | (CHECKS.index(check) << CHECK_SHIFT)
+    flags = ((FLAG_ENTRY if entry_point else 0) | (FLAG_TRACED if traced else 0) | (CHECKS.index(check) << CHECK_SHIFT)
+             | (sys.flags.optimize << OPTIMIZE_SHIFT))
     header = (MAGIC + FORMAT.to_bytes(2, "little") + flags.to_bytes(2, "little") + pymagic
               + length.to_bytes(8, "little") + n.to_bytes(4, "little") + buckets.to_bytes(4, "little")
               + buckets_at.to_bytes(8, "little") + records_at.to_bytes(8, "little")

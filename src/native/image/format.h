@@ -32,7 +32,9 @@ inline constexpr uint16_t kFlagEntry = 1 << 0;   // an entry point is present
 inline constexpr uint16_t kFlagTraced = 1 << 1;  // payloads are in first-use order
 inline constexpr uint16_t kCheckShift = 2;       // bits 2-3: default staleness check
 inline constexpr uint16_t kCheckMask = 3 << kCheckShift;
-inline constexpr uint16_t kKnownFlags = kFlagEntry | kFlagTraced | kCheckMask;
+inline constexpr uint16_t kOptimizeShift = 4;   // bits 4-5: the -O level the code was compiled at (0-2)
+inline constexpr uint16_t kOptimizeMask = 3 << kOptimizeShift;
+inline constexpr uint16_t kKnownFlags = kFlagEntry | kFlagTraced | kCheckMask | kOptimizeMask;
 
 enum class Check : uint16_t { None = 0, Mtime = 1, Hash = 2 };
 

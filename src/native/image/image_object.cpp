@@ -243,6 +243,14 @@ PyObject* image_get_check(PyObject* self_obj, void*) {
   }
 }
 
+PyObject* image_get_optimize(PyObject* self_obj, void*) {
+  try {
+    return PyLong_FromLong(view_of(self_obj)->optimize());
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
 PyObject* image_get_count(PyObject* self_obj, void*) {
   try {
     return PyLong_FromUnsignedLong(view_of(self_obj)->count());
@@ -272,6 +280,7 @@ PyGetSetDef image_getset[] = {
     {"entry", image_get_entry, nullptr, "the entry point 'module:function', or None", nullptr},
     {"check", image_get_check, nullptr, "the staleness check the image was built with", nullptr},
     {"count", image_get_count, nullptr, "number of modules", nullptr},
+    {"optimize", image_get_optimize, nullptr, "the optimization level (-O) its code was compiled at", nullptr},
     {"flags", image_get_flags, nullptr, "header flags", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };

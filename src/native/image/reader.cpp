@@ -96,7 +96,8 @@ std::optional<View> View::open(std::string_view data, const Expected& want, std:
     return std::nullopt;
   }
   v.flags_ = (uint16_t)le(h + header::kFlagsAt, 2);
-  if ((v.flags_ & ~kKnownFlags) != 0 || ((v.flags_ & kCheckMask) >> kCheckShift) > (uint16_t)Check::Hash) {
+  if ((v.flags_ & ~kKnownFlags) != 0 || ((v.flags_ & kCheckMask) >> kCheckShift) > (uint16_t)Check::Hash ||
+      ((v.flags_ & kOptimizeMask) >> kOptimizeShift) > 2) {
     *problem = "unknown header flags";
     return std::nullopt;
   }

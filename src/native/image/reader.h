@@ -43,6 +43,7 @@ class View {
   uint32_t count() const { return count_; }
   uint16_t flags() const { return flags_; }
   Check check() const { return static_cast<Check>((flags_ & kCheckMask) >> kCheckShift); }
+  int optimize() const { return (flags_ & kOptimizeMask) >> kOptimizeShift; }
   std::string_view entry() const { return entry_; }
   // The first byte after the header, index and record table.
   const char* metadata_end() const { return base_.data() + records_at_ + (uint64_t)count_ * kRecordSize; }
