@@ -213,3 +213,29 @@ def test_an_image_built_for_another_optimization_level_is_ignored_with_a_warning
                        cwd=app, env=env(tmp_path), capture_output=True, text=True)
     assert r.returncode == 0 and "shop 1.0" in r.stdout
     assert "optimization level 0" in r.stderr and "ImageLoader" not in r.stdout
+
+
+def test_an_executable_image_for_another_interpreter_still_runs_its_entry_point_importing_normally(tmp_path, app):
+    image = build(tmp_path, "shop", "--main", "shop.cli:main", out="shop.lzi")
+    data = bytearray(image.read_bytes())
+    base = data.index(b"\x89LZI")
+    data[base + 12: base + 16] = b"\0\0\r\n"  # another interpreter's bytecode magic
+    image.write_bytes(bytes(data))
+    r = subprocess.run([str(image), "z"], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    assert (r.returncode, r.stdout.strip()) == (7, "shop 1.0 3.75 ['z']")
+    assert "another Python version" in r.stderr
+
+
+def test_a_truncated_executable_image_says_so(tmp_path, app):
+    image = build(tmp_path, "shop", "--main", "shop.cli:main", out="shop.lzi")
+    image.write_bytes(image.read_bytes()[:200])
+    r = subprocess.run([str(image), "z"], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot read image" in r.stderr and "truncated" in r.stderr
+
+
+def test_run_image_with_dash_m_runs_the_code_stored_in_the_image(tmp_path, app):
+    (app / "shop" / "__main__.py").write_text("from shop.cli import main\nraise SystemExit(main())\n")
+    image = build(tmp_path, "shop")
+    (app / "shop" / "__main__.py").write_text("raise SystemExit('the source ran, not the image')\n")
+    r = lazyexec(tmp_path, "run", "--image", image, "-m", "shop", "q", check=False)
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (7, "shop 1.0 3.75 ['q']", "")

@@ -38,7 +38,9 @@ def run(argv: list[str]) -> int:
         image, argv = argv[1], argv[2:]
         from lazyexec.cli.image_run import entry_point
 
-        entry = entry_point(image)
+        entry, problem = entry_point(image)
+        if problem is not None and (not argv or _starts_with_shebang(image)):
+            return fail(f"cannot read image {problem}")  # an executable image that cannot be read: nothing to run
         if entry is not None:  # an executable image: every argument is the application's
             from lazyexec import activate
 
@@ -71,13 +73,24 @@ def run(argv: list[str]) -> int:
     return _run_path(path, rest)
 
 
+def _starts_with_shebang(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
+
+
 def _run_entry(image: str, entry: str, rest: list[str]) -> int:
     """sys.exit(MODULE.FUNCTION()) as a console script does, with the image
     as argv[0] and its directory first on sys.path."""
-    from lazyexec.cli.image_run import call_entry
+    from lazyexec import image as image_stage
+    from lazyexec.cli.image_run import call_entry, source_roots
 
     sys.argv = [image, *rest]
     _set_path0(os.path.dirname(os.path.realpath(image)))
+    if image_stage._active is None:  # refused with a warning: the modules import normally from their sources
+        sys.path.extend(r for r in source_roots(image) if r not in sys.path)
     raise SystemExit(call_entry(entry))
 
 
