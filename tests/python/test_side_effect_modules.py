@@ -109,3 +109,10 @@ def test_a_reexport_reaching_a_registration_stays_eager_unless_an_earlier_eager_
     search, own = side_effects._search_and_own(path, "pkg", True)
     assert side_effects.reaches_effect(["readline"], search, own, lambda n: n == "readline") is not None
     assert side_effects.reaches_effect(["pkg.models"], search, {"pkg", "first"}, never) is None
+
+
+def test_imports_under_type_checking_do_not_run():
+    tree = compile("import typing as t\nif t.TYPE_CHECKING:\n    import a\nelse:\n    import b\n"
+                   "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import c\n"
+                   "def f():\n    import d\n", "<m>", "exec", 0x400, dont_inherit=True)
+    assert side_effects.imports_of(tree, "pkg.m", False) == ["typing", "b", "typing", "typing.TYPE_CHECKING"]

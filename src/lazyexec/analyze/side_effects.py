@@ -180,6 +180,10 @@ def imports_of(tree: ast.Module, name: str, is_package: bool) -> list[str]:
         for child in children(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 continue
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                for stmt in child.orelse:  # `if TYPE_CHECKING:` never runs its body
+                    visit_one(stmt)
+                continue
             if isinstance(child, ast.Import):
                 out.extend(a.name for a in child.names)
             elif isinstance(child, ast.ImportFrom):
@@ -197,8 +201,19 @@ def imports_of(tree: ast.Module, name: str, is_package: bool) -> list[str]:
             else:
                 visit(child)
 
+    def visit_one(stmt) -> None:
+        holder = ast.Module(body=[stmt], type_ignores=[])
+        visit(holder)
+
     visit(tree)
     return out
+
+
+def _is_type_checking(test) -> bool:
+    """`TYPE_CHECKING` or `<module>.TYPE_CHECKING` (typing's, false at run time)."""
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING" and isinstance(test.value, ast.Name)
 
 
 def _facts(path: str, name: str, strict: bool = True) -> tuple[str | None, list[str]] | None:
