@@ -314,8 +314,8 @@ def selection(name: str | None, path: str, config) -> tuple[bool, str]:
         return False, "not selected: a script, not an importable module"
     details, fresh = read_details()
     stale = "" if fresh or not details else (
-        " (the index of installed distributions is stale: a site-packages directory changed since "
-        "`lazyexec compile --installed`; run it again)")
+        " (the index of installed distributions is stale: a site-packages directory changed since it was "
+        "built; the next lazy start rebuilds it after it exits, `lazyexec compile --installed` does now)")
     claimed = Policy(config).claims(name, path)
     if any(_never_matches(n, name) for n in config.never) or name in config.eager_imports:
         return False, f"not selected: never lazy (configuration `never`){stale}"
