@@ -248,11 +248,15 @@ def _reindex_at_exit(config: Config) -> None:
     build) unless background work is off (`build`, LAZYEXEC_BUILD,
     LAZYEXEC_CACHE). Nothing here may disturb the program's exit."""
     try:
-        from lazyexec import store
-        from lazyexec.importer.importlib_bootstrap import build_mode
-        from lazyexec.store import builder
+        from lazyexec.config import BUILD_MODES, caching_enabled
 
-        if build_mode(config) == "background" and store.caching_enabled():
+        # importlib_bootstrap.build_mode's rule, without importing the loader
+        # (a start that claimed nothing has not loaded it).
+        env = os.environ.get("LAZYEXEC_BUILD")
+        build = env if env in BUILD_MODES else (config.build or "background")
+        if build == "background" and caching_enabled():
+            from lazyexec.store import builder
+
             builder.start_builder(code="import sys; del sys.path[0]; "
                                        "from lazyexec.importer.distributions import reindex; sys.exit(reindex())")
     except Exception:  # noqa: BLE001
