@@ -12,7 +12,7 @@ VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: fuzz-image fuzz-image-ci thirdparty real-programs setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
+.PHONY: fuzz-image fuzz-image-ci thirdparty real-programs real-programs-pypi setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
 
 system-deps:
 	@bash tools/system-deps.sh
@@ -99,6 +99,15 @@ real-programs:
 	@# Debian-packaged programs doing real work, eagerly and lazily (tests/realprograms).
 	bash tools/real-programs-deps.sh
 	$(MAKE) test-python PYTHON=/usr/bin/python3 VENV=.venv-debian PYTEST_ARGS="tests/realprograms"
+
+# The same programs' PyPI releases at pinned versions on any interpreter
+# (PYTHON=..., VENV=...); REALPROGRAMS=ci: the subset CI runs on every pyenv
+# interpreter (tests/realprograms/pypi_programs.py).
+REALPROGRAMS ?= all
+real-programs-pypi: setup
+	$(BIN)/python tests/realprograms/pypi_programs.py build/realprograms-pypi-$(VENV_NAME) $(REALPROGRAMS)
+	LAZYEXEC_REALPROGRAMS_PYPI=$(abspath build/realprograms-pypi-$(VENV_NAME)) \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/realprograms $(PYTEST_ARGS)
 
 thirdparty: setup
 	@# Third-party projects' own test suites (pinned sdists), eagerly and lazily, case by case.

@@ -6,7 +6,10 @@ normalisation). A lazy-only assertion checks that laziness was real: modules
 were loaded lazily.
 
 The programs are Debian's packages (`tools/real-programs-deps.sh` installs
-them), run on Debian's python3 (a venv over it included).
+them), run on Debian's python3 (a venv over it included); on any other
+interpreter, their PyPI releases at pinned versions (`pypi_programs.py`,
+`make real-programs-pypi`: LAZYEXEC_REALPROGRAMS_PYPI names the directory
+they are installed in).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from pathlib import Path
 import pytest
 
 from lazyexec.cli.check import Runner
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pypi_programs  # noqa: E402
 
 BAD_PY = '''\
 import os, sys
@@ -135,16 +141,33 @@ PROGRAMS = {
 }
 
 
+# The PyPI releases (make real-programs-pypi), or None: Debian's packages.
+PYPI = os.environ.get("LAZYEXEC_REALPROGRAMS_PYPI") or None
+
+
 def _resolve(command: str) -> str | None:
-    """Debian's program first: pyenv's shims of the same name are shell scripts."""
+    """PyPI mode: the pinned release's script, else the interpreter's own
+    (pydoc3). Else Debian's program first: pyenv's shims of the same name are
+    shell scripts."""
     if command.endswith(".py"):
         return command
+    if PYPI:
+        for d in (Path(PYPI) / "bin", Path(sys.base_prefix) / "bin"):
+            if (d / command).exists():
+                return str(d / command)
+        return None
     debian = Path("/usr/bin") / command
     return str(debian) if debian.exists() else shutil.which(command)
 
 
 def _available(command: str, module: str) -> bool:
-    return importlib.util.find_spec(module) is not None and _resolve(command) is not None
+    if PYPI:  # importable by the runs (PYTHONPATH), not by this process
+        import importlib.machinery
+
+        found = importlib.machinery.PathFinder.find_spec(module, [PYPI, *sys.path]) is not None
+    else:
+        found = importlib.util.find_spec(module) is not None
+    return found and _resolve(command) is not None
 
 
 # Debian's programs on the interpreter they are packaged for: elsewhere
@@ -155,8 +178,14 @@ DEBIAN = sys.base_prefix == "/usr"
 @pytest.mark.parametrize("name", list(PROGRAMS))
 def test_real_program_same_eagerly_and_lazily(name, tmp_path, monkeypatch):
     cmd, module, files = PROGRAMS[name]
-    if not DEBIAN:
-        pytest.skip("Debian's programs run on Debian's python3 (make real-programs)")
+    env = {}
+    if PYPI:
+        if name not in pypi_programs.installed(Path(PYPI)):
+            pytest.skip(f"not in the set installed in {PYPI} (make real-programs-pypi REALPROGRAMS=all)")
+        env["PYTHONPATH"] = PYPI
+    elif not DEBIAN:
+        pytest.skip("Debian's programs run on Debian's python3 (make real-programs); "
+                    "PyPI's on any interpreter (make real-programs-pypi)")
     if not _available(cmd[0], module):
         pytest.skip(f"{cmd[0]} ({module}) not installed for {sys.executable} (tools/real-programs-deps.sh)")
     for rel, text in files.items():
@@ -168,7 +197,7 @@ def test_real_program_same_eagerly_and_lazily(name, tmp_path, monkeypatch):
     config.write_text('mode = "all"\n')
     stats = tmp_path / "stats.jsonl"
     monkeypatch.chdir(tmp_path)
-    env = {"LAZYEXEC_CONFIG": str(config), "NO_COLOR": "1", "COLUMNS": "100", "PYTHONHASHSEED": "0"}
+    env.update({"LAZYEXEC_CONFIG": str(config), "NO_COLOR": "1", "COLUMNS": "100", "PYTHONHASHSEED": "0"})
     runner = Runner(cmd, pth=False, timeout=240)
     assert runner.python is not None, "not recognised as a Python program"
     eager = runner.run(False, env)
@@ -186,3 +215,8 @@ def test_programs_do_real_work():
     """At least ten programs, and not `--version`."""
     assert len(PROGRAMS) >= 10
     assert not any("--version" in cmd for cmd, _, _ in PROGRAMS.values())
+
+
+def test_every_program_has_its_pypi_pins():
+    assert set(pypi_programs.PINS) == set(PROGRAMS)
+    assert set(pypi_programs.CI) <= set(PROGRAMS)
