@@ -156,14 +156,18 @@ def main() -> int:
 
 def fs_calls(cmds, d, envs, images, n) -> dict:
     """File-system calls made in the import loop: in total, and on the files
-    of served modules (their source, `__pycache__`, directory)."""
+    of served modules (their source, their `.pyc`, a package's directory)."""
     from lazyexec.image import open_image
+
+    from importlib.util import cache_from_source
 
     served_paths = set()
     for r in open_image(images["image-eager"]).records():
         origin = r[1]
-        served_paths.add(origin)
-        served_paths.add(os.path.join(os.path.dirname(origin), "__pycache__"))
+        served_paths.add(origin + '"')  # the source itself, its .pyc, its package directory
+        served_paths.add(cache_from_source(origin) + '"')
+        if r[2]:
+            served_paths.add(os.path.dirname(origin) + '"')
     out = {}
     for m, c in cmds.items():
         log = os.path.join(d, f"strace-{m}.log")

@@ -15,6 +15,7 @@ MAGIC = b"\x89LZI\r\n\x1a\n"
 HEADER_SIZE = 80
 RECORD_SIZE = 80
 BASE_ALIGN = 16
+PAYLOAD_ALIGN = 2 * 1024 * 1024
 FLAG_ENTRY, FLAG_TRACED = 1, 2
 CHECK_SHIFT = 2
 OPTIMIZE_SHIFT = 4
@@ -117,7 +118,10 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
         refs.append((put(s.name.encode()), put(s.origin.encode(fs, "surrogateescape")),
                      put(locations.encode(fs, "surrogateescape"))))
     entry_ref = put(entry_point.encode()) if entry_point else (0, 0)
-    payload_at = align8(strings_at + len(strings))
+    # Payloads start on a 2 MiB boundary (a page-cache folio): touching the
+    # metadata never maps payload pages into the process (written sparse).
+    payload_at = strings_at + len(strings)
+    payload_at += -(len(base) + payload_at) % PAYLOAD_ALIGN
     offsets, at = [], payload_at
     for e in entries:
         offsets.append(at)
@@ -164,7 +168,17 @@ def write(path: str, data: bytes, executable: bool = False) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        f.write(data)
+        # Runs of zeros (the alignment before the payloads) become holes.
+        view, at, chunk = memoryview(data), 0, 1 << 16
+        zero = bytes(chunk)
+        while at < len(data):
+            piece = view[at: at + chunk]
+            if len(piece) == chunk and piece == zero:
+                f.seek(chunk, 1)
+            else:
+                f.write(piece)
+            at += len(piece)
+        f.truncate(len(data))
     if executable:
         os.chmod(tmp, 0o755)
     os.replace(tmp, path)

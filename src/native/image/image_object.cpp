@@ -133,14 +133,16 @@ PyObject* image_find(PyObject* self_obj, PyObject* name) {
 }
 
 // A payload is read once (unmarshalling copies what it keeps): afterwards
-// its pages, and the neighbours the kernel's fault-around mapped with them
-// (64 KiB windows), go back to the page cache, so an image's pages do not
-// accumulate in the process's RSS (a .pyc's bytes object is freed after
-// unmarshalling too). The index and records stay. Private read-only file
-// mapping: a later access faults a page in again from the page cache.
+// its pages, and the neighbours the kernel mapped with them, go back to the
+// page cache, so an image's pages do not accumulate in the process's RSS (a
+// .pyc's bytes object is freed after unmarshalling too). A fault maps up to a
+// whole page-cache folio (2 MiB on Linux 6 with large folios): the window is
+// that size, and the builder starts the payloads on a 2 MiB boundary so that
+// lookups (header, index, records, strings) never map payload pages. Private
+// read-only file mapping: a later access faults a page in again.
 void release_pages(const ImageObject* self, std::string_view bytes) {
   static const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  constexpr uintptr_t kWindow = 64 * 1024;
+  constexpr uintptr_t kWindow = 2 * 1024 * 1024;
   std::string_view all = self->mapping->bytes();
   uintptr_t lo = ((uintptr_t)self->view->metadata_end() + page - 1) & ~(page - 1);
   uintptr_t hi = ((uintptr_t)all.data() + all.size() + page - 1) & ~(page - 1);
