@@ -274,7 +274,8 @@ class Venv:
         self.site = Path(self.run_py("import site; print(site.getsitepackages()[0])").strip())
         import lazyexec
 
-        (self.site / "lazyexec-under-test.pth").write_text(str(Path(lazyexec.__file__).parent.parent) + "\n")
+        # Sorted before `lazyexec pth install`'s 00-lazyexec-activate.pth.
+        (self.site / "0-lazyexec-under-test.pth").write_text(str(Path(lazyexec.__file__).parent.parent) + "\n")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LAZYEXEC", "PYTHONPATH"))}
         # No background builder, no usage profile: each run loads what the
         # artifacts `compile --installed` stored, lazily, run after run.
@@ -370,6 +371,35 @@ def test_installed_distribution_loads_lazily_without_markers(venv):
     assert "REGISTRY" not in lazy["pending"]["lazydist"]
     # The deferred `from lazydist import colors` never ran: the module was never loaded.
     assert "lazydist.colors" in eager["modules"] and "lazydist.colors" not in lazy["modules"]
+
+
+def test_pth_activation_honours_the_index(venv):
+    """A program started by others: `.pth` activation with LAZYEXEC=1 (the
+    C++ boot path reads the index too)."""
+    script = venv.program("observe.py", OBSERVE)
+    venv.lazyexec("pth", "install", "--dir", str(venv.site))
+    env = dict(venv.env, LAZYEXEC="1")
+
+    def run() -> dict:
+        proc = subprocess.run([venv.python, script], env=env, capture_output=True, text=True, check=True,
+                              cwd=venv.root)
+        assert proc.stderr == ""
+        return json.loads(proc.stdout)
+
+    eager = json.loads(venv.eager(script))
+    assert run()["pending"] == {}  # no index: nothing lazy in mode "marked"
+    venv.lazyexec("compile", "--installed")
+    lazy = run()
+    assert lazy["seen"] == eager["seen"]
+    assert "colors" in lazy["pending"]["lazydist"] and lazy["pending"].get("lazydist.plugins", []) == []
+    (venv.site / "new_module.py").write_text("X = 1\n")  # stale: as without the opt-in
+    stale = run()
+    assert stale["pending"] == {} and stale["seen"] == eager["seen"]
+    marked = venv.program("marked_mod.py", "__lazy_module__ = True\nimport json\n")
+    check = "import marked_mod, lazyexec; print(lazyexec.is_pending(marked_mod, 'json'))"
+    inline = dict(env, LAZYEXEC_BUILD="inline")  # no artifact yet: build it at import
+    assert subprocess.run([venv.python, "-c", check], env=inline, capture_output=True, text=True, check=True,
+                          cwd=venv.root).stdout.strip() == "True"  # activation still on: markers honoured
 
 
 def test_installing_anything_makes_the_index_stale_until_compiled_again(venv, wheels, tmp_path):
