@@ -437,6 +437,13 @@ def test_a_program_that_finds_the_index_stale_has_it_rebuilt_after_it_exits(venv
     assert json.loads(venv.lazy(script))["pending"]["lazydist"]
 
 
+def test_compile_of_a_site_packages_directory_includes_opted_in_modules(venv):
+    venv.lazyexec("compile", "--installed")
+    relative = os.path.relpath(venv.site, venv.root)  # as typed: the index holds absolute directories
+    out = venv.lazyexec("compile", relative).stdout
+    assert "lazyexec compile: 3 stored" in out, out
+
+
 def test_explain_says_why_each_module_is_selected(venv):
     venv.lazyexec("compile", "--installed")
     marked = venv.program("marked_mod.py", "__lazy_module__ = True\nimport json\n")

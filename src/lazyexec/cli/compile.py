@@ -65,6 +65,8 @@ def run(args) -> int:
         if os.path.isfile(root):
             files, base = [root], os.path.dirname(os.path.abspath(root))
         elif os.path.isdir(root):
+            # Absolute (not resolved): the installed index's directories are.
+            root = os.path.abspath(root)
             files, base = sources(root), root
         else:
             return fail(f"{root}: no such file or directory")

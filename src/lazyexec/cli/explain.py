@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from lazyexec import config as config_mod
@@ -42,7 +43,9 @@ def run(args) -> int:
     source_lines = _source_lines(target.path)
     from lazyexec.importer.distributions import selection
 
-    selected = selection(target.module, str(target.path.resolve()), cfg)
+    # Absolute but not resolved: the finder compares the path as sys.path
+    # spells it with the directories in the index (symlinks kept).
+    selected = selection(target.module, os.path.abspath(target.path), cfg)
     if args.json:
         data = to_json(result, target, source_lines)
         data["selected"], data["selection"] = selected
