@@ -4,6 +4,7 @@
 #include <Python.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -227,17 +228,28 @@ PyObject* install(PyObject*, PyObject* args) {
                         &filename, &module_obj))
     return nullptr;
   try {
+    // Unit fields are tuples or lists (marshalled plans): read them directly,
+    // this runs for every unit of every module loaded lazily.
     auto ints = [](PyObject* seq, std::vector<int>& out) {
-      Ref it = py::check(PyObject_GetIter(seq));
-      while (Ref d = Ref::steal(PyIter_Next(it.get()))) out.push_back((int)PyLong_AsLong(d.get()));
+      Ref fast = py::check(PySequence_Fast(seq, "lazyexec: unit indexes must be a sequence"));
+      Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
+      out.reserve((size_t)n);
+      for (Py_ssize_t k = 0; k < n; ++k) out.push_back((int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fast.get(), k)));
       if (PyErr_Occurred()) throw py::PyError{};
     };
     std::vector<runtime::UnitRecord> records((size_t)PyList_GET_SIZE(units));
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
       PyObject* spec = PyList_GET_ITEM(units, i);
       runtime::UnitRecord& r = records[(size_t)i];
-      PyObject *code, *binds, *deps, *where, *calls;
-      if (!PyArg_ParseTuple(spec, "OOOUO", &code, &binds, &deps, &where, &calls)) return nullptr;
+      if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 5 || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 3))) {
+        PyErr_SetString(PyExc_TypeError, "lazyexec: a unit is (code, binds, deps, where: str, calls)");
+        return nullptr;
+      }
+      PyObject* code = PyTuple_GET_ITEM(spec, 0);
+      PyObject* binds = PyTuple_GET_ITEM(spec, 1);
+      PyObject* deps = PyTuple_GET_ITEM(spec, 2);
+      PyObject* where = PyTuple_GET_ITEM(spec, 3);
+      PyObject* calls = PyTuple_GET_ITEM(spec, 4);
       if (code != Py_None && !PyCode_Check(code) && !PyBytes_Check(code)) {
         PyErr_SetString(PyExc_TypeError, "lazyexec: unit code must be a code object, its marshal bytes, or None");
         return nullptr;
@@ -254,19 +266,24 @@ PyObject* install(PyObject*, PyObject* args) {
         continue;
       }
       r.code = Ref::borrow(code);
-      Ref it = py::check(PyObject_GetIter(binds));
-      while (Ref b = Ref::steal(PyIter_Next(it.get()))) r.binds.push_back(py::utf8(b.get()));
-      if (PyErr_Occurred()) return nullptr;
+      Ref names = py::check(PySequence_Fast(binds, "lazyexec: unit binds must be a sequence"));
+      for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k)
+        r.binds.push_back(py::utf8(PySequence_Fast_GET_ITEM(names.get(), k)));
     }
     if (runtime::make_trapping(globals) < 0) return nullptr;
     // importlib.reload runs a module again in the same namespace: eagerly
     // every binding is redone, so the names lazy units bind become pending
     // again instead of keeping their old values.
-    for (const auto& r : records)
-      for (const auto& b : r.binds) {
-        Ref key = py::str(b);
-        if (PyDict_DelItem(globals, key.get()) < 0) PyErr_Clear();
-      }
+    if (PyDict_GET_SIZE(globals) > 0)
+      for (const auto& r : records)
+        for (const auto& b : r.binds) {
+          // A fresh module holds none of them: look before deleting (a
+          // KeyError raised and cleared per name costs more than the lookup).
+          Ref key = py::str(b);
+          int present = PyDict_Contains(globals, key.get());
+          if (present < 0) throw py::PyError{};
+          if (present && PyDict_DelItem(globals, key.get()) < 0) PyErr_Clear();
+        }
     runtime::ModuleState& st = runtime::create_state(globals);
     st.module = module;
     st.filename = filename;
@@ -544,6 +561,76 @@ PyObject* read_plan(PyObject*, PyObject* args) {
   }
 }
 
+std::string getcwd_string() {
+  char buf[PATH_MAX];
+  if (::getcwd(buf, sizeof buf) == nullptr) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    throw py::PyError{};
+  }
+  return buf;
+}
+
+// load_plan(source_path, key, pymagic, format, cache_dir, bytecode_off) ->
+// (mtime_ns, size, plan | None, [(path, problem)]), or None when the source
+// cannot be stat'ed: store.load() for the import hook in one call. The
+// locations are store.locations()'s: beside the .pyc (importlib's own
+// cache_from_source, so PYTHONPYCACHEPREFIX and -O count) and in the cache
+// directory, in the order byte-code writing decides.
+PyObject* load_plan(PyObject*, PyObject* args) {
+  PyObject *source, *cache_dir_obj;
+  const char *key, *pymagic;
+  Py_ssize_t key_len, magic_len;
+  int format, bytecode_off;
+  if (!PyArg_ParseTuple(args, "Uy#y#iUp", &source, &key, &key_len, &pymagic, &magic_len, &format, &cache_dir_obj,
+                        &bytecode_off))
+    return nullptr;
+  if (key_len != 16 || magic_len != 4) {
+    PyErr_SetString(PyExc_ValueError, "key must be 16 bytes and pymagic 4");
+    return nullptr;
+  }
+  try {
+    std::string path = py::utf8(source);
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) Py_RETURN_NONE;
+    unsigned long long mtime_ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
+    importer::Expected want{(uint16_t)format, std::string_view(pymagic, 4), mtime_ns, (unsigned long long)st.st_size,
+                            std::string_view(key, 16)};
+    PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+    PyObject* impl = PySys_GetObject("implementation");
+    if (external == nullptr || impl == nullptr) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: importlib is not initialised");
+      return nullptr;
+    }
+    Ref cached = py::check(PyObject_CallMethod(external, "cache_from_source", "O", source));
+    Ref tag = py::check(PyObject_GetAttrString(impl, "cache_tag"));
+    std::string suffix = "." + std::string(key, 8) + ".lzx";
+    std::string near = py::utf8(cached.get());
+    near = near.substr(0, near.size() - 4) + suffix;  // NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx
+    std::string absolute = path[0] == '/' ? path : importer::join(getcwd_string(), path);
+    std::string fallback = importer::join(py::utf8(cache_dir_obj), importer::fingerprint(importer::normpath(absolute)) +
+                                                                        "." + py::utf8(tag.get()) + suffix);
+    Ref problems = py::check(PyList_New(0));
+    Ref plan = Ref::borrow(Py_None);
+    for (const std::string& p : bytecode_off ? std::vector<std::string>{fallback, near}
+                                             : std::vector<std::string>{near, fallback}) {
+      auto data = importer::read_file(p.c_str());
+      if (!data) continue;
+      auto d = importer::decode(*data, want);
+      if (d.verdict == importer::Verdict::Plan) {
+        plan = d.plan;
+        break;
+      }
+      if (d.verdict == importer::Verdict::Corrupt) {
+        Ref item = py::check(Py_BuildValue("(ss)", p.c_str(), d.problem));
+        if (PyList_Append(problems.get(), item.get()) < 0) throw py::PyError{};
+      }
+    }
+    return Py_BuildValue("(KKOO)", mtime_ns, (unsigned long long)st.st_size, plan.get(), problems.get());
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
 // fingerprint(data) -> 16 hex digits (FNV-1a, 64 bits): cache keys and file
 // names on the start-up path without loading zlib or hashlib.
 PyObject* fingerprint(PyObject*, PyObject* data) {
@@ -643,6 +730,9 @@ PyMethodDef methods[] = {
      "decode_plan(data, mtime_ns, size, key, pymagic, format) -> (units, steps) | None (stale); ValueError when damaged."},
     {"read_plan", read_plan, METH_VARARGS,
      "read_plan(paths, mtime_ns, size, key, pymagic, format) -> (plan | None, [(path, problem)])."},
+    {"load_plan", load_plan, METH_VARARGS,
+     "load_plan(source_path, key, pymagic, format, cache_dir, bytecode_off) -> (mtime_ns, size, plan | None, "
+     "[(path, problem)]) | None: the import hook's artifact lookup in one call."},
     {"boot", importer::boot, METH_NOARGS,
      "boot() -> the Finder, activated from C++ with the Python layer's caches; None: call lazyexec.activate()."},
     {"boot_state", importer::boot_state, METH_NOARGS,

@@ -145,7 +145,7 @@ class LazySourceLoader(_external.SourceFileLoader):
     def exec_module(self, module):
         if self._key is None:
             self.prepare()
-        plan = load_or_build_plan(self.path, module.__name__, self.is_package(module.__name__), self.config,
+        plan = load_or_build_plan(self.path, module.__name__, None, self.config,
                                   self.get_data, build=self._build, key=self._key)
         if plan is not None and not plan.units:
             profile.nothing_to_defer.append(module.__name__)
@@ -179,7 +179,13 @@ def load_build_stage() -> None:
         _lazyexec.set_busy(was_busy)
 
 
-def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, get_data=None,
+def _is_package(path: str, name: str) -> bool:
+    """FileLoader.is_package() without a loader: `__init__.py` of a module
+    not itself named `__init__`."""
+    return os.path.basename(path).rsplit(".", 1)[0] == "__init__" and name.rpartition(".")[2] != "__init__"
+
+
+def load_or_build_plan(path: str, name: str, is_package: bool | None, config: Config, get_data=None,
                        build: str = "inline", next_to_source: bool = False, key: bytes | None = None):
     """The module's plan from its stored artifact, else (build "inline")
     analysed, compiled and stored now. None when the source cannot be read or
@@ -189,23 +195,34 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
     from lazyexec import store
     from lazyexec.analyze import knowledge_hash
 
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
     # While lazyexec itself loads, builds or stores a plan, the modules it
     # imports (tomllib, warnings, ...) load normally instead of recursing.
     was_busy = _lazyexec.set_busy(True)
     try:
         if key is None:
             key = store.key_for(knowledge_hash(config))
-        plan = store.load(path, st.st_mtime_ns, st.st_size, key)
+        if store.caching_enabled():
+            # One C++ call: stat, both locations, read and decode (store.load).
+            found = _lazyexec.load_plan(path, key, store.PYTHON_MAGIC, store.FORMAT, store.cache_dir(),
+                                        store.bytecode_writing_off())
+            if found is None:
+                return None  # the source is gone
+            mtime_ns, size, payload, problems = found
+            store.warn_corrupt(problems)
+            plan = None if payload is None else store.Plan(*payload)
+        else:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            mtime_ns, size, plan = st.st_mtime_ns, st.st_size, None
         if plan is None:
             if build != "inline":
                 if build == "background":
                     from lazyexec.store import builder
 
-                    builder.remember(path, name, is_package, config)
+                    builder.remember(path, name, _is_package(path, name) if is_package is None else is_package,
+                                     config)
                 return None
             try:
                 if get_data is not None:
@@ -220,10 +237,12 @@ def load_or_build_plan(path: str, name: str, is_package: bool, config: Config, g
             # A module of an installed distribution that opted in needs no
             # marker (importer/distributions.py).
             require_marker = config.mode == "marked" and not _distribution_opted(name, path)
+            if is_package is None:
+                is_package = _is_package(path, name)
             plan = compile_stage.build_plan(source, path, name, is_package, config,
                                             require_marker=require_marker, pep810=True)
             plan = plan or store.Plan([], [])
-            store.save(path, plan, st.st_mtime_ns, st.st_size, key, next_to_source=next_to_source)
+            store.save(path, plan, mtime_ns, size, key, next_to_source=next_to_source)
         return plan
     finally:
         _lazyexec.set_busy(was_busy)

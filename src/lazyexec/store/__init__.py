@@ -161,11 +161,16 @@ def load(source_path: str, mtime_ns: int, size: int, key: bytes) -> Plan | None:
     if not caching_enabled():
         return None
     payload, problems = _lazyexec.read_plan(locations(source_path, key), mtime_ns, size, key, PYTHON_MAGIC, FORMAT)
+    warn_corrupt(problems)
+    return None if payload is None else Plan(*payload)
+
+
+def warn_corrupt(problems) -> None:
+    """One warning per damaged artifact found (it is ignored and rebuilt)."""
     for path, problem in problems:
         import warnings
 
-        warnings.warn(f"lazyexec: ignoring corrupt artifact {path} ({problem}); rebuilding", RuntimeWarning, stacklevel=2)
-    return None if payload is None else Plan(*payload)
+        warnings.warn(f"lazyexec: ignoring corrupt artifact {path} ({problem}); rebuilding", RuntimeWarning, stacklevel=3)
 
 
 def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes, next_to_source: bool = False) -> bool:

@@ -31,45 +31,6 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-// os.path.join for two parts.
-std::string join(const std::string& a, std::string_view b) {
-  if (!b.empty() && b.front() == '/') return std::string(b);
-  if (a.empty() || a.back() == '/') return a + std::string(b);
-  return a + "/" + std::string(b);
-}
-
-// os.path.dirname (posix).
-std::string dirname(const std::string& p) {
-  size_t i = p.rfind('/');
-  std::string head = i == std::string::npos ? "" : p.substr(0, i + 1);
-  if (!head.empty() && head.find_first_not_of('/') != std::string::npos)
-    while (!head.empty() && head.back() == '/') head.pop_back();
-  return head;
-}
-
-// os.path.normpath (posix).
-std::string normpath(const std::string& path) {
-  if (path.empty()) return ".";
-  int initial = path[0] == '/' ? 1 : 0;
-  if (initial && path.compare(0, 2, "//") == 0 && path.compare(0, 3, "///") != 0) initial = 2;
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string comp = path.substr(start, end - start);
-    start = end + 1;
-    if (comp.empty() || comp == ".") continue;
-    if (comp != ".." || (!initial && parts.empty()) || (!parts.empty() && parts.back() == ".."))
-      parts.push_back(comp);
-    else if (!parts.empty())
-      parts.pop_back();
-  }
-  std::string out(initial, '/');
-  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "/" : "") + parts[i];
-  return out.empty() ? "." : out;
-}
-
 std::string getcwd_or_decline() {
   char buf[PATH_MAX];
   if (::getcwd(buf, sizeof buf) == nullptr) throw Decline{};
@@ -417,27 +378,34 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyO
   return {py::str(path), known};
 }
 
-// Called by the Finder at the first module it claims, and by the logging
-// watch: the Python layer takes over the boot state then (importer.adopt_boot).
-PyObject* call_adopted(PyObject* which, PyObject* const* args, Py_ssize_t nargs) {
-  Ref importer = py::check(PyImport_ImportModule("lazyexec.importer"));
-  Ref fn = py::check(PyObject_GetAttr(importer.get(), which));
-  return PyObject_Vectorcall(fn.get(), args, (size_t)nargs, nullptr);
+// Called by the Finder for each module it claims, and by the logging watch:
+// the Python layer takes over the boot state at the first call
+// (importer.boot_make_loader). The function is looked up once: an import
+// statement's machinery costs more than the call itself.
+PyObject* call_adopted(PyObject*& cached, const char* which, PyObject* const* args, Py_ssize_t nargs) {
+  if (cached == nullptr) {
+    Ref importer = py::check(PyImport_ImportModule("lazyexec.importer"));
+    cached = py::check(PyObject_GetAttrString(importer.get(), which)).release();
+  }
+  return PyObject_Vectorcall(cached, args, (size_t)nargs, nullptr);
 }
 
+// Kept for the process, as the module is (plain pointers: no destructor may
+// run after the interpreter is gone).
+PyObject* adopted_make_loader = nullptr;
+PyObject* adopted_logging_found = nullptr;
+
 PyObject* make_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  static PyObject* name = PyUnicode_InternFromString("boot_make_loader");
   try {
-    return call_adopted(name, args, nargs);
+    return call_adopted(adopted_make_loader, "boot_make_loader", args, nargs);
   } catch (const py::PyError&) {
     return nullptr;
   }
 }
 
 PyObject* logging_found(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  static PyObject* name = PyUnicode_InternFromString("_logging_found");
   try {
-    return call_adopted(name, args, nargs);
+    return call_adopted(adopted_logging_found, "_logging_found", args, nargs);
   } catch (const py::PyError&) {
     return nullptr;
   }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <vector>
 
 namespace lazyexec::importer {
 
@@ -62,6 +63,45 @@ std::string fingerprint(std::string_view data) {
   char out[17];
   snprintf(out, sizeof out, "%016llx", (unsigned long long)h);
   return std::string(out, 16);
+}
+
+// os.path.join for two parts.
+std::string join(const std::string& a, std::string_view b) {
+  if (!b.empty() && b.front() == '/') return std::string(b);
+  if (a.empty() || a.back() == '/') return a + std::string(b);
+  return a + "/" + std::string(b);
+}
+
+// os.path.dirname (posix).
+std::string dirname(const std::string& p) {
+  size_t i = p.rfind('/');
+  std::string head = i == std::string::npos ? "" : p.substr(0, i + 1);
+  if (!head.empty() && head.find_first_not_of('/') != std::string::npos)
+    while (!head.empty() && head.back() == '/') head.pop_back();
+  return head;
+}
+
+// os.path.normpath (posix).
+std::string normpath(const std::string& path) {
+  if (path.empty()) return ".";
+  int initial = path[0] == '/' ? 1 : 0;
+  if (initial && path.compare(0, 2, "//") == 0 && path.compare(0, 3, "///") != 0) initial = 2;
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string comp = path.substr(start, end - start);
+    start = end + 1;
+    if (comp.empty() || comp == ".") continue;
+    if (comp != ".." || (!initial && parts.empty()) || (!parts.empty() && parts.back() == ".."))
+      parts.push_back(comp);
+    else if (!parts.empty())
+      parts.pop_back();
+  }
+  std::string out(initial, '/');
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "/" : "") + parts[i];
+  return out.empty() ? "." : out;
 }
 
 }  // namespace lazyexec::importer

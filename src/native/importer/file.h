@@ -15,6 +15,13 @@ std::optional<std::string> read_file(const char* path);
 // string per file.
 std::optional<std::string_view> read_file_scratch(const char* path);
 
+// Path arithmetic as posixpath does it (os.path.join of two parts,
+// dirname, normpath): the C++ start-up path must name the same files as
+// the Python layer.
+std::string join(const std::string& a, std::string_view b);
+std::string dirname(const std::string& p);
+std::string normpath(const std::string& path);
+
 // 16 hex digits of FNV-1a (64 bits): cache keys and file names on the
 // start-up path without zlib or hashlib (the same digits as
 // _lazyexec.fingerprint, which Python-side caches use).
