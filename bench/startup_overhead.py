@@ -11,6 +11,9 @@ Cases (mode "all", activation through the .pth file and LAZYEXEC=1):
   attribute read), artifacts warm; "steady" with the usage profile (the
   default), "no profile" with LAZYEXEC_PROFILE=0 (the mechanism alone);
 - little used: bench/programs/use_little.py (a CLI's imports, little use), warm;
+- many small modules: 100 generated modules (an import, two constants, five
+  functions, a class), imported and nothing used, warm: what the import hook
+  costs per lazily loaded module beyond what laziness saves;
 - first start: no artifacts and no usage profile (deleted before every lazy
   round; .pyc files and lazyexec's parse caches warm, as after an install),
   build "background" (the default); bytecode on (.pyc and artifacts in a
@@ -167,7 +170,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--instructions", action="store_true",
                     help="count instructions (valgrind's callgrind, one run per mode after warm-ups) instead of timing")
-    ap.add_argument("--only", help="comma-separated case names: activation, everything, little, first")
+    ap.add_argument("--only", help="comma-separated case names: activation, everything, little, many, first")
     ap.add_argument("--first-start", action="append", metavar="COMMAND",
                     help="a command (run with this interpreter) for the first-start case; repeatable; "
                          "default bench/programs/use_little.py")
@@ -210,6 +213,23 @@ def main() -> int:
             if name == "everything used":
                 r = alternate(eager, (cmd, base_env(**lazy_base, LAZYEXEC_PROFILE="0"), d), args.rounds)
                 results["cases"][f"{name}, warm, no usage profile"] = r
+
+        if want("many"):
+            pkg = root / "many" / "smallmods"
+            pkg.mkdir(parents=True)
+            (pkg / "__init__.py").write_text("")
+            body = ("import os\nX = 1\nY = (1, 2, 'a')\n" + "".join(
+                f"def f{j}(a, b=2):\n    return a + b + {j}\n" for j in range(5)) +
+                "class C:\n    def m(self):\n        return 1\n")
+            for i in range(100):
+                (pkg / f"m{i}.py").write_text(body)
+            main = root / "many" / "main.py"
+            main.write_text("".join(f"import smallmods.m{i}\n" for i in range(100)))
+            cmd = [py, str(main)]
+            subprocess.run(cmd, cwd=d, env=base_env(**lazy_base, LAZYEXEC_BUILD="inline"), check=True,
+                           capture_output=True)
+            r = alternate((cmd, base_env(LAZYEXEC="0"), d), (cmd, base_env(**lazy_base), d), args.rounds)
+            results["cases"]["many small modules, nothing used, warm"] = r
 
         if want("first"):
             import shlex
