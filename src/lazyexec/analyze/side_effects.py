@@ -326,9 +326,24 @@ def _root_of(filename: str, module: str | None, is_package: bool) -> str | None:
     return d
 
 
+_located: dict = {}  # (name, search path) -> source file or None, for one build process
+
+
 def _locate(name: str, search: list[str]) -> str | None:
     """The source file of `name`, without importing it or its packages (nor
-    pathlib: this can run inline while `re` is half imported)."""
+    pathlib: this can run inline while `re` is half imported). Cached: the
+    re-export check and the summaries ask for the same modules again and
+    again while a builder builds many modules (a module added while it runs
+    is found by the next builder)."""
+    key = (name, tuple(search))
+    if key in _located:
+        return _located[key]
+    found = _locate_uncached(name, search)
+    _located[key] = found
+    return found
+
+
+def _locate_uncached(name: str, search: list[str]) -> str | None:
     finder = sys.modules["_frozen_importlib_external"].PathFinder
     spec = None
     parts = name.split(".")

@@ -21,10 +21,10 @@ runs on the start-up path.
 Invalidation. An importer's artifact is keyed on its own source; the
 summaries it relied on are recorded beside the dependency, one small file per
 edge in the cache directory (`summaries/DEP/IMPORTER`, holding the importer's
-source path and the hash of the facts it used). When a dependency is built
+source path and the facts of DEP it used, name by name). When a dependency is built
 again (its source changed, so its artifact went stale and the builder
 rebuilds it) its facts are summarised afresh; every importer that relied on
-different facts has its artifacts removed, so its next start loads it
+a fact that no longer holds has its artifacts removed, so its next start loads it
 eagerly and queues a rebuild with the new facts. The staleness window: from
 the change of the dependency's source to the end of the first builder run
 that rebuilds it, an importer may still run with a class deferred whose new
@@ -45,24 +45,41 @@ SUMMARY_DEPTH = 3
 # through a metaclass of this module whose __new__ calls it).
 NEEDS_SUMMARY = frozenset({"impure-base", "impure-attribute", "impure-metaclass", "impure-call", "impure-decorator"})
 
-_facts_cache: dict = {}  # (path, name) -> (stamp, facts)
+_facts_cache: dict = {}  # (path, name) -> (stamp, facts, complete)
+
+# How facts compare: a "class" is also a "base".
+_AT_LEAST = {"base": {"base", "class"}}
 
 
-def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0, active: frozenset = frozenset()) -> dict:
+def holds(relied: str, current: str | None) -> bool:
+    """Whether a fact an importer relied on still holds."""
+    return current is not None and current in _AT_LEAST.get(relied, {relied})
+
+
+def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0, active: frozenset = frozenset(),
+                 cut: list | None = None) -> dict:
     """{name: fact} for the module at `path`: "class" for a class that is
     safe to subclass and to read attributes of, "base" for one safe to
-    subclass only (its body runs code); re-exported names carry the fact of
-    what they name. Cached per file stamp."""
+    subclass only (its body runs code), "func" for a function pure to call;
+    re-exported names carry the fact of what they name. Cached per file
+    stamp. A summary computed with the depth limit or a cycle cutting the
+    summaries it read (`cut` set) may know less: cached as incomplete, and
+    computed again when asked for at the top."""
     try:
         st = os.stat(path)
     except OSError:
         return {}
     stamp = (st.st_mtime_ns, st.st_size)
     hit = _facts_cache.get((path, name))
-    if hit is not None and hit[0] == stamp:
+    if hit is not None and hit[0] == stamp and (hit[2] or depth > 0):
+        if not hit[2] and cut is not None:
+            cut.append(True)
         return hit[1]
     if depth > SUMMARY_DEPTH or path in active:
+        if cut is not None:
+            cut.append(True)
         return {}
+    mine: list = []  # truncations below this computation
     facts: dict = {}
     try:
         with open(path, "rb") as f:
@@ -70,11 +87,11 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         from lazyexec.analyze import analyze_source, knowledge_with_effects
 
         result = analyze_source(source, path, name, is_package, config)
-        found, _ = external_facts(result["units"], path, name, is_package, config, depth + 1, active | {path})
+        found, _ = external_facts(result["units"], path, name, is_package, config, depth + 1, active | {path}, mine)
         if found:
             result = _lazyexec.analyze(source, path, knowledge_with_effects(config, {}, (), found), name, is_package)
     except (OSError, SyntaxError, ValueError, RecursionError):
-        _facts_cache[(path, name)] = (stamp, facts)
+        _facts_cache[(path, name)] = (stamp, facts, True)
         return facts
     for u in result["units"]:
         if u["kind"] == "class" and u.get("safe_base") and len(u["binds"]) == 1:
@@ -100,29 +117,27 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
             from lazyexec.analyze import side_effects
 
             search, _ = side_effects._search_and_own(path, name, is_package)
-        fact = _lookup(module, attr, search, config, depth + 1, active | {path})
+        fact = _lookup(module, attr, search, config, depth + 1, active | {path}, mine)
         if fact:
             facts[bound] = fact
-    _facts_cache[(path, name)] = (stamp, facts)
+    _facts_cache[(path, name)] = (stamp, facts, not mine)
+    if mine and cut is not None:
+        cut.append(True)
     return facts
 
 
-def _lookup(module: str, attr: str, search: list, config, depth: int, active: frozenset) -> str | None:
+def _lookup(module: str, attr: str, search: list, config, depth: int, active: frozenset, cut: list) -> str | None:
     from lazyexec.analyze import side_effects
 
     path = side_effects._locate(module, search)
     if path is None:
         return None
-    return module_facts(path, module, path.endswith("__init__.py"), config, depth, active).get(attr)
-
-
-def facts_hash(facts: dict) -> str:
-    return _lazyexec.fingerprint(repr(sorted(facts.items())).encode())
+    return module_facts(path, module, path.endswith("__init__.py"), config, depth, active, cut).get(attr)
 
 
 def external_facts(units: list[dict], filename: str, module: str | None, is_package: bool, config,
-                   depth: int = 0, active: frozenset = frozenset()) -> tuple[dict, dict]:
-    """({fact: dotted names}, {dependency path: (module, facts hash)}) for
+                   depth: int = 0, active: frozenset = frozenset(), cut: list | None = None) -> tuple[dict, dict]:
+    """({fact: dotted names}, {dependency path: (module, {name: fact relied on})}) for
     the external names that units kept eager for want of a summary
     (NEEDS_SUMMARY) read through an import: "class" (safe to subclass and to
     read attributes of), "base" (safe to subclass), "func" (pure to call)."""
@@ -167,14 +182,14 @@ def external_facts(units: list[dict], filename: str, module: str | None, is_pack
             path = side_effects._locate(mod, search)
             if path is None:
                 continue
-            facts = module_facts(path, mod, path.endswith("__init__.py"), config, depth, active)
+            facts = module_facts(path, mod, path.endswith("__init__.py"), config, depth, active, cut)
             named = {attr: facts[attr]} if attr is not None and attr in facts else \
                 {} if attr is not None else facts
             prefix = dotted if attr is None else dotted[: -len(attr) - 1]
             for n, fact in named.items():
                 found.setdefault(fact, []).append(f"{prefix}.{n}")
             if named:
-                deps[path] = (mod, facts_hash(facts))
+                deps.setdefault(path, (mod, {}))[1].update(named)
     return found, deps
 
 
@@ -187,22 +202,22 @@ def _edge_dir(dep_path: str) -> str:
 
 
 def record(importer: str, deps: dict) -> None:
-    """The importer at path `importer` relied on these summaries (path ->
-    (module, facts hash)): one file per edge, written atomically."""
+    """The importer at path `importer` relied on these facts (path ->
+    (module, {name: fact})): one file per edge, written atomically."""
     from lazyexec.config import caching_enabled
     from lazyexec.store import write_atomic
 
     if not caching_enabled():
         return
-    for dep_path, (_module, digest) in deps.items():
+    for dep_path, (_module, relied) in deps.items():
         edge = os.path.join(_edge_dir(dep_path), _lazyexec.fingerprint(os.path.abspath(importer)))
-        write_atomic(edge, marshal.dumps((os.path.abspath(importer), digest)))
+        write_atomic(edge, marshal.dumps((os.path.abspath(importer), dict(relied))))
 
 
 def invalidate_dependents(path: str, name: str, is_package: bool, config) -> int:
     """Called when the module at `path` is built: the artifacts of every
-    importer that relied on facts of it other than its current ones are
-    removed (the next start rebuilds them). The number invalidated."""
+    importer that relied on a fact of it that no longer holds are removed
+    (the next start rebuilds them). The number invalidated."""
     from lazyexec.config import caching_enabled
 
     if not caching_enabled():
@@ -212,16 +227,16 @@ def invalidate_dependents(path: str, name: str, is_package: bool, config) -> int
         edges = os.listdir(directory)
     except OSError:
         return 0  # nobody relied on this module's summary: the common case, one failed listdir
-    current = facts_hash(module_facts(path, name, is_package, config))
+    current = module_facts(path, name, is_package, config)
     removed = 0
     for e in edges:
         edge = os.path.join(directory, e)
         try:
             with open(edge, "rb") as f:
-                importer, digest = marshal.loads(f.read())
+                importer, relied = marshal.loads(f.read())
         except (OSError, EOFError, ValueError, TypeError):
             continue
-        if digest == current:
+        if isinstance(relied, dict) and all(holds(fact, current.get(n)) for n, fact in relied.items()):
             continue
         _remove_artifacts(importer)
         removed += 1
