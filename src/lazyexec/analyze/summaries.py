@@ -57,21 +57,21 @@ def holds(relied: str, current: str | None) -> bool:
 
 
 def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0, active: frozenset = frozenset(),
-                 cut: list | None = None) -> dict:
+                 cut: list | None = None, fresh: bool = False) -> dict:
     """{name: fact} for the module at `path`: "class" for a class that is
     safe to subclass and to read attributes of, "base" for one safe to
     subclass only (its body runs code), "func" for a function pure to call;
     re-exported names carry the fact of what they name. Cached per file
     stamp. A summary computed with the depth limit or a cycle cutting the
     summaries it read (`cut` set) may know less: cached as incomplete, and
-    computed again when asked for at the top."""
+    computed again when asked for `fresh` (the invalidation check)."""
     try:
         st = os.stat(path)
     except OSError:
         return {}
     stamp = (st.st_mtime_ns, st.st_size)
     hit = _facts_cache.get((path, name))
-    if hit is not None and hit[0] == stamp and (hit[2] or depth > 0):
+    if hit is not None and hit[0] == stamp and (hit[2] or not fresh):
         if not hit[2] and cut is not None:
             cut.append(True)
         return hit[1]
@@ -227,7 +227,7 @@ def invalidate_dependents(path: str, name: str, is_package: bool, config) -> int
         edges = os.listdir(directory)
     except OSError:
         return 0  # nobody relied on this module's summary: the common case, one failed listdir
-    current = module_facts(path, name, is_package, config)
+    current = module_facts(path, name, is_package, config, fresh=True)
     removed = 0
     for e in edges:
         edge = os.path.join(directory, e)
