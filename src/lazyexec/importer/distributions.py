@@ -181,9 +181,10 @@ def build_index(directories=None) -> tuple[tuple, list[Declaration]]:
         opted.setdefault(d.directory, set()).update(matcher_entries(d, others))
         never.extend(d.never)
     groups = tuple((directory, tuple(sorted(names))) for directory, names in opted.items() if names)
-    # What `explain` reads, marshalled apart: the start-up path's
-    # marshal.loads then makes one bytes object of it, not a string per
-    # module (2,000 module names cost about 1 M instructions).
+    # What only `explain` reads, marshalled apart and stored in a file of
+    # its own (write_index): a start reads none of it (decoded there, 2,000
+    # module names cost about 1 M instructions; kept as bytes in the index,
+    # reading and copying them about 120,000 under callgrind).
     details = marshal.dumps(tuple((d.name, d.version, d.directory, tuple(d.lazy), tuple(d.never), tuple(d.entries))
                                   for d in decls), 4)
     index = (INSTALLED_INDEX_VERSION, tuple(stamps), groups, tuple(sorted(set(never))), details)
@@ -214,9 +215,15 @@ def matcher_entries(d: Declaration, others: list) -> list[str]:
     return out
 
 
+def details_path(index_path: str) -> str:
+    return index_path[: -len(".marshal")] + ".details.marshal"
+
+
 def write_index(index: tuple) -> str:
     """Store the index atomically (the same bytes for the same environment:
-    `compile --installed` is idempotent)."""
+    `compile --installed` is idempotent): (version, stamps, opted, never) for
+    the start-up path, and beside it the details only `explain` reads,
+    written first."""
     import marshal
 
     from lazyexec.importer import installed_index_path
@@ -224,8 +231,9 @@ def write_index(index: tuple) -> str:
 
     path = installed_index_path()
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    if not write_atomic(path, marshal.dumps(index, 4)):
-        raise OSError(f"{path}: cannot be written")
+    for target, data in ((details_path(path), index[4]), (path, marshal.dumps(index[:4], 4))):
+        if not write_atomic(target, data):
+            raise OSError(f"{target}: cannot be written")
     return path
 
 
@@ -237,12 +245,14 @@ def read_details(check: bool = True) -> tuple[list, bool]:
 
     from lazyexec.importer import INSTALLED_INDEX_VERSION, installed_index_path
 
+    path = installed_index_path()
     try:
-        with open(installed_index_path(), "rb") as f:
+        with open(path, "rb") as f:
             index = marshal.loads(f.read())
         if index[0] != INSTALLED_INDEX_VERSION:
             return [], False
-        details = list(marshal.loads(index[4]))
+        with open(details_path(path), "rb") as f:
+            details = list(marshal.loads(f.read()))
     except (OSError, EOFError, ValueError, TypeError, IndexError):
         return [], False
     fresh = True
