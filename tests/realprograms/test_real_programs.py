@@ -162,9 +162,9 @@ def _resolve(command: str) -> str | None:
 
 def _available(command: str, module: str) -> bool:
     if PYPI:  # importable by the runs (PYTHONPATH), not by this process
-        import importlib.machinery
+        from importlib.machinery import PathFinder  # `import importlib.x` here would make importlib local
 
-        found = importlib.machinery.PathFinder.find_spec(module, [PYPI, *sys.path]) is not None
+        found = PathFinder.find_spec(module, [PYPI, *sys.path]) is not None
     else:
         found = importlib.util.find_spec(module) is not None
     return found and _resolve(command) is not None
