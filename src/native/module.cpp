@@ -453,17 +453,6 @@ PyObject* set_callback(PyObject*, PyObject* fn) {
   Py_RETURN_NONE;
 }
 
-PyObject* set_hook_hiding(PyObject*, PyObject* args) {
-  PyObject *hide, *restore;
-  if (!PyArg_ParseTuple(args, "OO", &hide, &restore)) return nullptr;
-  if (!PyCallable_Check(hide) || !PyCallable_Check(restore)) {
-    PyErr_SetString(PyExc_TypeError, "expected two callables");
-    return nullptr;
-  }
-  runtime::set_hook_hiding(hide, restore);
-  Py_RETURN_NONE;
-}
-
 // has_pending(globals): whether any unit can still be published (cheaper
 // than pending(), which lists and sorts the names).
 PyObject* has_pending(PyObject*, PyObject* globals) {
@@ -726,8 +715,6 @@ PyMethodDef methods[] = {
     {"set_import_waits", set_callback<runtime::set_import_waits>, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"set_settled_hook", set_callback<runtime::set_settled_hook>, METH_O,
      "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},
-    {"set_hook_hiding", set_hook_hiding, METH_VARARGS,
-     "set_hook_hiding(hide, restore): a unit of a module loaded before import hooks were added runs with them hidden."},
     {"set_hooks_changed", set_callback<runtime::set_hooks_changed>, METH_O,
      "set_hooks_changed(fn): fn(hooks seen before) runs before a unit runs when sys.meta_path or sys.path_hooks "
      "changed."},

@@ -47,7 +47,6 @@ _lazyexec.set_settled_hook(module_class.on_settled)
 from lazyexec.runtime import import_hooks  # noqa: E402
 
 _lazyexec.set_hooks_changed(import_hooks.on_hooks_changed)
-_lazyexec.set_hook_hiding(import_hooks.hide_newer, import_hooks.restore)
 
 
 def _hooks(module):

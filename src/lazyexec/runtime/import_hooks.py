@@ -22,14 +22,6 @@ code's names include attribute names: a superset). Those
 units run without the new hooks, as eagerly they ran before the hooks were
 installed. A unit that fails stays pending; its error comes at first use.
 lazyexec's own finders are never prepared.
-
-Preparing follows code only. A hook can also reach a module's names through
-data (ansible's collection finder fires handlers kept in a list), so,
-second, a unit of a module that loaded before hooks were added runs with
-those hooks hidden (hide_newer/restore, called by the runtime around the
-unit: it records the hook lists' state each module loaded under): eagerly
-that unit ran before they existed, and a deferred import never meets a hook
-its module predates. lazyexec's own finders are never hidden.
 """
 
 import sys
@@ -76,27 +68,6 @@ def on_hooks_changed(before: tuple) -> None:
         for lst, i, hook in reversed(removed):
             if not any(item is hook for item in lst):
                 lst.insert(min(i, len(lst)), hook)
-
-
-def hide_newer(then: tuple):
-    """A unit of a module loaded when the hooks were `then` is about to run:
-    take the hooks added since out of the lists (eagerly the unit ran before
-    they existed). Returns what restore() needs, or None."""
-    known = {id(h) for h in then}
-    removed = []
-    for lst in (sys.meta_path, sys.path_hooks):
-        for i in range(len(lst) - 1, -1, -1):
-            hook = lst[i]
-            if id(hook) not in known and not _ours(hook):
-                del lst[i]
-                removed.append((lst, i, hook))
-    return removed or None
-
-
-def restore(removed) -> None:
-    for lst, i, hook in reversed(removed):
-        if not any(item is hook for item in lst):
-            lst.insert(min(i, len(lst)), hook)
 
 
 def _names(code, out: set) -> None:

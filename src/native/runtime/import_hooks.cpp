@@ -28,20 +28,10 @@ std::vector<py::Ref>& seen_hooks() {
 }
 bool preparing = false;  // the preparation runs units itself: no nested check
 
-// The hook lists a module loaded with, by generation: each distinct state of
-// both lists seen at a module's install or a unit's run gets a number; a
-// module keeps the number it loaded under (ModuleState::hooks_gen). Never
-// destroyed, as above.
-std::vector<std::vector<py::Ref>>& generations() {
-  static auto* g = new std::vector<std::vector<py::Ref>>();
-  return *g;
-}
-PyObject* hide_fn = nullptr;  // hide_fn(hooks then) -> token, hides the hooks added since
-PyObject* restore_fn = nullptr;  // restore_fn(token) puts them back
-
 Py_ssize_t size_of(PyObject* list) { return list && PyList_Check(list) ? PyList_GET_SIZE(list) : 0; }
 
-bool same_as(const std::vector<py::Ref>& seen, PyObject* meta, PyObject* hooks) {
+bool same_as_seen(PyObject* meta, PyObject* hooks) {
+  const std::vector<py::Ref>& seen = seen_hooks();
   Py_ssize_t n_meta = size_of(meta), n_hooks = size_of(hooks);
   if ((Py_ssize_t)seen.size() != n_meta + n_hooks + 1) return false;
   for (Py_ssize_t i = 0; i < n_meta; ++i)
@@ -51,30 +41,12 @@ bool same_as(const std::vector<py::Ref>& seen, PyObject* meta, PyObject* hooks) 
   return true;
 }
 
-bool same_as_seen(PyObject* meta, PyObject* hooks) { return same_as(seen_hooks(), meta, hooks); }
-
-std::vector<py::Ref> snapshot(PyObject* meta, PyObject* hooks) {
+void remember(PyObject* meta, PyObject* hooks) {
   std::vector<py::Ref> now;
   for (Py_ssize_t i = 0; i < size_of(meta); ++i) now.push_back(py::Ref::borrow(PyList_GET_ITEM(meta, i)));
   now.emplace_back();
   for (Py_ssize_t i = 0; i < size_of(hooks); ++i) now.push_back(py::Ref::borrow(PyList_GET_ITEM(hooks, i)));
-  return now;
-}
-
-void remember(PyObject* meta, PyObject* hooks) {
-  std::vector<py::Ref> now = snapshot(meta, hooks);
   seen_hooks().swap(now);  // the old references go last (a decref can run Python code)
-}
-
-py::Ref as_tuple(const std::vector<py::Ref>& items) {
-  py::Ref t = py::Ref::steal(PyTuple_New((Py_ssize_t)items.size()));
-  if (!t) return t;
-  for (size_t i = 0; i < items.size(); ++i) {
-    PyObject* item = items[i] ? items[i].get() : Py_None;  // None: between meta_path's and path_hooks' items
-    Py_INCREF(item);
-    PyTuple_SET_ITEM(t.get(), (Py_ssize_t)i, item);
-  }
-  return t;
 }
 
 }  // namespace
@@ -94,51 +66,21 @@ void check_import_hooks() {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   py::Ref fn = py::Ref::borrow(hooks_changed_fn);
-  py::Ref before = as_tuple(seen_hooks());
+  const std::vector<py::Ref>& seen = seen_hooks();
+  py::Ref before = py::Ref::steal(PyTuple_New((Py_ssize_t)seen.size()));
   py::Ref r;
-  if (before) r = py::Ref::steal(PyObject_CallOneArg(fn.get(), before.get()));
+  if (before) {
+    for (size_t i = 0; i < seen.size(); ++i) {
+      PyObject* item = seen[i] ? seen[i].get() : Py_None;  // None: between meta_path's and path_hooks' items
+      Py_INCREF(item);
+      PyTuple_SET_ITEM(before.get(), (Py_ssize_t)i, item);
+    }
+    r = py::Ref::steal(PyObject_CallOneArg(fn.get(), before.get()));
+  }
   if (!r) PyErr_WriteUnraisable(fn.get());  // the preparation never fails the unit that triggered it
   PyErr_Restore(type, value, tb);
   preparing = false;
   remember(PySys_GetObject("meta_path"), PySys_GetObject("path_hooks"));
-}
-
-int hooks_generation() {
-  PyObject* meta = PySys_GetObject("meta_path");  // borrowed
-  PyObject* hooks = PySys_GetObject("path_hooks");
-  auto& gens = generations();
-  // The latest few first: hiding and restoring alternate between two states.
-  for (size_t back = 0; back < gens.size() && back < 8; ++back) {
-    size_t i = gens.size() - 1 - back;
-    if (same_as(gens[i], meta, hooks)) return (int)i;
-  }
-  gens.push_back(snapshot(meta, hooks));
-  return (int)gens.size() - 1;
-}
-
-void set_hook_hiding(PyObject* hide, PyObject* restore) {
-  Py_XINCREF(hide);
-  Py_XSETREF(hide_fn, hide);
-  Py_XINCREF(restore);
-  Py_XSETREF(restore_fn, restore);
-}
-
-py::Ref hide_newer_hooks(int generation) {
-  if (!hide_fn || generation < 0 || generation >= (int)generations().size()) return py::Ref();
-  if (hooks_generation() == generation) return py::Ref();
-  py::Ref then = as_tuple(generations()[(size_t)generation]);
-  py::Ref token = then ? py::Ref::steal(PyObject_CallOneArg(hide_fn, then.get())) : py::Ref();
-  if (!token) PyErr_WriteUnraisable(hide_fn);  // the unit runs with the hooks as they are
-  return token;
-}
-
-void restore_hooks(py::Ref token) {
-  if (!token || token.get() == Py_None || !restore_fn) return;
-  PyObject *type, *value, *tb;
-  PyErr_Fetch(&type, &value, &tb);  // the unit's own error survives
-  py::Ref r = py::Ref::steal(PyObject_CallOneArg(restore_fn, token.get()));
-  if (!r) PyErr_WriteUnraisable(restore_fn);
-  PyErr_Restore(type, value, tb);
 }
 
 }  // namespace lazyexec::runtime

@@ -286,9 +286,7 @@ int run_unit(ModuleState& st, int id) {
   // this thread, as eagerly (see visible_limit).
   st.running.emplace_back(u.owner, id);
   if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
-  py::Ref hidden = hide_newer_hooks(st.hooks_gen);  // hooks installed after the module loaded
   PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
-  restore_hooks(std::move(hidden));
   if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
     materializing_now.pop_back();
   for (auto it = st.running.end(); it != st.running.begin();) {
@@ -337,7 +335,6 @@ ModuleState& create_state(PyObject* globals) {
   auto& slot = table()[globals];
   slot = std::make_unique<ModuleState>();
   slot->globals = globals;
-  slot->hooks_gen = hooks_generation();
   return *slot;
 }
 

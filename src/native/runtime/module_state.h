@@ -39,8 +39,6 @@ struct ModuleState {
   // While the module's top level runs: units with id >= frontier come later
   // in the source and are not bound yet, so every lookup treats them as absent.
   int frontier = INT_MAX;
-  // The import hooks' state the module loaded under (hooks_generation()).
-  int hooks_gen = -1;
   // Units running now, as (thread, unit): while unit N runs in a thread,
   // units from N on are not bound yet for that thread either.
   std::vector<std::pair<unsigned long, int>> running;
@@ -74,15 +72,6 @@ void notify_settled(ModuleState& st);
 // None, path_hooks'); it prepares the new hooks (lazyexec/runtime/import_hooks.py).
 void set_hooks_changed(PyObject* fn);
 void check_import_hooks();
-// The number of the hook lists' current state (a module records the one it
-// loaded under). A unit of a module loaded under an earlier state runs with
-// the hooks added since hidden (`hide(hooks then) -> token`,
-// `restore(token)`, lazyexec/runtime/import_hooks.py): eagerly it ran before
-// they existed.
-int hooks_generation();
-void set_hook_hiding(PyObject* hide, PyObject* restore);
-py::Ref hide_newer_hooks(int generation);  // the token, or empty when nothing was hidden
-void restore_hooks(py::Ref token);
 
 // The first unit not yet defined for lookups from the calling thread: the
 // top level's frontier, or an earlier unit this thread is running (eagerly,
