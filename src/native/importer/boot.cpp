@@ -260,7 +260,7 @@ std::pair<Ref, Ref> installed_index(const std::string& cache) {
   } catch (const Decline&) {
     return {none, none};  // unreadable or damaged: not used, as the Python layer does
   }
-  // (version, ((directory, mtime_ns), ...), opted, never, details): see
+  // (version, ((directory, mtime_ns), ...), opted, never): see
   // importer/distributions.py, which writes it.
   PyObject* ix = index.get();
   if (!PyTuple_Check(ix) || PyTuple_GET_SIZE(ix) < 4 || !PyLong_CheckExact(PyTuple_GET_ITEM(ix, 0)) ||
