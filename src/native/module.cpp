@@ -715,9 +715,6 @@ PyMethodDef methods[] = {
     {"set_import_waits", set_callback<runtime::set_import_waits>, METH_O, "set_import_waits(fn): fn() -> {tid: [owner tids]} of importlib lock waits."},
     {"set_settled_hook", set_callback<runtime::set_settled_hook>, METH_O,
      "set_settled_hook(fn): fn(module, hot) runs when a module settles and when a settled module becomes complete."},
-    {"set_hooks_changed", set_callback<runtime::set_hooks_changed>, METH_O,
-     "set_hooks_changed(fn): fn(hooks seen before) runs before a unit runs when sys.meta_path or sys.path_hooks "
-     "changed."},
     {"materialize_mentioning", materialize_mentioning, METH_O,
      "materialize_mentioning(name) -> how many pending units whose code mentions name ran (all lazy modules)."},
     {"set_recording", set_recording, METH_O, "set_recording(on): keep the units each thread is materializing (lazyexec why)."},

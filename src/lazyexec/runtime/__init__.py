@@ -42,12 +42,6 @@ from lazyexec.runtime.module_class import namespace  # noqa: E402,F401 - used by
 
 _lazyexec.set_settled_hook(module_class.on_settled)
 
-# Import hooks installed from now on are prepared before they can meet a
-# running unit (loaded now: an import when hooks change would run them).
-from lazyexec.runtime import import_hooks  # noqa: E402
-
-_lazyexec.set_hooks_changed(import_hooks.on_hooks_changed)
-
 
 def _hooks(module):
     """The module's PEP 562 __getattr__ and __dir__, chaining to its own."""

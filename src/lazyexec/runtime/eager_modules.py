@@ -24,6 +24,8 @@ inspect finishes loading after that (module_class._hook_getmodule); the wrapper 
 name, signature and `__wrapped__` (functools.wraps).
 """
 
+from __future__ import annotations
+
 import sys
 
 _imports_of: dict[str, tuple[str, ...]] = {}  # source path -> absolute module names it imports

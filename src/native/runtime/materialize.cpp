@@ -262,9 +262,7 @@ int run_unit(ModuleState& st, int id) {
       return -1;
     }
   }
-  // New import hooks are prepared before the unit runs (they may read what it binds).
-  check_import_hooks();
-  if (u.state != UnitRecord::Pending) return 0;  // a dep's run (or preparing hooks) may have finished it
+  if (u.state != UnitRecord::Pending) return 0;  // a dep's run may have finished it (shared cycle)
   u.state = UnitRecord::Running;
   u.owner = PyThread_get_thread_ident();
   auto start = std::chrono::steady_clock::now();

@@ -66,13 +66,6 @@ void set_import_waits(PyObject* fn);
 void set_settled_hook(PyObject* fn);
 void notify_settled(ModuleState& st);
 
-// Import hooks installed after modules loaded (import_hooks.cpp):
-// `fn(before)` runs, before a unit runs, when sys.meta_path or sys.path_hooks
-// changed since the last check (`before`: the hooks seen then, meta_path's,
-// None, path_hooks'); it prepares the new hooks (lazyexec/runtime/import_hooks.py).
-void set_hooks_changed(PyObject* fn);
-void check_import_hooks();
-
 // The first unit not yet defined for lookups from the calling thread: the
 // top level's frontier, or an earlier unit this thread is running (eagerly,
 // names later in the source do not exist while a statement runs).
