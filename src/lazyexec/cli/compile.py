@@ -37,7 +37,6 @@ def sources(root: str):
 def run(args) -> int:
     from lazyexec import config as config_mod
     from lazyexec.importer import Policy
-    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
     try:
         config = config_mod.load()
@@ -75,20 +74,25 @@ def run(args) -> int:
             if not name or not policy.claims(name, path):
                 counts["skipped"] += 1
                 continue
-            try:
-                plan = load_or_build_plan(path, name, is_package, config, next_to_source=True)
-            except (SyntaxError, ValueError, UnicodeDecodeError) as e:  # broken test data in the stdlib, NUL bytes
-                if args.verbose:
-                    print(f"{path}: {e.__class__.__name__}: {e}", file=sys.stderr)
-                plan = None
-            if plan is None:
-                counts["unreadable or invalid"] += 1
-            elif plan.units:
-                counts["stored"] += 1
-            else:
-                counts["nothing to defer"] += 1
+            counts[build_one(path, name, is_package, config, args.verbose)] += 1
     print("lazyexec compile: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0
+
+
+def build_one(path: str, name: str, is_package: bool, config, verbose: bool) -> str:
+    """Build and store one module's artifact beside its source; the count it
+    goes to: "stored", "nothing to defer" or "unreadable or invalid"."""
+    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
+
+    try:
+        plan = load_or_build_plan(path, name, is_package, config, next_to_source=True)
+    except (SyntaxError, ValueError, UnicodeDecodeError) as e:  # broken test data in the stdlib, NUL bytes
+        if verbose:
+            print(f"{path}: {e.__class__.__name__}: {e}", file=sys.stderr)
+        plan = None
+    if plan is None:
+        return "unreadable or invalid"
+    return "stored" if plan.units else "nothing to defer"
 
 
 def installed(args, config) -> int:
@@ -97,7 +101,6 @@ def installed(args, config) -> int:
     modules' artifacts. Idempotent: run it after every install (the index is
     ignored once a site-packages directory changes)."""
     from lazyexec.importer import Policy, distributions, installed_index, with_installed
-    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
     index, decls = distributions.build_index()
     try:
@@ -115,18 +118,7 @@ def installed(args, config) -> int:
             if file is None or not policy.claims(name, file):
                 counts["not selected"] += 1
                 continue
-            try:
-                plan = load_or_build_plan(file, name, file.endswith("__init__.py"), config, next_to_source=True)
-            except (SyntaxError, ValueError, UnicodeDecodeError) as e:
-                if args.verbose:
-                    print(f"{file}: {e.__class__.__name__}: {e}", file=sys.stderr)
-                plan = None
-            if plan is None:
-                counts["unreadable or invalid"] += 1
-            elif plan.units:
-                counts["stored"] += 1
-            else:
-                counts["nothing to defer"] += 1
+            counts[build_one(file, name, file.endswith("__init__.py"), config, args.verbose)] += 1
     if not args.quiet:
         for d in decls:
             never = f", never: {', '.join(d.never)}" if d.never else ""
