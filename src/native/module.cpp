@@ -299,6 +299,38 @@ PyObject* install(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// set_imports(globals, specs): the modules each deferred import unit
+// imports, from the plan's bind_loaded step ((uid, name, mode, modules,
+// attr) per unit), for runtime::imports_initializing.
+PyObject* set_imports(PyObject*, PyObject* args) {
+  PyObject *globals, *specs;
+  if (!PyArg_ParseTuple(args, "OO", &globals, &specs)) return nullptr;
+  runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
+  if (!st) Py_RETURN_NONE;
+  Ref fast = Ref::steal(PySequence_Fast(specs, "set_imports: specs must be a sequence"));
+  if (!fast) return nullptr;
+  try {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()); ++i) {
+      PyObject* spec = PySequence_Fast_GET_ITEM(fast.get(), i);
+      if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 4) continue;
+      long uid = PyLong_AsLong(PyTuple_GET_ITEM(spec, 0));
+      if (uid < 0 || uid >= (long)st->units.size()) {
+        PyErr_Clear();
+        continue;
+      }
+      Ref names = Ref::steal(PySequence_Fast(PyTuple_GET_ITEM(spec, 3), "set_imports: modules must be a sequence"));
+      if (!names) return nullptr;
+      auto& imports = st->units[(size_t)uid].imports;
+      imports.clear();
+      for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k)
+        imports.push_back(py::utf8(PySequence_Fast_GET_ITEM(names.get(), k)));
+    }
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
 // settle(globals, reason="requested"): see runtime/settle.cpp.
 PyObject* settle(PyObject*, PyObject* args) {
   PyObject* globals;
@@ -376,7 +408,7 @@ PyObject* materialize_all(PyObject*, PyObject* args) {
   const int limit = runtime::visible_limit(*st);
   for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
     const auto& u = st->units[i];
-    if (u.state != runtime::UnitRecord::Pending || !u.code) continue;
+    if (u.state != runtime::UnitRecord::Pending || !u.code || runtime::imports_initializing(u)) continue;
     bool wanted = !public_only;
     for (const auto& b : u.binds)
       if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;
@@ -706,6 +738,8 @@ PyMethodDef methods[] = {
     {"lookup", lookup, METH_VARARGS, "lookup(globals, name) -> (found, value), materializing a pending name."},
     {"pending", pending, METH_O, "pending(globals) -> sorted pending names."},
     {"has_pending", has_pending, METH_O, "has_pending(globals) -> whether any unit is pending."},
+    {"set_imports", set_imports, METH_VARARGS,
+     "set_imports(globals, specs): the modules each deferred import unit imports (the plan's bind_loaded specs)."},
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False, keep_going=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
     {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n): units >= n are not defined yet (-1: all)."},

@@ -43,6 +43,7 @@ def run_plan(module, plan, config=None, settle=None) -> None:
             late = payload
         elif kind == "bind_loaded":
             loaded = payload
+            _lazyexec.set_imports(g, loaded)
             runtime.module_class.watch_submodule_binders(module, loaded)
         elif kind == "run":
             _lazyexec.set_frontier(g, end)

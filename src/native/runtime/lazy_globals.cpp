@@ -84,7 +84,7 @@ int materialize_everything(PyObject* self) {
   const int limit = visible_limit(*st);
   for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
     const UnitRecord& u = st->units[i];
-    if (!u.code || u.state != UnitRecord::Pending) continue;
+    if (!u.code || u.state != UnitRecord::Pending || imports_initializing(u)) continue;
     bool binds_pending = false;
     for (const auto& b : u.binds)
       if (st->pending.count(b)) binds_pending = true;

@@ -338,6 +338,22 @@ ModuleState& create_state(PyObject* globals) {
 
 void forget_state(PyObject* globals) { table().erase(globals); }
 
+bool imports_initializing(const UnitRecord& u) {
+  if (u.imports.empty()) return false;
+  PyObject* modules = PyImport_GetModuleDict();
+  for (const auto& name : u.imports) {
+    PyObject* m = PyDict_GetItemString(modules, name.c_str());  // borrowed
+    if (m == nullptr) continue;
+    py::Ref spec = py::Ref::steal(PyObject_GetAttrString(m, "__spec__"));
+    py::Ref flag = spec && spec.get() != Py_None ? py::Ref::steal(PyObject_GetAttrString(spec.get(), "_initializing"))
+                                                 : py::Ref();
+    PyErr_Clear();
+    if (flag && PyObject_IsTrue(flag.get()) == 1) return true;
+    PyErr_Clear();
+  }
+  return false;
+}
+
 int materialize(ModuleState& st, int id) {
   if (id < 0 || id >= (int)st.units.size()) {
     PyErr_Format(PyExc_IndexError, "lazyexec: no unit %d in %s", id, st.module.c_str());

@@ -25,6 +25,7 @@ struct UnitRecord {
   std::vector<int> deps;           // lazy units read at definition time: run first
   std::vector<int> calls;          // units binding what its code reads later (call_reads)
   std::string where;               // "12 (def f)": the module's filename is prefixed when shown
+  std::vector<std::string> imports;  // a deferred import's modules (set_imports): see imports_initializing
   State state = Pending;
   unsigned long owner = 0;         // thread running it
 };
@@ -93,6 +94,16 @@ int install_dynamic_eval();
 // Runs unit `id` (and first its deps) exactly once. Returns -1 with an
 // exception set on failure; the unit stays pending so a later access retries.
 int materialize(ModuleState& st, int id);
+
+// Whether unit `u` is a deferred import of a module that is initializing now
+// (in sys.modules, its __spec__._initializing set). Whole-namespace runs
+// (materialize_all, a namespace's keys/items/values/copy) leave such a unit
+// pending: running it would meet a partially initialized module. The
+// initializing module is then the one asking, as when a package's submodule
+// imported first star-imports the package whose deferred import of it
+// (ctypes._endian): eagerly the package's import was running it, and the
+// star import saw the package up to that line.
+bool imports_initializing(const UnitRecord& u);
 
 // Marks pending unit `id` done without running it, publishing `values`
 // (name -> object) as it would have: an import whose module was already in
