@@ -21,9 +21,7 @@ _knowledge_cache: dict = {}
 _parsed: dict | None = None
 
 
-def _knowledge_bytes() -> bytes:
-    with open(KNOWLEDGE_FILE, "rb") as f:
-        return f.read()
+from lazyexec.store import _knowledge_bytes  # noqa: E402
 
 
 def _parse_knowledge() -> dict:
@@ -70,23 +68,9 @@ def knowledge_data(config: Config | None = None) -> dict:
     return kb
 
 
-_hash_cache: dict = {}
-
-
-# Changes of the Python side of planning that change plans (stored artifacts
-# must not outlive them): analyze/side_effects.py, the order of plan steps.
-PLAN_RULES = b"plan rules 3"
-
-
-def knowledge_hash(config: Config | None = None) -> str:
-    """Identifies the knowledge in force; cached artifacts are keyed on it.
-    The shipped file's bytes plus the configuration that extends it."""
-    h = _hash_cache.get(config)
-    if h is None:
-        raw = _knowledge_bytes() + repr(config.plan_key() if config is not None else None).encode() + PLAN_RULES
-        h = _lazyexec.fingerprint(raw)
-        _hash_cache[config] = h
-    return h
+# The artifact key's part that names the knowledge in force lives with the
+# store (the import hook needs it, not the analyzer's Python layer).
+from lazyexec.store import PLAN_RULES, knowledge_hash  # noqa: E402,F401
 
 
 def knowledge(config: Config | None = None):

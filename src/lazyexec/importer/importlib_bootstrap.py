@@ -137,7 +137,7 @@ class LazySourceLoader(_external.SourceFileLoader):
     @classmethod
     def prepare(cls) -> None:
         from lazyexec import runtime, store
-        from lazyexec.analyze import knowledge_hash
+        from lazyexec.store import knowledge_hash
 
         cls._build = build_mode(cls.config)
         cls._key = store.key_for(knowledge_hash(cls.config))
@@ -194,7 +194,7 @@ def load_or_build_plan(path: str, name: str, is_package: bool | None, config: Co
     the builder); an empty plan when nothing in it can be deferred
     (remembered, not re-analysed)."""
     from lazyexec import store
-    from lazyexec.analyze import knowledge_hash
+    from lazyexec.store import knowledge_hash
 
     # While lazyexec itself loads, builds or stores a plan, the modules it
     # imports (tomllib, warnings, ...) load normally instead of recursing.

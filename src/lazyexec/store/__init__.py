@@ -100,6 +100,35 @@ def _build_identity() -> str:
         return "unknown"
 
 
+# knowledge.toml, as the analyze stage reads it.
+KNOWLEDGE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "analyze", "knowledge.toml")
+
+# Changes of the Python side of planning that change plans (stored artifacts
+# must not outlive them): analyze/side_effects.py, the order of plan steps.
+PLAN_RULES = b"plan rules 3"
+
+_hash_cache: dict = {}
+
+
+def _knowledge_bytes() -> bytes:
+    with open(KNOWLEDGE_FILE, "rb") as f:
+        return f.read()
+
+
+def knowledge_hash(config=None) -> str:
+    """Identifies the knowledge in force; cached artifacts are keyed on it.
+    The shipped file's bytes plus the configuration that extends it. Here,
+    not in the analyze stage: the import hook computes it at the first module
+    it claims, and importing the analyzer's Python layer then cost as much
+    again."""
+    h = _hash_cache.get(config)
+    if h is None:
+        raw = _knowledge_bytes() + repr(config.plan_key() if config is not None else None).encode() + PLAN_RULES
+        h = _lazyexec.fingerprint(raw)
+        _hash_cache[config] = h
+    return h
+
+
 _keys: dict = {}
 
 
