@@ -9,6 +9,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from lazyexec.cli.compile import module_name  # the same dotted names lazyexec compile gives
 from lazyexec.image import CHECKS, FORMAT, PYTHON_MAGIC, runtime_key
 
 MAGIC = b"\x89LZI\r\n\x1a\n"
@@ -186,14 +187,6 @@ def write(path: str, data: bytes, executable: bool = False) -> None:
 
 # ---- selection --------------------------------------------------------------
 
-def _module_name(root: str, path: str) -> tuple[str, bool]:
-    rel = os.path.relpath(path, root)[: -len(".py")].split(os.sep)
-    is_package = rel[-1] == "__init__"
-    if is_package:
-        rel = rel[:-1]
-    return ".".join(rel), is_package
-
-
 def _walk(root: str):
     skip = {"site-packages", "dist-packages", "__pycache__"}
     for directory, dirs, files in os.walk(root):
@@ -209,7 +202,7 @@ def sources_under(root: str, prefix: str = "") -> list[Source]:
     directory, names under `prefix`)."""
     out = []
     for path in _walk(root):
-        name, is_package = _module_name(root, path)
+        name, is_package = module_name(root, path)
         if prefix:
             name = prefix + "." + name if name else prefix
         if not name:
