@@ -103,3 +103,34 @@ def test_switch_off_patches_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LAZYEXEC_WHY"}
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.stdout.strip() == "ok", r.stderr
+
+
+FORCED = {
+    "fpkg/__init__.py": "",
+    "fpkg/dep.py": "VALUE = 1\n",
+    # `import fpkg.dep` is lazy; the eager decorated class reads `fpkg` when
+    # it is defined, so the plan forces the import just before it.
+    "fpkg/mod.py": ("import fpkg.dep\n\n"
+                    "def register(cls):\n    print('registered', cls.__name__)\n    return cls\n\n"
+                    "@register\nclass Uses:\n    value = fpkg.dep.VALUE\n"),
+    "fmain.py": "import fpkg.mod\n",
+    "pyproject.toml": '[tool.lazyexec]\nmode = "all"\ninclude = ["fpkg*"]\n',
+}
+
+
+def test_a_forced_unit_names_the_eager_statement_it_ran_before(tmp_path, run_cli):
+    for name, text in FORCED.items():
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    assert run_cli("run", "fmain.py", env=WARM).returncode == 0
+    r = run_cli("why", "--json", "--", "fmain.py", env=WARM)
+    assert r.returncode == 0, r.stderr
+    mods = {m["module"]: m for m in json.loads(r.stdout)["modules"]}
+    c = mods["fpkg.dep"]["cause"]
+    assert (c["kind"], c["module"], c["trigger"]) == ("unit", "fpkg.mod", "")
+    assert c["reason"] == "lazy unit forced before an eager statement: impure-decorator"
+    assert c["forced_before"]["line"] == 7 and c["forced_before"]["code"] == "impure-decorator"
+    assert "forced before the eager statement at line 7" in c["message"]
+    r = run_cli("why", "--", "fmain.py", env=WARM)
+    assert "lazy unit forced before an eager statement: impure-decorator" in r.stdout

@@ -146,11 +146,48 @@ class _Analyses:
                 with open(filename, "rb") as f:
                     source = f.read()
                 is_package = os.path.basename(filename) == "__init__.py"
-                result = _lazyexec.analyze(source, filename, knowledge(self.config), module or "__main__", is_package)
+                name = module or "__main__"
+                result = _lazyexec.analyze(source, filename, knowledge(self.config), name, is_package)
+                if not result.get("module_eager") and name != "__main__":
+                    # The knowledge the build used (other modules' summaries,
+                    # imports kept eager for their effects), so verdicts and
+                    # forces are the artifact's.
+                    from lazyexec.analyze import build_knowledge, explain_effects
+
+                    kb, effects, _ = build_knowledge(result["units"], filename, name, is_package, self.config)
+                    if kb is not None:
+                        result = _lazyexec.analyze(source, filename, kb, name, is_package)
+                        explain_effects(result, effects)
             except (SyntaxError, ValueError, OSError):
                 result = None
         self.cache[filename] = result
         return result
+
+    def forced_by(self, filename: str, module: str | None, unit: str):
+        """The eager unit a stable-inputs force step runs `unit` before
+        ("LINE (KIND NAMES)", the runtime's name of a lazy unit), or None."""
+        result = self.of(filename, module)
+        if not result:
+            return None
+        line, _, rest = (unit or "").partition(" ")
+        kind, _, names = rest.strip("()").partition(" ")
+        units = result["units"]
+        ids = {u["id"] for u in units if str(u["line"]) == line and u["kind"] == kind
+               and ", ".join(u["binds"]) == names}
+        for f in result.get("forces", ()):
+            if ids & set(f["units"]) and 0 <= f["before"] < len(units):
+                return units[f["before"]]
+        # The compile stage also runs, just before an eager statement, the
+        # lazy units binding what it reads when it runs (a class body reads
+        # globals without the trap): the first eager statement after the
+        # unit reading a name it binds.
+        binds = {b for u in units if u["id"] in ids for b in u["binds"]}
+        first = min(ids, default=None)
+        for u in units:
+            if first is not None and u["id"] > first and u["verdict"] == "eager" \
+                    and binds & set(u.get("def_reads", ())):
+                return u
+        return None
 
     def unit_at(self, filename: str, module: str | None, line: int):
         result = self.of(filename, module)
@@ -192,11 +229,22 @@ def cause_of(entry: dict, lazy: set, analyses: _Analyses) -> dict:
             reason = "lazy unit materialized: read when another lazy unit is defined"
         else:
             reason = "lazy unit materialized by a plan step (forced before an eager statement, settling, materialize_all)"
-        return {"kind": "unit", "reason": reason, "where": where, "module": fr["module"],
-                "unit": fr.get("unit"), "trigger": trig,
-                "message": f"lazy unit {fr.get('unit', '')} of {fr['module']}: " +
-                           (f"first use of `{trig}`" if trig and not trig.startswith("(") else
-                            trig or "run by a plan step (a stable-inputs force, settling or materialize_all)")}
+        out = {"kind": "unit", "reason": reason, "where": where, "module": fr["module"],
+               "unit": fr.get("unit"), "trigger": trig,
+               "message": f"lazy unit {fr.get('unit', '')} of {fr['module']}: " +
+                          (f"first use of `{trig}`" if trig and not trig.startswith("(") else
+                           trig or "run by a plan step (a stable-inputs force, settling or materialize_all)")}
+        if not trig:
+            # Which eager statement the force step ran it before: the
+            # statement that really pulled the module in (rule 4).
+            before = analyses.forced_by(fr["file"], fr["module"], fr.get("unit") or "")
+            if before is not None:
+                out["reason"] = f"lazy unit forced before an eager statement: {before['reason']}"
+                out["forced_before"] = {"line": before["line"], "code": before["reason"],
+                                        "message": before["message"]}
+                out["message"] = (f"lazy unit {fr.get('unit', '')} of {fr['module']}: forced before the eager "
+                                  f"statement at line {before['line']} ({before['message']})")
+        return out
     if fr["kind"] == "call":
         return {"kind": "call", "reason": "a call at run time (an import inside a function)", "where": where,
                 "module": fr["module"], "function": fr["function"]}
