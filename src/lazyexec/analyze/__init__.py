@@ -179,14 +179,15 @@ def never_lazy_matcher(config: Config | None):
     never-lazy set (as the analyzer's module_never_lazy(importing=True):
     "=pkg" entries name a module that is eager itself, not its imports)."""
     patterns = [p for p in knowledge_data(config)["never_lazy"] if not p.startswith("=")]
+    answers: dict = {}  # asked for the same modules again and again while a tree is built
 
     def never_lazy(name: str) -> bool:
-        parts = name.split(".")
-        for i in range(len(parts), 0, -1):
-            probe = ".".join(parts[:i])
-            if any(_lazyexec.glob_match(p, probe) for p in patterns):
-                return True
-        return False
+        hit = answers.get(name)
+        if hit is None:
+            parts = name.split(".")
+            hit = answers[name] = any(_lazyexec.glob_match(p, ".".join(parts[:i]))
+                                      for i in range(len(parts), 0, -1) for p in patterns)
+        return hit
 
     return never_lazy
 

@@ -168,45 +168,45 @@ def imports_of(tree: ast.Module, name: str, is_package: bool) -> list[str]:
     out: list[str] = []
     package = name if is_package else name.rpartition(".")[0]
 
-    def children(node):
-        for field in node._fields:
-            value = getattr(node, field, None)
-            if isinstance(value, ast.AST):
-                yield value
-            elif isinstance(value, list):
-                yield from (v for v in value if isinstance(v, ast.AST))
-
-    def visit(node) -> None:
-        for child in children(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+    # Imports are statements: only statement lists are walked (function
+    # bodies excluded, class bodies included: they run), not every node.
+    def visit(body) -> None:
+        for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
-            if isinstance(child, ast.If) and _is_type_checking(child.test):
-                for stmt in child.orelse:  # `if TYPE_CHECKING:` never runs its body
-                    visit_one(stmt)
-                continue
-            if isinstance(child, ast.Import):
-                out.extend(a.name for a in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
+            if isinstance(stmt, ast.Import):
+                out.extend(a.name for a in stmt.names)
+            elif isinstance(stmt, ast.ImportFrom):
+                base = stmt.module or ""
+                if stmt.level:
                     parts = package.split(".") if package else []
-                    if child.level - 1 > len(parts):
+                    if stmt.level - 1 > len(parts):
                         continue
-                    parts = parts[: len(parts) - (child.level - 1)]
+                    parts = parts[: len(parts) - (stmt.level - 1)]
                     base = ".".join(p for p in (*parts, base) if p)
                 if not base or base == "__future__":
                     continue
                 out.append(base)
-                out.extend(f"{base}.{a.name}" for a in child.names if a.name != "*")
+                out.extend(f"{base}.{a.name}" for a in stmt.names if a.name != "*")
+            elif isinstance(stmt, ast.If) and _is_type_checking(stmt.test):
+                visit(stmt.orelse)  # `if TYPE_CHECKING:` never runs its body
             else:
-                visit(child)
+                for field in _BODIES:
+                    inner = getattr(stmt, field, None)
+                    if isinstance(inner, list):
+                        if field == "handlers" or field == "cases":
+                            for h in inner:
+                                visit(h.body)
+                        else:
+                            visit(inner)
 
-    def visit_one(stmt) -> None:
-        holder = ast.Module(body=[stmt], type_ignores=[])
-        visit(holder)
-
-    visit(tree)
+    visit(tree.body)
     return out
+
+
+# The fields of compound statements that hold statements (match cases and
+# except handlers hold them one level down).
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
 def _is_type_checking(test) -> bool:
