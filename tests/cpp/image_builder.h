@@ -16,6 +16,7 @@ namespace lazyexec::image::testing {
 struct TestModule {
   std::string name, origin, locations, payload;
   uint32_t flags = 0;
+  std::string code;  // a plan module's eager code (flag kRecordCode when not empty)
 };
 
 inline void put(std::string& s, size_t at, uint64_t v, int n) {
@@ -44,10 +45,12 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
   }
   uint64_t entry_at = entry.empty() ? 0 : add(entry);
   uint64_t at = align8(strings_at + strings.size());
-  std::vector<uint64_t> payload_at;
+  std::vector<uint64_t> payload_at, code_at;
   for (auto& m : mods) {
     payload_at.push_back(at);
     at = align8(at + m.payload.size());
+    code_at.push_back(m.code.empty() ? 0 : at);
+    at = align8(at + m.code.size());
   }
   std::string out(at, '\0');
   std::memcpy(out.data(), kMagic, 8);
@@ -76,7 +79,13 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
     put(out, r + record::kOriginAt + 4, m.origin.size(), 4);
     put(out, r + record::kLocationsAt, loc_at[i], 4);
     put(out, r + record::kLocationsAt + 4, m.locations.size(), 4);
-    put(out, r + record::kFlagsAt, m.flags, 4);
+    put(out, r + record::kFlagsAt, m.flags | (m.code.empty() ? 0 : kRecordCode), 4);
+    if (!m.code.empty()) {
+      put(out, r + record::kCodeAt, code_at[i], 8);
+      put(out, r + record::kCodeLenAt, m.code.size(), 4);
+      put(out, r + record::kCodeHashAt, hash64(m.code), 8);
+      std::memcpy(out.data() + code_at[i], m.code.data(), m.code.size());
+    }
     put(out, r + record::kPayloadLenAt, m.payload.size(), 4);
     put(out, r + record::kPayloadAt, payload_at[i], 8);
     put(out, r + record::kPayloadHashAt, hash64(m.payload), 8);
@@ -102,6 +111,7 @@ inline std::vector<TestModule> sample_modules(int n = 40) {
     m.flags = i == 0 ? kRecordPackage : (i % 2 ? kRecordPlan : 0);
     m.locations = i == 0 ? "/src/pkg" : "";
     m.payload = std::string(17 + i * 3, (char)('a' + i % 26));
+    if (i % 4 == 1) m.code = std::string(11 + i, (char)('A' + i % 26));  // some plans carry their eager code
     mods.push_back(m);
   }
   return mods;

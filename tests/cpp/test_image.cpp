@@ -40,11 +40,24 @@ TEST(Image, FindsEveryModuleAndItsPayload) {
     auto found = v->find(m.name);
     ASSERT_TRUE(found) << m.name;
     EXPECT_EQ(found->origin, m.origin);
-    EXPECT_EQ(found->flags, m.flags);
+    EXPECT_EQ(found->flags, m.flags | (m.code.empty() ? 0 : kRecordCode));
     EXPECT_EQ(found->locations, m.locations);
     auto payload = v->payload(*found, &p);
     ASSERT_TRUE(payload) << p;
     EXPECT_EQ(*payload, m.payload);
+    auto code = v->code(*found, &p);
+    if (!(m.flags & kRecordPlan)) {
+      ASSERT_TRUE(code) << p;
+      EXPECT_EQ(*code, m.payload);  // an eager module's payload is its code
+    } else if (!m.code.empty()) {
+      ASSERT_TRUE(code) << p;
+      EXPECT_EQ(*code, m.code);
+      EXPECT_TRUE(found->has_code());
+    } else {
+      EXPECT_FALSE(code);
+      EXPECT_FALSE(found->has_code());
+      EXPECT_NE(p.find("no eager code"), std::string::npos);
+    }
   }
   EXPECT_FALSE(v->find("pkg.absent"));
   EXPECT_FALSE(v->find(""));
@@ -83,8 +96,10 @@ TEST(ImageCorruption, BadMagic) {
 
 TEST(ImageCorruption, WrongVersion) {
   std::string d = valid();
-  put(d, header::kVersionAt, 2, 2);
-  EXPECT_NE(problem_of(d).find("version 2"), std::string::npos);
+  put(d, header::kVersionAt, 1, 2);  // format 1 (80-byte records, no eager code of plans)
+  EXPECT_NE(problem_of(d).find("version 1"), std::string::npos);
+  put(d, header::kVersionAt, 3, 2);
+  EXPECT_NE(problem_of(d).find("version 3"), std::string::npos);
 }
 
 TEST(ImageCorruption, WrongInterpreter) {
@@ -176,6 +191,61 @@ TEST(ImageCorruption, PayloadHashMismatch) {
   EXPECT_NE(p.find("hash mismatch"), std::string::npos);
 }
 
+uint64_t records_at_of(const std::string& d) {
+  uint64_t records_at = 0;
+  for (int i = 7; i >= 0; --i) records_at = (records_at << 8) | (unsigned char)d[header::kRecordsAt + i];
+  return records_at;
+}
+
+TEST(ImageCorruption, EagerCodeFlagWithoutPlan) {
+  std::string d = valid();
+  size_t r = records_at_of(d) + 2 * kRecordSize;  // pkg.mod2: an eager module
+  put(d, r + record::kFlagsAt, kRecordCode, 4);
+  std::string p;
+  auto v = open_(d, &p);
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->at(2, &p));
+  EXPECT_NE(p.find("eager code flag without a plan"), std::string::npos);
+}
+
+TEST(ImageCorruption, EagerCodeFieldsWithoutFlag) {
+  std::string d = valid();
+  size_t r = records_at_of(d) + 3 * kRecordSize;  // pkg.mod3: a plan without eager code
+  put(d, r + record::kCodeLenAt, 5, 4);
+  std::string p;
+  auto v = open_(d, &p);
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->at(3, &p));
+  EXPECT_NE(p.find("without the flag"), std::string::npos);
+}
+
+TEST(ImageCorruption, EagerCodeOffsetPastEnd) {
+  std::string d = valid();
+  size_t r = records_at_of(d) + 5 * kRecordSize;  // pkg.mod5: a plan with eager code
+  put(d, r + record::kCodeAt, d.size() - 2, 8);
+  std::string p;
+  auto v = open_(d, &p);
+  ASSERT_TRUE(v);
+  auto m = v->find("pkg.mod5");
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(v->payload(*m, &p));  // the plan is intact
+  EXPECT_FALSE(v->code(*m, &p));
+  EXPECT_NE(p.find("eager code of pkg.mod5 out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, EagerCodeHashMismatch) {
+  std::string d = valid();
+  std::string p;
+  auto v0 = open_(d, &p);
+  auto code = v0->code(*v0->find("pkg.mod9"), &p);
+  ASSERT_TRUE(code) << p;
+  d[code->data() - d.data()] ^= 0x01;
+  auto v = open_(d, &p);
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->code(*v->find("pkg.mod9"), &p));
+  EXPECT_NE(p.find("hash mismatch"), std::string::npos);
+}
+
 TEST(ImageCorruption, EveryBucketFullNeverLoops) {
   std::string d = build_image(sample_modules(3));
   // Three modules in 8 buckets; claim 8 modules and point every bucket at record 1 with the tag of no name.
@@ -209,6 +279,7 @@ TEST(ImageCorruption, DataEndingAtUnreadablePage) {
       if (m) {
         v->find(m->name, &p);
         v->payload(*m, &p);
+        v->code(*m, &p);
       }
     }
   }

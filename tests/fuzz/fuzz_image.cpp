@@ -24,6 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto again = v->find(m->name, &problem);
       if (again) v->payload(*again, &problem);
       v->payload(*m, &problem);
+      v->code(*m, &problem);
     }
     v->find("pkg", &problem);
     v->find("pkg.mod1", &problem);

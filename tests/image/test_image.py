@@ -240,3 +240,79 @@ def test_run_image_with_dash_m_runs_the_code_stored_in_the_image(tmp_path, app):
     (app / "shop" / "__main__.py").write_text("raise SystemExit('the source ran, not the image')\n")
     r = lazyexec(tmp_path, "run", "--image", image, "-m", "shop", "q", check=False)
     assert (r.returncode, r.stdout.strip(), r.stderr) == (7, "shop 1.0 3.75 ['q']", "")
+
+
+SPEC_PROBE = ("import sys, importlib, importlib.machinery, lazyexec\n"
+              "lazyexec.activate(image=sys.argv[1]) if sys.argv[1] != '-' else None\n"
+              "for name in sys.argv[2:]:\n"
+              "    m = importlib.import_module(name); s = m.__spec__\n"
+              "    print(name, s.name, s.origin, s.cached, s.has_location, s.submodule_search_locations, s.parent,\n"
+              "          getattr(m, '__file__', None), getattr(m, '__cached__', None), m.__package__,\n"
+              "          getattr(m, '__path__', None), getattr(s.loader, '__name__', None),\n"
+              "          s.loader == importlib.machinery.SourceFileLoader(name, s.origin))\n"
+              "print(*sorted({type(sys.modules[n].__spec__.loader).__name__ for n in sys.argv[2:4]}))\n")
+
+
+def test_a_served_module_has_the_spec_and_attributes_an_eager_import_gives(tmp_path, app):
+    """The spec is built in C++ (no ModuleSpec.__init__, `cached` computed
+    there): every field as PathFinder's. A frozen module (3.11+: __hello__,
+    whose source is in the stdlib too) stays FrozenImporter's though the
+    image holds it: the image finder sits ahead of the frozen importer."""
+    names = ["shop", "shop.util", "json", "json.decoder"] + (["__hello__"] if sys.version_info >= (3, 11) else [])
+    image = build(tmp_path, *names)
+    probe = app / "spec_probe.py"
+    probe.write_text(SPEC_PROBE)
+    eager = subprocess.run([sys.executable, str(probe), "-", *names], cwd=app, env=env(tmp_path),
+                           capture_output=True, text=True)
+    served = subprocess.run([sys.executable, str(probe), str(image), *names], cwd=app, env=env(tmp_path),
+                            capture_output=True, text=True)
+    assert eager.returncode == 0 and served.returncode == 0, (eager.stderr, served.stderr)
+    assert served.stdout.splitlines()[:-1] == eager.stdout.splitlines()[:-1] and served.stderr == ""
+    assert served.stdout.count("None True\n") == 4  # the loader is a SourceFileLoader's equal
+    assert (eager.stdout.splitlines()[-1], served.stdout.splitlines()[-1]) == ("SourceFileLoader", "ImageLoader")
+    if sys.version_info >= (3, 11):
+        from lazyexec.image import open_image
+
+        assert "FrozenImporter" in served.stdout and open_image(image, check_runtime=False).find("__hello__")
+
+
+def test_an_error_raised_by_a_served_module_has_the_traceback_of_an_eager_import(tmp_path, app):
+    (app / "boom.py").write_text("import sys\n\nraise ValueError('boom at import')\n")
+    (app / "lazyboom.py").write_text("__lazy_module__ = True\nimport json\n\nraise ValueError('lazy boom')\n")
+    (app / "main2.py").write_text("import sys\ntry:\n    import boom\nexcept ValueError:\n"
+                                  "    import traceback; traceback.print_exc()\nimport lazyboom\n")
+    image = build(tmp_path, "boom", "lazyboom")
+    eager = subprocess.run([sys.executable, "main2.py"], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    r = lazyexec(tmp_path, "run", "--image", image, "main2.py", check=False)
+    assert r.returncode == eager.returncode == 1
+    # The eager module's frames are exactly eager's; the plan's keep the
+    # plan runner's frames out of the way of the module's own line.
+    assert r.stderr.split("Traceback")[1] == eager.stderr.split("Traceback")[1]
+    assert r.stderr.strip().endswith("ValueError: lazy boom") and 'lazyboom.py", line 4' in r.stderr
+
+
+def test_a_module_the_usage_profile_says_was_used_whole_runs_its_eager_code_from_the_image(tmp_path, app):
+    """Format 2 keeps a plan module's eager code too: the first run is lazy
+    and learns that shop.cart was used whole; the next one loads it eagerly,
+    from the image (the source changed since, check none: not read)."""
+    image = build(tmp_path, "shop")
+    profile = {"LAZYEXEC_PROFILE": "1"}
+    first = lazyexec(tmp_path, "run", "--image", image, "main.py", **profile)
+    assert first.stdout.splitlines()[0] == "lazy cart"
+    (app / "shop" / "cart.py").write_text("raise SystemExit('the source ran, not the image')\n")
+    second = lazyexec(tmp_path, "run", "--image", image, "main.py", **profile)
+    assert second.stdout.splitlines()[0] == "eager cart"
+    assert second.stdout.splitlines()[1:] == first.stdout.splitlines()[1:]
+    assert second.stderr == ""
+
+
+def test_trace_hands_over_to_the_sitecustomize_it_shadows_without_an_error(tmp_path, app):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nos.environ['SITECUSTOMIZE_RAN'] = '1'\n")
+    (app / "show.py").write_text("import os, json\nprint('ran', os.environ.get('SITECUSTOMIZE_RAN'))\n")
+    for extra in ({"PYTHONPATH": str(site)}, {}):
+        r = lazyexec(tmp_path, "image", "build", "-o", tmp_path / "t.lzi", "--trace", f"{sys.executable} show.py",
+                     **extra)
+        assert "Error in sitecustomize" not in r.stderr and "Traceback" not in r.stderr
+        assert ("ran 1" if extra else "ran None") in r.stdout

@@ -143,7 +143,7 @@ def verify(args) -> int:
         print(f"lazyexec image verify: {e}", file=sys.stderr)
         return 1
     problems = []
-    for name, origin, _pkg, _locs, _plan, mtime_ns, size, source_hash in records:
+    for name, origin, _pkg, _locs, _plan, mtime_ns, size, source_hash, _code in records:
         found = image.find(name)
         if found is None or found[0] != name:
             problems.append(f"{name}: not reachable through the index")

@@ -12,7 +12,7 @@ nothing beyond what activation already loaded.
 import os
 import sys
 
-FORMAT = 1
+FORMAT = 2
 ENV = "LAZYEXEC_IMAGE"
 CHECK_ENV = "LAZYEXEC_IMAGE_CHECK"
 CHECKS = ("none", "mtime", "hash")
@@ -68,21 +68,42 @@ def activate(path: str, check: str | None = None, config=None):
     if check not in CHECKS:
         _warn(f"lazyexec: {CHECK_ENV}={check!r} is not one of {', '.join(CHECKS)}; using {image.check!r}")
         check = image.check
-    from lazyexec.image.importlib_bootstrap import ImageLoader
+    from lazyexec.image.importlib_bootstrap import ImageLoader, make_runner
 
     loader_class = type("ImageLoader", (ImageLoader,), {"image": image, "config": config,
                                                        "__module__": ImageLoader.__module__})
-    finder = _lazyexec.ImageFinder(image, loader_class, check, _on_stale)
-    # Ahead of PathFinder and lazyexec's Finder: a served module is found
-    # without any path search. Builtin and frozen importers stay first.
-    at = len(sys.meta_path)
-    for i, f in enumerate(sys.meta_path):
-        if f is _external.PathFinder or isinstance(f, _lazyexec.Finder):
-            at = i
-            break
-    sys.meta_path.insert(at, finder)
+    finder = _lazyexec.ImageFinder(image, loader_class, check, _on_stale, whole=_used_whole(),
+                                   make_runner=make_runner, config=config)
+    sys.meta_path.insert(_position(_lazyexec.Finder), finder)
     _active = finder
     return finder
+
+
+def _position(lazy_finder) -> int:
+    """Where the image finder goes in sys.meta_path: ahead of PathFinder and
+    lazyexec's Finder (a served module is found without any path search),
+    and ahead of importlib's BuiltinImporter and FrozenImporter right before
+    them (the finder leaves their modules to them; asking it first saves two
+    Python calls per served module). A finder a tool put first stays first."""
+    bootstrap = sys.modules["_frozen_importlib"]
+    at = len(sys.meta_path)
+    for i, f in enumerate(sys.meta_path):
+        if f is _external.PathFinder or isinstance(f, lazy_finder):
+            at = i
+            break
+    while at > 0 and sys.meta_path[at - 1] in (bootstrap.BuiltinImporter, bootstrap.FrozenImporter):
+        at -= 1
+    return at
+
+
+def _used_whole():
+    """The usage profile's modules this program used whole last time
+    (lazyexec.importer.profile, read at activation): a plan module among
+    them runs its eager code from the image, as lazyexec's finder leaves
+    such a module to the normal .pyc path. None when no profile is read."""
+    profile = sys.modules.get("lazyexec.importer.profile")
+    whole = getattr(profile, "_whole", None)
+    return whole if isinstance(whole, set) and whole else None
 
 
 def deactivate() -> None:

@@ -14,13 +14,13 @@ from lazyexec.image import CHECKS, FORMAT, PYTHON_MAGIC, runtime_key
 
 MAGIC = b"\x89LZI\r\n\x1a\n"
 HEADER_SIZE = 80
-RECORD_SIZE = 80
+RECORD_SIZE = 96
 BASE_ALIGN = 16
 PAYLOAD_ALIGN = 2 * 1024 * 1024
 FLAG_ENTRY, FLAG_TRACED = 1, 2
 CHECK_SHIFT = 2
 OPTIMIZE_SHIFT = 4
-RECORD_PACKAGE, RECORD_PLAN = 1, 2
+RECORD_PACKAGE, RECORD_PLAN, RECORD_CODE = 1, 2, 4
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Entry:
     source: Source
     is_plan: bool
     payload: bytes
+    code: bytes  # a plan module's eager code object (marshalled); b"" for an eager module (its payload)
     mtime_ns: int
     size: int
     source_hash: int
@@ -53,8 +54,10 @@ def image_hash(data: bytes) -> int:
 
 def build_entry(src: Source, policy, config) -> Entry | None:
     """The module's record: its lazy plan when policy selects it and the
-    analysis defers something, else its code object. None when the source
-    cannot be read or compiled (the normal import then reports it)."""
+    analysis defers something (with its eager code object too: a program
+    whose usage profile says it uses the module whole runs that), else its
+    code object. None when the source cannot be read or compiled (the normal
+    import then reports it)."""
     from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
     try:
@@ -69,15 +72,14 @@ def build_entry(src: Source, policy, config) -> Entry | None:
             plan = load_or_build_plan(src.origin, src.name, src.is_package, config, build="inline")
         except (SyntaxError, ValueError, UnicodeDecodeError):
             plan = None
+    try:
+        code = marshal.dumps(compile(source, src.origin, "exec", dont_inherit=True))
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        return None
     if plan is not None and plan.units:
-        payload, is_plan = marshal.dumps((plan.units, plan.steps)), True
-    else:
-        try:
-            code = compile(source, src.origin, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, UnicodeDecodeError):
-            return None
-        payload, is_plan = marshal.dumps(code), False
-    return Entry(src, is_plan, payload, st.st_mtime_ns, st.st_size, image_hash(source))
+        return Entry(src, True, marshal.dumps((plan.units, plan.steps)), code, st.st_mtime_ns, st.st_size,
+                     image_hash(source))
+    return Entry(src, False, code, b"", st.st_mtime_ns, st.st_size, image_hash(source))
 
 
 def shebang(python: str = sys.executable) -> bytes:
@@ -123,10 +125,14 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
     # metadata never maps payload pages into the process (written sparse).
     payload_at = strings_at + len(strings)
     payload_at += -(len(base) + payload_at) % PAYLOAD_ALIGN
-    offsets, at = [], payload_at
+    # A plan module's eager code right after its plan: whichever the run
+    # takes, it is next to the modules loaded before and after it.
+    offsets, code_offsets, at = [], [], payload_at
     for e in entries:
         offsets.append(at)
         at = align8(at + len(e.payload))
+        code_offsets.append(at if e.code else 0)
+        at = align8(at + len(e.code))
     length = at
 
     table = bytearray(buckets * 8)
@@ -138,11 +144,14 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
         table[slot * 8: slot * 8 + 8] = (h >> 32).to_bytes(4, "little") + (i + 1).to_bytes(4, "little")
 
     records = bytearray()
-    for e, (name, origin, locs), off in zip(entries, refs, offsets):
-        flags = (RECORD_PACKAGE if e.source.is_package else 0) | (RECORD_PLAN if e.is_plan else 0)
+    for e, (name, origin, locs), off, code_off in zip(entries, refs, offsets, code_offsets):
+        flags = ((RECORD_PACKAGE if e.source.is_package else 0) | (RECORD_PLAN if e.is_plan else 0)
+                 | (RECORD_CODE if e.code else 0))
         records += b"".join(v.to_bytes(4, "little") for v in (*name, *origin, *locs, flags, len(e.payload)))
         records += b"".join(v.to_bytes(8, "little") for v in (off, image_hash(e.payload), e.mtime_ns, e.size,
-                                                               e.source_hash, 0))
+                                                               e.source_hash, code_off))
+        records += len(e.code).to_bytes(4, "little") + bytes(4)
+        records += (image_hash(e.code) if e.code else 0).to_bytes(8, "little")
     flags = ((FLAG_ENTRY if entry_point else 0) | (FLAG_TRACED if traced else 0) | (CHECKS.index(check) << CHECK_SHIFT)
              | (sys.flags.optimize << OPTIMIZE_SHIFT))
     header = (MAGIC + FORMAT.to_bytes(2, "little") + flags.to_bytes(2, "little") + pymagic
@@ -157,9 +166,12 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
     out += records
     out += strings
     out += bytes(payload_at - len(out))
-    for e, off in zip(entries, offsets):
+    for e, off, code_off in zip(entries, offsets, code_offsets):
         out += bytes(off - len(out))
         out += e.payload
+        if e.code:
+            out += bytes(code_off - len(out))
+            out += e.code
     out += bytes(length - len(out))
     return base + bytes(out)
 

@@ -50,11 +50,14 @@ def _lazyexec_trace_write():
 atexit.register(_lazyexec_trace_write)
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-del sys.modules["sitecustomize"]
+# The sitecustomize this recorder shadowed, if any, takes its name; else the
+# recorder keeps it (importlib moves the entry of the module it is loading
+# when the load ends: a missing entry would be a KeyError in site).
+_recorder = sys.modules.pop("sitecustomize")
 try:
-    import sitecustomize  # the one this recorder shadowed
+    import sitecustomize
 except ImportError:
-    pass
+    sys.modules["sitecustomize"] = _recorder
 '''
 
 

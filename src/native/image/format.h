@@ -8,7 +8,7 @@
 namespace lazyexec::image {
 
 inline constexpr char kMagic[8] = {'\x89', 'L', 'Z', 'I', '\r', '\n', '\x1a', '\n'};
-inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr uint16_t kFormatVersion = 2;
 
 // Header: 80 bytes at the image base (offset 0, or after a `#!` line).
 inline constexpr size_t kHeaderSize = 80;
@@ -42,8 +42,8 @@ enum class Check : uint16_t { None = 0, Mtime = 1, Hash = 2 };
 inline constexpr size_t kBucketSize = 8;
 inline constexpr uint32_t kMaxBuckets = 1u << 24;
 
-// Record: 80 bytes per module.
-inline constexpr size_t kRecordSize = 80;
+// Record: 96 bytes per module.
+inline constexpr size_t kRecordSize = 96;
 namespace record {
 inline constexpr size_t kNameAt = 0;         // u32 offset, u32 length
 inline constexpr size_t kOriginAt = 8;       // u32 offset, u32 length
@@ -55,13 +55,17 @@ inline constexpr size_t kPayloadHashAt = 40;  // u64: hash64 of the payload byte
 inline constexpr size_t kMtimeAt = 48;       // u64: source st_mtime_ns at build
 inline constexpr size_t kSizeAt = 56;        // u64: source size at build
 inline constexpr size_t kSourceHashAt = 64;  // u64: hash64 of the source bytes
-inline constexpr size_t kReservedAt = 72;    // 8 bytes, zero
+inline constexpr size_t kCodeAt = 72;        // u64 offset: a plan module's eager code object (flag kRecordCode)
+inline constexpr size_t kCodeLenAt = 80;     // u32
+inline constexpr size_t kReservedAt = 84;    // 4 bytes, zero
+inline constexpr size_t kCodeHashAt = 88;    // u64: hash64 of the eager code bytes
 }  // namespace record
 
 // Record flags.
 inline constexpr uint32_t kRecordPackage = 1 << 0;  // a package: locations are its __path__
 inline constexpr uint32_t kRecordPlan = 1 << 1;     // payload is a lazy plan, else a code object
-inline constexpr uint32_t kKnownRecordFlags = kRecordPackage | kRecordPlan;
+inline constexpr uint32_t kRecordCode = 1 << 2;     // a plan module also holds its eager code (the usage profile's choice)
+inline constexpr uint32_t kKnownRecordFlags = kRecordPackage | kRecordPlan | kRecordCode;
 
 // A `#!` line is looked for in the first kMaxShebang bytes; the base is the
 // first multiple of kBaseAlign after its newline.

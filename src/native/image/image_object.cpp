@@ -101,10 +101,11 @@ Ref fs_str(std::string_view s) { return py::check(PyUnicode_DecodeFSDefaultAndSi
 
 Ref describe(const Module& m) {
   Ref name = py::check(PyUnicode_DecodeUTF8(m.name.data(), (Py_ssize_t)m.name.size(), "strict"));
-  return py::check(Py_BuildValue("(NNOOOKKK)", name.release(), fs_str(m.origin).release(),
+  return py::check(Py_BuildValue("(NNOOOKKKO)", name.release(), fs_str(m.origin).release(),
                                  m.is_package() ? Py_True : Py_False, locations_list(m.locations).get(),
                                  m.is_plan() ? Py_True : Py_False, (unsigned long long)m.mtime_ns,
-                                 (unsigned long long)m.size, (unsigned long long)m.source_hash));
+                                 (unsigned long long)m.size, (unsigned long long)m.source_hash,
+                                 m.has_code() ? Py_True : Py_False));
 }
 
 std::optional<Module> find_module(PyObject* self_obj, PyObject* name) {
@@ -117,7 +118,7 @@ std::optional<Module> find_module(PyObject* self_obj, PyObject* name) {
   return m;
 }
 
-// find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash)
+// find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash, has_code)
 PyObject* image_find(PyObject* self_obj, PyObject* name) {
   if (!PyUnicode_Check(name)) {
     PyErr_SetString(PyExc_TypeError, "Image.find(name: str)");
@@ -151,27 +152,30 @@ void release_pages(const ImageObject* self, std::string_view bytes) {
   if (end > start) ::madvise((void*)start, end - start, MADV_DONTNEED);
 }
 
-// The payload of `m`, hash-checked then unmarshalled: a code object (eager
-// module) or the plan (units, steps). Damage raises ImageError.
-Ref load_payload(PyObject* self_obj, const Module& m) {
+// The payload of `m` (want_code: its eager code object instead, which is
+// the payload of an eager module), hash-checked then unmarshalled: a code
+// object, or the plan (units, steps). Damage raises ImageError.
+Ref load_payload(PyObject* self_obj, const Module& m, bool want_code = false) {
   PyObject* path = reinterpret_cast<ImageObject*>(self_obj)->path;
   std::string problem;
-  auto bytes = view_of(self_obj)->payload(m, &problem);
+  const View* view = view_of(self_obj);
+  auto bytes = want_code ? view->code(m, &problem) : view->payload(m, &problem);
   if (!bytes) fail(path, problem);
+  bool plan = m.is_plan() && !want_code;
   PyObject* obj = PyMarshal_ReadObjectFromString(bytes->data(), (Py_ssize_t)bytes->size());
   if (obj == nullptr) {
     if (!PyErr_ExceptionMatches(PyExc_EOFError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&
         !PyErr_ExceptionMatches(PyExc_TypeError))
       throw py::PyError{};
     PyErr_Clear();
-    fail(path, "payload of " + std::string(m.name) + ": bad marshal data");
+    fail(path, (plan ? "payload of " : "code of ") + std::string(m.name) + ": bad marshal data");
   }
   release_pages(reinterpret_cast<ImageObject*>(self_obj), *bytes);
   Ref out = Ref::steal(obj);
-  bool ok = m.is_plan() ? PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 2 && PyList_Check(PyTuple_GET_ITEM(obj, 0)) &&
-                              PyList_Check(PyTuple_GET_ITEM(obj, 1))
-                        : PyCode_Check(obj);
-  if (!ok) fail(path, "payload of " + std::string(m.name) + " has the wrong shape");
+  bool ok = plan ? PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 2 && PyList_Check(PyTuple_GET_ITEM(obj, 0)) &&
+                       PyList_Check(PyTuple_GET_ITEM(obj, 1))
+                 : PyCode_Check(obj);
+  if (!ok) fail(path, (plan ? "payload of " : "code of ") + std::string(m.name) + " has the wrong shape");
   return out;
 }
 
@@ -188,6 +192,25 @@ PyObject* image_load(PyObject* self_obj, PyObject* name) {
       return nullptr;
     }
     return load_payload(self_obj, *m).release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+// load_code(name) -> the module's eager code object; KeyError when absent
+// from the image (a plan module built without it too).
+PyObject* image_load_code(PyObject* self_obj, PyObject* name) {
+  if (!PyUnicode_Check(name)) {
+    PyErr_SetString(PyExc_TypeError, "Image.load_code(name: str)");
+    return nullptr;
+  }
+  try {
+    auto m = find_module(self_obj, name);
+    if (!m || !m->has_code()) {
+      PyErr_SetObject(PyExc_KeyError, name);
+      return nullptr;
+    }
+    return load_payload(self_obj, *m, true).release();
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -219,8 +242,10 @@ PyObject* image_check_payload(PyObject* self_obj, PyObject* name) {
       return nullptr;
     }
     std::string problem;
-    if (view_of(self_obj)->payload(*m, &problem)) Py_RETURN_NONE;
-    return py::str(problem).release();
+    const View* v = view_of(self_obj);
+    if (!v->payload(*m, &problem)) return py::str(problem).release();
+    if (m->is_plan() && m->has_code() && !v->code(*m, &problem)) return py::str(problem).release();
+    Py_RETURN_NONE;
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -271,8 +296,9 @@ PyObject* image_get_flags(PyObject* self_obj, void*) {
 
 PyMethodDef image_methods[] = {
     {"find", image_find, METH_O,
-     "find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash)."},
+     "find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash, has_code)."},
     {"load", image_load, METH_O, "load(name) -> code object (eager module) | (units, steps) (lazy plan)."},
+    {"load_code", image_load_code, METH_O, "load_code(name) -> the module's eager code object (KeyError: none)."},
     {"records", image_records, METH_NOARGS, "records() -> every module's find() tuple, in record order."},
     {"check_payload", image_check_payload, METH_O, "check_payload(name) -> None | the payload's problem."},
     {nullptr, nullptr, 0, nullptr},
@@ -294,24 +320,61 @@ PyMemberDef image_members[] = {
 
 PyTypeObject ImageType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
-// ---- the finder --------------------------------------------------------
+// ---- the finder and the loader -------------------------------------------
+//
+// The finder answers with the spec PathFinder would give (built here, from a
+// template of importlib's own ModuleSpec, with `cached` computed in C++), and
+// the loader's find/exec work runs here too: a served module costs no Python
+// frame of lazyexec's. The loader class stays a Python subclass of
+// SourceFileLoader (get_source, get_data, resources, equality with the eager
+// loader); `create_module`, `get_code` and `exec_module` are this file's
+// methods installed on it.
 
 struct FinderObject {
   PyObject_HEAD
-  PyObject* image;        // Image
-  PyObject* loader_class;  // loader_class(fullname, origin) -> loader
-  PyObject* on_stale;     // on_stale(fullname, origin, why): warns
-  PyObject* module_spec;  // importlib's ModuleSpec
+  PyObject* image;            // Image
+  PyObject* loader_class;     // the per-activation ImageLoader class
+  PyObject* on_stale;         // on_stale(fullname, origin, why): warns
+  PyObject* whole;            // modules the usage profile loads eagerly (set), or None
+  PyObject* config;           // the configuration plans run under
+  PyObject* make_runner;      // make_runner(config) -> (run_plan, Plan, settle): once, at the first plan
+  PyObject* runner;           // its result, or nullptr
+  PyObject* spec_class;       // importlib's ModuleSpec
+  PyObject* spec_template;    // the __dict__ ModuleSpec.__init__ leaves (dict)
+  PyObject* frames_removed;   // importlib._bootstrap._call_with_frames_removed
+  PyObject* exec;             // builtins.exec
+  PyObject* source_get_code;  // SourceFileLoader.get_code: a damaged payload loads from the source
+  PyObject* source_exec_module;
+  PyObject* cache_tag;        // sys.implementation.cache_tag (str), or None
+  PyObject* builtin_names;    // frozenset(sys.builtin_module_names)
+  PyObject* is_frozen;        // _imp.is_frozen
   Check check;
 };
 
+PyTypeObject FinderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// Every object the finder holds, for dealloc and the garbage collector.
+template <typename F>
+void each_slot(FinderObject* f, F&& fn) {
+  for (PyObject** slot : {&f->image, &f->loader_class, &f->on_stale, &f->whole, &f->config, &f->make_runner,
+                          &f->runner, &f->spec_class, &f->spec_template, &f->frames_removed, &f->exec,
+                          &f->source_get_code, &f->source_exec_module, &f->cache_tag, &f->builtin_names,
+                          &f->is_frozen})
+    fn(slot);
+}
+
+Ref attr(PyObject* o, const char* name) { return py::check(PyObject_GetAttrString(o, name)); }
+
+int install_loader_methods(PyObject* loader_class, PyObject* finder);
+
 int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
-  static const char* kwlist[] = {"image", "loader_class", "check", "on_stale", nullptr};
-  PyObject *image, *loader_class, *on_stale;
+  static const char* kwlist[] = {"image", "loader_class", "check", "on_stale", "whole", "make_runner", "config",
+                                 nullptr};
+  PyObject *image, *loader_class, *on_stale, *whole = Py_None, *make_runner = Py_None, *config = Py_None;
   const char* check;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OsO", const_cast<char**>(kwlist), &ImageType, &image,
-                                   &loader_class, &check, &on_stale))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!sO|OOO", const_cast<char**>(kwlist), &ImageType, &image,
+                                   &PyType_Type, &loader_class, &check, &on_stale, &whole, &make_runner, &config))
     return -1;
   std::string c = check;
   if (c == "none") self->check = Check::None;
@@ -322,43 +385,89 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
                  PyTuple_GET_ITEM(args, 2));
     return -1;
   }
-  PyObject* bootstrap = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib");
-  if (bootstrap == nullptr) {
-    PyErr_SetString(PyExc_ImportError, "lazyexec: _frozen_importlib is not loaded");
+  if (whole != Py_None && !PyAnySet_Check(whole)) {
+    PyErr_SetString(PyExc_TypeError, "ImageFinder: whole must be a set or None");
     return -1;
   }
-  PyObject* spec_class = PyObject_GetAttrString(bootstrap, "ModuleSpec");
-  if (spec_class == nullptr) return -1;
-  Py_XSETREF(self->module_spec, spec_class);
-  Py_XSETREF(self->image, Py_NewRef(image));
-  Py_XSETREF(self->loader_class, Py_NewRef(loader_class));
-  Py_XSETREF(self->on_stale, Py_NewRef(on_stale));
-  return 0;
+  try {
+    PyObject* modules = PyImport_GetModuleDict();
+    PyObject* bootstrap = PyDict_GetItemString(modules, "_frozen_importlib");
+    PyObject* external = PyDict_GetItemString(modules, "_frozen_importlib_external");
+    if (bootstrap == nullptr || external == nullptr) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: importlib's bootstrap modules are not loaded");
+      throw py::PyError{};
+    }
+    Ref spec_class = attr(bootstrap, "ModuleSpec");
+    // The attributes ModuleSpec.__init__ sets on this interpreter (they differ
+    // between versions): each served spec starts from a copy.
+    Ref sample = py::check(PyObject_CallFunction(spec_class.get(), "ss", "lazyexec.image.sample", ""));
+    Ref sample_dict = py::check(PyObject_GenericGetDict(sample.get(), nullptr));
+    Ref template_dict = py::check(PyDict_Copy(sample_dict.get()));
+    Ref source_loader = attr(external, "SourceFileLoader");
+    Ref implementation = Ref::borrow(PySys_GetObject("implementation"));
+    Ref tag = implementation ? Ref::steal(PyObject_GetAttrString(implementation.get(), "cache_tag")) : Ref{};
+    if (!tag) {
+      PyErr_Clear();
+      tag = Ref::borrow(Py_None);
+    }
+    Ref builtins = Ref::borrow(PyEval_GetBuiltins());
+    PyObject* exec = builtins ? PyDict_GetItemString(builtins.get(), "exec") : nullptr;
+    if (exec == nullptr) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: builtins.exec is missing");
+      throw py::PyError{};
+    }
+    PyObject* imp = PyDict_GetItemString(modules, "_imp");
+    PyObject* names = PySys_GetObject("builtin_module_names");
+    if (imp == nullptr || names == nullptr) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: _imp or sys.builtin_module_names is missing");
+      throw py::PyError{};
+    }
+    Py_XSETREF(self->builtin_names, py::check(PyFrozenSet_New(names)).release());
+    Py_XSETREF(self->is_frozen, attr(imp, "is_frozen").release());
+    Py_XSETREF(self->spec_class, spec_class.release());
+    Py_XSETREF(self->spec_template, template_dict.release());
+    Py_XSETREF(self->frames_removed, attr(bootstrap, "_call_with_frames_removed").release());
+    Py_XSETREF(self->exec, Py_NewRef(exec));
+    Py_XSETREF(self->source_get_code, attr(source_loader.get(), "get_code").release());
+    Py_XSETREF(self->source_exec_module, attr(source_loader.get(), "exec_module").release());
+    Py_XSETREF(self->cache_tag, PyUnicode_Check(tag.get()) ? tag.release() : Py_NewRef(Py_None));
+    Py_XSETREF(self->image, Py_NewRef(image));
+    Py_XSETREF(self->loader_class, Py_NewRef(loader_class));
+    Py_XSETREF(self->on_stale, Py_NewRef(on_stale));
+    Py_XSETREF(self->whole, Py_NewRef(whole));
+    Py_XSETREF(self->make_runner, Py_NewRef(make_runner));
+    Py_XSETREF(self->config, Py_NewRef(config));
+    Py_CLEAR(self->runner);
+    if (install_loader_methods(loader_class, self_obj) < 0) throw py::PyError{};
+    return 0;
+  } catch (const py::PyError&) {
+    return -1;
+  }
 }
 
 void finder_dealloc(PyObject* self_obj) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   PyObject_GC_UnTrack(self_obj);
-  Py_CLEAR(self->image);
-  Py_CLEAR(self->loader_class);
-  Py_CLEAR(self->on_stale);
-  Py_CLEAR(self->module_spec);
+  each_slot(self, [](PyObject** slot) { Py_CLEAR(*slot); });
   Py_TYPE(self_obj)->tp_free(self_obj);
 }
 
 int finder_traverse(PyObject* self_obj, visitproc visit, void* arg) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
-  Py_VISIT(self->image);
-  Py_VISIT(self->loader_class);
-  Py_VISIT(self->on_stale);
-  Py_VISIT(self->module_spec);
-  return 0;
+  int rc = 0;
+  each_slot(self, [&](PyObject** slot) {
+    if (rc == 0 && *slot != nullptr) rc = visit(*slot, arg);
+  });
+  return rc;
 }
 
 int finder_clear(PyObject* self_obj) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
-  Py_CLEAR(self->loader_class);
+  Py_CLEAR(self->loader_class);  // the loader class refers back to the finder
   Py_CLEAR(self->on_stale);
+  Py_CLEAR(self->make_runner);
+  Py_CLEAR(self->runner);
+  Py_CLEAR(self->config);
   return 0;
 }
 
@@ -404,6 +513,61 @@ bool within(const Module& m, PyObject* path) {
   return false;
 }
 
+// The spec's `cached` as importlib's cache_from_source computes it for a
+// source path (dir/__pycache__/stem.TAG[.opt-N].pyc), or None to leave it
+// to importlib (sys.pycache_prefix set, no cache tag, not a .py file).
+Ref cached_path(FinderObject* self, std::string_view origin) {
+  PyObject* prefix = PySys_GetObject("pycache_prefix");  // borrowed
+  size_t slash = origin.rfind('/');
+  std::string_view tail = origin.substr(slash == std::string_view::npos ? 0 : slash + 1);
+  if ((prefix != nullptr && prefix != Py_None) || self->cache_tag == Py_None || slash == std::string_view::npos ||
+      tail.size() < 3 || tail.substr(tail.size() - 3) != ".py")
+    return Ref::borrow(Py_None);
+  Py_ssize_t tag_len;
+  const char* tag = PyUnicode_AsUTF8AndSize(self->cache_tag, &tag_len);
+  if (tag == nullptr) throw py::PyError{};
+  std::string out(origin.substr(0, slash));
+  out += "/__pycache__/";
+  out += tail.substr(0, tail.size() - 2);  // "stem."
+  out.append(tag, (size_t)tag_len);
+  int optimize = view_of(self->image)->optimize();  // activation refused an image of another -O level
+  if (optimize > 0) out += ".opt-" + std::to_string(optimize);
+  out += ".pyc";
+  return fs_str(out);
+}
+
+// A new ModuleSpec for a served module, as PathFinder's spec_from_file_location
+// builds it (origin, has_location, submodule_search_locations), without
+// running ModuleSpec's Python __init__: the template's attributes, lists
+// fresh, then this module's.
+Ref make_spec(FinderObject* self, PyObject* fullname, PyObject* loader, PyObject* origin, const Module& m) {
+  auto* type = reinterpret_cast<PyTypeObject*>(self->spec_class);
+  Ref empty = py::check(PyTuple_New(0));
+  Ref spec = py::check(type->tp_new(type, empty.get(), nullptr));
+  Ref d = py::check(PyObject_GenericGetDict(spec.get(), nullptr));
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;
+  while (PyDict_Next(self->spec_template, &pos, &key, &value)) {
+    Ref v = PyList_Check(value) ? py::check(PyList_New(0)) : Ref::borrow(value);
+    if (PyDict_SetItem(d.get(), key, v.get()) < 0) throw py::PyError{};
+  }
+  auto set = [&](const char* name, PyObject* v) {
+    if (PyDict_SetItemString(d.get(), name, v) < 0) throw py::PyError{};
+  };
+  set("name", fullname);
+  set("loader", loader);
+  set("origin", origin);
+  if (m.is_package()) set("submodule_search_locations", locations_list(m.locations).get());
+  if (PyDict_GetItemString(self->spec_template, "_set_fileattr") != nullptr) {
+    set("_set_fileattr", Py_True);
+    if (PyDict_GetItemString(self->spec_template, "_cached") != nullptr)
+      set("_cached", cached_path(self, m.origin).get());
+  } else if (PyObject_SetAttrString(spec.get(), "has_location", Py_True) < 0) {
+    throw py::PyError{};
+  }
+  return spec;
+}
+
 PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   static const char* kwlist[] = {"fullname", "path", "target", nullptr};
@@ -424,6 +588,15 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
       Py_RETURN_NONE;
     }
     if (path != Py_None && !within(*m, path)) Py_RETURN_NONE;
+    // The finder sits ahead of importlib's BuiltinImporter and FrozenImporter
+    // (it saves asking both, in Python, for every served module): a name they
+    // serve stays theirs, whatever the image holds (-X frozen_modules=off
+    // included: is_frozen says what FrozenImporter would find).
+    int builtin = PySet_Contains(self->builtin_names, fullname);
+    if (builtin < 0) throw py::PyError{};
+    if (builtin) Py_RETURN_NONE;
+    Ref frozen = py::check(PyObject_CallOneArg(self->is_frozen, fullname));
+    if (PyObject_IsTrue(frozen.get())) Py_RETURN_NONE;
     Ref origin = fs_str(m->origin);
     if (self->check != Check::None) {
       std::string o(m->origin);
@@ -432,16 +605,14 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
         Py_RETURN_NONE;  // the normal machinery loads the current source
       }
     }
-    Ref loader = py::check(PyObject_CallFunctionObjArgs(self->loader_class, fullname, origin.get(), nullptr));
-    Ref kw = py::check(Py_BuildValue("{s:O,s:O}", "origin", origin.get(), "is_package",
-                                     m->is_package() ? Py_True : Py_False));
-    Ref pos = py::check(PyTuple_Pack(2, fullname, loader.get()));
-    Ref spec = py::check(PyObject_Call(self->module_spec, pos.get(), kw.get()));
-    if (PyObject_SetAttrString(spec.get(), "has_location", Py_True) < 0) throw py::PyError{};
-    if (m->is_package() &&
-        PyObject_SetAttrString(spec.get(), "submodule_search_locations", locations_list(m->locations).get()) < 0)
+    // FileLoader.__init__'s two attributes, set without running it.
+    auto* loader_type = reinterpret_cast<PyTypeObject*>(self->loader_class);
+    Ref empty = py::check(PyTuple_New(0));
+    Ref loader = py::check(loader_type->tp_new(loader_type, empty.get(), nullptr));
+    if (PyObject_SetAttrString(loader.get(), "name", fullname) < 0 ||
+        PyObject_SetAttrString(loader.get(), "path", origin.get()) < 0)
       throw py::PyError{};
-    return spec.release();
+    return make_spec(self, fullname, loader.get(), origin.get(), *m).release();
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -456,12 +627,145 @@ PyMethodDef finder_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
+// ---- the loader's methods (installed on the ImageLoader class) -----------
+
+// The finder of a loader: its class's `_finder` (set by install_loader_methods).
+FinderObject* finder_of(PyObject* loader) {
+  Ref f = py::check(PyObject_GetAttrString((PyObject*)Py_TYPE(loader), "_finder"));
+  if (!PyObject_TypeCheck(f.get(), &FinderType)) {
+    PyErr_SetString(PyExc_TypeError, "ImageLoader: _finder is not an ImageFinder");
+    throw py::PyError{};
+  }
+  return reinterpret_cast<FinderObject*>(f.get());  // the class keeps it alive
+}
+
+// A damaged payload: one RuntimeWarning, then the module loads from its source.
+void warn_damaged() {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  Ref message = Ref::steal(value ? PyObject_Str(value) : nullptr);
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  if (!message) {
+    PyErr_Clear();
+    message = py::str("damaged image");
+  }
+  Ref text = py::check(PyUnicode_FromFormat("lazyexec: %U; importing it from its source", message.get()));
+  if (PyErr_WarnEx(PyExc_RuntimeWarning, PyUnicode_AsUTF8(text.get()), 1) < 0) throw py::PyError{};
+}
+
+// The eager code of the loader's module from the image, or (absent, or
+// damaged: warned) from its source through SourceFileLoader.get_code.
+Ref module_code(FinderObject* f, PyObject* loader, PyObject* name, const std::optional<Module>& m) {
+  if (m && m->has_code()) {
+    try {
+      return load_payload(f->image, *m, true);
+    } catch (const py::PyError&) {
+      if (!PyErr_ExceptionMatches(ImageError)) throw;
+      warn_damaged();
+    }
+  }
+  return py::check(PyObject_CallFunctionObjArgs(f->source_get_code, loader, name, nullptr));
+}
+
+// get_code(fullname): the code object importlib's exec_module (and runpy) run.
+PyObject* loader_get_code(PyObject* self, PyObject* fullname) {
+  try {
+    FinderObject* f = finder_of(self);
+    if (!PyUnicode_Check(fullname)) {
+      PyErr_SetString(PyExc_TypeError, "get_code(fullname: str)");
+      return nullptr;
+    }
+    return module_code(f, self, fullname, find_module(f->image, fullname)).release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+// create_module(spec): None, importlib's default module.
+PyObject* loader_create_module(PyObject*, PyObject*) { Py_RETURN_NONE; }
+
+// exec_module(module): a plan module through the plan runner, unless the
+// usage profile says this program uses it whole (then its eager code, when
+// the image holds it); an eager module's code run as importlib runs a .pyc's
+// (through _call_with_frames_removed, so tracebacks drop the import frames).
+PyObject* loader_exec_module(PyObject* self, PyObject* module) {
+  try {
+    FinderObject* f = finder_of(self);
+    Ref name = py::check(PyObject_GetAttrString(module, "__name__"));
+    if (!PyUnicode_Check(name.get())) {
+      PyErr_SetString(PyExc_TypeError, "exec_module: the module's __name__ is not a str");
+      return nullptr;
+    }
+    auto m = find_module(f->image, name.get());
+    if (!m) return PyObject_CallFunctionObjArgs(f->source_exec_module, self, module, nullptr);
+    bool eager = !m->is_plan();
+    if (!eager && m->has_code() && f->whole != Py_None) {
+      int used_whole = PySet_Contains(f->whole, name.get());
+      if (used_whole < 0) throw py::PyError{};
+      eager = used_whole == 1;
+    }
+    Ref code;
+    if (!eager) {
+      Ref plan;
+      try {
+        plan = load_payload(f->image, *m);
+      } catch (const py::PyError&) {
+        if (!PyErr_ExceptionMatches(ImageError)) throw;
+        warn_damaged();
+        std::optional<Module> none;
+        code = module_code(f, self, name.get(), none);  // the source
+      }
+      if (plan) {
+        if (f->runner == nullptr) {
+          Ref runner = py::check(PyObject_CallFunctionObjArgs(f->make_runner, f->config, nullptr));
+          if (!PyTuple_Check(runner.get()) || PyTuple_GET_SIZE(runner.get()) != 3) {
+            PyErr_SetString(PyExc_TypeError, "ImageFinder: make_runner must return (run_plan, Plan, settle)");
+            throw py::PyError{};
+          }
+          f->runner = runner.release();
+        }
+        PyObject* run_plan = PyTuple_GET_ITEM(f->runner, 0);
+        PyObject* plan_class = PyTuple_GET_ITEM(f->runner, 1);
+        PyObject* settle = PyTuple_GET_ITEM(f->runner, 2);
+        Ref p = py::check(PyObject_CallFunctionObjArgs(plan_class, PyTuple_GET_ITEM(plan.get(), 0),
+                                                       PyTuple_GET_ITEM(plan.get(), 1), nullptr));
+        Ref r = py::check(PyObject_CallFunctionObjArgs(run_plan, module, p.get(), f->config, settle, nullptr));
+        Py_RETURN_NONE;
+      }
+    } else {
+      code = module_code(f, self, name.get(), m);
+    }
+    Ref globals = py::check(PyObject_GetAttrString(module, "__dict__"));
+    Ref r = py::check(PyObject_CallFunctionObjArgs(f->frames_removed, f->exec, code.get(), globals.get(), nullptr));
+    Py_RETURN_NONE;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyMethodDef loader_methods[] = {
+    {"create_module", loader_create_module, METH_O, "create_module(spec) -> None: the default module."},
+    {"get_code", loader_get_code, METH_O, "get_code(fullname) -> the module's code object, from the image."},
+    {"exec_module", loader_exec_module, METH_O,
+     "exec_module(module): run the module from the image (its plan, or its eager code)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+int install_loader_methods(PyObject* loader_class, PyObject* finder) {
+  auto* type = reinterpret_cast<PyTypeObject*>(loader_class);
+  for (PyMethodDef* def = loader_methods; def->ml_name != nullptr; ++def) {
+    Ref descr = Ref::steal(PyDescr_NewMethod(type, def));
+    if (!descr || PyObject_SetAttrString(loader_class, def->ml_name, descr.get()) < 0) return -1;
+  }
+  return PyObject_SetAttrString(loader_class, "_finder", finder);
+}
+
 PyMemberDef finder_members[] = {
     {"image", T_OBJECT, offsetof(FinderObject, image), READONLY, "the Image served"},
     {nullptr, 0, 0, 0, nullptr},
 };
-
-PyTypeObject FinderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 PyObject* image_hash(PyObject*, PyObject* data) {
   Py_buffer view;
@@ -502,7 +806,9 @@ int add_image_types(PyObject* module) {
   FinderType.tp_name = "lazyexec._lazyexec.ImageFinder";
   FinderType.tp_basicsize = sizeof(FinderObject);
   FinderType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
-  FinderType.tp_doc = "ImageFinder(image, loader_class, check, on_stale): serves the image's modules (sys.meta_path).";
+  FinderType.tp_doc =
+      "ImageFinder(image, loader_class, check, on_stale, whole=None, make_runner=None, config=None): serves the "
+      "image's modules (sys.meta_path); installs create_module, get_code and exec_module on loader_class.";
   FinderType.tp_new = PyType_GenericNew;
   FinderType.tp_init = finder_init;
   FinderType.tp_dealloc = finder_dealloc;

@@ -154,7 +154,11 @@ std::optional<Module> View::at(uint32_t index, std::string* problem) const {
   if (!string_at(record::kLocationsAt, &m.locations)) return bad("search locations out of bounds");
   m.flags = (uint32_t)le(r + record::kFlagsAt, 4);
   if ((m.flags & ~kKnownRecordFlags) != 0) return bad("unknown flags");
-  if (le(r + record::kReservedAt, 8) != 0) return bad("reserved bytes are not zero");
+  if ((m.flags & kRecordCode) != 0 && (m.flags & kRecordPlan) == 0) return bad("eager code flag without a plan");
+  if ((m.flags & kRecordCode) == 0 &&
+      (le(r + record::kCodeAt, 8) != 0 || le(r + record::kCodeLenAt, 4) != 0 || le(r + record::kCodeHashAt, 8) != 0))
+    return bad("eager code fields set without the flag");
+  if (le(r + record::kReservedAt, 4) != 0) return bad("reserved bytes are not zero");
   m.mtime_ns = le(r + record::kMtimeAt, 8);
   m.size = le(r + record::kSizeAt, 8);
   m.source_hash = le(r + record::kSourceHashAt, 8);
@@ -179,23 +183,37 @@ std::optional<Module> View::find(std::string_view name, std::string* problem) co
   return std::nullopt;
 }
 
-std::optional<std::string_view> View::payload(const Module& m, std::string* problem) const {
+std::optional<std::string_view> View::blob(const Module& m, size_t offset_at, size_t length_at, size_t hash_at,
+                                           const char* what, std::string* problem) const {
   if (m.index >= count_) {
     *problem = "module record out of range";
     return std::nullopt;
   }
   const char* r = base_.data() + records_at_ + (uint64_t)m.index * kRecordSize;
-  uint64_t off = le(r + record::kPayloadAt, 8), len = le(r + record::kPayloadLenAt, 4);
+  uint64_t off = le(r + offset_at, 8), len = le(r + length_at, 4);
   if (!inside(off, len, base_.size())) {
-    *problem = "payload of " + std::string(m.name) + " out of bounds";
+    *problem = std::string(what) + " of " + std::string(m.name) + " out of bounds";
     return std::nullopt;
   }
   std::string_view p = base_.substr(off, len);
-  if (hash64(p) != le(r + record::kPayloadHashAt, 8)) {
-    *problem = "payload of " + std::string(m.name) + " is damaged (hash mismatch)";
+  if (hash64(p) != le(r + hash_at, 8)) {
+    *problem = std::string(what) + " of " + std::string(m.name) + " is damaged (hash mismatch)";
     return std::nullopt;
   }
   return p;
+}
+
+std::optional<std::string_view> View::payload(const Module& m, std::string* problem) const {
+  return blob(m, record::kPayloadAt, record::kPayloadLenAt, record::kPayloadHashAt, "payload", problem);
+}
+
+std::optional<std::string_view> View::code(const Module& m, std::string* problem) const {
+  if (!m.is_plan()) return payload(m, problem);
+  if ((m.flags & kRecordCode) == 0) {
+    *problem = "no eager code of " + std::string(m.name) + " in the image";
+    return std::nullopt;
+  }
+  return blob(m, record::kCodeAt, record::kCodeLenAt, record::kCodeHashAt, "eager code", problem);
 }
 
 std::optional<Mapping> Mapping::map(const char* path, std::string* problem) {

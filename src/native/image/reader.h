@@ -31,6 +31,9 @@ struct Module {
   uint64_t mtime_ns, size, source_hash;
   bool is_package() const { return (flags & kRecordPackage) != 0; }
   bool is_plan() const { return (flags & kRecordPlan) != 0; }
+  // Its eager code object is in the image: the payload of an eager module,
+  // the second payload of a plan module built with one.
+  bool has_code() const { return !is_plan() || (flags & kRecordCode) != 0; }
 };
 
 // A validated view over an image's bytes (a mapping or a buffer it does not own).
@@ -55,6 +58,9 @@ class View {
   std::optional<Module> at(uint32_t index, std::string* problem) const;
   // The payload of `m`, its hash verified; nullopt with `problem` when damaged.
   std::optional<std::string_view> payload(const Module& m, std::string* problem) const;
+  // The marshalled eager code object of `m` (its payload when it is not a
+  // plan), hash verified; nullopt with `problem` when damaged or absent.
+  std::optional<std::string_view> code(const Module& m, std::string* problem) const;
 
  private:
   std::string_view base_;  // from the header to the end of the file
@@ -62,6 +68,9 @@ class View {
   uint32_t count_{}, buckets_count_{};
   uint64_t buckets_at_{}, records_at_{};
   std::string_view entry_;
+
+  std::optional<std::string_view> blob(const Module& m, size_t offset_at, size_t length_at, size_t hash_at,
+                                       const char* what, std::string* problem) const;
 };
 
 // Where the image starts: 0, or after a `#!` line. nullopt: a `#!` line
