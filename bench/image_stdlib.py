@@ -7,8 +7,10 @@ ratios; `.pyc` files and artifacts warm (built during the warm-up).
 
 Modes: `pyc` (plain interpreter, the normal import system), `image-eager`
 (an image holding every module's code object: the image's own saving, no
-laziness) and `image-lazy` (mode "all": lazy plans where analysis defers
-something). Each process imports the same list of modules (those that import
+laziness), `image-lazy` (mode "all": lazy plans where analysis defers
+something; usage profile off), `image-lazy-profile` (the same image, the
+usage profile learned in the warm-up runs: modules used whole run their eager
+code from the image) and `image-lazy-mtime` (staleness check `mtime`). Each process imports the same list of modules (those that import
 eagerly without error, tests, GUI and demo packages left out) and reports the
 time its import loop took; wall time is the whole process.
 """
@@ -37,8 +39,9 @@ import sys, time, os, warnings
 warnings.simplefilter("ignore")
 names = open(sys.argv[2]).read().split()
 if sys.argv[1] != "pyc":
-    import lazyexec.image
-    if lazyexec.image.activate(sys.argv[1]) is None:
+    import lazyexec, lazyexec.image
+    lazyexec.activate(image=sys.argv[1])  # as `lazyexec run --image` does (the usage profile: LAZYEXEC_PROFILE)
+    if lazyexec.image._active is None:
         raise SystemExit("image not active")
     import lazyexec.image.importlib_bootstrap, lazyexec.importer.importlib_bootstrap, lazyexec.runtime, lazyexec.store
 if os.environ.get("BENCH_MARK"):
@@ -113,10 +116,14 @@ def main() -> int:
           f"warm .pyc and artifacts")
     cmds = {"pyc": [py, driver, "pyc", modules]}
     cmds.update({m: [py, driver, p, modules] for m, p in images.items()})
+    # The usage profile (on by default; learned in the warm-up runs): modules
+    # a run used whole load their eager code from the image.
+    cmds["image-lazy-profile"] = cmds["image-lazy"]
     # The staleness check's cost (its default is "none"): one stat per served module.
     cmds["image-lazy-mtime"] = cmds["image-lazy"]
-    envs = {m: env for m in cmds}
-    envs["image-lazy-mtime"] = {**env, "LAZYEXEC_IMAGE_CHECK": "mtime"}
+    envs = {m: {**env, "LAZYEXEC_PROFILE": "0"} for m in cmds}
+    envs["image-lazy-profile"] = {**env, "LAZYEXEC_PROFILE": "1"}
+    envs["image-lazy-mtime"] = {**env, "LAZYEXEC_PROFILE": "0", "LAZYEXEC_IMAGE_CHECK": "mtime"}
     for _ in range(2):  # warm-up: .pyc files, page cache
         for m, c in cmds.items():
             measure_rss(c, d, envs[m])

@@ -85,10 +85,17 @@ MODES = {
     "lazyexec run": ("lazyexec", "lazyexec-run", {"LAZYEXEC_CONFIG": "{state}/all.toml"}),
     "lazyexec .pth": ("lazyexec", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/all.toml"}),
     "lazyexec imports-only": ("lazyexec", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/imports.toml"}),
+    # An application image per workload (image_for(): built once with
+    # --trace of the workload, mode all), served by `lazyexec run --image`
+    # or by the .pth activation with LAZYEXEC_IMAGE.
+    "lazyexec image": ("lazyexec", "lazyexec-image", {"LAZYEXEC_CONFIG": "{state}/all.toml"}),
+    "lazyexec image .pth": ("lazyexec", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/all.toml",
+                                                   "LAZYEXEC_IMAGE": "{image}"}),
     "LazyLoader": ("lazyloader", "python", {}),
     "demandimport": ("demandimport", "python", {}),
 }
-LAZYEXEC_MODES = ("lazyexec run", "lazyexec .pth", "lazyexec imports-only")
+LAZYEXEC_MODES = ("lazyexec run", "lazyexec .pth", "lazyexec imports-only", "lazyexec image", "lazyexec image .pth")
+IMAGE_MODES = ("lazyexec image", "lazyexec image .pth")
 DEMANDIMPORT = "demandimport==0.3.4"
 
 # --target pypi: the same workloads installed from PyPI at pinned versions
@@ -103,6 +110,9 @@ PYPI_MODES = {
     "lazyexec run": ("apps", "lazyexec-run", {"LAZYEXEC_CONFIG": "{state}/all.toml"}),
     "lazyexec .pth": ("apps", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/all.toml"}),
     "lazyexec imports-only": ("apps", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/imports.toml"}),
+    "lazyexec image": ("apps", "lazyexec-image", {"LAZYEXEC_CONFIG": "{state}/all.toml"}),
+    "lazyexec image .pth": ("apps", "python", {"LAZYEXEC": "1", "LAZYEXEC_CONFIG": "{state}/all.toml",
+                                               "LAZYEXEC_IMAGE": "{image}"}),
     "LazyLoader": ("apps", "python", {"BENCH_PEER": "lazyloader"}),
     "demandimport": ("apps", "python", {"BENCH_PEER": "demandimport"}),
 }
@@ -337,11 +347,53 @@ def command(mode: str, args: list[str], venvs: dict[str, Path]) -> list[str]:
     venv, how, _ = T.modes[mode]
     if how == "lazyexec-run":
         return [str(venvs[venv] / "bin/lazyexec"), "run", *args]
+    if how == "lazyexec-image":
+        return [str(venvs[venv] / "bin/lazyexec"), "run", "--image", str(image_path(args)), *args]
     return [str(venvs[venv] / "bin/python"), *args]
 
 
-def mode_env(mode: str, env: dict, state: Path) -> dict:
-    return {**env, **{k: v.format(state=state) for k, v in T.modes[mode][2].items()}}
+def mode_env(mode: str, env: dict, state: Path, args: list[str] | None = None) -> dict:
+    image = str(image_path(args)) if args is not None else ""
+    return {**env, **{k: v.format(state=state, image=image) for k, v in T.modes[mode][2].items()}}
+
+
+_image_dir: Path | None = None  # STATE/images, set by build_images()
+
+
+def image_path(args: list[str]) -> Path:
+    import hashlib
+
+    return _image_dir / (hashlib.sha256("\0".join(args).encode()).hexdigest()[:16] + ".lzi")
+
+
+def build_images(workloads, modes, venvs, state) -> dict[str, float]:
+    """One image per workload for the image modes: `lazyexec image build
+    --mode all --trace "PYTHON ARGS"` run in the workload's directory (the
+    trace runs the workload once, eagerly, and selects the modules it
+    imported, in first-use order). Seconds per build; not timed as a run."""
+    global _image_dir
+    _image_dir = state / "images"
+    if not any(m in IMAGE_MODES for m in modes):
+        return {}
+    import shlex
+
+    _image_dir.mkdir(exist_ok=True)
+    env = mode_env("lazyexec run", base_env(state, False), state)
+    venv = venvs[T.lazy_venv]
+    out = {}
+    for w in workloads:
+        args = T.args(w)
+        image = image_path(args)
+        reset_black_cache(env)
+        t = time.perf_counter()
+        r = subprocess.run([venv / "bin/lazyexec", "image", "build", "-q", "--mode", "all", "-o", image,
+                            "--trace", shlex.join([str(venv / "bin/python"), *args])],
+                           cwd=state / "work", env=env, capture_output=True, text=True)
+        out[w] = round(time.perf_counter() - t, 1)
+        last = (r.stdout.strip().splitlines() or [""])[-1]
+        print(f"  [image] {w:26s} {out[w]:5.1f} s  {last if r.returncode == 0 else 'FAILED: ' + r.stderr[-300:]}",
+              flush=True)
+    return out
 
 
 class Clearer:
@@ -498,7 +550,7 @@ def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, cleare
                 if first_start and mode in LAZYEXEC_MODES:
                     clearer.clear()
                 reset_black_cache(env)
-                menv = mode_env(mode, env, state)
+                menv = mode_env(mode, env, state, args)
                 run = run_once(command(mode, args, venvs), work, menv, scratch)
                 if mode in LAZYEXEC_MODES:
                     # Default build policy: a run that found artifacts missing
@@ -596,7 +648,7 @@ def probe(workloads, modes, venvs, state, strace: bool) -> dict:
     for wname in workloads:
         out[wname] = {}
         for mode in modes:
-            e = mode_env(mode, env, state)
+            e = mode_env(mode, env, state, T.args(wname))
             # The probe writes PREFIX.PID: only the program's own count is
             # read (a builder it starts inherits the environment).
             e.update({"PYTHONPATH": str(state / "probe"), "BENCH_PROBE_OUT": str(scratch / "probe"),
@@ -620,7 +672,7 @@ def probe(workloads, modes, venvs, state, strace: bool) -> dict:
             if strace and shutil.which("strace"):
                 reset_black_cache(env)
                 trace = scratch / "strace.txt"
-                st_env = mode_env(mode, env, state)
+                st_env = mode_env(mode, env, state, T.args(wname))
                 run_once(["/usr/bin/strace", "-c", "-f", "-o", str(trace), *command(mode, T.args(wname), venvs)],
                          state / "work", st_env, scratch)
                 if mode in LAZYEXEC_MODES:
@@ -729,6 +781,8 @@ def main() -> int:
         "machine": machine(), "versions": versions(venvs), "lazyexec_commit": git_commit(), "rounds": rounds, "warmups": warmups,
         "modes": modes, "target": T.kind, "workload_args": {w: T.args(w) for w in workloads}, "envs": {},
     }
+    print("images:", flush=True)
+    results["image_build_s"] = build_images(workloads, modes, venvs, state)
     unavailable = unavailable_modes(modes, venvs, state)
     for m, why in unavailable.items():
         print(f"  {m}: {why}", flush=True)
