@@ -171,3 +171,21 @@ def test_functions_of_other_modules_pure_to_call_and_submodules(tmp_path, run_cl
     assert v["@marks"] == "lazy"  # a decorator returning its argument
     assert v["mod_attr"] == "lazy"  # `from pkg2 import sub`: a module
     assert v["via_module"] == "lazy"
+
+
+def test_reexports_of_names_the_knowledge_base_knows(tmp_path, run_cli):
+    # _pytest.compat's `from typing import final as final`, read by pytest's
+    # modules as `@final`: the re-export carries the knowledge base's fact.
+    (tmp_path / "compat.py").write_text(
+        "from typing import final as final\nfrom collections.abc import Mapping\nfrom os import getcwd\n")
+    (tmp_path / "user2.py").write_text(
+        "from compat import final, Mapping, getcwd\n"
+        "@final\nclass Sealed:\n    pass\n"
+        "class Table(Mapping):\n    pass\n"
+        "here = getcwd()\n")
+    r = run_cli("explain", tmp_path / "user2.py")
+    assert r.returncode == 0, r.stderr
+    v = _verdicts(r.stdout)
+    assert v["@final"] == "lazy"  # typing.final: pure in the knowledge base
+    assert v["class Table"] == "lazy"  # collections.abc.*: a pure base
+    assert v["here"] == "eager"  # os.getcwd: not known pure (the working directory changes)

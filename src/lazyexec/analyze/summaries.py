@@ -113,6 +113,13 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         if counts.get(bound) != 1 or bound in facts:
             continue
         module, attr = u["imports"][0], u["imports"][1][len(u["imports"][0]) + 1:]
+        known = _known(config, u["imports"][1])
+        if known:
+            # A re-export of a name the knowledge base knows (`from typing
+            # import final` in _pytest.compat, read as `@final` by pytest's
+            # modules): what the knowledge base says of it.
+            facts[bound] = known
+            continue
         if search is None:
             from lazyexec.analyze import side_effects
 
@@ -124,6 +131,27 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
     if mine and cut is not None:
         cut.append(True)
     return facts
+
+
+_known_answers: dict = {}  # (config, dotted name) -> fact, for one build process
+
+
+def _known(config, dotted: str) -> str | None:
+    """The fact the knowledge base gives a dotted name: "func" for a pure
+    callable (pure), "class" for a pure base (pure_bases: safe to subclass
+    and to read attributes of), else None."""
+    key = (config, dotted)
+    if key not in _known_answers:
+        from lazyexec.analyze import knowledge_data
+
+        data = knowledge_data(config)
+        fact = None
+        if any(_lazyexec.glob_match(p, dotted) for p in data["pure"]):
+            fact = "func"  # (a name both lists hold, such as typing's, is called or decorated with more often)
+        elif any(_lazyexec.glob_match(p, dotted) for p in data["pure_bases"]):
+            fact = "class"
+        _known_answers[key] = fact
+    return _known_answers[key]
 
 
 def _lookup(module: str, attr: str, search: list, config, depth: int, active: frozenset, cut: list) -> str | None:
