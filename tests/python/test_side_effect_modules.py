@@ -116,3 +116,28 @@ def test_imports_under_type_checking_do_not_run():
                    "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import c\n"
                    "def f():\n    import d\n", "<m>", "exec", 0x400, dont_inherit=True)
     assert side_effects.imports_of(tree, "pkg.m", False) == ["typing", "b", "typing", "typing.TYPE_CHECKING"]
+
+
+def test_import_guards_follow_the_import_rules(tmp_path, run_cli):
+    # `try: import x except ImportError: ...` deferred as one unit: an import
+    # of a module whose import changes another module keeps it eager, and
+    # one whose names the module never reads is a side-effect import unless
+    # importing it changes nothing outside (a re-export).
+    (tmp_path / "regs.py").write_text("table = {}\ndef add(k, v): table[k] = v\n")
+    (tmp_path / "plugin.py").write_text("import regs\nregs.add('plugin', 1)\nVALUE = 1\n")
+    (tmp_path / "plain.py").write_text("VALUE = 2\n")
+    (tmp_path / "wrapper.py").write_text("import plugin\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "compat.py").write_text(
+        "try:\n    import plugin\nexcept ImportError:\n    plugin = None\n"
+        "try:\n    import plain as reexported\nexcept ImportError:\n    reexported = None\n"
+        "try:\n    import wrapper as registering\nexcept ImportError:\n    registering = None\n"
+        "def use(): return plugin\n")
+    r = run_cli("explain", tmp_path / "app" / "compat.py")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    at = {int(l.split()[0]): l + "\n" + lines[i + 1] for i, l in enumerate(lines) if l.split() and l.split()[0].isdigit()}
+    assert " eager " in at[1] and "imports plugin calls regs.add()" in at[1], r.stdout
+    assert " lazy " in at[5] and "import-guard" not in at[5] and "deferred as one unit" in at[5], r.stdout
+    assert " eager " in at[9] and "side effect" in at[9], r.stdout

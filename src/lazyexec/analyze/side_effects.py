@@ -401,10 +401,13 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
     found: dict[str, str] = {}
     seen: set[str] = set()
     for u in units:
-        if u.get("verdict") != "lazy" or u.get("kind") not in ("import", "from-import") or not u.get("imports"):
+        if u.get("verdict") != "lazy" or u.get("kind") not in ("import", "from-import", "try") or not u.get("imports"):
             continue
         imports = u["imports"]
-        candidates = imports if u["kind"] == "import" else imports[:2]
+        # An import guard (`try: import x except ImportError: ...`) lists
+        # every module its statements import, and `m`, `m.name` for a
+        # `from m import name`: the names that are no module find nothing.
+        candidates = imports[:2] if u["kind"] == "from-import" else imports
         for target in candidates:
             parts = target.split(".")
             for i in range(len(parts)):

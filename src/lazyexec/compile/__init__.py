@@ -36,6 +36,34 @@ def _already_loaded_spec(u: dict):
     return None
 
 
+def _blocked_guard_check(units: list[dict], filename: str):
+    """Code run as the import ends: each deferred import guard (`try:
+    import x` / `except ImportError:`, docs/analyzer.md) one of whose modules
+    is blocked right now (`sys.modules[name] = None`, as
+    `test.support.import_fresh_module(..., blocked=[...])` and programs
+    disabling an accelerator do) runs now, by reading a name it binds: its
+    import fails as it would have eagerly and the fallback binds, where at
+    first use, after the block is lifted, the import would succeed. None
+    when the module has no deferred guard."""
+    checks = []
+    for u in units:
+        if u["verdict"] != "lazy" or u["kind"] != "try" or not u["binds"] or not u.get("imports"):
+            continue
+        names = sorted({".".join(m.split(".")[: i + 1]) for m in u["imports"] for i in range(m.count(".") + 1)})
+        modules = "__import__('sys').modules"
+        test = " or ".join(f"{modules}.get({n!r}, 0) is None" for n in names)
+        # (Three lines: a guard spans at least four. A later `del` of the
+        # name cancelled it: nothing to run then, as eagerly.)
+        checks.append((u["line"], f"if {test}:\n    try: {u['binds'][0]}\n    except NameError: pass"))
+    if not checks:
+        return None
+    code, at = "", 1
+    for line, text in sorted(checks):
+        code += "\n" * (line - at) + text + "\n"  # each on its guard's lines, for tracebacks
+        at = line + 3
+    return compile(code, filename, "exec", dont_inherit=True)
+
+
 def build_plan(source: bytes, filename: str, module: str, is_package: bool, config: Config | None,
                require_marker: bool = False, pep810: bool = False) -> Plan | None:
     """A Plan, or None when nothing in the module can be deferred (or, with
@@ -109,6 +137,9 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         payload = marshal.dumps(code) if code is not None else None
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     steps = [tuple(s) for s in result["steps"]]
+    blocked = _blocked_guard_check(units, filename)
+    if blocked is not None:
+        steps.append(("run", blocked, len(units)))
     if late:
         steps.append(("force_late", tuple(sorted(late)), 0))
     loaded = [spec for u in units if u["verdict"] == "lazy" and (spec := _already_loaded_spec(u)) is not None]

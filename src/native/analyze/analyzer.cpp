@@ -155,6 +155,24 @@ void Analyzer::side_effect_imports(const std::set<std::string>& explicitly_lazy)
   for (const auto& u : units_) read.insert(u.global_writes.begin(), u.global_writes.end());
   if (any_read) return;
   for (auto& u : units_) {
+    // An import guard whose imports bind a name nothing reads: the same
+    // presumption (`try: import readline except ImportError: pass`).
+    if (u.lazy && u.kind == "try") {
+      auto g = guard_imports_.find(u.id);
+      if (g == guard_imports_.end()) continue;
+      std::string unread;
+      for (const auto& n : g->second)
+        if (!read.count(n) && unread.empty()) unread = n;
+      if (unread.empty()) continue;
+      bool effect_free = !u.imports.empty();  // a re-export (as below)
+      for (const auto& m : u.imports) effect_free = effect_free && kb_.effect_free.contains(m);
+      if (effect_free) continue;
+      u.lazy = false;
+      u.reason = {Code::SideEffectImport, "'try' statement at line " + std::to_string(u.line) + " imports " + unread +
+                                              ", which the module never reads nor exports in __all__: presumed made "
+                                              "for its side effect"};
+      continue;
+    }
     if (!u.lazy || (u.kind != "import" && u.kind != "from-import")) continue;
     if (!u.imports.empty() && explicitly_lazy.count(u.imports[0])) continue;  // PEP 810: asked for lazy
     // A re-export (`from .models import Request` in a package __init__
@@ -176,7 +194,87 @@ void Analyzer::side_effect_imports(const std::set<std::string>& explicitly_lazy)
 }
 
 namespace {
+
+// Method decorators that only wrap the function (no call of it).
+bool wrapping_decorator(Node d) {
+  if (d.kind() == K::Name) {
+    std::string id = d.str("id");
+    return id == "property" || id == "staticmethod" || id == "classmethod";
+  }
+  if (d.kind() == K::Attribute) {
+    std::string a = d.str("attr");
+    return a == "setter" || a == "getter" || a == "deleter";
+  }
+  return false;
+}
+
+// Does `n` (a class body's statement or expression, function bodies not
+// entered) call anything, or hold something else that runs code it does not
+// show: a nested class, a method decorator other than a wrapping one?
+bool runs_code(Node n) {
+  if (!n) return false;
+  K k = n.kind();
+  if (k == K::Call || k == K::ClassDef || k == K::Await || k == K::Yield || k == K::YieldFrom) return true;
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
+    for (Node d : n.list("decorator_list"))
+      if (!wrapping_decorator(d)) return true;
+    return runs_code(n.get("args")) || runs_code(n.get("returns"));
+  }
+  if (k == K::Lambda) return runs_code(n.get("args"));
+  bool found = false;
+  for_each_child(n, [&](Node c) { found = found || runs_code(c); });
+  return found;
+}
+
+// The names a definition evaluates when it runs: for a function, its
+// decorators (none here), defaults and annotations; for a class, its bases
+// and body with each method's header but not the method's body.
+void definition_names(Node n, Names& out) {
+  if (!n) return;
+  K k = n.kind();
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
+    for (Node d : n.list("decorator_list")) all_names(d, out);
+    all_names(n.get("args"), out);
+    all_names(n.get("returns"), out);
+    return;
+  }
+  if (k == K::Lambda) {
+    all_names(n.get("args"), out);
+    return;
+  }
+  if (k == K::Name) out.insert(n.str("id"));
+  for_each_child(n, [&](Node c) { definition_names(c, out); });
+}
+
 }  // namespace
+
+// Rule 4 touches what a statement may change while it runs. An eager `def`
+// without decorators runs none of its body (defaults and annotations only),
+// nor does an eager class whose header is known pure (safe_base: no
+// decorator, metaclass or __init_subclass__ that could call a method) and
+// whose body calls nothing: their bodies run when called, and a statement
+// calling them reaches their call_reads through their name. Mentioning the
+// whole body forced, before sphinx.cmd.build's `def main(argv=sys.argv[1:])`
+// (eager: it reads sys.argv), every import its body names.
+bool Analyzer::definition_runs_no_body(const Unit& u, Node s) const {
+  if (u.stmts.size() != 1) return false;
+  if (u.kind == "def") return s.list("decorator_list").empty();
+  if (u.kind != "class" || !u.safe_base || !s.list("keywords").empty()) return false;
+  for (Node b : s.list("bases"))
+    if (runs_code(b)) return false;
+  for (Node st : s.list("body"))
+    if (runs_code(st)) return false;
+  return true;
+}
+
+void Analyzer::definition_mentions(Node s, Names& out) const {
+  if (s.kind() == K::ClassDef) {
+    for (Node b : s.list("bases")) all_names(b, out);
+    for (Node st : s.list("body")) definition_names(st, out);
+    return;
+  }
+  definition_names(s, out);
+}
 
 // `from . import sub` (or `from pkg import sub`) in pkg/__init__.py, where
 // pkg/sub.py or pkg/sub/__init__.py exists: the name is the submodule (unless
@@ -324,6 +422,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     Node s = unit_nodes_[(size_t)u.id];
     if (u.kind == "if" && u.reason.code == Code::DecidedBranch) all_names(s.get("test"), u.mentions);
     else if (u.kind == "import" || u.kind == "from-import") u.mentions.insert(u.binds.begin(), u.binds.end());
+    else if (!u.lazy && definition_runs_no_body(u, s)) definition_mentions(s, u.mentions);
     else
       for (int st : u.stmts) all_names(stmts_[(size_t)st].node, u.mentions);
   }

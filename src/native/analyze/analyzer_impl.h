@@ -66,6 +66,8 @@ class Analyzer {
 
   // analyzer.cpp
   void side_effect_imports(const std::set<std::string>& explicitly_lazy);
+  bool definition_runs_no_body(const Unit& u, Node s) const;
+  void definition_mentions(Node s, Names& out) const;
 
   // scopes.cpp
   void collect_scopes(PyObject* source, PyObject* filename);
@@ -86,6 +88,9 @@ class Analyzer {
   std::vector<bool> star_;
   std::map<std::string, std::vector<int>> binders_;  // name -> units binding it, in order
   std::map<std::string, int> bound_in_compound_;     // name -> line of an eager compound binding it
+  // Import guards (a `try` of imports with `except ImportError` fallbacks,
+  // purity.cpp): unit id -> the names its import statements bind.
+  std::map<int, Names> guard_imports_;
   Names all_global_writes_;
   int first_star_line_ = 0;
   int first_star_unit_ = -1;

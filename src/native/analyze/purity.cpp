@@ -119,6 +119,11 @@ class DefTime {
     }
     Resolution r = a_.resolve(name, u_.id);
     if (r.unit >= 0 && r.unit < u_.id) u_.def_reads.insert(name);
+    if (guard_mode_ && r.kind == Resolution::ComprehensionLocal)
+      // A name this import guard binds, read before a statement of the same
+      // block bound it: the unit would find itself pending (eagerly the
+      // value an earlier path left, or a NameError).
+      fail(Code::ForwardReference, "reads " + name + " before the 'try' statement binds it on this path");
     return r;
   }
 
@@ -405,6 +410,83 @@ class DefTime {
     arguments_annotations(f.get("args"));
     if (!a_.future_annotations_) expr(f.get("returns"));
     if (generic) scopes_.pop_back();
+  }
+
+  // An import guard (Analyzer::is_import_guard): the statements of each
+  // block run in order in the unit's own namespace, so a name an earlier
+  // statement of the same block bound is read from there (a local scope
+  // here); any other name resolves as at the statement. Imports of another
+  // top-level package only, and never a relative one: a `from m import x`
+  // that fails because m is half initialised (a circular import within a
+  // package, met at first use instead of at import) would be swallowed by
+  // the handler and bind the fallback.
+  void import_guard(Node t, Names bound) {
+    guard_mode_ = true;
+    Names after_body = block(t.list("body"), bound);
+    for (Node h : t.list("handlers")) {
+      Node type = h.get("type");
+      std::vector<Node> names = type.kind() == K::Tuple ? type.list("elts") : std::vector<Node>{type};
+      for (Node n : names) {
+        Resolution r = lookup(n.str("id"));
+        if (r.kind != Resolution::Builtin)
+          fail(Code::ShadowedBuiltin, "catches " + n.str("id") + at_line(n.line()) + ", which this module rebinds");
+      }
+      block(h.list("body"), bound);
+    }
+    block(t.list("orelse"), after_body);
+  }
+
+  Names block(const std::vector<Node>& stmts, Names bound) {
+    std::string own_top = a_.module_.name.substr(0, a_.module_.name.find('.'));
+    for (Node s : stmts) {
+      Scope local;
+      local.names.insert(bound.begin(), bound.end());
+      switch (s.kind()) {
+        case K::Import:
+          for (Node al : s.list("names")) {
+            std::string name = al.str("name"), as = al.str("asname");
+            std::string b = as.empty() ? name.substr(0, name.find('.')) : as;
+            u_.imports.push_back(name);
+            a_.guard_imports_[u_.id].insert(b);
+            bound.insert(b);
+          }
+          break;
+        case K::ImportFrom: {
+          int level = (int)s.num("level");
+          std::string mod = s.str("module");
+          std::string top = mod.substr(0, mod.find('.'));
+          if (level > 0 || own_top.empty() || top == own_top)
+            fail(Code::CompoundStatement, "'try' statement at line " + std::to_string(s.line()) +
+                 " imports from its own package or relatively, or its module's name is unknown (a circular import's failure would pick the fallback)");
+          for (Node al : s.list("names")) {
+            std::string name = al.str("name"), as = al.str("asname");
+            u_.imports.push_back(mod);
+            u_.imports.push_back(mod + "." + name);
+            a_.guard_imports_[u_.id].insert(as.empty() ? name : as);
+            bound.insert(as.empty() ? name : as);
+          }
+          break;
+        }
+        case K::Assign: {
+          scopes_.push_back(local);
+          expr(s.get("value"));
+          scopes_.pop_back();
+          std::vector<std::string> names;
+          for (Node t : s.list("targets")) collect_targets(t, names);
+          bound.insert(names.begin(), names.end());
+          break;
+        }
+        case K::FunctionDef:
+          scopes_.push_back(local);
+          function(s);
+          scopes_.pop_back();
+          bound.insert(s.str("name"));
+          break;
+        case K::Try: import_guard(s, bound); break;  // what it binds depends on its path
+        default: break;  // pass
+      }
+    }
+    return bound;
   }
 
   // Pushes a scope holding a generic definition's type parameters (3.12+).
@@ -865,6 +947,7 @@ class DefTime {
   Analyzer& a_;
   Unit& u_;
   std::vector<Scope> scopes_;
+  bool guard_mode_ = false;
   bool failed_ = false;
   Reason reason_;
 };
@@ -891,6 +974,69 @@ std::string lines_of(const std::vector<int>& ids, const std::vector<Unit>& units
   return out;
 }
 
+// The shape of an import guard: `try:` of imports (and plain bindings) whose
+// every handler catches only ImportError / ModuleNotFoundError, by name and
+// without `as`, and falls back to imports, plain assignments, undecorated
+// functions or another such guard; an `else:` of the same; no `finally:`.
+// Deferred as one unit, it runs the same statements at first use: the
+// imports' own side effects wait, as for any deferred import (rule 7).
+bool is_import_guard(Node t, bool top = true) {
+  if (t.kind() != K::Try || !t.list("finalbody").empty() || t.list("handlers").empty()) return false;
+  auto plain = [](const std::vector<Node>& stmts) {
+    for (Node s : stmts) {
+      switch (s.kind()) {
+        case K::Import: case K::Pass: break;
+        case K::ImportFrom:
+          if (s.str("module") == "__future__") return false;
+          for (Node a : s.list("names"))
+            if (a.str("name") == "*") return false;
+          break;
+        case K::Assign:
+          for (Node tg : s.list("targets"))
+            if (!simple_targets(tg)) return false;
+          break;
+        case K::FunctionDef:
+          if (!s.list("decorator_list").empty()) return false;
+          break;
+        case K::Try:
+          if (!is_import_guard(s, false)) return false;
+          break;
+        default: return false;
+      }
+    }
+    return true;
+  };
+  for (Node h : t.list("handlers")) {
+    Node type = h.get("type");
+    if (!type || !h.str("name").empty()) return false;
+    std::vector<Node> names = type.kind() == K::Tuple ? type.list("elts") : std::vector<Node>{type};
+    for (Node n : names)
+      if (n.kind() != K::Name || (n.str("id") != "ImportError" && n.str("id") != "ModuleNotFoundError")) return false;
+    if (!plain(h.list("body"))) return false;
+  }
+  std::vector<Node> body = t.list("body");
+  bool imports = false;
+  for (Node s : body) imports = imports || s.kind() == K::Import || s.kind() == K::ImportFrom;
+  if (!(imports || !top) || !plain(body) || !plain(t.list("orelse"))) return false;
+  // Every way through binds every name (a fallback for each): a name bound
+  // on one path only would be listed by dir() while pending, where eagerly
+  // it may not exist.
+  auto names_of = [](const std::vector<Node>& stmts, std::set<std::string>& out) {
+    std::vector<std::string> v;
+    for (Node s : stmts) Analyzer::bound_names(s, v);
+    out.insert(v.begin(), v.end());
+  };
+  std::set<std::string> success;
+  names_of(body, success);
+  names_of(t.list("orelse"), success);
+  for (Node h : t.list("handlers")) {
+    std::set<std::string> fallback;
+    names_of(h.list("body"), fallback);
+    if (fallback != success) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void Analyzer::decide_unit(Unit& u) {
@@ -913,6 +1059,30 @@ void Analyzer::decide_unit(Unit& u) {
     if (auto d = decide(s.get("test")))
       return eager(Code::DecidedBranch, "condition at line " + std::to_string(u.line) + " is decided (" + (*d ? "true" : "false") + ") and its taken branch is empty");
     return eager(Code::CompoundStatement, "'if' at line " + std::to_string(u.line) + " is not split into units (its condition is not a version, platform or TYPE_CHECKING test)");
+  }
+  // (The compile stage checks at import whether a guard's module is blocked
+  // with code calling `__import__` and catching NameError: a module binding
+  // either name keeps its guards eager.)
+  if (kind == "try" && is_import_guard(s) && !binders_.count("__import__") && !binders_.count("NameError")) {
+    for (const auto& n : u.binds) {
+      if (is_dunder(n)) return eager(Code::DunderName, "binds " + n + ", which the import system and tools read directly");
+      if (is_marker(n)) return eager(Code::MarkerName, "binds " + n + ", a marker tools read from frame globals");
+      if (auto b = binders_.find(n); b != binders_.end() && b->second.size() > 1)
+        return eager(Code::Rebound, n + " is bound more than once at top level (lines " + lines_of(b->second, units_) + ")");
+      if (auto c = bound_in_compound_.find(n); c != bound_in_compound_.end() && c->second != u.line)
+        return eager(Code::BoundInCompound, n + " is also bound inside the eager compound statement at line " + std::to_string(c->second));
+    }
+    DefTime walk(*this, u);
+    walk.import_guard(s, {});
+    for (const auto& m : u.imports)
+      if (kb_.module_never_lazy(m, /*importing=*/true)) {
+        walk.fail(Code::NeverLazyImport, "imports " + m + ", which is kept eager for its import-time side effects");
+        break;
+      }
+    if (!walk.ok()) return eager(walk.reason().code, walk.reason().detail);
+    u.lazy = true;
+    u.reason = {Code::LazyImportGuard, {}};
+    return;
   }
   static const std::unordered_set<std::string> compound = {"for", "while", "with", "try", "match"};
   if (compound.count(kind)) return eager(Code::CompoundStatement, "'" + kind + "' statement at line " + std::to_string(u.line) + " is not split into units");

@@ -16,6 +16,8 @@ constexpr Entry kTable[] = {
     {Code::LazyClass, "class", "class with known-pure bases, metaclass, decorators and body"},
     {Code::LazyAssign, "assign", "assignment of a pure expression to plain names"},
     {Code::LazyTypeAlias, "type-alias", "type alias (its value is evaluated lazily anyway)"},
+    {Code::LazyImportGuard, "import-guard",
+     "'try' of imports with 'except ImportError' fallbacks, deferred as one unit until a name it binds is used"},
     {Code::ExpressionStatement, "expression-statement", "expression statement runs for its effect"},
     {Code::Docstring, "docstring", "module docstring"},
     {Code::DunderName, "dunder-name", "binds a module dunder name, which the import system or tools read directly"},
@@ -62,7 +64,7 @@ static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<int>(Code::Opted
 
 std::string_view short_code(Code c) { return entry(c).short_form; }
 std::string_view sentence(Code c) { return entry(c).sentence; }
-bool is_lazy(Code c) { return c <= Code::LazyTypeAlias; }
+bool is_lazy(Code c) { return c <= Code::LazyImportGuard; }
 
 std::string Reason::text() const {
   std::string out(is_lazy(code) ? "lazy: " : "eager: ");

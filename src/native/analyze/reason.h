@@ -10,7 +10,7 @@ namespace lazyexec::analyze {
 
 enum class Code {
   // lazy
-  LazyImport, LazyDef, LazyClass, LazyAssign, LazyTypeAlias,
+  LazyImport, LazyDef, LazyClass, LazyAssign, LazyTypeAlias, LazyImportGuard,
   // eager: by kind (rule 1, rule 5)
   ExpressionStatement, Docstring, DunderName, MarkerName, GlobalStatement, DelStatement, StarImport,
   FutureImport, CompoundStatement, DecidedBranch, AugmentedAssignment, ComplexTarget,
