@@ -19,8 +19,11 @@
 #include "importer/boot.h"
 #include "importer/file.h"
 #include "importer/finder.h"
+#include "importer/loader.h"
 #include "importer/policy.h"
 #include "runtime/lazy_globals.h"
+#include "runtime/loggers.h"
+#include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
 #include "py/handle.h"
 
@@ -795,5 +798,8 @@ PyMODINIT_FUNC PyInit__lazyexec(void) {
   PyObject* m = PyModule_Create(&lazyexec::module_def);
   if (m && lazyexec::importer::add_finder_type(m) < 0) Py_CLEAR(m);
   if (m && lazyexec::image::add_image_types(m) < 0) Py_CLEAR(m);
+  if (m && lazyexec::runtime::add_module_hook_types(m) < 0) Py_CLEAR(m);
+  if (m && lazyexec::importer::add_loader_functions(m) < 0) Py_CLEAR(m);
+  if (m && lazyexec::runtime::add_loggers_functions(m) < 0) Py_CLEAR(m);
   return m;
 }

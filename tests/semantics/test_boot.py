@@ -137,3 +137,68 @@ def test_stale_pth_path_falls_back_to_the_python_layer(tmp_path):
                        text=True, timeout=60)
     assert r.stdout == "1\n", r.stderr
     assert sysconfig.get_paths()["purelib"]  # the real install is untouched
+
+
+WARM_PROGRAM = """
+import sys, json, textwrap, shlex, logging.config
+print(json.dumps({"a": [1, 2]}), textwrap.dedent("  x"), shlex.quote("a b"))
+print(sorted(m for m in ("json", "json.decoder", "textwrap", "shlex")
+             if type(sys.modules[m].__spec__.loader).__name__ == "LazySourceLoader"))
+print(getattr(logging.config.DictConfigurator.configure, "_lazyexec_loggers", False))
+print([m for m in sys.modules if m.split(".")[0] == "lazyexec"])
+"""
+
+
+def test_warm_start_loads_lazy_modules_without_the_python_layer(venv, tmp_path):
+    """DESIGN "Never slower than eager": finder, loader, artifact reader and
+    plan runner in C++; lazyexec's Python layer loads only for a cold module,
+    a damaged artifact or a tool that records (LAZYEXEC_WHY, ...)."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    cold = run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0")
+    # Modules the cold start's own build stage had loaded (normally, not
+    # claimed) get their artifacts at the second start.
+    run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0")
+    warm = run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC_PROFILE="0")
+    eager = run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC="0")
+    assert cold.returncode == warm.returncode == eager.returncode == 0, (cold.stderr, warm.stderr)
+    expected_first = eager.stdout.splitlines()[0]
+    for r in (cold, warm):
+        lines = r.stdout.splitlines()
+        assert lines[0] == expected_first
+        assert lines[1] == "['json', 'json.decoder', 'shlex', 'textwrap']", r.stdout
+        assert lines[2] == "True", r.stdout  # logging's patch points (runtime/loggers.py)
+    assert "'lazyexec.importer'" in cold.stdout.splitlines()[3]  # the cold start built the artifacts
+    # Warm: the extension only.
+    assert warm.stdout.splitlines()[3] == "['lazyexec._lazyexec']", warm.stdout
+    timed = run(venv, tmp_path, "import json, textwrap; json.dumps(1)", "-X", "importtime", LAZYEXEC_PROFILE="0")
+    assert [line for line in timed.stderr.splitlines() if "lazyexec" in line] == [], timed.stderr
+
+
+def test_booted_artifact_key_is_the_python_layers(venv, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\nnever = ["json.*"]\npure = ["x.y"]\n')
+    check = """
+import lazyexec._lazyexec as c
+booted = c.boot_state()
+from lazyexec import importer, store
+from lazyexec.config import load
+config = importer.with_installed(load(), importer.installed_index())
+print(booted is not None, booted["key"] == store.key_for(store.knowledge_hash(config)))
+"""
+    run(venv, tmp_path, "pass")  # builds the caches
+    r = run(venv, tmp_path, check)
+    assert r.stdout == "True True\n", r.stderr
+
+
+def test_warm_start_learns_the_usage_profile_at_exit(venv, tmp_path):
+    """A start activated in C++ that used a module whole records it at exit
+    (the comparison in C++; the Python layer loads only to write)."""
+    (tmp_path / "whole.py").write_text("__lazy_module__ = True\ndef a(): return 1\ndef b(): return 2\n")
+    probe = ("import os, sys, whole; print(type(whole.__spec__.loader).__name__); "
+             "print(whole.a() + whole.b() if os.environ.get('HEAVY') else 0)")
+    light = run(venv, tmp_path, probe, LAZYEXEC_BUILD="inline")  # cold: Python activation, nothing used
+    heavy = [run(venv, tmp_path, probe, HEAVY="1") for _ in range(3)]
+    assert light.stdout == "LazySourceLoader\n0\n", light.stderr
+    # The first warm run uses `whole` entirely and learns it; the next ones
+    # load it eagerly.
+    assert [r.stdout for r in heavy] == ["LazySourceLoader\n3\n", "SourceFileLoader\n3\n", "SourceFileLoader\n3\n"], \
+        [r.stderr for r in heavy]

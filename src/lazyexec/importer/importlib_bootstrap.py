@@ -11,9 +11,8 @@ import os
 import sys
 
 from lazyexec import _lazyexec
-from lazyexec.config import Config
+from lazyexec.config import Config, cache_dir as _cache_dir, caching_enabled as _caching_enabled
 from lazyexec.importer import profile
-from lazyexec.runtime.module_class import namespace
 
 
 _builtins_dict = __builtins__ if isinstance(__builtins__, dict) else __builtins__.__dict__
@@ -23,94 +22,14 @@ _external = sys.modules["_frozen_importlib_external"]
 
 
 def run_plan(module, plan, config=None, settle=None) -> None:
+    """Install `plan` into a fresh module and run its eager part: the C++ plan
+    runner (src/native/importer/loader.cpp), which the warm path calls
+    without this layer."""
     from lazyexec import runtime
 
-    g = runtime.namespace(module)
     runtime.module_class.restore_class(module)  # reloading: the module traps again
-    if not dict.__contains__(g, "__builtins__"):
-        # As exec() of the module's code would: a module whose every
-        # statement is deferred runs no eager part, and unit code (typing's
-        # Protocol[_T] on 3.12) may read its __builtins__.
-        dict.__setitem__(g, "__builtins__", _builtins_dict)
     threshold, settle_now = settle if settle is not None else runtime.settle_policy(config)
-    _lazyexec.install(g, plan.units, module.__name__, threshold, getattr(module, "__file__", None) or "", module)
-    getattr_hook, dir_hook, own = runtime._hooks(module)
-    dict.__setitem__(g, "__getattr__", getattr_hook)
-    dict.__setitem__(g, "__dir__", dir_hook)
-    loaded = late = ()
-    for kind, payload, end in plan.steps:
-        if kind == "force_late":
-            late = payload
-        elif kind == "bind_loaded":
-            loaded = payload
-            _lazyexec.set_imports(g, loaded)
-            runtime.module_class.watch_submodule_binders(module, loaded)
-        elif kind == "run":
-            _lazyexec.set_frontier(g, end)
-            mark = _lazyexec.last_key(g)
-            exec(payload, g)
-            # Eagerly the units from `end` on bind after this part ran: what
-            # it bound as a side effect (importlib's `pkg.sub`) gives way.
-            _lazyexec.supersede(g, mark, end)
-        elif kind == "force":
-            _lazyexec.force(g, payload)
-        elif not dict.__contains__(g, "__annotations__"):  # "annotations"
-            dict.__setitem__(g, "__annotations__", {})
-    _lazyexec.set_frontier(g, -1)
-    if late:
-        _lazyexec.force(g, late)  # read by LOAD_NAME in class bodies of functions: bound as eagerly
-    # The module's own PEP 562 hooks (eager dunder units) take the chain.
-    for key, hook, slot in (("__getattr__", getattr_hook, "getattr"), ("__dir__", dir_hook, "dir")):
-        current = dict.get(g, key)
-        if current is not hook:
-            own[slot] = current
-            dict.__setitem__(g, key, hook)
-    if loaded:
-        bind_loaded(g, loaded)
-    if not _lazyexec.has_pending(g):
-        runtime.module_class.on_settled(module, False)  # nothing left to defer: the hooks go
-    runtime.loaded.append(module.__name__)
-    at_import = dict.get(g, "__at_import__")
-    if callable(at_import):
-        at_import()
-    if settle_now:
-        _lazyexec.settle(g, "requested: LAZYEXEC_SETTLE=now")
-
-
-def bind_loaded(g: dict, specs) -> None:
-    """Deferred imports of modules that are already in sys.modules when their
-    importer finishes loading are bound now: it costs a dictionary lookup, and
-    a later swap of sys.modules (`mock.patch.dict(sys.modules, ...)`,
-    `test.support.import_fresh_module`) then leaves this module with the
-    objects an eager import would have bound. A `from m import x` binds only
-    what m's namespace already holds: a pending `x` of a lazy m stays deferred
-    rather than running now."""
-    modules = sys.modules
-    for uid, name, mode, names, attr in specs:
-        found = [modules.get(n) for n in names]
-        if any(m is None for m in found):
-            continue  # not imported (yet), or blocked (None): stays deferred
-        if mode == "root":
-            value = modules.get(names[0].partition(".")[0])
-            if value is None:
-                continue
-        elif mode == "module":
-            value = found[0]
-        else:
-            source = found[0]
-            if isinstance(source, type(sys)):
-                value = dict.get(namespace(source), attr, _MISSING)  # never runs a pending unit
-            else:  # a stand-in object (a mock): eagerly its attribute is read at import
-                try:
-                    value = getattr(source, attr)
-                except Exception:  # noqa: BLE001 - stays deferred; the error comes at first use
-                    value = _MISSING
-            if value is _MISSING:
-                continue
-        _lazyexec.resolve(g, uid, {name: value})
-
-
-_MISSING = object()
+    _lazyexec.run_plan(module, plan.units, plan.steps, threshold, settle_now)
 
 
 class LazySourceLoader(_external.SourceFileLoader):
@@ -146,6 +65,8 @@ class LazySourceLoader(_external.SourceFileLoader):
     def exec_module(self, module):
         if self._key is None:
             self.prepare()
+        if _caching_enabled() and _lazyexec.exec_warm(self, module, self._key, _cache_dir(), *self._settle):
+            return  # the current artifact served it: the warm path, in C++ (importer/loader.cpp)
         plan = load_or_build_plan(self.path, module.__name__, None, self.config,
                                   self.get_data, build=self._build, key=self._key)
         if plan is not None and not plan.units:

@@ -19,13 +19,15 @@ import os
 import sys
 import time
 
+from lazyexec import _lazyexec
+
 VERSION = 1
 DEFAULT_TTL = 86400.0
 
 _path = None           # this program's profile file
 _known: dict = {}      # module -> expiry (epoch seconds), as read at start
 _whole: set = set()    # modules to load eagerly this run (unexpired entries)
-nothing_to_defer: list = []  # loaded through lazyexec's loader, plan empty
+nothing_to_defer: list = _lazyexec.nothing_to_defer()  # loaded through lazyexec's loader, plan empty (C++'s list)
 
 
 def enabled(config) -> bool:
@@ -121,6 +123,15 @@ def adopt(path: str | None, known: dict) -> None:
     atexit.register(_save_at_exit)
 
 
+def save_adopted(path: str, known: dict) -> None:
+    """At exit of a start activated in C++ whose run learned something (the
+    C++ loader compared first): write the profile as save() does."""
+    global _path, _known, _whole
+    if _path is None:
+        _path, _known, _whole = path, dict(known), set(known)
+    _save_at_exit()
+
+
 def ttl() -> float:
     try:
         return float(os.environ.get("LAZYEXEC_PROFILE_TTL", DEFAULT_TTL))
@@ -128,20 +139,19 @@ def ttl() -> float:
         return DEFAULT_TTL
 
 
+_module_dict = type(sys).__dict__["__dict__"]  # a module's namespace, not through its class
+
+
 def observed() -> dict:
     """This run's verdicts: module -> True (used whole or nothing to defer:
     eager next time) or False (units still pending: laziness paid)."""
-    from lazyexec import _lazyexec
-    from lazyexec.runtime import loaded
-    from lazyexec.runtime.module_class import namespace
-
     out = {name: True for name in nothing_to_defer}
-    for name in loaded:
+    for name in _lazyexec.loaded_modules():
         m = sys.modules.get(name)
-        if m is None:
+        if not isinstance(m, type(sys)):
             continue
         try:
-            s = _lazyexec.module_stats(namespace(m))
+            s = _lazyexec.module_stats(_module_dict.__get__(m))
         except (ValueError, TypeError):
             continue
         out[name] = s["pending"] == 0 and s["failures"] == 0
@@ -163,12 +173,11 @@ def save() -> None:
         return
     now = time.time()
     new = {k: v for k, v in _known.items() if v > now}
-    if "lazyexec.runtime" in sys.modules:
-        for name, whole in observed().items():
-            if whole:
-                new.setdefault(name, now + ttl())
-            else:
-                new.pop(name, None)
+    for name, whole in observed().items():
+        if whole:
+            new.setdefault(name, now + ttl())
+        else:
+            new.pop(name, None)
     if set(new) == set(_known):
         return  # nothing learned: no write
     import marshal

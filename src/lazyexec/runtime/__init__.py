@@ -8,8 +8,9 @@ import sys
 
 from lazyexec import _lazyexec
 
-# Modules loaded lazily in this process, in load order (for stats).
-loaded: list[str] = []
+# Modules loaded lazily in this process, in load order (for stats): the plan
+# runner's list (C++), shared.
+loaded: list[str] = _lazyexec.loaded_modules()
 
 
 def _import_waits() -> dict:
@@ -40,45 +41,15 @@ _lazyexec.set_import_waits(_import_waits)
 from lazyexec.runtime import module_class  # noqa: E402
 from lazyexec.runtime.module_class import namespace  # noqa: E402,F401 - used by the importer
 
-_lazyexec.set_settled_hook(module_class.on_settled)
+# When a module settles or completes the C++ runtime handles the common case
+# itself and calls module_class.on_settled for the rest
+# (src/native/runtime/module_hooks.cpp): no hook to register here.
 
 
 def _hooks(module):
-    """The module's PEP 562 __getattr__ and __dir__, chaining to its own."""
-    g = module.__dict__
-    name = module.__name__
-    own: dict = {}
-
-    def __getattr__(attr):
-        found, value = _lazyexec.lookup(g, attr)
-        if found:
-            return value
-        if attr == "__all__":
-            # `from m import *` without __all__: every public pending unit runs
-            # first, so the star import then sees them in __dict__.
-            _lazyexec.materialize_all(g, True)
-        # A submodule a deferred import would have bound (rule 7): eagerly
-        # it is in the namespace, so the module's own hook never sees it.
-        value = module_class.submodule_on_miss(module, attr)
-        if value is not module_class._MISSING:
-            return value
-        own_getattr = own.get("getattr")
-        if own_getattr is not None:
-            return own_getattr(attr)
-        raise AttributeError(f"module {name!r} has no attribute {attr!r}")
-
-    def __dir__():
-        own_dir = own.get("dir")
-        names = set(own_dir()) if own_dir is not None else set(dict.keys(g))
-        names.update(_lazyexec.pending(g))
-        if own.get("getattr") is None:
-            names.discard("__getattr__")
-        if own_dir is None:
-            names.discard("__dir__")
-        return sorted(names)
-
-    __getattr__._lazyexec_own = __dir__._lazyexec_own = own  # read when the module is complete
-    return __getattr__, __dir__, own
+    """The module's PEP 562 __getattr__ and __dir__ (C++, chaining to its
+    own: `own` holds them once its eager part defined them)."""
+    return _lazyexec.make_hooks(module)
 
 
 DEFAULT_SETTLE_THRESHOLD = 10000  # why this number: docs/settle.md
@@ -93,9 +64,9 @@ def settle_policy(config=None) -> tuple[int, bool]:
 
     complete = os.environ.get("LAZYEXEC_SETTLE_COMPLETE", "")
     if complete in ("0", "1"):
-        module_class.complete_on_settle = complete == "1"
+        _lazyexec.complete_on_settle(complete == "1")
     elif getattr(config, "settle_complete", None) is not None:
-        module_class.complete_on_settle = config.settle_complete
+        _lazyexec.complete_on_settle(config.settle_complete)
     env = os.environ.get("LAZYEXEC_SETTLE", "")
     if env == "never":
         return -1, False

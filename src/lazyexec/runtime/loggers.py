@@ -13,8 +13,8 @@ loggers an eager run would have created by then.
 The patch points are installed when `logging` / `logging.config` finish
 loading (lazyexec's finder watches those two names until both are patched:
 one dict lookup per import, in C++) or at activation when they are loaded
-already. A wrapped function keeps its name, signature and `__wrapped__`
-(functools.wraps).
+already. A wrapped function (C++, runtime/loggers.cpp) keeps its name,
+signature and `__wrapped__`, as functools.wraps would.
 """
 
 
@@ -30,35 +30,11 @@ def materialize_pending_loggers() -> int:
     return _lazyexec.materialize_mentioning(NEEDLE)
 
 
-def _wrap(function):
-    import functools
-
-    if getattr(function, "_lazyexec_loggers", False):
-        return function
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        materialize_pending_loggers()
-        return function(*args, **kwargs)
-
-    wrapper._lazyexec_loggers = True
-    return wrapper
-
-
 def patch(module) -> None:
-    """Install the patch points in `logging` or `logging.config`."""
-    name = getattr(module, "__name__", "")
-    try:
-        if name == "logging.config":
-            module.fileConfig = _wrap(module.fileConfig)
-            # dictConfig() and logging.config.listen() both end in configure().
-            cls = module.DictConfigurator
-            cls.configure = _wrap(cls.configure)
-        elif name == "logging":
-            module.setLoggerClass = _wrap(module.setLoggerClass)
-            module.Manager.setLoggerClass = _wrap(module.Manager.setLoggerClass)
-    except AttributeError:
-        pass  # a logging we do not know: nothing to patch
+    """Install the patch points in `logging` or `logging.config` (C++:
+    runtime/loggers.cpp; a wrapped function keeps its name, signature and
+    `__wrapped__`)."""
+    _lazyexec.patch_logging(module)
 
 
 _unpatched = set(WATCHED)
@@ -76,16 +52,20 @@ def install(finder) -> None:
         finder.watch(name, lambda spec: hook(spec, finder))
 
 
-def hook(spec, finder):
-    """The loader runs the module, then patches it (module_class.after_exec);
+def hook(spec, finder=None):
+    """The loader runs the module, then patches it (_lazyexec.after_exec);
     the finder stops watching the name once it is patched. A loader that
     takes no hook: configuration sees the loggers that exist."""
-    from lazyexec.runtime.module_class import after_exec
-
-    def patched(module):
-        patch(module)
-        _unpatched.discard(module.__name__)
-        finder.watch(module.__name__, None)
-
-    after_exec(spec.loader, patched)
+    _lazyexec.after_exec(spec.loader, patched)
     return spec
+
+
+def patched(module) -> None:
+    """After logging or logging.config ran (also from the C++ activation's
+    watch): its patch points, and the active finder stops watching it."""
+    patch(module)
+    name = getattr(module, "__name__", "")
+    _unpatched.discard(name)
+    for finder in sys.meta_path:
+        if type(finder) is _lazyexec.Finder:
+            finder.watch(name, None)

@@ -48,27 +48,14 @@ def _settled_dir(module) -> list:
 # lazyexec's module subclasses: (class, kind) -> subclass, and subclass ->
 # (class, kind). Same name, qualname and module as the class they extend, so
 # `type(m).__name__` and reprs do not change; a complete module gets its own
-# class back.
-_subclasses: dict[tuple[type, str], type] = {}
-_swapped: dict[type, tuple[type, str]] = {}
+# class back. The tables, the record of deferred imports and the packages
+# hooked for them are the C++ runtime's (src/native/runtime/module_hooks.cpp,
+# which a warm start uses without this module); this layer shares them.
+_deferred, _watched, _subclasses, _swapped, _submodule_getattr = _lazyexec.module_class_state()
 
-
-def swap_class(module, kind: str, body: dict) -> bool:
-    cls = type(module)
-    if any(k == kind for k in _swapped_kinds(cls)):
-        return True
-    sub = _subclasses.get((cls, kind))
-    try:
-        if sub is None:
-            body = {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__,
-                    "__doc__": cls.__doc__, **body}
-            sub = type(cls)(cls.__name__, (cls,), body)
-            _subclasses[(cls, kind)] = sub
-            _swapped[sub] = (cls, kind)
-        module.__class__ = sub
-        return True
-    except TypeError:  # a module class that cannot be subclassed or swapped
-        return False
+# swap_class(module, kind, body) -> whether the module's class is now a
+# subclass of it with `body` (False: a class that cannot be swapped).
+swap_class = _lazyexec.swap_class
 
 
 def _swapped_kinds(cls: type) -> list[str]:
@@ -122,15 +109,10 @@ def _binding_setattr(module, name, value):
     super(cls, module).__setattr__(name, value)  # the module class's own __setattr__
 
 
-def watch_submodule_binders(module, specs) -> None:
-    """From run_plan: `specs` are the plan's lazy import units
-    (unit, name, mode, modules, attr)."""
-    watch_deferred_imports(module, specs)
-    if not hasattr(module, "__path__"):
-        return
-    prefix = module.__name__ + "."
-    names = {name for _, name, mode, modules, _ in specs if mode == "from" and modules[0] == prefix + name}
-    if names and swap_class(module, "binders", {"__setattr__": _binding_setattr}):
+def watch_binders(module, names: set) -> None:
+    """From the plan runner: a package whose pending `from .x import x`
+    units (`names`) bind its own submodules' names."""
+    if swap_class(module, "binders", {"__setattr__": _binding_setattr}):
         _submodule_binders[id(_module_dict.__get__(module))] = names
 
 
@@ -145,137 +127,22 @@ def watch_submodule_binders(module, specs) -> None:
 # the package is still deferred somewhere: otherwise a miss is a miss, as
 # eagerly.
 
-# Deferred imports: (namespace, bound name, modules it imports), recorded by
-# watch_deferred_imports.
-_deferred: list[tuple[dict, str, tuple]] = []
-# Packages given the miss hook: name -> module.
-_watched: dict[str, object] = {}
+# watch_deferred_imports(module, specs): records the plan's deferred imports
+# in _deferred and gives the packages they import under the miss hook on
+# their class (their namespace stays as is): now if already imported, else
+# when they are (a meta path watcher); inspect.getmodule is patched
+# (runtime/eager_modules.py) at the first one.
+watch_deferred_imports = _lazyexec.watch_deferred_imports
 
+# after_exec(loader, after) -> bool: run `after(module)` once `loader` has run
+# the module. The hook is an attribute of this loader instance, removed first
+# thing when it runs, so the loader compares and hashes as the one an eager
+# import made. False when the loader takes no attribute.
+after_exec = _lazyexec.after_exec
 
-def _targets(spec) -> tuple:
-    _, _, mode, modules, attr = spec
-    return (*modules, f"{modules[0]}.{attr}") if mode == "from" else tuple(modules)
-
-
-def watch_deferred_imports(module, specs) -> None:
-    """Packages that imports are deferred under get the miss hook on their
-    class (their namespace stays as is): now if already imported, else when
-    they are (_PackageWatcher)."""
-    g = _module_dict.__get__(module)
-    modules = sys.modules
-    if specs and not _getmodule_hooked:
-        _hook_getmodule()
-    for spec in specs:
-        targets = _targets(spec)
-        _deferred.append((g, spec[1], targets))
-        for target in targets:
-            parts = target.split(".")
-            for i in range(1, len(parts)):
-                name = ".".join(parts[:i])
-                pkg = modules.get(name)
-                if pkg is None:
-                    if name not in _watched:
-                        _watched[name] = None
-                        _PackageWatcher.install()
-                elif _watched.get(name) is not pkg:
-                    _hook_package(name, pkg)
-
-
-# inspect.getmodule finds the modules deferred imports would have loaded
-# (runtime/eager_modules.py): patched when the first import is deferred, or
-# when inspect loads after that.
-_getmodule_hooked = False
-
-
-def _hook_getmodule() -> None:
-    global _getmodule_hooked
-    inspect = sys.modules.get("inspect")
-    if inspect is not None:
-        if getattr(getattr(inspect, "__spec__", None), "_initializing", False):
-            return  # inspect itself is loading (its getmodule may not be bound yet): next time
-        _getmodule_hooked = True
-        from lazyexec.runtime import eager_modules
-
-        eager_modules.patch(inspect)
-        return
-    _getmodule_hooked = True
-    from lazyexec import importer
-
-    finder = importer._active
-    if finder is None:
-        return
-
-    def found(spec):
-        from lazyexec.runtime import eager_modules
-
-        after_exec(spec.loader, eager_modules.patch)
-        finder.watch("inspect", None)
-        return spec
-
-    finder.watch("inspect", found)
-
-
-def _hook_package(name: str, pkg) -> None:
-    if isinstance(pkg, _ModuleType) and _module_dict.__get__(pkg).get("__path__") is not None and \
-            swap_class(pkg, "submodules", {"__getattr__": _submodule_getattr}):
-        _watched[name] = pkg
-
-
-class _PackageWatcher:
-    """A meta path finder that finds nothing itself: for a package an import
-    is deferred under, it asks the finders after it and has the module hooked
-    once its loader has run. Every other import costs it one dict lookup."""
-
-    installed = None
-
-    @classmethod
-    def install(cls) -> None:
-        if cls.installed is None or cls.installed not in sys.meta_path:
-            cls.installed = cls()
-            sys.meta_path.insert(0, cls.installed)
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname not in _watched or _watched[fullname] is not None:
-            return None
-        finders = sys.meta_path
-        i = finders.index(self) if self in finders else -1
-        for finder in finders[i + 1:]:
-            find = getattr(finder, "find_spec", None)
-            spec = find(fullname, path, target) if find is not None else None
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.submodule_search_locations is not None:
-            after_exec(spec.loader, lambda module: _hook_package(fullname, module))
-        return spec
-
-    def invalidate_caches(self):
-        pass
-
-
-def after_exec(loader, after) -> bool:
-    """Run `after(module)` once `loader` has run the module. The hook is an
-    attribute of this loader instance, removed first thing when it runs, so
-    the loader compares and hashes as the one an eager import made. False
-    when the loader takes no attribute (no exec_module, or no __dict__)."""
-    original = getattr(loader, "exec_module", None)
-    if original is None:
-        return False
-
-    def exec_module(module):
-        try:
-            vars(loader).pop("exec_module", None)
-        except TypeError:
-            pass
-        original(module)
-        after(module)
-
-    try:
-        loader.exec_module = exec_module
-    except (AttributeError, TypeError):
-        return False
-    return True
+# _deferred_under(prefix) -> whether an import of something under `prefix` is
+# still deferred (entries whose import ran are dropped).
+_deferred_under = _lazyexec.deferred_under
 
 
 def pending_import_targets() -> list[str]:
@@ -286,27 +153,6 @@ def pending_import_targets() -> list[str]:
 
 def _prune_deferred() -> None:
     _deferred_under("")
-
-
-def _deferred_under(prefix: str) -> bool:
-    """Whether an import of something under `prefix` is still deferred."""
-    keep, found = [], False
-    pending_of: dict[int, set] = {}
-    for entry in _deferred:
-        g, name, targets = entry
-        names = pending_of.get(id(g))
-        if names is None:
-            try:
-                names = pending_of[id(g)] = set(_lazyexec.pending(g))
-            except Exception:  # noqa: BLE001 - not a lazy namespace any more
-                names = pending_of[id(g)] = set()
-        if name not in names:
-            continue  # ran (or cancelled): nothing deferred any more
-        keep.append(entry)
-        if not found and any(t.startswith(prefix) for t in targets):
-            found = True
-    _deferred[:] = keep
-    return found
 
 
 def submodule_on_miss(module, attr: str):
@@ -335,29 +181,6 @@ def submodule_on_miss(module, attr: str):
 _MISSING = object()
 
 
-def _submodule_getattr(module, attr):
-    value = submodule_on_miss(module, attr)
-    if value is not _MISSING:
-        return value
-    # The module class's own __getattr__ (pygments.lexers' _automodule loads
-    # lexers on demand): this subclass must not hide it.
-    cls = type(module)
-    while cls in _swapped:
-        cls = _swapped[cls][0]
-    own = getattr(cls, "__getattr__", None)
-    if own is not None:
-        return own(module, attr)
-    g = _module_dict.__get__(module)
-    if "__getattr__" in g:  # the module's own PEP 562 hook made the error: give it back as it was
-        return _ModuleType.__getattribute__(module, attr)
-    raise AttributeError(f"module {g.get('__name__')!r} has no attribute {attr!r}", name=attr, obj=module)
-
-
-# Whether a hot settling module also runs its units still pending
-# (runtime.settle_policy sets it).
-complete_on_settle = True
-
-
 def on_settled(module, hot: bool) -> None:
     """Called by the runtime when `module` settles (`hot`: because its trap
     passed the threshold), and when a settled module's last pending unit has
@@ -365,7 +188,7 @@ def on_settled(module, hot: bool) -> None:
     g = _module_dict.__get__(module)
     cls = type(module)
     settled_before = "settled" in _swapped_kinds(cls)
-    if hot and complete_on_settle and _lazyexec.has_pending(g) and not settled_before:
+    if hot and _lazyexec.complete_on_settle() and _lazyexec.has_pending(g) and not settled_before:
         # Zero overhead includes `module.attr` from other modules, which
         # CPython specializes only without a PEP 562 hook in the namespace:
         # a hot module runs what is left and drops the hook (docs/settle.md).

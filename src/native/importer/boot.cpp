@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <string>
@@ -13,7 +14,10 @@
 
 #include "importer/file.h"
 #include "importer/finder.h"
+#include "importer/loader.h"
 #include "py/handle.h"
+#include "runtime/loggers.h"
+#include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
 
 namespace lazyexec::importer {
@@ -22,7 +26,9 @@ namespace {
 using py::Ref;
 
 // The fast path cannot decide alone: lazyexec.activate() does it.
-struct Decline {};
+struct Decline {
+  int line = __builtin_LINE();  // where it declined (LAZYEXEC_BOOT_TRACE=1 says)
+};
 
 PyObject* state = nullptr;  // boot_state(), kept for the process
 
@@ -378,43 +384,73 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyO
   return {py::str(path), known};
 }
 
-// Called by the Finder for each module it claims, and by the logging watch:
-// the Python layer takes over the boot state at the first call
-// (importer.boot_make_loader). The function is looked up once: an import
-// statement's machinery costs more than the call itself.
-PyObject* call_adopted(PyObject*& cached, const char* which, PyObject* const* args, Py_ssize_t nargs) {
-  if (cached == nullptr) {
-    Ref importer = py::check(PyImport_ImportModule("lazyexec.importer"));
-    cached = py::check(PyObject_GetAttrString(importer.get(), which)).release();
+// logging's patch points (runtime/loggers.cpp): once logging or
+// logging.config has run, its configuration functions are wrapped; the
+// finder stops watching the name.
+PyObject* logging_loaded(PyObject*, PyObject* module) {
+  if (runtime::patch_logging(module) < 0) return nullptr;
+  if (PyObject* finder = runtime::active_finder()) {
+    Ref name = Ref::steal(PyObject_GetAttrString(module, "__name__"));
+    if (!name) return nullptr;
+    Ref r = Ref::steal(PyObject_CallMethod(finder, "watch", "OO", name.get(), Py_None));
+    if (!r) return nullptr;
   }
-  return PyObject_Vectorcall(cached, args, (size_t)nargs, nullptr);
+  Py_RETURN_NONE;
 }
+PyMethodDef logging_loaded_def = {"logging_loaded", logging_loaded, METH_O, nullptr};
 
-// Kept for the process, as the module is (plain pointers: no destructor may
-// run after the interpreter is gone).
-PyObject* adopted_make_loader = nullptr;
-PyObject* adopted_logging_found = nullptr;
-
-PyObject* make_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* logging_found(PyObject*, PyObject* spec) {
   try {
-    return call_adopted(adopted_make_loader, "boot_make_loader", args, nargs);
+    Ref loader = py::check(PyObject_GetAttrString(spec, "loader"));
+    Ref after = py::check(PyCFunction_New(&logging_loaded_def, nullptr));
+    if (runtime::after_exec(loader.get(), after.get()) < 0) throw py::PyError{};
   } catch (const py::PyError&) {
     return nullptr;
   }
+  return Py_NewRef(spec);
 }
 
-PyObject* logging_found(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  try {
-    return call_adopted(adopted_logging_found, "_logging_found", args, nargs);
-  } catch (const py::PyError&) {
-    return nullptr;
+PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))make_warm_loader, METH_FASTCALL,
+                               "make_loader(fullname, path): lazyexec's loader."};
+PyMethodDef logging_found_def = {"logging_found", logging_found, METH_O,
+                                 "logging's patch points, set once its loader has run."};
+
+// The version, artifact format and plan rules the artifact key is made of
+// (lazyexec.__version__, store.FORMAT, store.PLAN_RULES; a test checks that
+// this key is the Python layer's).
+constexpr const char* kVersion = "0.1.0";
+constexpr const char* kPlanRules = "plan rules 3";
+
+// store.key_for(knowledge_hash(config)).
+std::string artifact_key(const std::string& extension, PyObject* plan_key) {
+  auto knowledge = read_file(join(dirname(extension), "analyze/knowledge.toml").c_str());
+  if (!knowledge) throw Decline{};
+  std::string raw = *knowledge + repr(plan_key) + kPlanRules;
+  struct stat st;
+  if (::stat(extension.c_str(), &st) != 0) throw Decline{};
+  long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  std::string text = std::string(kVersion) + ":" + std::to_string(kArtifactFormat) + ":" + fingerprint(raw) + ":" +
+                     std::to_string(mtime_ns) + ":" + std::to_string((long long)st.st_size);
+  return fingerprint(text);
+}
+
+// runtime.settle_policy(): (threshold, settle right after import), and the
+// process-wide complete_on_settle.
+std::pair<long, bool> settle_policy(PyObject* table) {
+  std::string complete = env("LAZYEXEC_SETTLE_COMPLETE");
+  if (complete == "0" || complete == "1") {
+    runtime::complete_on_settle = complete == "1";
+  } else if (PyObject* flag = get(table, "settle_complete"); flag != nullptr && PyBool_Check(flag)) {
+    runtime::complete_on_settle = flag == Py_True;
   }
+  std::string setting = env("LAZYEXEC_SETTLE");
+  if (setting == "never") return {-1, false};
+  if (setting == "now") return {10000, true};
+  if (!setting.empty() && setting.find_first_not_of("0123456789") == std::string::npos && setting.size() < 18)
+    return {std::stol(setting), false};
+  PyObject* threshold = get(table, "settle_threshold");
+  return {threshold != nullptr ? PyLong_AsLong(threshold) : 10000, false};
 }
-
-PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))make_loader, METH_FASTCALL,
-                               "make_loader(fullname, path): lazyexec's loader (the Python layer loads now)."};
-PyMethodDef logging_found_def = {"logging_found", (PyCFunction)(void (*)(void))logging_found, METH_FASTCALL,
-                                 "logging's patch points (the Python layer loads now)."};
 
 PyObject* activate(PyObject* module) {
   // Tools that record (LAZYEXEC_WHY, LAZYEXEC_STATS), an application image
@@ -451,6 +487,22 @@ PyObject* activate(PyObject* module) {
                                         eager_imports.get()));
   auto [profile_path, known] = usage_profile(table, cache, plan_key.get(), include.get(), exclude.get());
 
+  // The loader's plan key has the opted-in distributions' `never` too
+  // (importer.with_installed()).
+  Ref key_never = py::check(PySequence_List(never.get()));
+  for (Py_ssize_t i = 0; PySequence_Check(opted_never.get()) && i < PySequence_Size(opted_never.get()); ++i) {
+    Ref name = py::check(PySequence_GetItem(opted_never.get(), i));
+    int present = PySequence_Contains(key_never.get(), name.get());
+    if (present < 0) throw py::PyError{};
+    if (!present && PyList_Append(key_never.get(), name.get()) < 0) throw py::PyError{};
+  }
+  Ref key_never_tuple = py::check(PySequence_Tuple(key_never.get()));
+  Ref loader_plan_key = py::check(PyTuple_Pack(7, mode_str.get(), defer_str.get(), key_never_tuple.get(),
+                                               tuple_of(table, "pure").get(), tuple_of(table, "pure_bases").get(),
+                                               tuple_of(table, "pure_metaclasses").get(), eager_imports.get()));
+  std::string key = artifact_key(extension, loader_plan_key.get());
+  auto [threshold, settle_now] = settle_policy(table);
+
   Ref loader_factory = py::check(PyCFunction_New(&make_loader_def, nullptr));
   Ref args = py::check(Py_BuildValue("(OOOOOOOO)", all_mode ? Py_True : Py_False, never_set.get(), include.get(),
                                      exclude.get(), known.get(), loader_factory.get(), Py_None, opted.get()));
@@ -472,10 +524,14 @@ PyObject* activate(PyObject* module) {
   for (const char* name : {"logging", "logging.config"}) {
     Ref r = py::check(PyObject_CallMethod(finder.get(), "watch", "sO", name, watch_cb.get()));
   }
-  Ref boot = py::check(Py_BuildValue("{sOsOsOsOsOsO}", "finder", finder.get(), "table", table, "source",
+  Ref key_bytes = py::check(PyBytes_FromStringAndSize(key.data(), (Py_ssize_t)key.size()));
+  Ref boot = py::check(Py_BuildValue("{sOsOsOsOsOsOsO}", "finder", finder.get(), "table", table, "source",
                                      config.source.get(), "profile", profile_path.get(), "known", known.get(),
-                                     "installed_never", opted_never.get()));
+                                     "installed_never", opted_never.get(), "key", key_bytes.get()));
   if (runtime::install_dynamic_eval() < 0) throw py::PyError{};
+  if (set_warm_settings({key, cache, threshold, settle_now, Py_NewRef(profile_path.get()), Py_NewRef(known.get())}) <
+      0)
+    throw py::PyError{};
   if (PyList_Insert(meta_path, at, finder.get()) < 0) throw py::PyError{};
   Py_XSETREF(state, boot.release());
   return finder.release();
@@ -493,11 +549,13 @@ PyObject* boot(PyObject* module, PyObject*) {
         return Py_NewRef(PyList_GET_ITEM(meta_path, i));
   try {
     return activate(module);
-  } catch (const Decline&) {
+  } catch (const Decline& d) {
     PyErr_Clear();
+    if (env("LAZYEXEC_BOOT_TRACE") == "1") std::fprintf(stderr, "lazyexec: activation in C++ declined (boot.cpp:%d)\n", d.line);
     Py_RETURN_NONE;
   } catch (const py::PyError&) {
     // Never stop the interpreter's start: the Python layer tries, and reports.
+    if (env("LAZYEXEC_BOOT_TRACE") == "1") PyErr_Print();
     PyErr_Clear();
     Py_RETURN_NONE;
   }

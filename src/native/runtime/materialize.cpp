@@ -41,9 +41,18 @@ PyObject* import_waits_fn = nullptr;
 
 std::unordered_map<unsigned long, std::vector<unsigned long>> import_waits() {
   std::unordered_map<unsigned long, std::vector<unsigned long>> out;
-  if (!import_waits_fn) return out;
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
+  if (!import_waits_fn) {
+    // A warm start has not loaded the Python runtime layer, which registers
+    // the helper: load it now (a thread is waiting for another anyway).
+    py::Ref runtime_layer = py::Ref::steal(PyImport_ImportModule("lazyexec.runtime"));
+    PyErr_Clear();
+  }
+  if (!import_waits_fn) {
+    PyErr_Restore(type, value, tb);
+    return out;
+  }
   py::Ref r = py::Ref::steal(PyObject_CallNoArgs(import_waits_fn));
   if (r && PyDict_Check(r.get())) {
     PyObject *k, *v;

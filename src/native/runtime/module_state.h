@@ -66,6 +66,9 @@ void set_import_waits(PyObject* fn);
 // lazyexec/runtime/__init__.py).
 void set_settled_hook(PyObject* fn);
 void notify_settled(ModuleState& st);
+// What notify_settled runs for `module`: the registered hook (the Python
+// layer's, once loaded), else the C++ default (runtime/module_hooks.h).
+int on_settled(PyObject* module, bool hot);
 
 // The first unit not yet defined for lookups from the calling thread: the
 // top level's frontier, or an earlier unit this thread is running (eagerly,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/lazy_globals.h"
+#include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
 
 namespace lazyexec::runtime {
@@ -40,14 +41,19 @@ PyObject* settled_hook = nullptr;
 // once none are (settled or not), it removes lazyexec's PEP 562 hooks, whose
 // presence keeps CPython from specializing `module.attr` loads and which an
 // eager namespace does not have.
+int on_settled(PyObject* module, bool hot) {
+  if (!settled_hook) return default_on_settled(module, hot);
+  py::Ref r = py::Ref::steal(PyObject_CallFunction(settled_hook, "OO", module, hot ? Py_True : Py_False));
+  return r ? 0 : -1;
+}
+
 void notify_settled(ModuleState& st) {
-  if (!settled_hook || !st.module_ref || (!st.settled && !st.pending.empty())) return;
+  if (!st.module_ref || (!st.settled && !st.pending.empty())) return;
   PyObject* module = PyWeakref_GetObject(st.module_ref.get());  // borrowed
   if (!module || module == Py_None) return;
   py::Ref keep = py::Ref::borrow(module);
   bool hot = st.settle_reason.rfind("hot", 0) == 0;  // settled by the threshold, not on request
-  py::Ref r = py::Ref::steal(PyObject_CallFunction(settled_hook, "OO", module, hot ? Py_True : Py_False));
-  if (!r) PyErr_WriteUnraisable(settled_hook);
+  if (on_settled(module, hot) < 0) PyErr_WriteUnraisable(settled_hook ? settled_hook : module);
 }
 
 void set_settled_hook(PyObject* fn) {

@@ -1,0 +1,821 @@
+#include "runtime/module_hooks.h"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "importer/finder.h"
+#include "py/handle.h"
+#include "runtime/module_state.h"
+
+namespace lazyexec::runtime {
+
+bool complete_on_settle = true;
+
+namespace {
+
+using py::Ref;
+
+// Shared with runtime/module_class.py (module_class_state()): plain pointers
+// kept for the process, as the extension module is.
+PyObject* deferred = nullptr;    // [(namespace, bound name, (modules it imports, ...))]
+PyObject* watched = nullptr;     // {package name: module, or None until imported}
+PyObject* subclasses = nullptr;  // {(class, kind): subclass}
+PyObject* swapped = nullptr;     // {subclass: (class, kind)}
+PyObject* submodule_getattr_method = nullptr;  // binds as a method of a module subclass
+PyObject* package_watcher = nullptr;           // the PackageWatcher instance on sys.meta_path
+bool getmodule_hooked = false;
+
+PyObject* modules_dict() { return PyImport_GetModuleDict(); }
+
+// module.__dict__ without going through its class (a settled module's class
+// completes the namespace when asked for __dict__).
+PyObject* namespace_of(PyObject* module) { return PyModule_Check(module) ? PyModule_GetDict(module) : nullptr; }
+
+Ref import_attr(const char* module, const char* attr) {
+  Ref m = py::check(PyImport_ImportModule(module));
+  return py::check(PyObject_GetAttrString(m.get(), attr));
+}
+
+// The name is still pending and visible (as _lazyexec.pending() lists it).
+bool is_pending(PyObject* g, PyObject* name) {
+  ModuleState* st = PyDict_Check(g) ? state_of(g) : nullptr;
+  if (!st || !PyUnicode_Check(name)) return false;
+  auto it = st->pending.find(py::utf8(name));
+  return it != st->pending.end() && it->second < visible_limit(*st);
+}
+
+// ---------------------------------------------------------------- class swaps
+
+bool swapped_kind(PyObject* cls, const char* kind) {
+  while (PyObject* entry = PyDict_GetItemWithError(swapped, cls)) {
+    if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 1), kind) == 0) return true;
+    cls = PyTuple_GET_ITEM(entry, 0);
+  }
+  if (PyErr_Occurred()) throw py::PyError{};
+  return false;
+}
+
+PyObject* original_class(PyObject* cls) {
+  while (PyObject* entry = PyDict_GetItemWithError(swapped, cls)) cls = PyTuple_GET_ITEM(entry, 0);
+  if (PyErr_Occurred()) throw py::PyError{};
+  return cls;
+}
+
+// module_class.swap_class: the module's class becomes a subclass of it (same
+// name, qualname, module and doc) with `body` added. False when the class
+// cannot be subclassed or swapped (TypeError).
+bool swap_class(PyObject* module, const char* kind, PyObject* body) {
+  PyObject* cls = (PyObject*)Py_TYPE(module);
+  if (swapped_kind(cls, kind)) return true;
+  Ref key = py::check(Py_BuildValue("(Os)", cls, kind));
+  Ref sub = Ref::borrow(PyDict_GetItemWithError(subclasses, key.get()));
+  if (!sub && PyErr_Occurred()) throw py::PyError{};
+  if (!sub) {
+    Ref ns = py::check(PyDict_New());
+    Ref slots = py::check(PyTuple_New(0));
+    if (PyDict_SetItemString(ns.get(), "__slots__", slots.get()) < 0) throw py::PyError{};
+    for (const char* attr : {"__module__", "__qualname__", "__doc__"}) {
+      Ref v = py::check(PyObject_GetAttrString(cls, attr));
+      if (PyDict_SetItemString(ns.get(), attr, v.get()) < 0) throw py::PyError{};
+    }
+    if (PyDict_Update(ns.get(), body) < 0) throw py::PyError{};
+    Ref name = py::check(PyObject_GetAttrString(cls, "__name__"));
+    Ref made = Ref::steal(PyObject_CallFunction((PyObject*)Py_TYPE(cls), "O(O)O", name.get(), cls, ns.get()));
+    if (!made) {
+      if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        return false;
+      }
+      throw py::PyError{};
+    }
+    sub = made;
+    Ref entry = py::check(Py_BuildValue("(Os)", cls, kind));
+    if (PyDict_SetItem(subclasses, key.get(), sub.get()) < 0 || PyDict_SetItem(swapped, sub.get(), entry.get()) < 0)
+      throw py::PyError{};
+  }
+  if (PyObject_SetAttrString(module, "__class__", sub.get()) < 0) {
+    if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+      PyErr_Clear();
+      return false;
+    }
+    throw py::PyError{};
+  }
+  return true;
+}
+
+// ------------------------------------------------------ deferred imports
+
+// The modules a deferred import spec imports: `from a.b import x` may import
+// a.b and a.b.x.
+Ref targets_of(PyObject* spec) {
+  PyObject* mode = PyTuple_GET_ITEM(spec, 2);
+  Ref modules = py::check(PySequence_Tuple(PyTuple_GET_ITEM(spec, 3)));
+  if (PyUnicode_Check(mode) && PyUnicode_CompareWithASCIIString(mode, "from") == 0 &&
+      PyTuple_GET_SIZE(modules.get()) > 0) {
+    Ref sub = py::check(PyUnicode_FromFormat("%U.%U", PyTuple_GET_ITEM(modules.get(), 0), PyTuple_GET_ITEM(spec, 4)));
+    Py_ssize_t n = PyTuple_GET_SIZE(modules.get());
+    Ref out = py::check(PyTuple_New(n + 1));
+    for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(out.get(), i, Py_NewRef(PyTuple_GET_ITEM(modules.get(), i)));
+    PyTuple_SET_ITEM(out.get(), n, sub.release());
+    return out;
+  }
+  return modules;
+}
+
+void hook_package(PyObject* name, PyObject* pkg) {
+  if (!PyModule_Check(pkg)) return;
+  PyObject* path = PyDict_GetItemWithError(PyModule_GetDict(pkg), py::str("__path__").get());
+  if (path == nullptr || path == Py_None) {
+    if (PyErr_Occurred()) throw py::PyError{};
+    return;
+  }
+  Ref body = py::check(Py_BuildValue("{sO}", "__getattr__", submodule_getattr_method));
+  if (swap_class(pkg, "submodules", body.get()) && PyDict_SetItem(watched, name, pkg) < 0) throw py::PyError{};
+}
+
+PyObject* hook_package_after(PyObject* name, PyObject* module) {
+  try {
+    hook_package(name, module);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+PyMethodDef hook_package_after_def = {"hook_package", hook_package_after, METH_O, nullptr};
+
+void install_package_watcher();
+
+PyObject* patch_inspect(PyObject*, PyObject* module) {
+  try {
+    Ref patch = import_attr("lazyexec.runtime.eager_modules", "patch");
+    return PyObject_CallOneArg(patch.get(), module);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+PyMethodDef patch_inspect_def = {"patch_inspect", patch_inspect, METH_O, nullptr};
+
+// The active finder's watch on `inspect`: patched once its loader has run.
+PyObject* inspect_found(PyObject*, PyObject* spec) {
+  try {
+    Ref loader = py::check(PyObject_GetAttrString(spec, "loader"));
+    Ref patch = py::check(PyCFunction_New(&patch_inspect_def, nullptr));
+    if (after_exec(loader.get(), patch.get()) < 0) throw py::PyError{};
+    if (PyObject* finder = active_finder()) Ref r = py::check(PyObject_CallMethod(finder, "watch", "sO", "inspect", Py_None));
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  return Py_NewRef(spec);
+}
+PyMethodDef inspect_found_def = {"inspect_found", inspect_found, METH_O, nullptr};
+
+// inspect.getmodule finds the modules deferred imports would have loaded
+// (runtime/eager_modules.py): patched when the first import is deferred, or
+// when inspect loads after that.
+void hook_getmodule() {
+  PyObject* inspect = PyDict_GetItemString(modules_dict(), "inspect");
+  if (inspect != nullptr) {
+    Ref spec = Ref::steal(PyObject_GetAttrString(inspect, "__spec__"));
+    if (!spec) PyErr_Clear();
+    if (spec && spec.get() != Py_None) {
+      Ref initializing = Ref::steal(PyObject_GetAttrString(spec.get(), "_initializing"));
+      if (!initializing) PyErr_Clear();
+      if (initializing && PyObject_IsTrue(initializing.get()) == 1) return;  // its getmodule may not exist yet
+    }
+    getmodule_hooked = true;
+    Ref r = py::check(patch_inspect(nullptr, inspect));
+    return;
+  }
+  getmodule_hooked = true;
+  PyObject* finder = active_finder();
+  if (finder == nullptr) return;
+  Ref found = py::check(PyCFunction_New(&inspect_found_def, nullptr));
+  Ref r = py::check(PyObject_CallMethod(finder, "watch", "sO", "inspect", found.get()));
+}
+
+// -------------------------------------------------------------- hook objects
+
+struct HookObject {
+  PyObject_HEAD
+  int kind;             // 0: __getattr__, 1: __dir__
+  PyObject* module;     // the module
+  PyObject* globals;    // its namespace
+  PyObject* own;        // {"getattr": ..., "dir": ...}: the module's own hooks
+};
+
+PyObject* missing_marker() {
+  static PyObject* marker = nullptr;  // module_class._MISSING, looked up when first needed
+  if (marker == nullptr) marker = import_attr("lazyexec.runtime.module_class", "_MISSING").release();
+  return marker;
+}
+
+bool is_identifier_not_dunder(PyObject* attr) {
+  if (!PyUnicode_Check(attr) || PyUnicode_IsIdentifier(attr) != 1) return false;
+  return PyUnicode_GET_LENGTH(attr) < 2 || PyUnicode_READ_CHAR(attr, 0) != '_' || PyUnicode_READ_CHAR(attr, 1) != '_';
+}
+
+// module_class.submodule_on_miss: the submodule a deferred import would have
+// bound on this package, or null (no exception) when there is none. Every
+// cheap reason to say no is checked here; only a package with an import
+// still deferred under it asks the Python layer (which imports the
+// submodule, as the deferred import would have).
+PyObject* submodule_on_miss(PyObject* module, PyObject* attr) {
+  PyObject* g = namespace_of(module);
+  if (g == nullptr || !is_identifier_not_dunder(attr)) return nullptr;
+  PyObject* name = PyDict_GetItemWithError(g, py::str("__name__").get());
+  if (name == nullptr || !PyUnicode_Check(name)) {
+    if (PyErr_Occurred()) throw py::PyError{};
+    return nullptr;
+  }
+  PyObject* path = PyDict_GetItemWithError(g, py::str("__path__").get());
+  if (path == nullptr || path == Py_None) {
+    if (PyErr_Occurred()) throw py::PyError{};
+    return nullptr;
+  }
+  if (!deferred_under(py::utf8(name) + ".")) return nullptr;
+  Ref on_miss = import_attr("lazyexec.runtime.module_class", "submodule_on_miss");
+  Ref value = py::check(PyObject_CallFunctionObjArgs(on_miss.get(), module, attr, nullptr));
+  if (value.get() == missing_marker()) return nullptr;
+  return value.release();
+}
+
+PyObject* hook_getattr(HookObject* self, PyObject* attr) {
+  PyObject* g = self->globals;
+  PyObject* v = PyDict_GetItemWithError(g, attr);
+  if (v == nullptr && !PyErr_Occurred()) {
+    if (ModuleState* st = state_of(g)) {
+      if (materialize_name(*st, attr, /*absent_if_running=*/true) < 0) return nullptr;
+      v = PyDict_GetItemWithError(g, attr);
+    }
+  }
+  if (v != nullptr) return Py_NewRef(v);
+  if (PyErr_Occurred()) return nullptr;
+  if (PyUnicode_Check(attr) && PyUnicode_CompareWithASCIIString(attr, "__all__") == 0) {
+    // `from m import *` without __all__: every public pending unit runs
+    // first, so the star import then sees them in __dict__.
+    if (ModuleState* st = state_of(g)) {
+      const int limit = visible_limit(*st);
+      for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
+        const auto& u = st->units[i];
+        if (u.state != UnitRecord::Pending || !u.code || imports_initializing(u)) continue;
+        bool wanted = false;
+        for (const auto& b : u.binds)
+          if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;
+        if (wanted && materialize(*st, (int)i) < 0) return nullptr;
+      }
+    }
+  }
+  try {
+    if (PyObject* sub = submodule_on_miss(self->module, attr)) return sub;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  PyObject* own = PyDict_GetItemString(self->own, "getattr");
+  if (own != nullptr && own != Py_None) return PyObject_CallOneArg(own, attr);
+  PyObject* name = PyDict_GetItemString(g, "__name__");
+  PyErr_Format(PyExc_AttributeError, "module %R has no attribute %R", name ? name : Py_None, attr);
+  return nullptr;
+}
+
+PyObject* hook_dir(HookObject* self) {
+  PyObject* own_dir = PyDict_GetItemString(self->own, "dir");
+  if (own_dir == Py_None) own_dir = nullptr;
+  PyObject* own_getattr = PyDict_GetItemString(self->own, "getattr");
+  if (own_getattr == Py_None) own_getattr = nullptr;
+  try {
+    Ref names;
+    if (own_dir != nullptr) {
+      Ref listed = py::check(PyObject_CallNoArgs(own_dir));
+      names = py::check(PySet_New(listed.get()));
+    } else {
+      names = py::check(PySet_New(nullptr));
+      PyObject *k, *v;
+      Py_ssize_t pos = 0;
+      while (PyDict_Next(self->globals, &pos, &k, &v))
+        if (PySet_Add(names.get(), k) < 0) throw py::PyError{};
+    }
+    if (ModuleState* st = state_of(self->globals))
+      for (const auto& [name, unit] : st->pending)
+        if (unit < visible_limit(*st) && PySet_Add(names.get(), py::str(name).get()) < 0) throw py::PyError{};
+    if (own_getattr == nullptr && PySet_Discard(names.get(), py::str("__getattr__").get()) < 0) throw py::PyError{};
+    if (own_dir == nullptr && PySet_Discard(names.get(), py::str("__dir__").get()) < 0) throw py::PyError{};
+    Ref out = py::check(PySequence_List(names.get()));
+    if (PyList_Sort(out.get()) < 0) throw py::PyError{};
+    return out.release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* hook_call(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
+  auto* self = (HookObject*)self_obj;
+  // Module attribute lookup calls the hook through a borrowed reference, and
+  // a module that completes while it runs removes the hook from its
+  // namespace: it must outlive its own call.
+  Ref keep = Ref::borrow(self_obj);
+  if (kwargs != nullptr && PyDict_GET_SIZE(kwargs) > 0) {
+    PyErr_SetString(PyExc_TypeError, "lazyexec's module hooks take no keyword arguments");
+    return nullptr;
+  }
+  if (self->kind == 0) {
+    if (PyTuple_GET_SIZE(args) != 1) {
+      PyErr_SetString(PyExc_TypeError, "__getattr__() takes exactly one argument");
+      return nullptr;
+    }
+    return hook_getattr(self, PyTuple_GET_ITEM(args, 0));
+  }
+  if (PyTuple_GET_SIZE(args) != 0) {
+    PyErr_SetString(PyExc_TypeError, "__dir__() takes no arguments");
+    return nullptr;
+  }
+  return hook_dir(self);
+}
+
+int hook_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  auto* self = (HookObject*)self_obj;
+  Py_VISIT(self->module);
+  Py_VISIT(self->globals);
+  Py_VISIT(self->own);
+  return 0;
+}
+
+int hook_clear(PyObject* self_obj) {
+  auto* self = (HookObject*)self_obj;
+  Py_CLEAR(self->module);
+  Py_CLEAR(self->globals);
+  Py_CLEAR(self->own);
+  return 0;
+}
+
+void hook_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  hook_clear(self);
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* hook_repr(PyObject* self_obj) {
+  auto* self = (HookObject*)self_obj;
+  PyObject* name = PyDict_GetItemString(self->globals, "__name__");
+  return PyUnicode_FromFormat("<lazyexec %s hook of module %R>", self->kind == 0 ? "__getattr__" : "__dir__",
+                              name ? name : Py_None);
+}
+
+PyObject* hook_get_own(PyObject* self_obj, void*) { return Py_NewRef(((HookObject*)self_obj)->own); }
+PyObject* hook_get_name(PyObject* self_obj, void*) {
+  return PyUnicode_FromString(((HookObject*)self_obj)->kind == 0 ? "__getattr__" : "__dir__");
+}
+
+PyGetSetDef hook_getset[] = {
+    {"_lazyexec_own", hook_get_own, nullptr, "The module's own hooks, restored when it completes.", nullptr},
+    {"__name__", hook_get_name, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject hook_type = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "lazyexec._lazyexec.ModuleHook";
+  t.tp_basicsize = sizeof(HookObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  t.tp_doc = "A lazily loaded module's PEP 562 __getattr__ or __dir__.";
+  t.tp_call = hook_call;
+  t.tp_traverse = hook_traverse;
+  t.tp_clear = hook_clear;
+  t.tp_dealloc = hook_dealloc;
+  t.tp_repr = hook_repr;
+  t.tp_getset = hook_getset;
+  return t;
+}();
+
+PyObject* new_hook(int kind, PyObject* module, PyObject* globals, PyObject* own) {
+  auto* h = PyObject_GC_New(HookObject, &hook_type);
+  if (h == nullptr) return nullptr;
+  h->kind = kind;
+  h->module = Py_NewRef(module);
+  h->globals = Py_NewRef(globals);
+  h->own = Py_NewRef(own);
+  PyObject_GC_Track((PyObject*)h);
+  return (PyObject*)h;
+}
+
+// --------------------------------------------------------- after_exec objects
+
+struct AfterExecObject {
+  PyObject_HEAD
+  PyObject* loader;
+  PyObject* original;  // the loader's exec_module, bound
+  PyObject* after;
+};
+
+PyObject* after_exec_call(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
+  auto* self = (AfterExecObject*)self_obj;
+  PyObject* module;
+  if (!PyArg_ParseTuple(args, "O", &module)) return nullptr;
+  // The loader compares and hashes as the one an eager import made again.
+  if (Ref dict = Ref::steal(PyObject_GetAttrString(self->loader, "__dict__")); dict && PyDict_Check(dict.get())) {
+    if (PyDict_DelItemString(dict.get(), "exec_module") < 0) PyErr_Clear();
+  } else {
+    PyErr_Clear();
+  }
+  Ref keep = Ref::borrow(self_obj);
+  Ref r = Ref::steal(PyObject_CallOneArg(self->original, module));
+  if (!r) return nullptr;
+  return PyObject_CallOneArg(self->after, module);
+}
+
+int after_exec_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  auto* self = (AfterExecObject*)self_obj;
+  Py_VISIT(self->loader);
+  Py_VISIT(self->original);
+  Py_VISIT(self->after);
+  return 0;
+}
+
+int after_exec_clear(PyObject* self_obj) {
+  auto* self = (AfterExecObject*)self_obj;
+  Py_CLEAR(self->loader);
+  Py_CLEAR(self->original);
+  Py_CLEAR(self->after);
+  return 0;
+}
+
+void after_exec_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  after_exec_clear(self);
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyTypeObject after_exec_type = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "lazyexec._lazyexec.AfterExec";
+  t.tp_basicsize = sizeof(AfterExecObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  t.tp_doc = "A loader's exec_module, then a patch point.";
+  t.tp_call = after_exec_call;
+  t.tp_traverse = after_exec_traverse;
+  t.tp_clear = after_exec_clear;
+  t.tp_dealloc = after_exec_dealloc;
+  return t;
+}();
+
+// ------------------------------------------------------------ package watcher
+
+// A meta path finder that finds nothing itself: for a package an import is
+// deferred under, it asks the finders after it and has the module hooked once
+// its loader has run. Every other import costs it one dict lookup.
+PyObject* watcher_find_spec(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"fullname", "path", "target", nullptr};
+  PyObject *fullname, *path = Py_None, *target = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO", (char**)kwlist, &fullname, &path, &target)) return nullptr;
+  PyObject* entry = PyDict_GetItemWithError(watched, fullname);
+  if (entry == nullptr || entry != Py_None) {
+    if (PyErr_Occurred()) return nullptr;
+    Py_RETURN_NONE;
+  }
+  try {
+    Ref finders = py::check(PySequence_List(PySys_GetObject("meta_path")));
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(finders.get()); ++i)
+      if (PyList_GET_ITEM(finders.get(), i) == self) {
+        start = i + 1;
+        break;
+      }
+    Ref spec = Ref::borrow(Py_None);
+    for (Py_ssize_t i = start; i < PyList_GET_SIZE(finders.get()); ++i) {
+      Ref find = Ref::steal(PyObject_GetAttrString(PyList_GET_ITEM(finders.get(), i), "find_spec"));
+      if (!find) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::PyError{};
+        PyErr_Clear();
+        continue;
+      }
+      spec = py::check(PyObject_CallFunctionObjArgs(find.get(), fullname, path, target, nullptr));
+      if (spec.get() != Py_None) break;
+    }
+    if (spec.get() == Py_None) Py_RETURN_NONE;
+    Ref locations = py::check(PyObject_GetAttrString(spec.get(), "submodule_search_locations"));
+    if (locations.get() != Py_None) {
+      Ref loader = py::check(PyObject_GetAttrString(spec.get(), "loader"));
+      Ref after = py::check(PyCFunction_New(&hook_package_after_def, fullname));
+      if (after_exec(loader.get(), after.get()) < 0) throw py::PyError{};
+    }
+    return spec.release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* watcher_invalidate(PyObject*, PyObject*) { Py_RETURN_NONE; }
+
+PyMethodDef watcher_methods[] = {
+    {"find_spec", (PyCFunction)(void (*)(void))watcher_find_spec, METH_VARARGS | METH_KEYWORDS,
+     "find_spec(fullname, path=None, target=None): the next finders' spec, the package hooked after it runs."},
+    {"invalidate_caches", watcher_invalidate, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyTypeObject watcher_type = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "lazyexec._lazyexec.PackageWatcher";
+  t.tp_basicsize = sizeof(PyObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "Hooks a package that deferred imports import under, when it is imported.";
+  t.tp_methods = watcher_methods;
+  t.tp_new = PyType_GenericNew;
+  return t;
+}();
+
+void install_package_watcher() {
+  PyObject* meta_path = PySys_GetObject("meta_path");
+  if (meta_path == nullptr || !PyList_Check(meta_path)) return;
+  if (package_watcher != nullptr) {
+    int present = PySequence_Contains(meta_path, package_watcher);
+    if (present < 0) throw py::PyError{};
+    if (present) return;
+  }
+  Ref w = py::check(PyObject_CallNoArgs((PyObject*)&watcher_type));
+  if (PyList_Insert(meta_path, 0, w.get()) < 0) throw py::PyError{};
+  Py_XSETREF(package_watcher, w.release());
+}
+
+// ------------------------------------------------------------ module functions
+
+PyObject* py_make_hooks(PyObject*, PyObject* module) { return make_hooks(module); }
+
+PyObject* py_watch_deferred_imports(PyObject*, PyObject* args) {
+  PyObject *module, *specs;
+  if (!PyArg_ParseTuple(args, "OO", &module, &specs)) return nullptr;
+  if (watch_deferred_imports(module, specs) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* py_deferred_under(PyObject*, PyObject* prefix) {
+  if (!PyUnicode_Check(prefix)) {
+    PyErr_SetString(PyExc_TypeError, "deferred_under expects a str");
+    return nullptr;
+  }
+  try {
+    return PyBool_FromLong(deferred_under(py::utf8(prefix)));
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* py_after_exec(PyObject*, PyObject* args) {
+  PyObject *loader, *after;
+  if (!PyArg_ParseTuple(args, "OO", &loader, &after)) return nullptr;
+  int r = after_exec(loader, after);
+  if (r < 0) return nullptr;
+  return PyBool_FromLong(r);
+}
+
+PyObject* py_swap_class(PyObject*, PyObject* args) {
+  PyObject *module, *body;
+  const char* kind;
+  if (!PyArg_ParseTuple(args, "OsO!", &module, &kind, &PyDict_Type, &body)) return nullptr;
+  try {
+    return PyBool_FromLong(swap_class(module, kind, body));
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* py_module_class_state(PyObject*, PyObject*) {
+  return Py_BuildValue("(OOOOO)", deferred, watched, subclasses, swapped, submodule_getattr_method);
+}
+
+PyObject* py_complete_on_settle(PyObject*, PyObject* args) {
+  PyObject* value = Py_None;
+  if (!PyArg_ParseTuple(args, "|O", &value)) return nullptr;
+  bool before = complete_on_settle;
+  if (value != Py_None) {
+    int flag = PyObject_IsTrue(value);
+    if (flag < 0) return nullptr;
+    complete_on_settle = flag != 0;
+  }
+  return PyBool_FromLong(before);
+}
+
+// The "submodules" class's __getattr__(module, attr): module_class's
+// _submodule_getattr.
+PyObject* submodule_getattr(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "__getattr__(module, attr)");
+    return nullptr;
+  }
+  PyObject *module = args[0], *attr = args[1];
+  try {
+    if (PyObject* sub = submodule_on_miss(module, attr)) return sub;
+    // The module class's own __getattr__ (pygments.lexers' _automodule loads
+    // lexers on demand): this subclass must not hide it.
+    PyObject* cls = original_class((PyObject*)Py_TYPE(module));
+    Ref own = Ref::steal(PyObject_GetAttrString(cls, "__getattr__"));
+    if (own) return PyObject_CallFunctionObjArgs(own.get(), module, attr, nullptr);
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return nullptr;
+    PyErr_Clear();
+    PyObject* g = namespace_of(module);
+    if (g != nullptr && PyDict_GetItemString(g, "__getattr__") != nullptr)
+      // The module's own PEP 562 hook made the error: give it back as it was.
+      return PyModule_Type.tp_getattro(module, attr);
+    PyObject* name = g ? PyDict_GetItemString(g, "__name__") : nullptr;
+    Ref msg = py::check(PyUnicode_FromFormat("module %R has no attribute %R", name ? name : Py_None, attr));
+    Ref error_args = py::check(PyTuple_Pack(1, msg.get()));
+    Ref kw = py::check(Py_BuildValue("{sOsO}", "name", attr, "obj", module));
+    Ref error = py::check(PyObject_Call(PyExc_AttributeError, error_args.get(), kw.get()));
+    PyErr_SetObject(PyExc_AttributeError, error.get());
+    return nullptr;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+PyMethodDef submodule_getattr_def = {"__getattr__", (PyCFunction)(void (*)(void))submodule_getattr, METH_FASTCALL,
+                                     "A package's submodule an import deferred under it would have bound."};
+
+PyMethodDef functions[] = {
+    {"make_hooks", py_make_hooks, METH_O, "make_hooks(module) -> (__getattr__, __dir__, own): its PEP 562 hooks."},
+    {"watch_deferred_imports", py_watch_deferred_imports, METH_VARARGS,
+     "watch_deferred_imports(module, specs): record deferred imports, hook the packages they import under."},
+    {"deferred_under", py_deferred_under, METH_O, "deferred_under(prefix) -> whether an import under it is deferred."},
+    {"after_exec", py_after_exec, METH_VARARGS, "after_exec(loader, after) -> whether after(module) will run."},
+    {"swap_class", py_swap_class, METH_VARARGS, "swap_class(module, kind, body) -> whether the class was swapped."},
+    {"module_class_state", py_module_class_state, METH_NOARGS,
+     "(deferred, watched, subclasses, swapped, submodule_getattr): tables shared with runtime/module_class.py."},
+    {"complete_on_settle", py_complete_on_settle, METH_VARARGS,
+     "complete_on_settle(value=None) -> previous: whether a hot settling module runs what is pending."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+PyObject* active_finder() {
+  PyObject* meta_path = PySys_GetObject("meta_path");
+  if (meta_path == nullptr || !PyList_Check(meta_path)) return nullptr;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
+    if (Py_TYPE(PyList_GET_ITEM(meta_path, i)) == (PyTypeObject*)importer::finder_type())
+      return PyList_GET_ITEM(meta_path, i);
+  return nullptr;
+}
+
+PyObject* make_hooks(PyObject* module) {
+  PyObject* g = namespace_of(module);
+  if (g == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "make_hooks expects a module");
+    return nullptr;
+  }
+  Ref own = Ref::steal(PyDict_New());
+  if (!own) return nullptr;
+  Ref getattr_hook = Ref::steal(new_hook(0, module, g, own.get()));
+  Ref dir_hook = getattr_hook ? Ref::steal(new_hook(1, module, g, own.get())) : Ref();
+  if (!dir_hook) return nullptr;
+  return PyTuple_Pack(3, getattr_hook.get(), dir_hook.get(), own.get());
+}
+
+int watch_deferred_imports(PyObject* module, PyObject* specs) {
+  PyObject* g = namespace_of(module);
+  if (g == nullptr) return 0;
+  try {
+    Ref fast = py::check(PySequence_Fast(specs, "deferred import specs must be a sequence"));
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
+    if (n > 0 && !getmodule_hooked) hook_getmodule();
+    PyObject* modules = modules_dict();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* spec = PySequence_Fast_GET_ITEM(fast.get(), i);
+      if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 5) continue;
+      Ref targets = targets_of(spec);
+      Ref entry = py::check(PyTuple_Pack(3, g, PyTuple_GET_ITEM(spec, 1), targets.get()));
+      if (PyList_Append(deferred, entry.get()) < 0) throw py::PyError{};
+      for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(targets.get()); ++t) {
+        std::string target = py::utf8(PyTuple_GET_ITEM(targets.get(), t));
+        for (size_t dot = target.find('.'); dot != std::string::npos; dot = target.find('.', dot + 1)) {
+          Ref name = py::str(std::string_view(target).substr(0, dot));
+          PyObject* pkg = PyDict_GetItemWithError(modules, name.get());
+          if (pkg == nullptr) {
+            if (PyErr_Occurred()) throw py::PyError{};
+            int known = PyDict_Contains(watched, name.get());
+            if (known < 0) throw py::PyError{};
+            if (!known) {
+              if (PyDict_SetItem(watched, name.get(), Py_None) < 0) throw py::PyError{};
+              install_package_watcher();
+            }
+          } else if (PyDict_GetItemWithError(watched, name.get()) != pkg) {
+            if (PyErr_Occurred()) throw py::PyError{};
+            hook_package(name.get(), pkg);
+          }
+        }
+      }
+    }
+  } catch (const py::PyError&) {
+    return -1;
+  }
+  return 0;
+}
+
+bool deferred_under(const std::string& prefix) {
+  Ref keep = py::check(PyList_New(0));
+  bool found = false;
+  Py_ssize_t n = PyList_GET_SIZE(deferred);
+  for (Py_ssize_t i = 0; i < n && i < PyList_GET_SIZE(deferred); ++i) {
+    PyObject* entry = PyList_GET_ITEM(deferred, i);
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3) continue;
+    if (!is_pending(PyTuple_GET_ITEM(entry, 0), PyTuple_GET_ITEM(entry, 1))) continue;  // ran or cancelled
+    if (PyList_Append(keep.get(), entry) < 0) throw py::PyError{};
+    if (found) continue;
+    PyObject* targets = PyTuple_GET_ITEM(entry, 2);
+    for (Py_ssize_t t = 0; PyTuple_Check(targets) && t < PyTuple_GET_SIZE(targets); ++t) {
+      std::string target = py::utf8(PyTuple_GET_ITEM(targets, t));
+      if (target.compare(0, prefix.size(), prefix) == 0) {
+        found = true;
+        break;
+      }
+    }
+  }
+  if (PyList_SetSlice(deferred, 0, PyList_GET_SIZE(deferred), keep.get()) < 0) throw py::PyError{};
+  return found;
+}
+
+int after_exec(PyObject* loader, PyObject* after) {
+  Ref original = Ref::steal(PyObject_GetAttrString(loader, "exec_module"));
+  if (!original) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+    PyErr_Clear();
+    return 0;
+  }
+  auto* w = PyObject_GC_New(AfterExecObject, &after_exec_type);
+  if (w == nullptr) return -1;
+  w->loader = Py_NewRef(loader);
+  w->original = original.release();
+  w->after = Py_NewRef(after);
+  PyObject_GC_Track((PyObject*)w);
+  Ref wrapper = Ref::steal((PyObject*)w);
+  if (PyObject_SetAttrString(loader, "exec_module", wrapper.get()) < 0) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError) && !PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+    PyErr_Clear();
+    return 0;
+  }
+  return 1;
+}
+
+int default_on_settled(PyObject* module, bool hot) {
+  PyObject* g = namespace_of(module);
+  ModuleState* st = g ? state_of(g) : nullptr;
+  if (st == nullptr) return 0;
+  if (Py_TYPE(module) == &PyModule_Type) {
+    if (hot && complete_on_settle && !st->pending.empty()) {
+      // Zero overhead includes `module.attr` from other modules, which
+      // CPython specializes only without a PEP 562 hook in the namespace: a
+      // hot module runs what is left and drops the hook (docs/settle.md).
+      for (size_t i = 0; i < st->units.size(); ++i) {
+        const auto& u = st->units[i];
+        if (u.state != UnitRecord::Pending || !u.code || imports_initializing(u)) continue;
+        if (materialize(*st, (int)i) < 0) {
+          if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+          PyErr_Clear();  // stays pending: its error comes where its name is used
+        }
+      }
+    }
+    if (st->pending.empty()) {
+      // Complete: lazyexec's PEP 562 hooks leave the namespace, the module's
+      // own come back in their place.
+      for (const char* key : {"__getattr__", "__dir__"}) {
+        PyObject* hook = PyDict_GetItemString(g, key);
+        if (hook == nullptr || Py_TYPE(hook) != &hook_type) continue;  // not ours (rebound by the module)
+        PyObject* own = PyDict_GetItemString(((HookObject*)hook)->own, key[2] == 'g' ? "getattr" : "dir");
+        Ref keep = Ref::borrow(hook);
+        if (own != nullptr && own != Py_None) {
+          if (PyDict_SetItemString(g, key, own) < 0) return -1;
+        } else if (PyDict_DelItemString(g, key) < 0) {
+          PyErr_Clear();
+        }
+      }
+      return 0;
+    }
+  }
+  // A swapped class, or units still pending: runtime/module_class.py (which
+  // registers itself as the hook) decides.
+  try {
+    Ref on_settled = import_attr("lazyexec.runtime.module_class", "on_settled");
+    Ref r = py::check(PyObject_CallFunction(on_settled.get(), "OO", module, hot ? Py_True : Py_False));
+  } catch (const py::PyError&) {
+    return -1;
+  }
+  return 0;
+}
+
+int add_module_hook_types(PyObject* module) {
+  for (PyTypeObject* t : {&hook_type, &after_exec_type, &watcher_type})
+    if (PyType_Ready(t) < 0) return -1;
+  if (deferred == nullptr) {
+    deferred = PyList_New(0);
+    watched = PyDict_New();
+    subclasses = PyDict_New();
+    swapped = PyDict_New();
+    Ref fn = Ref::steal(PyCFunction_New(&submodule_getattr_def, nullptr));
+    submodule_getattr_method = fn ? PyInstanceMethod_New(fn.get()) : nullptr;
+    if (!deferred || !watched || !subclasses || !swapped || !submodule_getattr_method) return -1;
+  }
+  if (PyModule_AddObjectRef(module, "ModuleHook", (PyObject*)&hook_type) < 0 ||
+      PyModule_AddObjectRef(module, "PackageWatcher", (PyObject*)&watcher_type) < 0)
+    return -1;
+  return PyModule_AddFunctions(module, functions);
+}
+
+}  // namespace lazyexec::runtime

@@ -1,0 +1,55 @@
+// What a lazily loaded module carries besides its trapping namespace, in C++
+// so that a warm start runs no Python of lazyexec's own (DESIGN "Never slower
+// than eager"):
+//
+// - its PEP 562 `__getattr__` and `__dir__` (chaining to the module's own);
+// - the record of its deferred imports, and the miss hook of the packages
+//   they import under (DESIGN rule 7: a submodule attribute an eager import
+//   would have bound does not disappear), with the meta-path watcher that
+//   hooks such a package when it is imported later;
+// - the class swaps of runtime/module_class.py (that Python layer reads and
+//   writes the same tables, for the rarer cases it still handles);
+// - the default of what happens when a module settles or completes.
+#pragma once
+
+#include <Python.h>
+
+#include <string>
+
+namespace lazyexec::runtime {
+
+// Adds the hook, package watcher and after-exec types and their functions'
+// shared state to the extension module; -1 with an exception set.
+int add_module_hook_types(PyObject* module);
+
+// (getattr hook, dir hook, own) for `module`: `own` is the dict
+// {"getattr": ..., "dir": ...} of the module's own hooks, filled in when the
+// module's eager part defined them.
+PyObject* make_hooks(PyObject* module);
+
+// Records the plan's deferred imports ((unit, name, mode, modules, attr)
+// each) and hooks the packages they import under. -1 with an exception set.
+int watch_deferred_imports(PyObject* module, PyObject* specs);
+
+// Whether an import of something under `prefix` is still deferred somewhere.
+bool deferred_under(const std::string& prefix);
+
+// Runs `after(module)` once `loader` has run the module (an attribute of
+// that loader instance, removed first thing when it runs). 1 if set, 0 if
+// the loader takes no attribute, -1 with an exception set.
+int after_exec(PyObject* loader, PyObject* after);
+
+// The active lazyexec finder on sys.meta_path (borrowed), or null.
+PyObject* active_finder();
+
+// Process-wide: whether a module settling because it is hot first runs its
+// units still pending (settle_complete).
+extern bool complete_on_settle;
+
+// A module settled or completed with no Python hook registered: the common
+// case (a module of its own class whose units have all run) is handled here;
+// anything else loads runtime/module_class.py and hands it over. -1 with an
+// exception set.
+int default_on_settled(PyObject* module, bool hot);
+
+}  // namespace lazyexec::runtime
