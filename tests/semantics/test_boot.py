@@ -155,9 +155,10 @@ def test_warm_start_loads_lazy_modules_without_the_python_layer(venv, tmp_path):
     a damaged artifact or a tool that records (LAZYEXEC_WHY, ...)."""
     (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
     cold = run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0")
-    # Modules the cold start's own build stage had loaded (normally, not
-    # claimed) get their artifacts at the second start.
-    run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0")
+    # Modules the build stage itself had loaded (normally, not claimed: on
+    # 3.10 its TOML parser too) get their artifacts at the next starts.
+    for _ in range(3):
+        run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0")
     warm = run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC_PROFILE="0")
     eager = run(venv, tmp_path, WARM_PROGRAM, LAZYEXEC="0")
     assert cold.returncode == warm.returncode == eager.returncode == 0, (cold.stderr, warm.stderr)

@@ -157,25 +157,9 @@ def _prune_deferred() -> None:
 
 def submodule_on_miss(module, attr: str):
     """`module.attr` missed: the submodule an eager run would have bound, or
-    _MISSING."""
-    g = _module_dict.__get__(module)
-    name = g.get("__name__")
-    if (not isinstance(name, str) or g.get("__path__") is None or attr[:2] == "__"
-            or not attr.isidentifier() or not _deferred_under(name + ".")):
-        return _MISSING
-    full = f"{name}.{attr}"
-    sub = sys.modules.get(full)
-    if sub is None:
-        import importlib.util
-
-        try:
-            if importlib.util.find_spec(full) is None:
-                return _MISSING
-        except (ImportError, ValueError):
-            return _MISSING
-        sub = importlib.import_module(full)  # binds it on the package, as importlib does eagerly
-    value = g.get(attr, _MISSING)
-    return sub if value is _MISSING else value
+    _MISSING (C++: runtime/module_hooks.cpp)."""
+    found, value = _lazyexec.submodule_on_miss(module, attr)
+    return value if found else _MISSING
 
 
 _MISSING = object()

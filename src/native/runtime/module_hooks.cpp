@@ -204,22 +204,16 @@ struct HookObject {
   PyObject* own;        // {"getattr": ..., "dir": ...}: the module's own hooks
 };
 
-PyObject* missing_marker() {
-  static PyObject* marker = nullptr;  // module_class._MISSING, looked up when first needed
-  if (marker == nullptr) marker = import_attr("lazyexec.runtime.module_class", "_MISSING").release();
-  return marker;
-}
-
 bool is_identifier_not_dunder(PyObject* attr) {
   if (!PyUnicode_Check(attr) || PyUnicode_IsIdentifier(attr) != 1) return false;
   return PyUnicode_GET_LENGTH(attr) < 2 || PyUnicode_READ_CHAR(attr, 0) != '_' || PyUnicode_READ_CHAR(attr, 1) != '_';
 }
 
-// module_class.submodule_on_miss: the submodule a deferred import would have
-// bound on this package, or null (no exception) when there is none. Every
-// cheap reason to say no is checked here; only a package with an import
-// still deferred under it asks the Python layer (which imports the
-// submodule, as the deferred import would have).
+// `module.attr` missed: the submodule an eager run would have bound (DESIGN
+// rule 7), or null (no exception) when there is none: `module` must be a
+// package with an import still deferred under it, and `attr` a submodule
+// that can be found; it is imported now (binding it on the package, as
+// importlib does), as the deferred import would have.
 PyObject* submodule_on_miss(PyObject* module, PyObject* attr) {
   PyObject* g = namespace_of(module);
   if (g == nullptr || !is_identifier_not_dunder(attr)) return nullptr;
@@ -234,10 +228,33 @@ PyObject* submodule_on_miss(PyObject* module, PyObject* attr) {
     return nullptr;
   }
   if (!deferred_under(py::utf8(name) + ".")) return nullptr;
-  Ref on_miss = import_attr("lazyexec.runtime.module_class", "submodule_on_miss");
-  Ref value = py::check(PyObject_CallFunctionObjArgs(on_miss.get(), module, attr, nullptr));
-  if (value.get() == missing_marker()) return nullptr;
-  return value.release();
+  Ref full = py::check(PyUnicode_FromFormat("%U.%U", name, attr));
+  Ref sub = Ref::borrow(PyDict_GetItemWithError(modules_dict(), full.get()));
+  if (!sub && PyErr_Occurred()) throw py::PyError{};
+  if (sub.get() == Py_None) return nullptr;  // blocked: importlib.util.find_spec says None
+  if (!sub) {
+    // importlib.util.find_spec for a submodule of an imported package: the
+    // finders asked with the package's __path__.
+    PyObject* bootstrap = PyDict_GetItemString(modules_dict(), "_frozen_importlib");
+    if (bootstrap == nullptr) return nullptr;
+    Ref spec = Ref::steal(PyObject_CallMethod(bootstrap, "_find_spec", "OO", full.get(), path));
+    if (!spec) {
+      if (!PyErr_ExceptionMatches(PyExc_ImportError) && !PyErr_ExceptionMatches(PyExc_ValueError)) throw py::PyError{};
+      PyErr_Clear();
+      return nullptr;
+    }
+    if (spec.get() == Py_None) return nullptr;
+    sub = py::check(PyImport_Import(full.get()));
+    // PyImport_Import returns the top-level package for a dotted name.
+    sub = Ref::borrow(PyDict_GetItemWithError(modules_dict(), full.get()));
+    if (!sub) {
+      if (PyErr_Occurred()) throw py::PyError{};
+      return nullptr;
+    }
+  }
+  PyObject* value = PyDict_GetItemWithError(g, attr);
+  if (value == nullptr && PyErr_Occurred()) throw py::PyError{};
+  return Py_NewRef(value ? value : sub.get());
 }
 
 PyObject* hook_getattr(HookObject* self, PyObject* attr) {
@@ -583,6 +600,19 @@ PyObject* py_module_class_state(PyObject*, PyObject*) {
   return Py_BuildValue("(OOOOO)", deferred, watched, subclasses, swapped, submodule_getattr_method);
 }
 
+// submodule_on_miss(module, attr) -> (found, value).
+PyObject* py_submodule_on_miss(PyObject*, PyObject* args) {
+  PyObject *module, *attr;
+  if (!PyArg_ParseTuple(args, "OU", &module, &attr)) return nullptr;
+  try {
+    Ref value = Ref::steal(submodule_on_miss(module, attr));
+    if (!value) return Py_BuildValue("(OO)", Py_False, Py_None);
+    return Py_BuildValue("(OO)", Py_True, value.get());
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
 PyObject* py_complete_on_settle(PyObject*, PyObject* args) {
   PyObject* value = Py_None;
   if (!PyArg_ParseTuple(args, "|O", &value)) return nullptr;
@@ -635,6 +665,8 @@ PyMethodDef functions[] = {
     {"watch_deferred_imports", py_watch_deferred_imports, METH_VARARGS,
      "watch_deferred_imports(module, specs): record deferred imports, hook the packages they import under."},
     {"deferred_under", py_deferred_under, METH_O, "deferred_under(prefix) -> whether an import under it is deferred."},
+    {"submodule_on_miss", py_submodule_on_miss, METH_VARARGS,
+     "submodule_on_miss(module, attr) -> (found, value): the submodule a deferred import would have bound."},
     {"after_exec", py_after_exec, METH_VARARGS, "after_exec(loader, after) -> whether after(module) will run."},
     {"swap_class", py_swap_class, METH_VARARGS, "swap_class(module, kind, body) -> whether the class was swapped."},
     {"module_class_state", py_module_class_state, METH_NOARGS,
