@@ -316,3 +316,59 @@ def test_trace_hands_over_to_the_sitecustomize_it_shadows_without_an_error(tmp_p
                      **extra)
         assert "Error in sitecustomize" not in r.stderr and "Traceback" not in r.stderr
         assert ("ran 1" if extra else "ran None") in r.stdout
+
+
+def _record_field(data: bytes, name: str, at: int, size: int) -> int:
+    """A field of module `name`'s record (docs/image-format.md, format 2)."""
+    count = int.from_bytes(data[24:28], "little")
+    records = int.from_bytes(data[40:48], "little")
+    for i in range(count):
+        r = records + 96 * i
+        off, length = int.from_bytes(data[r:r + 4], "little"), int.from_bytes(data[r + 4:r + 8], "little")
+        if data[off:off + length] == name.encode():
+            return int.from_bytes(data[r + at:r + at + size], "little")
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("blob", ["plan", "eager code"])
+def test_a_damaged_plan_or_eager_code_warns_once_and_the_module_loads_from_its_source(tmp_path, app, blob):
+    """A plan module's two payloads: the plan (lazy run) and its eager code
+    (the usage profile's used-whole run). Either damaged: one warning naming
+    it, the module imports from its source, the program's output unchanged."""
+    image = build(tmp_path, "shop")
+    profile = {"LAZYEXEC_PROFILE": "1"}
+    good = lazyexec(tmp_path, "run", "--image", image, "main.py", **profile)  # learns: shop.cart used whole
+    data = bytearray(image.read_bytes())
+    at = _record_field(data, "shop.cart", 32 if blob == "plan" else 72, 8)
+    data[at + 5] ^= 0x55
+    image.write_bytes(bytes(data))
+    # The plan is read when the profile is off; the eager code when it says "used whole".
+    r = lazyexec(tmp_path, "run", "--image", image, "main.py", check=False,
+                 LAZYEXEC_PROFILE="0" if blob == "plan" else "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == good.stdout.splitlines()[1:]
+    what = "payload" if blob == "plan" else "eager code"
+    assert r.stderr.count("RuntimeWarning") == 1 and f"{what} of shop.cart is damaged" in r.stderr, r.stderr
+    assert "importing it from its source" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_reload_and_a_renamed_module_behave_as_eagerly(tmp_path, app):
+    """importlib.reload of a served plan and eager module runs them again;
+    a loader asked to run a module under another name refuses it, as the
+    eager SourceFileLoader does (never another served module's code)."""
+    (app / "reload_probe.py").write_text(
+        "import importlib, importlib.util, lazyexec, shop, shop.util\n"
+        "print(shop.version(), shop.util.BANNER)\n"
+        "importlib.reload(shop); importlib.reload(shop.util)\n"
+        "print(shop.version(), shop.util.BANNER)\n"
+        "spec = importlib.util.find_spec('shop.util')\n"
+        "m = importlib.util.module_from_spec(spec); m.__name__ = 'shop.cart'\n"
+        "try:\n    spec.loader.exec_module(m)\nexcept ImportError as e:\n    print('ImportError', e)\n"
+        "print(spec.loader.get_code('shop.util').co_filename == spec.origin)\n"
+        "try:\n    spec.loader.get_code('shop.cart')\nexcept ImportError as e:\n    print('ImportError', e)\n")
+    image = build(tmp_path, "shop")
+    eager = subprocess.run([sys.executable, "reload_probe.py"], cwd=app, env=env(tmp_path), capture_output=True,
+                           text=True)
+    r = lazyexec(tmp_path, "run", "--image", image, "reload_probe.py")
+    assert eager.returncode == 0 and (r.stdout, r.stderr) == (eager.stdout, eager.stderr)
+    assert r.stdout.count("ImportError loader for shop.util cannot handle shop.cart") == 2

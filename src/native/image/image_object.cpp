@@ -669,6 +669,16 @@ Ref module_code(FinderObject* f, PyObject* loader, PyObject* name, const std::op
   return py::check(PyObject_CallFunctionObjArgs(f->source_get_code, loader, name, nullptr));
 }
 
+// Whether `name` is the module this loader was made for: a loader asked for
+// another name (a module renamed before exec_module) answers as the eager
+// SourceFileLoader does, which refuses it ("loader for X cannot handle Y").
+bool own_name(PyObject* loader, PyObject* name) {
+  Ref own = py::check(PyObject_GetAttrString(loader, "name"));
+  int same = PyObject_RichCompareBool(own.get(), name, Py_EQ);
+  if (same < 0) throw py::PyError{};
+  return same == 1;
+}
+
 // get_code(fullname): the code object importlib's exec_module (and runpy) run.
 PyObject* loader_get_code(PyObject* self, PyObject* fullname) {
   try {
@@ -677,6 +687,8 @@ PyObject* loader_get_code(PyObject* self, PyObject* fullname) {
       PyErr_SetString(PyExc_TypeError, "get_code(fullname: str)");
       return nullptr;
     }
+    if (!own_name(self, fullname))
+      return PyObject_CallFunctionObjArgs(f->source_get_code, self, fullname, nullptr);
     return module_code(f, self, fullname, find_module(f->image, fullname)).release();
   } catch (const py::PyError&) {
     return nullptr;
@@ -698,7 +710,7 @@ PyObject* loader_exec_module(PyObject* self, PyObject* module) {
       PyErr_SetString(PyExc_TypeError, "exec_module: the module's __name__ is not a str");
       return nullptr;
     }
-    auto m = find_module(f->image, name.get());
+    auto m = own_name(self, name.get()) ? find_module(f->image, name.get()) : std::nullopt;
     if (!m) return PyObject_CallFunctionObjArgs(f->source_exec_module, self, module, nullptr);
     bool eager = !m->is_plan();
     if (!eager && m->has_code() && f->whole != Py_None) {
@@ -724,11 +736,13 @@ PyObject* loader_exec_module(PyObject* self, PyObject* module) {
             PyErr_SetString(PyExc_TypeError, "ImageFinder: make_runner must return (run_plan, Plan, settle)");
             throw py::PyError{};
           }
-          f->runner = runner.release();
+          // Another thread may have set it while make_runner ran (it imports): keep the first.
+          if (f->runner == nullptr) f->runner = runner.release();
         }
-        PyObject* run_plan = PyTuple_GET_ITEM(f->runner, 0);
-        PyObject* plan_class = PyTuple_GET_ITEM(f->runner, 1);
-        PyObject* settle = PyTuple_GET_ITEM(f->runner, 2);
+        Ref runner = Ref::borrow(f->runner);  // alive across the calls below, whatever clears the finder
+        PyObject* run_plan = PyTuple_GET_ITEM(runner.get(), 0);
+        PyObject* plan_class = PyTuple_GET_ITEM(runner.get(), 1);
+        PyObject* settle = PyTuple_GET_ITEM(runner.get(), 2);
         Ref p = py::check(PyObject_CallFunctionObjArgs(plan_class, PyTuple_GET_ITEM(plan.get(), 0),
                                                        PyTuple_GET_ITEM(plan.get(), 1), nullptr));
         Ref r = py::check(PyObject_CallFunctionObjArgs(run_plan, module, p.get(), f->config, settle, nullptr));
