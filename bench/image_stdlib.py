@@ -88,7 +88,10 @@ def main() -> int:
     args = ap.parse_args()
     d = args.keep or tempfile.mkdtemp(prefix="lazyexec-image-bench-")
     os.makedirs(d, exist_ok=True)
-    env = bench_env()
+    # The standard library's own distutils: setuptools' shim (its .pth in a
+    # venv) would swap in its copy and bring about 170 site-packages modules
+    # into every mode's loop, none of them stdlib.
+    env = bench_env({"SETUPTOOLS_USE_DISTUTILS": "stdlib"})
     py = sys.executable
     images = {"image-eager": os.path.join(d, "eager.lzi"), "image-lazy": os.path.join(d, "lazy.lzi")}
     for mode, path in images.items():
