@@ -1,0 +1,58 @@
+"""Instructions executed (valgrind's callgrind) eagerly and under the `.pth`
+activation, per workload, on a base directory the real-program harness
+(run.py) has set up and warmed: the same count on a busy machine as on an
+idle one, where wall-time ratios of alternating rounds drift.
+
+    python bench/realworld/instructions.py [--base build/bench/debian] [--workloads 'pygmentize -V,...']
+
+One warm run per mode first (it may learn the usage profile or start a
+builder, which is waited for), then one counted run. Prints
+workload, eager, lazy, lazy/eager as tab-separated lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as R  # noqa: E402
+
+MODES = ("eager", "lazyexec .pth")
+
+
+def count(cmd: list[str], env: dict, cwd: Path) -> int:
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], cwd=cwd, env=env,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    for line in r.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split()[-1])
+    raise RuntimeError(f"callgrind failed: {r.stderr[-800:]}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", default=str(R.ROOT / "build/bench/debian"))
+    ap.add_argument("--workloads", default="pygmentize -V,flake8 --version,pytest --version,pylint --version,"
+                                           "sphinx-build --version,import requests")
+    args = ap.parse_args()
+    base = Path(args.base)
+    venvs = {"eager": base / "eager", "lazyexec": base / "lazyexec"}
+    state = base / "state"
+    for w in args.workloads.split(","):
+        counted = {}
+        for mode in MODES:
+            env = R.mode_env(mode, R.base_env(state, False), state)
+            cmd = R.command(mode, R.T.args(w), venvs)
+            subprocess.run(cmd, cwd=state / "work", env=env, capture_output=True, stdin=subprocess.DEVNULL)
+            R.wait_for_builders(venvs["lazyexec"])
+            counted[mode] = count(cmd, env, state / "work")
+        e, lz = counted["eager"], counted["lazyexec .pth"]
+        print(f"{w}\t{e}\t{lz}\t{lz / e:.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
