@@ -203,3 +203,22 @@ def test_warm_start_learns_the_usage_profile_at_exit(venv, tmp_path):
     # load it eagerly.
     assert [r.stdout for r in heavy] == ["LazySourceLoader\n3\n", "SourceFileLoader\n3\n", "SourceFileLoader\n3\n"], \
         [r.stderr for r in heavy]
+
+
+@pytest.mark.parametrize("build", ["inline", "background"])
+def test_cold_modules_get_the_python_loader_when_claimed(venv, tmp_path, build):
+    """A module with no artifact yet (and every module of an inline build) is
+    handed to the Python layer's loader when the finder claims it, before the
+    module exists, so that the Python layer's own imports (`__future__`, the
+    build stage's) never meet a half-initialised module; a module with a
+    current artifact gets the C++ loader."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    prefix = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc")}  # no artifact beside a .pyc from other runs
+    assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **prefix).returncode == 0  # caches warm
+    program = ("import dataclasses, inspect; print(inspect.getmodule(dataclasses.dataclass).__name__, "
+               "type(dataclasses.__spec__.loader).__mro__[1].__name__)")
+    first = run(venv, tmp_path, program, LAZYEXEC_BUILD=build, LAZYEXEC_PROFILE="0", **prefix)
+    assert (first.returncode, first.stdout) == (0, "dataclasses LazySourceLoader\n"), first.stderr
+    if build == "inline":
+        warm = run(venv, tmp_path, program, LAZYEXEC_BUILD="off", LAZYEXEC_PROFILE="0", **prefix)
+        assert (warm.returncode, warm.stdout) == (0, "dataclasses SourceFileLoader\n"), warm.stderr

@@ -529,8 +529,14 @@ PyObject* activate(PyObject* module) {
                                      config.source.get(), "profile", profile_path.get(), "known", known.get(),
                                      "installed_never", opted_never.get(), "key", key_bytes.get()));
   if (runtime::install_dynamic_eval() < 0) throw py::PyError{};
-  if (set_warm_settings({key, cache, threshold, settle_now, Py_NewRef(profile_path.get()), Py_NewRef(known.get())}) <
-      0)
+  // importlib_bootstrap.build_mode(): LAZYEXEC_BUILD, else the configuration's `build`.
+  std::string build = env("LAZYEXEC_BUILD");
+  if (build != "background" && build != "inline" && build != "off") {
+    PyObject* configured = get(table, "build");
+    build = configured ? py::utf8(configured) : "background";
+  }
+  if (set_warm_settings({key, cache, threshold, settle_now, build == "inline", Py_NewRef(profile_path.get()),
+                         Py_NewRef(known.get())}) < 0)
     throw py::PyError{};
   if (PyList_Insert(meta_path, at, finder.get()) < 0) throw py::PyError{};
   Py_XSETREF(state, boot.release());

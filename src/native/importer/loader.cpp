@@ -40,14 +40,19 @@ Ref call(const char* name, Args... args) {
 // The Python layer's loader for this module (it adopts the boot state): the
 // cold path (no artifact yet: remembered for the background build), a
 // damaged artifact (warned about), a module object of another class.
-Ref python_loader(PyObject* self) {
+// The Python layer's loader factory (lazyexec.importer.boot_make_loader).
+PyObject* python_factory() {
   if (python_make_loader == nullptr) {
     Ref importer = py::check(PyImport_ImportModule("lazyexec.importer"));
     python_make_loader = py::check(PyObject_GetAttrString(importer.get(), "boot_make_loader")).release();
   }
+  return python_make_loader;
+}
+
+Ref python_loader(PyObject* self) {
   Ref name = py::check(PyObject_GetAttrString(self, "name"));
   Ref path = py::check(PyObject_GetAttrString(self, "path"));
-  return py::check(PyObject_CallFunctionObjArgs(python_make_loader, name.get(), path.get(), nullptr));
+  return py::check(PyObject_CallFunctionObjArgs(python_factory(), name.get(), path.get(), nullptr));
 }
 
 PyObject* exec_through_python(PyObject* self, PyObject* module) {
@@ -59,26 +64,29 @@ PyObject* exec_through_python(PyObject* self, PyObject* module) {
   }
 }
 
-// The warm path of exec_module: the module's current artifact read and its
-// plan run. 1 when done, 0 when the Python layer must decide (no artifact
-// yet, a damaged one, the source gone), -1 with an exception set.
-int exec_warm(PyObject* self, PyObject* module, const std::string& key, PyObject* cache_dir, long threshold,
-              bool settle_now) {
-  if (!PyModule_CheckExact(module)) return 0;
+// The current artifact's plan (units, steps) for the source at `path`, or
+// null (no exception) when the Python layer must decide: no artifact yet, a
+// damaged one (it warns), the source gone.
+Ref read_payload(PyObject* path, const std::string& key, PyObject* cache_dir) {
+  PyObject* external = PyDict_GetItemString(modules_dict(), "_frozen_importlib_external");
+  if (external == nullptr) return Ref();
+  Ref magic = py::check(PyObject_GetAttrString(external, "MAGIC_NUMBER"));
+  Ref key_bytes = py::check(PyBytes_FromStringAndSize(key.data(), (Py_ssize_t)key.size()));
+  Ref format = py::check(PyLong_FromLong(kArtifactFormat));
+  PyObject* off = PySys_GetObject("dont_write_bytecode");
+  Ref found = call("load_plan", path, key_bytes.get(), magic.get(), format.get(), cache_dir,
+                   off != nullptr && PyObject_IsTrue(off) == 1 ? Py_True : Py_False);
+  if (found.get() == Py_None) return Ref();
+  PyObject* payload = PyTuple_GET_ITEM(found.get(), 2);
+  PyObject* problems = PyTuple_GET_ITEM(found.get(), 3);
+  if (payload == Py_None || PyList_GET_SIZE(problems) > 0) return Ref();
+  return Ref::borrow(payload);
+}
+
+// Runs a plan read by read_payload in `module`; 1 when done, -1 with an
+// exception set.
+int run_payload(PyObject* self, PyObject* module, PyObject* payload, long threshold, bool settle_now) {
   try {
-    Ref path = py::check(PyObject_GetAttrString(self, "path"));
-    PyObject* external = PyDict_GetItemString(modules_dict(), "_frozen_importlib_external");
-    if (external == nullptr) return 0;
-    Ref magic = py::check(PyObject_GetAttrString(external, "MAGIC_NUMBER"));
-    Ref key_bytes = py::check(PyBytes_FromStringAndSize(key.data(), (Py_ssize_t)key.size()));
-    Ref format = py::check(PyLong_FromLong(kArtifactFormat));
-    PyObject* off = PySys_GetObject("dont_write_bytecode");
-    Ref found = call("load_plan", path.get(), key_bytes.get(), magic.get(), format.get(), cache_dir,
-                     off != nullptr && PyObject_IsTrue(off) == 1 ? Py_True : Py_False);
-    if (found.get() == Py_None) return 0;
-    PyObject* payload = PyTuple_GET_ITEM(found.get(), 2);
-    PyObject* problems = PyTuple_GET_ITEM(found.get(), 3);
-    if (payload == Py_None || PyList_GET_SIZE(problems) > 0) return 0;
     PyObject* units = PyTuple_GET_ITEM(payload, 0);
     PyObject* steps = PyTuple_GET_ITEM(payload, 1);
     PyObject* g = PyModule_GetDict(module);
@@ -87,6 +95,7 @@ int exec_warm(PyObject* self, PyObject* module, const std::string& key, PyObject
       if (PyObject* name = PyDict_GetItemString(g, "__name__"); name && PyList_Append(nothing_to_defer, name) < 0)
         throw py::PyError{};
       if (source_exec == nullptr) {
+        PyObject* external = PyDict_GetItemString(modules_dict(), "_frozen_importlib_external");
         Ref source_loader = py::check(PyObject_GetAttrString(external, "SourceFileLoader"));
         source_exec = py::check(PyObject_GetAttrString(source_loader.get(), "exec_module")).release();
       }
@@ -103,6 +112,27 @@ int exec_warm(PyObject* self, PyObject* module, const std::string& key, PyObject
   }
 }
 
+// The warm path of exec_module: the module's current artifact read and its
+// plan run. 1 when done, 0 when the Python layer must decide, -1 with an
+// exception set.
+int exec_warm(PyObject* self, PyObject* module, const std::string& key, PyObject* cache_dir, long threshold,
+              bool settle_now) {
+  if (!PyModule_CheckExact(module)) return 0;
+  try {
+    Ref path = py::check(PyObject_GetAttrString(self, "path"));
+    Ref payload = read_payload(path.get(), key, cache_dir);
+    if (!payload) return 0;
+    return run_payload(self, module, payload.get(), threshold, settle_now);
+  } catch (const py::PyError&) {
+    return -1;
+  }
+}
+
+// Plans read when the finder claimed a module, by module name: (path, plan).
+// exec_module takes its entry (a spec found and never loaded leaves one, for
+// that name only, until it is found again).
+PyObject* found_plans = nullptr;
+
 // LazySourceLoader.exec_module(self, module) of the loader activated in C++.
 PyObject* warm_exec_module(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -110,12 +140,22 @@ PyObject* warm_exec_module(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   PyObject *self = args[0], *module = args[1];
-  if (!ready) return exec_through_python(self, module);
-  Ref cache = Ref::steal(PyUnicode_FromStringAndSize(settings.cache_dir.data(), (Py_ssize_t)settings.cache_dir.size()));
-  if (!cache) return nullptr;
-  int done = exec_warm(self, module, settings.key, cache.get(), settings.settle_threshold, settings.settle_now);
-  if (done < 0) return nullptr;
-  if (done == 0) return exec_through_python(self, module);
+  try {
+    Ref name = py::check(PyObject_GetAttrString(self, "name"));
+    Ref path = py::check(PyObject_GetAttrString(self, "path"));
+    Ref entry = Ref::borrow(PyDict_GetItemWithError(found_plans, name.get()));
+    if (!entry && PyErr_Occurred()) throw py::PyError{};
+    if (entry && PyDict_DelItem(found_plans, name.get()) < 0) throw py::PyError{};
+    Ref payload;
+    if (entry && PyObject_RichCompareBool(PyTuple_GET_ITEM(entry.get(), 0), path.get(), Py_EQ) == 1)
+      payload = Ref::borrow(PyTuple_GET_ITEM(entry.get(), 1));
+    else
+      payload = read_payload(path.get(), settings.key, py::str(settings.cache_dir).get());
+    if (!payload || !PyModule_CheckExact(module)) return exec_through_python(self, module);
+    if (run_payload(self, module, payload.get(), settings.settle_threshold, settings.settle_now) < 0) return nullptr;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
   Py_RETURN_NONE;
 }
 PyMethodDef warm_exec_module_def = {"exec_module", (PyCFunction)(void (*)(void))warm_exec_module, METH_FASTCALL,
@@ -385,6 +425,7 @@ PyObject* make_warm_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   try {
     if (loader_class == nullptr) {
       make_loader_class();
+      found_plans = py::check(PyDict_New()).release();
       // The usage profile is checked at exit once a module was claimed (a run
       // that claims none learns nothing; importing atexit costs more than
       // the rest of activation).
@@ -394,6 +435,15 @@ PyObject* make_warm_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         Ref r = py::check(PyObject_CallMethod(atexit.get(), "register", "O", fn.get()));
       }
     }
+    // The artifact is read now, before the module exists: a module without
+    // one (or an inline build) gets the Python layer's loader, which loads
+    // here, while nothing is half initialised (the Python layer imports
+    // modules of its own, __future__ for one).
+    Ref payload = !ready || settings.inline_build ? Ref()
+                                                  : read_payload(args[1], settings.key, py::str(settings.cache_dir).get());
+    if (!payload) return PyObject_Vectorcall(python_factory(), args, (size_t)nargs, nullptr);
+    Ref entry = py::check(PyTuple_Pack(2, args[1], payload.get()));
+    if (PyDict_SetItem(found_plans, args[0], entry.get()) < 0) throw py::PyError{};
   } catch (const py::PyError&) {
     return nullptr;
   }

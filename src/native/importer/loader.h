@@ -17,6 +17,7 @@ struct WarmSettings {
   std::string cache_dir;    // config.cache_dir()
   long settle_threshold = 10000;
   bool settle_now = false;
+  bool inline_build = false;         // build "inline": every claimed module gets the Python layer's loader
   PyObject* profile_path = nullptr;  // the usage profile file (str), or None; owned
   PyObject* known = nullptr;         // {module: expiry} read from it; owned
 };
