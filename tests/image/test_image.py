@@ -250,12 +250,15 @@ SPEC_PROBE = ("import sys, importlib, importlib.machinery, lazyexec\n"
               "          getattr(m, '__file__', None), getattr(m, '__cached__', None), m.__package__,\n"
               "          getattr(m, '__path__', None), getattr(s.loader, '__name__', None),\n"
               "          s.loader == importlib.machinery.SourceFileLoader(name, s.origin))\n"
+              "    keys = list(vars(m)); print(keys[:keys.index('__cached__') + 1] if '__cached__' in keys else keys[:5])\n"
               "print(*sorted({type(sys.modules[n].__spec__.loader).__name__ for n in sys.argv[2:4]}))\n")
 
 
 def test_a_served_module_has_the_spec_and_attributes_an_eager_import_gives(tmp_path, app):
     """The spec is built in C++ (no ModuleSpec.__init__, `cached` computed
-    there): every field as PathFinder's. A frozen module (3.11+: __hello__,
+    there), the module by the loader's create_module with __path__, __file__
+    and __cached__ set: every field and the module's first keys, in order,
+    as eagerly. A frozen module (3.11+: __hello__,
     whose source is in the stdlib too) stays FrozenImporter's though the
     image holds it: the image finder sits ahead of the frozen importer."""
     names = ["shop", "shop.util", "json", "json.decoder"] + (["__hello__"] if sys.version_info >= (3, 11) else [])

@@ -695,8 +695,41 @@ PyObject* loader_get_code(PyObject* self, PyObject* fullname) {
   }
 }
 
-// create_module(spec): None, importlib's default module.
-PyObject* loader_create_module(PyObject*, PyObject*) { Py_RETURN_NONE; }
+// create_module(spec): importlib's default module (the module type called
+// with the name), with the attributes _init_module_attrs would set from a
+// served spec already there, in its order (__path__, __file__, __cached__):
+// it keeps them instead of looking each up first, which raises and clears
+// an AttributeError per missing name. Read from the spec's __dict__ as
+// make_spec left it (no property runs); anything else, or a spec whose
+// cached is not computed yet: None, importlib's own default.
+PyObject* loader_create_module(PyObject*, PyObject* spec) {
+  try {
+    Ref d = Ref::steal(PyObject_GenericGetDict(spec, nullptr));
+    if (!d || !PyDict_Check(d.get())) {
+      PyErr_Clear();
+      Py_RETURN_NONE;
+    }
+    PyObject* name = PyDict_GetItemString(d.get(), "name");  // borrowed, all of them
+    PyObject* origin = PyDict_GetItemString(d.get(), "origin");
+    PyObject* locations = PyDict_GetItemString(d.get(), "submodule_search_locations");
+    PyObject* fileattr = PyDict_GetItemString(d.get(), "_set_fileattr");
+    PyObject* cached = PyDict_GetItemString(d.get(), "_cached");
+    if (name == nullptr || !PyUnicode_Check(name) || origin == nullptr || !PyUnicode_Check(origin) ||
+        locations == nullptr || fileattr != Py_True || cached == nullptr || !PyUnicode_Check(cached))
+      Py_RETURN_NONE;
+    Ref keep[] = {Ref::borrow(name), Ref::borrow(origin), Ref::borrow(locations), Ref::borrow(cached)};
+    Ref module = py::check(PyModule_NewObject(name));
+    auto set = [&](const char* key, PyObject* value) {
+      if (PyObject_SetAttrString(module.get(), key, value) < 0) throw py::PyError{};
+    };
+    if (locations != Py_None) set("__path__", locations);
+    set("__file__", origin);
+    set("__cached__", cached);
+    return module.release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
 
 // exec_module(module): a plan module through the plan runner, unless the
 // usage profile says this program uses it whole (then its eager code, when
@@ -760,7 +793,8 @@ PyObject* loader_exec_module(PyObject* self, PyObject* module) {
 }
 
 PyMethodDef loader_methods[] = {
-    {"create_module", loader_create_module, METH_O, "create_module(spec) -> None: the default module."},
+    {"create_module", loader_create_module, METH_O,
+     "create_module(spec) -> the default module, its __path__, __file__ and __cached__ set from the spec."},
     {"get_code", loader_get_code, METH_O, "get_code(fullname) -> the module's code object, from the image."},
     {"exec_module", loader_exec_module, METH_O,
      "exec_module(module): run the module from the image (its plan, or its eager code)."},
