@@ -38,7 +38,7 @@ def main() -> int:
     ap.add_argument("--workloads", default="pygmentize -V,flake8 --version,pytest --version,pylint --version,"
                                            "sphinx-build --version,import requests")
     args = ap.parse_args()
-    base = Path(args.base)
+    base = Path(args.base).resolve()
     venvs = {"eager": base / "eager", "lazyexec": base / "lazyexec"}
     state = base / "state"
     for w in args.workloads.split(","):

@@ -22,13 +22,15 @@ void all_names(Node n, Names& out) {
 
 // Rule 5: frame and namespace introspection at top level (not inside
 // function bodies) can observe which names exist, so the module stays eager.
-std::string introspection(Node n, const std::map<std::string, std::vector<int>>& binders, bool class_body = false) {
+std::string introspection(Node n, const std::map<std::string, std::vector<int>>& binders, bool class_body = false,
+                          const std::set<PyObject*>* writes = nullptr) {
   if (!n) return {};
   K k = n.kind();
+  if (writes && k == K::Call && writes->count(n.raw())) return {};  // a namespace write (dynamic_writes)
   if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
     std::string r;
     for (Node d : n.list("decorator_list"))
-      if (r.empty()) r = introspection(d, binders, class_body);
+      if (r.empty()) r = introspection(d, binders, class_body, writes);
     return r;  // the body runs later
   }
   if (k == K::Lambda) return {};
@@ -40,7 +42,7 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
     std::string r;
     for (const char* field : {"decorator_list", "bases", "keywords"})
       for (Node d : n.list(field))
-        if (r.empty()) r = introspection(d, binders, class_body);
+        if (r.empty()) r = introspection(d, binders, class_body, writes);
     for (Node b : n.list("body"))
       if (r.empty()) r = introspection(b, binders, true);
     return r;
@@ -69,9 +71,94 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
   }
   std::string r;
   for_each_child(n, [&](Node c) {
-    if (r.empty()) r = introspection(c, binders, class_body);
+    if (r.empty()) r = introspection(c, binders, class_body, writes);
   });
   return r;
+}
+
+bool is_globals_call(Node n, const std::map<std::string, std::vector<int>>& binders) {
+  return n && n.kind() == K::Call && n.get("func").kind() == K::Name && n.get("func").str("id") == "globals" &&
+         n.list("args").empty() && n.list("keywords").empty() && !binders.count("globals");
+}
+
+// Top-level writes into the module's namespace through globals() that read
+// nothing of it: `globals().update(...)` (http.client's HTTPStatus members),
+// `globals()[key] = value` (hashlib's constructors), and an alias bound once
+// by `NAME = globals()` used only that way and by `del NAME` (inspect's
+// `mod_dict["CO_" + v] = k`). Finds the statements (function and class
+// bodies not entered) and the globals() calls they make.
+struct NamespaceWrites {
+  std::set<PyObject*> calls;  // globals() calls in write position
+  std::set<std::string> aliases;
+  bool contains(Node n) const {
+    if (!n) return false;
+    if (n.kind() == K::Call && calls.count(n.raw())) return true;
+    if (n.kind() == K::FunctionDef || n.kind() == K::AsyncFunctionDef || n.kind() == K::ClassDef || n.kind() == K::Lambda)
+      return false;
+    bool found = false;
+    for_each_child(n, [&](Node c) { found = found || contains(c); });
+    return found;
+  }
+};
+
+void find_writes(Node n, const std::map<std::string, std::vector<int>>& binders, NamespaceWrites& w,
+                 std::map<std::string, Node>& alias_defs) {
+  if (!n) return;
+  K k = n.kind();
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef || k == K::ClassDef || k == K::Lambda) return;
+  if (k == K::Expr) {
+    Node c = n.get("value");
+    if (c.kind() == K::Call && c.get("func").kind() == K::Attribute && c.get("func").str("attr") == "update" &&
+        is_globals_call(c.get("func").get("value"), binders))
+      w.calls.insert(c.get("func").get("value").raw());
+  } else if (k == K::Assign) {
+    std::vector<Node> targets = n.list("targets");
+    if (targets.size() == 1 && targets[0].kind() == K::Name && is_globals_call(n.get("value"), binders))
+      alias_defs.emplace(targets[0].str("id"), n.get("value"));
+    for (Node t : targets)
+      if (t.kind() == K::Subscript && is_globals_call(t.get("value"), binders)) w.calls.insert(t.get("value").raw());
+  }
+  for_each_child(n, [&](Node c) { find_writes(c, binders, w, alias_defs); });
+}
+
+// Every occurrence of `name` in the module is the alias's own binding, a
+// `NAME[key] = value` target, a `NAME.update(...)` call or a `del NAME`.
+bool write_only_alias(Node n, const std::string& name, Node parent_ok = Node()) {
+  if (!n) return true;
+  K k = n.kind();
+  if (k == K::Name && n.str("id") == name) return n.raw() == parent_ok.raw();
+  if (k == K::Global || k == K::Nonlocal) {
+    Names g;
+    all_names(n, g);
+    if (g.count(name)) return false;
+  }
+  bool ok = true;
+  auto child = [&](Node c, Node allowed) { ok = ok && write_only_alias(c, name, allowed); };
+  if (k == K::Assign) {
+    for (Node t : n.list("targets")) {
+      if (t.kind() == K::Name) child(t, t);  // its own binding (Store)
+      else if (t.kind() == K::Subscript && t.get("value").kind() == K::Name) {
+        child(t.get("value"), t.get("value"));
+        child(t.get("slice"), Node());
+      } else child(t, Node());
+    }
+    child(n.get("value"), Node());
+    return ok;
+  }
+  if (k == K::Call && n.get("func").kind() == K::Attribute && n.get("func").str("attr") == "update" &&
+      n.get("func").get("value").kind() == K::Name) {
+    child(n.get("func").get("value"), n.get("func").get("value"));
+    for (Node a : n.list("args")) child(a, Node());
+    for (Node kw : n.list("keywords")) child(kw, Node());
+    return ok;
+  }
+  if (k == K::Delete) {
+    for (Node t : n.list("targets"))
+      if (t.kind() != K::Name) child(t, Node());
+    return ok;
+  }
+  for_each_child(n, [&](Node c) { child(c, Node()); });
+  return ok;
 }
 
 
@@ -248,6 +335,25 @@ void definition_names(Node n, Names& out) {
 
 }  // namespace
 
+// Writes into the namespace through globals() (find_writes) bind names no
+// analysis can know. A lazy unit before the first one may stay lazy: if the
+// write binds its name, the written value is there first and the unit's
+// binding gives way, as the later write wins eagerly (the plan forces first
+// the lazy units that read names at definition time, which the write may
+// change). A unit after it binding any name must be eager: eagerly its
+// binding replaces what the write may have put there, lazily the written
+// value would stay.
+void Analyzer::namespace_writes(int first) {
+  first_namespace_write_ = first;
+  int line = units_[(size_t)first].line;
+  for (auto& u : units_) {
+    if (u.id <= first || !u.lazy || u.binds.empty()) continue;
+    u.lazy = false;
+    u.reason = {Code::ModuleIntrospection, "binds " + u.binds[0] + " after the globals() write at line " +
+                                               std::to_string(line) + ", which may bind any name"};
+  }
+}
+
 // Rule 4 touches what a statement may change while it runs. An eager `def`
 // without decorators runs none of its body (defaults and annotations only),
 // nor does an eager class whose header is known pure (safe_base: no
@@ -381,14 +487,33 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     out.module_eager = true;
     out.module_reason = {Code::OptedOut};
   } else {
+    NamespaceWrites writes;
+    std::map<std::string, Node> alias_defs;
+    for (Node s : body) find_writes(s, binders_, writes, alias_defs);
+    for (const auto& [name, call] : alias_defs) {
+      auto b = binders_.find(name);
+      if (b == binders_.end() || b->second.size() != 1) continue;
+      bool ok = true;
+      for (Node s : body) ok = ok && write_only_alias(s, name);
+      if (ok) writes.calls.insert(call.raw());
+    }
     for (Node s : body) {
-      std::string why = introspection(s, binders_);
+      std::string why = introspection(s, binders_, false, &writes.calls);
       if (!why.empty()) {
         out.module_eager = true;
         out.module_reason = {Code::ModuleIntrospection, "module uses " + why + ", so every statement stays eager"};
         break;
       }
     }
+    if (!out.module_eager && !writes.calls.empty())
+      for (const auto& u : units_) {
+        bool here = false;
+        for (int st : u.stmts) here = here || writes.contains(stmts_[(size_t)st].node);
+        if (here) {
+          namespace_writes(u.id);
+          break;
+        }
+      }
   }
   if (!out.module_eager)
     side_effect_imports(std::set<std::string>(out.lazy_modules.begin(), out.lazy_modules.end()));
@@ -426,7 +551,18 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     else
       for (int st : u.stmts) all_names(stmts_[(size_t)st].node, u.mentions);
   }
-  out.forces = plan_forces(units_, star_);
+  // A namespace write may rebind any name: the lazy units before it that
+  // read names at definition time run first (they must see what they would
+  // have eagerly), as before any statement touching what they read.
+  // (Only for the plan: the compile stage reads `mentions` as what an eager
+  // statement reads.)
+  if (first_namespace_write_ >= 0) {
+    std::vector<Unit> planned = units_;
+    for (const auto& [n, ids] : binders_) planned[(size_t)first_namespace_write_].mentions.insert(n);
+    out.forces = plan_forces(planned, star_);
+  } else {
+    out.forces = plan_forces(units_, star_);
+  }
   out.statements = (int)stmts_.size();
   out.top_level_statements = (int)body.size();
   out.future_annotations = future_annotations_;
