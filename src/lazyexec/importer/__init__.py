@@ -29,21 +29,22 @@ def _loader_factory(config: Config):
     """make_loader(fullname, path) for the finder. The loader, the plan
     runner and the runtime load with the first module the finder claims,
     not at activation."""
-    loader_class = None
+    loader_class = cold_class = None
 
-    def make_loader(fullname, path):
-        nonlocal loader_class
+    def make_loader(fullname, path, cold=False):
+        nonlocal loader_class, cold_class
         if loader_class is None:
             from lazyexec.importer.importlib_bootstrap import LazySourceLoader, build_mode, load_build_stage
 
             loader_class = type("LazySourceLoader", (LazySourceLoader,),
                                 {"config": config, "__module__": LazySourceLoader.__module__})
+            cold_class = type("LazySourceLoader", (loader_class,), {"_cold": True, "__module__": LazySourceLoader.__module__})
             if build_mode(config) == "inline":
                 # Before the claimed module exists: the build stage's own
                 # imports (__future__, struct, ...) must not meet a partially
                 # initialised module this import is about to create.
                 load_build_stage()
-        return loader_class(fullname, path)
+        return (cold_class if cold else loader_class)(fullname, path)
 
     return make_loader
 
@@ -161,9 +162,10 @@ _active = _boot["finder"] if _boot else None  # the installed _lazyexec.Finder
 _boot_loader = None
 
 
-def boot_make_loader(fullname, path):
-    """The loader factory of a finder activated in C++: the configuration
-    and the usage profile pass to this layer with the first claimed module."""
+def boot_make_loader(fullname, path, cold=False):
+    """The loader factory of a finder activated in C++ for the modules its
+    own loader does not serve (`cold`: it found no current artifact): the
+    configuration and the usage profile pass to this layer with the first."""
     global _boot_loader
     if _boot_loader is None:
         from lazyexec import config as config_mod
@@ -175,7 +177,7 @@ def boot_make_loader(fullname, path):
         config = with_installed(config, ((), _boot["installed_never"]))
         _active.config = config
         _boot_loader = _loader_factory(config)
-    return _boot_loader(fullname, path)
+    return _boot_loader(fullname, path, cold)
 
 
 def activate(config: Config | None = None, program: str | None = None, image: str | None = None):

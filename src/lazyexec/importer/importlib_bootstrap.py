@@ -52,6 +52,9 @@ class LazySourceLoader(_external.SourceFileLoader):
     _build: str | None = None
     _key: bytes | None = None
     _settle: tuple | None = None
+    # The C++ finder found no current artifact when it claimed the module
+    # (importer/loader.cpp): the warm path is not tried again.
+    _cold: bool = False
 
     @classmethod
     def prepare(cls) -> None:
@@ -65,10 +68,11 @@ class LazySourceLoader(_external.SourceFileLoader):
     def exec_module(self, module):
         if self._key is None:
             self.prepare()
-        if _caching_enabled() and _lazyexec.exec_warm(self, module, self._key, _cache_dir(), *self._settle):
+        if not self._cold and _caching_enabled() and \
+                _lazyexec.exec_warm(self, module, self._key, _cache_dir(), *self._settle):
             return  # the current artifact served it: the warm path, in C++ (importer/loader.cpp)
         plan = load_or_build_plan(self.path, module.__name__, None, self.config,
-                                  self.get_data, build=self._build, key=self._key)
+                                  self.get_data, build=self._build, key=self._key, known_missing=self._cold)
         if plan is not None and not plan.units:
             profile.nothing_to_defer.append(module.__name__)
         if plan is None or not plan.units:
@@ -108,12 +112,14 @@ def _is_package(path: str, name: str) -> bool:
 
 
 def load_or_build_plan(path: str, name: str, is_package: bool | None, config: Config, get_data=None,
-                       build: str = "inline", next_to_source: bool = False, key: bytes | None = None):
+                       build: str = "inline", next_to_source: bool = False, key: bytes | None = None,
+                       known_missing: bool = False):
     """The module's plan from its stored artifact, else (build "inline")
     analysed, compiled and stored now. None when the source cannot be read or
     there is no artifact and the build is not inline (background: queued for
     the builder); an empty plan when nothing in it can be deferred
-    (remembered, not re-analysed)."""
+    (remembered, not re-analysed). `known_missing`: the C++ loader found no
+    current artifact a moment ago (not read again)."""
     from lazyexec import store
     from lazyexec.store import knowledge_hash
 
@@ -123,7 +129,7 @@ def load_or_build_plan(path: str, name: str, is_package: bool | None, config: Co
     try:
         if key is None:
             key = store.key_for(knowledge_hash(config))
-        if store.caching_enabled():
+        if store.caching_enabled() and not known_missing:
             # One C++ call: stat, both locations, read and decode (store.load).
             found = _lazyexec.load_plan(path, key, store.PYTHON_MAGIC, store.FORMAT, store.cache_dir(),
                                         store.bytecode_writing_off())

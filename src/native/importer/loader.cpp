@@ -65,9 +65,9 @@ PyObject* exec_through_python(PyObject* self, PyObject* module) {
 }
 
 // The current artifact's plan (units, steps) for the source at `path`, or
-// null (no exception) when the Python layer must decide: no artifact yet, a
-// damaged one (it warns), the source gone.
-Ref read_payload(PyObject* path, const std::string& key, PyObject* cache_dir) {
+// null (no exception) when the Python layer must decide: no artifact yet
+// (`*missing` set), a damaged one (it warns), the source gone.
+Ref read_payload(PyObject* path, const std::string& key, PyObject* cache_dir, bool* missing = nullptr) {
   PyObject* external = PyDict_GetItemString(modules_dict(), "_frozen_importlib_external");
   if (external == nullptr) return Ref();
   Ref magic = py::check(PyObject_GetAttrString(external, "MAGIC_NUMBER"));
@@ -79,6 +79,7 @@ Ref read_payload(PyObject* path, const std::string& key, PyObject* cache_dir) {
   if (found.get() == Py_None) return Ref();
   PyObject* payload = PyTuple_GET_ITEM(found.get(), 2);
   PyObject* problems = PyTuple_GET_ITEM(found.get(), 3);
+  if (missing != nullptr) *missing = payload == Py_None && PyList_GET_SIZE(problems) == 0;
   if (payload == Py_None || PyList_GET_SIZE(problems) > 0) return Ref();
   return Ref::borrow(payload);
 }
@@ -439,9 +440,14 @@ PyObject* make_warm_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     // one (or an inline build) gets the Python layer's loader, which loads
     // here, while nothing is half initialised (the Python layer imports
     // modules of its own, __future__ for one).
-    Ref payload = !ready || settings.inline_build ? Ref()
-                                                  : read_payload(args[1], settings.key, py::str(settings.cache_dir).get());
-    if (!payload) return PyObject_Vectorcall(python_factory(), args, (size_t)nargs, nullptr);
+    bool missing = false;
+    Ref payload = !ready || settings.inline_build
+                      ? Ref()
+                      : read_payload(args[1], settings.key, py::str(settings.cache_dir).get(), &missing);
+    if (!payload) {
+      // `missing`: the Python loader does not look for the artifact again.
+      return PyObject_CallFunctionObjArgs(python_factory(), args[0], args[1], missing ? Py_True : Py_False, nullptr);
+    }
     Ref entry = py::check(PyTuple_Pack(2, args[1], payload.get()));
     if (PyDict_SetItem(found_plans, args[0], entry.get()) < 0) throw py::PyError{};
   } catch (const py::PyError&) {
