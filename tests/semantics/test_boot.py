@@ -222,3 +222,16 @@ def test_cold_modules_get_the_python_loader_when_claimed(venv, tmp_path, build):
     if build == "inline":
         warm = run(venv, tmp_path, program, LAZYEXEC_BUILD="off", LAZYEXEC_PROFILE="0", **prefix)
         assert (warm.returncode, warm.stdout) == (0, "dataclasses SourceFileLoader\n"), warm.stderr
+
+
+def test_damaged_artifact_under_the_booted_loader_warns_once_and_loads_eagerly(venv, tmp_path):
+    (tmp_path / "mod.py").write_text("__lazy_module__ = True\ndef f(): return 42\nX = [1, 2]\n")
+    program = "import mod, sys; print(mod.f(), mod.X, type(mod.__spec__.loader).__name__)"
+    for _ in range(2):  # caches and the artifact
+        assert run(venv, tmp_path, program, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0").returncode == 0
+    artifacts = list((tmp_path / "__pycache__").glob("mod.*.lzx"))
+    assert len(artifacts) == 1
+    artifacts[0].write_bytes(artifacts[0].read_bytes()[:60])  # truncated
+    r = run(venv, tmp_path, program, LAZYEXEC_BUILD="off", LAZYEXEC_PROFILE="0")
+    assert (r.returncode, r.stdout) == (0, "42 [1, 2] LazySourceLoader\n"), r.stderr
+    assert r.stderr.count("ignoring corrupt artifact") == 1, r.stderr
