@@ -141,3 +141,25 @@ def test_import_guards_follow_the_import_rules(tmp_path, run_cli):
     assert " eager " in at[1] and "imports plugin calls regs.add()" in at[1], r.stdout
     assert " lazy " in at[5] and "import-guard" not in at[5] and "deferred as one unit" in at[5], r.stdout
     assert " eager " in at[9] and "side effect" in at[9], r.stdout
+
+
+def test_an_availability_probe_whose_import_changes_nothing_stays_lazy(tmp_path, run_cli):
+    # shutil's `try: import bz2; del bz2; _BZ2_SUPPORTED = True` / `except
+    # ImportError: _BZ2_SUPPORTED = False`: the import's name is deleted at
+    # once; when importing the module changes nothing outside it, the probe
+    # waits for the first read of its flag.
+    (tmp_path / "quiet.py").write_text("VALUE = 1\n")
+    (tmp_path / "regs.py").write_text("table = {}\ndef add(k, v): table[k] = v\n")
+    (tmp_path / "noisy.py").write_text("import regs\nregs.add('noisy', 1)\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "probe.py").write_text(
+        "try:\n    import quiet\n    del quiet\n    HAVE_QUIET = True\nexcept ImportError:\n    HAVE_QUIET = False\n"
+        "try:\n    import noisy\n    del noisy\n    HAVE_NOISY = True\nexcept ImportError:\n    HAVE_NOISY = False\n"
+        "def have(): return HAVE_QUIET, HAVE_NOISY\n")
+    r = run_cli("explain", tmp_path / "app" / "probe.py")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    at = {int(l.split()[0]): l + "\n" + lines[i + 1] for i, l in enumerate(lines) if l.split() and l.split()[0].isdigit()}
+    assert " lazy " in at[1] and "binds HAVE_QUIET;" in at[1], r.stdout
+    assert " eager " in at[7], r.stdout

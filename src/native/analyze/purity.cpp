@@ -2,6 +2,7 @@
 // definition time pure, and which module globals does it read (def_reads)?
 // The walker errs toward eager: the first thing it cannot prove pure decides
 // the reason, but it keeps walking so def_reads are complete for `explain`.
+#include <algorithm>
 #include <cctype>
 #include <unordered_set>
 
@@ -483,6 +484,15 @@ class DefTime {
           bound.insert(s.str("name"));
           break;
         case K::Try: import_guard(s, bound); break;  // what it binds depends on its path
+        case K::Delete:
+          for (Node tg : s.list("targets")) {
+            std::string n = tg.str("id");
+            if (!bound.count(n))
+              fail(Code::ForwardReference, "deletes " + n + " at line " + std::to_string(s.line()) +
+                   ", which this block did not bind");
+            bound.erase(n);
+          }
+          break;
         default: break;  // pass
       }
     }
@@ -980,9 +990,22 @@ std::string lines_of(const std::vector<int>& ids, const std::vector<Unit>& units
 // functions or another such guard; an `else:` of the same; no `finally:`.
 // Deferred as one unit, it runs the same statements at first use: the
 // imports' own side effects wait, as for any deferred import (rule 7).
+// The names a guard's block leaves bound: what its statements bind, less
+// what a `del` removes again.
+void guard_names(const std::vector<Node>& stmts, std::set<std::string>& out) {
+  for (Node s : stmts) {
+    std::vector<std::string> v;
+    Analyzer::bound_names(s, v);
+    if (s.kind() == K::Delete)
+      for (const auto& n : v) out.erase(n);
+    else
+      out.insert(v.begin(), v.end());
+  }
+}
+
 bool is_import_guard(Node t, bool top = true) {
   if (t.kind() != K::Try || !t.list("finalbody").empty() || t.list("handlers").empty()) return false;
-  auto plain = [](const std::vector<Node>& stmts) {
+  auto plain = [top](const std::vector<Node>& stmts) {
     for (Node s : stmts) {
       switch (s.kind()) {
         case K::Import: case K::Pass: break;
@@ -1000,6 +1023,11 @@ bool is_import_guard(Node t, bool top = true) {
           break;
         case K::Try:
           if (!is_import_guard(s, false)) return false;
+          break;
+        case K::Delete:  // `import zlib; del zlib` (shutil): an availability probe
+          if (!top) return false;  // (a nested guard's names are counted whole)
+          for (Node tg : s.list("targets"))
+            if (tg.kind() != K::Name) return false;
           break;
         default: return false;
       }
@@ -1021,11 +1049,7 @@ bool is_import_guard(Node t, bool top = true) {
   // Every way through binds every name (a fallback for each): a name bound
   // on one path only would be listed by dir() while pending, where eagerly
   // it may not exist.
-  auto names_of = [](const std::vector<Node>& stmts, std::set<std::string>& out) {
-    std::vector<std::string> v;
-    for (Node s : stmts) Analyzer::bound_names(s, v);
-    out.insert(v.begin(), v.end());
-  };
+  auto names_of = [](const std::vector<Node>& stmts, std::set<std::string>& out) { guard_names(stmts, out); };
   std::set<std::string> success;
   names_of(body, success);
   names_of(t.list("orelse"), success);
@@ -1080,6 +1104,16 @@ void Analyzer::decide_unit(Unit& u) {
         break;
       }
     if (!walk.ok()) return eager(walk.reason().code, walk.reason().detail);
+    // What it leaves bound (every way through alike): a name it deletes
+    // again is never bound, nor listed as pending.
+    std::set<std::string> left;
+    guard_names(s.list("body"), left);
+    guard_names(s.list("orelse"), left);
+    std::vector<std::string> binds;
+    for (const auto& n : u.binds)
+      if (left.count(n) && std::find(binds.begin(), binds.end(), n) == binds.end()) binds.push_back(n);
+    if (binds.empty()) return eager(Code::CompoundStatement, "'try' statement at line " + std::to_string(u.line) + " binds nothing");
+    u.binds = std::move(binds);
     u.lazy = true;
     u.reason = {Code::LazyImportGuard, {}};
     return;
