@@ -114,7 +114,9 @@ KNOWLEDGE_FILE = os.path.join(os.path.dirname(_lazyexec.__file__), "analyze", "k
 def _kb_never_lazy() -> list:
     """The knowledge base's never-lazy entries, through a small cache stamped
     with knowledge.toml's mtime and size that the C++ activation
-    (boot.cpp) reads too; cold, the analyze stage parses the file."""
+    (boot.cpp) reads too, with the file's fingerprint (the artifact key's
+    part, store.knowledge_fingerprint(), so activation need not hash the
+    file); cold, the analyze stage parses the file."""
     from lazyexec.config import cache_dir, caching_enabled
 
     st = os.stat(KNOWLEDGE_FILE)
@@ -123,7 +125,7 @@ def _kb_never_lazy() -> list:
 
     try:
         with open(cache, "rb") as f:
-            mtime_ns, size, names = marshal.loads(f.read())
+            mtime_ns, size, names, _ = marshal.loads(f.read())
         if (mtime_ns, size) == (st.st_mtime_ns, st.st_size) and isinstance(names, list):
             return names
     except (OSError, EOFError, ValueError, TypeError):
@@ -132,9 +134,10 @@ def _kb_never_lazy() -> list:
 
     names = [str(n) for n in _parse_knowledge().get("never_lazy", [])]
     if caching_enabled():
-        from lazyexec.store import write_atomic
+        from lazyexec.store import knowledge_fingerprint, write_atomic
 
-        write_atomic(cache, marshal.dumps((st.st_mtime_ns, st.st_size, names)))  # False: not cached, no harm
+        # False: not cached, no harm.
+        write_atomic(cache, marshal.dumps((st.st_mtime_ns, st.st_size, names, knowledge_fingerprint())))
     return names
 
 
@@ -229,7 +232,7 @@ def activate(config: Config | None = None, program: str | None = None, image: st
         loggers.install(_active)
     else:
         for name in ("logging", "logging.config"):
-            _active.watch(name, _logging_found)
+            _active.watch(name, _lazyexec.logging_found)
     why = os.environ.get("LAZYEXEC_WHY")
     if why:  # `lazyexec why`: record what loads each module (off: this one lookup)
         from lazyexec.runtime import why as why_recorder
@@ -263,12 +266,6 @@ def _reindex_at_exit(config: Config) -> None:
                                        "from lazyexec.importer.distributions import reindex; sys.exit(reindex())")
     except Exception:  # noqa: BLE001
         pass
-
-
-def _logging_found(spec):
-    from lazyexec.runtime import loggers
-
-    return loggers.hook(spec, _active)
 
 
 def deactivate() -> None:

@@ -46,12 +46,6 @@ from lazyexec.runtime.module_class import namespace  # noqa: E402,F401 - used by
 # (src/native/runtime/module_hooks.cpp): no hook to register here.
 
 
-def _hooks(module):
-    """The module's PEP 562 __getattr__ and __dir__ (C++, chaining to its
-    own: `own` holds them once its eager part defined them)."""
-    return _lazyexec.make_hooks(module)
-
-
 DEFAULT_SETTLE_THRESHOLD = 10000  # why this number: docs/settle.md
 
 

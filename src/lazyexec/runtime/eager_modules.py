@@ -20,8 +20,9 @@ The scan runs only on such a miss, never on the start-up path, and each file
 is scanned once.
 
 The patch point is installed when the first import is deferred, or when
-inspect finishes loading after that (module_class._hook_getmodule); the wrapper keeps getmodule's
-name, signature and `__wrapped__` (functools.wraps).
+inspect finishes loading after that (hook_getmodule in
+src/native/runtime/module_hooks.cpp); the wrapper keeps getmodule's name,
+signature and `__wrapped__` (functools.wraps).
 """
 
 from __future__ import annotations

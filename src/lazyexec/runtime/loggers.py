@@ -22,50 +22,16 @@ import sys
 
 from lazyexec import _lazyexec
 
-NEEDLE = "getLogger"
 WATCHED = ("logging", "logging.config")
 
 
-def materialize_pending_loggers() -> int:
-    return _lazyexec.materialize_mentioning(NEEDLE)
-
-
-def patch(module) -> None:
-    """Install the patch points in `logging` or `logging.config` (C++:
-    runtime/loggers.cpp; a wrapped function keeps its name, signature and
-    `__wrapped__`)."""
-    _lazyexec.patch_logging(module)
-
-
-_unpatched = set(WATCHED)
-
-
 def install(finder) -> None:
-    """At activation, when logging is loaded already: patch what is loaded,
-    and have the finder hook the rest when it is found."""
+    """At activation: patch what is loaded already, and have the finder hook
+    the rest when it is found (_lazyexec.logging_found, as the C++
+    activation does)."""
     for name in WATCHED:
         module = sys.modules.get(name)
         if module is not None:
-            patch(module)
-            _unpatched.discard(name)
-    for name in _unpatched:
-        finder.watch(name, lambda spec: hook(spec, finder))
-
-
-def hook(spec, finder=None):
-    """The loader runs the module, then patches it (_lazyexec.after_exec);
-    the finder stops watching the name once it is patched. A loader that
-    takes no hook: configuration sees the loggers that exist."""
-    _lazyexec.after_exec(spec.loader, patched)
-    return spec
-
-
-def patched(module) -> None:
-    """After logging or logging.config ran (also from the C++ activation's
-    watch): its patch points, and the active finder stops watching it."""
-    patch(module)
-    name = getattr(module, "__name__", "")
-    _unpatched.discard(name)
-    for finder in sys.meta_path:
-        if type(finder) is _lazyexec.Finder:
-            finder.watch(name, None)
+            _lazyexec.patch_logging(module)
+        else:
+            finder.watch(name, _lazyexec.logging_found)

@@ -51,7 +51,7 @@ def _settled_dir(module) -> list:
 # class back. The tables, the record of deferred imports and the packages
 # hooked for them are the C++ runtime's (src/native/runtime/module_hooks.cpp,
 # which a warm start uses without this module); this layer shares them.
-_deferred, _watched, _subclasses, _swapped, _submodule_getattr = _lazyexec.module_class_state()
+_deferred, _, _, _swapped, _submodule_getattr = _lazyexec.module_class_state()
 
 # swap_class(module, kind, body) -> whether the module's class is now a
 # subclass of it with `body` (False: a class that cannot be swapped).
@@ -127,18 +127,11 @@ def watch_binders(module, names: set) -> None:
 # the package is still deferred somewhere: otherwise a miss is a miss, as
 # eagerly.
 
-# watch_deferred_imports(module, specs): records the plan's deferred imports
-# in _deferred and gives the packages they import under the miss hook on
-# their class (their namespace stays as is): now if already imported, else
-# when they are (a meta path watcher); inspect.getmodule is patched
-# (runtime/eager_modules.py) at the first one.
-watch_deferred_imports = _lazyexec.watch_deferred_imports
-
-# after_exec(loader, after) -> bool: run `after(module)` once `loader` has run
-# the module. The hook is an attribute of this loader instance, removed first
-# thing when it runs, so the loader compares and hashes as the one an eager
-# import made. False when the loader takes no attribute.
-after_exec = _lazyexec.after_exec
+# The plan runner (C++) records each plan's deferred imports in _deferred and
+# gives the packages they import under the miss hook on their class (their
+# namespace stays as is): now if already imported, else when they are (a
+# meta path watcher); inspect.getmodule is patched (runtime/eager_modules.py)
+# at the first one. See src/native/runtime/module_hooks.cpp.
 
 # _deferred_under(prefix) -> whether an import of something under `prefix` is
 # still deferred (entries whose import ran are dropped).

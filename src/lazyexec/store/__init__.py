@@ -123,10 +123,22 @@ def knowledge_hash(config=None) -> str:
     again."""
     h = _hash_cache.get(config)
     if h is None:
-        raw = _knowledge_bytes() + repr(config.plan_key() if config is not None else None).encode() + PLAN_RULES
+        raw = (knowledge_fingerprint().encode() + repr(config.plan_key() if config is not None else None).encode()
+               + PLAN_RULES)
         h = _lazyexec.fingerprint(raw)
         _hash_cache[config] = h
     return h
+
+
+_knowledge_fingerprint: list = []
+
+
+def knowledge_fingerprint() -> str:
+    """knowledge.toml's fingerprint: the part of knowledge_hash() the C++
+    activation reads from the never-lazy cache instead of hashing the file."""
+    if not _knowledge_fingerprint:
+        _knowledge_fingerprint.append(_lazyexec.fingerprint(_knowledge_bytes()))
+    return _knowledge_fingerprint[0]
 
 
 _keys: dict = {}

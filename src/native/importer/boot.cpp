@@ -192,12 +192,19 @@ Ref tuple_of(PyObject* table, const char* key) {
 // The never-lazy set as importer._never_lazy() reads it: the knowledge
 // base's entries from their small cache (stamped with knowledge.toml's
 // mtime and size), plus the configuration's `never` and `eager_imports`.
-Ref never_lazy(const std::string& extension, const std::string& cache, PyObject* never, PyObject* eager_imports) {
+struct NeverLazy {
+  Ref names;
+  std::string knowledge_fingerprint;  // store.knowledge_fingerprint(): knowledge.toml's bytes hashed
+};
+
+NeverLazy never_lazy(const std::string& extension, const std::string& cache, PyObject* never, PyObject* eager_imports) {
   std::string kb_file = join(dirname(extension), "analyze/knowledge.toml");
   struct stat st;
   if (!is_file(kb_file, &st)) throw Decline{};
   Ref cached = unmarshal_file(join(cache, "never-lazy-" + fingerprint(kb_file) + ".marshal"));
-  if (!PyTuple_Check(cached.get()) || PyTuple_GET_SIZE(cached.get()) != 3) throw Decline{};
+  if (!PyTuple_Check(cached.get()) || PyTuple_GET_SIZE(cached.get()) != 4 ||
+      !PyUnicode_Check(PyTuple_GET_ITEM(cached.get(), 3)))
+    throw Decline{};
   long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
   long long m = PyLong_AsLongLong(PyTuple_GET_ITEM(cached.get(), 0));
   long long s = PyLong_AsLongLong(PyTuple_GET_ITEM(cached.get(), 1));
@@ -211,7 +218,7 @@ Ref never_lazy(const std::string& extension, const std::string& cache, PyObject*
   for (PyObject* extra : {never, eager_imports})
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(extra); ++i)
       if (PyList_Append(out.get(), PyTuple_GET_ITEM(extra, i)) < 0) throw py::PyError{};
-  return out;
+  return {out, py::utf8(PyTuple_GET_ITEM(cached.get(), 3))};
 }
 
 // The .pth line loads the extension with _imp.create_dynamic() alone (the
@@ -384,36 +391,8 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyO
   return {py::str(path), known};
 }
 
-// logging's patch points (runtime/loggers.cpp): once logging or
-// logging.config has run, its configuration functions are wrapped; the
-// finder stops watching the name.
-PyObject* logging_loaded(PyObject*, PyObject* module) {
-  if (runtime::patch_logging(module) < 0) return nullptr;
-  if (PyObject* finder = runtime::active_finder()) {
-    Ref name = Ref::steal(PyObject_GetAttrString(module, "__name__"));
-    if (!name) return nullptr;
-    Ref r = Ref::steal(PyObject_CallMethod(finder, "watch", "OO", name.get(), Py_None));
-    if (!r) return nullptr;
-  }
-  Py_RETURN_NONE;
-}
-PyMethodDef logging_loaded_def = {"logging_loaded", logging_loaded, METH_O, nullptr};
-
-PyObject* logging_found(PyObject*, PyObject* spec) {
-  try {
-    Ref loader = py::check(PyObject_GetAttrString(spec, "loader"));
-    Ref after = py::check(PyCFunction_New(&logging_loaded_def, nullptr));
-    if (runtime::after_exec(loader.get(), after.get()) < 0) throw py::PyError{};
-  } catch (const py::PyError&) {
-    return nullptr;
-  }
-  return Py_NewRef(spec);
-}
-
 PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))make_warm_loader, METH_FASTCALL,
                                "make_loader(fullname, path): lazyexec's loader."};
-PyMethodDef logging_found_def = {"logging_found", logging_found, METH_O,
-                                 "logging's patch points, set once its loader has run."};
 
 // The version, artifact format and plan rules the artifact key is made of
 // (lazyexec.__version__, store.FORMAT, store.PLAN_RULES; a test checks that
@@ -422,10 +401,8 @@ constexpr const char* kVersion = "0.1.0";
 constexpr const char* kPlanRules = "plan rules 3";
 
 // store.key_for(knowledge_hash(config)).
-std::string artifact_key(const std::string& extension, PyObject* plan_key) {
-  auto knowledge = read_file(join(dirname(extension), "analyze/knowledge.toml").c_str());
-  if (!knowledge) throw Decline{};
-  std::string raw = *knowledge + repr(plan_key) + kPlanRules;
+std::string artifact_key(const std::string& extension, const std::string& knowledge_fingerprint, PyObject* plan_key) {
+  std::string raw = knowledge_fingerprint + repr(plan_key) + kPlanRules;
   struct stat st;
   if (::stat(extension.c_str(), &st) != 0) throw Decline{};
   long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
@@ -471,7 +448,7 @@ PyObject* activate(PyObject* module) {
   bool all_mode = mode != nullptr && PyUnicode_CompareWithASCIIString(mode, "all") == 0;
   Ref include = tuple_of(table, "include"), exclude = tuple_of(table, "exclude"), never = tuple_of(table, "never");
   Ref eager_imports = tuple_of(table, "eager_imports");
-  Ref never_set = never_lazy(extension, cache, never.get(), eager_imports.get());
+  auto [never_set, knowledge_fingerprint] = never_lazy(extension, cache, never.get(), eager_imports.get());
   auto [opted, opted_never] = installed_index(cache);
   for (Py_ssize_t i = 0; PySequence_Check(opted_never.get()) && i < PySequence_Size(opted_never.get()); ++i) {
     Ref name = py::check(PySequence_GetItem(opted_never.get(), i));
@@ -500,7 +477,7 @@ PyObject* activate(PyObject* module) {
   Ref loader_plan_key = py::check(PyTuple_Pack(7, mode_str.get(), defer_str.get(), key_never_tuple.get(),
                                                tuple_of(table, "pure").get(), tuple_of(table, "pure_bases").get(),
                                                tuple_of(table, "pure_metaclasses").get(), eager_imports.get()));
-  std::string key = artifact_key(extension, loader_plan_key.get());
+  std::string key = artifact_key(extension, knowledge_fingerprint, loader_plan_key.get());
   auto [threshold, settle_now] = settle_policy(table);
 
   Ref loader_factory = py::check(PyCFunction_New(&make_loader_def, nullptr));
@@ -520,7 +497,7 @@ PyObject* activate(PyObject* module) {
       break;
     }
 
-  Ref watch_cb = py::check(PyCFunction_New(&logging_found_def, nullptr));
+  Ref watch_cb = py::check(PyObject_GetAttrString(module, "logging_found"));
   for (const char* name : {"logging", "logging.config"}) {
     Ref r = py::check(PyObject_CallMethod(finder.get(), "watch", "sO", name, watch_cb.get()));
   }

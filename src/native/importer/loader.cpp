@@ -4,7 +4,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "py/handle.h"
@@ -19,6 +21,8 @@ using py::Ref;
 // Kept for the process, as the extension module is (plain pointers: nothing
 // may be destroyed after the interpreter is gone).
 WarmSettings settings;
+PyObject* warm_key = nullptr;        // settings.key and settings.cache_dir as objects, made once
+PyObject* warm_cache_dir = nullptr;
 bool ready = false;
 PyObject* extension = nullptr;      // lazyexec._lazyexec, whose functions the plan runner calls
 PyObject* loader_class = nullptr;   // the C++ LazySourceLoader, made at the first claim
@@ -30,11 +34,15 @@ PyObject* python_make_loader = nullptr;  // lazyexec.importer.boot_make_loader, 
 PyObject* modules_dict() { return PyImport_GetModuleDict(); }
 
 // A function of the extension module, called with positional arguments.
+// A function of the extension module, called with positional arguments (each
+// looked up once: the plan runner calls several per module).
 template <typename... Args>
-Ref call(const char* name, Args... args) {
-  Ref fn = py::check(PyObject_GetAttrString(extension, name));
+Ref call(std::string_view name, Args... args) {
+  static std::unordered_map<std::string_view, PyObject*> functions;  // kept for the process
+  PyObject*& fn = functions[name];
+  if (fn == nullptr) fn = py::check(PyObject_GetAttrString(extension, std::string(name).c_str())).release();
   PyObject* argv[] = {args...};
-  return py::check(PyObject_Vectorcall(fn.get(), argv, sizeof...(Args), nullptr));
+  return py::check(PyObject_Vectorcall(fn, argv, sizeof...(Args), nullptr));
 }
 
 // The Python layer's loader for this module (it adopts the boot state): the
@@ -67,14 +75,16 @@ PyObject* exec_through_python(PyObject* self, PyObject* module) {
 // The current artifact's plan (units, steps) for the source at `path`, or
 // null (no exception) when the Python layer must decide: no artifact yet
 // (`*missing` set), a damaged one (it warns), the source gone.
-Ref read_payload(PyObject* path, const std::string& key, PyObject* cache_dir, bool* missing = nullptr) {
-  PyObject* external = PyDict_GetItemString(modules_dict(), "_frozen_importlib_external");
-  if (external == nullptr) return Ref();
-  Ref magic = py::check(PyObject_GetAttrString(external, "MAGIC_NUMBER"));
-  Ref key_bytes = py::check(PyBytes_FromStringAndSize(key.data(), (Py_ssize_t)key.size()));
+Ref read_payload(PyObject* path, PyObject* key, PyObject* cache_dir, bool* missing = nullptr) {
+  static PyObject* magic = nullptr;  // importlib's MAGIC_NUMBER, kept for the process
+  if (magic == nullptr) {
+    PyObject* external = PyDict_GetItemString(modules_dict(), "_frozen_importlib_external");
+    if (external == nullptr) return Ref();
+    magic = py::check(PyObject_GetAttrString(external, "MAGIC_NUMBER")).release();
+  }
   Ref format = py::check(PyLong_FromLong(kArtifactFormat));
   PyObject* off = PySys_GetObject("dont_write_bytecode");
-  Ref found = call("load_plan", path, key_bytes.get(), magic.get(), format.get(), cache_dir,
+  Ref found = call("load_plan", path, key, magic, format.get(), cache_dir,
                    off != nullptr && PyObject_IsTrue(off) == 1 ? Py_True : Py_False);
   if (found.get() == Py_None) return Ref();
   PyObject* payload = PyTuple_GET_ITEM(found.get(), 2);
@@ -116,8 +126,7 @@ int run_payload(PyObject* self, PyObject* module, PyObject* payload, long thresh
 // The warm path of exec_module: the module's current artifact read and its
 // plan run. 1 when done, 0 when the Python layer must decide, -1 with an
 // exception set.
-int exec_warm(PyObject* self, PyObject* module, const std::string& key, PyObject* cache_dir, long threshold,
-              bool settle_now) {
+int exec_warm(PyObject* self, PyObject* module, PyObject* key, PyObject* cache_dir, long threshold, bool settle_now) {
   if (!PyModule_CheckExact(module)) return 0;
   try {
     Ref path = py::check(PyObject_GetAttrString(self, "path"));
@@ -151,7 +160,7 @@ PyObject* warm_exec_module(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     if (entry && PyObject_RichCompareBool(PyTuple_GET_ITEM(entry.get(), 0), path.get(), Py_EQ) == 1)
       payload = Ref::borrow(PyTuple_GET_ITEM(entry.get(), 1));
     else
-      payload = read_payload(path.get(), settings.key, py::str(settings.cache_dir).get());
+      payload = read_payload(path.get(), warm_key, warm_cache_dir);
     if (!payload || !PyModule_CheckExact(module)) return exec_through_python(self, module);
     if (run_payload(self, module, payload.get(), settings.settle_threshold, settings.settle_now) < 0) return nullptr;
   } catch (const py::PyError&) {
@@ -379,14 +388,11 @@ PyMethodDef profile_at_exit_def = {"profile_at_exit", profile_at_exit, METH_NOAR
 // whether the module was loaded from its current artifact (the Python
 // layer's loader tries this first: one warm path for every activation).
 PyObject* py_exec_warm(PyObject*, PyObject* args) {
-  PyObject *self, *module, *cache_dir;
-  const char* key;
-  Py_ssize_t key_len;
+  PyObject *self, *module, *key, *cache_dir;
   long threshold;
   int settle_now;
-  if (!PyArg_ParseTuple(args, "OOy#Ulp", &self, &module, &key, &key_len, &cache_dir, &threshold, &settle_now))
-    return nullptr;
-  int done = exec_warm(self, module, std::string(key, (size_t)key_len), cache_dir, threshold, settle_now != 0);
+  if (!PyArg_ParseTuple(args, "OOSUlp", &self, &module, &key, &cache_dir, &threshold, &settle_now)) return nullptr;
+  int done = exec_warm(self, module, key, cache_dir, threshold, settle_now != 0);
   if (done < 0) return nullptr;
   return PyBool_FromLong(done);
 }
@@ -414,6 +420,9 @@ int set_warm_settings(WarmSettings s) {
   Py_XDECREF(settings.profile_path);
   Py_XDECREF(settings.known);
   settings = std::move(s);
+  Py_XSETREF(warm_key, PyBytes_FromStringAndSize(settings.key.data(), (Py_ssize_t)settings.key.size()));
+  Py_XSETREF(warm_cache_dir, PyUnicode_FromStringAndSize(settings.cache_dir.data(), (Py_ssize_t)settings.cache_dir.size()));
+  if (warm_key == nullptr || warm_cache_dir == nullptr) return -1;
   ready = true;
   return 0;
 }
@@ -443,7 +452,7 @@ PyObject* make_warm_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     bool missing = false;
     Ref payload = !ready || settings.inline_build
                       ? Ref()
-                      : read_payload(args[1], settings.key, py::str(settings.cache_dir).get(), &missing);
+                      : read_payload(args[1], warm_key, warm_cache_dir, &missing);
     if (!payload) {
       // `missing`: the Python loader does not look for the artifact again.
       return PyObject_CallFunctionObjArgs(python_factory(), args[0], args[1], missing ? Py_True : Py_False, nullptr);

@@ -8,6 +8,7 @@
 #include <cstddef>
 
 #include "py/handle.h"
+#include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
 
 namespace lazyexec::runtime {
@@ -142,9 +143,39 @@ PyObject* py_patch_logging(PyObject*, PyObject* module) {
   Py_RETURN_NONE;
 }
 
+// Once logging or logging.config has run: its patch points, and the active
+// finder stops watching the name.
+PyObject* logging_loaded(PyObject*, PyObject* module) {
+  if (patch_logging(module) < 0) return nullptr;
+  if (PyObject* finder = active_finder()) {
+    Ref name = Ref::steal(PyObject_GetAttrString(module, "__name__"));
+    if (!name) return nullptr;
+    Ref r = Ref::steal(PyObject_CallMethod(finder, "watch", "OO", name.get(), Py_None));
+    if (!r) return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+PyMethodDef logging_loaded_def = {"logging_loaded", logging_loaded, METH_O, nullptr};
+
+// The finder's watch on logging and logging.config: patched once the
+// module's loader has run (a loader that takes no hook: configuration sees
+// the loggers that exist).
+PyObject* logging_found(PyObject*, PyObject* spec) {
+  try {
+    Ref loader = py::check(PyObject_GetAttrString(spec, "loader"));
+    Ref after = py::check(PyCFunction_New(&logging_loaded_def, nullptr));
+    if (after_exec(loader.get(), after.get()) < 0) throw py::PyError{};
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  return Py_NewRef(spec);
+}
+
 PyMethodDef functions[] = {
     {"patch_logging", py_patch_logging, METH_O,
      "patch_logging(module): logging's or logging.config's patch points (runtime/loggers.py)."},
+    {"logging_found", logging_found, METH_O,
+     "logging_found(spec) -> spec: the finder's watch on logging and logging.config (patched once loaded)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

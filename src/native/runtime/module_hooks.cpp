@@ -556,15 +556,6 @@ void install_package_watcher() {
 
 // ------------------------------------------------------------ module functions
 
-PyObject* py_make_hooks(PyObject*, PyObject* module) { return make_hooks(module); }
-
-PyObject* py_watch_deferred_imports(PyObject*, PyObject* args) {
-  PyObject *module, *specs;
-  if (!PyArg_ParseTuple(args, "OO", &module, &specs)) return nullptr;
-  if (watch_deferred_imports(module, specs) < 0) return nullptr;
-  Py_RETURN_NONE;
-}
-
 PyObject* py_deferred_under(PyObject*, PyObject* prefix) {
   if (!PyUnicode_Check(prefix)) {
     PyErr_SetString(PyExc_TypeError, "deferred_under expects a str");
@@ -575,14 +566,6 @@ PyObject* py_deferred_under(PyObject*, PyObject* prefix) {
   } catch (const py::PyError&) {
     return nullptr;
   }
-}
-
-PyObject* py_after_exec(PyObject*, PyObject* args) {
-  PyObject *loader, *after;
-  if (!PyArg_ParseTuple(args, "OO", &loader, &after)) return nullptr;
-  int r = after_exec(loader, after);
-  if (r < 0) return nullptr;
-  return PyBool_FromLong(r);
 }
 
 PyObject* py_swap_class(PyObject*, PyObject* args) {
@@ -661,13 +644,9 @@ PyMethodDef submodule_getattr_def = {"__getattr__", (PyCFunction)(void (*)(void)
                                      "A package's submodule an import deferred under it would have bound."};
 
 PyMethodDef functions[] = {
-    {"make_hooks", py_make_hooks, METH_O, "make_hooks(module) -> (__getattr__, __dir__, own): its PEP 562 hooks."},
-    {"watch_deferred_imports", py_watch_deferred_imports, METH_VARARGS,
-     "watch_deferred_imports(module, specs): record deferred imports, hook the packages they import under."},
     {"deferred_under", py_deferred_under, METH_O, "deferred_under(prefix) -> whether an import under it is deferred."},
     {"submodule_on_miss", py_submodule_on_miss, METH_VARARGS,
      "submodule_on_miss(module, attr) -> (found, value): the submodule a deferred import would have bound."},
-    {"after_exec", py_after_exec, METH_VARARGS, "after_exec(loader, after) -> whether after(module) will run."},
     {"swap_class", py_swap_class, METH_VARARGS, "swap_class(module, kind, body) -> whether the class was swapped."},
     {"module_class_state", py_module_class_state, METH_NOARGS,
      "(deferred, watched, subclasses, swapped, submodule_getattr): tables shared with runtime/module_class.py."},
