@@ -2,40 +2,92 @@
 case (issue #12).
 
 Each project's sdist (pinned version, from PyPI through pip) is unpacked under
-build/thirdparty/; its tests run with pytest from the source tree, once as
-`python -m pytest` and once as `python -m lazyexec run -m pytest` with the
-whole program lazy (`mode = "all"`: the project, pytest, the stdlib), and
-the JUnit XML outcomes (passed / failed / error / skipped) are compared per
-test case. Exit status 1 if any case differs.
+build/thirdparty/; its tests run with pytest from the source tree, eagerly
+(`python -m pytest`) and lazily with the whole program lazy (`mode = "all"`:
+the project, pytest, the stdlib), in one or both lazy modes:
 
-    python tools/thirdparty/run.py [--only NAME ...] [--json FILE]
+- `run`: `python -m lazyexec run -m pytest` with inline builds (the Python
+  layer activates; every module is analysed as it loads);
+- `pth`: `python -m pytest` with `LAZYEXEC=1` in a venv that has lazyexec's
+  `.pth` file, warm: a first start (build = "background": eager, the detached
+  builder stores artifacts at exit) and then the measured start, which
+  activates in C++ (`_lazyexec.boot()`) and loads modules through the C++
+  loader and plan runner with no Python of lazyexec's (docs/startup.md).
+
+The JUnit XML outcomes (passed / failed / error / skipped) are compared per
+test case, and a small pytest plugin (`-p thirdparty_probe`, every run)
+reports how many modules loaded lazily and whether the `pth` run booted in
+C++. Exit status 1 if any case differs or a lazy run loaded nothing lazily.
+
+    python tools/thirdparty/run.py [--only NAME ...] [--modes run pth] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import shutil
+import site
 import subprocess
 import sys
 import tarfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "build" / "thirdparty"
+HERE = Path(__file__).resolve().parent
 
-# name: (PyPI name, pinned version, test paths inside the sdist, extra pytest
-# args, import root inside the sdist)
+
+class Project(NamedTuple):
+    pypi: str
+    version: str
+    tests: list          # test paths inside the sdist
+    extra: list = []     # extra pytest arguments
+    roots: list = ["."]  # import roots inside the sdist (PYTHONPATH)
+    deps: list = []      # (PyPI name, version, import root): other sdists on PYTHONPATH after ours
+    env: dict = {}
+
+
+MARKUPSAFE = ("MarkupSafe", "2.1.5", "src")  # its C speed-ups are not built: the pure fallback
+FREEZEGUN = ("freezegun", "1.5.1", ".")
+# Suites written for an older pytest whose configuration turns warnings into
+# errors: pytest 8/9's deprecations of their hooks and marks stay warnings.
+OLD_PYTEST = ["-W", "ignore::pytest.PytestRemovedIn9Warning", "-W", "ignore::pytest.PytestUnknownMarkWarning"]
+
+# Pure-Python projects whose suites run offline in about a minute. The
+# interpreter's own site-packages (pytest, hypothesis, ...) supply the rest.
 PROJECTS = {
-    "six": ("six", "1.16.0", ["test_six.py"], [], "."),
-    "toolz": ("toolz", "0.12.0", ["toolz/tests"], [], "."),
-    "more-itertools": ("more-itertools", "10.1.0", ["tests"], [], "."),
+    "six": Project("six", "1.16.0", ["test_six.py"]),
+    "toolz": Project("toolz", "0.12.0", ["toolz/tests"]),
+    "more-itertools": Project("more-itertools", "10.1.0", ["tests"]),
     # test_diagram needs railroad-diagrams, not installed
-    "pyparsing": ("pyparsing", "3.1.1", ["tests"], ["--ignore=tests/test_diagram.py"], "."),
-    "attrs": ("attrs", "23.1.0", ["tests"], ["--ignore=tests/test_mypy.yml"], "src"),
+    "pyparsing": Project("pyparsing", "3.1.1", ["tests"], ["--ignore=tests/test_diagram.py"]),
+    "attrs": Project("attrs", "23.1.0", ["tests"], ["--ignore=tests/test_mypy.yml"], ["src"]),
+    "click": Project("click", "8.1.7", ["tests"], [], ["src"]),
+    "markupsafe": Project(*MARKUPSAFE[:2], ["tests"], [], ["src"]),
+    "jinja2": Project("jinja2", "3.1.4", ["tests"], [], ["src"], [MARKUPSAFE]),
+    "packaging": Project("packaging", "24.1", ["tests"], [], ["src"], [("pretend", "1.0.9", ".")]),
+    "idna": Project("idna", "3.7", ["tests"]),
+    "pluggy": Project("pluggy", "1.5.0", ["testing"], [], ["src"]),
+    "python-dateutil": Project("python-dateutil", "2.9.0.post0", ["tests"], [*OLD_PYTEST], ["src"], [FREEZEGUN]),
+    "sqlparse": Project("sqlparse", "0.5.0", ["tests"]),
+    "cachetools": Project("cachetools", "5.3.3", ["tests"], [], ["src"]),
+    "decorator": Project("decorator", "5.1.1", ["src/tests/test.py"], [], ["src"]),
+    "itsdangerous": Project("itsdangerous", "2.2.0", ["tests"], [], ["src"], [FREEZEGUN]),
+    "boltons": Project("boltons", "24.0.0", ["tests"], [*OLD_PYTEST]),
+    "typing_extensions": Project("typing_extensions", "4.12.2", ["src/test_typing_extensions.py"], [], ["src"]),
+    "wrapt": Project("wrapt", "1.16.0", ["tests"], [*OLD_PYTEST], ["src"], [], {"WRAPT_DISABLE_EXTENSIONS": "1"}),
+    "tabulate": Project("tabulate", "0.9.0", ["test"]),
+    "freezegun": Project(*FREEZEGUN[:2], ["tests"]),
 }
+
+# Who runs what: the lazy modes a run compares with eager.
+MODES = ("run", "pth")
 
 
 def fetch(pypi: str, version: str) -> Path:
@@ -45,22 +97,28 @@ def fetch(pypi: str, version: str) -> Path:
     src = WORK / base
     if src.is_dir():
         return src
-    archive = next(WORK.glob(f"{pypi.replace('-', '[-_]')}-{version}.tar.gz"), None)
+    pattern = pypi.replace("-", "[-_]").replace(".", "[._]")
+    archive = next(WORK.glob(f"{pattern}-{version}.tar.gz"), None)
     if archive is None:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
                         f"{pypi}=={version}", "-d", str(WORK)], check=True)
-        archive = next(WORK.glob(f"{pypi.replace('-', '[-_]')}-{version}.tar.gz"))
+        archive = next(WORK.glob(f"{pattern}-{version}.tar.gz"))
     with tarfile.open(archive) as t:
         t.extractall(WORK, filter="data") if hasattr(tarfile, "data_filter") else t.extractall(WORK)
-    unpacked = next(p for p in WORK.iterdir() if p.is_dir() and p.name.lower().replace("_", "-") == base.lower())
-    return unpacked
+    wanted = base.lower().replace("_", "-").replace(".", "-")
+    return next(p for p in WORK.iterdir()
+                if p.is_dir() and p.name.lower().replace("_", "-").replace(".", "-") == wanted)
 
 
 def outcomes(xml_path: Path) -> dict[str, str]:
     out = {}
     if not xml_path.exists():
         return out
-    for case in ET.parse(xml_path).getroot().iter("testcase"):
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError:
+        return out
+    for case in root.iter("testcase"):
         key = f"{case.get('classname')}::{case.get('name')}"
         kind = "passed"
         for child in case:
@@ -71,52 +129,162 @@ def outcomes(xml_path: Path) -> dict[str, str]:
     return out
 
 
-def run_suite(src: Path, tests: list[str], extra: list[str], root: str, lazy: bool) -> tuple[dict, float, int, str]:
-    xml = src / f"junit-{'lazy' if lazy else 'eager'}.xml"
+def pth_python() -> Path:
+    """An interpreter whose site-packages has lazyexec's .pth file: a venv
+    over this interpreter's base, seeing this interpreter's site-packages
+    (a path file sorted before the activation line, so that the Python layer
+    can be imported when boot() declines)."""
+    venv = WORK / f"pth-{Path(sys.prefix).name}"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    dirs = [d for d in site.getsitepackages() if os.path.isdir(d)]
+    # "0-" sorts before "00-lazyexec-activate.pth" ('-' < '0').
+    Path(purelib, "0-thirdparty-paths.pth").write_text("".join(d + "\n" for d in dirs))
+    subprocess.run([str(py), "-m", "lazyexec", "pth", "install", "--dir", purelib], check=True, capture_output=True)
+    return py
+
+
+def wait_for_builder(cache: Path, timeout: float = 900) -> None:
+    """Until the detached builder has emptied the queue and let go of its lock."""
+    deadline = time.monotonic() + timeout
+    time.sleep(0.5)
+    while time.monotonic() < deadline:
+        queued = list((cache / "queue").glob("*.job")) if (cache / "queue").is_dir() else []
+        held = False
+        lock = cache / "build.lock"
+        if lock.exists():
+            with open(lock, "a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                except OSError:
+                    held = True
+        if not queued and not held:
+            return
+        time.sleep(1)
+    print(f"  warning: the artifact builder did not finish in {timeout:.0f} s")
+
+
+class Run(NamedTuple):
+    cases: dict
+    seconds: float
+    code: int
+    tail: str
+    probe: dict
+
+
+def run_suite(src: Path, project: Project, pythonpath: str, mode: str, cache: Path,
+              python: str | None = None, tag: str | None = None, extra_env: dict | None = None) -> Run:
+    tag = tag or mode
+    xml = src / f"junit-{tag}.xml"
     xml.unlink(missing_ok=True)
+    probe = src / f"probe-{tag}.json"
+    probe.unlink(missing_ok=True)
     config = src / "lazyexec-all.toml"
-    config.write_text('mode = "all"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
-    env["PYTHONPATH"] = str(src / root)
+    if not config.exists() or config.read_text() != 'mode = "all"\n':
+        # Written once: a new mtime makes the parse cache stale, and boot() declines.
+        config.write_text('mode = "all"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") or k == "LAZYEXEC_BOOT_TRACE"}
+    # The probe plugin (tools/thirdparty/thirdparty_probe.py) is found through PYTHONPATH.
+    env["PYTHONPATH"] = os.pathsep.join([pythonpath, str(HERE)])
     env["PYTHONHASHSEED"] = "0"
-    if lazy:
-        env.update(LAZYEXEC_CONFIG=str(config), LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0")
-        head = [sys.executable, "-m", "lazyexec", "run", "-m", "pytest"]
-    else:
+    # Nothing written beside the sources or the stdlib: .pyc files and
+    # artifacts go to the cache directory only (docs/startup.md).
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["THIRDPARTY_PROBE"] = str(probe)
+    env.update(project.env)
+    head = [python or sys.executable, "-m", "pytest"]
+    if mode == "eager":
         env["LAZYEXEC"] = "0"
-        head = [sys.executable, "-m", "pytest"]
-    cmd = [*head, "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *extra, *tests]
+    elif mode == "run":
+        env.update(LAZYEXEC_CONFIG=str(config), LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0",
+                   LAZYEXEC_CACHE_DIR=str(cache))
+        head = [sys.executable, "-m", "lazyexec", "run", "-m", "pytest"]
+    else:  # pth: the interpreter's own start, activated by the .pth line
+        env.update(LAZYEXEC="1", LAZYEXEC_CONFIG=str(config), LAZYEXEC_CACHE_DIR=str(cache))
+    env.update(extra_env or {})
+    cmd = [*head, "-q", "-p", "no:cacheprovider", "-p", "thirdparty_probe", f"--junitxml={xml}",
+           *project.extra, *project.tests]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True, timeout=1800)
-    return outcomes(xml), time.perf_counter() - start, proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:]
+    try:
+        proc = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True, timeout=1800)
+        code, tail = proc.returncode, proc.stdout[-3000:] + proc.stderr[-3000:]
+    except subprocess.TimeoutExpired as e:
+        code, tail = -1, f"timed out after {e.timeout} s"
+    seconds = time.perf_counter() - start
+    try:
+        found = json.loads(probe.read_text())
+    except (OSError, ValueError):
+        found = {}
+    return Run(outcomes(xml), seconds, code, tail, found)
+
+
+def compare(name: str, version: str, eager: Run, lazy: Run, mode: str) -> tuple[bool, dict]:
+    differ = sorted(k for k in set(eager.cases) | set(lazy.cases) if eager.cases.get(k) != lazy.cases.get(k))
+    counts = {k: sum(1 for v in lazy.cases.values() if v == k) for k in ("passed", "failed", "error", "skipped")}
+    lazily = lazy.probe.get("lazy_modules", 0)
+    booted = lazy.probe.get("booted_in_cpp")
+    ok = bool(eager.cases) and not differ and eager.code == lazy.code and lazily > 0
+    if mode == "pth" and booted is False:
+        ok = False
+    how = f", booted in C++: {booted}" if mode == "pth" else ""
+    if os.environ.get("THIRDPARTY_DEBUG"):
+        print(lazy.tail)
+    print(f"  {mode}: {len(lazy.cases)} cases {counts}, exit {lazy.code}, {lazily} modules lazily{how}; "
+          f"{'same' if ok else f'{len(differ)} differ'} ({lazy.seconds:.1f} s)")
+    for k in differ[:20]:
+        print(f"    {k}: eager {eager.cases.get(k, 'absent')}, {mode} {lazy.cases.get(k, 'absent')}")
+    if not ok:
+        print(f"    {mode} run tail:\n{lazy.tail}")
+    return ok, {"cases": len(lazy.cases), "outcomes": counts, "differ": differ, "exit": lazy.code,
+                "seconds": lazy.seconds, "lazy_modules": lazily, "booted_in_cpp": booted}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="*", help="project names (default: all)")
+    p.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES), help="lazy modes (default: all)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     names = args.only or list(PROJECTS)
+    unknown = [n for n in names if n not in PROJECTS]
+    if unknown:
+        p.error(f"unknown project(s): {' '.join(unknown)} (known: {' '.join(PROJECTS)})")
+    python_pth = str(pth_python()) if "pth" in args.modes else None
     results, bad = {}, 0
     for name in names:
-        pypi, version, tests, extra, root = PROJECTS[name]
-        src = fetch(pypi, version)
-        eager, te, ce, tail_e = run_suite(src, tests, extra, root, lazy=False)
-        lazy, tl, cl, tail_l = run_suite(src, tests, extra, root, lazy=True)
-        differ = sorted(k for k in set(eager) | set(lazy) if eager.get(k) != lazy.get(k))
-        counts = {k: sum(1 for v in eager.values() if v == k) for k in ("passed", "failed", "error", "skipped")}
-        ok = bool(eager) and not differ and ce == cl
-        bad += not ok
-        print(f"{name} {version}: {len(eager)} cases eagerly {counts}, exit {ce}/{cl}; "
-              f"{'same' if ok else f'{len(differ)} differ'} (eager {te:.1f} s, lazy {tl:.1f} s)")
-        if not eager:
-            print(f"  no results eagerly:\n{tail_e}")
-        for k in differ[:20]:
-            print(f"  {k}: eager {eager.get(k, 'absent')}, lazy {lazy.get(k, 'absent')}")
-        if differ or ce != cl:
-            print(f"  lazy run tail:\n{tail_l}")
-        results[name] = {"version": version, "cases": len(eager), "eager": counts, "differ": differ,
-                         "exit": [ce, cl], "seconds": [te, tl]}
+        project = PROJECTS[name]
+        src = fetch(project.pypi, project.version)
+        roots = [str(src / r) for r in project.roots]
+        roots += [str(fetch(pypi, version) / root) for pypi, version, root in project.deps]
+        pythonpath = os.pathsep.join(roots)
+        cache = WORK / "cache" / name  # the pth mode's: its first start is eager
+        shutil.rmtree(cache, ignore_errors=True)
+        eager = run_suite(src, project, pythonpath, "eager", cache)
+        counts = {k: sum(1 for v in eager.cases.values() if v == k) for k in ("passed", "failed", "error", "skipped")}
+        print(f"{name} {project.version}: {len(eager.cases)} cases eagerly {counts}, exit {eager.code} "
+              f"({eager.seconds:.1f} s)")
+        if not eager.cases:
+            print(f"  no results eagerly:\n{eager.tail}")
+        entry = {"version": project.version, "cases": len(eager.cases), "eager": counts, "exit": eager.code,
+                 "seconds": eager.seconds, "modes": {}}
+        for mode in args.modes:
+            if mode == "pth":
+                # First start: eager, the detached builder stores the artifacts at exit.
+                first = run_suite(src, project, pythonpath, "pth", cache, python_pth, tag="pth-first",
+                                  extra_env={"LAZYEXEC_BUILD": "background"})
+                wait_for_builder(cache)
+                lazy = run_suite(src, project, pythonpath, "pth", cache, python_pth)
+                entry["first_start_seconds"] = first.seconds
+            else:
+                # Inline builds; the stdlib's and pytest's artifacts are shared by the projects.
+                lazy = run_suite(src, project, pythonpath, mode, WORK / "cache-run")
+            ok, entry["modes"][mode] = compare(name, project.version, eager, lazy, mode)
+            bad += not ok
+        results[name] = entry
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 1 if bad else 0
