@@ -98,7 +98,7 @@ clean:
 real-programs:
 	@# Debian-packaged programs doing real work, eagerly and lazily (tests/realprograms).
 	bash tools/real-programs-deps.sh
-	$(MAKE) test-python PYTHON=/usr/bin/python3 VENV=.venv-debian PYTEST_ARGS="tests/realprograms"
+	LAZYEXEC_REALPROGRAMS_PTH=all $(MAKE) test-python PYTHON=/usr/bin/python3 VENV=.venv-debian PYTEST_ARGS="tests/realprograms"
 
 # The same programs' PyPI releases at pinned versions on any interpreter
 # (PYTHON=..., VENV=...); REALPROGRAMS=ci: the subset CI runs on every pyenv

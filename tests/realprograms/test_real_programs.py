@@ -221,3 +221,97 @@ def test_programs_do_real_work():
 def test_every_program_has_its_pypi_pins():
     assert set(pypi_programs.PINS) == set(PROGRAMS)
     assert set(pypi_programs.CI) <= set(PROGRAMS)
+
+
+# --- The same programs started by others: the .pth activation, warm --------
+#
+# `lazyexec run` above activates through the Python layer. A program started
+# with LAZYEXEC=1 and lazyexec's .pth file activates in C++ and, once its
+# artifacts exist, loads modules through the C++ loader and plan runner with
+# no Python of lazyexec's (docs/startup.md): a first start (build =
+# "background": eager, a detached builder stores the artifacts at exit), then
+# the warm start, compared with eager. LAZYEXEC_BOOT_TRACE=1 makes a declined
+# C++ activation a difference on stderr. CI runs a subset;
+# LAZYEXEC_REALPROGRAMS_PTH=all (make real-programs) runs every program.
+PTH_CI = ["black-diff", "flake8", "http-offline"]
+PTH_PROGRAMS = list(PROGRAMS) if os.environ.get("LAZYEXEC_REALPROGRAMS_PTH") == "all" else PTH_CI
+
+
+@pytest.fixture(scope="module")
+def pth_python(tmp_path_factory) -> Path:
+    """A venv over this interpreter's base with lazyexec's .pth file, seeing
+    this interpreter's site-packages (Debian's programs, lazyexec) through a
+    path file sorted before the activation line."""
+    import site
+    import subprocess
+
+    root = tmp_path_factory.mktemp("pth")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    py = root / "venv" / "bin" / "python"
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    dirs = [d for d in site.getsitepackages() if os.path.isdir(d)]
+    Path(purelib, "0-realprograms-paths.pth").write_text("".join(d + "\n" for d in dirs))
+    subprocess.run([str(py), "-m", "lazyexec", "pth", "install", "--dir", purelib], check=True, capture_output=True)
+    return py
+
+
+def _wait_for_builder(cache: Path, timeout: float = 600) -> None:
+    """Until the detached builder has emptied the queue and let go of its lock."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if (cache / "queue").is_dir() and any((cache / "queue").glob("*.job")):
+            continue
+        if not (cache / "build.lock").exists():
+            return
+        with open(cache / "build.lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                continue
+    raise AssertionError(f"the artifact builder did not finish in {timeout:.0f} s")
+
+
+@pytest.mark.parametrize("name", PTH_PROGRAMS)
+def test_real_program_same_through_the_pth_activation_warm(name, pth_python, tmp_path, monkeypatch):
+    cmd, module, files = PROGRAMS[name]
+    env = {}
+    if PYPI:
+        if name not in pypi_programs.installed(Path(PYPI)):
+            pytest.skip(f"not in the set installed in {PYPI} (make real-programs-pypi REALPROGRAMS=all)")
+        env["PYTHONPATH"] = PYPI
+    elif not DEBIAN:
+        pytest.skip("Debian's programs run on Debian's python3 (make real-programs); "
+                    "PyPI's on any interpreter (make real-programs-pypi)")
+    if not _available(cmd[0], module):
+        pytest.skip(f"{cmd[0]} ({module}) not installed for {sys.executable} (tools/real-programs-deps.sh)")
+    for rel, text in files.items():
+        p = tmp_path / "work" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    (tmp_path / "work").mkdir(exist_ok=True)
+    script = str(tmp_path / "work" / cmd[0]) if cmd[0].endswith(".py") else _resolve(cmd[0])
+    config = tmp_path / "lazyexec.toml"
+    config.write_text('mode = "all"\n')
+    cache = tmp_path / "cache"
+    monkeypatch.chdir(tmp_path / "work")
+    env.update({"LAZYEXEC_CONFIG": str(config), "LAZYEXEC_CACHE_DIR": str(cache), "NO_COLOR": "1",
+                "COLUMNS": "100", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"})
+    # The venv's interpreter runs the program's script (its #! names another).
+    runner = Runner([str(pth_python), script, *cmd[1:]], pth=True, timeout=240)
+    eager = runner.run(False, env)
+    first = runner.run(True, {**env, "LAZYEXEC_BUILD": "background", "LAZYEXEC_PROFILE": "1"})
+    _wait_for_builder(cache)
+    artifacts = list(cache.glob("*.lzx"))
+    warm = runner.run(True, {**env, "LAZYEXEC_BUILD": "background", "LAZYEXEC_BOOT_TRACE": "1"})
+    for label, run in (("first start", first), ("warm start", warm)):
+        assert run.key() == eager.key(), (
+            f"--- eager ({eager.code})\n{eager.stdout[-3000:]}{eager.stderr[-3000:]}\n"
+            f"--- {label} through the .pth ({run.code})\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    assert len(artifacts) >= 5, "the background builder stored hardly any artifact"
+    assert eager.stdout or eager.stderr or os.listdir(tmp_path / "work"), "the program did nothing"
