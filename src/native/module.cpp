@@ -706,6 +706,11 @@ PyObject* has_marker(PyObject*, PyObject* source) {
 PyObject* set_busy(PyObject*, PyObject* flag) {
   int on = PyObject_IsTrue(flag);
   if (on < 0) return nullptr;
+  // The finder activation installed may be the start-up extension's.
+  if (PyObject* boot_module = PyDict_GetItemString(PyImport_GetModuleDict(), "lazyexec._lazyexec_boot")) {
+    Ref r = Ref::steal(PyObject_CallMethod(boot_module, "set_busy", "O", flag));
+    if (!r) return nullptr;
+  }
   return PyBool_FromLong(importer::set_busy(on != 0));
 }
 
@@ -769,6 +774,11 @@ PyMethodDef methods[] = {
      "[(path, problem)]) | None: the import hook's artifact lookup in one call."},
     {"boot", importer::boot, METH_NOARGS,
      "boot() -> the Finder, activated from C++ with the Python layer's caches; None: call lazyexec.activate()."},
+    {"warm_start", importer::warm_start, METH_VARARGS,
+     "warm_start(key, cache_dir, threshold, settle_now, inline, profile, known, complete): settings from "
+     "_lazyexec_boot.boot()."},
+    {"warm_loader", (PyCFunction)(void (*)(void))importer::make_warm_loader, METH_FASTCALL,
+     "warm_loader(fullname, path): lazyexec's C++ loader for a module (the booted finder's factory)."},
     {"boot_state", importer::boot_state, METH_NOARGS,
      "boot_state() -> what boot() read (finder, configuration table and file, usage profile), or None."},
     {"fingerprint", fingerprint, METH_O, "fingerprint(data: bytes | str) -> 16 hex digits (FNV-1a 64)."},

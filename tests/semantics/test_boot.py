@@ -121,9 +121,10 @@ def test_damaged_profile_warns_once_through_the_python_layer(venv, tmp_path):
     assert r.stdout == "1\n" and r.stderr.count("damaged usage profile") == 1, r.stderr
 
 
-def test_stale_pth_path_falls_back_to_the_python_layer(tmp_path):
-    """A .pth whose extension path no longer exists (lazyexec moved) still
-    activates, through `import lazyexec`."""
+def test_stale_pth_path_is_reported_by_site_and_the_program_runs(tmp_path):
+    """A .pth whose extension path no longer exists (lazyexec removed or
+    moved without `lazyexec pth install`): site names the .pth file and the
+    error, the program runs eagerly."""
     from lazyexec.cli import pth
 
     line = pth.LINE.format(boot=pth.BOOT.format(so=str(tmp_path / "gone.so")))
@@ -131,12 +132,66 @@ def test_stale_pth_path_falls_back_to_the_python_layer(tmp_path):
     site.mkdir()
     (site / pth.NAME).write_text(line)
     probe = ("import site, sys; site.addsitedir(sys.argv[1]); "
-             "print([type(f).__name__ for f in sys.meta_path].count('Finder'))")
+             "print([type(f).__name__ for f in sys.meta_path].count('Finder'), 6 * 7)")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}, "LAZYEXEC": "1"}
-    r = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, env=env, capture_output=True,
+    # -S: only the .pth above is processed (not the test interpreter's own).
+    r = subprocess.run([sys.executable, "-S", "-c", probe, str(site)], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=60)
-    assert r.stdout == "1\n", r.stderr
-    assert sysconfig.get_paths()["purelib"]  # the real install is untouched
+    assert (r.returncode, r.stdout) == (0, "0 42\n"), r.stderr
+    assert str(site / pth.NAME) in r.stderr and "gone.so" in r.stderr, r.stderr
+
+
+def test_start_up_extension_alone_when_nothing_loads_lazily(venv, tmp_path):
+    """A start that claims no module maps the small start-up extension only
+    (activation and the finder); the full one loads with the first claim."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    probe = "import sys; print(sorted(m for m in sys.modules if m.startswith('lazyexec')))\n"
+    # Scripts, not -c: 3.13 imports linecache for -c (to show its source in
+    # tracebacks), which mode "all" claims.
+    (tmp_path / "nothing.py").write_text(probe)
+    (tmp_path / "claims.py").write_text("import textwrap\n" + probe)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"LAZYEXEC": "1", "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache")})
+
+    def script(name, **extra):
+        return subprocess.run([str(venv), name], cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True,
+                              timeout=120)
+
+    script("nothing.py")  # caches
+    r = script("nothing.py")
+    assert r.stdout == "['lazyexec._lazyexec_boot']\n", r.stderr
+    assert script("claims.py", LAZYEXEC_BUILD="inline").returncode == 0
+    r = script("claims.py")
+    assert r.stdout == "['lazyexec._lazyexec', 'lazyexec._lazyexec_boot']\n", r.stderr
+
+
+def test_full_extension_that_cannot_load_warns_once_and_modules_load_eagerly(tmp_path):
+    """The start-up extension loads the full one at the first claim; if that
+    fails (a damaged install), one warning and every module loads eagerly."""
+    root = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    py = root / "bin" / "python"
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    import shutil
+
+    shutil.copytree(os.path.dirname(lazyexec.__file__), site / "lazyexec",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if sys.version_info < (3, 11):
+        import tomli
+
+        os.symlink(os.path.dirname(tomli.__file__), site / "tomli")
+    subprocess.run([str(py), "-m", "lazyexec", "pth", "install", "--dir", str(site)], check=True, capture_output=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    program = "import textwrap; print(textwrap.dedent('  x'), type(textwrap.__spec__.loader).__name__)"
+    assert run(py, work, program, LAZYEXEC_BUILD="inline").returncode == 0  # caches and artifacts
+    full = next((site / "lazyexec").glob("_lazyexec.*.so"))
+    full.write_bytes(b"not an ELF file")
+    r = run(py, work, program)
+    assert (r.returncode, r.stdout) == (0, "x SourceFileLoader\n"), r.stderr
+    assert r.stderr.count("RuntimeWarning") == 1 and "cannot load" in r.stderr, r.stderr
 
 
 WARM_PROGRAM = """
@@ -169,8 +224,8 @@ def test_warm_start_loads_lazy_modules_without_the_python_layer(venv, tmp_path):
         assert lines[1] == "['json', 'json.decoder', 'shlex', 'textwrap']", r.stdout
         assert lines[2] == "True", r.stdout  # logging's patch points (runtime/loggers.py)
     assert "'lazyexec.importer'" in cold.stdout.splitlines()[3]  # the cold start built the artifacts
-    # Warm: the extension only.
-    assert warm.stdout.splitlines()[3] == "['lazyexec._lazyexec']", warm.stdout
+    # Warm: the two extensions only (the start-up one, the full one at the first claim).
+    assert warm.stdout.splitlines()[3] == "['lazyexec._lazyexec_boot', 'lazyexec._lazyexec']", warm.stdout
     timed = run(venv, tmp_path, "import json, textwrap; json.dumps(1)", "-X", "importtime", LAZYEXEC_PROFILE="0")
     assert [line for line in timed.stderr.splitlines() if "lazyexec" in line] == [], timed.stderr
 

@@ -15,22 +15,29 @@ from lazyexec.cli.main import fail
 NAME = "00-lazyexec-activate.pth"
 OLD_NAMES = ("lazyexec-activate.pth",)  # earlier releases: removed with it
 # site executes .pth lines that start with "import". The line loads the
-# extension by its path with _imp.create_dynamic() and activates in C++
-# (`_lazyexec.boot()`, importer/boot.cpp): no Python module of lazyexec's
-# and no scan of site-packages at start-up. When boot() declines (a cache to
-# build, a configuration error to report) or the extension moved,
-# lazyexec.activate() does the work. Only the guard is compiled at every
+# start-up extension (_lazyexec_boot: activation and the finder) by its path
+# with _imp.create_dynamic() and activates in C++ (`boot()`, importer/boot.cpp):
+# no Python module of lazyexec's and no scan of site-packages at start-up.
+# When boot() declines (a cache to build, a configuration error to report)
+# it calls lazyexec.activate() itself. Only the guard is compiled at every
 # start (site runs the line even without LAZYEXEC=1); the rest is one string
-# constant, compiled when used.
-BOOT = ("p={so!r};os.path.exists(p)and __import__('_imp').create_dynamic(type(sys.implementation)("
-        "name='lazyexec._lazyexec',origin=p)).boot()or __import__('lazyexec').activate()")
+# constant, compiled when used and kept as short as it can be: compiling it
+# is a good part of what activation costs.
+BOOT = ("__import__('_imp').create_dynamic(type(sys.implementation)(name='lazyexec._lazyexec_boot',"
+        "origin={so!r})).boot()")
 LINE = "import os, sys; os.environ.get('LAZYEXEC') == '1' and exec({boot!r})\n"
 
 
-def line() -> str:
+def boot_extension() -> str:
+    """The start-up extension, beside the full one (the same suffix)."""
     from lazyexec import _lazyexec
 
-    return LINE.format(boot=BOOT.format(so=os.path.abspath(_lazyexec.__file__)))
+    directory, name = os.path.split(os.path.abspath(_lazyexec.__file__))
+    return os.path.join(directory, "_lazyexec_boot" + name[len("_lazyexec"):])
+
+
+def line() -> str:
+    return LINE.format(boot=BOOT.format(so=boot_extension()))
 
 
 def target_dir(explicit: str | None) -> str:

@@ -88,7 +88,10 @@ def _position(lazy_finder) -> int:
     bootstrap = sys.modules["_frozen_importlib"]
     at = len(sys.meta_path)
     for i, f in enumerate(sys.meta_path):
-        if f is _external.PathFinder or isinstance(f, lazy_finder):
+        # lazyexec's Finder, made by either extension (_lazyexec_boot's, the
+        # .pth activation's, is another type of the same name).
+        if f is _external.PathFinder or isinstance(f, lazy_finder) or (
+                type(f).__name__ == lazy_finder.__name__ and type(f).__module__ == lazy_finder.__module__):
             at = i
             break
     while at > 0 and sys.meta_path[at - 1] in (bootstrap.BuiltinImporter, bootstrap.FrozenImporter):

@@ -16,9 +16,11 @@
 #include "importer/finder.h"
 #include "importer/loader.h"
 #include "py/handle.h"
+#ifndef LAZYEXEC_BOOT_MODULE
 #include "runtime/loggers.h"
 #include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
+#endif
 
 namespace lazyexec::importer {
 namespace {
@@ -224,7 +226,7 @@ NeverLazy never_lazy(const std::string& extension, const std::string& cache, PyO
 // The .pth line loads the extension with _imp.create_dynamic() alone (the
 // cheapest way in); it gets what importlib's ExtensionFileLoader would have
 // given it: its place in sys.modules, __spec__, __loader__, __package__.
-std::string register_extension(PyObject* module) {
+std::string register_extension(PyObject* module, const char* name) {
   PyObject* file = PyModule_GetFilenameObject(module);
   if (file == nullptr) {
     PyErr_Clear();
@@ -232,7 +234,6 @@ std::string register_extension(PyObject* module) {
   }
   Ref path = Ref::steal(file);
   PyObject* modules = PyImport_GetModuleDict();
-  const char* name = "lazyexec._lazyexec";
   Ref current = Ref::steal(PyObject_GetAttrString(module, "__spec__"));
   PyErr_Clear();
   if (PyDict_GetItemString(modules, name) != module || !current || current.get() == Py_None) {
@@ -391,8 +392,121 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyO
   return {py::str(path), known};
 }
 
+#ifdef LAZYEXEC_BOOT_MODULE
+// The start-up extension holds activation and the finder only. The first
+// module the finder claims (or the first import of logging, which the
+// runtime patches) loads the full extension by its path, hands it what
+// activation decided (warm_start) and gives the finder its loader factory:
+// a program that loads nothing lazily never maps the runtime, the analyzer
+// or the compiler.
+struct Handover {
+  std::string full_path;  // the full extension, beside this one
+  std::string key, cache;
+  long threshold = 10000;
+  bool settle_now = false, inline_build = false;
+  int complete = -1;
+  Ref profile_path, known;
+};
+Handover handover;
+PyObject* full_module = nullptr;  // the full extension once loaded (strong)
+bool full_failed = false;
+
+// _lazyexec_boot.cpython-311-x86_64-linux-gnu.so -> _lazyexec.cpython-311-x86_64-linux-gnu.so
+std::string full_extension_path(const std::string& boot_path) {
+  std::string dir = dirname(boot_path);
+  std::string base = boot_path.substr(dir.size() + (dir.size() < boot_path.size() ? 1 : 0));
+  constexpr std::string_view prefix = "_lazyexec_boot";
+  if (base.compare(0, prefix.size(), prefix) != 0) throw Decline{};
+  std::string full = join(dir, "_lazyexec" + base.substr(prefix.size()));
+  struct stat st;
+  if (!is_file(full, &st)) throw Decline{};
+  return full;
+}
+
+PyObject* load_full() {
+  if (full_module != nullptr) return full_module;
+  if (full_failed) return nullptr;
+  try {
+    PyObject* modules = PyImport_GetModuleDict();
+    Ref module;
+    if (PyObject* loaded = PyDict_GetItemString(modules, "lazyexec._lazyexec")) {
+      module = Ref::borrow(loaded);
+    } else {
+      Ref imp = py::check(PyImport_ImportModule("_imp"));
+      PyObject* impl = PySys_GetObject("implementation");
+      if (impl == nullptr) throw py::PyError{};
+      Ref ns_type = Ref::borrow((PyObject*)Py_TYPE(impl));  // types.SimpleNamespace
+      Ref kwargs = py::check(Py_BuildValue("{sssN}", "name", "lazyexec._lazyexec", "origin",
+                                           py::str(handover.full_path).release()));
+      Ref no_args = py::check(PyTuple_New(0));
+      Ref spec = py::check(PyObject_Call(ns_type.get(), no_args.get(), kwargs.get()));
+      module = py::check(PyObject_CallMethod(imp.get(), "create_dynamic", "O", spec.get()));
+      try {
+        register_extension(module.get(), "lazyexec._lazyexec");
+      } catch (const Decline&) {
+        throw py::PyError{};
+      }
+    }
+    Ref key = py::check(PyBytes_FromStringAndSize(handover.key.data(), (Py_ssize_t)handover.key.size()));
+    Ref r = py::check(PyObject_CallMethod(module.get(), "warm_start", "(OslOOOOi)", key.get(), handover.cache.c_str(),
+                                          handover.threshold, handover.settle_now ? Py_True : Py_False,
+                                          handover.inline_build ? Py_True : Py_False, handover.profile_path.get(),
+                                          handover.known.get(), handover.complete));
+    full_module = module.release();
+    return full_module;
+  } catch (const py::PyError&) {
+    // Never stop an import: say it once, and the finder claims nothing more.
+    full_failed = true;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    Ref text = value ? Ref::steal(PyObject_Str(value)) : Ref();
+    PyErr_Clear();
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    std::string why = text ? py::utf8(text.get()) : std::string("unknown error");
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "lazyexec: cannot load %s (%s); modules load eagerly",
+                         handover.full_path.c_str(), why.c_str()) < 0)
+      PyErr_Clear();
+    return nullptr;
+  }
+}
+
+PyObject* finder_of_state();
+
+// The finder's loader factory until the full extension is loaded: returns
+// None (the module loads eagerly) if it cannot be.
+PyObject* first_claim(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  PyObject* full = load_full();
+  if (full == nullptr) Py_RETURN_NONE;
+  Ref factory = Ref::steal(PyObject_GetAttrString(full, "warm_loader"));
+  if (!factory) return nullptr;
+  if (PyObject* finder = finder_of_state()) finder_set_make_loader(finder, factory.get());
+  return PyObject_Vectorcall(factory.get(), args, (size_t)nargs, nullptr);
+}
+
+// The finder's watch on logging until the full extension is loaded.
+PyObject* logging_found_first(PyObject*, PyObject* spec) {
+  PyObject* full = load_full();
+  if (full == nullptr) return Py_NewRef(spec);
+  Ref callback = Ref::steal(PyObject_GetAttrString(full, "logging_found"));
+  if (!callback) return nullptr;
+  if (PyObject* finder = finder_of_state())
+    for (const char* name : {"logging", "logging.config"}) {
+      Ref r = Ref::steal(PyObject_CallMethod(finder, "watch", "sO", name, callback.get()));
+      if (!r) return nullptr;
+    }
+  return PyObject_CallOneArg(callback.get(), spec);
+}
+
+PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))first_claim, METH_FASTCALL,
+                               "make_loader(fullname, path): loads the full extension, then its loader."};
+PyMethodDef logging_found_def = {"logging_found", logging_found_first, METH_O,
+                                 "logging_found(spec) -> spec: loads the full extension, then its patch."};
+#else
 PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))make_warm_loader, METH_FASTCALL,
                                "make_loader(fullname, path): lazyexec's loader."};
+#endif
 
 // The version, artifact format and plan rules the artifact key is made of
 // (lazyexec.__version__, store.FORMAT, store.PLAN_RULES; a test checks that
@@ -412,14 +526,18 @@ std::string artifact_key(const std::string& extension, const std::string& knowle
 }
 
 // runtime.settle_policy(): (threshold, settle right after import), and the
-// process-wide complete_on_settle.
+// process-wide complete_on_settle (-1: the runtime's default).
+int complete_on_settle = -1;
+
 std::pair<long, bool> settle_policy(PyObject* table) {
   std::string complete = env("LAZYEXEC_SETTLE_COMPLETE");
+  int value = -1;  // the runtime's default
   if (complete == "0" || complete == "1") {
-    runtime::complete_on_settle = complete == "1";
+    value = complete == "1";
   } else if (PyObject* flag = get(table, "settle_complete"); flag != nullptr && PyBool_Check(flag)) {
-    runtime::complete_on_settle = flag == Py_True;
+    value = flag == Py_True;
   }
+  complete_on_settle = value;
   std::string setting = env("LAZYEXEC_SETTLE");
   if (setting == "never") return {-1, false};
   if (setting == "now") return {10000, true};
@@ -439,7 +557,12 @@ PyObject* activate(PyObject* module) {
   PyObject* modules = PyImport_GetModuleDict();
   if (PyDict_GetItemString(modules, "logging") || PyDict_GetItemString(modules, "logging.config")) throw Decline{};
 
-  std::string extension = register_extension(module);
+#ifdef LAZYEXEC_BOOT_MODULE
+  // The artifact key and knowledge.toml belong to the full extension.
+  std::string extension = full_extension_path(register_extension(module, "lazyexec._lazyexec_boot"));
+#else
+  std::string extension = register_extension(module, "lazyexec._lazyexec");
+#endif
   std::string cache = cache_dir();
   Table config = load_config(cache);
   validate(config.table.get());
@@ -497,7 +620,11 @@ PyObject* activate(PyObject* module) {
       break;
     }
 
+#ifdef LAZYEXEC_BOOT_MODULE
+  Ref watch_cb = py::check(PyCFunction_New(&logging_found_def, nullptr));
+#else
   Ref watch_cb = py::check(PyObject_GetAttrString(module, "logging_found"));
+#endif
   for (const char* name : {"logging", "logging.config"}) {
     Ref r = py::check(PyObject_CallMethod(finder.get(), "watch", "sO", name, watch_cb.get()));
   }
@@ -505,45 +632,86 @@ PyObject* activate(PyObject* module) {
   Ref boot = py::check(Py_BuildValue("{sOsOsOsOsOsOsO}", "finder", finder.get(), "table", table, "source",
                                      config.source.get(), "profile", profile_path.get(), "known", known.get(),
                                      "installed_never", opted_never.get(), "key", key_bytes.get()));
-  if (runtime::install_dynamic_eval() < 0) throw py::PyError{};
   // importlib_bootstrap.build_mode(): LAZYEXEC_BUILD, else the configuration's `build`.
   std::string build = env("LAZYEXEC_BUILD");
   if (build != "background" && build != "inline" && build != "off") {
     PyObject* configured = get(table, "build");
     build = configured ? py::utf8(configured) : "background";
   }
+#ifdef LAZYEXEC_BOOT_MODULE
+  handover = {extension, key, cache, threshold, settle_now, build == "inline", complete_on_settle, profile_path, known};
+#else
+  if (complete_on_settle >= 0) runtime::complete_on_settle = complete_on_settle == 1;
+  if (runtime::install_dynamic_eval() < 0) throw py::PyError{};
   if (set_warm_settings({key, cache, threshold, settle_now, build == "inline", Py_NewRef(profile_path.get()),
                          Py_NewRef(known.get())}) < 0)
     throw py::PyError{};
+#endif
   if (PyList_Insert(meta_path, at, finder.get()) < 0) throw py::PyError{};
   Py_XSETREF(state, boot.release());
   return finder.release();
 }
 
+#ifdef LAZYEXEC_BOOT_MODULE
+PyObject* finder_of_state() { return state ? PyDict_GetItemString(state, "finder") : nullptr; }
+#endif
+
 }  // namespace
 
 PyObject* boot(PyObject* module, PyObject*) {
   if (state != nullptr) return Py_NewRef(PyDict_GetItemString(state, "finder"));
-  // Activated already (by the Python layer; a venv's site runs .pth files
-  // twice): that finder stays the only one.
+  // Activated already (by the Python layer, or by the other extension; a
+  // venv's site runs .pth files twice): that finder stays the only one.
   if (PyObject* meta_path = PySys_GetObject("meta_path"); meta_path != nullptr && PyList_Check(meta_path))
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
-      if (Py_TYPE(PyList_GET_ITEM(meta_path, i)) == (PyTypeObject*)finder_type())
-        return Py_NewRef(PyList_GET_ITEM(meta_path, i));
+      if (is_finder(PyList_GET_ITEM(meta_path, i))) return Py_NewRef(PyList_GET_ITEM(meta_path, i));
   try {
     return activate(module);
   } catch (const Decline& d) {
     PyErr_Clear();
     if (env("LAZYEXEC_BOOT_TRACE") == "1") std::fprintf(stderr, "lazyexec: activation in C++ declined (boot.cpp:%d)\n", d.line);
-    Py_RETURN_NONE;
   } catch (const py::PyError&) {
     // Never stop the interpreter's start: the Python layer tries, and reports.
     if (env("LAZYEXEC_BOOT_TRACE") == "1") PyErr_Print();
     PyErr_Clear();
-    Py_RETURN_NONE;
   }
+#ifdef LAZYEXEC_BOOT_MODULE
+  // The .pth line is as short as it can be: the Python layer's activation
+  // is called from here (its errors reach site, which prints them).
+  Ref lazyexec = Ref::steal(PyImport_ImportModule("lazyexec"));
+  if (!lazyexec) return nullptr;
+  return PyObject_CallMethod(lazyexec.get(), "activate", nullptr);
+#else
+  Py_RETURN_NONE;
+#endif
 }
 
-PyObject* boot_state(PyObject*, PyObject*) { return Py_NewRef(state ? state : Py_None); }
+PyObject* boot_state(PyObject*, PyObject*) {
+#ifndef LAZYEXEC_BOOT_MODULE
+  // Activation ran in the start-up extension: its state is the process's.
+  if (state == nullptr)
+    if (PyObject* boot_module = PyDict_GetItemString(PyImport_GetModuleDict(), "lazyexec._lazyexec_boot"))
+      return PyObject_CallMethod(boot_module, "boot_state", nullptr);
+#endif
+  return Py_NewRef(state ? state : Py_None);
+}
+
+#ifndef LAZYEXEC_BOOT_MODULE
+PyObject* warm_start(PyObject*, PyObject* args) {
+  PyObject *key, *profile_path, *known;
+  const char* cache;
+  long threshold;
+  int settle_now, inline_build, complete;
+  if (!PyArg_ParseTuple(args, "SslppOOi", &key, &cache, &threshold, &settle_now, &inline_build, &profile_path, &known,
+                        &complete))
+    return nullptr;
+  if (complete >= 0) runtime::complete_on_settle = complete == 1;
+  if (runtime::install_dynamic_eval() < 0) return nullptr;
+  if (set_warm_settings({std::string(PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key)), cache, threshold,
+                         settle_now != 0, inline_build != 0, Py_NewRef(profile_path), Py_NewRef(known)}) < 0)
+    return nullptr;
+  Py_RETURN_NONE;
+}
+#endif
 
 }  // namespace lazyexec::importer

@@ -21,4 +21,10 @@ PyObject* boot(PyObject* module, PyObject* unused);
 // successful boot(), else None: the Python layer adopts it on first need.
 PyObject* boot_state(PyObject* module, PyObject* unused);
 
+// warm_start(key, cache_dir, settle_threshold, settle_now, inline_build,
+// profile_path, known, complete_on_settle): what boot() in the start-up
+// extension (_lazyexec_boot) decided, handed to this one when it is first
+// needed (the loader's settings, exec/eval, the settle policy).
+PyObject* warm_start(PyObject* module, PyObject* args);
+
 }  // namespace lazyexec::importer

@@ -2,6 +2,7 @@
 
 #include <structmember.h>
 
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -16,6 +17,10 @@ namespace {
 using py::Ref;
 
 thread_local bool busy_flag = false;
+
+// One name for the type in both extensions (Python code and is_finder()
+// recognise either).
+constexpr const char* kFinderName = "lazyexec._lazyexec.Finder";
 
 struct FinderObject {
   PyObject_HEAD
@@ -187,6 +192,7 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
     if (!ends_with_py(origin.get(), &origin_path) || !claims(self, py::utf8(fullname), origin_path.c_str()))
       return watched(self, fullname, std::move(spec));
     Ref lazy = py::check(PyObject_CallFunctionObjArgs(self->make_loader, fullname, origin.get(), nullptr));
+    if (lazy.get() == Py_None) return watched(self, fullname, std::move(spec));  // no lazy loader to be had
     if (PyObject_SetAttrString(spec.get(), "loader", lazy.get()) < 0) throw py::PyError{};
     return watched(self, fullname, std::move(spec));
   } catch (const py::PyError&) {
@@ -239,8 +245,18 @@ PyObject* finder_type() { return (PyObject*)&FinderType; }
 
 bool set_busy(bool busy) { return std::exchange(busy_flag, busy); }
 
+bool is_finder(PyObject* obj) {
+  return Py_TYPE(obj) == &FinderType || std::strcmp(Py_TYPE(obj)->tp_name, kFinderName) == 0;
+}
+
+void finder_set_make_loader(PyObject* finder, PyObject* make_loader) {
+  if (!is_finder(finder)) return;
+  auto* self = reinterpret_cast<FinderObject*>(finder);
+  Py_XSETREF(self->make_loader, Py_NewRef(make_loader));
+}
+
 int add_finder_type(PyObject* module) {
-  FinderType.tp_name = "lazyexec._lazyexec.Finder";
+  FinderType.tp_name = kFinderName;
   FinderType.tp_basicsize = sizeof(FinderObject);
   FinderType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
   FinderType.tp_doc = "lazyexec's sys.meta_path finder (placed before PathFinder).";

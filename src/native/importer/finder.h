@@ -14,6 +14,14 @@ int add_finder_type(PyObject* module);
 // The Finder type (borrowed), for activation from C++ (boot.cpp).
 PyObject* finder_type();
 
+// Whether `obj` is a Finder: the start-up extension (_lazyexec_boot) and
+// the full one (_lazyexec) each build the type, under one name.
+bool is_finder(PyObject* obj);
+
+// Replaces the loader factory of a Finder (the start-up extension's
+// first-claim stand-in hands over to the full extension's).
+void finder_set_make_loader(PyObject* finder, PyObject* make_loader);
+
 // lazyexec's own imports (while it builds or reads a plan) load normally:
 // set per thread, returns the previous value.
 bool set_busy(bool busy);

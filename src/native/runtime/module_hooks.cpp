@@ -661,7 +661,7 @@ PyObject* active_finder() {
   PyObject* meta_path = PySys_GetObject("meta_path");
   if (meta_path == nullptr || !PyList_Check(meta_path)) return nullptr;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
-    if (Py_TYPE(PyList_GET_ITEM(meta_path, i)) == (PyTypeObject*)importer::finder_type())
+    if (importer::is_finder(PyList_GET_ITEM(meta_path, i)))
       return PyList_GET_ITEM(meta_path, i);
   return nullptr;
 }
