@@ -249,7 +249,7 @@ SPEC_PROBE = ("import sys, importlib, importlib.machinery, lazyexec\n"
               "    print(name, s.name, s.origin, s.cached, s.has_location, s.submodule_search_locations, s.parent,\n"
               "          getattr(m, '__file__', None), getattr(m, '__cached__', None), m.__package__,\n"
               "          getattr(m, '__path__', None), getattr(s.loader, '__name__', None),\n"
-              "          s.loader == importlib.machinery.SourceFileLoader(name, s.origin))\n"
+              "          s.loader == importlib.machinery.SourceFileLoader(name, s.origin), m.__loader__ is s.loader)\n"
               "    keys = list(vars(m)); print(keys[:keys.index('__cached__') + 1] if '__cached__' in keys else keys[:5])\n"
               "print(*sorted({type(sys.modules[n].__spec__.loader).__name__ for n in sys.argv[2:4]}))\n")
 
@@ -257,7 +257,8 @@ SPEC_PROBE = ("import sys, importlib, importlib.machinery, lazyexec\n"
 def test_a_served_module_has_the_spec_and_attributes_an_eager_import_gives(tmp_path, app):
     """The spec is built in C++ (no ModuleSpec.__init__, `cached` computed
     there), the module by the loader's create_module with __path__, __file__
-    and __cached__ set: every field and the module's first keys, in order,
+    and __cached__ set (__loader__ and __package__ in their slots): every
+    field and the module's first keys, in order,
     as eagerly. A frozen module (3.11+: __hello__,
     whose source is in the stdlib too) stays FrozenImporter's though the
     image holds it: the image finder sits ahead of the frozen importer."""
@@ -271,7 +272,7 @@ def test_a_served_module_has_the_spec_and_attributes_an_eager_import_gives(tmp_p
                             capture_output=True, text=True)
     assert eager.returncode == 0 and served.returncode == 0, (eager.stderr, served.stderr)
     assert served.stdout.splitlines()[:-1] == eager.stdout.splitlines()[:-1] and served.stderr == ""
-    assert served.stdout.count("None True\n") == 4  # the loader is a SourceFileLoader's equal
+    assert served.stdout.count("None True True\n") == 4  # the loader is a SourceFileLoader's equal, the module's
     assert (eager.stdout.splitlines()[-1], served.stdout.splitlines()[-1]) == ("SourceFileLoader", "ImageLoader")
     if sys.version_info >= (3, 11):
         from lazyexec.image import open_image

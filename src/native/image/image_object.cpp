@@ -12,6 +12,7 @@
 
 #include "image/reader.h"
 #include "importer/file.h"
+#include "importer/loader.h"
 #include "py/handle.h"
 
 namespace lazyexec::image {
@@ -365,6 +366,24 @@ void each_slot(FinderObject* f, F&& fn) {
 
 Ref attr(PyObject* o, const char* name) { return py::check(PyObject_GetAttrString(o, name)); }
 
+// The attribute and key names the per-module path uses, interned once: a
+// *String call makes and interns a new str each time (about 1 k
+// instructions), these are looked up by identity. Immortal for the process
+// (one interpreter: the extension is single-phase).
+enum Name { kName, kLoader, kOrigin, kLocations, kSetFileattr, kCached, kPath, kFinder, kDunderName, kDunderDict,
+            kDunderPath, kDunderFile, kDunderCached, kDunderLoader, kDunderPackage, kNameCount };
+PyObject* name_of(Name n) {
+  static PyObject* names[kNameCount] = {};
+  static const char* text[kNameCount] = {"name", "loader", "origin", "submodule_search_locations", "_set_fileattr",
+                                         "_cached", "path", "_finder", "__name__", "__dict__", "__path__",
+                                         "__file__", "__cached__", "__loader__", "__package__"};
+  if (names[n] == nullptr) {
+    names[n] = PyUnicode_InternFromString(text[n]);
+    if (names[n] == nullptr) throw py::PyError{};
+  }
+  return names[n];
+}
+
 int install_loader_methods(PyObject* loader_class, PyObject* finder);
 
 int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
@@ -551,17 +570,17 @@ Ref make_spec(FinderObject* self, PyObject* fullname, PyObject* loader, PyObject
     Ref v = PyList_Check(value) ? py::check(PyList_New(0)) : Ref::borrow(value);
     if (PyDict_SetItem(d.get(), key, v.get()) < 0) throw py::PyError{};
   }
-  auto set = [&](const char* name, PyObject* v) {
-    if (PyDict_SetItemString(d.get(), name, v) < 0) throw py::PyError{};
+  auto set = [&](Name name, PyObject* v) {
+    if (PyDict_SetItem(d.get(), name_of(name), v) < 0) throw py::PyError{};
   };
-  set("name", fullname);
-  set("loader", loader);
-  set("origin", origin);
-  if (m.is_package()) set("submodule_search_locations", locations_list(m.locations).get());
-  if (PyDict_GetItemString(self->spec_template, "_set_fileattr") != nullptr) {
-    set("_set_fileattr", Py_True);
-    if (PyDict_GetItemString(self->spec_template, "_cached") != nullptr)
-      set("_cached", cached_path(self, m.origin).get());
+  set(kName, fullname);
+  set(kLoader, loader);
+  set(kOrigin, origin);
+  if (m.is_package()) set(kLocations, locations_list(m.locations).get());
+  if (PyDict_GetItemWithError(self->spec_template, name_of(kSetFileattr)) != nullptr) {
+    set(kSetFileattr, Py_True);
+    if (PyDict_GetItemWithError(self->spec_template, name_of(kCached)) != nullptr)
+      set(kCached, cached_path(self, m.origin).get());
   } else if (PyObject_SetAttrString(spec.get(), "has_location", Py_True) < 0) {
     throw py::PyError{};
   }
@@ -609,8 +628,8 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
     auto* loader_type = reinterpret_cast<PyTypeObject*>(self->loader_class);
     Ref empty = py::check(PyTuple_New(0));
     Ref loader = py::check(loader_type->tp_new(loader_type, empty.get(), nullptr));
-    if (PyObject_SetAttrString(loader.get(), "name", fullname) < 0 ||
-        PyObject_SetAttrString(loader.get(), "path", origin.get()) < 0)
+    if (PyObject_SetAttr(loader.get(), name_of(kName), fullname) < 0 ||
+        PyObject_SetAttr(loader.get(), name_of(kPath), origin.get()) < 0)
       throw py::PyError{};
     return make_spec(self, fullname, loader.get(), origin.get(), *m).release();
   } catch (const py::PyError&) {
@@ -631,7 +650,7 @@ PyMethodDef finder_methods[] = {
 
 // The finder of a loader: its class's `_finder` (set by install_loader_methods).
 FinderObject* finder_of(PyObject* loader) {
-  Ref f = py::check(PyObject_GetAttrString((PyObject*)Py_TYPE(loader), "_finder"));
+  Ref f = py::check(PyObject_GetAttr((PyObject*)Py_TYPE(loader), name_of(kFinder)));
   if (!PyObject_TypeCheck(f.get(), &FinderType)) {
     PyErr_SetString(PyExc_TypeError, "ImageLoader: _finder is not an ImageFinder");
     throw py::PyError{};
@@ -673,7 +692,7 @@ Ref module_code(FinderObject* f, PyObject* loader, PyObject* name, const std::op
 // another name (a module renamed before exec_module) answers as the eager
 // SourceFileLoader does, which refuses it ("loader for X cannot handle Y").
 bool own_name(PyObject* loader, PyObject* name) {
-  Ref own = py::check(PyObject_GetAttrString(loader, "name"));
+  Ref own = py::check(PyObject_GetAttr(loader, name_of(kName)));
   int same = PyObject_RichCompareBool(own.get(), name, Py_EQ);
   if (same < 0) throw py::PyError{};
   return same == 1;
@@ -697,9 +716,11 @@ PyObject* loader_get_code(PyObject* self, PyObject* fullname) {
 
 // create_module(spec): importlib's default module (the module type called
 // with the name), with the attributes _init_module_attrs would set from a
-// served spec already there, in its order (__path__, __file__, __cached__):
-// it keeps them instead of looking each up first, which raises and clears
-// an AttributeError per missing name. Read from the spec's __dict__ as
+// served spec already there, in its order (__loader__, __package__ in the
+// slots the new module has for them; then __path__, __file__, __cached__):
+// it keeps them instead of computing each (spec.parent and spec.cached are
+// Python properties) or looking each up first, which raises and clears an
+// AttributeError per missing name. Read from the spec's __dict__ as
 // make_spec left it (no property runs); anything else, or a spec whose
 // cached is not computed yet: None, importlib's own default.
 PyObject* loader_create_module(PyObject*, PyObject* spec) {
@@ -709,22 +730,41 @@ PyObject* loader_create_module(PyObject*, PyObject* spec) {
       PyErr_Clear();
       Py_RETURN_NONE;
     }
-    PyObject* name = PyDict_GetItemString(d.get(), "name");  // borrowed, all of them
-    PyObject* origin = PyDict_GetItemString(d.get(), "origin");
-    PyObject* locations = PyDict_GetItemString(d.get(), "submodule_search_locations");
-    PyObject* fileattr = PyDict_GetItemString(d.get(), "_set_fileattr");
-    PyObject* cached = PyDict_GetItemString(d.get(), "_cached");
-    if (name == nullptr || !PyUnicode_Check(name) || origin == nullptr || !PyUnicode_Check(origin) ||
-        locations == nullptr || fileattr != Py_True || cached == nullptr || !PyUnicode_Check(cached))
-      Py_RETURN_NONE;
-    Ref keep[] = {Ref::borrow(name), Ref::borrow(origin), Ref::borrow(locations), Ref::borrow(cached)};
-    Ref module = py::check(PyModule_NewObject(name));
-    auto set = [&](const char* key, PyObject* value) {
-      if (PyObject_SetAttrString(module.get(), key, value) < 0) throw py::PyError{};
+    auto get = [&](Name key) {  // borrowed
+      PyObject* v = PyDict_GetItemWithError(d.get(), name_of(key));
+      if (v == nullptr && PyErr_Occurred()) throw py::PyError{};
+      return v;
     };
-    if (locations != Py_None) set("__path__", locations);
-    set("__file__", origin);
-    set("__cached__", cached);
+    PyObject* name = get(kName);
+    PyObject* loader = get(kLoader);
+    PyObject* origin = get(kOrigin);
+    PyObject* locations = get(kLocations);
+    PyObject* fileattr = get(kSetFileattr);
+    PyObject* cached = get(kCached);
+    if (name == nullptr || !PyUnicode_CheckExact(name) || loader == nullptr || loader == Py_None ||
+        origin == nullptr || !PyUnicode_Check(origin) || locations == nullptr || fileattr != Py_True ||
+        cached == nullptr || !PyUnicode_Check(cached))
+      Py_RETURN_NONE;
+    Ref keep[] = {Ref::borrow(name),      Ref::borrow(loader), Ref::borrow(origin),
+                  Ref::borrow(locations), Ref::borrow(cached)};
+    // spec.parent: the package itself for a package, else the name up to its last dot.
+    Ref package;
+    if (locations != Py_None) {
+      package = Ref::borrow(name);
+    } else {
+      Py_ssize_t dot = PyUnicode_FindChar(name, '.', 0, PyUnicode_GET_LENGTH(name), -1);
+      if (dot == -2) throw py::PyError{};
+      package = py::check(PyUnicode_Substring(name, 0, dot < 0 ? 0 : dot));
+    }
+    Ref module = py::check(PyModule_NewObject(name));
+    auto set = [&](Name key, PyObject* value) {
+      if (PyObject_SetAttr(module.get(), name_of(key), value) < 0) throw py::PyError{};
+    };
+    set(kDunderLoader, loader);
+    set(kDunderPackage, package.get());
+    if (locations != Py_None) set(kDunderPath, locations);
+    set(kDunderFile, origin);
+    set(kDunderCached, cached);
     return module.release();
   } catch (const py::PyError&) {
     return nullptr;
@@ -738,7 +778,7 @@ PyObject* loader_create_module(PyObject*, PyObject* spec) {
 PyObject* loader_exec_module(PyObject* self, PyObject* module) {
   try {
     FinderObject* f = finder_of(self);
-    Ref name = py::check(PyObject_GetAttrString(module, "__name__"));
+    Ref name = py::check(PyObject_GetAttr(module, name_of(kDunderName)));
     if (!PyUnicode_Check(name.get())) {
       PyErr_SetString(PyExc_TypeError, "exec_module: the module's __name__ is not a str");
       return nullptr;
@@ -776,6 +816,16 @@ PyObject* loader_exec_module(PyObject* self, PyObject* module) {
         PyObject* run_plan = PyTuple_GET_ITEM(runner.get(), 0);
         PyObject* plan_class = PyTuple_GET_ITEM(runner.get(), 1);
         PyObject* settle = PyTuple_GET_ITEM(runner.get(), 2);
+        if (PyModule_CheckExact(module) && PyTuple_Check(settle) && PyTuple_GET_SIZE(settle) == 2) {
+          // A fresh module (create_module's): the C++ plan runner directly,
+          // as the warm loader calls it (importer/loader.cpp). The Python
+          // layer's run_plan would first give a reloaded module whose class
+          // lazyexec swapped its own class back: an exact module has none.
+          Ref args = py::check(PyTuple_Pack(5, module, PyTuple_GET_ITEM(plan.get(), 0), PyTuple_GET_ITEM(plan.get(), 1),
+                                            PyTuple_GET_ITEM(settle, 0), PyTuple_GET_ITEM(settle, 1)));
+          Ref r = py::check(importer::run_plan(nullptr, args.get()));
+          Py_RETURN_NONE;
+        }
         Ref p = py::check(PyObject_CallFunctionObjArgs(plan_class, PyTuple_GET_ITEM(plan.get(), 0),
                                                        PyTuple_GET_ITEM(plan.get(), 1), nullptr));
         Ref r = py::check(PyObject_CallFunctionObjArgs(run_plan, module, p.get(), f->config, settle, nullptr));
@@ -784,7 +834,7 @@ PyObject* loader_exec_module(PyObject* self, PyObject* module) {
     } else {
       code = module_code(f, self, name.get(), m);
     }
-    Ref globals = py::check(PyObject_GetAttrString(module, "__dict__"));
+    Ref globals = py::check(PyObject_GetAttr(module, name_of(kDunderDict)));
     Ref r = py::check(PyObject_CallFunctionObjArgs(f->frames_removed, f->exec, code.get(), globals.get(), nullptr));
     Py_RETURN_NONE;
   } catch (const py::PyError&) {
