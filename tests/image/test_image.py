@@ -376,3 +376,55 @@ def test_reload_and_a_renamed_module_behave_as_eagerly(tmp_path, app):
     r = lazyexec(tmp_path, "run", "--image", image, "reload_probe.py")
     assert eager.returncode == 0 and (r.stdout, r.stderr) == (eager.stdout, eager.stderr)
     assert r.stdout.count("ImportError loader for shop.util cannot handle shop.cart") == 2
+
+
+BOOT_PROBE = (
+    "import sys, _imp\n"
+    "ext = _imp.create_dynamic(type(sys.implementation)(name='lazyexec._lazyexec', origin=sys.argv[1]))\n"
+    "finder = ext.image_boot(sys.argv[2])\n"
+    "print(type(finder).__name__, [type(f).__name__ for f in sys.meta_path].count('ImageFinder'))\n"
+    "if finder is not None:\n"
+    "    print([type(f).__name__ for f in sys.meta_path][sys.meta_path.index(finder) + 1:][:2])\n"
+    "import shop, shop.cart, shop.util\n"
+    "print(sorted(m for m in sys.modules if m.startswith('lazyexec') and m != 'lazyexec._lazyexec'))\n"
+    "import lazyexec, lazyexec.image\n"
+    "print('lazy cart' if lazyexec.is_pending(shop.cart, 'Cart') else 'eager cart',\n"
+    "      lazyexec.image._active is finder, lazyexec.image.activate(sys.argv[2]) is finder)\n"
+    "from shop.cli import main; main()\n"
+    "import importlib.machinery as im\n"
+    "print(type(shop.__loader__).__name__, shop.__loader__ == im.SourceFileLoader('shop', shop.__file__),\n"
+    "      shop.cart.__loader__ is shop.cart.__spec__.loader, shop.cart.__package__, list(vars(shop.util))[:8])\n")
+
+
+def test_the_image_activated_in_cpp_serves_as_the_python_activation_does_without_lazyexec_python(tmp_path, app):
+    """_lazyexec.image_boot (for the C++ boot, LAZYEXEC_IMAGE): no Python
+    module of lazyexec's loads while served modules import, plans included;
+    the finder sits where lazyexec.image.activate() puts it, the modules
+    have the loader and attributes the Python activation gives, the Python
+    layer adopts that finder. A damaged image is declined (None), silently:
+    the Python layer activates then, and warns."""
+    from lazyexec import _lazyexec
+
+    image = build(tmp_path, "shop")
+    probe = app / "boot_probe.py"
+    probe.write_text(BOOT_PROBE)
+    r = subprocess.run([sys.executable, str(probe), _lazyexec.__file__, str(image)], cwd=app, env=env(tmp_path),
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["ImageFinder 1", "['type', 'type']", "[]", "lazy cart True True"]
+    assert lines[4].startswith("shop 1.0 3.75 ['")
+    assert lines[5] == ("ImageLoader True True shop ['__name__', '__doc__', '__package__', '__loader__', "
+                        "'__spec__', '__file__', '__cached__', '__builtins__']")
+    # The same attributes as the Python activation's.
+    python = subprocess.run([sys.executable, "-c", "import lazyexec.image, sys; lazyexec.image.activate(sys.argv[1])\n"
+                             "import shop, shop.cart, shop.util\n" + BOOT_PROBE.split("main()\n")[1],
+                             str(image)], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    assert python.returncode == 0, python.stderr
+    assert python.stdout.splitlines()[-1] == lines[5]
+    damaged = tmp_path / "damaged.lzi"
+    damaged.write_bytes(_damage(image.read_bytes(), "truncated"))
+    r = subprocess.run([sys.executable, str(probe), _lazyexec.__file__, str(damaged)], cwd=app, env=env(tmp_path),
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.splitlines()[0] == "NoneType 0", (r.stdout, r.stderr)
+    assert "lazyexec: ignoring image" in r.stderr  # said by the Python layer's activate()

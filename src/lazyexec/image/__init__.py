@@ -20,7 +20,16 @@ CHECKS = ("none", "mtime", "hash")
 _external = sys.modules["_frozen_importlib_external"]
 PYTHON_MAGIC = _external.MAGIC_NUMBER
 
-_active = None  # the installed ImageFinder (one image per process)
+
+def _booted():
+    from lazyexec import _lazyexec
+
+    return _lazyexec.image_booted()
+
+
+# The installed ImageFinder (one image per process): the one the C++ boot
+# installed at start (LAZYEXEC_IMAGE, _lazyexec.image_boot), if it did.
+_active = _booted()
 
 
 def runtime_key() -> bytes:

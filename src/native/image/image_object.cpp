@@ -12,6 +12,7 @@
 
 #include "image/reader.h"
 #include "importer/file.h"
+#include "importer/finder.h"
 #include "importer/loader.h"
 #include "py/handle.h"
 
@@ -340,6 +341,7 @@ struct FinderObject {
   PyObject* config;           // the configuration plans run under
   PyObject* make_runner;      // make_runner(config) -> (run_plan, Plan, settle): once, at the first plan
   PyObject* runner;           // its result, or nullptr
+  PyObject* settle;           // (settle_threshold, settle_now) given at activation, or nullptr: make_runner's
   PyObject* spec_class;       // importlib's ModuleSpec
   PyObject* spec_template;    // the __dict__ ModuleSpec.__init__ leaves (dict)
   PyObject* frames_removed;   // importlib._bootstrap._call_with_frames_removed
@@ -358,7 +360,7 @@ PyTypeObject FinderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 template <typename F>
 void each_slot(FinderObject* f, F&& fn) {
   for (PyObject** slot : {&f->image, &f->loader_class, &f->on_stale, &f->whole, &f->config, &f->make_runner,
-                          &f->runner, &f->spec_class, &f->spec_template, &f->frames_removed, &f->exec,
+                          &f->runner, &f->settle, &f->spec_class, &f->spec_template, &f->frames_removed, &f->exec,
                           &f->source_get_code, &f->source_exec_module, &f->cache_tag, &f->builtin_names,
                           &f->is_frozen})
     fn(slot);
@@ -389,12 +391,19 @@ int install_loader_methods(PyObject* loader_class, PyObject* finder);
 int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   static const char* kwlist[] = {"image", "loader_class", "check", "on_stale", "whole", "make_runner", "config",
-                                 nullptr};
+                                 "settle", nullptr};
   PyObject *image, *loader_class, *on_stale, *whole = Py_None, *make_runner = Py_None, *config = Py_None;
+  PyObject* settle = Py_None;
   const char* check;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!sO|OOO", const_cast<char**>(kwlist), &ImageType, &image,
-                                   &PyType_Type, &loader_class, &check, &on_stale, &whole, &make_runner, &config))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!sO|OOOO", const_cast<char**>(kwlist), &ImageType, &image,
+                                   &PyType_Type, &loader_class, &check, &on_stale, &whole, &make_runner, &config,
+                                   &settle))
     return -1;
+  if (settle != Py_None && !(PyTuple_Check(settle) && PyTuple_GET_SIZE(settle) == 2 &&
+                             PyLong_Check(PyTuple_GET_ITEM(settle, 0)) && PyBool_Check(PyTuple_GET_ITEM(settle, 1)))) {
+    PyErr_SetString(PyExc_TypeError, "ImageFinder: settle must be (threshold: int, settle_now: bool) or None");
+    return -1;
+  }
   std::string c = check;
   if (c == "none") self->check = Check::None;
   else if (c == "mtime") self->check = Check::Mtime;
@@ -457,6 +466,7 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
     Py_XSETREF(self->make_runner, Py_NewRef(make_runner));
     Py_XSETREF(self->config, Py_NewRef(config));
     Py_CLEAR(self->runner);
+    Py_XSETREF(self->settle, settle == Py_None ? nullptr : Py_NewRef(settle));
     if (install_loader_methods(loader_class, self_obj) < 0) throw py::PyError{};
     return 0;
   } catch (const py::PyError&) {
@@ -802,6 +812,15 @@ PyObject* loader_exec_module(PyObject* self, PyObject* module) {
         std::optional<Module> none;
         code = module_code(f, self, name.get(), none);  // the source
       }
+      if (plan && f->settle != nullptr && PyModule_CheckExact(module)) {
+        // Activated with the settle policy (the C++ boot): no Python of
+        // lazyexec's at all, as below.
+        Ref settle = Ref::borrow(f->settle);
+        Ref args = py::check(PyTuple_Pack(5, module, PyTuple_GET_ITEM(plan.get(), 0), PyTuple_GET_ITEM(plan.get(), 1),
+                                          PyTuple_GET_ITEM(settle.get(), 0), PyTuple_GET_ITEM(settle.get(), 1)));
+        Ref r = py::check(importer::run_plan(nullptr, args.get()));
+        Py_RETURN_NONE;
+      }
       if (plan) {
         if (f->runner == nullptr) {
           Ref runner = py::check(PyObject_CallFunctionObjArgs(f->make_runner, f->config, nullptr));
@@ -865,6 +884,173 @@ PyMemberDef finder_members[] = {
     {nullptr, 0, 0, 0, nullptr},
 };
 
+// ---- activation from the C++ boot (LAZYEXEC_IMAGE) -------------------------
+//
+// lazyexec.image.activate() without any Python module of lazyexec's: the
+// image mapped and validated, the ImageFinder placed as _position() places
+// it, its loader class made here. Anything that needs a message (a damaged
+// or foreign image, another -O level, a bad LAZYEXEC_IMAGE_CHECK) declines:
+// the Python layer activates instead and says it.
+
+constexpr const char* kLazyexecVersion = "0.1.0";  // lazyexec.__version__ (a test compares the runtime keys)
+
+PyObject* booted_finder = nullptr;  // the finder boot_image installed (lazyexec.image adopts it)
+
+// ImageLoader.__eq__ (lazyexec/image/importlib_bootstrap.py's): equal to
+// the SourceFileLoader an eager import would use for the same module and file.
+PyObject* boot_loader_eq(PyObject* self, PyObject* other) {
+  try {
+    PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+    if (external == nullptr) Py_RETURN_NOTIMPLEMENTED;
+    Ref source_loader = attr(external, "SourceFileLoader");
+    int is = PyObject_IsInstance(other, source_loader.get());
+    if (is < 0) throw py::PyError{};
+    if (!is) Py_RETURN_NOTIMPLEMENTED;
+    Ref mine = attr(self, "__dict__");
+    Ref theirs = attr(other, "__dict__");
+    return PyObject_RichCompare(mine.get(), theirs.get(), Py_EQ);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyMethodDef boot_loader_eq_def = {"__eq__", boot_loader_eq, METH_O, "Equal to the eager SourceFileLoader's."};
+
+// on_stale(fullname, origin, why): lazyexec.image._on_stale's warning. `self`: the image path.
+PyObject* boot_on_stale(PyObject* path, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "on_stale(fullname, origin, why)");
+    return nullptr;
+  }
+  Ref where = Ref::steal(args[1] != Py_None ? PyUnicode_FromFormat(" (%S)", args[1]) : PyUnicode_FromString(""));
+  if (!where) return nullptr;
+  Ref text = Ref::steal(PyUnicode_FromFormat("lazyexec: image %S: %S%U: %S; importing it normally", path, args[0],
+                                             where.get(), args[2]));
+  if (!text) return nullptr;
+  const char* utf8 = PyUnicode_AsUTF8(text.get());
+  if (utf8 == nullptr || PyErr_WarnEx(PyExc_RuntimeWarning, utf8, 1) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyMethodDef boot_on_stale_def = {"on_stale", (PyCFunction)(void (*)(void))boot_on_stale, METH_FASTCALL,
+                                 "on_stale(fullname, origin, why): warns that a source changed."};
+
+// make_runner(config): the Python plan runner, for the rare module that is
+// not a plain module object (a reload of one whose class lazyexec swapped).
+PyObject* boot_make_runner(PyObject*, PyObject* config) {
+  Ref bootstrap = Ref::steal(PyImport_ImportModule("lazyexec.image.importlib_bootstrap"));
+  if (!bootstrap) return nullptr;
+  return PyObject_CallMethod(bootstrap.get(), "make_runner", "O", config);
+}
+
+PyMethodDef boot_make_runner_def = {"make_runner", boot_make_runner, METH_O,
+                                    "make_runner(config) -> (run_plan, Plan, settle) of the Python layer."};
+
+// lazyexec.image.runtime_key(): fingerprint("VERSION:PLAN_FORMAT:FORMAT:mtime_ns:size"), the
+// last two of the extension file (store._build_identity()).
+Ref runtime_key(PyObject* extension) {
+  Ref file = py::check(PyModule_GetFilenameObject(extension));
+  struct stat st;
+  std::string f = py::utf8(file.get());
+  std::string identity = "unknown";
+  if (::stat(f.c_str(), &st) == 0)
+    identity = std::to_string((long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec) + ":" +
+               std::to_string((long long)st.st_size);
+  std::string text = std::string(kLazyexecVersion) + ":" + std::to_string(importer::kArtifactFormat) + ":" +
+                     std::to_string(kFormatVersion) + ":" + identity;
+  std::string key = importer::fingerprint(text);
+  return py::check(PyBytes_FromStringAndSize(key.data(), (Py_ssize_t)key.size()));
+}
+
+// Where lazyexec.image._position() puts the finder: ahead of PathFinder and
+// of lazyexec's Finder, and of BuiltinImporter and FrozenImporter right before.
+Py_ssize_t finder_position(PyObject* meta_path, PyObject* bootstrap, PyObject* external) {
+  Ref path_finder = attr(external, "PathFinder");
+  Ref builtin = attr(bootstrap, "BuiltinImporter");
+  Ref frozen = attr(bootstrap, "FrozenImporter");
+  PyObject* lazy_finder = importer::finder_type();
+  Py_ssize_t n = PyList_GET_SIZE(meta_path), at = n;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* f = PyList_GET_ITEM(meta_path, i);
+    if (f == path_finder.get() || (lazy_finder != nullptr && PyObject_TypeCheck(f, (PyTypeObject*)lazy_finder))) {
+      at = i;
+      break;
+    }
+  }
+  while (at > 0 && (PyList_GET_ITEM(meta_path, at - 1) == builtin.get() ||
+                    PyList_GET_ITEM(meta_path, at - 1) == frozen.get()))
+    --at;
+  return at;
+}
+
+// See image_object.h. Declines (Py_None) on anything the Python layer must say.
+PyObject* boot_image_impl(PyObject* extension, PyObject* path, PyObject* whole, PyObject* settle) {
+  if (booted_finder != nullptr) return Py_NewRef(booted_finder);
+  PyObject* modules = PyImport_GetModuleDict();
+  PyObject* bootstrap = PyDict_GetItemString(modules, "_frozen_importlib");
+  PyObject* external = PyDict_GetItemString(modules, "_frozen_importlib_external");
+  PyObject* meta_path = PySys_GetObject("meta_path");
+  if (bootstrap == nullptr || external == nullptr || meta_path == nullptr || !PyList_Check(meta_path))
+    Py_RETURN_NONE;
+  Ref magic = attr(external, "MAGIC_NUMBER");
+  Ref key = runtime_key(extension);
+  Ref image = Ref::steal(PyObject_CallFunctionObjArgs((PyObject*)&ImageType, path, magic.get(), key.get(), nullptr));
+  if (!image) {
+    if (!PyErr_ExceptionMatches(ImageError) && !PyErr_ExceptionMatches(PyExc_OSError) &&
+        !PyErr_ExceptionMatches(PyExc_UnicodeError))
+      throw py::PyError{};
+    PyErr_Clear();
+    Py_RETURN_NONE;  // the Python layer warns, naming the defect
+  }
+  const View* view = view_of(image.get());
+  Ref flags = Ref::borrow(PySys_GetObject("flags"));
+  Ref optimize = flags ? attr(flags.get(), "optimize") : Ref{};
+  if (!optimize || PyLong_AsLong(optimize.get()) != view->optimize()) {
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
+  static const char* names[] = {"none", "mtime", "hash"};
+  const char* check = names[(int)view->check()];
+  if (const char* env = std::getenv("LAZYEXEC_IMAGE_CHECK"); env != nullptr && *env != '\0') {
+    std::string c = env;
+    if (c != "none" && c != "mtime" && c != "hash") Py_RETURN_NONE;
+    check = c == "none" ? names[0] : c == "mtime" ? names[1] : names[2];
+  }
+  Ref source_loader = attr(external, "SourceFileLoader");
+  Ref source_hash = attr(source_loader.get(), "__hash__");
+  Ref body = py::check(Py_BuildValue("{sOsOsOss}", "image", image.get(), "config", Py_None, "__hash__",
+                                     source_hash.get(), "__module__", "lazyexec.image.importlib_bootstrap"));
+  Ref loader_class = py::check(PyObject_CallFunction((PyObject*)&PyType_Type, "s(O)O", "ImageLoader",
+                                                     source_loader.get(), body.get()));
+  Ref eq = py::check(PyDescr_NewMethod((PyTypeObject*)loader_class.get(), &boot_loader_eq_def));
+  if (PyObject_SetAttrString(loader_class.get(), "__eq__", eq.get()) < 0) throw py::PyError{};
+  Ref on_stale = py::check(PyCFunction_New(&boot_on_stale_def, path));
+  Ref make_runner = py::check(PyCFunction_New(&boot_make_runner_def, nullptr));
+  Ref args = py::check(Py_BuildValue("(OOsO)", image.get(), loader_class.get(), check, on_stale.get()));
+  Ref kwargs = py::check(Py_BuildValue("{sOsOsO}", "whole", whole, "make_runner", make_runner.get(), "settle",
+                                       settle));
+  Ref finder = py::check(PyObject_Call((PyObject*)&FinderType, args.get(), kwargs.get()));
+  if (PyList_Insert(meta_path, finder_position(meta_path, bootstrap, external), finder.get()) < 0)
+    throw py::PyError{};
+  booted_finder = Py_NewRef(finder.get());
+  return finder.release();
+}
+
+// image_boot(path, whole=None, settle_threshold=10000, settle_now=False) -> the finder, or None (declined).
+PyObject* image_boot(PyObject* module, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"path", "whole", "settle_threshold", "settle_now", nullptr};
+  PyObject *path, *whole = Py_None;
+  long threshold = 10000;
+  int settle_now = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|Olp", const_cast<char**>(kwlist), &path, &whole, &threshold,
+                                   &settle_now))
+    return nullptr;
+  return boot_image(module, path, whole, threshold, settle_now != 0);
+}
+
+// image_booted() -> the finder the C++ boot installed, or None.
+PyObject* image_booted(PyObject*, PyObject*) { return Py_NewRef(booted_finder ? booted_finder : Py_None); }
+
 PyObject* image_hash(PyObject*, PyObject* data) {
   Py_buffer view;
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
@@ -875,6 +1061,10 @@ PyObject* image_hash(PyObject*, PyObject* data) {
 
 PyMethodDef functions[] = {
     {"image_hash", image_hash, METH_O, "image_hash(data: bytes) -> the image format's 64-bit hash (docs/image-format.md)."},
+    {"image_boot", (PyCFunction)(void (*)(void))image_boot, METH_VARARGS | METH_KEYWORDS,
+     "image_boot(path, whole=None, settle_threshold=10000, settle_now=False) -> the ImageFinder installed in C++, "
+     "or None when the Python layer must activate the image (it says why)."},
+    {"image_booted", image_booted, METH_NOARGS, "image_booted() -> the ImageFinder the C++ boot installed, or None."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -889,6 +1079,22 @@ int add_type(PyObject* module, PyTypeObject* type, const char* name) {
 }
 
 }  // namespace
+
+PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long settle_threshold, bool settle_now) {
+  try {
+    Ref whole_set;
+    if (whole == nullptr || whole == Py_None) {
+      whole_set = Ref::borrow(Py_None);
+    } else {
+      whole_set = py::check(PySet_New(whole));  // a set, a dict (the usage profile's known): its keys
+      if (PySet_GET_SIZE(whole_set.get()) == 0) whole_set = Ref::borrow(Py_None);
+    }
+    Ref settle = py::check(Py_BuildValue("(lO)", settle_threshold, settle_now ? Py_True : Py_False));
+    return boot_image_impl(extension, path, whole_set.get(), settle.get());
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
 
 int add_image_types(PyObject* module) {
   ImageType.tp_name = "lazyexec._lazyexec.Image";

@@ -12,4 +12,17 @@ namespace lazyexec::image {
 // module; -1 with an exception set.
 int add_image_types(PyObject* module);
 
+// lazyexec.image.activate(path) done in C++ for the boot (importer/boot.cpp,
+// LAZYEXEC_IMAGE), with no Python module of lazyexec's: the image mapped and
+// validated against this interpreter and runtime, its ImageFinder placed
+// ahead of PathFinder and lazyexec's Finder (and of BuiltinImporter and
+// FrozenImporter right before them). `extension` is the _lazyexec module
+// (its file is part of the runtime key); `whole` the usage profile's modules
+// used whole (a set, or the profile's {module: expiry}, or None); plans run
+// with the settle policy given. Returns the finder (new reference); Py_None
+// when the image must be left to the Python layer, which warns (a damaged,
+// truncated, foreign or missing image, another -O level, a bad
+// LAZYEXEC_IMAGE_CHECK); nullptr with an exception set on an error.
+PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long settle_threshold, bool settle_now);
+
 }  // namespace lazyexec::image
