@@ -983,15 +983,20 @@ Py_ssize_t finder_position(PyObject* meta_path, PyObject* bootstrap, PyObject* e
   return at;
 }
 
-// See image_object.h. Declines (Py_None) on anything the Python layer must say.
-PyObject* boot_image_impl(PyObject* extension, PyObject* path, PyObject* whole, PyObject* settle) {
-  if (booted_finder != nullptr) return Py_NewRef(booted_finder);
-  PyObject* modules = PyImport_GetModuleDict();
-  PyObject* bootstrap = PyDict_GetItemString(modules, "_frozen_importlib");
-  PyObject* external = PyDict_GetItemString(modules, "_frozen_importlib_external");
-  PyObject* meta_path = PySys_GetObject("meta_path");
-  if (bootstrap == nullptr || external == nullptr || meta_path == nullptr || !PyList_Check(meta_path))
-    Py_RETURN_NONE;
+// LAZYEXEC_IMAGE_CHECK, else the image's own default; nullptr: not one of none, mtime, hash.
+const char* check_setting(const View* view) {
+  static const char* names[] = {"none", "mtime", "hash"};
+  const char* env = std::getenv("LAZYEXEC_IMAGE_CHECK");
+  if (env == nullptr || *env == '\0') return names[(int)view->check()];
+  for (const char* name : names)
+    if (std::string_view(env) == name) return name;
+  return nullptr;
+}
+
+// See image_object.h: the image, or Py_None on anything the Python layer must say.
+PyObject* boot_open_impl(PyObject* extension, PyObject* path) {
+  PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+  if (external == nullptr) Py_RETURN_NONE;
   Ref magic = attr(external, "MAGIC_NUMBER");
   Ref key = runtime_key(extension);
   Ref image = Ref::steal(PyObject_CallFunctionObjArgs((PyObject*)&ImageType, path, magic.get(), key.get(), nullptr));
@@ -1009,24 +1014,38 @@ PyObject* boot_image_impl(PyObject* extension, PyObject* path, PyObject* whole, 
     PyErr_Clear();
     Py_RETURN_NONE;
   }
-  static const char* names[] = {"none", "mtime", "hash"};
-  const char* check = names[(int)view->check()];
-  if (const char* env = std::getenv("LAZYEXEC_IMAGE_CHECK"); env != nullptr && *env != '\0') {
-    std::string c = env;
-    if (c != "none" && c != "mtime" && c != "hash") Py_RETURN_NONE;
-    check = c == "none" ? names[0] : c == "mtime" ? names[1] : names[2];
+  if (check_setting(view) == nullptr) Py_RETURN_NONE;
+  return image.release();
+}
+
+// See image_object.h: the finder of an image boot_open_impl accepted, installed.
+PyObject* boot_install_impl(PyObject* image, PyObject* whole, PyObject* settle) {
+  if (booted_finder != nullptr) return Py_NewRef(booted_finder);
+  if (!PyObject_TypeCheck(image, &ImageType)) {
+    PyErr_SetString(PyExc_TypeError, "boot_install_image: not an Image");
+    throw py::PyError{};
   }
+  PyObject* modules = PyImport_GetModuleDict();
+  PyObject* bootstrap = PyDict_GetItemString(modules, "_frozen_importlib");
+  PyObject* external = PyDict_GetItemString(modules, "_frozen_importlib_external");
+  PyObject* meta_path = PySys_GetObject("meta_path");
+  if (bootstrap == nullptr || external == nullptr || meta_path == nullptr || !PyList_Check(meta_path)) {
+    PyErr_SetString(PyExc_ImportError, "lazyexec: importlib's bootstrap modules or sys.meta_path are missing");
+    throw py::PyError{};
+  }
+  const char* check = check_setting(view_of(image));
+  if (check == nullptr) check = "none";  // boot_open_impl declined it before
   Ref source_loader = attr(external, "SourceFileLoader");
   Ref source_hash = attr(source_loader.get(), "__hash__");
-  Ref body = py::check(Py_BuildValue("{sOsOsOss}", "image", image.get(), "config", Py_None, "__hash__",
+  Ref body = py::check(Py_BuildValue("{sOsOsOss}", "image", image, "config", Py_None, "__hash__",
                                      source_hash.get(), "__module__", "lazyexec.image.importlib_bootstrap"));
   Ref loader_class = py::check(PyObject_CallFunction((PyObject*)&PyType_Type, "s(O)O", "ImageLoader",
                                                      source_loader.get(), body.get()));
   Ref eq = py::check(PyDescr_NewMethod((PyTypeObject*)loader_class.get(), &boot_loader_eq_def));
   if (PyObject_SetAttrString(loader_class.get(), "__eq__", eq.get()) < 0) throw py::PyError{};
-  Ref on_stale = py::check(PyCFunction_New(&boot_on_stale_def, path));
+  Ref on_stale = py::check(PyCFunction_New(&boot_on_stale_def, reinterpret_cast<ImageObject*>(image)->path));
   Ref make_runner = py::check(PyCFunction_New(&boot_make_runner_def, nullptr));
-  Ref args = py::check(Py_BuildValue("(OOsO)", image.get(), loader_class.get(), check, on_stale.get()));
+  Ref args = py::check(Py_BuildValue("(OOsO)", image, loader_class.get(), check, on_stale.get()));
   Ref kwargs = py::check(Py_BuildValue("{sOsOsO}", "whole", whole, "make_runner", make_runner.get(), "settle",
                                        settle));
   Ref finder = py::check(PyObject_Call((PyObject*)&FinderType, args.get(), kwargs.get()));
@@ -1080,7 +1099,15 @@ int add_type(PyObject* module, PyTypeObject* type, const char* name) {
 
 }  // namespace
 
-PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long settle_threshold, bool settle_now) {
+PyObject* boot_open_image(PyObject* extension, PyObject* path) {
+  try {
+    return boot_open_impl(extension, path);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_threshold, bool settle_now) {
   try {
     Ref whole_set;
     if (whole == nullptr || whole == Py_None) {
@@ -1090,10 +1117,18 @@ PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long 
       if (PySet_GET_SIZE(whole_set.get()) == 0) whole_set = Ref::borrow(Py_None);
     }
     Ref settle = py::check(Py_BuildValue("(lO)", settle_threshold, settle_now ? Py_True : Py_False));
-    return boot_image_impl(extension, path, whole_set.get(), settle.get());
+    return boot_install_impl(image, whole_set.get(), settle.get());
   } catch (const py::PyError&) {
     return nullptr;
   }
+}
+
+PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long settle_threshold, bool settle_now) {
+  PyObject* image = boot_open_image(extension, path);
+  if (image == nullptr || image == Py_None) return image;
+  PyObject* finder = boot_install_image(image, whole, settle_threshold, settle_now);
+  Py_DECREF(image);
+  return finder;
 }
 
 int add_image_types(PyObject* module) {

@@ -13,16 +13,27 @@ namespace lazyexec::image {
 int add_image_types(PyObject* module);
 
 // lazyexec.image.activate(path) done in C++ for the boot (importer/boot.cpp,
-// LAZYEXEC_IMAGE), with no Python module of lazyexec's: the image mapped and
-// validated against this interpreter and runtime, its ImageFinder placed
-// ahead of PathFinder and lazyexec's Finder (and of BuiltinImporter and
-// FrozenImporter right before them). `extension` is the _lazyexec module
-// (its file is part of the runtime key); `whole` the usage profile's modules
-// used whole (a set, or the profile's {module: expiry}, or None); plans run
-// with the settle policy given. Returns the finder (new reference); Py_None
-// when the image must be left to the Python layer, which warns (a damaged,
-// truncated, foreign or missing image, another -O level, a bad
-// LAZYEXEC_IMAGE_CHECK); nullptr with an exception set on an error.
+// LAZYEXEC_IMAGE), with no Python module of lazyexec's, in two steps so that
+// the boot can decline before it changes anything:
+//
+// boot_open_image: the image mapped and validated against this interpreter
+// and runtime (`extension` is the _lazyexec module: its file is part of the
+// runtime key), the -O level and LAZYEXEC_IMAGE_CHECK. Returns the Image
+// (new reference); Py_None when the Python layer must activate instead and
+// say why (a damaged, truncated, foreign or missing image, another -O level,
+// a bad LAZYEXEC_IMAGE_CHECK); nullptr with an exception set on an error.
+PyObject* boot_open_image(PyObject* extension, PyObject* path);
+
+// boot_install_image: its ImageFinder placed ahead of PathFinder and
+// lazyexec's Finder (and of BuiltinImporter and FrozenImporter right before
+// them), as lazyexec.image.activate() places it: call it after the boot's
+// Finder is on sys.meta_path. `whole`: the usage profile's modules used
+// whole (a set, the profile's {module: expiry}, or None); plans run with
+// the settle policy given. Returns the finder (new reference), or nullptr
+// with an exception set.
+PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_threshold, bool settle_now);
+
+// Both steps (_lazyexec.image_boot).
 PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long settle_threshold, bool settle_now);
 
 }  // namespace lazyexec::image
