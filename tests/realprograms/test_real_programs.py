@@ -245,6 +245,9 @@ def pth_python(tmp_path_factory) -> Path:
     import site
     import subprocess
 
+    if not (PYPI or DEBIAN):
+        pytest.skip("Debian's programs run on Debian's python3 (make real-programs); "
+                    "PyPI's on any interpreter (make real-programs-pypi)")
     root = tmp_path_factory.mktemp("pth")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
     py = root / "venv" / "bin" / "python"
