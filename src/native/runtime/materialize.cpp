@@ -252,6 +252,29 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
   return 0;
 }
 
+// The unit's locals start with the module's identity: eagerly a top-level
+// statement's locals are the module's namespace, and an `__import__` hook is
+// handed them (IMPORT_NAME passes f_locals), as click's tests read
+// `__name__` there. publish() leaves these names alone: they are in the
+// namespace already (dunder assignments are never deferred).
+int seed_scratch(PyObject* globals, PyObject* scratch) {
+  static PyObject* names[6] = {};
+  if (names[0] == nullptr) {
+    const char* raw[6] = {"__name__", "__package__", "__spec__", "__loader__", "__file__", "__path__"};
+    for (int i = 0; i < 6; ++i)
+      if (!(names[i] = PyUnicode_InternFromString(raw[i]))) return -1;  // kept for the process
+  }
+  for (PyObject* name : names) {
+    PyObject* value = PyDict_GetItemWithError(globals, name);  // borrowed; an exact dict lookup, no trap
+    if (value == nullptr) {
+      if (PyErr_Occurred()) return -1;
+      continue;
+    }
+    if (PyDict_SetItem(scratch, name, value) < 0) return -1;
+  }
+  return 0;
+}
+
 // A unit is done: once nothing is pending the module settles (or, settled
 // already or never settling on its own, gets its hooks back).
 void after_done(ModuleState& st) {
@@ -289,6 +312,7 @@ int run_unit(ModuleState& st, int id) {
   py::Ref last = last_key(st.globals);  // what the namespace held before the run
   if (!last) PyErr_Clear();
   py::Ref scratch = py::Ref::steal(PyDict_New());
+  if (scratch && seed_scratch(st.globals, scratch.get()) < 0) scratch = py::Ref();
   // While it runs, names of units later in the source are not bound yet in
   // this thread, as eagerly (see visible_limit).
   st.running.emplace_back(u.owner, id);
