@@ -55,6 +55,7 @@ class Project(NamedTuple):
 
 MARKUPSAFE = ("MarkupSafe", "2.1.5", "src")  # its C speed-ups are not built: the pure fallback
 FREEZEGUN = ("freezegun", "1.5.1", ".")
+SOUPSIEVE = ("soupsieve", "2.5", ".")
 # Suites written for an older pytest whose configuration turns warnings into
 # errors: pytest 8/9's deprecations of their hooks and marks stay warnings.
 OLD_PYTEST = ["-W", "ignore::pytest.PytestRemovedIn9Warning", "-W", "ignore::pytest.PytestUnknownMarkWarning"]
@@ -84,6 +85,13 @@ PROJECTS = {
     "wrapt": Project("wrapt", "1.16.0", ["tests"], [*OLD_PYTEST], ["src"], [], {"WRAPT_DISABLE_EXTENSIONS": "1"}),
     "tabulate": Project("tabulate", "0.9.0", ["test"]),
     "freezegun": Project(*FREEZEGUN[:2], ["tests"]),
+    "pyflakes": Project("pyflakes", "3.2.0", ["pyflakes/test"]),
+    "tomlkit": Project("tomlkit", "0.12.5", ["tests"]),
+    "beautifulsoup4": Project("beautifulsoup4", "4.12.3", ["bs4/tests"], [], ["."], [SOUPSIEVE]),
+    "soupsieve": Project(*SOUPSIEVE[:2], ["tests"], [], ["."], [("beautifulsoup4", "4.12.3", ".")]),
+    "mako": Project("Mako", "1.3.5", ["test"], [], ["."], [MARKUPSAFE]),
+    "parso": Project("parso", "0.8.4", ["test"]),
+    "simplejson": Project("simplejson", "3.19.2", ["simplejson/tests"]),  # C speed-ups not built: pure
 }
 
 # Who runs what: the lazy modes a run compares with eager.
