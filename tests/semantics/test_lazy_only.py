@@ -40,6 +40,29 @@ def test_failing_unit_keeps_its_type_gains_a_note_and_retries(tmp_path):
     assert r.stdout == "ZeroDivisionError\n2\n"
 
 
+def test_failing_unit_keyerror_through_a_global_lookup_is_a_nameerror(tmp_path):
+    """docs/differences.md: the interpreter takes a KeyError from the trapping
+    namespace for "absent"; through the module the KeyError is kept."""
+    r = program(tmp_path, {
+        "mod.py": """
+            __lazy_module__ = True
+            TABLE = {"a": 1}
+            VALUE = TABLE["b"]
+            def get():
+                return VALUE
+            """,
+        "main.py": """
+            import mod
+            for use in (mod.get, lambda: mod.VALUE, lambda: mod.get()):
+                try:
+                    use()
+                except Exception as e:
+                    print(type(e).__name__)
+            """})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "NameError\nKeyError\nNameError\n"
+
+
 def test_skiptest_keeps_its_type(tmp_path):
     r = program(tmp_path, {
         "mod.py": """
