@@ -527,6 +527,20 @@ PyObject* run_plan(PyObject*, PyObject* args) {
         // bound as a side effect (importlib's `pkg.sub`) gives way.
         call("supersede", g, mark.get(), end);
       } else if (step_is(kind, "force")) {
+        // A force step runs right before the eager statements of the next
+        // run step: the top level has reached them, so what that step sees
+        // is defined now too (bs4.builder: `__all__ = [...]`, then
+        // `register(_htmlparser)` forces `from . import _htmlparser`, whose
+        // `from bs4.builder import ...` reads classes defined above it).
+        // The frontier of the run step before would hide them.
+        PyObject* next_end = nullptr;
+        for (Py_ssize_t j = i + 1; j < PySequence_Fast_GET_SIZE(fast.get()) && next_end == nullptr; ++j) {
+          PyObject* later = PySequence_Fast_GET_ITEM(fast.get(), j);
+          if (PyTuple_Check(later) && PyTuple_GET_SIZE(later) == 3 && step_is(PyTuple_GET_ITEM(later, 0), "run"))
+            next_end = PyTuple_GET_ITEM(later, 2);
+        }
+        Ref all_defined = py::check(PyLong_FromLong(-1));
+        call("set_frontier", g, next_end != nullptr ? next_end : all_defined.get());
         call("force", g, payload);
       } else if (PyDict_GetItemString(g, "__annotations__") == nullptr) {  // "annotations"
         Ref annotations = py::check(PyDict_New());
