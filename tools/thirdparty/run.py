@@ -92,6 +92,8 @@ PROJECTS = {
     "mako": Project("Mako", "1.3.5", ["test"], [], ["."], [MARKUPSAFE]),
     "parso": Project("parso", "0.8.4", ["test"]),
     "simplejson": Project("simplejson", "3.19.2", ["simplejson/tests"]),  # C speed-ups not built: pure
+    "pycparser": Project("pycparser", "2.22", ["tests"]),
+    "astroid": Project("astroid", "3.2.4", ["tests"]),
 }
 
 # Who runs what: the lazy modes a run compares with eager.

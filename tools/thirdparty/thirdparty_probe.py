@@ -20,8 +20,11 @@ def pytest_sessionfinish(session, exitstatus):
     if native is not None:
         lazy = sum(1 for m in list(sys.modules.values())
                    if isinstance(getattr(m, "__dict__", None), dict) and native.is_trapping(m.__dict__))
+    # The .pth line loads the start-up extension (activation only); the full
+    # one loads at the first module the finder claims.
+    boot = sys.modules.get("lazyexec._lazyexec_boot") or native
     booted = None
-    if native is not None and hasattr(native, "boot_state"):
-        booted = native.boot_state() is not None
+    if boot is not None and hasattr(boot, "boot_state"):
+        booted = boot.boot_state() is not None
     with open(path, "w") as f:
         json.dump({"lazy_modules": lazy, "booted_in_cpp": booted, "python_layer": "lazyexec" in sys.modules}, f)
