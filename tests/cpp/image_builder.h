@@ -83,12 +83,12 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
     if (!m.code.empty()) {
       put(out, r + record::kCodeAt, code_at[i], 8);
       put(out, r + record::kCodeLenAt, m.code.size(), 4);
-      put(out, r + record::kCodeHashAt, hash64(m.code), 8);
+      put(out, r + record::kCodeHashAt, blob_hash(m.code), 8);
       std::memcpy(out.data() + code_at[i], m.code.data(), m.code.size());
     }
     put(out, r + record::kPayloadLenAt, m.payload.size(), 4);
     put(out, r + record::kPayloadAt, payload_at[i], 8);
-    put(out, r + record::kPayloadHashAt, hash64(m.payload), 8);
+    put(out, r + record::kPayloadHashAt, blob_hash(m.payload), 8);
     put(out, r + record::kMtimeAt, 1000 + i, 8);
     put(out, r + record::kSizeAt, m.payload.size(), 8);
     put(out, r + record::kSourceHashAt, 77, 8);

@@ -98,8 +98,10 @@ TEST(ImageCorruption, WrongVersion) {
   std::string d = valid();
   put(d, header::kVersionAt, 1, 2);  // format 1 (80-byte records, no eager code of plans)
   EXPECT_NE(problem_of(d).find("version 1"), std::string::npos);
-  put(d, header::kVersionAt, 3, 2);
-  EXPECT_NE(problem_of(d).find("version 3"), std::string::npos);
+  put(d, header::kVersionAt, 2, 2);  // format 2 (payloads checked with hash64)
+  EXPECT_NE(problem_of(d).find("version 2"), std::string::npos);
+  put(d, header::kVersionAt, 4, 2);
+  EXPECT_NE(problem_of(d).find("version 4"), std::string::npos);
 }
 
 TEST(ImageCorruption, WrongInterpreter) {
@@ -291,6 +293,38 @@ TEST(ImageCorruption, DataEndingAtUnreadablePage) {
   ASSERT_TRUE(last);
   EXPECT_TRUE(v->payload(*last, &p));
   munmap(mem, span + page);
+}
+
+TEST(ImageBlobHash, IsTwoCrc32cLanesAndTheLength) {
+  // docs/image-format.md, "blob hash": CRC-32C's check value, then the lanes.
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
+  constexpr uint64_t kMix = 0x9E3779B97F4A7C15ULL;
+  EXPECT_EQ(blob_hash(""), 0u);
+  // 9 bytes: word 0 and the tail in lane 0 (its CRC is the check value), lane 1 empty.
+  EXPECT_EQ(blob_hash("123456789"), 0xE3069283ULL ^ 9 * kMix);
+  // 16 bytes: word 0 in lane 0, word 1 in lane 1.
+  EXPECT_EQ(blob_hash("12345678abcdefgh"),
+            ((uint64_t)crc32c("abcdefgh") << 32 | crc32c("12345678")) ^ 16 * kMix);
+}
+
+TEST(ImageBlobHash, HardwareAndTableAgree) {
+  std::string data;
+  for (int i = 0; i < 5000; ++i) data.push_back((char)(i * 131 + (i >> 3)));
+  for (size_t n = 0; n <= 80; ++n) EXPECT_EQ(blob_hash(data.substr(0, n)), blob_hash_reference(data.substr(0, n))) << n;
+  EXPECT_EQ(blob_hash(data), blob_hash_reference(data));
+  EXPECT_EQ(blob_hash(data.substr(3)), blob_hash_reference(data.substr(3)));  // unaligned start
+}
+
+TEST(ImageBlobHash, EveryBitFlipAndTruncationChangesIt) {
+  std::string data;
+  for (int i = 0; i < 1024; ++i) data.push_back((char)(i * 7 + 1));
+  uint64_t h = blob_hash(data);
+  for (size_t bit = 0; bit < data.size() * 8; ++bit) {
+    std::string d = data;
+    d[bit / 8] = (char)(d[bit / 8] ^ (1 << (bit % 8)));
+    ASSERT_NE(blob_hash(d), h) << bit;
+  }
+  for (size_t n = 0; n < data.size(); ++n) ASSERT_NE(blob_hash(data.substr(0, n)), h) << n;
 }
 
 TEST(ImageHash, KnownValuesStayFixed) {

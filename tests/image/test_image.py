@@ -323,7 +323,7 @@ def test_trace_hands_over_to_the_sitecustomize_it_shadows_without_an_error(tmp_p
 
 
 def _record_field(data: bytes, name: str, at: int, size: int) -> int:
-    """A field of module `name`'s record (docs/image-format.md, format 2)."""
+    """A field of module `name`'s record (docs/image-format.md, formats 2 and 3)."""
     count = int.from_bytes(data[24:28], "little")
     records = int.from_bytes(data[40:48], "little")
     for i in range(count):

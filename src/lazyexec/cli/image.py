@@ -162,7 +162,7 @@ def verify(args) -> int:
                 problems.append(f"{name}: {origin} changed since the image was built (mtime or size)")
         else:
             with open(origin, "rb") as f:
-                if _lazyexec.image_hash(f.read()) != source_hash:
+                if _lazyexec.image_blob_hash(f.read()) != source_hash:
                     problems.append(f"{name}: {origin} changed since the image was built (content)")
     for p in problems:
         print(f"lazyexec image verify: {p}")

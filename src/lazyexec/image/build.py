@@ -47,9 +47,17 @@ class Entry:
 
 
 def image_hash(data: bytes) -> int:
+    """The index's hash of a module name."""
     from lazyexec import _lazyexec
 
     return _lazyexec.image_hash(data)
+
+
+def blob_hash(data: bytes) -> int:
+    """The check of a payload, an eager code object or a source (format 3)."""
+    from lazyexec import _lazyexec
+
+    return _lazyexec.image_blob_hash(data)
 
 
 def build_entry(src: Source, policy, config) -> Entry | None:
@@ -78,8 +86,8 @@ def build_entry(src: Source, policy, config) -> Entry | None:
         return None
     if plan is not None and plan.units:
         return Entry(src, True, marshal.dumps((plan.units, plan.steps)), code, st.st_mtime_ns, st.st_size,
-                     image_hash(source))
-    return Entry(src, False, code, b"", st.st_mtime_ns, st.st_size, image_hash(source))
+                     blob_hash(source))
+    return Entry(src, False, code, b"", st.st_mtime_ns, st.st_size, blob_hash(source))
 
 
 def shebang(python: str = sys.executable) -> bytes:
@@ -148,10 +156,10 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
         flags = ((RECORD_PACKAGE if e.source.is_package else 0) | (RECORD_PLAN if e.is_plan else 0)
                  | (RECORD_CODE if e.code else 0))
         records += b"".join(v.to_bytes(4, "little") for v in (*name, *origin, *locs, flags, len(e.payload)))
-        records += b"".join(v.to_bytes(8, "little") for v in (off, image_hash(e.payload), e.mtime_ns, e.size,
+        records += b"".join(v.to_bytes(8, "little") for v in (off, blob_hash(e.payload), e.mtime_ns, e.size,
                                                                e.source_hash, code_off))
         records += len(e.code).to_bytes(4, "little") + bytes(4)
-        records += (image_hash(e.code) if e.code else 0).to_bytes(8, "little")
+        records += (blob_hash(e.code) if e.code else 0).to_bytes(8, "little")
     flags = ((FLAG_ENTRY if entry_point else 0) | (FLAG_TRACED if traced else 0) | (CHECKS.index(check) << CHECK_SHIFT)
              | (sys.flags.optimize << OPTIMIZE_SHIFT))
     header = (MAGIC + FORMAT.to_bytes(2, "little") + flags.to_bytes(2, "little") + pymagic

@@ -8,7 +8,7 @@
 namespace lazyexec::image {
 
 inline constexpr char kMagic[8] = {'\x89', 'L', 'Z', 'I', '\r', '\n', '\x1a', '\n'};
-inline constexpr uint16_t kFormatVersion = 2;
+inline constexpr uint16_t kFormatVersion = 3;
 
 // Header: 80 bytes at the image base (offset 0, or after a `#!` line).
 inline constexpr size_t kHeaderSize = 80;

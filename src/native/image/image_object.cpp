@@ -511,7 +511,7 @@ const char* staleness(Check check, const Module& m, const std::string& origin) {
   }
   auto data = importer::read_file(origin.c_str());
   if (!data) return "source is gone";
-  return hash64(*data) != m.source_hash ? "source changed (hash)" : nullptr;
+  return blob_hash(*data) != m.source_hash ? "source changed (hash)" : nullptr;
 }
 
 // A submodule is served only where its parent package looks for it: the
@@ -1078,8 +1078,18 @@ PyObject* image_hash(PyObject*, PyObject* data) {
   return PyLong_FromUnsignedLongLong(h);
 }
 
+PyObject* image_blob_hash(PyObject*, PyObject* data) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
+  uint64_t h = blob_hash(std::string_view((const char*)view.buf, (size_t)view.len));
+  PyBuffer_Release(&view);
+  return PyLong_FromUnsignedLongLong(h);
+}
+
 PyMethodDef functions[] = {
-    {"image_hash", image_hash, METH_O, "image_hash(data: bytes) -> the image format's 64-bit hash (docs/image-format.md)."},
+    {"image_hash", image_hash, METH_O, "image_hash(data: bytes) -> the image index's 64-bit hash of a name (docs/image-format.md)."},
+    {"image_blob_hash", image_blob_hash, METH_O,
+     "image_blob_hash(data: bytes) -> the image format's 64-bit check of payloads, eager code and sources."},
     {"image_boot", (PyCFunction)(void (*)(void))image_boot, METH_VARARGS | METH_KEYWORDS,
      "image_boot(path, whole=None, settle_threshold=10000, settle_now=False) -> the ImageFinder installed in C++, "
      "or None when the Python layer must activate the image (it says why)."},

@@ -13,9 +13,17 @@
 
 namespace lazyexec::image {
 
-// The project's 64-bit hash of names, payloads and sources: 8 bytes at a
-// time (little endian), multiply and xor-shift; the tail byte by byte.
+// The 64-bit hash of module names (the index): 8 bytes at a time (little
+// endian), multiply and xor-shift; the tail byte by byte.
 uint64_t hash64(std::string_view data);
+
+// The 64-bit check of payloads, eager code and sources (format 3): two
+// CRC-32C lanes, the 8-byte words at even and at odd positions, the tail
+// bytes in lane 0; (~lane1 << 32 | ~lane0) ^ (length * 0x9E3779B97F4A7C15).
+// SSE 4.2's crc32 instruction when the CPU has it, else a table.
+uint64_t blob_hash(std::string_view data);
+uint64_t blob_hash_reference(std::string_view data);  // the table version, always (tests)
+uint32_t crc32c(std::string_view data);                // plain CRC-32C (tests: its check value)
 
 struct Expected {
   std::string_view pymagic;      // 4 bytes
