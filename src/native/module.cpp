@@ -15,6 +15,7 @@
 #include "analyze/analyzer.h"
 #include "compile/compiler.h"
 #include "image/image_object.h"
+#include "compile/unit_value.h"
 #include "importer/artifact.h"
 #include "importer/boot.h"
 #include "importer/file.h"
@@ -253,8 +254,15 @@ PyObject* install(PyObject*, PyObject* args) {
       PyObject* deps = PyTuple_GET_ITEM(spec, 2);
       PyObject* where = PyTuple_GET_ITEM(spec, 3);
       PyObject* calls = PyTuple_GET_ITEM(spec, 4);
-      if (code != Py_None && !PyCode_Check(code) && !PyBytes_Check(code)) {
-        PyErr_SetString(PyExc_TypeError, "lazyexec: unit code must be a code object, its marshal bytes, or None");
+      // A constant's unit holds (marshal bytes of its value,) instead of code.
+      bool value_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 1 && PyBytes_Check(PyTuple_GET_ITEM(code, 0));
+      if (code != Py_None && !PyCode_Check(code) && !PyBytes_Check(code) && !value_unit) {
+        PyErr_SetString(PyExc_TypeError,
+                        "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,) or None");
+        return nullptr;
+      }
+      if (value_unit && PySequence_Size(binds) != 1) {
+        PyErr_SetString(PyExc_ValueError, "lazyexec: a constant's unit binds one name");
         return nullptr;
       }
       r.where = py::utf8(where);
@@ -736,7 +744,38 @@ PyObject* reason_codes(PyObject*, PyObject*) {
   }
 }
 
+// The image's types (Image, ImageFinder, ImageError and its functions) are
+// made on first use: most processes that load this extension never open an
+// image, and readying the types is a good part of loading it.
+bool image_types_added = false;
+
+PyObject* module_getattr(PyObject* module, PyObject* name) {
+  if (!image_types_added) {
+    image_types_added = true;
+    if (image::add_image_types(module) < 0) return nullptr;
+    if (PyObject* found = PyDict_GetItemWithError(PyModule_GetDict(module), name)) return Py_NewRef(found);
+    if (PyErr_Occurred()) return nullptr;
+  }
+  PyErr_Format(PyExc_AttributeError, "module 'lazyexec._lazyexec' has no attribute %R", name);
+  return nullptr;
+}
+
+PyObject* unit_value(PyObject*, PyObject* code) {
+  PyObject* value = nullptr;
+  switch (compile::classify_unit_code(code, &value)) {
+    case compile::UnitValue::Constant:
+      return Py_BuildValue("(sO)", "constant", value);
+    case compile::UnitValue::Display:
+      return Py_BuildValue("(sO)", "display", Py_None);
+    default:
+      return Py_BuildValue("(sO)", "code", Py_None);
+  }
+}
+
 PyMethodDef methods[] = {
+    {"unit_value", unit_value, METH_O,
+     "unit_value(code) -> ('constant', value) | ('display', None) | ('code', None): what a unit's code binds."},
+    {"__getattr__", module_getattr, METH_O, "Makes the image's types on first use."},
     {"compile", (PyCFunction)(void (*)(void))compile_source, METH_VARARGS | METH_KEYWORDS,
      "compile(source, filename, knowledge, module=None, is_package=False) -> dict with code and steps."},
     {"install", install, METH_VARARGS, "install(globals, units, module, settle_threshold, filename, module_obj): make globals a trapping namespace."},
@@ -807,7 +846,6 @@ PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_lazyexec", "lazyexec's C++ co
 PyMODINIT_FUNC PyInit__lazyexec(void) {
   PyObject* m = PyModule_Create(&lazyexec::module_def);
   if (m && lazyexec::importer::add_finder_type(m) < 0) Py_CLEAR(m);
-  if (m && lazyexec::image::add_image_types(m) < 0) Py_CLEAR(m);
   if (m && lazyexec::runtime::add_module_hook_types(m) < 0) Py_CLEAR(m);
   if (m && lazyexec::importer::add_loader_functions(m) < 0) Py_CLEAR(m);
   if (m && lazyexec::runtime::add_loggers_functions(m) < 0) Py_CLEAR(m);

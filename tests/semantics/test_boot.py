@@ -72,9 +72,13 @@ policy = imp.Policy(load())
 stdlib = sysconfig.get_paths()["stdlib"]
 names = [n[:-3] for n in os.listdir(stdlib) if n.endswith(".py")]
 names += ["json.decoder", "email", "email.utils", "http.client", "importlib.metadata"]
+# The usage profile's modules (on 3.13 -c imports linecache, a small module
+# of functions: nothing to defer, learned) are left to PathFinder by the
+# finder, not by the policy.
+known = imp._boot["known"]
 for n in names:
     path = os.path.join(stdlib, *n.split(".")) + ".py"
-    assert booted.claims(n, path) == policy.claims(n, path), n
+    assert booted.claims(n, path) == (policy.claims(n, path) and n not in known), n
 print(len(names), booted.claims("json.decoder", "x.py"), booted.claims("email", "x.py"), booted.claims("csv", "x.py"))
 """
     run(venv, tmp_path, "pass")  # builds the caches
@@ -160,7 +164,9 @@ def test_start_up_extension_alone_when_nothing_loads_lazily(venv, tmp_path):
     script("nothing.py")  # caches
     r = script("nothing.py")
     assert r.stdout == "['lazyexec._lazyexec_boot']\n", r.stderr
-    assert script("claims.py", LAZYEXEC_BUILD="inline").returncode == 0
+    # Modules the build stage itself loaded get their artifacts at the next starts.
+    for _ in range(3):
+        assert script("claims.py", LAZYEXEC_BUILD="inline").returncode == 0
     r = script("claims.py")
     assert r.stdout == "['lazyexec._lazyexec', 'lazyexec._lazyexec_boot']\n", r.stderr
 

@@ -177,6 +177,41 @@ def test_cycle_between_units_is_an_error_not_a_hang(tmp_path):
     assert r.stdout == "1\n"
 
 
+def test_constant_units_are_stored_as_values():
+    """Issue #10 (cheaper units): `NAME = <constant>` is stored as the
+    marshalled value and materialized by unmarshalling it, no code object;
+    a computed or mutable value keeps its code."""
+    from lazyexec.compile import build_plan
+
+    source = (b"__lazy_module__ = True\nX = 3\nNAMES = ('a', 'b')\nS = 'hi'\nNEG = -1.5\nL = [1, 2]\n"
+              b"T = (X, 2)\nA: int = 4\ndef f(): return X\n")
+    plan = build_plan(source, "m.py", "m", False, None)
+    kinds = {u[1][0]: type(u[0]).__name__ for u in plan.units if u[0] is not None}
+    assert kinds == {"X": "tuple", "NAMES": "tuple", "S": "tuple", "NEG": "tuple", "L": "bytes", "T": "bytes",
+                     "A": "bytes", "f": "bytes"}, kinds
+
+
+def test_constant_values_keep_the_semantics_of_a_binding(tmp_path):
+    r = program(tmp_path, {
+        "mod.py": """
+            __lazy_module__ = True
+            X = 3
+            Y = 'name'
+            Z = (1, 2)
+            W = 7
+            def f(): return X + W
+            """,
+        "main.py": """
+            import sys, lazyexec, mod
+            print(lazyexec.is_pending(mod, "X"), lazyexec.is_pending(mod, "W"))
+            mod.W = 70          # a later write wins over the pending constant
+            print(mod.f(), mod.Y is sys.intern('name'), mod.Z, sorted(lazyexec.pending(mod)))
+            """,
+    })
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True True\n73 True (1, 2) ['W']\n", r.stdout  # W's statement never ran
+
+
 def test_artifact_is_stored_and_a_corrupt_one_is_rebuilt_with_a_warning(tmp_path):
     files = {"mod.py": "__lazy_module__ = True\nA = 1\ndef f(): return A\n", "main.py": "import mod\nprint(mod.f())\n"}
     r = program(tmp_path, files)
@@ -238,10 +273,45 @@ def test_materialize_all_and_pending(tmp_path):
     assert r.stdout == "['A', 'f', 'json']\n[] True\n"
 
 
+def test_small_module_of_functions_loads_eagerly_unless_it_asks_for_laziness(tmp_path):
+    """DESIGN (never slower than eager): a module whose deferred units are
+    only function definitions and constants, in little code, costs more
+    lazily than eagerly (a plan, a trapping namespace): in mode "all" it
+    loads eagerly (compile.MIN_DEFERRED_BYTES). `__lazy_module__ = True`
+    keeps it lazy; a class, an import or a computed value is worth deferring."""
+    from lazyexec.compile import MIN_DEFERRED_BYTES
+
+    big = "".join(f"def f{i}(a, b):\n    return [a * b + {i} for _ in range(a)]\n"
+                  for i in range(MIN_DEFERRED_BYTES // 150))
+    setup = program(tmp_path, {
+        "pyproject.toml": "[tool.lazyexec]\nmode = 'all'\n",
+        "small.py": "A = 1\nB = (1, 'x')\ndef f(): return A\ndef g(): return B\n",
+        "computed.py": "import re\nP = re.compile('a+')\n",
+        "marked.py": "__lazy_module__ = True\ndef f(): return 1\n",
+        "withclass.py": "def f(): return 1\nclass K:\n    pass\n",
+        "big.py": big,
+        "app.py": """
+            import lazyexec._lazyexec as core
+            import small, computed, marked, withclass, big
+            mods = (small, computed, marked, withclass, big)
+            print([core.is_trapping(m.__dict__) for m in mods], small.f(), small.g(), big.f3(2, 3))
+            """,
+        "main.py": "",
+    })
+    assert setup.returncode == 0, setup.stderr
+    import os
+    import subprocess
+
+    env = {**os.environ, "LAZYEXEC_BUILD": "inline", "LAZYEXEC_PROFILE": "0"}
+    out = subprocess.run([sys.executable, "-m", "lazyexec", "run", "-m", "app"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert (out.returncode, out.stdout) == (0, "[False, True, True, True, True] 1 (1, 'x') [9, 9]\n"), out.stderr
+
+
 def test_run_dash_m_and_configuration_mode_all(tmp_path):
     setup = program(tmp_path, {
         "pyproject.toml": "[tool.lazyexec]\nmode = 'all'\ninclude = ['plain']\n",
-        "plain.py": "A = 1\ndef f(): return A\n",
+        "plain.py": "A = 1\ndef f(): return A\nclass K:\n    pass\n",
         "app.py": """
             import sys
             import plain

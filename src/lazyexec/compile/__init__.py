@@ -16,6 +16,45 @@ from lazyexec.store import Plan
 DYNAMIC_NAMESPACE = frozenset({"globals", "vars", "eval", "exec", "__import__"})
 
 
+# A module whose deferred units are only function definitions and constant
+# assignments, this small in marshalled code, loads eagerly: unmarshalling
+# and running that much code costs less than a lazy module's bookkeeping
+# (reading its plan, the trapping namespace, its hooks, about 150 K
+# instructions; 12 KiB of function code unmarshals in about as many). It is
+# remembered as a module with nothing to defer (docs/startup.md). A module
+# that asked for laziness (`__lazy_module__ = True`) keeps it.
+MIN_DEFERRED_BYTES = 12 * 1024
+
+
+def _worth_deferring(units: list[dict], codes: list) -> bool:
+    # No import here: plans are built while other modules import (inline).
+    size = 0
+    for u, code in zip(units, codes):
+        if u["verdict"] != "lazy" or code is None:
+            continue
+        if u["kind"] not in ("def", "assign"):
+            return True  # imports and classes: what laziness is for
+        if u["kind"] == "assign" and _lazyexec.unit_value(code)[0] == "code":
+            return True  # a computed value (re.compile(...)): its cost is unknown
+        size += len(marshal.dumps(code))
+        if size >= MIN_DEFERRED_BYTES:
+            return True
+    return False
+
+
+def _constant_value(code, name: str):
+    """(marshal bytes of the value,) when the unit's code only binds `name`
+    to a constant (`X = 3`, `NAMES = ("a", "b")`): stored as that value and
+    materialized by unmarshalling it instead of running code. None otherwise."""
+    kind, value = _lazyexec.unit_value(code)
+    if kind != "constant":
+        return None
+    try:
+        return (marshal.dumps(value),)
+    except ValueError:  # not marshallable: keep the code
+        return None
+
+
 def _already_loaded_spec(u: dict):
     """How the runtime binds a lazy import unit at the end of the import if its
     modules are in sys.modules by then: (unit, name, mode, modules, attr), mode
@@ -96,6 +135,8 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
     units = result["units"]
     if result["module_eager"] or not any(u["verdict"] == "lazy" for u in units):
         return None
+    if result["lazy_marker"] != "true" and not _worth_deferring(units, result["code"]):
+        return None
     binders: dict[str, list[int]] = {}
     for u in units:
         for n in u["binds"]:
@@ -134,7 +175,10 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         where = f"{u['line']} ({u['kind']} {', '.join(binds)})"
         # Lazy code stays marshalled until its unit first runs (seed idea:
         # leave code on disk until needed); marshal bytes are far smaller.
-        payload = marshal.dumps(code) if code is not None else None
+        # A constant is stored as its value (seed idea: constants as values).
+        value = (_constant_value(code, u["binds"][0]) if code is not None and u["kind"] == "assign"
+                 and len(u["binds"]) == 1 else None)
+        payload = value or (marshal.dumps(code) if code is not None else None)
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     steps = [tuple(s) for s in result["steps"]]
     blocked = _blocked_guard_check(units, filename)

@@ -25,7 +25,7 @@ from lazyexec import _lazyexec
 from lazyexec.config import cache_dir, caching_enabled  # noqa: F401 - part of the store's API
 
 MAGIC = b"LZEX"
-FORMAT = 7
+FORMAT = 8
 HEADER_FORMAT = "<4sHH4sQQ16s"
 SUFFIX = ".lzx"
 
@@ -105,7 +105,7 @@ KNOWLEDGE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "analy
 
 # Changes of the Python side of planning that change plans (stored artifacts
 # must not outlive them): analyze/side_effects.py, the order of plan steps.
-PLAN_RULES = b"plan rules 3"
+PLAN_RULES = b"plan rules 4"
 
 _hash_cache: dict = {}
 

@@ -512,7 +512,7 @@ PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))
 // (lazyexec.__version__, store.FORMAT, store.PLAN_RULES; a test checks that
 // this key is the Python layer's).
 constexpr const char* kVersion = "0.1.0";
-constexpr const char* kPlanRules = "plan rules 3";
+constexpr const char* kPlanRules = "plan rules 4";
 
 // store.key_for(knowledge_hash(config)).
 std::string artifact_key(const std::string& extension, const std::string& knowledge_fingerprint, PyObject* plan_key) {

@@ -312,6 +312,28 @@ int run_unit(ModuleState& st, int id) {
   py::Ref last = last_key(st.globals);  // what the namespace held before the run
   if (!last) PyErr_Clear();
   py::Ref scratch = py::Ref::steal(PyDict_New());
+  if (PyTuple_Check(u.code.get())) {
+    // A constant stored as its value: unmarshalled, no code runs.
+    PyObject* blob = PyTuple_GET_ITEM(u.code.get(), 0);
+    py::Ref value = py::Ref::steal(PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob)));
+    int rc = scratch && value && PyDict_SetItemString(scratch.get(), u.binds[0].c_str(), value.get()) == 0
+                 ? publish(st, u, id, scratch.get(), last.get())
+                 : -1;
+    st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (rc < 0) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
+      u.state = UnitRecord::Pending;
+      u.owner = 0;
+      st.failures++;
+      add_note("lazyexec: raised while materializing " + where_of(st, u) + " (a lazily deferred top-level statement)");
+      return -1;
+    }
+    u.state = UnitRecord::Done;
+    u.owner = 0;
+    st.materialized++;
+    after_done(st);
+    return 0;
+  }
   if (scratch && seed_scratch(st.globals, scratch.get()) < 0) scratch = py::Ref();
   // While it runs, names of units later in the source are not bound yet in
   // this thread, as eagerly (see visible_limit).
@@ -445,6 +467,7 @@ int resolve(ModuleState& st, int id, PyObject* values) {
 
 namespace {
 bool mentions(PyObject* code, const std::string& name) {
+  if (PyTuple_Check(code)) return false;  // a constant's value reads no name
   if (PyBytes_Check(code)) {
     std::string_view bytes(PyBytes_AS_STRING(code), (size_t)PyBytes_GET_SIZE(code));
     return bytes.find(name) != std::string_view::npos;

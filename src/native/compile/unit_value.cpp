@@ -1,0 +1,92 @@
+#include "compile/unit_value.h"
+
+#include <opcode.h>
+
+#include <vector>
+
+#include "py/handle.h"
+
+namespace lazyexec::compile {
+namespace {
+
+// Opcodes a display of constants is built with (none reads a name or calls).
+bool builds_constant_display(int op) {
+  switch (op) {
+    case LOAD_CONST:
+    case STORE_NAME:
+    case BUILD_TUPLE:
+    case BUILD_LIST:
+    case BUILD_SET:
+    case BUILD_MAP:
+    case BUILD_CONST_KEY_MAP:
+#ifdef LIST_EXTEND
+    case LIST_EXTEND:
+    case SET_UPDATE:
+    case DICT_UPDATE:
+#endif
+    case RETURN_VALUE:
+#ifdef RETURN_CONST
+    case RETURN_CONST:
+#endif
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool skipped(int op) {
+#ifdef RESUME
+  if (op == RESUME) return true;
+#endif
+#ifdef CACHE
+  if (op == CACHE) return true;
+#endif
+  return op == NOP;
+}
+
+}  // namespace
+
+UnitValue classify_unit_code(PyObject* code, PyObject** value) {
+  *value = nullptr;
+  if (!PyCode_Check(code)) return UnitValue::Code;
+  auto* co = reinterpret_cast<PyCodeObject*>(code);
+#if PY_VERSION_HEX >= 0x030B0000
+  py::Ref bytes = py::Ref::steal(PyCode_GetCode(co));  // without the interpreter's specializations
+  if (!bytes) {
+    PyErr_Clear();
+    return UnitValue::Code;
+  }
+#else
+  py::Ref bytes = py::Ref::borrow(co->co_code);
+#endif
+  const auto* raw = reinterpret_cast<const unsigned char*>(PyBytes_AS_STRING(bytes.get()));
+  Py_ssize_t n = PyBytes_GET_SIZE(bytes.get());
+  std::vector<std::pair<int, int>> ops;  // (opcode, arg) without the no-ops
+  for (Py_ssize_t i = 0; i + 1 < n; i += 2) {
+    int op = raw[i];
+    if (op == EXTENDED_ARG) return UnitValue::Code;  // never in a unit this small
+    if (!skipped(op)) ops.emplace_back(op, raw[i + 1]);
+  }
+  for (auto [op, arg] : ops)
+    if (!builds_constant_display(op)) return UnitValue::Code;
+  PyObject* consts = co->co_consts;
+  auto is_none = [&](int index) {
+    return index < PyTuple_GET_SIZE(consts) && PyTuple_GET_ITEM(consts, index) == Py_None;
+  };
+  // LOAD_CONST k; STORE_NAME; then `return None` (RETURN_CONST None, or
+  // LOAD_CONST None; RETURN_VALUE).
+  bool returns_none = false;
+#ifdef RETURN_CONST
+  if (ops.size() == 3 && ops[2].first == RETURN_CONST && is_none(ops[2].second)) returns_none = true;
+#endif
+  if (ops.size() == 4 && ops[2].first == LOAD_CONST && is_none(ops[2].second) && ops[3].first == RETURN_VALUE)
+    returns_none = true;
+  if (returns_none && ops[0].first == LOAD_CONST && ops[1].first == STORE_NAME &&
+      ops[0].second < PyTuple_GET_SIZE(consts)) {
+    *value = PyTuple_GET_ITEM(consts, ops[0].second);
+    return UnitValue::Constant;
+  }
+  return UnitValue::Display;
+}
+
+}  // namespace lazyexec::compile
