@@ -381,7 +381,11 @@ def test_reload_and_a_renamed_module_behave_as_eagerly(tmp_path, app):
 BOOT_PROBE = (
     "import sys, _imp\n"
     "ext = _imp.create_dynamic(type(sys.implementation)(name='lazyexec._lazyexec', origin=sys.argv[1]))\n"
-    "finder = ext.image_boot(sys.argv[2])\n"
+    "if sys.argv[3:] == ['two-steps']:\n"
+    "    image = ext.image_boot_open(sys.argv[2])\n"
+    "    finder = ext.image_boot_install(image) if image is not None else None\n"
+    "else:\n"
+    "    finder = ext.image_boot(sys.argv[2])\n"
     "print(type(finder).__name__, [type(f).__name__ for f in sys.meta_path].count('ImageFinder'))\n"
     "if finder is not None:\n"
     "    print([type(f).__name__ for f in sys.meta_path][sys.meta_path.index(finder) + 1:][:2])\n"
@@ -396,7 +400,8 @@ BOOT_PROBE = (
     "      shop.cart.__loader__ is shop.cart.__spec__.loader, shop.cart.__package__, list(vars(shop.util))[:8])\n")
 
 
-def test_the_image_activated_in_cpp_serves_as_the_python_activation_does_without_lazyexec_python(tmp_path, app):
+@pytest.mark.parametrize("steps", ["one-call", "two-steps"])
+def test_the_image_activated_in_cpp_serves_as_the_python_activation_does_without_lazyexec_python(tmp_path, app, steps):
     """_lazyexec.image_boot (for the C++ boot, LAZYEXEC_IMAGE): no Python
     module of lazyexec's loads while served modules import, plans included;
     the finder sits where lazyexec.image.activate() puts it, the modules
@@ -408,8 +413,8 @@ def test_the_image_activated_in_cpp_serves_as_the_python_activation_does_without
     image = build(tmp_path, "shop")
     probe = app / "boot_probe.py"
     probe.write_text(BOOT_PROBE)
-    r = subprocess.run([sys.executable, str(probe), _lazyexec.__file__, str(image)], cwd=app, env=env(tmp_path),
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(probe), _lazyexec.__file__, str(image), steps], cwd=app,
+                       env=env(tmp_path), capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     lines = r.stdout.splitlines()
     assert lines[:4] == ["ImageFinder 1", "['type', 'type']", "[]", "lazy cart True True"]
@@ -424,7 +429,7 @@ def test_the_image_activated_in_cpp_serves_as_the_python_activation_does_without
     assert python.stdout.splitlines()[-1] == lines[5]
     damaged = tmp_path / "damaged.lzi"
     damaged.write_bytes(_damage(image.read_bytes(), "truncated"))
-    r = subprocess.run([sys.executable, str(probe), _lazyexec.__file__, str(damaged)], cwd=app, env=env(tmp_path),
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(probe), _lazyexec.__file__, str(damaged), steps], cwd=app,
+                       env=env(tmp_path), capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.splitlines()[0] == "NoneType 0", (r.stdout, r.stderr)
     assert "lazyexec: ignoring image" in r.stderr  # said by the Python layer's activate()

@@ -968,11 +968,12 @@ Py_ssize_t finder_position(PyObject* meta_path, PyObject* bootstrap, PyObject* e
   Ref path_finder = attr(external, "PathFinder");
   Ref builtin = attr(bootstrap, "BuiltinImporter");
   Ref frozen = attr(bootstrap, "FrozenImporter");
-  PyObject* lazy_finder = importer::finder_type();
   Py_ssize_t n = PyList_GET_SIZE(meta_path), at = n;
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* f = PyList_GET_ITEM(meta_path, i);
-    if (f == path_finder.get() || (lazy_finder != nullptr && PyObject_TypeCheck(f, (PyTypeObject*)lazy_finder))) {
+    // lazyexec's Finder, made by either extension (_lazyexec_boot's, the
+    // .pth activation's, is another type of the same name).
+    if (f == path_finder.get() || importer::is_finder(f)) {
       at = i;
       break;
     }
@@ -1067,6 +1068,29 @@ PyObject* image_boot(PyObject* module, PyObject* args, PyObject* kwargs) {
   return boot_image(module, path, whole, threshold, settle_now != 0);
 }
 
+// image_boot_open(path) -> the Image, or None (declined): boot_open_image,
+// for the start-up extension (_lazyexec_boot), which reaches this one
+// through Python calls.
+PyObject* image_boot_open(PyObject* module, PyObject* path) {
+  if (!PyUnicode_Check(path)) {
+    PyErr_SetString(PyExc_TypeError, "image_boot_open(path: str)");
+    return nullptr;
+  }
+  return boot_open_image(module, path);
+}
+
+// image_boot_install(image, whole=None, settle_threshold=10000, settle_now=False) -> the finder.
+PyObject* image_boot_install(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"image", "whole", "settle_threshold", "settle_now", nullptr};
+  PyObject *image, *whole = Py_None;
+  long threshold = 10000;
+  int settle_now = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|Olp", const_cast<char**>(kwlist), &ImageType, &image, &whole,
+                                   &threshold, &settle_now))
+    return nullptr;
+  return boot_install_image(image, whole, threshold, settle_now != 0);
+}
+
 // image_booted() -> the finder the C++ boot installed, or None.
 PyObject* image_booted(PyObject*, PyObject*) { return Py_NewRef(booted_finder ? booted_finder : Py_None); }
 
@@ -1093,6 +1117,12 @@ PyMethodDef functions[] = {
     {"image_boot", (PyCFunction)(void (*)(void))image_boot, METH_VARARGS | METH_KEYWORDS,
      "image_boot(path, whole=None, settle_threshold=10000, settle_now=False) -> the ImageFinder installed in C++, "
      "or None when the Python layer must activate the image (it says why)."},
+    {"image_boot_open", image_boot_open, METH_O,
+     "image_boot_open(path) -> the Image mapped and checked for this interpreter and runtime, or None: the Python "
+     "layer must activate it (and say why). The first step of image_boot."},
+    {"image_boot_install", (PyCFunction)(void (*)(void))image_boot_install, METH_VARARGS | METH_KEYWORDS,
+     "image_boot_install(image, whole=None, settle_threshold=10000, settle_now=False) -> its ImageFinder, placed "
+     "on sys.meta_path (after lazyexec's Finder is there). The second step of image_boot."},
     {"image_booted", image_booted, METH_NOARGS, "image_booted() -> the ImageFinder the C++ boot installed, or None."},
     {nullptr, nullptr, 0, nullptr},
 };
