@@ -122,7 +122,43 @@ PyObject* get(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   return Py_NewRef(nargs == 2 ? args[1] : Py_None);
 }
 
+// D.pop(k[,d]) and D.setdefault(k[,d]) see a pending name as bound, as
+// eagerly (vars(module).pop(name)): its unit runs first.
+PyObject* pop(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "pop expected 1 or 2 arguments");
+    return nullptr;
+  }
+  PyObject* v = lookup(self, args[0]);
+  if (v) {
+    if (PyDict_DelItem(self, args[0]) < 0) {
+      Py_DECREF(v);
+      return nullptr;
+    }
+    return v;
+  }
+  if (PyErr_Occurred()) return nullptr;
+  if (nargs == 2) return Py_NewRef(args[1]);
+  PyErr_SetObject(PyExc_KeyError, args[0]);
+  return nullptr;
+}
+
+PyObject* setdefault(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "setdefault expected 1 or 2 arguments");
+    return nullptr;
+  }
+  PyObject* v = lookup(self, args[0]);
+  if (v || PyErr_Occurred()) return v;
+  PyObject* value = nargs == 2 ? args[1] : Py_None;
+  if (PyDict_SetItem(self, args[0], value) < 0) return nullptr;
+  return Py_NewRef(value);
+}
+
 PyMethodDef methods[] = {
+    {"pop", (PyCFunction)(void (*)(void))pop, METH_FASTCALL, "D.pop(k[,d]): a pending name materializes first."},
+    {"setdefault", (PyCFunction)(void (*)(void))setdefault, METH_FASTCALL,
+     "D.setdefault(k[,d]): a pending name materializes first."},
     {"get", (PyCFunction)(void (*)(void))get, METH_FASTCALL, "D.get(k[,d]): pending names materialize first."},
     {"keys", keys, METH_NOARGS, "Every pending unit runs first."},
     {"items", items, METH_NOARGS, "Every pending unit runs first."},
