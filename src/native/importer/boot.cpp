@@ -405,7 +405,10 @@ struct Handover {
   long threshold = 10000;
   bool settle_now = false, inline_build = false;
   int complete = -1;
-  Ref profile_path, known;
+  // Owned and never released: a static destructor runs after the
+  // interpreter is gone, when a decref could free into it.
+  PyObject* profile_path = nullptr;
+  PyObject* known = nullptr;
 };
 Handover handover;
 PyObject* full_module = nullptr;  // the full extension once loaded (strong)
@@ -450,8 +453,8 @@ PyObject* load_full() {
     Ref key = py::check(PyBytes_FromStringAndSize(handover.key.data(), (Py_ssize_t)handover.key.size()));
     Ref r = py::check(PyObject_CallMethod(module.get(), "warm_start", "(OslOOOOi)", key.get(), handover.cache.c_str(),
                                           handover.threshold, handover.settle_now ? Py_True : Py_False,
-                                          handover.inline_build ? Py_True : Py_False, handover.profile_path.get(),
-                                          handover.known.get(), handover.complete));
+                                          handover.inline_build ? Py_True : Py_False, handover.profile_path,
+                                          handover.known, handover.complete));
     full_module = module.release();
     return full_module;
   } catch (const py::PyError&) {
@@ -639,7 +642,8 @@ PyObject* activate(PyObject* module) {
     build = configured ? py::utf8(configured) : "background";
   }
 #ifdef LAZYEXEC_BOOT_MODULE
-  handover = {extension, key, cache, threshold, settle_now, build == "inline", complete_on_settle, profile_path, known};
+  handover = {extension, key, cache, threshold, settle_now, build == "inline", complete_on_settle,
+              Py_NewRef(profile_path.get()), Py_NewRef(known.get())};
 #else
   if (complete_on_settle >= 0) runtime::complete_on_settle = complete_on_settle == 1;
   if (runtime::install_dynamic_eval() < 0) throw py::PyError{};
