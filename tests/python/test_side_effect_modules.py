@@ -36,6 +36,21 @@ def test_assignments_into_imported_objects_are_effects():
     assert scan("from _io import E\nE.__module__ = 'io'\n") is None  # relabelling
 
 
+def test_version_and_platform_branches_not_taken_are_not_scanned():
+    # attrs 22: `if sys.version_info < (3, 7): warnings.warn(...)` never runs here.
+    assert scan("import sys\nimport warnings\nif sys.version_info < (3, 7):\n    warnings.warn('x')\n") is None
+    assert scan("import sys\nimport warnings\nif sys.version_info >= (3, 7):\n    warnings.warn('x')\n") == \
+        "calls warnings.warn() at line 4"
+    assert scan("import sys\nimport w\nif sys.version_info[:2] < (3, 7):\n    pass\nelse:\n    w.f()\n") == \
+        "calls w.f() at line 6"
+    assert scan("import sys\nimport w\nif sys.version_info[0] == 2 or sys.platform.startswith('zz'):\n    w.f()\n") is None
+    assert scan("import sys\nimport w\nif not sys.version_info.major == 3:\n    w.f()\n") is None
+    # Undecidable, or `sys` not imported by the module: both branches count.
+    assert scan("import sys\nimport w\nif sys.version_info < (3, 7) or X:\n    w.f()\n") == "calls w.f() at line 4"
+    assert scan("import w\nif sys.version_info < (3, 7):\n    w.f()\n") == "calls w.f() at line 3"
+    assert scan("import sys\nimport w\nif sys.version_info < 3:\n    w.f()\n") == "calls w.f() at line 4"
+
+
 def test_what_is_not_an_effect():
     assert scan("def f(): pass\nf()\n") is None  # a local function
     assert scan("import copyreg\nclass P: pass\ndef r(p): pass\ncopyreg.pickle(P, r)\n") is None

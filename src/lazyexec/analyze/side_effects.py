@@ -100,6 +100,85 @@ def _relabels(target) -> bool:
             and v.value.id == "sys")
 
 
+_COMPARE = {ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b,
+            ast.GtE: lambda a, b: a >= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
+
+
+def _literal(node):
+    """An int, str or tuple of ints/strs written literally, else None."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, str):
+        return node.value
+    if isinstance(node, ast.Tuple):
+        items = [_literal(e) for e in node.elts]
+        return None if any(i is None for i in items) else tuple(items)
+    return None
+
+
+def _interpreter_fact(node):
+    """The value of `sys.version_info` (also `[i]`, `[:n]`, `.major/.minor/
+    .micro`) or `sys.platform`, read from the running interpreter (artifacts
+    are per interpreter, and the scan runs under the program's own), else None."""
+    index = None
+    if isinstance(node, ast.Subscript):
+        index, node = node.slice, node.value
+    attr = None
+    if (isinstance(node, ast.Attribute) and node.attr in ("major", "minor", "micro")
+            and isinstance(node.value, ast.Attribute)):
+        attr, node = node.attr, node.value
+    if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "sys"):
+        return None
+    if node.attr == "platform" and index is None and attr is None:
+        return sys.platform
+    if node.attr != "version_info":
+        return None
+    value = tuple(sys.version_info)
+    if attr is not None:
+        return None if index is not None else getattr(sys.version_info, attr)
+    if index is None:
+        return value
+    if isinstance(index, ast.Constant) and type(index.value) is int:
+        return value[index.value] if -len(value) <= index.value < len(value) else None
+    if (isinstance(index, ast.Slice) and index.lower is None and index.step is None
+            and isinstance(index.upper, ast.Constant) and type(index.upper.value) is int):
+        return value[: index.upper.value]
+    return None
+
+
+def _decide(test, sys_imported: bool):
+    """True or False when `test` is a version or platform check (DESIGN's
+    decidable conditions: comparisons of sys.version_info / sys.platform
+    with literals, `sys.platform.startswith(...)`, `not`, `and`, `or`), else
+    None. Only where the module imported `sys` itself."""
+    if not sys_imported:
+        return None
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        d = _decide(test.operand, sys_imported)
+        return None if d is None else not d
+    if isinstance(test, ast.BoolOp):
+        parts = [_decide(v, sys_imported) for v in test.values]
+        if any(p is None for p in parts):
+            return None
+        return all(parts) if isinstance(test.op, ast.And) else any(parts)
+    if (isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute) and test.func.attr == "startswith"
+            and len(test.args) == 1 and not test.keywords):
+        value, prefix = _interpreter_fact(test.func.value), _literal(test.args[0])
+        if isinstance(value, str) and isinstance(prefix, (str, tuple)) and all(isinstance(p, str) for p in (prefix if isinstance(prefix, tuple) else (prefix,))):
+            return value.startswith(prefix)
+        return None
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _COMPARE:
+        left, right = test.left, test.comparators[0]
+        a, b = _interpreter_fact(left), _literal(right)
+        if a is None or b is None:
+            a, b = _literal(left), _interpreter_fact(right)
+        if a is None or b is None or type(a) is not type(b) and not (isinstance(a, tuple) and isinstance(b, tuple)):
+            return None
+        try:
+            return bool(_COMPARE[type(test.ops[0])](a, b))
+        except TypeError:
+            return None
+    return None
+
+
 def _is_main_guard(test: ast.expr) -> bool:
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
             and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
@@ -143,7 +222,10 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "") -> str | None:
             elif isinstance(stmt, ast.If):
                 if _is_main_guard(stmt.test):
                     continue
-                found = walk(stmt.body) or walk(stmt.orelse)
+                # A version or platform branch not taken never runs
+                # (attrs' `if sys.version_info < (3, 7): warnings.warn(...)`).
+                taken = _decide(stmt.test, "sys" in imported)
+                found = (walk(stmt.body) if taken is not False else None) or (walk(stmt.orelse) if taken is not True else None)
                 if found:
                     return found
             elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
