@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <climits>
 #include <memory>
+#include <tuple>
 
 #include "analyze/analyzer.h"
 #include "compile/compiler.h"
@@ -122,12 +123,12 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only",
-                                 "effect_free", "safe_bases", nullptr};
+                                 "effect_free", "safe_bases", "effects", "eager_imports_in", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
-  PyObject *effect_free = nullptr, *safe_bases = nullptr;
+  PyObject *effect_free = nullptr, *safe_bases = nullptr, *effects = nullptr, *eager_in = nullptr;
   int imports_only = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
-                                   &impure, &imports_only, &effect_free, &safe_bases))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+                                   &impure, &imports_only, &effect_free, &safe_bases, &effects, &eager_in))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
   kb->imports_only = imports_only != 0;
@@ -138,14 +139,36 @@ PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
     fill(kb->never_lazy, never, "never_lazy");
     fill(kb->effect_free, effect_free, "effect_free");
     fill(kb->safe_bases, safe_bases, "safe_bases");
-    if (impure && impure != Py_None) {
-      if (!PyDict_Check(impure)) {
-        PyErr_SetString(PyExc_TypeError, "knowledge base: impure must be a dict of name -> reason");
+    for (auto [table, into, what] : {std::tuple{impure, &kb->impure, "impure"}, std::tuple{effects, &kb->effects, "effects"}}) {
+      if (!table || table == Py_None) continue;
+      if (!PyDict_Check(table)) {
+        PyErr_Format(PyExc_TypeError, "knowledge base: %s must be a dict of name -> reason", what);
         return nullptr;
       }
       PyObject *k, *v;
       Py_ssize_t pos = 0;
-      while (PyDict_Next(impure, &pos, &k, &v)) kb->impure[py::utf8(k)] = py::utf8(v);
+      while (PyDict_Next(table, &pos, &k, &v)) {
+        if (!PyUnicode_Check(k) || !PyUnicode_Check(v)) {
+          PyErr_Format(PyExc_TypeError, "knowledge base: %s entries must be str -> str", what);
+          return nullptr;
+        }
+        (*into)[py::utf8(k)] = py::utf8(v);
+      }
+    }
+    if (eager_in && eager_in != Py_None) {
+      if (!PyDict_Check(eager_in)) {
+        PyErr_SetString(PyExc_TypeError, "knowledge base: eager_imports_in must be a dict of module -> list of modules");
+        return nullptr;
+      }
+      PyObject *k, *v;
+      Py_ssize_t pos = 0;
+      while (PyDict_Next(eager_in, &pos, &k, &v)) {
+        if (!PyUnicode_Check(k) || PyUnicode_Check(v)) {
+          PyErr_SetString(PyExc_TypeError, "knowledge base: eager_imports_in must map module names to lists of module names");
+          return nullptr;
+        }
+        fill(kb->eager_imports_in[py::utf8(k)], v, "eager_imports_in");
+      }
     }
   } catch (const py::PyError&) {
     return nullptr;
@@ -829,7 +852,7 @@ PyMethodDef methods[] = {
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
-     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=())\n"
+     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={})\n"
      "Build a knowledge base for analyze()."},
     {"analyze", (PyCFunction)(void (*)(void))analyze_source, METH_VARARGS | METH_KEYWORDS,
      "analyze(source, filename, knowledge, module=None, is_package=False) -> dict\n"

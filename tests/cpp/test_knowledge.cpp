@@ -37,6 +37,18 @@ TEST(KnowledgeBase, ImpureReasonMatchesDottedPrefixes) {
   EXPECT_EQ(kb.impure_reason("os"), nullptr);
 }
 
+TEST(KnowledgeBase, EffectsExplainCallsButNotReads) {
+  KnowledgeBase kb;
+  kb.impure["sys.argv"] = "rewritten";
+  kb.effects["warnings.warn"] = "emits";
+  EXPECT_EQ(kb.impure_reason("warnings.warn"), nullptr);  // a read of the function is no impure read
+  ASSERT_NE(kb.call_reason("warnings.warn"), nullptr);
+  EXPECT_EQ(*kb.call_reason("warnings.warn"), "emits");
+  ASSERT_NE(kb.call_reason("sys.argv.copy"), nullptr);    // calling through a changing value
+  EXPECT_EQ(*kb.call_reason("sys.argv.copy"), "rewritten");
+  EXPECT_EQ(kb.call_reason("warnings.warnx"), nullptr);
+}
+
 TEST(KnowledgeBase, NeverLazyCoversSubmodulesOfListedPackages) {
   KnowledgeBase kb;
   kb.never_lazy.add("gevent.monkey");

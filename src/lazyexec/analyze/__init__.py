@@ -58,6 +58,8 @@ def knowledge_data(config: Config | None = None) -> dict:
         "pure_metaclasses": list(data.get("pure_metaclasses", [])),
         "never_lazy": list(data.get("never_lazy", [])),
         "impure": dict(data.get("impure", {})),
+        "effects": dict(data.get("effects", {})),
+        "eager_imports_in": {k: list(v) for k, v in data.get("eager_imports_in", {}).items()},
     }
     if config is not None:
         kb["pure"] += config.pure

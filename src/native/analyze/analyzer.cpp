@@ -333,6 +333,46 @@ void definition_names(Node n, Names& out) {
   for_each_child(n, [&](Node c) { definition_names(c, out); });
 }
 
+// Names a class body binds at class level (method bodies not entered).
+void class_level_bindings(Node n, Names& out) {
+  if (!n) return;
+  K k = n.kind();
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef || k == K::ClassDef) {
+    out.insert(n.str("name"));
+    return;
+  }
+  if (k == K::Lambda) return;
+  if (k == K::Name) {
+    Node ctx = n.get("ctx");
+    if (ctx && std::string(ctx.type_name()) != "Load") out.insert(n.str("id"));
+  }
+  if (k == K::Import || k == K::ImportFrom)
+    for (Node a : n.list("names")) {
+      std::string name = a.str("asname").empty() ? a.str("name") : a.str("asname");
+      out.insert(name.substr(0, name.find('.')));
+    }
+  for_each_child(n, [&](Node c) { class_level_bindings(c, out); });
+}
+
+// Calls at class level (method bodies not entered; decorators, defaults and
+// annotations are), in source order.
+void class_level_calls(Node n, std::vector<Node>& out) {
+  if (!n) return;
+  K k = n.kind();
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
+    for (Node d : n.list("decorator_list")) class_level_calls(d, out);
+    class_level_calls(n.get("args"), out);
+    class_level_calls(n.get("returns"), out);
+    return;
+  }
+  if (k == K::Lambda) {
+    class_level_calls(n.get("args"), out);
+    return;
+  }
+  if (k == K::Call) out.push_back(n);
+  for_each_child(n, [&](Node c) { class_level_calls(c, out); });
+}
+
 }  // namespace
 
 // Writes into the namespace through globals() (find_writes) bind names no
@@ -370,6 +410,56 @@ bool Analyzer::definition_runs_no_body(const Unit& u, Node s) const {
     if (runs_code(b)) return false;
   for (Node st : s.list("body"))
     if (runs_code(st)) return false;
+  return true;
+}
+
+// An eager class whose header is known pure (as above) and whose body calls
+// things at class level (`_sample = textwrap.dedent(...)` in importlib.
+// metadata's Sectioned, `x = helper()`), where every such call runs code
+// outside the class body: what those calls may touch is reached through what
+// they mention, as for an eager expression statement (a module function's
+// call_reads through its binding unit; another module's code touches no
+// pending input of this one, the limit DESIGN accepts for every eager call).
+// Not when the body may run its own methods' code at class level: a nested
+// class, a method decorator that is not a plain wrapper, `await`/`yield`, or a
+// call mentioning a name the body binds (a method handed to map(),
+// `locals().update(...)` with one, a class-local descriptor); then the whole
+// body is mentioned.
+bool Analyzer::class_calls_outside_code(const Unit& u, Node s, Names& out) const {
+  if (u.stmts.size() != 1 || u.kind != "class" || !u.safe_base || !s.list("keywords").empty()) return false;
+  for (Node b : s.list("bases"))
+    if (runs_code(b)) return false;
+  Names local;
+  std::vector<Node> calls;
+  for (Node st : s.list("body")) {
+    K k = st.kind();
+    if (k == K::ClassDef) return false;
+    if (k == K::FunctionDef || k == K::AsyncFunctionDef)
+      for (Node d : st.list("decorator_list"))
+        if (!wrapping_decorator(d)) return false;
+    class_level_bindings(st, local);
+    class_level_calls(st, calls);
+  }
+  bool other = false;
+  std::function<void(Node)> look = [&](Node n) {
+    if (!n || other) return;
+    K k = n.kind();
+    if (k == K::FunctionDef || k == K::AsyncFunctionDef || k == K::Lambda) return;  // bodies run later
+    if (k == K::Await || k == K::Yield || k == K::YieldFrom) other = true;
+    for_each_child(n, look);
+  };
+  for (Node st : s.list("body")) look(st);
+  if (other) return false;
+  Names mentioned;
+  for (Node c : calls) {
+    Names names;
+    all_names(c, names);
+    for (const auto& n : names)
+      if (local.count(n)) return false;
+    mentioned.insert(names.begin(), names.end());
+  }
+  definition_mentions(s, out);
+  out.insert(mentioned.begin(), mentioned.end());
   return true;
 }
 
@@ -548,6 +638,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     if (u.kind == "if" && u.reason.code == Code::DecidedBranch) all_names(s.get("test"), u.mentions);
     else if (u.kind == "import" || u.kind == "from-import") u.mentions.insert(u.binds.begin(), u.binds.end());
     else if (!u.lazy && definition_runs_no_body(u, s)) definition_mentions(s, u.mentions);
+    else if (!u.lazy && class_calls_outside_code(u, s, u.mentions)) continue;
     else
       for (int st : u.stmts) all_names(stmts_[(size_t)st].node, u.mentions);
   }

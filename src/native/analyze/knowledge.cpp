@@ -39,15 +39,29 @@ bool NameSet::contains(std::string_view dotted) const {
   return false;
 }
 
-const std::string* KnowledgeBase::impure_reason(std::string_view dotted) const {
+namespace {
+
+// The entry of `table` for `dotted` or the nearest package or object above it.
+const std::string* prefix_lookup(const std::unordered_map<std::string, std::string>& table, std::string_view dotted) {
   std::string_view probe = dotted;
   while (true) {
-    auto it = impure.find(std::string(probe));
-    if (it != impure.end()) return &it->second;
+    auto it = table.find(std::string(probe));
+    if (it != table.end()) return &it->second;
     auto dot = probe.rfind('.');
     if (dot == std::string_view::npos) return nullptr;
     probe = probe.substr(0, dot);
   }
+}
+
+}  // namespace
+
+const std::string* KnowledgeBase::impure_reason(std::string_view dotted) const {
+  return prefix_lookup(impure, dotted);
+}
+
+const std::string* KnowledgeBase::call_reason(std::string_view dotted) const {
+  if (const std::string* why = prefix_lookup(impure, dotted)) return why;
+  return prefix_lookup(effects, dotted);
 }
 
 bool KnowledgeBase::module_never_lazy(std::string_view module, bool importing) const {
@@ -63,6 +77,12 @@ bool KnowledgeBase::module_never_lazy(std::string_view module, bool importing) c
     probe = probe.substr(0, dot);
   }
   return false;
+}
+
+bool KnowledgeBase::import_kept_eager(std::string_view importer, std::string_view module) const {
+  if (eager_imports_in.empty() || importer.empty()) return false;
+  auto it = eager_imports_in.find(std::string(importer));
+  return it != eager_imports_in.end() && it->second.contains(module);
 }
 
 }  // namespace lazyexec::analyze

@@ -4,6 +4,7 @@
 // only answers questions about dotted names. Patterns may use '*'.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,16 +43,32 @@ struct KnowledgeBase {
   // Names whose value changes while the program runs, with why (prefix match
   // on dotted names: "os.environ" covers "os.environ.get").
   std::unordered_map<std::string, std::string> impure;
+  // Callables whose call has an effect (registers, configures, emits, reads
+  // the clock), with why. Calling one is an impure call (as for any callable
+  // not known pure; this only explains it); reading one without calling it
+  // (`partial(warnings.warn, ...)`, `def f(clock=time.time)`) is an ordinary
+  // attribute read of a module. Prefix match as for `impure`.
+  std::unordered_map<std::string, std::string> effects;
+  // Imports kept eager in one module only: importer -> the modules whose
+  // import it keeps eager (its code, or its importers', rely on a side effect
+  // of that import: email.utils' `import urllib.parse` makes `urllib.parse`
+  // the attribute email._header_value_parser reads after a bare `import urllib`).
+  std::unordered_map<std::string, NameSet> eager_imports_in;
   // Configuration `defer = "imports"`: only import statements may be lazy.
   bool imports_only = false;
 
-  // The reason a dotted name is known impure, or nullptr.
+  // The reason reading a dotted name is impure (its value changes), or nullptr.
   const std::string* impure_reason(std::string_view dotted) const;
+  // The reason calling a dotted name is impure: a changing value or a
+  // callable with an effect, or nullptr.
+  const std::string* call_reason(std::string_view dotted) const;
   // A module or any package above it is never lazy; an entry "=pkg" covers
   // the module pkg itself only, not its submodules.
   // With `importing`, whether an import of the module is kept eager: "=pkg"
   // entries do not count.
   bool module_never_lazy(std::string_view module, bool importing = false) const;
+  // Whether `importer`'s import of `module` is kept eager (eager_imports_in).
+  bool import_kept_eager(std::string_view importer, std::string_view module) const;
 };
 
 }  // namespace lazyexec::analyze

@@ -273,7 +273,7 @@ class DefTime {
           case Resolution::Import:
           case Resolution::FromImport:
             if (!a_.kb_.pure.contains(dotted)) {
-              const std::string* why = a_.kb_.impure_reason(dotted);
+              const std::string* why = a_.kb_.call_reason(dotted);
               fail(code, what + at_line(line) + (why ? " (" + *why + ")" : " (" + dotted + " is not known pure)"));
             }
             break;
@@ -397,7 +397,7 @@ class DefTime {
       }
       default: break;
     }
-    const std::string* why = a_.kb_.impure_reason(dotted);
+    const std::string* why = a_.kb_.call_reason(dotted);
     fail(Code::ImpureDecorator, "decorated with @" + spelled + at_line(line) +
          (why ? " (" + *why + ")" : " (not known pure; it may register the definition)"));
   }
@@ -1063,6 +1063,15 @@ bool is_import_guard(Node t, bool top = true) {
 
 }  // namespace
 
+namespace {
+
+std::string kept_eager_in(const std::string& importer, const std::string& m) {
+  return "imports " + m + ", an import the knowledge base keeps eager in " + importer +
+         " (code relies on a side effect of it: eager_imports_in)";
+}
+
+}  // namespace
+
 void Analyzer::decide_unit(Unit& u) {
   Node s = unit_nodes_[(size_t)u.id];
   const std::string& kind = u.kind;
@@ -1101,6 +1110,9 @@ void Analyzer::decide_unit(Unit& u) {
     for (const auto& m : u.imports)
       if (kb_.module_never_lazy(m, /*importing=*/true)) {
         walk.fail(Code::NeverLazyImport, "imports " + m + ", which is kept eager for its import-time side effects");
+        break;
+      } else if (kb_.import_kept_eager(module_.name, m)) {
+        walk.fail(Code::NeverLazyImport, kept_eager_in(module_.name, m));
         break;
       }
     if (!walk.ok()) return eager(walk.reason().code, walk.reason().detail);
@@ -1158,6 +1170,10 @@ void Analyzer::decide_unit(Unit& u) {
     for (const auto& m : u.imports) {
       if (kb_.module_never_lazy(m, /*importing=*/true)) {
         walk.fail(Code::NeverLazyImport, "imports " + m + ", which is kept eager for its import-time side effects");
+        break;
+      }
+      if (kb_.import_kept_eager(module_.name, m)) {
+        walk.fail(Code::NeverLazyImport, kept_eager_in(module_.name, m));
         break;
       }
     }
