@@ -173,6 +173,26 @@ def test_functions_of_other_modules_pure_to_call_and_submodules(tmp_path, run_cl
     assert v["via_module"] == "lazy"
 
 
+def test_classes_of_a_submodule_imported_by_from_import(tmp_path, run_cli):
+    # pylint's `from pylint import reporters` / `class PyLinter(...,
+    # reporters.ReportsHandlerMixIn, ...)`: the submodule's summary applies.
+    (tmp_path / "pkg3").mkdir()
+    (tmp_path / "pkg3" / "__init__.py").write_text("")
+    (tmp_path / "pkg3" / "impl.py").write_text(
+        "class Plain:\n    def run(self): return 1\n"
+        "class Registering:\n    def __init_subclass__(cls, **kw): pass\n")
+    (tmp_path / "pkg3" / "reporters.py").write_text("from pkg3.impl import Plain, Registering\n")
+    (tmp_path / "user3.py").write_text(
+        "from pkg3 import reporters\n"
+        "class Linter(reporters.Plain):\n    pass\n"
+        "class Other(reporters.Registering):\n    pass\n")
+    r = run_cli("explain", tmp_path / "user3.py")
+    assert r.returncode == 0, r.stderr
+    v = _verdicts(r.stdout)
+    assert v["class Linter"] == "lazy"  # a plain class, re-exported by the submodule
+    assert v["class Other"] == "eager"  # its base defines __init_subclass__
+
+
 def test_reexports_of_names_the_knowledge_base_knows(tmp_path, run_cli):
     # _pytest.compat's `from typing import final as final`, read by pytest's
     # modules as `@final`: the re-export carries the knowledge base's fact.

@@ -202,9 +202,11 @@ def external_facts(units: list[dict], filename: str, module: str | None, is_pack
         for mod, attr, dotted in targets:
             if attr is not None and side_effects._locate(dotted, search) is not None:
                 # `from pygments import unistring as uni`: a module, whose
-                # attributes may be read as any imported module's.
+                # attributes may be read as any imported module's, and whose
+                # names carry their facts as `uni.Name` (pylint's `from
+                # pylint import reporters` and `reporters.ReportsHandlerMixIn`).
                 found.setdefault("module", []).append(dotted)
-                continue
+                mod, attr = dotted, None
             if mod in own:
                 continue
             path = side_effects._locate(mod, search)
