@@ -405,11 +405,56 @@ void Analyzer::namespace_writes(int first) {
 bool Analyzer::definition_runs_no_body(const Unit& u, Node s) const {
   if (u.stmts.size() != 1) return false;
   if (u.kind == "def") return s.list("decorator_list").empty();
-  if (u.kind != "class" || !u.safe_base || !s.list("keywords").empty()) return false;
+  if (u.kind != "class" || !plan_header(u, s) || !s.list("keywords").empty()) return false;
   for (Node b : s.list("bases"))
     if (runs_code(b)) return false;
   for (Node st : s.list("body"))
     if (runs_code(st)) return false;
+  return true;
+}
+
+// For the plan, a class header runs nothing but `type` (and the class body)
+// when it is known pure (safe_base), or when, with no decorator and no
+// keyword, each base is a builtin class, a known pure or safe external base,
+// or a class of this module, lazy or eager (importlib.metadata's EntryPoints
+// over the eager DeprecatedList), whose own header is such a header and that
+// neither defines __init_subclass__ nor brings a metaclass.
+bool Analyzer::plan_header(const Unit& u, Node s) const {
+  if (u.safe_base) return true;
+  if (u.kind != "class" || u.stmts.size() != 1 || s.kind() != K::ClassDef) return false;
+  if (!s.list("decorator_list").empty() || !s.list("keywords").empty()) return false;
+  for (Node b : s.list("bases")) {
+    std::vector<std::string> attrs;
+    Node root = b;
+    while (root.kind() == K::Attribute) {
+      attrs.insert(attrs.begin(), root.str("attr"));
+      root = root.get("value");
+    }
+    if (root.kind() != K::Name) return false;
+    std::string name = root.str("id");
+    Resolution r = resolve(name, u.id);
+    if (attrs.empty() && r.kind == Resolution::LocalClass) {
+      auto it = classes_.find(r.unit);
+      if (it == classes_.end() || r.unit >= u.id) return false;
+      const ClassInfo& bi = it->second;
+      if (bi.defines_init_subclass || bi.registers_subclasses || bi.is_side_effect_metaclass ||
+          !bi.metaclass_units.empty())
+        return false;
+      if (!plan_header(units_[(size_t)r.unit], unit_nodes_[(size_t)r.unit])) return false;
+      continue;
+    }
+    if (attrs.empty() && r.kind == Resolution::Builtin) {
+      PyObject* v = PyDict_GetItemString(builtins_.get(), name.c_str());
+      if (v && PyType_Check(v)) continue;
+      return false;
+    }
+    if (r.kind == Resolution::Import || r.kind == Resolution::FromImport) {
+      std::string dotted = r.dotted.empty() ? name : r.dotted;
+      for (const auto& a : attrs) dotted += "." + a;
+      if (kb_.pure_bases.contains(dotted) || kb_.safe_bases.contains(dotted)) continue;
+    }
+    return false;
+  }
   return true;
 }
 
@@ -426,7 +471,7 @@ bool Analyzer::definition_runs_no_body(const Unit& u, Node s) const {
 // `locals().update(...)` with one, a class-local descriptor); then the whole
 // body is mentioned.
 bool Analyzer::class_calls_outside_code(const Unit& u, Node s, Names& out) const {
-  if (u.stmts.size() != 1 || u.kind != "class" || !u.safe_base || !s.list("keywords").empty()) return false;
+  if (u.stmts.size() != 1 || u.kind != "class" || !plan_header(u, s) || !s.list("keywords").empty()) return false;
   for (Node b : s.list("bases"))
     if (runs_code(b)) return false;
   Names local;

@@ -68,6 +68,7 @@ class Analyzer {
   void side_effect_imports(const std::set<std::string>& explicitly_lazy);
   bool definition_runs_no_body(const Unit& u, Node s) const;
   bool class_calls_outside_code(const Unit& u, Node s, Names& out) const;
+  bool plan_header(const Unit& u, Node s) const;
   void namespace_writes(int first);
   int first_namespace_write_ = -1;  // unit of the first globals() write (namespace_writes), or -1
   void definition_mentions(Node s, Names& out) const;
