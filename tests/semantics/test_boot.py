@@ -202,7 +202,7 @@ def test_full_extension_that_cannot_load_warns_once_and_modules_load_eagerly(tmp
 
 WARM_PROGRAM = """
 import sys, json, textwrap, shlex, logging.config
-print(json.dumps({"a": [1, 2]}), textwrap.dedent("  x"), shlex.quote("a b"))
+print(json.dumps(json.loads('{"a": [1, 2]}')), textwrap.dedent("  x"), shlex.quote("a b"))
 print(sorted(m for m in ("json", "json.decoder", "textwrap", "shlex")
              if type(sys.modules[m].__spec__.loader).__name__ == "LazySourceLoader"))
 print(getattr(logging.config.DictConfigurator.configure, "_lazyexec_loggers", False))
