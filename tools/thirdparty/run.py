@@ -58,8 +58,8 @@ MARKUPSAFE = ("MarkupSafe", "2.1.5", "src")  # its C speed-ups are not built: th
 FREEZEGUN = ("freezegun", "1.5.1", ".")
 SOUPSIEVE = ("soupsieve", "2.5", ".")
 # Suites written for an older pytest whose configuration turns warnings into
-# errors: pytest 8/9's deprecations of their hooks and marks stay warnings.
-OLD_PYTEST = ["-W", "ignore::pytest.PytestRemovedIn9Warning", "-W", "ignore::pytest.PytestUnknownMarkWarning"]
+# errors: pytest's deprecations of their hooks and marks stay warnings.
+OLD_PYTEST = ["-W", "ignore::pytest.PytestDeprecationWarning", "-W", "ignore::pytest.PytestUnknownMarkWarning"]
 
 # Pure-Python projects whose suites run offline in about a minute. The
 # interpreter's own site-packages (pytest, hypothesis, ...) supply the rest.
