@@ -296,3 +296,25 @@ def test_damaged_artifact_under_the_booted_loader_warns_once_and_loads_eagerly(v
     r = run(venv, tmp_path, program, LAZYEXEC_BUILD="off", LAZYEXEC_PROFILE="0")
     assert (r.returncode, r.stdout) == (0, "42 [1, 2] LazySourceLoader\n"), r.stderr
     assert r.stderr.count("ignoring corrupt artifact") == 1, r.stderr
+
+
+def test_logging_loaded_before_the_runtime_is_patched_when_it_loads(venv, tmp_path):
+    """logging imported before any module is claimed (mode "marked": the
+    stdlib is not lazy) does not load the full extension; when a lazy
+    module is claimed later, logging gets its patch points then, so
+    dictConfig still sees that module's deferred getLogger (DESIGN rule 2)."""
+    (tmp_path / "mod.py").write_text("__lazy_module__ = True\nimport logging\nlog = logging.getLogger('mod.x')\n"
+                                     "def f(): return 1\n")
+    program = """
+import sys, logging, logging.config
+before = sorted(m for m in sys.modules if m.startswith("lazyexec"))
+import mod
+logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
+print(before, getattr(logging.config.DictConfigurator.configure, "_lazyexec_loggers", False), mod.log.disabled)
+"""
+    for _ in range(2):  # caches and the artifact
+        assert run(venv, tmp_path, program, LAZYEXEC_BUILD="inline").returncode == 0
+    r = run(venv, tmp_path, program)
+    eager = run(venv, tmp_path, program, LAZYEXEC="0")
+    assert (r.returncode, r.stdout) == (0, "['lazyexec._lazyexec_boot'] True True\n"), r.stderr
+    assert eager.stdout.split("] ", 1)[1] == "False True\n"

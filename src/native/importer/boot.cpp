@@ -16,6 +16,7 @@
 #include "importer/finder.h"
 #include "importer/loader.h"
 #include "py/handle.h"
+#include "runtime/after_exec.h"
 #ifndef LAZYEXEC_BOOT_MODULE
 #include "runtime/loggers.h"
 #include "runtime/module_hooks.h"
@@ -413,6 +414,9 @@ struct Handover {
 Handover handover;
 PyObject* full_module = nullptr;  // the full extension once loaded (strong)
 bool full_failed = false;
+PyObject* logging_seen = nullptr;  // logging modules loaded before it (a list, owned)
+
+PyObject* finder_of_state();
 
 // _lazyexec_boot.cpython-311-x86_64-linux-gnu.so -> _lazyexec.cpython-311-x86_64-linux-gnu.so
 std::string full_extension_path(const std::string& boot_path) {
@@ -456,6 +460,17 @@ PyObject* load_full() {
                                           handover.inline_build ? Py_True : Py_False, handover.profile_path,
                                           handover.known, handover.complete));
     full_module = module.release();
+    // logging loaded before the runtime: its patch points now; later imports
+    // of it get the full extension's watch.
+    if (logging_seen != nullptr)
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(logging_seen); ++i) {
+        Ref done = py::check(PyObject_CallMethod(full_module, "patch_logging", "O", PyList_GET_ITEM(logging_seen, i)));
+      }
+    Ref callback = py::check(PyObject_GetAttrString(full_module, "logging_found"));
+    if (PyObject* finder = finder_of_state())
+      for (const char* name : {"logging", "logging.config"}) {
+        Ref r = py::check(PyObject_CallMethod(finder, "watch", "sO", name, callback.get()));
+      }
     return full_module;
   } catch (const py::PyError&) {
     // Never stop an import: say it once, and the finder claims nothing more.
@@ -475,8 +490,6 @@ PyObject* load_full() {
   }
 }
 
-PyObject* finder_of_state();
-
 // The finder's loader factory until the full extension is loaded: returns
 // None (the module loads eagerly) if it cannot be.
 PyObject* first_claim(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
@@ -488,18 +501,30 @@ PyObject* first_claim(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return PyObject_Vectorcall(factory.get(), args, (size_t)nargs, nullptr);
 }
 
+// logging's patch points (runtime/loggers.cpp) run pending getLogger units
+// before logging is configured; there are none until the full extension
+// loads. So a logging module loaded before it is only noted, once its code
+// has run, and patched when the full extension loads (or at once if it
+// loaded meanwhile: the first claim may come from logging's own imports).
+PyObject* logging_ran(PyObject*, PyObject* module) {
+  if (full_module != nullptr) return PyObject_CallMethod(full_module, "patch_logging", "O", module);
+  if (logging_seen == nullptr && (logging_seen = PyList_New(0)) == nullptr) return nullptr;
+  if (PyList_Append(logging_seen, module) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+PyMethodDef logging_ran_def = {"logging_ran", logging_ran, METH_O, nullptr};
+
 // The finder's watch on logging until the full extension is loaded.
 PyObject* logging_found_first(PyObject*, PyObject* spec) {
-  PyObject* full = load_full();
-  if (full == nullptr) return Py_NewRef(spec);
-  Ref callback = Ref::steal(PyObject_GetAttrString(full, "logging_found"));
-  if (!callback) return nullptr;
-  if (PyObject* finder = finder_of_state())
-    for (const char* name : {"logging", "logging.config"}) {
-      Ref r = Ref::steal(PyObject_CallMethod(finder, "watch", "sO", name, callback.get()));
-      if (!r) return nullptr;
-    }
-  return PyObject_CallOneArg(callback.get(), spec);
+  if (full_module != nullptr) return PyObject_CallMethod(full_module, "logging_found", "O", spec);
+  try {
+    Ref loader = py::check(PyObject_GetAttrString(spec, "loader"));
+    Ref after = py::check(PyCFunction_New(&logging_ran_def, nullptr));
+    if (runtime::after_exec(loader.get(), after.get()) < 0) throw py::PyError{};
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  return Py_NewRef(spec);
 }
 
 PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))first_claim, METH_FASTCALL,

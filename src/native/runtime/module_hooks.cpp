@@ -415,66 +415,6 @@ PyObject* new_hook(int kind, PyObject* module, PyObject* globals, PyObject* own)
   return (PyObject*)h;
 }
 
-// --------------------------------------------------------- after_exec objects
-
-struct AfterExecObject {
-  PyObject_HEAD
-  PyObject* loader;
-  PyObject* original;  // the loader's exec_module, bound
-  PyObject* after;
-};
-
-PyObject* after_exec_call(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
-  auto* self = (AfterExecObject*)self_obj;
-  PyObject* module;
-  if (!PyArg_ParseTuple(args, "O", &module)) return nullptr;
-  // The loader compares and hashes as the one an eager import made again.
-  if (Ref dict = Ref::steal(PyObject_GetAttrString(self->loader, "__dict__")); dict && PyDict_Check(dict.get())) {
-    if (PyDict_DelItemString(dict.get(), "exec_module") < 0) PyErr_Clear();
-  } else {
-    PyErr_Clear();
-  }
-  Ref keep = Ref::borrow(self_obj);
-  Ref r = Ref::steal(PyObject_CallOneArg(self->original, module));
-  if (!r) return nullptr;
-  return PyObject_CallOneArg(self->after, module);
-}
-
-int after_exec_traverse(PyObject* self_obj, visitproc visit, void* arg) {
-  auto* self = (AfterExecObject*)self_obj;
-  Py_VISIT(self->loader);
-  Py_VISIT(self->original);
-  Py_VISIT(self->after);
-  return 0;
-}
-
-int after_exec_clear(PyObject* self_obj) {
-  auto* self = (AfterExecObject*)self_obj;
-  Py_CLEAR(self->loader);
-  Py_CLEAR(self->original);
-  Py_CLEAR(self->after);
-  return 0;
-}
-
-void after_exec_dealloc(PyObject* self) {
-  PyObject_GC_UnTrack(self);
-  after_exec_clear(self);
-  Py_TYPE(self)->tp_free(self);
-}
-
-PyTypeObject after_exec_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "lazyexec._lazyexec.AfterExec";
-  t.tp_basicsize = sizeof(AfterExecObject);
-  t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
-  t.tp_doc = "A loader's exec_module, then a patch point.";
-  t.tp_call = after_exec_call;
-  t.tp_traverse = after_exec_traverse;
-  t.tp_clear = after_exec_clear;
-  t.tp_dealloc = after_exec_dealloc;
-  return t;
-}();
-
 // ------------------------------------------------------------ package watcher
 
 // A meta path finder that finds nothing itself: for a package an import is
@@ -743,28 +683,6 @@ bool deferred_under(const std::string& prefix) {
   return found;
 }
 
-int after_exec(PyObject* loader, PyObject* after) {
-  Ref original = Ref::steal(PyObject_GetAttrString(loader, "exec_module"));
-  if (!original) {
-    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
-    PyErr_Clear();
-    return 0;
-  }
-  auto* w = PyObject_GC_New(AfterExecObject, &after_exec_type);
-  if (w == nullptr) return -1;
-  w->loader = Py_NewRef(loader);
-  w->original = original.release();
-  w->after = Py_NewRef(after);
-  PyObject_GC_Track((PyObject*)w);
-  Ref wrapper = Ref::steal((PyObject*)w);
-  if (PyObject_SetAttrString(loader, "exec_module", wrapper.get()) < 0) {
-    if (!PyErr_ExceptionMatches(PyExc_AttributeError) && !PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
-    PyErr_Clear();
-    return 0;
-  }
-  return 1;
-}
-
 int default_on_settled(PyObject* module, bool hot) {
   PyObject* g = namespace_of(module);
   ModuleState* st = g ? state_of(g) : nullptr;
@@ -812,7 +730,7 @@ int default_on_settled(PyObject* module, bool hot) {
 }
 
 int add_module_hook_types(PyObject* module) {
-  for (PyTypeObject* t : {&hook_type, &after_exec_type, &watcher_type})
+  for (PyTypeObject* t : {&hook_type, &watcher_type})
     if (PyType_Ready(t) < 0) return -1;
   if (deferred == nullptr) {
     deferred = PyList_New(0);

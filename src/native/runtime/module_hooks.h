@@ -14,6 +14,8 @@
 
 #include <Python.h>
 
+#include "runtime/after_exec.h"
+
 #include <string>
 
 namespace lazyexec::runtime {
@@ -33,11 +35,6 @@ int watch_deferred_imports(PyObject* module, PyObject* specs);
 
 // Whether an import of something under `prefix` is still deferred somewhere.
 bool deferred_under(const std::string& prefix);
-
-// Runs `after(module)` once `loader` has run the module (an attribute of
-// that loader instance, removed first thing when it runs). 1 if set, 0 if
-// the loader takes no attribute, -1 with an exception set.
-int after_exec(PyObject* loader, PyObject* after);
 
 // The active lazyexec finder on sys.meta_path (borrowed), or null.
 PyObject* active_finder();
