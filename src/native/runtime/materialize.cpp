@@ -312,50 +312,35 @@ int run_unit(ModuleState& st, int id) {
   py::Ref last = last_key(st.globals);  // what the namespace held before the run
   if (!last) PyErr_Clear();
   py::Ref scratch = py::Ref::steal(PyDict_New());
+  int rc = -1;
   if (PyTuple_Check(u.code.get())) {
-    // A constant stored as its value: unmarshalled, no code runs.
+    // A constant stored as its value: unmarshalled and bound, no code runs.
     PyObject* blob = PyTuple_GET_ITEM(u.code.get(), 0);
     py::Ref value = py::Ref::steal(PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob)));
-    int rc = scratch && value && PyDict_SetItemString(scratch.get(), u.binds[0].c_str(), value.get()) == 0
-                 ? publish(st, u, id, scratch.get(), last.get())
-                 : -1;
-    st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (rc < 0) {
-      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
-      u.state = UnitRecord::Pending;
-      u.owner = 0;
-      st.failures++;
-      add_note("lazyexec: raised while materializing " + where_of(st, u) + " (a lazily deferred top-level statement)");
-      return -1;
-    }
-    u.state = UnitRecord::Done;
-    u.owner = 0;
-    st.materialized++;
-    after_done(st);
-    return 0;
-  }
-  if (scratch && seed_scratch(st.globals, scratch.get()) < 0) scratch = py::Ref();
-  // While it runs, names of units later in the source are not bound yet in
-  // this thread, as eagerly (see visible_limit).
-  st.running.emplace_back(u.owner, id);
-  if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
-  PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
-  if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
-    materializing_now.pop_back();
-  for (auto it = st.running.end(); it != st.running.begin();) {
-    --it;
-    if (it->second == id) {
-      st.running.erase(it);
-      break;
-    }
-  }
-  // `st.units` never resizes after install, so `u` stays valid across Python code.
-  int rc = 0;
-  if (!result) {
-    rc = -1;
+    if (!value && !PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
+    if (scratch && value && PyDict_SetItemString(scratch.get(), u.binds[0].c_str(), value.get()) == 0)
+      rc = publish(st, u, id, scratch.get(), last.get());
   } else {
-    Py_DECREF(result);
-    rc = publish(st, u, id, scratch.get(), last.get());
+    if (scratch && seed_scratch(st.globals, scratch.get()) < 0) scratch = py::Ref();
+    // While it runs, names of units later in the source are not bound yet in
+    // this thread, as eagerly (see visible_limit).
+    st.running.emplace_back(u.owner, id);
+    if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
+    PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
+    if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
+      materializing_now.pop_back();
+    for (auto it = st.running.end(); it != st.running.begin();) {
+      --it;
+      if (it->second == id) {
+        st.running.erase(it);
+        break;
+      }
+    }
+    // `st.units` never resizes after install, so `u` stays valid across Python code.
+    if (result) {
+      Py_DECREF(result);
+      rc = publish(st, u, id, scratch.get(), last.get());
+    }
   }
   st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (rc < 0) {
