@@ -318,3 +318,46 @@ print(before, getattr(logging.config.DictConfigurator.configure, "_lazyexec_logg
     eager = run(venv, tmp_path, program, LAZYEXEC="0")
     assert (r.returncode, r.stdout) == (0, "['lazyexec._lazyexec_boot'] True True\n"), r.stderr
     assert eager.stdout.split("] ", 1)[1] == "False True\n"
+
+
+IMAGE_APP = {
+    "shop/__init__.py": "__lazy_module__ = True\nimport json\nVERSION = '1.0'\n\ndef version():\n    return VERSION\n",
+    "shop/cart.py": ("__lazy_module__ = True\nimport decimal\n\nclass Cart:\n    def __init__(self):\n"
+                     "        self.items = []\n    def add(self, price):\n        self.items.append(decimal.Decimal(price))\n"
+                     "        return self\n    def total(self):\n        return sum(self.items)\n"),
+}
+IMAGE_PROBE = """
+import sys, shop, shop.cart
+print(type(shop.__loader__).__name__, shop.cart.Cart().add('1.5').total(), shop.version())
+print(sorted(m for m in sys.modules if m.startswith('lazyexec') and m.count('.') and not m.endswith('_lazyexec')
+             and not m.endswith('_lazyexec_boot')))
+"""
+
+
+def test_an_image_given_by_the_environment_is_served_from_the_cpp_start(venv, tmp_path):
+    """LAZYEXEC_IMAGE with the .pth start: the image's finder is installed
+    in C++ (no decline, no Python module of lazyexec's); the program prints
+    what it prints eagerly. A damaged image: the Python layer says why, and
+    modules import normally."""
+    for name, text in IMAGE_APP.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    image = tmp_path / "app.lzi"
+    built = subprocess.run([str(venv), "-m", "lazyexec", "image", "build", "-q", "-o", str(image), "shop"],
+                           cwd=tmp_path, capture_output=True, text=True,
+                           env={**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")},
+                                "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache")})
+    assert built.returncode == 0, built.stderr
+    eager = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC="0")
+    run(venv, tmp_path, "pass", LAZYEXEC_IMAGE=str(image))  # caches warm
+    served = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC_IMAGE=str(image), LAZYEXEC_BOOT_TRACE="1",
+                 LAZYEXEC_PROFILE="0")
+    assert served.stderr == ""  # not declined
+    assert served.stdout.splitlines() == ["ImageLoader 1.5 1.0", "[]"]
+    assert eager.stdout.splitlines() == ["SourceFileLoader 1.5 1.0", "[]"], eager.stderr
+    damaged = tmp_path / "damaged.lzi"
+    damaged.write_bytes(image.read_bytes()[:100])
+    r = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC_IMAGE=str(damaged), LAZYEXEC_PROFILE="0")
+    assert r.returncode == 0 and r.stdout.splitlines()[0] != "ImageLoader 1.5 1.0", r.stderr
+    assert r.stdout.splitlines()[0].endswith("1.5 1.0")
+    assert r.stderr.count("lazyexec: ignoring image") == 1 and str(damaged) in r.stderr and "Traceback" not in r.stderr

@@ -393,6 +393,19 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyO
   return {py::str(path), known};
 }
 
+// The pending exception's text, the exception cleared: for a warning that
+// replaces it.
+std::string take_error_text() {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  Ref text = value ? Ref::steal(PyObject_Str(value)) : Ref();
+  PyErr_Clear();
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  return text ? py::utf8(text.get()) : std::string("unknown error");
+}
+
 #ifdef LAZYEXEC_BOOT_MODULE
 // The start-up extension holds activation and the finder only. The first
 // module the finder claims (or the first import of logging, which the
@@ -475,14 +488,7 @@ PyObject* load_full() {
   } catch (const py::PyError&) {
     // Never stop an import: say it once, and the finder claims nothing more.
     full_failed = true;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    Ref text = value ? Ref::steal(PyObject_Str(value)) : Ref();
-    PyErr_Clear();
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    std::string why = text ? py::utf8(text.get()) : std::string("unknown error");
+    std::string why = take_error_text();
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "lazyexec: cannot load %s (%s); modules load eagerly",
                          handover.full_path.c_str(), why.c_str()) < 0)
       PyErr_Clear();
@@ -575,10 +581,35 @@ std::pair<long, bool> settle_policy(PyObject* table) {
   return {threshold != nullptr ? PyLong_AsLong(threshold) : 10000, false};
 }
 
+// LAZYEXEC_IMAGE: the image's finder goes ahead of lazyexec's (which is
+// in place), serving the modules the usage profile says were used whole
+// eagerly, as lazyexec.image.activate() does. An image the C++ side does
+// not take (damaged, foreign, another -O level, a bad LAZYEXEC_IMAGE_CHECK)
+// goes to that function, which says why; a failure here is a warning, and
+// modules import without the image.
+void activate_image(PyObject* full, const std::string& path, PyObject* known, long threshold, bool settle_now) {
+  try {
+    Ref p = py::str(path);
+    Ref image = py::check(PyObject_CallMethod(full, "image_boot_open", "O", p.get()));
+    if (image.get() == Py_None) {
+      Ref stage = py::check(PyImport_ImportModule("lazyexec.image"));
+      Ref r = py::check(PyObject_CallMethod(stage.get(), "activate", "O", p.get()));
+      return;
+    }
+    Ref finder = py::check(PyObject_CallMethod(full, "image_boot_install", "OOlO", image.get(), known, threshold,
+                                               settle_now ? Py_True : Py_False));
+  } catch (const py::PyError&) {
+    std::string why = take_error_text();
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "lazyexec: ignoring image %s (%s); modules import normally",
+                         path.c_str(), why.c_str()) < 0)
+      PyErr_Clear();
+  }
+}
+
 PyObject* activate(PyObject* module) {
-  // Tools that record (LAZYEXEC_WHY, LAZYEXEC_STATS), an application image
-  // (LAZYEXEC_IMAGE) and a disabled cache go through the Python layer.
-  if (!env("LAZYEXEC_WHY").empty() || env("LAZYEXEC_STATS") == "1" || !env("LAZYEXEC_IMAGE").empty()) throw Decline{};
+  // Tools that record (LAZYEXEC_WHY, LAZYEXEC_STATS) and a disabled cache
+  // go through the Python layer.
+  if (!env("LAZYEXEC_WHY").empty() || env("LAZYEXEC_STATS") == "1") throw Decline{};
   std::string caching = env("LAZYEXEC_CACHE");
   for (auto& c : caching) c = (char)std::tolower((unsigned char)c);
   if (caching == "off" || caching == "0" || caching == "no") throw Decline{};
@@ -678,6 +709,14 @@ PyObject* activate(PyObject* module) {
 #endif
   if (PyList_Insert(meta_path, at, finder.get()) < 0) throw py::PyError{};
   Py_XSETREF(state, boot.release());
+  if (std::string image = env("LAZYEXEC_IMAGE"); !image.empty()) {
+#ifdef LAZYEXEC_BOOT_MODULE
+    PyObject* full = load_full();  // the image is read by the full extension; nullptr: it warned
+#else
+    PyObject* full = module;
+#endif
+    if (full != nullptr) activate_image(full, image, known.get(), threshold, settle_now);
+  }
   return finder.release();
 }
 
