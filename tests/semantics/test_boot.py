@@ -145,6 +145,26 @@ def test_stale_pth_path_is_reported_by_site_and_the_program_runs(tmp_path):
     assert str(site / pth.NAME) in r.stderr and "gone.so" in r.stderr, r.stderr
 
 
+def test_pth_line_runs_the_start_once_though_site_reads_a_venv_s_pth_files_twice(tmp_path):
+    """site runs a venv's .pth files twice (venv(), then main()): the line's
+    guard is false once the start-up extension is in sys.modules, so the
+    second run compiles and runs nothing; without LAZYEXEC=1 nothing runs."""
+    from lazyexec.cli import pth
+
+    stand_in = "sys.modules['lazyexec._lazyexec_boot'] = sys; print('started')"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / pth.NAME).write_text(pth.LINE.format(boot=stand_in))
+    probe = "import site, sys; site.addsitedir(sys.argv[1]); site.addsitedir(sys.argv[1]); print('ran')"
+    for value, expected in (("1", "started\nran\n"), ("0", "ran\n"), (None, "ran\n")):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")}
+        if value is not None:
+            env["LAZYEXEC"] = value
+        r = subprocess.run([sys.executable, "-S", "-c", probe, str(site)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert (r.stdout, r.stderr) == (expected, ""), value
+
+
 def test_start_up_extension_alone_when_nothing_loads_lazily(venv, tmp_path):
     """A start that claims no module maps the small start-up extension only
     (activation and the finder); the full one loads with the first claim."""
