@@ -279,7 +279,8 @@ PyObject* install(PyObject*, PyObject* args) {
       PyObject* calls = PyTuple_GET_ITEM(spec, 4);
       // A constant's unit holds (marshal bytes of its value,) instead of code.
       bool value_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 1 && PyBytes_Check(PyTuple_GET_ITEM(code, 0));
-      if (code != Py_None && !PyCode_Check(code) && !PyBytes_Check(code) && !value_unit) {
+      // Marshal bytes: any read-only buffer (an image's unit code, in its mapping).
+      if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit) {
         PyErr_SetString(PyExc_TypeError,
                         "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,) or None");
         return nullptr;

@@ -17,6 +17,7 @@ struct TestModule {
   std::string name, origin, locations, payload;
   uint32_t flags = 0;
   std::string code;  // a plan module's eager code (flag kRecordCode when not empty)
+  std::vector<std::string> units;  // a plan's unit code, out of line (its payload gets the table in front)
 };
 
 inline void put(std::string& s, size_t at, uint64_t v, int n) {
@@ -46,11 +47,35 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
   uint64_t entry_at = entry.empty() ? 0 : add(entry);
   uint64_t at = align8(strings_at + strings.size());
   std::vector<uint64_t> payload_at, code_at;
+  // A plan's payload: its unit code table (format 4), then the plan.
+  std::vector<std::string> payloads;
   for (auto& m : mods) {
+    std::string p = m.payload;
+    if (m.flags & kRecordPlan) p = std::string(plan::kTableAt + kUnitEntrySize * m.units.size(), '\0') + p;
+    payloads.push_back(p);
+  }
+  for (size_t i = 0; i < mods.size(); ++i) {
     payload_at.push_back(at);
-    at = align8(at + m.payload.size());
-    code_at.push_back(m.code.empty() ? 0 : at);
-    at = align8(at + m.code.size());
+    at = align8(at + payloads[i].size());
+    code_at.push_back(mods[i].code.empty() ? 0 : at);
+    at = align8(at + mods[i].code.size());
+  }
+  std::vector<std::vector<uint64_t>> unit_at(mods.size());
+  for (size_t i = 0; i < mods.size(); ++i)
+    for (auto& u : mods[i].units) {
+      unit_at[i].push_back(at);
+      at += u.size();
+    }
+  for (size_t i = 0; i < mods.size(); ++i) {
+    if (!(mods[i].flags & kRecordPlan)) continue;
+    std::string& p = payloads[i];
+    put(p, plan::kCountAt, mods[i].units.size(), 4);
+    for (size_t k = 0; k < mods[i].units.size(); ++k) {
+      size_t e = plan::kTableAt + k * kUnitEntrySize;
+      put(p, e + unit::kOffsetAt, unit_at[i][k], 8);
+      put(p, e + unit::kLengthAt, mods[i].units[k].size(), 4);
+      put(p, e + unit::kHashAt, blob_hash(mods[i].units[k]), 8);
+    }
   }
   std::string out(at, '\0');
   std::memcpy(out.data(), kMagic, 8);
@@ -86,13 +111,15 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
       put(out, r + record::kCodeHashAt, blob_hash(m.code), 8);
       std::memcpy(out.data() + code_at[i], m.code.data(), m.code.size());
     }
-    put(out, r + record::kPayloadLenAt, m.payload.size(), 4);
+    put(out, r + record::kPayloadLenAt, payloads[i].size(), 4);
     put(out, r + record::kPayloadAt, payload_at[i], 8);
-    put(out, r + record::kPayloadHashAt, blob_hash(m.payload), 8);
+    put(out, r + record::kPayloadHashAt, blob_hash(payloads[i]), 8);
     put(out, r + record::kMtimeAt, 1000 + i, 8);
     put(out, r + record::kSizeAt, m.payload.size(), 8);
     put(out, r + record::kSourceHashAt, 77, 8);
-    std::memcpy(out.data() + payload_at[i], m.payload.data(), m.payload.size());
+    std::memcpy(out.data() + payload_at[i], payloads[i].data(), payloads[i].size());
+    for (size_t k = 0; k < m.units.size(); ++k)
+      std::memcpy(out.data() + unit_at[i][k], m.units[k].data(), m.units[k].size());
   }
   std::memcpy(out.data() + strings_at, strings.data(), strings.size());
   if (!prefix.empty()) {
@@ -112,6 +139,8 @@ inline std::vector<TestModule> sample_modules(int n = 40) {
     m.locations = i == 0 ? "/src/pkg" : "";
     m.payload = std::string(17 + i * 3, (char)('a' + i % 26));
     if (i % 4 == 1) m.code = std::string(11 + i, (char)('A' + i % 26));  // some plans carry their eager code
+    if (m.flags & kRecordPlan)
+      for (int k = 0; k < i % 3; ++k) m.units.push_back(std::string(5 + k + i, (char)('0' + k)));  // 0-2 units
     mods.push_back(m);
   }
   return mods;

@@ -44,7 +44,21 @@ TEST(Image, FindsEveryModuleAndItsPayload) {
     EXPECT_EQ(found->locations, m.locations);
     auto payload = v->payload(*found, &p);
     ASSERT_TRUE(payload) << p;
-    EXPECT_EQ(*payload, m.payload);
+    if (m.flags & kRecordPlan) {  // the unit code table, then the plan; the units' code out of line
+      auto parts = View::split_plan(*found, *payload, &p);
+      ASSERT_TRUE(parts) << p;
+      EXPECT_EQ(parts->marshalled, m.payload);
+      ASSERT_EQ(parts->units, m.units.size());
+      for (uint32_t k = 0; k < parts->units; ++k) {
+        auto unit = v->unit_code(*found, *parts, k, &p);
+        ASSERT_TRUE(unit) << p;
+        EXPECT_EQ(unit->bytes, m.units[k]);
+        EXPECT_TRUE(unit->intact());
+      }
+      EXPECT_FALSE(v->unit_code(*found, *parts, parts->units, &p));
+    } else {
+      EXPECT_EQ(*payload, m.payload);
+    }
     auto code = v->code(*found, &p);
     if (!(m.flags & kRecordPlan)) {
       ASSERT_TRUE(code) << p;
@@ -100,8 +114,10 @@ TEST(ImageCorruption, WrongVersion) {
   EXPECT_NE(problem_of(d).find("version 1"), std::string::npos);
   put(d, header::kVersionAt, 2, 2);  // format 2 (payloads checked with hash64)
   EXPECT_NE(problem_of(d).find("version 2"), std::string::npos);
-  put(d, header::kVersionAt, 4, 2);
-  EXPECT_NE(problem_of(d).find("version 4"), std::string::npos);
+  put(d, header::kVersionAt, 3, 2);  // format 3 (unit code inside the plan payload)
+  EXPECT_NE(problem_of(d).find("version 3"), std::string::npos);
+  put(d, header::kVersionAt, 5, 2);
+  EXPECT_NE(problem_of(d).find("version 5"), std::string::npos);
 }
 
 TEST(ImageCorruption, WrongInterpreter) {
@@ -248,6 +264,90 @@ TEST(ImageCorruption, EagerCodeHashMismatch) {
   EXPECT_NE(p.find("hash mismatch"), std::string::npos);
 }
 
+namespace {
+
+// Image `d` with its record `index`'s payload hash made to match its bytes
+// again (a table edited on purpose, not a payload damaged in transit).
+void rehash_payload(std::string& d, uint32_t index) {
+  size_t r = records_at_of(d) + index * kRecordSize;
+  uint64_t off = 0, len = 0;
+  for (int i = 7; i >= 0; --i) off = (off << 8) | (unsigned char)d[r + record::kPayloadAt + i];
+  for (int i = 3; i >= 0; --i) len = (len << 8) | (unsigned char)d[r + record::kPayloadLenAt + i];
+  put(d, r + record::kPayloadHashAt, blob_hash(std::string_view(d).substr(off, len)), 8);
+}
+
+size_t payload_at_of(const std::string& d, uint32_t index) {
+  size_t r = records_at_of(d) + index * kRecordSize;
+  uint64_t off = 0;
+  for (int i = 7; i >= 0; --i) off = (off << 8) | (unsigned char)d[r + record::kPayloadAt + i];
+  return off;
+}
+
+// pkg.mod5: a plan with two units (sample_modules).
+std::string unit_problem(std::string d, uint32_t k = 0) {
+  rehash_payload(d, 5);
+  std::string p;
+  auto v = open_(d, &p);
+  EXPECT_TRUE(v) << p;
+  auto m = v->find("pkg.mod5");
+  auto payload = v->payload(*m, &p);
+  EXPECT_TRUE(payload) << p;
+  auto parts = View::split_plan(*m, *payload, &p);
+  if (!parts) return p;
+  auto unit = v->unit_code(*m, *parts, k, &p);
+  if (!unit) return p;
+  return unit->intact() ? "" : "hash mismatch";
+}
+
+}  // namespace
+
+TEST(ImageCorruption, UnitTableCountPastPayload) {
+  std::string d = valid();
+  put(d, payload_at_of(d, 5) + plan::kCountAt, 0xFFFFFFFF, 4);
+  EXPECT_NE(unit_problem(d).find("unit table out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitTableReservedNotZero) {
+  std::string d = valid();
+  put(d, payload_at_of(d, 5) + plan::kReservedAt, 1, 4);
+  EXPECT_NE(unit_problem(d).find("reserved"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitCodeOffsetPastEnd) {
+  std::string d = valid();
+  put(d, payload_at_of(d, 5) + plan::kTableAt + kUnitEntrySize + unit::kOffsetAt, d.size() - 2, 8);
+  EXPECT_NE(unit_problem(d, 1).find("unit code 1 of pkg.mod5: out of bounds"), std::string::npos);
+  EXPECT_EQ(unit_problem(d, 0), "");  // the other unit is intact
+}
+
+TEST(ImageCorruption, UnitCodeLengthOverflows) {
+  std::string d = valid();
+  put(d, payload_at_of(d, 5) + plan::kTableAt + unit::kOffsetAt, ~0ULL - 3, 8);
+  put(d, payload_at_of(d, 5) + plan::kTableAt + unit::kLengthAt, 100, 4);
+  EXPECT_NE(unit_problem(d).find("out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitCodeHashMismatch) {
+  std::string d = valid();
+  std::string p;
+  auto v0 = open_(d, &p);
+  auto m0 = v0->find("pkg.mod5");
+  auto parts = View::split_plan(*m0, *v0->payload(*m0, &p), &p);
+  auto unit = v0->unit_code(*m0, *parts, 1, &p);
+  ASSERT_TRUE(unit) << p;
+  d[unit->bytes.data() - d.data() + 2] ^= 0x10;
+  EXPECT_EQ(unit_problem(d, 1), "hash mismatch");
+  EXPECT_EQ(unit_problem(d, 0), "");
+}
+
+TEST(ImageCorruption, PlanPayloadShorterThanItsTable) {
+  std::string p;
+  Module m{};
+  m.name = "pkg.x";
+  EXPECT_FALSE(View::split_plan(m, std::string_view("\x01\0\0", 3), &p));
+  EXPECT_NE(p.find("truncated unit table"), std::string::npos);
+}
+
 TEST(ImageCorruption, EveryBucketFullNeverLoops) {
   std::string d = build_image(sample_modules(3));
   // Three modules in 8 buckets; claim 8 modules and point every bucket at record 1 with the tag of no name.
@@ -280,8 +380,11 @@ TEST(ImageCorruption, DataEndingAtUnreadablePage) {
       auto m = v->at(i, &p);
       if (m) {
         v->find(m->name, &p);
-        v->payload(*m, &p);
+        auto payload = v->payload(*m, &p);
         v->code(*m, &p);
+        auto parts = payload ? View::split_plan(*m, *payload, &p) : std::nullopt;
+        for (uint32_t k = 0; parts && k <= parts->units; ++k)
+          if (auto unit = v->unit_code(*m, *parts, k, &p)) unit->intact();
       }
     }
   }

@@ -23,8 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!m) continue;
       auto again = v->find(m->name, &problem);
       if (again) v->payload(*again, &problem);
-      v->payload(*m, &problem);
+      auto payload = v->payload(*m, &problem);
       v->code(*m, &problem);
+      // A plan's unit code table and every unit's code (format 4).
+      auto parts = payload ? View::split_plan(*m, *payload, &problem) : std::nullopt;
+      for (uint32_t k = 0; parts && k < parts->units && k < 256; ++k)
+        if (auto unit = v->unit_code(*m, *parts, k, &problem)) (void)unit->intact();
     }
     v->find("pkg", &problem);
     v->find("pkg.mod1", &problem);

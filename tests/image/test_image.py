@@ -172,6 +172,30 @@ def test_trace_records_first_use_order_and_selects_the_modules_used(tmp_path, ap
     assert "main" not in names or names.index("main") >= 0
 
 
+def _unit_offsets(data: bytes, name: str) -> list[int]:
+    """Where each unit code entry of module `name`'s plan points (format 4)."""
+    at = _record_field(data, name, 32, 8)
+    return [int.from_bytes(data[at + 8 + 24 * k: at + 16 + 24 * k], "little")
+            for k in range(int.from_bytes(data[at:at + 4], "little"))]
+
+
+def test_trace_puts_the_code_of_the_units_the_command_ran_first_in_the_order_they_ran(tmp_path, app):
+    """main.py runs shop.cart's `class Cart` (entry 1) before its deferred
+    `import decimal` (entry 0, when Cart.add runs) and never shop's
+    `import json` (entry 0) while it runs `def version` (entry 1)."""
+    untraced = build(tmp_path, "shop", "json", "decimal", "textwrap", out="plain.lzi").read_bytes()
+    traced = build(tmp_path, "--trace", f"{sys.executable} main.py").read_bytes()
+    for data in (untraced, traced):
+        assert len(_unit_offsets(data, "shop")) == 2 and len(_unit_offsets(data, "shop.cart")) == 2
+    json_, version = _unit_offsets(untraced, "shop")
+    assert json_ < version  # module by module, entry by entry
+    json_, version = _unit_offsets(traced, "shop")
+    decimal_, cart = _unit_offsets(traced, "shop.cart")
+    assert version < cart < decimal_ < json_, (version, cart, decimal_, json_)
+    r = lazyexec(tmp_path, "run", "--image", tmp_path / "app.lzi", "main.py")
+    assert r.stdout.splitlines()[0] == "lazy cart" and r.stderr == ""
+
+
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 def test_a_served_module_costs_no_file_system_call(tmp_path, app):
     image = build(tmp_path, "shop", "json", "textwrap", "decimal", "numbers", "re", "enum")
@@ -323,7 +347,7 @@ def test_trace_hands_over_to_the_sitecustomize_it_shadows_without_an_error(tmp_p
 
 
 def _record_field(data: bytes, name: str, at: int, size: int) -> int:
-    """A field of module `name`'s record (docs/image-format.md, formats 2 and 3)."""
+    """A field of module `name`'s record (docs/image-format.md, formats 2-4)."""
     count = int.from_bytes(data[24:28], "little")
     records = int.from_bytes(data[40:48], "little")
     for i in range(count):
@@ -334,26 +358,72 @@ def _record_field(data: bytes, name: str, at: int, size: int) -> int:
     raise KeyError(name)
 
 
-@pytest.mark.parametrize("blob", ["plan", "eager code"])
+@pytest.mark.parametrize("blob", ["plan", "eager code", "unit code"])
 def test_a_damaged_plan_or_eager_code_warns_once_and_the_module_loads_from_its_source(tmp_path, app, blob):
-    """A plan module's two payloads: the plan (lazy run) and its eager code
-    (the usage profile's used-whole run). Either damaged: one warning naming
-    it, the module imports from its source, the program's output unchanged."""
+    """A plan module's payloads: the plan and its units' code out of line
+    (lazy run), its eager code (the usage profile's used-whole run). Any of
+    them damaged: one warning naming it, the program's output unchanged: the
+    module imports from its source, or (a unit's code, checked when the unit
+    first runs, after the module ran) that unit's code is compiled again
+    from the source, which still gives the code the image was built with."""
     image = build(tmp_path, "shop")
     profile = {"LAZYEXEC_PROFILE": "1"}
     good = lazyexec(tmp_path, "run", "--image", image, "main.py", **profile)  # learns: shop.cart used whole
     data = bytearray(image.read_bytes())
-    at = _record_field(data, "shop.cart", 32 if blob == "plan" else 72, 8)
+    at = _record_field(data, "shop.cart", 32 if blob != "eager code" else 72, 8)
+    if blob == "unit code":  # the plan payload's table (format 4): count, zero, then (offset, length, 0, hash)
+        assert int.from_bytes(data[at:at + 4], "little") >= 1
+        at = int.from_bytes(data[at + 8:at + 16], "little")
     data[at + 5] ^= 0x55
     image.write_bytes(bytes(data))
     # The plan is read when the profile is off; the eager code when it says "used whole".
     r = lazyexec(tmp_path, "run", "--image", image, "main.py", check=False,
-                 LAZYEXEC_PROFILE="0" if blob == "plan" else "1")
+                 LAZYEXEC_PROFILE="1" if blob == "eager code" else "0")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[1:] == good.stdout.splitlines()[1:]
-    what = "payload" if blob == "plan" else "eager code"
+    what = {"plan": "payload", "eager code": "eager code", "unit code": "unit code 0"}[blob]
     assert r.stderr.count("RuntimeWarning") == 1 and f"{what} of shop.cart is damaged" in r.stderr, r.stderr
-    assert "importing it from its source" in r.stderr and "Traceback" not in r.stderr
+    fallback = "compiled again from its source" if blob == "unit code" else "importing it from its source"
+    assert fallback in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_damaged_unit_whose_source_changed_raises_a_clear_error_and_never_runs(tmp_path, app):
+    """A unit's damaged code, and a source that no longer gives it: the
+    access that runs the unit gets an ImageError naming it; nothing of the
+    damaged bytes runs."""
+    image = build(tmp_path, "shop")
+    data = bytearray(image.read_bytes())
+    at = _record_field(data, "shop.cart", 32, 8)
+    for k in range(int.from_bytes(data[at:at + 4], "little")):  # every unit of shop.cart
+        entry = at + 8 + 24 * k
+        data[int.from_bytes(data[entry:entry + 8], "little") + 5] ^= 0x55
+    image.write_bytes(bytes(data))
+    cart = app / "shop" / "cart.py"
+    cart.write_text(cart.read_text().replace("import decimal", "import decimal, fractions"))
+    (app / "probe.py").write_text("import shop.cart\ntry:\n    shop.cart.Cart\n"
+                                  "except ValueError as e:\n    print(type(e).__name__, e)\n")
+    r = lazyexec(tmp_path, "run", "--image", image, "probe.py", check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ImageError ") and "of shop.cart is damaged" in r.stdout, r.stdout
+    assert "rebuild the image" in r.stdout
+
+
+def test_a_loaded_plan_holds_its_units_code_in_the_mapping_not_as_bytes(tmp_path, app):
+    """Format 4: a plan's deferred units keep their marshalled code in the
+    image; the loaded plan refers to it (a read-only buffer over the mapping)
+    and the runtime unmarshals it when the unit first runs."""
+    import marshal
+
+    from lazyexec import _lazyexec
+    from lazyexec.image import open_image
+
+    image = build(tmp_path, "shop")
+    units, _steps = open_image(image, check_runtime=False).load("shop.cart")
+    deferred = [u[0] for u in units if u[0] is not None]
+    assert deferred and all(type(c) is _lazyexec.ImageUnitCode for c in deferred)
+    assert not any(isinstance(u[0], bytes) for u in units)
+    cart = [marshal.loads(memoryview(c)) for c in deferred if b"Cart" in bytes(c)]
+    assert [type(c).__name__ for c in cart] == ["code"] and "Cart" in cart[0].co_names
 
 
 def test_reload_and_a_renamed_module_behave_as_eagerly(tmp_path, app):

@@ -120,6 +120,18 @@ def build(args) -> int:
         print("lazyexec image: warning: the #! line is longer than Linux reads (255 bytes)", file=sys.stderr)
     data = b.layout(entries, args.main, traced=bool(traced), check=args.check, prefix=prefix)
     b.write(args.output, data, executable=bool(args.main))
+    if args.trace and any(e.unit_code for e in entries):
+        # Run COMMAND again, served from this image, for the order in which
+        # its deferred units first run: their code goes first, together.
+        from lazyexec.image.trace import trace_units
+
+        if not args.quiet:
+            print("lazyexec image: running the command again from the image for its units' first-use order",
+                  file=sys.stderr)
+        unit_order = trace_units(args.trace, args.output)
+        if unit_order:
+            data = b.layout(entries, args.main, traced=True, check=args.check, prefix=prefix, unit_order=unit_order)
+            b.write(args.output, data, executable=bool(args.main))
     lazy = sum(e.is_plan for e in entries)
     print(f"lazyexec image: {args.output}: {len(entries)} modules ({lazy} lazy, {len(entries) - lazy} eager), "
           f"{len(data) / 1e6:.1f} MB" + (f", {len(skipped)} skipped (unreadable or invalid)" if skipped else ""))

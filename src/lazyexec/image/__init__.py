@@ -12,7 +12,7 @@ nothing beyond what activation already loaded.
 import os
 import sys
 
-FORMAT = 3
+FORMAT = 4
 ENV = "LAZYEXEC_IMAGE"
 CHECK_ENV = "LAZYEXEC_IMAGE_CHECK"
 CHECKS = ("none", "mtime", "hash")
@@ -123,6 +123,24 @@ def deactivate() -> None:
     if _active is not None and _active in sys.meta_path:
         sys.meta_path.remove(_active)
     _active = None
+
+
+def _unit_from_source(name: str, origin: str, is_package: bool, k: int, expected: int):
+    """The marshalled code of unit code entry `k` of module `name`, compiled
+    again from its source, when it is exactly the code the image was built
+    with (its blob hash is `expected`): the image's copy is damaged. Else
+    None (the source or the configuration changed since the build)."""
+    from lazyexec import _lazyexec, config as config_mod
+    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
+
+    try:
+        plan = load_or_build_plan(origin, name, is_package, config_mod.load(), build="inline")
+    except Exception:
+        return None
+    code = [u[0] for u in (plan.units if plan is not None else ()) if isinstance(u[0], bytes)]
+    if k < len(code) and _lazyexec.image_blob_hash(code[k]) == expected:
+        return code[k]
+    return None
 
 
 def _warn(message: str) -> None:

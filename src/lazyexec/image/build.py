@@ -21,6 +21,8 @@ FLAG_ENTRY, FLAG_TRACED = 1, 2
 CHECK_SHIFT = 2
 OPTIMIZE_SHIFT = 4
 RECORD_PACKAGE, RECORD_PLAN, RECORD_CODE = 1, 2, 4
+PLAN_TABLE_AT, UNIT_ENTRY_SIZE = 8, 24
+UNIT_ALIGN = 64 * 1024
 
 
 @dataclass
@@ -39,11 +41,12 @@ class Entry:
 
     source: Source
     is_plan: bool
-    payload: bytes
+    payload: bytes  # a plan: marshal.dumps((units, steps)), unit code as indexes into unit_code
     code: bytes  # a plan module's eager code object (marshalled); b"" for an eager module (its payload)
     mtime_ns: int
     size: int
     source_hash: int
+    unit_code: list = field(default_factory=list)  # a plan's units' marshalled code, stored out of line
 
 
 def image_hash(data: bytes) -> int:
@@ -85,8 +88,16 @@ def build_entry(src: Source, policy, config) -> Entry | None:
     except (SyntaxError, ValueError, UnicodeDecodeError):
         return None
     if plan is not None and plan.units:
-        return Entry(src, True, marshal.dumps((plan.units, plan.steps)), code, st.st_mtime_ns, st.st_size,
-                     blob_hash(source))
+        # Format 4: each unit's marshalled code goes out of line (read from
+        # the mapping when the unit first runs); the plan holds its index.
+        units, unit_code = [], []
+        for u in plan.units:
+            if isinstance(u[0], bytes):
+                unit_code.append(u[0])
+                u = (len(unit_code) - 1, *u[1:])
+            units.append(u)
+        return Entry(src, True, marshal.dumps((units, plan.steps)), code, st.st_mtime_ns, st.st_size,
+                     blob_hash(source), unit_code)
     return Entry(src, False, code, b"", st.st_mtime_ns, st.st_size, blob_hash(source))
 
 
@@ -97,9 +108,12 @@ def shebang(python: str = sys.executable) -> bytes:
 
 
 def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = False, check: str = "none",
-           prefix: bytes = b"", key: bytes | None = None, pymagic: bytes = PYTHON_MAGIC) -> bytes:
+           prefix: bytes = b"", key: bytes | None = None, pymagic: bytes = PYTHON_MAGIC,
+           unit_order: list | None = None) -> bytes:
     """The image's bytes. Records and payloads keep the order of `entries`
-    (first use first when traced)."""
+    (first use first when traced); units' code is in `unit_order` first
+    ((module, unit code entry) in the order a traced run first ran them),
+    then module by module."""
     n = len(entries)
     buckets = 8
     while buckets < 2 * n + 1:
@@ -134,14 +148,40 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
     payload_at = strings_at + len(strings)
     payload_at += -(len(base) + payload_at) % PAYLOAD_ALIGN
     # A plan module's eager code right after its plan: whichever the run
-    # takes, it is next to the modules loaded before and after it.
+    # takes, it is next to the modules loaded before and after it. A plan's
+    # payload is its unit code table, then the marshalled plan.
+    payload_len = [len(e.payload) + (PLAN_TABLE_AT + UNIT_ENTRY_SIZE * len(e.unit_code) if e.is_plan else 0)
+                   for e in entries]
     offsets, code_offsets, at = [], [], payload_at
-    for e in entries:
+    for e, plen in zip(entries, payload_len):
         offsets.append(at)
-        at = align8(at + len(e.payload))
+        at = align8(at + plen)
         code_offsets.append(at if e.code else 0)
         at = align8(at + len(e.code))
+    # Units' code after every payload, from a 64 KiB boundary (a page fault
+    # maps up to 64 KiB around it: loading plans does not map unit code),
+    # module by module: read only when a unit first runs.
+    unit_at = at + (-(len(base) + at) % UNIT_ALIGN) if any(e.unit_code for e in entries) else at
+    index = {e.source.name: i for i, e in enumerate(entries)}
+    order = [(index[name], k) for name, k in (unit_order or ())
+             if name in index and 0 <= k < len(entries[index[name]].unit_code)]
+    placed = set(order)
+    order += [(i, k) for i, e in enumerate(entries) for k in range(len(e.unit_code)) if (i, k) not in placed]
+    unit_offset, at = {}, unit_at
+    for i, k in order:
+        unit_offset[i, k] = at
+        at += len(entries[i].unit_code[k])
     length = at
+    payloads = []
+    for i, e in enumerate(entries):
+        if not e.is_plan:
+            payloads.append(e.payload)
+            continue
+        table = bytearray(len(e.unit_code).to_bytes(4, "little") + bytes(4))
+        for k, blob in enumerate(e.unit_code):
+            table += (unit_offset[i, k].to_bytes(8, "little") + len(blob).to_bytes(4, "little") + bytes(4)
+                      + blob_hash(blob).to_bytes(8, "little"))
+        payloads.append(bytes(table) + e.payload)
 
     table = bytearray(buckets * 8)
     for i, e in enumerate(entries):
@@ -152,11 +192,11 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
         table[slot * 8: slot * 8 + 8] = (h >> 32).to_bytes(4, "little") + (i + 1).to_bytes(4, "little")
 
     records = bytearray()
-    for e, (name, origin, locs), off, code_off in zip(entries, refs, offsets, code_offsets):
+    for e, payload, (name, origin, locs), off, code_off in zip(entries, payloads, refs, offsets, code_offsets):
         flags = ((RECORD_PACKAGE if e.source.is_package else 0) | (RECORD_PLAN if e.is_plan else 0)
                  | (RECORD_CODE if e.code else 0))
-        records += b"".join(v.to_bytes(4, "little") for v in (*name, *origin, *locs, flags, len(e.payload)))
-        records += b"".join(v.to_bytes(8, "little") for v in (off, blob_hash(e.payload), e.mtime_ns, e.size,
+        records += b"".join(v.to_bytes(4, "little") for v in (*name, *origin, *locs, flags, len(payload)))
+        records += b"".join(v.to_bytes(8, "little") for v in (off, blob_hash(payload), e.mtime_ns, e.size,
                                                                e.source_hash, code_off))
         records += len(e.code).to_bytes(4, "little") + bytes(4)
         records += (blob_hash(e.code) if e.code else 0).to_bytes(8, "little")
@@ -174,13 +214,16 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
     out += records
     out += strings
     out += bytes(payload_at - len(out))
-    for e, off, code_off in zip(entries, offsets, code_offsets):
+    for e, payload, off, code_off in zip(entries, payloads, offsets, code_offsets):
         out += bytes(off - len(out))
-        out += e.payload
+        out += payload
         if e.code:
             out += bytes(code_off - len(out))
             out += e.code
-    out += bytes(length - len(out))
+    out += bytes(unit_at - len(out))
+    for i, k in order:
+        out += entries[i].unit_code[k]
+    assert len(out) == length
     return base + bytes(out)
 
 

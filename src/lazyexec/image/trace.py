@@ -1,6 +1,9 @@
 """`image build --trace COMMAND`: run COMMAND once and record the order in
 which its Python processes first imported each module (sys.modules keeps
-insertion order, and importlib inserts a module when its load starts).
+insertion order, and importlib inserts a module when its load starts); then
+(trace_units) run it again served from the image just built, and record the
+order in which deferred units first ran, so that the builder puts the code
+of the units a run uses first, together (format 4: units' code out of line).
 
 The recorder is a `sitecustomize` put first on PYTHONPATH for the command:
 at exit it writes (name, file, __path__) per module, then hands over to the
@@ -32,7 +35,25 @@ class _LazyexecTraceRecorder:
 
 sys.meta_path.insert(0, _LazyexecTraceRecorder)
 
+if os.environ.get("LAZYEXEC_TRACE_UNITS"):
+    # The second run: served from the image (the .pth activation has served
+    # it already when it is installed, else it starts here).
+    try:
+        import lazyexec, lazyexec.image
+        if lazyexec.image._active is None:
+            lazyexec.activate(image=os.environ["LAZYEXEC_IMAGE"])
+    except Exception:
+        pass
+
 def _lazyexec_trace_write():
+    if os.environ.get("LAZYEXEC_TRACE_UNITS"):
+        im = sys.modules.get("lazyexec.image")
+        uses = im._active.image.unit_uses() if im is not None and im._active is not None else None
+        import json
+        path = os.path.join(os.environ["LAZYEXEC_TRACE_DIR"], "units-%d.json" % os.getpid())
+        with open(path, "w") as fh:
+            json.dump(uses or [], fh)
+        return
     out = []
     started = dict.fromkeys(_LazyexecTraceRecorder.order)
     before = [n for n in sys.modules if n not in started]  # loaded before this recorder
@@ -61,14 +82,43 @@ except ImportError:
 '''
 
 
+def _recorder_env(d: str) -> dict:
+    with open(os.path.join(d, "sitecustomize.py"), "w") as f:
+        f.write(RECORDER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = d + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["LAZYEXEC_TRACE_DIR"] = d
+    return env
+
+
+def trace_units(command: str, image: str) -> list[tuple[str, int]]:
+    """(module, unit code entry) of the deferred units COMMAND ran, in the
+    order they first ran, COMMAND served from `image` (its processes in the
+    order they ended)."""
+    with tempfile.TemporaryDirectory(prefix="lazyexec-trace-") as d:
+        env = _recorder_env(d)
+        env.update(LAZYEXEC_TRACE_UNITS="1", LAZYEXEC="1", LAZYEXEC_IMAGE=os.path.abspath(image))
+        subprocess.run(command, shell=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        files = sorted((f for f in os.listdir(d) if f.startswith("units-")),
+                       key=lambda f: os.stat(os.path.join(d, f)).st_mtime_ns)
+        order, seen = [], set()
+        for f in files:
+            try:
+                with open(os.path.join(d, f)) as fh:
+                    rows = json.load(fh)
+            except (OSError, ValueError):
+                continue
+            for name, k in rows:
+                if (name, k) not in seen:
+                    seen.add((name, k))
+                    order.append((name, k))
+        return order
+
+
 def trace(command: str) -> tuple[list[Source], int]:
     """(modules in first-use order, the command's exit status)."""
     with tempfile.TemporaryDirectory(prefix="lazyexec-trace-") as d:
-        with open(os.path.join(d, "sitecustomize.py"), "w") as f:
-            f.write(RECORDER)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = d + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env["LAZYEXEC_TRACE_DIR"] = d
+        env = _recorder_env(d)
         status = subprocess.run(command, shell=True, env=env).returncode
         files = sorted((f for f in os.listdir(d) if f.startswith("trace-")),
                        key=lambda f: os.stat(os.path.join(d, f)).st_mtime_ns)

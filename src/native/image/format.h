@@ -8,7 +8,7 @@
 namespace lazyexec::image {
 
 inline constexpr char kMagic[8] = {'\x89', 'L', 'Z', 'I', '\r', '\n', '\x1a', '\n'};
-inline constexpr uint16_t kFormatVersion = 3;
+inline constexpr uint16_t kFormatVersion = 4;
 
 // Header: 80 bytes at the image base (offset 0, or after a `#!` line).
 inline constexpr size_t kHeaderSize = 80;
@@ -66,6 +66,23 @@ inline constexpr uint32_t kRecordPackage = 1 << 0;  // a package: locations are 
 inline constexpr uint32_t kRecordPlan = 1 << 1;     // payload is a lazy plan, else a code object
 inline constexpr uint32_t kRecordCode = 1 << 2;     // a plan module also holds its eager code (the usage profile's choice)
 inline constexpr uint32_t kKnownRecordFlags = kRecordPackage | kRecordPlan | kRecordCode;
+
+// A plan's payload (format 4): a table of its units' code, stored out of
+// line (read from the mapping at the unit's first use, never copied at
+// load), then marshal.dumps((units, steps)) whose unit code fields are
+// indexes into that table.
+namespace plan {
+inline constexpr size_t kCountAt = 0;     // u32: table entries
+inline constexpr size_t kReservedAt = 4;  // u32, zero
+inline constexpr size_t kTableAt = 8;     // count x kUnitEntrySize, then the marshalled plan
+}  // namespace plan
+inline constexpr size_t kUnitEntrySize = 24;
+namespace unit {
+inline constexpr size_t kOffsetAt = 0;    // u64: the unit's marshalled code object
+inline constexpr size_t kLengthAt = 8;    // u32
+inline constexpr size_t kReservedAt = 12;  // u32, zero
+inline constexpr size_t kHashAt = 16;     // u64: blob_hash of the code bytes, checked at first use
+}  // namespace unit
 
 // A `#!` line is looked for in the first kMaxShebang bytes; the base is the
 // first multiple of kBaseAlign after its newline.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "image/reader.h"
 #include "importer/file.h"
@@ -28,6 +29,13 @@ struct ImageObject {
   Mapping* mapping;
   View* view;
   PyObject* path;
+  // Unit code read since its pages were last released (see note_unit_read).
+  uintptr_t read_lo, read_hi, last_window;
+  int windows;
+  // `image build --trace`'s second run (LAZYEXEC_TRACE_UNITS set): every
+  // unit code export as (record index << 32 | table entry), in order.
+  std::vector<uint64_t>* unit_uses;
+  PyObject* recompiled;  // list: code compiled again for damaged units (alive with the image)
 };
 
 [[noreturn]] void fail(PyObject* path, const std::string& problem) {
@@ -60,6 +68,9 @@ int image_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
     delete self->mapping;
     self->mapping = owned;
     self->view = new View(*view);
+    const char* trace_units = std::getenv("LAZYEXEC_TRACE_UNITS");
+    if (trace_units != nullptr && *trace_units != '\0' && self->unit_uses == nullptr)
+      self->unit_uses = new std::vector<uint64_t>();
     Py_XSETREF(self->path, Py_NewRef(path));
     rc = 0;
   } catch (const py::PyError&) {
@@ -73,6 +84,8 @@ void image_dealloc(PyObject* self_obj) {
   auto* self = reinterpret_cast<ImageObject*>(self_obj);
   delete self->view;
   delete self->mapping;
+  delete self->unit_uses;
+  Py_CLEAR(self->recompiled);
   Py_CLEAR(self->path);
   Py_TYPE(self_obj)->tp_free(self_obj);
 }
@@ -154,9 +167,191 @@ void release_pages(const ImageObject* self, std::string_view bytes) {
   if (end > start) ::madvise((void*)start, end - start, MADV_DONTNEED);
 }
 
+// ---- a unit's code, read from the mapping (format 4) ----------------------
+//
+// A deferred unit's marshalled code object stays in the image: the plan's
+// unit holds this small object instead of a bytes copy, and the runtime
+// unmarshals from its buffer when the unit first runs (runtime/materialize.cpp
+// reads unit code from any read-only buffer). A loaded plan holds no unit
+// bytes and maps no unit code: a unit that never runs costs this object
+// only. The buffer is the mapping itself, so the object keeps the Image
+// (and the mapping) alive. Its hash is checked at the first export (the
+// unit's first run): damaged code is never run. It is compiled again from
+// the module's source instead, with a warning, when that gives exactly the
+// code the image was built with (its hash); else the unit's run raises
+// ImageError and the unit stays pending (checking every unit when its plan
+// loads, while the module could still load from its source, would map
+// every unit's code: most of them never run).
+struct UnitCodeObject {
+  PyObject_HEAD
+  PyObject* image;  // the Image: keeps the mapping
+  const char* data;
+  uint64_t hash;
+  uint32_t size;
+  uint32_t module, unit;  // record index, table entry
+  bool checked;
+};
+
+PyTypeObject UnitCodeType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// The code of a damaged unit compiled again from its module's source
+// (lazyexec.image._unit_from_source): the bytes, or nullptr with ImageError set.
+PyObject* recompile_unit(UnitCodeObject* self) {
+  auto* image = reinterpret_cast<ImageObject*>(self->image);
+  std::string problem;
+  auto m = image->view->at(self->module, &problem);
+  if (!m) {
+    PyErr_Format(ImageError, "%U: %s", image->path, problem.c_str());
+    return nullptr;
+  }
+  std::string what = "unit code " + std::to_string(self->unit) + " of " + std::string(m->name);
+  Ref found;
+  {
+    Ref helper = Ref::steal(PyImport_ImportModule("lazyexec.image"));
+    Ref fn = helper ? Ref::steal(PyObject_GetAttrString(helper.get(), "_unit_from_source")) : Ref();
+    Ref origin = Ref::steal(PyUnicode_DecodeFSDefaultAndSize(m->origin.data(), (Py_ssize_t)m->origin.size()));
+    Ref name = Ref::steal(PyUnicode_DecodeUTF8(m->name.data(), (Py_ssize_t)m->name.size(), "strict"));
+    if (fn && origin && name)
+      found = Ref::steal(PyObject_CallFunction(fn.get(), "OOOkK", name.get(), origin.get(),
+                                               m->is_package() ? Py_True : Py_False, (unsigned long)self->unit,
+                                               (unsigned long long)self->hash));
+    if (!found) PyErr_Clear();
+  }
+  if (!found || !PyBytes_Check(found.get())) {
+    PyErr_Format(ImageError, "%U: %s is damaged (hash mismatch) and its source does not give the same code again: "
+                 "rebuild the image", image->path, what.c_str());
+    return nullptr;
+  }
+  if (image->recompiled == nullptr && (image->recompiled = PyList_New(0)) == nullptr) return nullptr;
+  if (PyList_Append(image->recompiled, found.get()) < 0) return nullptr;
+  Ref text = Ref::steal(PyUnicode_FromFormat("lazyexec: %U: %s is damaged (hash mismatch); compiled again from its "
+                                             "source", image->path, what.c_str()));
+  if (!text || PyErr_WarnEx(PyExc_RuntimeWarning, PyUnicode_AsUTF8(text.get()), 1) < 0) return nullptr;
+  return found.release();
+}
+
+int unit_code_getbuffer(PyObject* self_obj, Py_buffer* view, int flags) {
+  auto* self = reinterpret_cast<UnitCodeObject*>(self_obj);
+  auto* image = reinterpret_cast<ImageObject*>(self->image);
+  if (!self->checked) {
+    if (blob_hash(std::string_view(self->data, self->size)) != self->hash) {
+      Ref bytes = Ref::steal(recompile_unit(self));
+      if (!bytes) {
+        view->obj = nullptr;
+        return -1;
+      }
+      self->data = PyBytes_AS_STRING(bytes.get());  // kept alive by image->recompiled
+      self->size = (uint32_t)PyBytes_GET_SIZE(bytes.get());
+    }
+    self->checked = true;
+  }
+  if (image->unit_uses != nullptr) image->unit_uses->push_back((uint64_t)self->module << 32 | self->unit);
+  return PyBuffer_FillInfo(view, self_obj, const_cast<char*>(self->data), self->size, 1, flags);
+}
+
+// Unit code read (checked and unmarshalled at first use) is released
+// back to the page cache once the reads since the last release have
+// touched kUnitWindows windows of 64 KiB (what one fault maps around it):
+// the process holds about that much unit code mapped at most, whatever it
+// runs. One madvise per kUnitWindows windows read, not one per unit (each
+// costs microseconds, and the next read in the same window faults again).
+constexpr uintptr_t kUnitWindow = 64 * 1024;
+constexpr int kUnitWindows = 4;
+
+void note_unit_read(ImageObject* image, uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo) return;
+  uintptr_t window = lo / kUnitWindow;
+  if (image->windows == 0) {
+    image->read_lo = lo;
+    image->read_hi = hi;
+  } else {
+    image->read_lo = std::min(image->read_lo, lo);
+    image->read_hi = std::max(image->read_hi, hi);
+  }
+  if (image->windows == 0 || window != image->last_window) ++image->windows;
+  image->windows += (int)((hi - 1) / kUnitWindow - window);  // a read spanning windows
+  image->last_window = (hi - 1) / kUnitWindow;
+  if (image->windows < kUnitWindows) return;
+  static const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  std::string_view all = image->mapping->bytes();
+  uintptr_t floor = ((uintptr_t)image->view->metadata_end() + page - 1) & ~(page - 1);
+  uintptr_t ceiling = ((uintptr_t)all.data() + all.size() + page - 1) & ~(page - 1);
+  uintptr_t start = std::max(floor, image->read_lo & ~(kUnitWindow - 1));
+  uintptr_t end = std::min(ceiling, (image->read_hi + kUnitWindow - 1) & ~(kUnitWindow - 1));
+  if (end > start) ::madvise((void*)start, end - start, MADV_DONTNEED);
+  image->windows = 0;
+}
+
+void unit_code_release(PyObject* self_obj, Py_buffer* view) {
+  auto* self = reinterpret_cast<UnitCodeObject*>(self_obj);
+  auto* image = reinterpret_cast<ImageObject*>(self->image);
+  std::string_view all = image->mapping->bytes();
+  uintptr_t lo = (uintptr_t)view->buf, hi = lo + (uintptr_t)view->len;
+  if (lo >= (uintptr_t)all.data() && hi <= (uintptr_t)all.data() + all.size())  // not recompiled code
+    note_unit_read(image, lo, hi);
+}
+
+PyBufferProcs unit_code_as_buffer = {unit_code_getbuffer, unit_code_release};
+
+Py_ssize_t unit_code_length(PyObject* self_obj) { return reinterpret_cast<UnitCodeObject*>(self_obj)->size; }
+
+PySequenceMethods unit_code_as_sequence = {unit_code_length};
+
+void unit_code_dealloc(PyObject* self_obj) {
+  Py_CLEAR(reinterpret_cast<UnitCodeObject*>(self_obj)->image);
+  Py_TYPE(self_obj)->tp_free(self_obj);
+}
+
+PyObject* unit_code_repr(PyObject* self_obj) {
+  auto* self = reinterpret_cast<UnitCodeObject*>(self_obj);
+  return PyUnicode_FromFormat("<lazyexec image unit code: %u bytes>", (unsigned)self->size);
+}
+
+// The plan's unit code fields that are table indexes (ints) replaced by
+// UnitCode objects over the mapping (bounds checked now, hashes at first
+// use). `units`: the unmarshalled plan's list.
+void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts, PyObject* units) {
+  PyObject* path = reinterpret_cast<ImageObject*>(self_obj)->path;
+  const View* view = view_of(self_obj);
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
+    PyObject* u = PyList_GET_ITEM(units, i);
+    if (!PyTuple_Check(u) || PyTuple_GET_SIZE(u) < 1 || !PyLong_CheckExact(PyTuple_GET_ITEM(u, 0))) continue;
+    long k = PyLong_AsLong(PyTuple_GET_ITEM(u, 0));
+    if (k < 0 || k > UINT32_MAX) {
+      PyErr_Clear();
+      fail(path, "payload of " + std::string(m.name) + ": bad unit code index");
+    }
+    std::string problem;
+    auto code = view->unit_code(m, parts, (uint32_t)k, &problem);
+    if (!code) fail(path, problem);
+    auto* obj = PyObject_New(UnitCodeObject, &UnitCodeType);
+    if (obj == nullptr) throw py::PyError{};
+    obj->image = Py_NewRef(self_obj);
+    obj->data = code->bytes.data();
+    obj->size = (uint32_t)code->bytes.size();  // a u32 field of the table
+    obj->hash = code->hash;
+    obj->module = m.index;
+    obj->unit = (uint32_t)k;
+    obj->checked = false;
+    Ref blob = Ref::steal(reinterpret_cast<PyObject*>(obj));
+    if (Py_REFCNT(u) == 1) {  // the fresh tuple marshal made: filled in place
+      PyObject* old = PyTuple_GET_ITEM(u, 0);
+      PyTuple_SET_ITEM(u, 0, blob.release());
+      Py_DECREF(old);
+    } else {
+      Ref copy = py::check(PyTuple_GetSlice(u, 0, PyTuple_GET_SIZE(u)));
+      PyObject* old = PyTuple_GET_ITEM(copy.get(), 0);
+      PyTuple_SET_ITEM(copy.get(), 0, blob.release());
+      Py_DECREF(old);
+      if (PyList_SetItem(units, i, copy.release()) < 0) throw py::PyError{};
+    }
+  }
+}
+
 // The payload of `m` (want_code: its eager code object instead, which is
 // the payload of an eager module), hash-checked then unmarshalled: a code
-// object, or the plan (units, steps). Damage raises ImageError.
+// object, or the plan (units, steps), its unit code linked to the mapping.
+// Damage raises ImageError.
 Ref load_payload(PyObject* self_obj, const Module& m, bool want_code = false) {
   PyObject* path = reinterpret_cast<ImageObject*>(self_obj)->path;
   std::string problem;
@@ -164,7 +359,14 @@ Ref load_payload(PyObject* self_obj, const Module& m, bool want_code = false) {
   auto bytes = want_code ? view->code(m, &problem) : view->payload(m, &problem);
   if (!bytes) fail(path, problem);
   bool plan = m.is_plan() && !want_code;
-  PyObject* obj = PyMarshal_ReadObjectFromString(bytes->data(), (Py_ssize_t)bytes->size());
+  std::string_view marshalled = *bytes;
+  std::optional<PlanParts> parts;
+  if (plan) {
+    parts = View::split_plan(m, *bytes, &problem);
+    if (!parts) fail(path, problem);
+    marshalled = parts->marshalled;
+  }
+  PyObject* obj = PyMarshal_ReadObjectFromString(marshalled.data(), (Py_ssize_t)marshalled.size());
   if (obj == nullptr) {
     if (!PyErr_ExceptionMatches(PyExc_EOFError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&
         !PyErr_ExceptionMatches(PyExc_TypeError))
@@ -178,6 +380,7 @@ Ref load_payload(PyObject* self_obj, const Module& m, bool want_code = false) {
                        PyList_Check(PyTuple_GET_ITEM(obj, 1))
                  : PyCode_Check(obj);
   if (!ok) fail(path, (plan ? "payload of " : "code of ") + std::string(m.name) + " has the wrong shape");
+  if (plan) link_unit_code(self_obj, m, *parts, PyTuple_GET_ITEM(obj, 0));
   return out;
 }
 
@@ -247,7 +450,46 @@ PyObject* image_check_payload(PyObject* self_obj, PyObject* name) {
     const View* v = view_of(self_obj);
     if (!v->payload(*m, &problem)) return py::str(problem).release();
     if (m->is_plan() && m->has_code() && !v->code(*m, &problem)) return py::str(problem).release();
+    if (m->is_plan()) {  // every unit's code, as its first run would check it
+      auto parts = View::split_plan(*m, *v->payload(*m, &problem), &problem);
+      if (!parts) return py::str(problem).release();
+      for (uint32_t k = 0; k < parts->units; ++k) {
+        auto code = v->unit_code(*m, *parts, k, &problem);
+        if (!code) return py::str(problem).release();
+        if (!code->intact())
+          return py::str("unit code " + std::to_string(k) + " of " + std::string(m->name) +
+                         " is damaged (hash mismatch)")
+              .release();
+      }
+    }
     Py_RETURN_NONE;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+// unit_uses() -> [(module name, table entry)] in the order units first ran
+// (LAZYEXEC_TRACE_UNITS set when the image was opened), else None.
+PyObject* image_unit_uses(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<ImageObject*>(self_obj);
+  if (self->unit_uses == nullptr) Py_RETURN_NONE;
+  try {
+    const View* v = view_of(self_obj);
+    Ref out = py::check(PyList_New(0));
+    Ref seen = py::check(PySet_New(nullptr));
+    for (uint64_t use : *self->unit_uses) {
+      Ref key = py::check(PyLong_FromUnsignedLongLong(use));
+      int had = PySet_Contains(seen.get(), key.get());
+      if (had < 0 || PySet_Add(seen.get(), key.get()) < 0) throw py::PyError{};
+      if (had) continue;
+      std::string problem;
+      auto m = v->at((uint32_t)(use >> 32), &problem);
+      if (!m) continue;
+      Ref name = py::check(PyUnicode_DecodeUTF8(m->name.data(), (Py_ssize_t)m->name.size(), "strict"));
+      Ref item = py::check(Py_BuildValue("(Ok)", name.get(), (unsigned long)(use & 0xFFFFFFFFu)));
+      if (PyList_Append(out.get(), item.get()) < 0) throw py::PyError{};
+    }
+    return out.release();
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -303,6 +545,8 @@ PyMethodDef image_methods[] = {
     {"load_code", image_load_code, METH_O, "load_code(name) -> the module's eager code object (KeyError: none)."},
     {"records", image_records, METH_NOARGS, "records() -> every module's find() tuple, in record order."},
     {"check_payload", image_check_payload, METH_O, "check_payload(name) -> None | the payload's problem."},
+    {"unit_uses", image_unit_uses, METH_NOARGS,
+     "unit_uses() -> [(module, unit code entry)] in first-run order (LAZYEXEC_TRACE_UNITS), else None."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -1195,7 +1439,17 @@ int add_image_types(PyObject* module) {
   FinderType.tp_clear = finder_clear;
   FinderType.tp_methods = finder_methods;
   FinderType.tp_members = finder_members;
-  if (add_type(module, &ImageType, "Image") < 0 || add_type(module, &FinderType, "ImageFinder") < 0) return -1;
+  UnitCodeType.tp_name = "lazyexec._lazyexec.ImageUnitCode";
+  UnitCodeType.tp_basicsize = sizeof(UnitCodeObject);
+  UnitCodeType.tp_flags = Py_TPFLAGS_DEFAULT;
+  UnitCodeType.tp_doc = "A deferred unit's marshalled code, read from the image's mapping (a read-only buffer).";
+  UnitCodeType.tp_dealloc = unit_code_dealloc;
+  UnitCodeType.tp_repr = unit_code_repr;
+  UnitCodeType.tp_as_buffer = &unit_code_as_buffer;
+  UnitCodeType.tp_as_sequence = &unit_code_as_sequence;
+  if (add_type(module, &ImageType, "Image") < 0 || add_type(module, &FinderType, "ImageFinder") < 0 ||
+      add_type(module, &UnitCodeType, "ImageUnitCode") < 0)
+    return -1;
   if (ImageError == nullptr) {
     ImageError = PyErr_NewExceptionWithDoc("lazyexec._lazyexec.ImageError",
                                            "A damaged, truncated or foreign application image.", PyExc_ValueError,

@@ -307,6 +307,36 @@ std::optional<std::string_view> View::code(const Module& m, std::string* problem
   return blob(m, record::kCodeAt, record::kCodeLenAt, record::kCodeHashAt, "eager code", problem);
 }
 
+std::optional<PlanParts> View::split_plan(const Module& m, std::string_view payload, std::string* problem) {
+  auto bad = [&](const char* what) -> std::optional<PlanParts> {
+    *problem = "payload of " + std::string(m.name) + ": " + what;
+    return std::nullopt;
+  };
+  if (payload.size() < plan::kTableAt) return bad("truncated unit table");
+  if (le(payload.data() + plan::kReservedAt, 4) != 0) return bad("reserved bytes are not zero");
+  uint64_t units = le(payload.data() + plan::kCountAt, 4);
+  if (!inside(plan::kTableAt, units * kUnitEntrySize, payload.size())) return bad("unit table out of bounds");
+  PlanParts parts;
+  parts.units = (uint32_t)units;
+  parts.table = payload.substr(plan::kTableAt, units * kUnitEntrySize);
+  parts.marshalled = payload.substr(plan::kTableAt + units * kUnitEntrySize);
+  return parts;
+}
+
+std::optional<UnitCode> View::unit_code(const Module& m, const PlanParts& plan, uint32_t k,
+                                        std::string* problem) const {
+  auto bad = [&](const char* what) -> std::optional<UnitCode> {
+    *problem = "unit code " + std::to_string(k) + " of " + std::string(m.name) + ": " + what;
+    return std::nullopt;
+  };
+  if (k >= plan.units || plan.table.size() < (uint64_t)plan.units * kUnitEntrySize) return bad("no such entry");
+  const char* e = plan.table.data() + (uint64_t)k * kUnitEntrySize;
+  uint64_t off = le(e + unit::kOffsetAt, 8), len = le(e + unit::kLengthAt, 4);
+  if (le(e + unit::kReservedAt, 4) != 0) return bad("reserved bytes are not zero");
+  if (!inside(off, len, base_.size())) return bad("out of bounds");
+  return UnitCode{base_.substr(off, len), le(e + unit::kHashAt, 8)};
+}
+
 std::optional<Mapping> Mapping::map(const char* path, std::string* problem) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -44,6 +44,21 @@ struct Module {
   bool has_code() const { return !is_plan() || (flags & kRecordCode) != 0; }
 };
 
+// A plan payload split (format 4): its unit code table and the marshalled
+// (units, steps) after it.
+struct PlanParts {
+  uint32_t units = 0;           // table entries
+  std::string_view table;       // units x kUnitEntrySize bytes
+  std::string_view marshalled;  // marshal.dumps((units, steps))
+};
+
+// One unit's code, out of line: bounds checked, hash not yet (intact()).
+struct UnitCode {
+  std::string_view bytes;
+  uint64_t hash;
+  bool intact() const { return blob_hash(bytes) == hash; }
+};
+
 // A validated view over an image's bytes (a mapping or a buffer it does not own).
 class View {
  public:
@@ -69,6 +84,12 @@ class View {
   // The marshalled eager code object of `m` (its payload when it is not a
   // plan), hash verified; nullopt with `problem` when damaged or absent.
   std::optional<std::string_view> code(const Module& m, std::string* problem) const;
+  // A plan module's payload (from payload()) split into its unit code table
+  // and its marshalled plan; nullopt with `problem` when the table is damaged.
+  static std::optional<PlanParts> split_plan(const Module& m, std::string_view payload, std::string* problem);
+  // Entry `k` of a plan's unit code table, its bounds checked (its hash is
+  // checked when the unit first runs: UnitCode::intact); nullopt with `problem`.
+  std::optional<UnitCode> unit_code(const Module& m, const PlanParts& plan, uint32_t k, std::string* problem) const;
 
  private:
   std::string_view base_;  // from the header to the end of the file

@@ -101,6 +101,22 @@ bool would_deadlock(unsigned long me, ModuleState* st, int unit, std::string& ch
 }
 
 
+// Unit code kept marshalled until first use: the bytes of an artifact's
+// plan, or any other read-only buffer (an image's unit code, read from its
+// mapping without a copy: image/image_object.cpp). Neither a code object
+// nor a constant's (value,).
+bool marshalled(PyObject* code) { return !PyCode_Check(code) && !PyTuple_Check(code) && PyObject_CheckBuffer(code); }
+
+// The code object unmarshalled from a marshalled unit; null with an
+// exception set (the buffer refused, e.g. an image's hash check, or bad data).
+PyObject* unmarshal_unit(PyObject* code) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(code, &view, PyBUF_SIMPLE) < 0) return nullptr;
+  PyObject* obj = PyMarshal_ReadObjectFromString(static_cast<const char*>(view.buf), view.len);
+  PyBuffer_Release(&view);
+  return obj;
+}
+
 void add_note(const std::string& note) {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
@@ -298,8 +314,8 @@ int run_unit(ModuleState& st, int id) {
   u.state = UnitRecord::Running;
   u.owner = PyThread_get_thread_ident();
   auto start = std::chrono::steady_clock::now();
-  if (PyBytes_Check(u.code.get())) {  // kept marshalled until first use
-    PyObject* code = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(u.code.get()), PyBytes_GET_SIZE(u.code.get()));
+  if (marshalled(u.code.get())) {  // kept marshalled until first use
+    PyObject* code = unmarshal_unit(u.code.get());
     if (!code || !PyCode_Check(code)) {
       Py_XDECREF(code);
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
@@ -453,9 +469,15 @@ int resolve(ModuleState& st, int id, PyObject* values) {
 namespace {
 bool mentions(PyObject* code, const std::string& name) {
   if (PyTuple_Check(code)) return false;  // a constant's value reads no name
-  if (PyBytes_Check(code)) {
-    std::string_view bytes(PyBytes_AS_STRING(code), (size_t)PyBytes_GET_SIZE(code));
-    return bytes.find(name) != std::string_view::npos;
+  if (marshalled(code)) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(code, &view, PyBUF_SIMPLE) < 0) {
+      PyErr_Clear();
+      return true;  // unreadable: running it gives the error at first use
+    }
+    bool found = std::string_view(static_cast<const char*>(view.buf), (size_t)view.len).find(name) != std::string_view::npos;
+    PyBuffer_Release(&view);
+    return found;
   }
   return true;  // already a code object: run it (a superset is safe)
 }
