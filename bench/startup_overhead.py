@@ -17,9 +17,12 @@ Cases (mode "all", activation through the .pth file and LAZYEXEC=1):
 - first start: no artifacts and no usage profile (deleted before every lazy
   round; .pyc files and lazyexec's parse caches warm, as after an install),
   build "background" (the default); bytecode on (.pyc and artifacts in a
-  private PYTHONPYCACHEPREFIX) and PYTHONDONTWRITEBYTECODE=1. After each first start
-  the benchmark waits for the detached builder and checks that the second
-  start is lazy.
+  private PYTHONPYCACHEPREFIX) and PYTHONDONTWRITEBYTECODE=1, and with the
+  standard library read-only (a read-only bind mount in a private mount
+  namespace, as a distribution's /usr/lib/python3 is to its users: .pyc files
+  warm beside the sources, artifacts in lazyexec's cache directory; needs
+  root, else skipped). After each first start the benchmark waits for the
+  detached builder and checks that the second start is lazy.
 """
 
 import argparse
@@ -137,6 +140,34 @@ def clean_venv(root: Path) -> Path:
     return py
 
 
+def make_read_only(path: str) -> bool:
+    """`path` read-only for this process and its children from now on: a
+    private mount namespace with a read-only bind mount over it. False where
+    that cannot be done (not root, not Linux)."""
+    import ctypes
+
+    clone_newns = 0x00020000
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(clone_newns) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    for words in (["mount", "--make-rprivate", "/"], ["mount", "--bind", path, path],
+                  ["mount", "-o", "remount,bind,ro", path]):
+        if subprocess.run(words, capture_output=True).returncode != 0:
+            return False
+    return not os.access(path, os.W_OK) or not _writable(path)
+
+
+def _writable(path: str) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_builder(cache: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     lock = cache / "build.lock"
@@ -235,15 +266,33 @@ def main() -> int:
             import shlex
 
             commands = [shlex.split(c) for c in args.first_start] if args.first_start else [[str(PROGRAMS / "use_little.py")]]
-            for (label, extra), words in [(e, w) for w in commands for e in (
-                    ("bytecode on", {}), ("PYTHONDONTWRITEBYTECODE=1", {"PYTHONDONTWRITEBYTECODE": "1"}))]:
+            stdlib = sysconfig.get_paths()["stdlib"]
+            variants = [("bytecode on", {}), ("PYTHONDONTWRITEBYTECODE=1", {"PYTHONDONTWRITEBYTECODE": "1"}),
+                        ("read-only stdlib", None)]
+            for (label, extra), words in [(e, w) for e in variants for w in commands]:
                 prefix = root / "pycache-prefix"
                 cmd = [py, *words]
-                eager_env = base_env(LAZYEXEC="0", PYTHONPYCACHEPREFIX=str(prefix), **extra)
+                if extra is None:  # last: the mount namespace stays for the rest of this process
+                    # .pyc files beside the sources, written before the directory turns read-only,
+                    # and no artifact of this configuration there (the cases above wrote some).
+                    subprocess.run(cmd, cwd=d, env=base_env(LAZYEXEC="0"), capture_output=True)
+                    key = subprocess.run([py, "-c", "from lazyexec import config, store; "
+                                          "print(store.key_for(store.knowledge_hash(config.load()))[:8].decode())"],
+                                         cwd=d, env=base_env(LAZYEXEC_CONFIG=str(config)), capture_output=True,
+                                         text=True, check=True).stdout.strip()
+                    for p in Path(stdlib).rglob(f"*.{key}.lzx"):
+                        p.unlink()
+                    if not make_read_only(stdlib):
+                        print(f"skipped: first start, {label} (needs root and mount namespaces)", file=sys.stderr)
+                        continue
+                    extra = {"PYTHONPYCACHEPREFIX": None}
+                pycache = {} if "PYTHONPYCACHEPREFIX" in extra else {"PYTHONPYCACHEPREFIX": str(prefix)}
+                extra = {k: v for k, v in extra.items() if v is not None}
+                eager_env = base_env(LAZYEXEC="0", **pycache, **extra)
                 second_lazy = []
                 first_cache = root / "first-cache"
                 env = base_env(LAZYEXEC="1", LAZYEXEC_CONFIG=str(config), LAZYEXEC_CACHE_DIR=str(first_cache),
-                               PYTHONPYCACHEPREFIX=str(prefix), **extra)
+                               **pycache, **extra)
 
                 def no_artifacts():
                     # As after an install: .pyc files warm (in the prefix), no
@@ -257,6 +306,10 @@ def main() -> int:
                     wait_for_builder(first_cache)
                     second_lazy.append(lazily_loaded(cmd, env, d))
 
+                no_artifacts()
+                if lazily_loaded(cmd, env, d) != 0:
+                    raise RuntimeError(f"first start, {label}: modules loaded lazily without artifacts")
+                second_lazy.clear()
                 r = alternate((cmd, eager_env, d), (cmd, env, d), args.rounds, before_lazy=no_artifacts,
                               after_lazy=second_start)
                 r["second_start_lazy_modules"] = statistics.median(second_lazy)
