@@ -464,11 +464,12 @@ PyObject* module_stats(PyObject*, PyObject* globals) {
       deferred++;
       if (u.state == runtime::UnitRecord::Pending) pending_units++;
     }
-  return Py_BuildValue("{s:s,s:n,s:l,s:l,s:l,s:l,s:d,s:O,s:s,s:l,s:l}", "module", st->module.c_str(), "units",
+  return Py_BuildValue("{s:s,s:n,s:l,s:l,s:l,s:l,s:d,s:O,s:s,s:l,s:l,s:O}", "module", st->module.c_str(), "units",
                        (Py_ssize_t)st->units.size(), "deferred", deferred, "materialized", st->materialized,
                        "pending", pending_units, "failures", st->failures, "seconds", st->seconds, "settled",
                        st->settled ? Py_True : Py_False, "settle_reason", st->settle_reason.c_str(),
-                       "settle_forced", st->settle_forced, "lookups", st->lookups);
+                       "settle_forced", st->settle_forced, "lookups", st->lookups, "used_nearly_whole",
+                       runtime::used_nearly_whole(*st) ? Py_True : Py_False);
 }
 
 PyObject* is_trapping(PyObject*, PyObject* globals) {

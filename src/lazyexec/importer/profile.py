@@ -3,7 +3,9 @@
 A lazily loaded module whose every deferred unit ran before the program
 exited bought nothing by being lazy; its bookkeeping (trapping namespace,
 one code object per unit, materializing each) made it cost more than an
-eager import. So does a module with nothing to defer, read through
+eager import. So did one used nearly whole: at most one in eight of its
+deferred units still pending, none of them an import of a module the run
+did not load (runtime::used_nearly_whole). So does a module with nothing to defer, read through
 lazyexec's loader only to fall back to the `.pyc`. At exit lazyexec records
 both, per program (the script or `-m` module and the configuration); at the
 next start the finder hands them to the normal machinery untouched. Eager is
@@ -143,8 +145,8 @@ _module_dict = type(sys).__dict__["__dict__"]  # a module's namespace, not throu
 
 
 def observed() -> dict:
-    """This run's verdicts: module -> True (used whole or nothing to defer:
-    eager next time) or False (units still pending: laziness paid)."""
+    """This run's verdicts: module -> True (used whole or nearly, or nothing
+    to defer: eager next time) or False (units still pending: laziness paid)."""
     out = {name: True for name in nothing_to_defer}
     for name in _lazyexec.loaded_modules():
         m = sys.modules.get(name)
@@ -154,7 +156,7 @@ def observed() -> dict:
             s = _lazyexec.module_stats(_module_dict.__get__(m))
         except (ValueError, TypeError):
             continue
-        out[name] = s["pending"] == 0 and s["failures"] == 0
+        out[name] = s["used_nearly_whole"]  # runtime::used_nearly_whole, as the C++ loader's check
     return out
 
 

@@ -363,10 +363,7 @@ PyObject* profile_at_exit(PyObject*, PyObject*) {
       }
       runtime::ModuleState* st = runtime::state_of(PyModule_GetDict(m));
       if (st == nullptr) continue;
-      bool whole = st->failures == 0;
-      for (const auto& u : st->units)
-        if (u.code && u.state == runtime::UnitRecord::Pending) whole = false;
-      if (whole) {
+      if (runtime::used_nearly_whole(*st)) {
         if (PySet_Add(keys.get(), mod_name) < 0) throw py::PyError{};
       } else if (PySet_Discard(keys.get(), mod_name) < 0) {
         throw py::PyError{};

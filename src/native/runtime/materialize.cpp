@@ -410,6 +410,46 @@ bool imports_initializing(const UnitRecord& u) {
   return false;
 }
 
+namespace {
+// A unit's kind, from its `where` ("12 (from-import x)": compile/__init__.py
+// writes the analyzer's kind there).
+std::string_view unit_kind(const UnitRecord& u) {
+  std::string_view w = u.where;
+  size_t open = w.find('(');
+  if (open == std::string_view::npos) return {};
+  w.remove_prefix(open + 1);
+  return w.substr(0, w.find_first_of(" )"));
+}
+
+// Whether running pending unit `u` now would load no module: it imports
+// nothing, or every module it imports is loaded already.
+bool loads_nothing_new(const UnitRecord& u) {
+  if (u.imports.empty()) {
+    std::string_view kind = unit_kind(u);
+    return kind != "import" && kind != "from-import" && kind != "try";  // modules not recorded: unknown
+  }
+  PyObject* modules = PyImport_GetModuleDict();
+  for (const auto& name : u.imports) {
+    PyObject* m = PyDict_GetItemString(modules, name.c_str());  // borrowed
+    if (m == nullptr || m == Py_None) return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool used_nearly_whole(const ModuleState& st) {
+  if (st.failures != 0) return false;
+  long deferred = 0, pending = 0;
+  for (const auto& u : st.units) {
+    if (!u.code) continue;
+    deferred++;
+    if (u.state != UnitRecord::Pending) continue;
+    pending++;
+    if (!loads_nothing_new(u)) return false;
+  }
+  return pending * 8 <= deferred;
+}
+
 int materialize(ModuleState& st, int id) {
   if (id < 0 || id >= (int)st.units.size()) {
     PyErr_Format(PyExc_IndexError, "lazyexec: no unit %d in %s", id, st.module.c_str());

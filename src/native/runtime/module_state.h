@@ -108,6 +108,17 @@ int materialize(ModuleState& st, int id);
 // star import saw the package up to that line.
 bool imports_initializing(const UnitRecord& u);
 
+// The usage profile's verdict on a lazily loaded module at exit: whether
+// loading it eagerly next time would cost less than it did lazily. True when
+// no unit failed and the units still pending are few (at most one in eight
+// of its deferred units) and would load nothing this run did not: each is a
+// definition or assignment, or an import (guard) whose modules are all in
+// sys.modules now. Running those few units eagerly costs less than the lazy
+// bookkeeping of the rest (a trapping namespace, one code object unmarshalled
+// and run per unit, docs/startup.md "The usage profile"); eager is the
+// reference behaviour, so this only changes what the program pays.
+bool used_nearly_whole(const ModuleState& st);
+
 // Marks pending unit `id` done without running it, publishing `values`
 // (name -> object) as it would have: an import whose module was already in
 // sys.modules when its importer loaded (see importer/importlib_bootstrap.py).
