@@ -265,6 +265,7 @@ PyObject* install(PyObject*, PyObject* args) {
       if (PyErr_Occurred()) throw py::PyError{};
     };
     std::vector<runtime::UnitRecord> records((size_t)PyList_GET_SIZE(units));
+    std::vector<std::pair<PyObject*, int>> pending;  // (name, unit): borrowed from `units`
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
       PyObject* spec = PyList_GET_ITEM(units, i);
       runtime::UnitRecord& r = records[(size_t)i];
@@ -302,8 +303,11 @@ PyObject* install(PyObject*, PyObject* args) {
       }
       r.code = Ref::borrow(code);
       Ref names = py::check(PySequence_Fast(binds, "lazyexec: unit binds must be a sequence"));
-      for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k)
-        r.binds.push_back(py::utf8(PySequence_Fast_GET_ITEM(names.get(), k)));
+      for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k) {
+        PyObject* name = PySequence_Fast_GET_ITEM(names.get(), k);
+        r.binds.push_back(py::utf8(name));
+        pending.emplace_back(name, (int)i);
+      }
     }
     if (runtime::make_trapping(globals) < 0) return nullptr;
     // importlib.reload runs a module again in the same namespace: eagerly
@@ -325,9 +329,7 @@ PyObject* install(PyObject*, PyObject* args) {
     st.units = std::move(records);
     st.settle_threshold = threshold;
     if (module_obj != Py_None) st.module_ref = py::check(PyWeakref_NewRef(module_obj, nullptr));
-    for (size_t i = 0; i < st.units.size(); ++i)
-      if (st.units[i].code)
-        for (const auto& b : st.units[i].binds) st.pending[b] = (int)i;
+    for (const auto& [name, id] : pending) runtime::add_pending(st, name, id);
   } catch (const py::PyError&) {
     return nullptr;
   }

@@ -69,7 +69,7 @@ int contains(PyObject* self, PyObject* key) {
   int has = PyDict_Contains(self, key);
   if (has != 0) return has;
   ModuleState* st = state_of(self);
-  if (!st || !PyUnicode_Check(key)) return 0;
+  if (!st || !PyUnicode_Check(key) || !may_be_pending(*st, key)) return 0;
   auto it = st->pending.find(py::utf8(key));
   if (it == st->pending.end() || it->second >= visible_limit(*st)) return 0;
   const UnitRecord& u = st->units[(size_t)it->second];

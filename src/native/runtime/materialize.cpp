@@ -235,6 +235,12 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
   PyObject *key, *value;
   Py_ssize_t pos = 0;
   while (PyDict_Next(scratch, &pos, &key, &value)) {
+    // The namespace holds this very object already (the module's identity
+    // seeded into the scratch namespace, or a name the run bound in both):
+    // nothing to publish, and no conversion of the name.
+    PyObject* current = PyDict_GetItemWithError(st.globals, key);  // borrowed; exact dict lookup, no trap
+    if (current == value) continue;
+    if (current == nullptr && PyErr_Occurred()) return -1;
     std::string name = py::utf8(key);
     if (name == "__annotations__" && PyDict_Check(value)) {
       // A unit's annotated assignment: merge into the module's annotations.
@@ -249,8 +255,7 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
       continue;
     }
     if (st.cancelled.count(name)) continue;  // deleted before first use
-    int has = PyDict_Contains(st.globals, key);
-    if (has < 0) return -1;
+    bool has = current != nullptr;
     if (has && !during.count(name)) continue;  // a global write, `mod.x = ...` or star import came first
     if (PyDict_SetItem(st.globals, key, value) < 0) return -1;
   }
@@ -380,19 +385,45 @@ void set_import_waits(PyObject* fn) {
   Py_XSETREF(import_waits_fn, fn);
 }
 
+namespace {
+// The last namespace looked up and its state: a module's own global lookups
+// (every one reaches the trap on a non-exact dict) ask for the same one in a
+// row. Reset whenever the table changes.
+PyObject* last_globals = nullptr;
+ModuleState* last_state = nullptr;
+}  // namespace
+
 ModuleState* state_of(PyObject* globals) {
+  if (globals == last_globals) return last_state;
   auto it = table().find(globals);
-  return it == table().end() ? nullptr : it->second.get();
+  ModuleState* st = it == table().end() ? nullptr : it->second.get();
+  last_globals = globals;
+  last_state = st;
+  return st;
 }
 
 ModuleState& create_state(PyObject* globals) {
   auto& slot = table()[globals];
   slot = std::make_unique<ModuleState>();
   slot->globals = globals;
+  last_globals = nullptr;
+  last_state = nullptr;
   return *slot;
 }
 
-void forget_state(PyObject* globals) { table().erase(globals); }
+void forget_state(PyObject* globals) {
+  table().erase(globals);
+  last_globals = nullptr;
+  last_state = nullptr;
+}
+
+void add_pending(ModuleState& st, PyObject* name, int id) {
+  Py_hash_t h = PyObject_Hash(name);
+  if (h == -1) throw py::PyError{};
+  size_t bit = (size_t)h & 255;
+  st.pending_filter[bit >> 6] |= uint64_t{1} << (bit & 63);
+  st.pending[py::utf8(name)] = id;
+}
 
 bool imports_initializing(const UnitRecord& u) {
   if (u.imports.empty()) return false;
@@ -548,7 +579,7 @@ long materialize_mentioning(const std::string& name) {
 }
 
 int materialize_name(ModuleState& st, PyObject* name, bool absent_if_running) {
-  if (!PyUnicode_Check(name) || st.pending.empty()) return 0;
+  if (!PyUnicode_Check(name) || st.pending.empty() || !may_be_pending(st, name)) return 0;
   auto it = st.pending.find(py::utf8(name));
   if (it == st.pending.end()) return 0;
   if (it->second >= visible_limit(st)) return 0;  // later in the source: not bound yet

@@ -9,6 +9,7 @@
 #include <Python.h>
 
 #include <climits>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -36,6 +37,11 @@ struct ModuleState {
   std::string filename;
   std::vector<UnitRecord> units;
   std::unordered_map<std::string, int> pending;  // name -> unit, while it can still be published
+  // The bits of the str hashes of every name ever made pending (add_pending):
+  // a name whose bit is clear is not pending, told from the hash the str
+  // caches, without converting it (a module's own builtin lookups: len,
+  // isinstance, ... miss the namespace and land in the trap on each call).
+  uint64_t pending_filter[4] = {0, 0, 0, 0};
   std::unordered_set<std::string> cancelled;      // deleted before first use: never published
   // While the module's top level runs: units with id >= frontier come later
   // in the source and are not bound yet, so every lookup treats them as absent.
@@ -81,6 +87,22 @@ inline int visible_limit(const ModuleState& st) {
       if (thread == me && id < limit) limit = id;
   }
   return limit;
+}
+
+// Makes `name` (a str) pending for unit `id`. Throws py::PyError when the
+// name cannot be hashed.
+void add_pending(ModuleState& st, PyObject* name, int id);
+
+// False when `name` (a str) is certainly not pending (pending_filter); true
+// when it may be.
+inline bool may_be_pending(const ModuleState& st, PyObject* name) {
+  Py_hash_t h = PyObject_Hash(name);  // cached in the str once computed
+  if (h == -1) {
+    PyErr_Clear();
+    return true;
+  }
+  size_t bit = (size_t)h & 255;
+  return (st.pending_filter[bit >> 6] >> (bit & 63)) & 1;
 }
 
 // Side table from globals dict to state.
