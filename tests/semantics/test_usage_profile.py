@@ -121,7 +121,7 @@ print("far away loaded:", "faraway" in sys.modules)
 
 
 def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_would_load_more(tmp_path):
-    """At most one in eight deferred units left pending, none importing a
+    """At most a quarter of the deferred units left pending, none importing a
     module the run did not load: eager next time (running the rest costs
     less than the lazy bookkeeping). A pending import of a module the run
     never loaded, or half the units unused, keeps the module lazy; the

@@ -3,7 +3,7 @@
 A lazily loaded module whose every deferred unit ran before the program
 exited bought nothing by being lazy; its bookkeeping (trapping namespace,
 one code object per unit, materializing each) made it cost more than an
-eager import. So did one used nearly whole: at most one in eight of its
+eager import. So did one used nearly whole: at most a quarter of its
 deferred units still pending, none of them an import of a module the run
 did not load (runtime::used_nearly_whole). So does a module with nothing to defer, read through
 lazyexec's loader only to fall back to the `.pyc`. At exit lazyexec records

@@ -478,7 +478,7 @@ bool used_nearly_whole(const ModuleState& st) {
     pending++;
     if (!loads_nothing_new(u)) return false;
   }
-  return pending * 8 <= deferred;
+  return pending * 4 <= deferred;
 }
 
 int materialize(ModuleState& st, int id) {

@@ -132,7 +132,7 @@ bool imports_initializing(const UnitRecord& u);
 
 // The usage profile's verdict on a lazily loaded module at exit: whether
 // loading it eagerly next time would cost less than it did lazily. True when
-// no unit failed and the units still pending are few (at most one in eight
+// no unit failed and the units still pending are few (at most a quarter
 // of its deferred units) and would load nothing this run did not: each is a
 // definition or assignment, or an import (guard) whose modules are all in
 // sys.modules now. Running those few units eagerly costs less than the lazy
