@@ -374,13 +374,18 @@ Ref load_payload(PyObject* self_obj, const Module& m, bool want_code = false) {
     PyErr_Clear();
     fail(path, (plan ? "payload of " : "code of ") + std::string(m.name) + ": bad marshal data");
   }
-  release_pages(reinterpret_cast<ImageObject*>(self_obj), *bytes);
   Ref out = Ref::steal(obj);
   bool ok = plan ? PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 2 && PyList_Check(PyTuple_GET_ITEM(obj, 0)) &&
                        PyList_Check(PyTuple_GET_ITEM(obj, 1))
                  : PyCode_Check(obj);
-  if (!ok) fail(path, (plan ? "payload of " : "code of ") + std::string(m.name) + " has the wrong shape");
+  if (!ok) {
+    release_pages(reinterpret_cast<ImageObject*>(self_obj), *bytes);
+    fail(path, (plan ? "payload of " : "code of ") + std::string(m.name) + " has the wrong shape");
+  }
+  // The unit code table is in the payload: read before its pages go (after,
+  // it would fault them back in, and they would stay).
   if (plan) link_unit_code(self_obj, m, *parts, PyTuple_GET_ITEM(obj, 0));
+  release_pages(reinterpret_cast<ImageObject*>(self_obj), *bytes);
   return out;
 }
 
