@@ -361,6 +361,7 @@ PyObject* set_imports(PyObject*, PyObject* args) {
       imports.clear();
       for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k)
         imports.push_back(py::utf8(PySequence_Fast_GET_ITEM(names.get(), k)));
+      st->units[(size_t)uid].import_attr = PyTuple_GET_SIZE(spec) > 4 ? py::utf8(PyTuple_GET_ITEM(spec, 4)) : "";
     }
   } catch (const py::PyError&) {
     return nullptr;

@@ -112,11 +112,11 @@ def test_a_light_use_does_not_inherit_the_profile_of_a_heavy_one(tmp_path):
 
 NEARLY = """
 import sys
-import nearly, unused_import, half
+import nearly, unused_import, unused_sub, half, pkgx
 print(nearly.f0(), nearly.f8(), unused_import.f0(), half.f0())
-print("lazy:", sorted(m for m in ("nearly", "unused_import", "half")
+print("lazy:", sorted(m for m in ("nearly", "unused_import", "unused_sub", "half")
                       if type(sys.modules[m].__spec__.loader).__name__ == "LazySourceLoader"))
-print("far away loaded:", "faraway" in sys.modules)
+print("far away loaded:", "faraway" in sys.modules, "pkgx.sub" in sys.modules)
 """
 
 
@@ -124,20 +124,26 @@ def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_woul
     """At most a quarter of the deferred units left pending, none importing a
     module the run did not load: eager next time (running the rest costs
     less than the lazy bookkeeping). A pending import of a module the run
-    never loaded, or half the units unused, keeps the module lazy; the
-    output is the same every run."""
+    never loaded (`import faraway`; `from pkgx import sub` with pkgx loaded
+    but not its submodule), or half the units unused, keeps the module lazy;
+    the output is the same every run."""
     app = tmp_path / "app"
     app.mkdir()
     defs = "".join(f"def f{i}(): return {i}\n" for i in range(9))
     (app / "nearly.py").write_text("__lazy_module__ = True\n" + defs + "def unused(): return -1\n")
     (app / "unused_import.py").write_text("__lazy_module__ = True\nimport faraway\n" + defs)
     (app / "faraway.py").write_text("print('faraway ran')\n")
+    (app / "unused_sub.py").write_text("__lazy_module__ = True\nfrom pkgx import sub\n" + defs)
+    (app / "pkgx").mkdir()
+    (app / "pkgx" / "__init__.py").write_text("")
+    (app / "pkgx" / "sub.py").write_text("print('sub ran')\n")
     (app / "half.py").write_text("__lazy_module__ = True\n" + "".join(f"def f{i}(): return {i}\n" for i in range(4)))
     (app / "main.py").write_text(NEARLY.replace("half.f0()", "half.f0(), half.f1()")
                                  + "print(*(getattr(nearly, f'f{i}')() for i in range(9)))\n"
-                                 + "print(*(getattr(unused_import, f'f{i}')() for i in range(9)))\n")
+                                 + "print(*(getattr(unused_import, f'f{i}')() for i in range(9)))\n"
+                                 + "print(*(getattr(unused_sub, f'f{i}')() for i in range(9)))\n")
     first, second, third = (run(app, tmp_path) for _ in range(3))
-    tail = "far away loaded: False\n0 1 2 3 4 5 6 7 8\n0 1 2 3 4 5 6 7 8\n"
-    assert first.stdout == f"0 8 0 0 1\nlazy: ['half', 'nearly', 'unused_import']\n{tail}", first.stderr
-    assert second.stdout == f"0 8 0 0 1\nlazy: ['half', 'unused_import']\n{tail}", second.stderr
+    tail = "far away loaded: False False\n" + "0 1 2 3 4 5 6 7 8\n" * 3
+    assert first.stdout == f"0 8 0 0 1\nlazy: ['half', 'nearly', 'unused_import', 'unused_sub']\n{tail}", first.stderr
+    assert second.stdout == f"0 8 0 0 1\nlazy: ['half', 'unused_import', 'unused_sub']\n{tail}", second.stderr
     assert third.stdout == second.stdout

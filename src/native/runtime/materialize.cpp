@@ -460,11 +460,19 @@ bool loads_nothing_new(const UnitRecord& u) {
     return kind != "import" && kind != "from-import" && kind != "try";  // modules not recorded: unknown
   }
   PyObject* modules = PyImport_GetModuleDict();
+  PyObject* m = nullptr;
   for (const auto& name : u.imports) {
-    PyObject* m = PyDict_GetItemString(modules, name.c_str());  // borrowed
+    m = PyDict_GetItemString(modules, name.c_str());  // borrowed
     if (m == nullptr || m == Py_None) return false;
   }
-  return true;
+  if (u.import_attr.empty()) return true;
+  // `from m import attr`: bound in m already, or the submodule m.attr loaded.
+  if (u.imports.size() == 1 && PyModule_Check(m)) {
+    PyObject* found = PyDict_GetItemString(PyModule_GetDict(m), u.import_attr.c_str());  // exact lookup, no trap
+    if (found != nullptr) return true;
+  }
+  PyObject* sub = PyDict_GetItemString(modules, (u.imports.back() + "." + u.import_attr).c_str());
+  return sub != nullptr && sub != Py_None;
 }
 }  // namespace
 

@@ -27,6 +27,7 @@ struct UnitRecord {
   std::vector<int> calls;          // units binding what its code reads later (call_reads)
   std::string where;               // "12 (def f)": the module's filename is prefixed when shown
   std::vector<std::string> imports;  // a deferred import's modules (set_imports): see imports_initializing
+  std::string import_attr;         // `from m import attr` (set_imports): attr, which may be submodule m.attr
   State state = Pending;
   unsigned long owner = 0;         // thread running it
 };
