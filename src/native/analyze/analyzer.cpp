@@ -508,6 +508,28 @@ bool Analyzer::class_calls_outside_code(const Unit& u, Node s, Names& out) const
   return true;
 }
 
+// `if __name__ == "__main__":` (either operand order) in a module imported
+// under its own name: plans run only in a module made by lazyexec's loader
+// for its spec's name (runpy, `python -m` and scripts run the loader's plain
+// get_code), so the test is false whenever the plan runs. The statement stays
+// eager and in the eager code as written; only the stable-inputs plan and the
+// compile stage's forcing skip its body, which cannot run.
+bool Analyzer::main_guard(Node s) const {
+  if (!name_known_ || s.kind() != K::If) return false;
+  Node t = s.get("test");
+  if (t.kind() != K::Compare) return false;
+  std::vector<Node> ops = t.list("ops"), rights = t.list("comparators");
+  if (ops.size() != 1 || ops[0].kind() != K::Eq) return false;
+  auto is_name = [](Node e) { return e.kind() == K::Name && e.str("id") == "__name__"; };
+  auto is_main = [](Node e) {
+    if (e.kind() != K::Constant) return false;
+    PyObject* v = e.get("value").raw();
+    return PyUnicode_Check(v) && PyUnicode_CompareWithASCIIString(v, "__main__") == 0;
+  };
+  Node left = t.get("left");
+  return (is_name(left) && is_main(rights[0])) || (is_main(left) && is_name(rights[0]));
+}
+
 void Analyzer::definition_mentions(Node s, Names& out) const {
   if (s.kind() == K::ClassDef) {
     for (Node b : s.list("bases")) all_names(b, out);
@@ -558,6 +580,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     std::vector<std::string> names;
     for (Node s : body) bound_names(s, names);
     for (auto& n : names) counts[n]++;
+    name_known_ = !module_.name.empty() && module_.name != "__main__" && counts["__name__"] == 0;
     for (Node s : body) {
       if (s.kind() == K::Import)
         for (Node a : s.list("names")) {
@@ -681,6 +704,12 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   for (auto& u : units_) {
     Node s = unit_nodes_[(size_t)u.id];
     if (u.kind == "if" && u.reason.code == Code::DecidedBranch) all_names(s.get("test"), u.mentions);
+    else if (u.kind == "if" && main_guard(s)) {
+      // Its body never runs here: what it calls cannot touch what lazy units
+      // read, and it reads nothing through the globals dict directly.
+      all_names(s.get("test"), u.mentions);
+      for (Node e : s.list("orelse")) all_names(e, u.mentions);
+    }
     else if (u.kind == "import" || u.kind == "from-import") u.mentions.insert(u.binds.begin(), u.binds.end());
     else if (!u.lazy && definition_runs_no_body(u, s)) definition_mentions(s, u.mentions);
     else if (!u.lazy && class_calls_outside_code(u, s, u.mentions)) continue;

@@ -105,6 +105,11 @@ class Analyzer {
   bool sys_ok_ = false;
   bool typing_ok_ = false;
   bool type_checking_ok_ = false;
+  // `if __name__ == "__main__":` cannot run its body in an imported module
+  // (see main_guard()): the module's name is known and not __main__, and no
+  // top-level statement binds __name__.
+  bool name_known_ = false;
+  bool main_guard(Node s) const;
 };
 
 // Generic traversal over every child AST node (fields in `_fields` order).
