@@ -112,9 +112,9 @@ def test_a_light_use_does_not_inherit_the_profile_of_a_heavy_one(tmp_path):
 
 NEARLY = """
 import sys
-import nearly, unused_import, unused_sub, half, pkgx
+import nearly, unused_import, unused_sub, from_lazy, half, pkgx, lazyhelpers
 print(nearly.f0(), nearly.f8(), unused_import.f0(), half.f0())
-print("lazy:", sorted(m for m in ("nearly", "unused_import", "unused_sub", "half")
+print("lazy:", sorted(m for m in ("nearly", "unused_import", "unused_sub", "from_lazy", "half")
                       if type(sys.modules[m].__spec__.loader).__name__ == "LazySourceLoader"))
 print("far away loaded:", "faraway" in sys.modules, "pkgx.sub" in sys.modules)
 """
@@ -134,6 +134,11 @@ def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_woul
     (app / "unused_import.py").write_text("__lazy_module__ = True\nimport faraway\n" + defs)
     (app / "faraway.py").write_text("print('faraway ran')\n")
     (app / "unused_sub.py").write_text("__lazy_module__ = True\nfrom pkgx import sub\n" + defs)
+    # A pending `from lazyhelpers import helper` whose unit in lazyhelpers (a
+    # lazily loaded module) loads nothing: eager next time.
+    (app / "from_lazy.py").write_text("__lazy_module__ = True\nfrom lazyhelpers import helper\n" + defs)
+    (app / "lazyhelpers.py").write_text("__lazy_module__ = True\nimport sys\ndef helper(): return 0\n"
+                                        "def other(): return sys.platform\n")
     (app / "pkgx").mkdir()
     (app / "pkgx" / "__init__.py").write_text("")
     (app / "pkgx" / "sub.py").write_text("print('sub ran')\n")
@@ -141,9 +146,12 @@ def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_woul
     (app / "main.py").write_text(NEARLY.replace("half.f0()", "half.f0(), half.f1()")
                                  + "print(*(getattr(nearly, f'f{i}')() for i in range(9)))\n"
                                  + "print(*(getattr(unused_import, f'f{i}')() for i in range(9)))\n"
-                                 + "print(*(getattr(unused_sub, f'f{i}')() for i in range(9)))\n")
+                                 + "print(*(getattr(unused_sub, f'f{i}')() for i in range(9)))\n"
+                                 + "print(*(getattr(from_lazy, f'f{i}')() for i in range(9)))\n"
+                                 + "print(lazyhelpers.other() == sys.platform)\n")
     first, second, third = (run(app, tmp_path) for _ in range(3))
-    tail = "far away loaded: False False\n" + "0 1 2 3 4 5 6 7 8\n" * 3
-    assert first.stdout == f"0 8 0 0 1\nlazy: ['half', 'nearly', 'unused_import', 'unused_sub']\n{tail}", first.stderr
+    tail = "far away loaded: False False\n" + "0 1 2 3 4 5 6 7 8\n" * 4 + "True\n"
+    assert first.stdout == f"0 8 0 0 1\nlazy: ['from_lazy', 'half', 'nearly', 'unused_import', 'unused_sub']\n{tail}", \
+        first.stderr
     assert second.stdout == f"0 8 0 0 1\nlazy: ['half', 'unused_import', 'unused_sub']\n{tail}", second.stderr
     assert third.stdout == second.stdout

@@ -452,9 +452,24 @@ std::string_view unit_kind(const UnitRecord& u) {
   return w.substr(0, w.find_first_of(" )"));
 }
 
+bool loads_nothing_new(const UnitRecord& u, int depth = 0);
+
+// Whether running pending unit `id` of `st`, with the pending units it reads
+// when defined, would load no module (depth bounds the walk across modules).
+bool unit_loads_nothing_new(const ModuleState& st, int id, int depth) {
+  const UnitRecord& u = st.units[(size_t)id];
+  if (u.state != UnitRecord::Pending || !u.code) return true;
+  if (!loads_nothing_new(u, depth)) return false;
+  for (int dep : u.deps)
+    if (dep != id && !unit_loads_nothing_new(st, dep, depth)) return false;
+  return true;
+}
+
 // Whether running pending unit `u` now would load no module: it imports
-// nothing, or every module it imports is loaded already.
-bool loads_nothing_new(const UnitRecord& u) {
+// nothing, or every module it imports is loaded already (for `from m import
+// name`: name bound in m, a pending unit of m that loads nothing new in turn,
+// or the submodule m.name loaded).
+bool loads_nothing_new(const UnitRecord& u, int depth) {
   if (u.imports.empty()) {
     std::string_view kind = unit_kind(u);
     return kind != "import" && kind != "from-import" && kind != "try";  // modules not recorded: unknown
@@ -468,8 +483,14 @@ bool loads_nothing_new(const UnitRecord& u) {
   if (u.import_attr.empty()) return true;
   // `from m import attr`: bound in m already, or the submodule m.attr loaded.
   if (u.imports.size() == 1 && PyModule_Check(m)) {
-    PyObject* found = PyDict_GetItemString(PyModule_GetDict(m), u.import_attr.c_str());  // exact lookup, no trap
+    PyObject* ns = PyModule_GetDict(m);
+    PyObject* found = PyDict_GetItemString(ns, u.import_attr.c_str());  // exact lookup, no trap
     if (found != nullptr) return true;
+    const ModuleState* other = ns ? state_of(ns) : nullptr;
+    if (other && depth < 4) {
+      auto it = other->pending.find(u.import_attr);
+      if (it != other->pending.end()) return unit_loads_nothing_new(*other, it->second, depth + 1);
+    }
   }
   PyObject* sub = PyDict_GetItemString(modules, (u.imports.back() + "." + u.import_attr).c_str());
   return sub != nullptr && sub != Py_None;
