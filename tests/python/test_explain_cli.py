@@ -22,7 +22,7 @@ def test_text_output_lists_every_statement_with_verdict_and_reason(tmp_path, run
 
 
 def test_json_output_follows_the_documented_schema(tmp_path, run_cli):
-    src = write(tmp_path / "mod.py", "A = [1]\nB = len(A)\nA.append(2)\n")
+    src = write(tmp_path / "mod.py", "A = 1\nB = A + 1\ndel A\n")
     r = run_cli("explain", src, "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
@@ -34,7 +34,7 @@ def test_json_output_follows_the_documented_schema(tmp_path, run_cli):
                 "imports", "def_reads", "call_reads", "global_writes", "verdict", "reason", "message", "source"):
         assert key in unit, key
     assert unit["def_reads"] == ["A"]
-    assert unit["source"] == "B = len(A)"
+    assert unit["source"] == "B = A + 1"
     assert data["forces"] == [{"before": 2, "units": [0, 1]}]
 
 

@@ -46,8 +46,7 @@ def test_failing_unit_keyerror_through_a_global_lookup_is_a_nameerror(tmp_path):
     r = program(tmp_path, {
         "mod.py": """
             __lazy_module__ = True
-            TABLE = {"a": 1}
-            VALUE = TABLE["b"]
+            VALUE = {"a": 1}["b"]
             def get():
                 return VALUE
             """,

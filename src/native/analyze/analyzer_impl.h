@@ -64,6 +64,18 @@ class Analyzer {
   void decide_unit(Unit& u);
   Resolution resolve(const std::string& name, int unit) const;
 
+  // mutable_inputs.cpp: whether a module global's value may change after the
+  // import without a rebinding (a dict, a list, a value of unknown type).
+  bool binding_immutable(const Resolution& r) const;
+  bool value_immutable(Node v, int unit) const;
+  bool unit_value_immutable(int unit, const std::string& name) const;
+  std::string callee_dotted(Node f, int unit) const;
+  static bool captures_arguments(const std::string& callee);
+  bool compound_value_immutable(Node stmt, int unit, const std::string& name) const;
+  // The function unit that rebinds `name` through `global`, or -1.
+  int global_writer(const std::string& name) const;
+  mutable std::map<std::pair<int, std::string>, int> value_memo_;  // (unit, name) -> 0 computing, 1 mutable, 2 immutable
+
   // analyzer.cpp
   void side_effect_imports(const std::set<std::string>& explicitly_lazy);
   bool definition_runs_no_body(const Unit& u, Node s) const;

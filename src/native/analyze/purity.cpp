@@ -4,6 +4,7 @@
 // the reason, but it keeps walking so def_reads are complete for `explain`.
 #include <algorithm>
 #include <cctype>
+#include <utility>
 #include <unordered_set>
 
 #include "analyze/analyzer_impl.h"
@@ -101,6 +102,36 @@ class DefTime {
 
   bool ok() const { return !failed_; }
   Reason reason() const { return reason_; }
+  // The first definition-time read of a module global that may change after
+  // the import (mutable_inputs.cpp), if any.
+  const std::optional<Reason>& changing() const { return changing_; }
+
+  // Walks `e` as a value that is only taken, not looked into.
+  void captured(Node e) {
+    capture_ = true;
+    expr(e);
+    capture_ = false;
+  }
+
+  // A definition-time read of module global `name`: `contents` when the
+  // unit looks into the value (iterates, indexes, calls something with it,
+  // reads an attribute, operates on it) rather than taking the reference.
+  void note_input(const std::string& name, const Resolution& r, int line, bool contents) {
+    if (body_mode_ || changing_ || r.unit < 0 || r.unit >= u_.id) return;
+    int writer = a_.global_writer(name);
+    if (writer >= 0) {
+      const Unit& w = a_.units_[(size_t)writer];
+      std::string fn = w.binds.empty() ? std::string("a function") : w.binds[0] + "()";
+      changing_ = Reason{Code::GlobalRebound, "reads " + name + " at definition time (line " + std::to_string(line) +
+                                                  "), which " + fn + " (line " + std::to_string(w.line) +
+                                                  ") rebinds through 'global': after the import, a first use would see the new value"};
+      return;
+    }
+    if (contents && !a_.binding_immutable(r))
+      changing_ = Reason{Code::MutableInput, "reads the contents of mutable global " + name + " at definition time (line " +
+                                                 std::to_string(line) + "; bound at line " + std::to_string(r.line) +
+                                                 "): a change after the import, before first use, would show"};
+  }
 
   void fail(Code c, std::string detail) {
     if (failed_) return;
@@ -179,6 +210,9 @@ class DefTime {
   // ---- expressions ----------------------------------------------------------
 
   void expr(Node e) {
+    // Whether this expression's value is only taken (captured), not looked
+    // into: set by captured() for this one call.
+    bool capture = std::exchange(capture_, false);
     if (!e) return;
     switch (e.kind()) {
       case K::Constant: return;
@@ -186,6 +220,7 @@ class DefTime {
         std::string id = e.str("id");
         Resolution r = lookup(id);
         if (!check_resolution(id, r, e.line())) return;
+        note_input(id, r, e.line(), !capture);
         if (r.kind == Resolution::FromImport && impure_name(r.dotted, id, r, e.line())) return;
         if (body_mode_ && (r.kind == Resolution::LocalValue || r.kind == Resolution::FromImport) &&
             !a_.kb_.pure.contains(r.dotted) && !a_.kb_.pure_bases.contains(r.dotted) && !a_.is_own_submodule(r.dotted))
@@ -197,22 +232,63 @@ class DefTime {
       case K::Attribute: attribute(e); return;
       case K::Call: call(e, Code::ImpureCall); return;
       case K::Lambda: arguments(e.get("args"), /*annotations=*/false); return;
+      case K::Tuple:
+      case K::List:
+      case K::Set:
+        // A display holds references: its elements are captured, a starred
+        // one is iterated.
+        for (Node el : e.list("elts")) {
+          if (el.kind() == K::Starred) expr(el.get("value"));
+          else captured(el);
+        }
+        return;
+      case K::Dict: {
+        std::vector<Node> keys = e.list("keys"), values = e.list("values");
+        for (size_t i = 0; i < values.size(); ++i) {
+          if (i < keys.size() && keys[i]) captured(keys[i]);
+          if (i < keys.size() && !keys[i]) expr(values[i]);  // {**other}: read
+          else captured(values[i]);
+        }
+        return;
+      }
+      case K::IfExp:
+        expr(e.get("test"));
+        capture_ = capture;
+        expr(e.get("body"));
+        capture_ = capture;
+        expr(e.get("orelse"));
+        return;
+      case K::Compare: {
+        // `x is SENTINEL` compares identities; `==`, `in`, `<` look inside.
+        bool identity = true;
+        for (Node op : e.list("ops"))
+          if (op.kind() != K::Is && op.kind() != K::IsNot) identity = false;
+        auto part = [&](Node c) {
+          if (identity) captured(c);
+          else expr(c);
+        };
+        part(e.get("left"));
+        for (Node c : e.list("comparators")) part(c);
+        return;
+      }
       case K::ListComp:
       case K::SetComp:
       case K::GeneratorExp:
       case K::DictComp: comprehension(e); return;
-      case K::NamedExpr: expr(e.get("value")); return;
+      case K::NamedExpr:
+        capture_ = capture;
+        expr(e.get("value"));
+        return;
       case K::Subscript:
         expr(e.get("value"));
-        expr(e.get("slice"));
+        captured(e.get("slice"));  // a key (or typing's parameters) taken as is
         return;
       case K::Await:
       case K::Yield:
       case K::YieldFrom:
         fail(Code::UnknownExpression, std::string("evaluates ") + e.type_name() + at_line(e.line()));
         return;
-      case K::BoolOp: case K::BinOp: case K::UnaryOp: case K::Compare: case K::IfExp:
-      case K::Dict: case K::Set: case K::List: case K::Tuple: case K::Starred:
+      case K::BoolOp: case K::BinOp: case K::UnaryOp: case K::Starred:
       case K::JoinedStr: case K::FormattedValue: case K::Slice:
         for_each_child(e, [&](Node c) {
           if (c.get("lineno")) expr(c);  // operators and contexts carry no position
@@ -237,6 +313,7 @@ class DefTime {
     }
     if (!check_resolution(spelled.substr(0, spelled.find('.')), root, line)) return;
     if (impure_name(dotted, spelled, root, line)) return;
+    note_input(spelled.substr(0, spelled.find('.')), root, line, /*contents=*/true);
     switch (root.kind) {
       case Resolution::FromImport: {
         const KnowledgeBase& kb = a_.kb_;
@@ -300,11 +377,18 @@ class DefTime {
       expr(f);
       fail(code, "calls the result of an expression" + at_line(line) + " (not known pure)");
     }
-    for (Node arg : c.list("args")) expr(arg);
+    // A callee that only keeps or inspects the identity or type of its
+    // arguments (mutable_inputs.cpp) does not look into them.
+    bool keeps = a_.captures_arguments(callee);
+    for (Node arg : c.list("args")) {
+      if (keeps && arg.kind() != K::Starred) captured(arg);
+      else expr(arg);
+    }
     bool takes_key = callee == "builtins.sorted" || callee == "builtins.min" || callee == "builtins.max";
     for (Node kw : c.list("keywords")) {
       Node v = kw.get("value");
       if (takes_key && kw.str("arg") == "key") key_function(v);
+      else if (keeps && !kw.str("arg").empty()) captured(v);
       else expr(v);
     }
   }
@@ -346,9 +430,9 @@ class DefTime {
       if (i > 0) expr(gens[i].get("iter"));
       for (Node cond : gens[i].list("ifs")) expr(cond);
     }
-    expr(e.get("elt"));
-    expr(e.get("key"));
-    expr(e.get("value"));
+    captured(e.get("elt"));
+    captured(e.get("key"));
+    captured(e.get("value"));
     scopes_.pop_back();
   }
 
@@ -363,8 +447,8 @@ class DefTime {
 
   void arguments(Node args, bool annotations) {
     if (!args) return;
-    for (Node d : args.list("defaults")) expr(d);
-    for (Node d : args.list("kw_defaults")) expr(d);
+    for (Node d : args.list("defaults")) captured(d);
+    for (Node d : args.list("kw_defaults")) captured(d);
     if (annotations) arguments_annotations(args);
   }
 
@@ -409,7 +493,7 @@ class DefTime {
     arguments(f.get("args"), false);
     bool generic = push_type_params(f);
     arguments_annotations(f.get("args"));
-    if (!a_.future_annotations_) expr(f.get("returns"));
+    if (!a_.future_annotations_) captured(f.get("returns"));
     if (generic) scopes_.pop_back();
   }
 
@@ -470,7 +554,7 @@ class DefTime {
         }
         case K::Assign: {
           scopes_.push_back(local);
-          expr(s.get("value"));
+          captured(s.get("value"));
           scopes_.pop_back();
           std::vector<std::string> names;
           for (Node t : s.list("targets")) collect_targets(t, names);
@@ -536,8 +620,8 @@ class DefTime {
   void arguments_annotations(Node args) {
     if (!args || a_.future_annotations_) return;
     for (const char* f : {"posonlyargs", "args", "kwonlyargs"})
-      for (Node a : args.list(f)) expr(a.get("annotation"));
-    for (const char* f : {"vararg", "kwarg"}) expr(args.get(f).get("annotation"));
+      for (Node a : args.list(f)) captured(a.get("annotation"));
+    for (const char* f : {"vararg", "kwarg"}) captured(args.get(f).get("annotation"));
   }
 
   // Rule 3. Fills `info` for later subclasses; `header_pure`: whether the
@@ -611,6 +695,7 @@ class DefTime {
         return;
       }
       case Resolution::LocalValue:
+        note_input(spelled.substr(0, spelled.find('.')), root, line, /*contents=*/true);
         if (a_.units_[(size_t)root.unit].lazy) return;
         fail(Code::ImpureBase, "base " + spelled + " is made by the eager statement at line " + std::to_string(root.line));
         return;
@@ -676,15 +761,15 @@ class DefTime {
           collect_targets(t, bound);
         }
         if (!simple) break;
-        expr(s.get("value"));
+        captured(s.get("value"));
         for (auto& n : bound) scope_names().insert(n);
         return;
       }
       case K::AnnAssign: {
         if (s.get("target").kind() != K::Name) break;
-        if (!a_.future_annotations_) expr(s.get("annotation"));
+        if (!a_.future_annotations_) captured(s.get("annotation"));
         postponed_annotation(s.get("annotation"));  // names in it left for later evaluation
-        expr(s.get("value"));
+        captured(s.get("value"));
         scope_names().insert(s.get("target").str("id"));
         return;
       }
@@ -954,6 +1039,8 @@ class DefTime {
     std::unordered_set<std::string> names;
     bool is_class = false;
   };
+  bool capture_ = false;             // see expr()
+  std::optional<Reason> changing_;   // the first read of an input that may change after the import
   Analyzer& a_;
   Unit& u_;
   std::vector<Scope> scopes_;
@@ -1116,6 +1203,7 @@ void Analyzer::decide_unit(Unit& u) {
         break;
       }
     if (!walk.ok()) return eager(walk.reason().code, walk.reason().detail);
+    if (walk.changing()) return eager(walk.changing()->code, walk.changing()->detail);
     // What it leaves bound (every way through alike): a name it deletes
     // again is never bound, nor listed as pending.
     std::set<std::string> left;
@@ -1189,8 +1277,8 @@ void Analyzer::decide_unit(Unit& u) {
     walk.class_def(s, info, &header_pure);
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
   } else if (kind == "assign") {
-    if (s.kind() == K::AnnAssign && !future_annotations_) walk.expr(s.get("annotation"));
-    walk.expr(s.get("value"));
+    if (s.kind() == K::AnnAssign && !future_annotations_) walk.captured(s.get("annotation"));
+    walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is
   }
   if (kind == "class") {
     // A local metaclass's methods run while this class is created: the
@@ -1207,6 +1295,8 @@ void Analyzer::decide_unit(Unit& u) {
   if (shape) return eager(shape->code, shape->detail);
   if (binding) return eager(binding->code, binding->detail);
   if (!walk.ok()) return eager(walk.reason().code, walk.reason().detail);
+  // Rule 4 after the import (mutable_inputs.cpp).
+  if (walk.changing()) return eager(walk.changing()->code, walk.changing()->detail);
   u.lazy = true;
   static const std::unordered_map<std::string, Code> lazy_codes = {
       {"import", Code::LazyImport}, {"from-import", Code::LazyImport}, {"def", Code::LazyDef},

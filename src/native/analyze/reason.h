@@ -21,6 +21,8 @@ enum class Code {
   ImpureBase, ImpureMetaclass, InitSubclass, ImpureClassBody,
   // eager: stable inputs and name resolution (rule 4)
   Rebound, BoundInCompound, UndefinedName, ForwardReference, ShadowedBuiltin,
+  // eager: inputs that may change after the import (rule 4, after the import)
+  MutableInput, GlobalRebound,
   // eager: module-wide (rule 5, policy)
   ModuleIntrospection, NeverLazyModule, NeverLazyImport, SideEffectImport, OptedOut,
 };
