@@ -113,6 +113,14 @@ class DefTime {
     capture_ = false;
   }
 
+  // Walks an evaluated annotation: types, whose subscripts (`Info[int]`)
+  // make generic aliases rather than look into a container.
+  void annotation(Node e) {
+    ++annotation_;
+    captured(e);
+    --annotation_;
+  }
+
   // A definition-time read of module global `name`: `contents` when the
   // unit looks into the value (iterates, indexes, calls something with it,
   // reads an attribute, operates on it) rather than taking the reference.
@@ -127,7 +135,7 @@ class DefTime {
                                                   ") rebinds through 'global': after the import, a first use would see the new value"};
       return;
     }
-    if (contents && !a_.binding_immutable(r))
+    if (contents && annotation_ == 0 && !a_.binding_immutable(r))
       changing_ = Reason{Code::MutableInput, "reads the contents of mutable global " + name + " at definition time (line " +
                                                  std::to_string(line) + "; bound at line " + std::to_string(r.line) +
                                                  "): a change after the import, before first use, would show"};
@@ -493,7 +501,7 @@ class DefTime {
     arguments(f.get("args"), false);
     bool generic = push_type_params(f);
     arguments_annotations(f.get("args"));
-    if (!a_.future_annotations_) captured(f.get("returns"));
+    if (!a_.future_annotations_) annotation(f.get("returns"));
     if (generic) scopes_.pop_back();
   }
 
@@ -620,8 +628,8 @@ class DefTime {
   void arguments_annotations(Node args) {
     if (!args || a_.future_annotations_) return;
     for (const char* f : {"posonlyargs", "args", "kwonlyargs"})
-      for (Node a : args.list(f)) captured(a.get("annotation"));
-    for (const char* f : {"vararg", "kwarg"}) captured(args.get(f).get("annotation"));
+      for (Node a : args.list(f)) annotation(a.get("annotation"));
+    for (const char* f : {"vararg", "kwarg"}) annotation(args.get(f).get("annotation"));
   }
 
   // Rule 3. Fills `info` for later subclasses; `header_pure`: whether the
@@ -695,7 +703,10 @@ class DefTime {
         return;
       }
       case Resolution::LocalValue:
-        note_input(spelled.substr(0, spelled.find('.')), root, line, /*contents=*/true);
+        // Subclassing takes the reference: attribute lookups through the
+        // base stay dynamic, as eagerly (what creating the class runs is
+        // rule 3's). A rebinding still matters.
+        note_input(spelled.substr(0, spelled.find('.')), root, line, /*contents=*/spelled.find('.') != std::string::npos);
         if (a_.units_[(size_t)root.unit].lazy) return;
         fail(Code::ImpureBase, "base " + spelled + " is made by the eager statement at line " + std::to_string(root.line));
         return;
@@ -767,7 +778,7 @@ class DefTime {
       }
       case K::AnnAssign: {
         if (s.get("target").kind() != K::Name) break;
-        if (!a_.future_annotations_) captured(s.get("annotation"));
+        if (!a_.future_annotations_) annotation(s.get("annotation"));
         postponed_annotation(s.get("annotation"));  // names in it left for later evaluation
         captured(s.get("value"));
         scope_names().insert(s.get("target").str("id"));
@@ -1040,6 +1051,7 @@ class DefTime {
     bool is_class = false;
   };
   bool capture_ = false;             // see expr()
+  int annotation_ = 0;               // inside an evaluated annotation
   std::optional<Reason> changing_;   // the first read of an input that may change after the import
   Analyzer& a_;
   Unit& u_;
@@ -1277,7 +1289,7 @@ void Analyzer::decide_unit(Unit& u) {
     walk.class_def(s, info, &header_pure);
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
   } else if (kind == "assign") {
-    if (s.kind() == K::AnnAssign && !future_annotations_) walk.captured(s.get("annotation"));
+    if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is
   }
   if (kind == "class") {
