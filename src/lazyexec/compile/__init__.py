@@ -186,6 +186,17 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         steps.append(("run", blocked, len(units)))
     if late:
         steps.append(("force_late", tuple(sorted(late)), 0))
+    # Who reads what at definition time: when the import ends, the runtime
+    # makes rebinding or deleting one of these names from outside (`mod.N =
+    # v`, mock.patch) first run the pending units reading it, which eagerly
+    # had run at import (runtime/module_hooks.cpp, "inputs").
+    readers: dict[str, list[int]] = {}
+    for u in units:
+        if u["verdict"] == "lazy":
+            for n in u["def_reads"]:
+                readers.setdefault(n, []).append(u["id"])
+    if readers:
+        steps.append(("watch", tuple((n, tuple(ids)) for n, ids in sorted(readers.items())), 0))
     loaded = [spec for u in units if u["verdict"] == "lazy" and (spec := _already_loaded_spec(u)) is not None]
     if loaded:
         # First: the runtime learns the deferred imports before the eager

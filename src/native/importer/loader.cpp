@@ -496,7 +496,7 @@ PyObject* run_plan(PyObject*, PyObject* args) {
     PyObject* own = PyTuple_GET_ITEM(hooks.get(), 2);
     if (PyDict_SetItemString(g, "__getattr__", getattr_hook) < 0 || PyDict_SetItemString(g, "__dir__", dir_hook) < 0)
       throw py::PyError{};
-    Ref loaded_specs, late;
+    Ref loaded_specs, late, readers;
     Ref fast = py::check(PySequence_Fast(steps, "plan steps must be a sequence"));
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()); ++i) {
       PyObject* step = PySequence_Fast_GET_ITEM(fast.get(), i);
@@ -507,6 +507,8 @@ PyObject* run_plan(PyObject*, PyObject* args) {
       PyObject *kind = PyTuple_GET_ITEM(step, 0), *payload = PyTuple_GET_ITEM(step, 1), *end = PyTuple_GET_ITEM(step, 2);
       if (step_is(kind, "force_late")) {
         late = Ref::borrow(payload);
+      } else if (step_is(kind, "watch")) {
+        readers = Ref::borrow(payload);  // installed when the import ends
       } else if (step_is(kind, "bind_loaded")) {
         loaded_specs = Ref::borrow(payload);
         call("set_imports", g, payload);
@@ -559,6 +561,9 @@ PyObject* run_plan(PyObject*, PyObject* args) {
       }
     }
     if (loaded_specs && PyObject_IsTrue(loaded_specs.get()) == 1) bind_loaded(g, loaded_specs.get());
+    // Rebinding from outside from now on first runs the pending units that
+    // read the name (runtime/module_hooks.cpp, "inputs").
+    if (readers && runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
     runtime::ModuleState* st = runtime::state_of(g);
     if (st != nullptr && st->pending.empty() && runtime::on_settled(module, false) < 0)
       throw py::PyError{};  // nothing left to defer: the hooks go

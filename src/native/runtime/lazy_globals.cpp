@@ -44,7 +44,11 @@ PyObject* subscript(PyObject* self, PyObject* key) {
 }
 
 // del d[key] on a pending name cancels it: it is never resurrected.
+// `vars(mod)[N] = v` (or `del`) from Python code, after the import: the
+// pending units reading N at definition time run first, as for `mod.N = v`
+// (STORE_GLOBAL and C code write the dict directly: no trap sees those).
 int ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
+  if (ModuleState* rs = state_of(self); rs && !rs->readers.empty() && force_readers(*rs, key) < 0) return -1;
   if (value) return PyDict_SetItem(self, key, value);
   int has = PyDict_Contains(self, key);
   if (has < 0) return -1;

@@ -24,6 +24,7 @@ PyObject* subclasses = nullptr;  // {(class, kind): subclass}
 PyObject* swapped = nullptr;     // {subclass: (class, kind)}
 PyObject* submodule_getattr_method = nullptr;  // binds as a method of a module subclass
 PyObject* package_watcher = nullptr;           // the PackageWatcher instance on sys.meta_path
+PyObject* inputs_body = nullptr;  // {"__setattr__": ..., "__delattr__": ...} of the "inputs" class
 bool getmodule_hooked = false;
 
 PyObject* modules_dict() { return PyImport_GetModuleDict(); }
@@ -103,6 +104,84 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
   }
   return true;
 }
+
+// ------------------------------------------------------------ inputs
+//
+// Rule 4 after the import, for rebinding from outside (mutable_inputs.cpp
+// covers contents and `global` writes statically): `mod.TIMEOUT = 1`,
+// `monkeypatch.setattr(mod, "TIMEOUT", 1)`, `mock.patch("mod.A")`, `del
+// mod.N`. Eagerly every unit reading TIMEOUT at definition time (`TIMEOUT_MS
+// = TIMEOUT * 1000`, `class B(A)`) ran at import, before any such write; so
+// the write first runs the pending ones. A module's attribute writes go
+// through its class's tp_setattro (generic setattr then writes the dict with
+// PyDict_SetItem, which the trapping dict cannot see): while a lazily loaded
+// module has pending units reading something, its class is a subclass of
+// its own class (same name, qualname and repr) with this __setattr__ and
+// __delattr__; it goes back when the module completes (default_on_settled,
+// module_class.restore_class). Attribute reads are not affected.
+
+// The class under the "inputs" subclass in `module`'s class hierarchy (its
+// MRO: a class assigned over ours keeps working), or null.
+PyTypeObject* inputs_base(PyObject* module) {
+  PyObject* mro = Py_TYPE(module)->tp_mro;
+  for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); ++i) {
+    PyObject* entry = PyDict_GetItemWithError(swapped, PyTuple_GET_ITEM(mro, i));
+    if (entry == nullptr) {
+      if (PyErr_Occurred()) throw py::PyError{};
+      continue;
+    }
+    if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 1), "inputs") == 0)
+      return (PyTypeObject*)PyTuple_GET_ITEM(entry, 0);
+  }
+  return nullptr;
+}
+
+// `value` null: a deletion.
+PyObject* inputs_write(PyObject* module, PyObject* name, PyObject* value) {
+  try {
+    PyObject* g = namespace_of(module);
+    ModuleState* st = g ? state_of(g) : nullptr;
+    if (st != nullptr && force_readers(*st, name) < 0) return nullptr;
+    if (value == nullptr && st != nullptr && PyUnicode_Check(name) && (st = state_of(g)) != nullptr) {
+      // `del mod.N` of a name whose unit has not run: eagerly N exists and
+      // goes; the unit is cancelled, as `del N` in the module does.
+      int has = PyDict_Contains(g, name);
+      if (has < 0) return nullptr;
+      auto it = has ? st->pending.end() : st->pending.find(py::utf8(name));
+      if (it != st->pending.end() && it->second < visible_limit(*st)) {
+        st->cancelled.insert(it->first);
+        st->pending.erase(it);
+        Py_RETURN_NONE;
+      }
+    }
+    PyTypeObject* base = inputs_base(module);
+    int r = base != nullptr ? base->tp_setattro(module, name, value) : PyObject_GenericSetAttr(module, name, value);
+    if (r < 0) return nullptr;
+    Py_RETURN_NONE;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* inputs_setattr(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "__setattr__(module, name, value)");
+    return nullptr;
+  }
+  return inputs_write(args[0], args[1], args[2]);
+}
+PyMethodDef inputs_setattr_def = {"__setattr__", (PyCFunction)(void (*)(void))inputs_setattr, METH_FASTCALL,
+                                  "Runs the pending units that read the name at definition time, then sets it."};
+
+PyObject* inputs_delattr(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "__delattr__(module, name)");
+    return nullptr;
+  }
+  return inputs_write(args[0], args[1], nullptr);
+}
+PyMethodDef inputs_delattr_def = {"__delattr__", (PyCFunction)(void (*)(void))inputs_delattr, METH_FASTCALL,
+                                  "Runs the pending units that read the name at definition time, then deletes it."};
 
 // ------------------------------------------------------ deferred imports
 
@@ -683,11 +762,76 @@ bool deferred_under(const std::string& prefix) {
   return found;
 }
 
+int force_readers(ModuleState& st, PyObject* name) {
+  if (st.readers.empty() || !PyUnicode_Check(name)) return 0;
+  auto it = st.readers.find(py::utf8(name));
+  if (it == st.readers.end()) return 0;
+  std::string key = it->first;
+  std::vector<int> ids = std::move(it->second);  // running them runs Python code
+  st.readers.erase(it);
+  int limit = visible_limit(st);
+  std::vector<int> left;
+  for (int id : ids) {
+    if (id < 0 || id >= (int)st.units.size() || id >= limit) continue;
+    if (st.units[(size_t)id].state != UnitRecord::Pending || !st.units[(size_t)id].code) continue;
+    if (materialize(st, id) < 0) {
+      if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+      PyErr_Clear();  // stays pending: its error comes where its name is used
+      left.push_back(id);
+    }
+  }
+  if (!left.empty()) st.readers[key] = std::move(left);
+  return 0;
+}
+
+int watch_inputs(PyObject* module, PyObject* readers) {
+  PyObject* g = namespace_of(module);
+  ModuleState* st = g ? state_of(g) : nullptr;
+  if (st == nullptr || st->pending.empty() || !PyTuple_Check(readers)) return 0;
+  try {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(readers); ++i) {
+      PyObject* entry = PyTuple_GET_ITEM(readers, i);
+      if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
+          !PyTuple_Check(PyTuple_GET_ITEM(entry, 1))) {
+        PyErr_SetString(PyExc_ValueError, "lazyexec: a plan's watch entry is (name, (unit, ...))");
+        return -1;
+      }
+      PyObject* ids = PyTuple_GET_ITEM(entry, 1);
+      std::vector<int> pending;
+      for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(ids); ++j) {
+        long id = PyLong_AsLong(PyTuple_GET_ITEM(ids, j));
+        if (id == -1 && PyErr_Occurred()) return -1;
+        if (id >= 0 && id < (long)st->units.size() && st->units[(size_t)id].state == UnitRecord::Pending &&
+            st->units[(size_t)id].code)
+          pending.push_back((int)id);
+      }
+      if (!pending.empty()) st->readers[py::utf8(PyTuple_GET_ITEM(entry, 0))] = std::move(pending);
+    }
+    if (!st->readers.empty() && !swap_class(module, "inputs", inputs_body)) st->readers.clear();
+  } catch (const py::PyError&) {
+    return -1;
+  }
+  return 0;
+}
+
+// Whether the module's class is the "inputs" class alone over ModuleType:
+// handled here as a module of its own class (no Python layer), given its
+// class back once complete.
+static int inputs_only(PyObject* module) {
+  if (Py_TYPE(module) == &PyModule_Type) return 0;
+  PyObject* entry = PyDict_GetItemWithError(swapped, (PyObject*)Py_TYPE(module));
+  if (entry == nullptr) return PyErr_Occurred() ? -1 : 0;
+  return PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 1), "inputs") == 0 &&
+         PyTuple_GET_ITEM(entry, 0) == (PyObject*)&PyModule_Type;
+}
+
 int default_on_settled(PyObject* module, bool hot) {
   PyObject* g = namespace_of(module);
   ModuleState* st = g ? state_of(g) : nullptr;
   if (st == nullptr) return 0;
-  if (Py_TYPE(module) == &PyModule_Type) {
+  int inputs = inputs_only(module);
+  if (inputs < 0) return -1;
+  if (Py_TYPE(module) == &PyModule_Type || inputs) {
     if (hot && complete_on_settle && !st->pending.empty()) {
       // Zero overhead includes `module.attr` from other modules, which
       // CPython specializes only without a PEP 562 hook in the namespace: a
@@ -702,6 +846,8 @@ int default_on_settled(PyObject* module, bool hot) {
       }
     }
     if (st->pending.empty()) {
+      st->readers.clear();
+      if (inputs && PyObject_SetAttrString(module, "__class__", (PyObject*)&PyModule_Type) < 0) return -1;
       // Complete: lazyexec's PEP 562 hooks leave the namespace, the module's
       // own come back in their place.
       for (const char* key : {"__getattr__", "__dir__"}) {
@@ -740,6 +886,13 @@ int add_module_hook_types(PyObject* module) {
     Ref fn = Ref::steal(PyCFunction_New(&submodule_getattr_def, nullptr));
     submodule_getattr_method = fn ? PyInstanceMethod_New(fn.get()) : nullptr;
     if (!deferred || !watched || !subclasses || !swapped || !submodule_getattr_method) return -1;
+    Ref set = Ref::steal(PyCFunction_New(&inputs_setattr_def, nullptr));
+    Ref del = Ref::steal(PyCFunction_New(&inputs_delattr_def, nullptr));
+    Ref set_method = set ? Ref::steal(PyInstanceMethod_New(set.get())) : Ref();
+    Ref del_method = del ? Ref::steal(PyInstanceMethod_New(del.get())) : Ref();
+    if (!set_method || !del_method) return -1;
+    inputs_body = Py_BuildValue("{sOsO}", "__setattr__", set_method.get(), "__delattr__", del_method.get());
+    if (inputs_body == nullptr) return -1;
   }
   if (PyModule_AddObjectRef(module, "ModuleHook", (PyObject*)&hook_type) < 0 ||
       PyModule_AddObjectRef(module, "PackageWatcher", (PyObject*)&watcher_type) < 0)

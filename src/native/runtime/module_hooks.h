@@ -33,6 +33,14 @@ PyObject* make_hooks(PyObject* module);
 // each) and hooks the packages they import under. -1 with an exception set.
 int watch_deferred_imports(PyObject* module, PyObject* specs);
 
+// When the import ends: records which pending units read which module
+// globals at definition time (`readers`: ((name, (unit, ...)), ...), the
+// plan's "watch" step) and, if any is still pending, swaps the module's
+// class for one whose __setattr__/__delattr__ run those units before a name
+// they read is rebound or deleted from outside (mock.patch, monkeypatch).
+// -1 with an exception set.
+int watch_inputs(PyObject* module, PyObject* readers);
+
 // Whether an import of something under `prefix` is still deferred somewhere.
 bool deferred_under(const std::string& prefix);
 

@@ -62,6 +62,12 @@ struct ModuleState {
   long settle_forced = 0;          // units settling materialized
   py::Ref keepalive;               // after settling: the dict (see settle.cpp)
   py::Ref module_ref;              // weak reference to the module object, if given
+  // Pending units by the module globals they read at definition time (the
+  // plan's "watch" step), filled when the import ends: rebinding or
+  // deleting one of these names from outside (`mod.N = v`, `del mod.N`,
+  // `vars(mod)[N] = v`) first runs those units, which eagerly had run before
+  // (module_hooks.cpp, the "inputs" class).
+  std::unordered_map<std::string, std::vector<int>> readers;
 };
 
 // Registers the callable that reports importlib's module-lock waits as
@@ -105,6 +111,11 @@ inline bool may_be_pending(const ModuleState& st, PyObject* name) {
   size_t bit = (size_t)h & 255;
   return (st.pending_filter[bit >> 6] >> (bit & 63)) & 1;
 }
+
+// Runs the pending units that read `name` at definition time (`readers`),
+// before it is rebound or deleted from outside. A unit that fails stays
+// pending (its error comes at first use). -1 only for a non-Exception error.
+int force_readers(ModuleState& st, PyObject* name);
 
 // Side table from globals dict to state.
 ModuleState* state_of(PyObject* globals);
