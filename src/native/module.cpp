@@ -602,6 +602,38 @@ PyObject* decode_plan(PyObject*, PyObject* args) {
   }
 }
 
+// An artifact's bytes, read into this thread's reused buffer: a fresh string
+// per artifact zero-filled its whole size before the read. Unmarshalling may
+// run Python code (a collection's finalizer importing a module reads another
+// artifact), so a nested read while the buffer is in use gets a string of its
+// own instead.
+class ArtifactBytes {
+ public:
+  explicit ArtifactBytes(const char* path) {
+    thread_local std::string buffer;
+    thread_local bool in_use = false;
+    if (!in_use) {
+      in_use_ = &in_use;
+      in_use = true;
+      if (auto n = importer::read_file_into(path, buffer)) view_ = std::string_view(buffer.data(), *n);
+    } else if (auto data = importer::read_file(path)) {
+      own_ = std::move(*data);
+      view_ = own_;
+    }
+  }
+  ~ArtifactBytes() {
+    if (in_use_) *in_use_ = false;
+  }
+  ArtifactBytes(const ArtifactBytes&) = delete;
+  ArtifactBytes& operator=(const ArtifactBytes&) = delete;
+  const std::optional<std::string_view>& view() const { return view_; }
+
+ private:
+  bool* in_use_ = nullptr;
+  std::string own_;
+  std::optional<std::string_view> view_;
+};
+
 // read_plan(paths, mtime_ns, size, key, pymagic, format) -> (plan | None,
 // [(path, problem)]): the first valid artifact among `paths`, one read each.
 PyObject* read_plan(PyObject*, PyObject* args) {
@@ -617,9 +649,9 @@ PyObject* read_plan(PyObject*, PyObject* args) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(paths); ++i) {
       PyObject* path = PyTuple_GET_ITEM(paths, i);
       std::string p = py::utf8(path);
-      auto data = importer::read_file(p.c_str());
-      if (!data) continue;
-      auto d = importer::decode(*data, want);
+      ArtifactBytes data(p.c_str());
+      if (!data.view()) continue;
+      auto d = importer::decode(*data.view(), want);
       if (d.verdict == importer::Verdict::Plan) return Py_BuildValue("(OO)", d.plan.get(), problems.get());
       if (d.verdict == importer::Verdict::Corrupt) {
         Ref item = py::check(Py_BuildValue("(Os)", path, d.problem));
@@ -684,9 +716,9 @@ PyObject* load_plan(PyObject*, PyObject* args) {
     Ref plan = Ref::borrow(Py_None);
     for (const std::string& p : bytecode_off ? std::vector<std::string>{fallback, near}
                                              : std::vector<std::string>{near, fallback}) {
-      auto data = importer::read_file(p.c_str());
-      if (!data) continue;
-      auto d = importer::decode(*data, want);
+      ArtifactBytes data(p.c_str());
+      if (!data.view()) continue;
+      auto d = importer::decode(*data.view(), want);
       if (d.verdict == importer::Verdict::Plan) {
         plan = d.plan;
         break;

@@ -50,6 +50,8 @@ std::optional<std::string> read_file(const char* path) {
   return data;
 }
 
+std::optional<size_t> read_file_into(const char* path, std::string& buffer) { return read_into(path, buffer); }
+
 std::optional<std::string_view> read_file_scratch(const char* path) {
   thread_local std::string buffer;
   auto length = read_into(path, buffer);

@@ -15,6 +15,10 @@ std::optional<std::string> read_file(const char* path);
 // string per file.
 std::optional<std::string_view> read_file_scratch(const char* path);
 
+// Reads the file into `buffer` (grown as needed, only growth zero-fills):
+// the length read, or nullopt. For callers that keep their own buffer.
+std::optional<size_t> read_file_into(const char* path, std::string& buffer);
+
 // Path arithmetic as posixpath does it (os.path.join of two parts,
 // dirname, normpath): the C++ start-up path must name the same files as
 // the Python layer.
