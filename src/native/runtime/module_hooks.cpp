@@ -120,9 +120,9 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
 // __delattr__; it goes back when the module completes (default_on_settled,
 // module_class.restore_class). Attribute reads are not affected.
 
-// The class under the "inputs" subclass in `module`'s class hierarchy (its
-// MRO: a class assigned over ours keeps working), or null.
-PyTypeObject* inputs_base(PyObject* module) {
+// The "inputs" subclass in `module`'s class hierarchy (its MRO: a class
+// assigned over ours keeps working), or null.
+PyTypeObject* inputs_class(PyObject* module) {
   PyObject* mro = Py_TYPE(module)->tp_mro;
   for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); ++i) {
     PyObject* entry = PyDict_GetItemWithError(swapped, PyTuple_GET_ITEM(mro, i));
@@ -131,9 +131,25 @@ PyTypeObject* inputs_base(PyObject* module) {
       continue;
     }
     if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 1), "inputs") == 0)
-      return (PyTypeObject*)PyTuple_GET_ITEM(entry, 0);
+      return (PyTypeObject*)PyTuple_GET_ITEM(mro, i);
   }
   return nullptr;
+}
+
+// `super(cls, module).__setattr__(name, value)` (`value` null:
+// `__delattr__(name)`): the write as the classes under ours do it. Not
+// `cls->tp_base->tp_setattro`: for a class with a Python __setattr__ (the
+// "binders" class of module_class.py) that slot looks the method up on
+// type(module) again, which is ours: endless recursion.
+int write_below(PyTypeObject* cls, PyObject* module, PyObject* name, PyObject* value) {
+  PyTypeObject* base = cls != nullptr ? cls->tp_base : nullptr;
+  if (base == nullptr || base->tp_setattro == PyModule_Type.tp_setattro)
+    return PyModule_Type.tp_setattro(module, name, value);  // generic: no dispatch on type(module)
+  Ref sup = py::check(PyObject_CallFunctionObjArgs((PyObject*)&PySuper_Type, (PyObject*)cls, module, nullptr));
+  Ref method = py::check(PyObject_GetAttrString(sup.get(), value != nullptr ? "__setattr__" : "__delattr__"));
+  Ref r = Ref::steal(value != nullptr ? PyObject_CallFunctionObjArgs(method.get(), name, value, nullptr)
+                                      : PyObject_CallFunctionObjArgs(method.get(), name, nullptr));
+  return r ? 0 : -1;
 }
 
 // `value` null: a deletion.
@@ -154,9 +170,7 @@ PyObject* inputs_write(PyObject* module, PyObject* name, PyObject* value) {
         Py_RETURN_NONE;
       }
     }
-    PyTypeObject* base = inputs_base(module);
-    int r = base != nullptr ? base->tp_setattro(module, name, value) : PyObject_GenericSetAttr(module, name, value);
-    if (r < 0) return nullptr;
+    if (write_below(inputs_class(module), module, name, value) < 0) return nullptr;
     Py_RETURN_NONE;
   } catch (const py::PyError&) {
     return nullptr;
@@ -762,7 +776,35 @@ bool deferred_under(const std::string& prefix) {
   return found;
 }
 
+// `st.readers` from the plan's watch payload ((name, (unit, ...)), ...):
+// the units still pending. -1 with an exception set.
+static int parse_readers(ModuleState& st) {
+  py::Ref plan = std::move(st.readers_plan);
+  PyObject* readers = plan.get();
+  if (!PyTuple_Check(readers)) return 0;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(readers); ++i) {
+    PyObject* entry = PyTuple_GET_ITEM(readers, i);
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
+        !PyTuple_Check(PyTuple_GET_ITEM(entry, 1))) {
+      PyErr_SetString(PyExc_ValueError, "lazyexec: a plan's watch entry is (name, (unit, ...))");
+      return -1;
+    }
+    PyObject* ids = PyTuple_GET_ITEM(entry, 1);
+    std::vector<int> pending;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(ids); ++j) {
+      long id = PyLong_AsLong(PyTuple_GET_ITEM(ids, j));
+      if (id == -1 && PyErr_Occurred()) return -1;
+      if (id >= 0 && id < (long)st.units.size() && st.units[(size_t)id].state == UnitRecord::Pending &&
+          st.units[(size_t)id].code)
+        pending.push_back((int)id);
+    }
+    if (!pending.empty()) st.readers[py::utf8(PyTuple_GET_ITEM(entry, 0))] = std::move(pending);
+  }
+  return 0;
+}
+
 int force_readers(ModuleState& st, PyObject* name) {
+  if (st.readers_plan && parse_readers(st) < 0) return -1;
   if (st.readers.empty() || !PyUnicode_Check(name)) return 0;
   auto it = st.readers.find(py::utf8(name));
   if (it == st.readers.end()) return 0;
@@ -784,30 +826,28 @@ int force_readers(ModuleState& st, PyObject* name) {
   return 0;
 }
 
+// The "inputs" subclass of ModuleType, once swap_class made it (kept alive
+// by its table): later modules of that class get it without the generic
+// __class__ assignment, whose layout check the first one passed.
+static PyTypeObject* inputs_module_class = nullptr;
+
 int watch_inputs(PyObject* module, PyObject* readers) {
   PyObject* g = namespace_of(module);
   ModuleState* st = g ? state_of(g) : nullptr;
-  if (st == nullptr || st->pending.empty() || !PyTuple_Check(readers)) return 0;
+  if (st == nullptr || st->pending.empty() || !PyTuple_Check(readers) || PyTuple_GET_SIZE(readers) == 0) return 0;
+  st->readers_plan = py::Ref::borrow(readers);  // parsed at the first write that asks
+  if (Py_TYPE(module) == &PyModule_Type && inputs_module_class != nullptr) {
+    Py_INCREF(inputs_module_class);
+    Py_SET_TYPE(module, inputs_module_class);  // as object_set_class does (ModuleType is static)
+    return 0;
+  }
   try {
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(readers); ++i) {
-      PyObject* entry = PyTuple_GET_ITEM(readers, i);
-      if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
-          !PyTuple_Check(PyTuple_GET_ITEM(entry, 1))) {
-        PyErr_SetString(PyExc_ValueError, "lazyexec: a plan's watch entry is (name, (unit, ...))");
-        return -1;
-      }
-      PyObject* ids = PyTuple_GET_ITEM(entry, 1);
-      std::vector<int> pending;
-      for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(ids); ++j) {
-        long id = PyLong_AsLong(PyTuple_GET_ITEM(ids, j));
-        if (id == -1 && PyErr_Occurred()) return -1;
-        if (id >= 0 && id < (long)st->units.size() && st->units[(size_t)id].state == UnitRecord::Pending &&
-            st->units[(size_t)id].code)
-          pending.push_back((int)id);
-      }
-      if (!pending.empty()) st->readers[py::utf8(PyTuple_GET_ITEM(entry, 0))] = std::move(pending);
+    bool exact = Py_TYPE(module) == &PyModule_Type;
+    if (!swap_class(module, "inputs", inputs_body)) {
+      st->readers_plan = py::Ref();
+      return 0;
     }
-    if (!st->readers.empty() && !swap_class(module, "inputs", inputs_body)) st->readers.clear();
+    if (exact && Py_TYPE(module)->tp_base == &PyModule_Type) inputs_module_class = Py_TYPE(module);
   } catch (const py::PyError&) {
     return -1;
   }
@@ -847,7 +887,12 @@ int default_on_settled(PyObject* module, bool hot) {
     }
     if (st->pending.empty()) {
       st->readers.clear();
-      if (inputs && PyObject_SetAttrString(module, "__class__", (PyObject*)&PyModule_Type) < 0) return -1;
+      st->readers_plan = py::Ref();
+      if (inputs) {
+        PyTypeObject* sub = Py_TYPE(module);
+        Py_SET_TYPE(module, &PyModule_Type);  // as object_set_class does
+        Py_DECREF(sub);
+      }
       // Complete: lazyexec's PEP 562 hooks leave the namespace, the module's
       // own come back in their place.
       for (const char* key : {"__getattr__", "__dir__"}) {

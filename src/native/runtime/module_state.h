@@ -68,6 +68,9 @@ struct ModuleState {
   // `vars(mod)[N] = v`) first runs those units, which eagerly had run before
   // (module_hooks.cpp, the "inputs" class).
   std::unordered_map<std::string, std::vector<int>> readers;
+  // The plan's "watch" payload, turned into `readers` at the first write
+  // that asks (most modules never see one: nothing of it on the import path).
+  py::Ref readers_plan;
 };
 
 // Registers the callable that reports importlib's module-lock waits as
