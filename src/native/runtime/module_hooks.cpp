@@ -152,11 +152,24 @@ int write_below(PyTypeObject* cls, PyObject* module, PyObject* name, PyObject* v
   return r ? 0 : -1;
 }
 
+// `module.__class__ = cls` where `cls` neither is one of the module's
+// classes now (restore_class going back) nor keeps ours (a tool's own
+// module class): the watch ends, so every unit it covers runs first.
+bool leaves_the_watch(PyObject* module, PyObject* name, PyObject* value) {
+  if (value == nullptr || !PyType_Check(value) || !PyUnicode_Check(name) ||
+      PyUnicode_CompareWithASCIIString(name, "__class__") != 0)
+    return false;
+  PyTypeObject* ours = inputs_class(module);
+  return ours != nullptr && !PyType_IsSubtype(Py_TYPE(module), (PyTypeObject*)value) &&
+         !PyType_IsSubtype((PyTypeObject*)value, ours);
+}
+
 // `value` null: a deletion.
 PyObject* inputs_write(PyObject* module, PyObject* name, PyObject* value) {
   try {
     PyObject* g = namespace_of(module);
     ModuleState* st = g ? state_of(g) : nullptr;
+    if (st != nullptr && leaves_the_watch(module, name, value) && force_all_readers(*st) < 0) return nullptr;
     if (st != nullptr && force_readers(*st, name) < 0) return nullptr;
     if (value == nullptr && st != nullptr && PyUnicode_Check(name) && (st = state_of(g)) != nullptr) {
       // `del mod.N` of a name whose unit has not run: eagerly N exists and
@@ -823,6 +836,17 @@ int force_readers(ModuleState& st, PyObject* name) {
     }
   }
   if (!left.empty()) st.readers[key] = std::move(left);
+  return 0;
+}
+
+int force_all_readers(ModuleState& st) {
+  if (st.readers_plan && parse_readers(st) < 0) return -1;
+  std::vector<std::string> names;
+  for (const auto& [n, ids] : st.readers) names.push_back(n);
+  for (const auto& n : names) {
+    Ref key = py::str(n);
+    if (force_readers(st, key.get()) < 0) return -1;
+  }
   return 0;
 }
 

@@ -119,6 +119,9 @@ inline bool may_be_pending(const ModuleState& st, PyObject* name) {
 // before it is rebound or deleted from outside. A unit that fails stays
 // pending (its error comes at first use). -1 only for a non-Exception error.
 int force_readers(ModuleState& st, PyObject* name);
+// The same for every name watched (the module's class is being replaced by
+// one that does not keep the watch).
+int force_all_readers(ModuleState& st);
 
 // Side table from globals dict to state.
 ModuleState* state_of(PyObject* globals);
