@@ -91,6 +91,20 @@ def _recorder_env(d: str) -> dict:
     return env
 
 
+def _recorded(d: str, prefix: str):
+    """The rows the recorder wrote to `d`'s files named `prefix*`, its
+    processes in the order they ended; an unreadable file is skipped."""
+    files = sorted((f for f in os.listdir(d) if f.startswith(prefix)),
+                   key=lambda f: os.stat(os.path.join(d, f)).st_mtime_ns)
+    for f in files:
+        try:
+            with open(os.path.join(d, f)) as fh:
+                rows = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        yield from rows
+
+
 def trace_units(command: str, image: str) -> list[tuple[str, int]]:
     """(module, unit code entry) of the deferred units COMMAND ran, in the
     order they first ran, COMMAND served from `image` (its processes in the
@@ -99,19 +113,11 @@ def trace_units(command: str, image: str) -> list[tuple[str, int]]:
         env = _recorder_env(d)
         env.update(LAZYEXEC_TRACE_UNITS="1", LAZYEXEC="1", LAZYEXEC_IMAGE=os.path.abspath(image))
         subprocess.run(command, shell=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        files = sorted((f for f in os.listdir(d) if f.startswith("units-")),
-                       key=lambda f: os.stat(os.path.join(d, f)).st_mtime_ns)
         order, seen = [], set()
-        for f in files:
-            try:
-                with open(os.path.join(d, f)) as fh:
-                    rows = json.load(fh)
-            except (OSError, ValueError):
-                continue
-            for name, k in rows:
-                if (name, k) not in seen:
-                    seen.add((name, k))
-                    order.append((name, k))
+        for name, k in _recorded(d, "units-"):
+            if (name, k) not in seen:
+                seen.add((name, k))
+                order.append((name, k))
         return order
 
 
@@ -120,21 +126,13 @@ def trace(command: str) -> tuple[list[Source], int]:
     with tempfile.TemporaryDirectory(prefix="lazyexec-trace-") as d:
         env = _recorder_env(d)
         status = subprocess.run(command, shell=True, env=env).returncode
-        files = sorted((f for f in os.listdir(d) if f.startswith("trace-")),
-                       key=lambda f: os.stat(os.path.join(d, f)).st_mtime_ns)
         order: list[Source] = []
         seen = set()
-        for f in files:
-            try:
-                with open(os.path.join(d, f)) as fh:
-                    rows = json.load(fh)
-            except (OSError, ValueError):
+        for name, path, locations in _recorded(d, "trace-"):
+            if name in seen:
                 continue
-            for name, path, locations in rows:
-                if name in seen:
-                    continue
-                seen.add(name)
-                if locations is not None and os.path.basename(path) != "__init__.py":
-                    continue  # a namespace package or an odd loader: leave it to the normal import
-                order.append(Source(name, path, locations is not None, list(locations or [])))
+            seen.add(name)
+            if locations is not None and os.path.basename(path) != "__init__.py":
+                continue  # a namespace package or an odd loader: leave it to the normal import
+            order.append(Source(name, path, locations is not None, list(locations or [])))
         return order, status
