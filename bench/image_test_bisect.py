@@ -1,0 +1,142 @@
+"""Issue #13's `test_bisect` target with an image: `python -m test
+test_bisect` eagerly vs served from an image built with `--trace` of the same
+command (targets: 0.6 of eager time, 0.7 of its peak RSS). Modes alternate
+within each round; the figures are medians of per-round ratios (wall time,
+CPU time of the process, peak RSS), with their range; every mode warm
+(`.pyc` files, artifacts, the image and the usage profile made by the
+warm-up rounds; PYTHONDONTWRITEBYTECODE is dropped).
+
+    python bench/image_test_bisect.py [--runs 15] [--test test_bisect] [--python PY] [--clean-site]
+
+Modes: `eager` (LAZYEXEC=0), `lazy .pth` (LAZYEXEC=1, no image: the
+reference), `image .pth` (LAZYEXEC=1 LAZYEXEC_IMAGE=...: the C++ start
+serves the image) and `run --image` (`lazyexec run --image ... -m test`).
+
+--clean-site: run the modes in a fresh venv without the base interpreter's
+site-packages (lazyexec copied in, its files' times kept, so its artifacts
+stay valid). Why: a `.pth` file in the interpreter's own site-packages runs
+in every start of every mode (on this machine a sandbox's `.pth` imports
+`certifi`, which loads `importlib.resources`, `pathlib`, `typing`, `re`,
+...: about 5 MB and 100 M instructions of an empty start); this gives the
+figure of a machine without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_env  # noqa: E402
+
+
+def run_child(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, int]:
+    """(wall s, CPU s user+system, peak RSS KiB) of one run: CPU time is
+    less disturbed than wall time by the other jobs of a shared machine."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0 or b"ignoring image" in err:
+        raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}: {err.decode()[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def clean_venv(base: str, d: str) -> str:
+    """A venv of `base`'s interpreter without its site-packages, lazyexec's
+    installed package copied in (times kept: its artifacts stay valid)."""
+    venv = os.path.join(d, "clean-venv")
+    subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
+    py = os.path.join(venv, "bin", "python")
+    src = subprocess.run([base, "-c", "import lazyexec, os; print(os.path.dirname(lazyexec.__file__))"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    shutil.copytree(src, os.path.join(purelib, "lazyexec"), ignore=shutil.ignore_patterns("__pycache__"))
+    return py
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--warmups", type=int, default=3)
+    ap.add_argument("--test", default="test_bisect")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter (a venv's) to run")
+    ap.add_argument("--clean-site", action="store_true", help="a fresh venv without the interpreter's site-packages")
+    ap.add_argument("--out", help="JSON results (default: bench/results/image/test_bisect-VERSION[-clean].json)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lazyexec-image-bisect-") as d:
+        py = clean_venv(args.python, d) if args.clean_site else args.python
+        config = Path(d, "all.toml")
+        config.write_text('mode = "all"\n')
+        env = bench_env({"LAZYEXEC_CONFIG": str(config)})
+        version = subprocess.run([py, "-c", "import sys; print(sys.version.split()[0])"], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        test = [py, "-m", "test", args.test]
+        image = str(Path(d, "test.lzi"))
+        t = time.perf_counter()
+        subprocess.run([py, "-m", "lazyexec", "image", "build", "-q", "--mode", "all", "-o", image,
+                        "--trace", " ".join(test)], check=True, env=env, cwd=d, capture_output=True)
+        print(f"image built with --trace in {time.perf_counter() - t:.0f} s ({os.path.getsize(image) / 1e6:.1f} MB)")
+        purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        pth = [py, "-m", "lazyexec", "pth"]
+        modes = {
+            "eager": (test, {**env, "LAZYEXEC": "0"}),
+            "lazy .pth": (test, {**env, "LAZYEXEC": "1"}),
+            "image .pth": (test, {**env, "LAZYEXEC": "1", "LAZYEXEC_IMAGE": image}),
+            "run --image": ([py, "-m", "lazyexec", "run", "--image", image, "-m", "test", args.test],
+                            env),
+        }
+        subprocess.run(pth + ["install", "--dir", purelib], check=True, capture_output=True)
+        try:
+            for _ in range(args.warmups):
+                for cmd, e in modes.values():
+                    run_child(cmd, d, e)
+            rows = {m: {"wall": [], "cpu": [], "rss": []} for m in modes}
+            for _ in range(args.runs):
+                for m, (cmd, e) in modes.items():
+                    wall, cpu, rss = run_child(cmd, d, e)
+                    rows[m]["wall"].append(wall)
+                    rows[m]["cpu"].append(cpu)
+                    rows[m]["rss"].append(rss)
+        finally:
+            subprocess.run(pth + ["remove", "--dir", purelib], check=True, capture_output=True)
+    load = os.getloadavg()[0]
+    result = {"python": version, "test": args.test, "clean_site": args.clean_site, "runs": args.runs,
+              "load_average": load, "modes": {}}
+    print(f"Python {version}{' (clean site)' if args.clean_site else ''}: python -m test {args.test}, "
+          f"{args.runs} alternating rounds, warm; medians of per-round ratios to eager (load average {load:.1f})")
+    base = rows["eager"]
+    for m, r in rows.items():
+        out = {"wall_ms": statistics.median(r["wall"]) * 1e3, "cpu_ms": statistics.median(r["cpu"]) * 1e3,
+               "rss_kib": statistics.median(r["rss"])}
+        for k in ("wall", "cpu", "rss"):
+            ratios = [a / b for a, b in zip(r[k], base[k])]
+            out[f"ratio_{k}"] = statistics.median(ratios)
+            out[f"ratio_{k}_range"] = (min(ratios), max(ratios))
+        result["modes"][m] = out
+        print(f"  {m:12} wall {out['wall_ms']:6.0f} ms x{out['ratio_wall']:.3f} "
+              f"({out['ratio_wall_range'][0]:.2f}-{out['ratio_wall_range'][1]:.2f})  "
+              f"CPU {out['cpu_ms']:6.0f} ms x{out['ratio_cpu']:.3f} "
+              f"({out['ratio_cpu_range'][0]:.2f}-{out['ratio_cpu_range'][1]:.2f})  "
+              f"peak RSS {out['rss_kib'] / 1024:5.1f} MiB x{out['ratio_rss']:.3f}")
+    path = Path(args.out) if args.out else (Path(__file__).parent / "results" / "image" /
+                                            f"test_bisect-{version}{'-clean' if args.clean_site else ''}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"  -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
