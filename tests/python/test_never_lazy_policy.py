@@ -31,3 +31,35 @@ def test_package_entries_still_cover_submodules(tmp_path):
     policy = Policy(Config(mode="all", never=["mypkg"]))
     assert not claims(policy, "mypkg.sub.mod", tmp_path) and not claims(policy, "encodings.utf_8", tmp_path)
     assert claims(policy, "mypkgx", tmp_path)
+
+
+def test_finder_leaves_a_module_policy_never_claims_to_path_finder_alone(tmp_path, monkeypatch):
+    """The finder asks PathFinder only for modules it may load lazily (or
+    watches): a never-lazy module that does not exist (sitecustomize at every
+    start) is searched once, by PathFinder after it, not twice."""
+    import sys
+
+    from lazyexec import _lazyexec
+
+    asked = []
+    entry = str(tmp_path / "counting-entry")
+
+    class CountingEntry:
+        def __init__(self, path):
+            if path != entry:
+                raise ImportError
+        def find_spec(self, name, target=None):
+            asked.append(name)
+            return None
+
+    monkeypatch.setattr(sys, "path_hooks", [CountingEntry, *sys.path_hooks])
+    monkeypatch.setattr(sys, "path", [entry, *sys.path])
+    monkeypatch.delitem(sys.path_importer_cache, entry, raising=False)
+    finder = _lazyexec.Finder(True, ["probe_never"], [], [], [], None, None)
+    assert finder.find_spec("probe_never", None) is None and asked == []
+    assert finder.find_spec("probe_never.sub", None) is None and asked == []
+    assert finder.find_spec("probe_selected", None) is None and asked == ["probe_selected"]
+    # A watched module is looked up whatever the policy says (its callback sees the spec).
+    seen = []
+    finder.watch("probe_never", lambda spec: seen.append(spec) or spec)
+    assert finder.find_spec("probe_never", None) is None and asked == ["probe_selected", "probe_never"]

@@ -151,7 +151,7 @@ def test_pth_line_runs_the_start_once_though_site_reads_a_venv_s_pth_files_twice
     second run compiles and runs nothing; without LAZYEXEC=1 nothing runs."""
     from lazyexec.cli import pth
 
-    stand_in = "sys.modules['lazyexec._lazyexec_boot'] = sys; print('started')"
+    stand_in = "(sys.modules.__setitem__('lazyexec._lazyexec_boot', sys), print('started'))"
     site = tmp_path / "site"
     site.mkdir()
     (site / pth.NAME).write_text(pth.LINE.format(boot=stand_in))

@@ -21,15 +21,17 @@ OLD_NAMES = ("lazyexec-activate.pth",)  # earlier releases: removed with it
 # When boot() declines (a cache to build, a configuration error to report)
 # it calls lazyexec.activate() itself. Only the guard is compiled at every
 # start (site runs the line even without LAZYEXEC=1); the rest is one string
-# constant, compiled when used and kept as short as it can be: compiling it
-# is a good part of what activation costs. site runs a venv's .pth files
-# twice (once from venv(), once from main()): once the start-up extension is
-# in sys.modules the guard is false, so the second run compiles nothing more
-# (about 0.2 M instructions, half a percent of an empty start).
-BOOT = ("__import__('_imp').create_dynamic(type(sys.implementation)(name='lazyexec._lazyexec_boot',"
-        "origin={so!r})).boot()")
+# constant, compiled (as an expression: cheaper than a statement) when used
+# and kept as small as it can be: compiling it is a good part of what
+# activation costs, and every call and keyword in it adds to that. site runs
+# a venv's .pth files twice (once from venv(), once from main()): once the
+# start-up extension is in sys.modules the guard is false, so the second run
+# compiles nothing more (about 0.2 M instructions, half a percent of an
+# empty start).
+BOOT = ("__import__('_imp').create_dynamic(sys.modules['_frozen_importlib'].ModuleSpec('lazyexec._lazyexec_boot',"
+        "None,origin={so!r})).boot()")
 LINE = ("import os, sys; sys.modules.get('lazyexec._lazyexec_boot', os.environ.get('LAZYEXEC')) == '1' and "
-        "exec({boot!r})\n")
+        "eval({boot!r})\n")
 
 
 def boot_extension() -> str:

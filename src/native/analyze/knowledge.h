@@ -16,6 +16,7 @@ namespace lazyexec::analyze {
 class NameSet {
  public:
   void add(std::string pattern);
+  void reserve(size_t n) { exact_.reserve(exact_.size() + n); }
   bool contains(std::string_view dotted) const;
   bool empty() const { return exact_.empty() && globs_.empty(); }
 

@@ -40,10 +40,15 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
+// Asked by the configuration search and by the usage profile's program
+// identity: one system call per activation (activate() clears it).
+std::string cwd_seen;
+
 std::string getcwd_or_decline() {
+  if (!cwd_seen.empty()) return cwd_seen;
   char buf[PATH_MAX];
   if (::getcwd(buf, sizeof buf) == nullptr) throw Decline{};
-  return buf;
+  return cwd_seen = buf;
 }
 
 std::string realpath_or_decline(const std::string& p) {
@@ -365,7 +370,7 @@ double now() {
 
 // The modules this program's usage profile loads eagerly (profile.load()).
 // Returns (profile path or None, {module: expiry}).
-std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyObject* plan_key, PyObject* include,
+std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, const std::string& plan_key_repr, PyObject* include,
                                   PyObject* exclude) {
   Ref known = py::check(PyDict_New());
   std::string setting = env("LAZYEXEC_PROFILE");
@@ -373,7 +378,7 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, PyO
   if (!enabled) return {Ref::borrow(Py_None), known};
   std::string program = program_identity();
   if (program[0] == '-') program += std::string("\0", 1) + getcwd_or_decline();
-  std::string ident = program + std::string("\0", 1) + repr(plan_key) + std::string("\0", 1) + repr(include) +
+  std::string ident = program + std::string("\0", 1) + plan_key_repr + std::string("\0", 1) + repr(include) +
                       std::string("\0", 1) + repr(exclude);
   std::string path = join(join(cache, "profiles"), fingerprint(ident) + ".profile");
   if (::access(path.c_str(), F_OK) == 0) {
@@ -432,14 +437,13 @@ PyObject* logging_seen = nullptr;  // logging modules loaded before it (a list, 
 PyObject* finder_of_state();
 
 // _lazyexec_boot.cpython-311-x86_64-linux-gnu.so -> _lazyexec.cpython-311-x86_64-linux-gnu.so
-std::string full_extension_path(const std::string& boot_path) {
+std::string full_extension_path(const std::string& boot_path, struct stat* st) {
   std::string dir = dirname(boot_path);
   std::string base = boot_path.substr(dir.size() + (dir.size() < boot_path.size() ? 1 : 0));
   constexpr std::string_view prefix = "_lazyexec_boot";
   if (base.compare(0, prefix.size(), prefix) != 0) throw Decline{};
   std::string full = join(dir, "_lazyexec" + base.substr(prefix.size()));
-  struct stat st;
-  if (!is_file(full, &st)) throw Decline{};
+  if (!is_file(full, st)) throw Decline{};  // its stat stamps the artifact key too
   return full;
 }
 
@@ -549,10 +553,8 @@ constexpr const char* kVersion = "0.1.0";
 constexpr const char* kPlanRules = "plan rules 4";
 
 // store.key_for(knowledge_hash(config)).
-std::string artifact_key(const std::string& extension, const std::string& knowledge_fingerprint, PyObject* plan_key) {
-  std::string raw = knowledge_fingerprint + repr(plan_key) + kPlanRules;
-  struct stat st;
-  if (::stat(extension.c_str(), &st) != 0) throw Decline{};
+std::string artifact_key(const struct stat& st, const std::string& knowledge_fingerprint, const std::string& plan_key_repr) {
+  std::string raw = knowledge_fingerprint + plan_key_repr + kPlanRules;
   long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
   std::string text = std::string(kVersion) + ":" + std::to_string(kArtifactFormat) + ":" + fingerprint(raw) + ":" +
                      std::to_string(mtime_ns) + ":" + std::to_string((long long)st.st_size);
@@ -616,11 +618,14 @@ PyObject* activate(PyObject* module) {
   PyObject* modules = PyImport_GetModuleDict();
   if (PyDict_GetItemString(modules, "logging") || PyDict_GetItemString(modules, "logging.config")) throw Decline{};
 
+  cwd_seen.clear();
+  struct stat extension_stat;
 #ifdef LAZYEXEC_BOOT_MODULE
   // The artifact key and knowledge.toml belong to the full extension.
-  std::string extension = full_extension_path(register_extension(module, "lazyexec._lazyexec_boot"));
+  std::string extension = full_extension_path(register_extension(module, "lazyexec._lazyexec_boot"), &extension_stat);
 #else
   std::string extension = register_extension(module, "lazyexec._lazyexec");
+  if (::stat(extension.c_str(), &extension_stat) != 0) throw Decline{};
 #endif
   std::string cache = cache_dir();
   Table config = load_config(cache);
@@ -644,7 +649,8 @@ PyObject* activate(PyObject* module) {
   Ref plan_key = py::check(PyTuple_Pack(7, mode_str.get(), defer_str.get(), never.get(), tuple_of(table, "pure").get(),
                                         tuple_of(table, "pure_bases").get(), tuple_of(table, "pure_metaclasses").get(),
                                         eager_imports.get()));
-  auto [profile_path, known] = usage_profile(table, cache, plan_key.get(), include.get(), exclude.get());
+  std::string plan_key_repr = repr(plan_key.get());
+  auto [profile_path, known] = usage_profile(table, cache, plan_key_repr, include.get(), exclude.get());
 
   // The loader's plan key has the opted-in distributions' `never` too
   // (importer.with_installed()).
@@ -659,7 +665,10 @@ PyObject* activate(PyObject* module) {
   Ref loader_plan_key = py::check(PyTuple_Pack(7, mode_str.get(), defer_str.get(), key_never_tuple.get(),
                                                tuple_of(table, "pure").get(), tuple_of(table, "pure_bases").get(),
                                                tuple_of(table, "pure_metaclasses").get(), eager_imports.get()));
-  std::string key = artifact_key(extension, knowledge_fingerprint, loader_plan_key.get());
+  // The same key unless opted-in distributions added `never` entries.
+  bool same_key = PyList_GET_SIZE(key_never.get()) == PyTuple_GET_SIZE(never.get());
+  std::string key = artifact_key(extension_stat, knowledge_fingerprint,
+                                 same_key ? plan_key_repr : repr(loader_plan_key.get()));
   auto [threshold, settle_now] = settle_policy(table);
 
   Ref loader_factory = py::check(PyCFunction_New(&make_loader_def, nullptr));

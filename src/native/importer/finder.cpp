@@ -33,6 +33,9 @@ struct FinderObject {
 };
 
 void fill(analyze::NameSet& set, PyObject* iterable) {
+  // One allocation for the table (the never-lazy set has a few hundred names).
+  if (Py_ssize_t n = PyObject_LengthHint(iterable, 0); n > 0) set.reserve((size_t)n);
+  if (PyErr_Occurred()) throw py::PyError{};
   Ref it = Ref::steal(PyObject_GetIter(iterable));
   if (!it) throw py::PyError{};
   while (Ref item = Ref::steal(PyIter_Next(it.get()))) {
@@ -175,6 +178,14 @@ PyObject* watched(FinderObject* self, PyObject* fullname, Ref spec) {
   return out;
 }
 
+bool may_act_on(FinderObject* self, PyObject* fullname) {
+  if (self->watchers != nullptr && PyDict_GET_SIZE(self->watchers) != 0) {
+    if (PyDict_GetItemWithError(self->watchers, fullname) != nullptr) return true;
+    if (PyErr_Occurred()) throw py::PyError{};
+  }
+  return self->policy != nullptr && self->policy->selects(py::utf8(fullname));
+}
+
 PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   static const char* kwlist[] = {"fullname", "path", "target", nullptr};
@@ -183,6 +194,10 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
     return nullptr;
   if (busy_flag || self->path_find_spec == nullptr) Py_RETURN_NONE;
   try {
+    // A module policy leaves alone and nobody watches: PathFinder, next on
+    // sys.meta_path, finds it anyway. Asking it here too would search twice
+    // whenever the module does not exist (sitecustomize at every start).
+    if (!may_act_on(self, fullname)) Py_RETURN_NONE;
     Ref spec = py::check(PyObject_CallFunctionObjArgs(self->path_find_spec, fullname, path, target, nullptr));
     if (spec.get() == Py_None) return spec.release();
     Ref loader = py::check(PyObject_GetAttrString(spec.get(), "loader"));
