@@ -3,7 +3,13 @@ from `.pyc` files (issue #13's target: time at most 0.7x, no file-system call
 per served module). Modes alternate within one run; medians of per-round
 ratios; `.pyc` files and artifacts warm (built during the warm-up).
 
-    python bench/image_stdlib.py [--runs 11] [--instructions] [--keep DIR]
+    python bench/image_stdlib.py [--runs 11] [--instructions] [--keep DIR] [--clean-site]
+
+--clean-site: every mode in a fresh venv without the interpreter's
+site-packages (bench/common.py clean_venv): on this machine that
+site-packages holds docutils and pygments, which distutils.command.check
+imports when present (36 non-stdlib modules, loaded from .pyc in every
+mode), and a sandbox .pth importing certifi at start.
 
 Modes: `pyc` (plain interpreter, the normal import system), `image-eager`
 (an image holding every module's code object: the image's own saving, no
@@ -12,7 +18,10 @@ something; usage profile off), `image-lazy-profile` (the same image, the
 usage profile learned in the warm-up runs: modules used whole run their eager
 code from the image) and `image-lazy-mtime` (staleness check `mtime`). Each process imports the same list of modules (those that import
 eagerly without error, tests, GUI and demo packages left out) and reports the
-time its import loop took; wall time is the whole process.
+time (wall and CPU) its import loop took; wall time is the whole process.
+--instructions: each mode's loop in instructions (callgrind: the process
+with the list minus with an empty list), the stable measure on a shared
+machine.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_env, measure_rss  # noqa: E402 - measure_rss: the warm-up
+from common import bench_env, clean_venv, measure_rss  # noqa: E402 - measure_rss: the warm-up
 
 SKIP_PREFIXES = ("test", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3.tests", "ctypes.test",
                  "distutils.tests", "unittest.test", "sqlite3.test", "this", "antigravity", "__phello__",
@@ -47,6 +56,7 @@ if sys.argv[1] != "pyc":
 if os.environ.get("BENCH_MARK"):
     os.write(1, b"IMPORT-LOOP-BEGIN\n")
 t = time.perf_counter()
+cpu = time.process_time()
 ok = 0
 for n in names:
     try:
@@ -55,9 +65,10 @@ for n in names:
     except BaseException:
         pass
 t = time.perf_counter() - t
+cpu = time.process_time() - cpu
 if os.environ.get("BENCH_MARK"):
     os.write(1, b"IMPORT-LOOP-END\n")
-print(ok, t)
+print(ok, t, cpu)
 '''
 
 
@@ -85,6 +96,7 @@ def main() -> int:
     ap.add_argument("--instructions", action="store_true", help="also count instructions (valgrind callgrind)")
     ap.add_argument("--strace", action="store_true", help="also count file-system calls per served module")
     ap.add_argument("--keep", help="build the images in DIR and keep them")
+    ap.add_argument("--clean-site", action="store_true", help="a fresh venv without the interpreter's site-packages")
     args = ap.parse_args()
     d = args.keep or tempfile.mkdtemp(prefix="lazyexec-image-bench-")
     os.makedirs(d, exist_ok=True)
@@ -92,7 +104,7 @@ def main() -> int:
     # venv) would swap in its copy and bring about 170 site-packages modules
     # into every mode's loop, none of them stdlib.
     env = bench_env({"SETUPTOOLS_USE_DISTUTILS": "stdlib"})
-    py = sys.executable
+    py = clean_venv(sys.executable, d) if args.clean_site else sys.executable
     images = {"image-eager": os.path.join(d, "eager.lzi"), "image-lazy": os.path.join(d, "lazy.lzi")}
     for mode, path in images.items():
         if not os.path.exists(path):
@@ -107,7 +119,7 @@ def main() -> int:
     Path(driver).write_text(DRIVER)
     # The list: what imports eagerly in one process (a module failing eagerly is left out).
     probe = os.path.join(d, "probe.py")
-    Path(probe).write_text(DRIVER.replace("print(ok, t)", "print('\\n'.join(good))").replace(
+    Path(probe).write_text(DRIVER.replace("print(ok, t, cpu)", "print('\\n'.join(good))").replace(
         "        ok += 1", "        ok += 1; good.append(n)").replace("ok = 0", "ok = 0; good = []"))
     all_list = os.path.join(d, "all.txt")
     Path(all_list).write_text("\n".join(names))
@@ -130,34 +142,40 @@ def main() -> int:
     for _ in range(2):  # warm-up: .pyc files, page cache
         for m, c in cmds.items():
             measure_rss(c, d, envs[m])
-    rows = {m: {"wall": [], "cpu": [], "loop": [], "rss": [], "ok": []} for m in cmds}
+    rows = {m: {"wall": [], "cpu": [], "loop": [], "loop_cpu": [], "rss": [], "ok": []} for m in cmds}
     for _ in range(args.runs):
         for m, c in cmds.items():
             s, cpu, rss, out = run_child(c, d, envs[m])
-            ok, loop = out.split()[-2:]
+            ok, loop, loop_cpu = out.split()[-3:]
+            rows[m]["loop_cpu"].append(float(loop_cpu))
             rows[m]["cpu"].append(cpu)
             rows[m]["wall"].append(s)
             rows[m]["loop"].append(float(loop))
             rows[m]["rss"].append(rss)
             rows[m]["ok"].append(int(ok))
-    result = {"python": sys.version.split()[0], "modules": len(good), "runs": args.runs, "modes": {}}
+    result = {"python": sys.version.split()[0], "clean_site": args.clean_site, "modules": len(good), "runs": args.runs,
+              "load_average": os.getloadavg()[0], "modes": {}}
     base = rows["pyc"]
     for m, r in rows.items():
-        ratios = {k: statistics.median(a / b for a, b in zip(r[k], base[k])) for k in ("wall", "cpu", "loop", "rss")}
+        ratios = {k: statistics.median(a / b for a, b in zip(r[k], base[k])) for k in ("wall", "cpu", "loop", "loop_cpu", "rss")}
         spread = (min(a / b for a, b in zip(r["wall"], base["wall"])), max(a / b for a, b in zip(r["wall"], base["wall"])))
         result["modes"][m] = {"imported": statistics.median(r["ok"]), "wall_ms": statistics.median(r["wall"]) * 1e3,
                               "loop_ms": statistics.median(r["loop"]) * 1e3, "rss_kib": statistics.median(r["rss"]),
                               "cpu_ms": statistics.median(r["cpu"]) * 1e3, "ratio_cpu": ratios["cpu"],
                               "ratio_wall": ratios["wall"], "ratio_loop": ratios["loop"], "ratio_rss": ratios["rss"],
-                              "ratio_wall_range": spread}
+                              "ratio_wall_range": spread, "loop_cpu_ms": statistics.median(r["loop_cpu"]) * 1e3,
+                              "ratio_loop_cpu": ratios["loop_cpu"]}
         print(f"  {m:16} imported {statistics.median(r['ok']):.0f}  wall {statistics.median(r['wall']) * 1e3:7.1f} ms "
               f"(x{ratios['wall']:.3f}, range {spread[0]:.2f}-{spread[1]:.2f})  CPU x{ratios['cpu']:.3f}  import loop "
-              f"{statistics.median(r['loop']) * 1e3:7.1f} ms (x{ratios['loop']:.3f})  peak RSS x{ratios['rss']:.3f}")
+              f"{statistics.median(r['loop']) * 1e3:7.1f} ms (x{ratios['loop']:.3f}, CPU x{ratios['loop_cpu']:.3f})  "
+              f"peak RSS x{ratios['rss']:.3f}")
     if args.strace:
         result["fs_calls"] = fs_calls(cmds, d, envs, images, len(good))
     if args.instructions:
-        result["instructions"] = instructions(cmds, d, envs)
-    out = Path(__file__).parent / "results" / "image" / f"stdlib-{result['python']}.json"
+        empty = os.path.join(d, "empty.txt")
+        Path(empty).write_text("")
+        result["instructions"] = instructions(cmds, d, envs, modules, empty)
+    out = Path(__file__).parent / "results" / "image" / f"stdlib-{result['python']}{'-clean' if args.clean_site else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"  -> {out}")
@@ -194,15 +212,24 @@ def fs_calls(cmds, d, envs, images, n) -> dict:
     return out
 
 
-def instructions(cmds, d, envs) -> dict:
-    out = {}
-    for m, c in cmds.items():
-        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *c], cwd=d, env=envs[m],
+def instructions(cmds, d, envs, modules, empty) -> dict:
+    """Instructions of each mode's import loop (valgrind callgrind): the
+    process with the module list minus the process with an empty list (the
+    interpreter's start, site and the image's activation are in both)."""
+    def count(cmd, env):
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], cwd=d, env=env,
                            capture_output=True, text=True)
         line = next(l for l in r.stderr.splitlines() if "Collected" in l)
-        out[m] = int(line.split()[-1])
+        return int(line.split()[-1])
+
+    out = {}
+    for m, c in cmds.items():
+        full = count(c, envs[m])
+        base = count([x if x != modules else empty for x in c], envs[m])
+        out[m] = {"process": full, "empty_list": base, "loop": full - base}
     for m in cmds:
-        print(f"  {m:16} instructions {out[m] / 1e9:.2f} G (x{out[m] / out['pyc']:.3f})")
+        print(f"  {m:16} instructions: process {out[m]['process'] / 1e9:.3f} G, loop {out[m]['loop'] / 1e6:.1f} M "
+              f"(x{out[m]['loop'] / out['pyc']['loop']:.3f})")
     return out
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_env  # noqa: E402
+from common import bench_env, clean_venv  # noqa: E402
 
 
 def run_child(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, int]:
@@ -49,20 +48,6 @@ def run_child(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, int]:
     if os.waitstatus_to_exitcode(status) != 0 or b"ignoring image" in err:
         raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}: {err.decode()[-2000:]}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
-
-
-def clean_venv(base: str, d: str) -> str:
-    """A venv of `base`'s interpreter without its site-packages, lazyexec's
-    installed package copied in (times kept: its artifacts stay valid)."""
-    venv = os.path.join(d, "clean-venv")
-    subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
-    py = os.path.join(venv, "bin", "python")
-    src = subprocess.run([base, "-c", "import lazyexec, os; print(os.path.dirname(lazyexec.__file__))"],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    shutil.copytree(src, os.path.join(purelib, "lazyexec"), ignore=shutil.ignore_patterns("__pycache__"))
-    return py
 
 
 def main() -> int:
