@@ -1,6 +1,18 @@
 """`make demo`: the example application started eagerly and under lazyexec,
 alternating, with medians of wall time and peak memory, and what never ran.
 
+Two ways in, each against eager in its own alternating run:
+
+- `lazyexec run inventory.py CMD`: the application's own modules, which opt
+  in with `__lazy_module__ = True` (mode "marked"), started through the
+  Python layer;
+- the whole program (mode "all": the application and the standard library),
+  started as programs started by others are: the `.pth` line with
+  `LAZYEXEC=1`, activation in C++. The `.pth` file goes into a private venv
+  made for the demo (the project's venv is left as it is).
+
+Artifacts are built in the warm-up runs (warm starts are measured).
+
     python bench/demo.py [--runs 11]
 """
 
@@ -9,13 +21,26 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import alternate, bench_env  # noqa: E402
+from startup_overhead import clean_venv  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "app"
 COMMANDS = ["report", "export", "check"]
+
+
+def same_output(eager, lazy, env, lazy_env) -> bool:
+    run = lambda cmd, e: subprocess.run(cmd, cwd=APP, env=e, capture_output=True, text=True).stdout  # noqa: E731
+    return run(eager, env) == run(lazy, lazy_env)
+
+
+def units(stats_stderr: str) -> tuple[int, int]:
+    """(deferred, never run) over the application's modules, from LAZYEXEC_STATS."""
+    lines = [line.split() for line in stats_stderr.splitlines() if line.startswith("inventory_app.")]
+    return sum(int(f[2]) for f in lines), sum(int(f[4]) for f in lines)
 
 
 def main() -> int:
@@ -25,38 +50,51 @@ def main() -> int:
     py = sys.executable
     env = bench_env()
     rows = []
-    for command in COMMANDS:
-        eager = [py, "inventory.py", command]
-        lazy = [py, "-m", "lazyexec", "run", "inventory.py", command]
-        same = subprocess.run(eager, cwd=APP, env=env, capture_output=True, text=True).stdout == \
-            subprocess.run(lazy, cwd=APP, env=env, capture_output=True, text=True).stdout
-        r = alternate(eager, lazy, str(APP), env, runs=args.runs)
-        stats = subprocess.run(lazy, cwd=APP, env={**env, "LAZYEXEC_STATS": "1"}, capture_output=True, text=True).stderr
-        never = sum(int(line.split()[4]) for line in stats.splitlines() if line.startswith("inventory_app."))
-        deferred = sum(int(line.split()[2]) for line in stats.splitlines() if line.startswith("inventory_app."))
-        rows.append((command, r, same, never, deferred))
+    with tempfile.TemporaryDirectory() as d:
+        whole_py = str(clean_venv(Path(d)))  # lazyexec linked in, its .pth installed
+        config = Path(d) / "all.toml"
+        config.write_text('mode = "all"\n')
+        whole_env = {**env, "LAZYEXEC": "1", "LAZYEXEC_CONFIG": str(config), "LAZYEXEC_CACHE_DIR": str(Path(d) / "cache")}
+        for command in COMMANDS:
+            eager = [py, "inventory.py", command]
+            marked = [py, "-m", "lazyexec", "run", "inventory.py", command]
+            r = alternate(eager, marked, str(APP), env, runs=args.runs)
+            deferred, never = units(subprocess.run(marked, cwd=APP, env={**env, "LAZYEXEC_STATS": "1"},
+                                                   capture_output=True, text=True).stderr)
+            rows.append(("run, opt-in", command, r, same_output(eager, marked, env, env),
+                         f"{never} of {deferred}"))
+            # Eager in the demo venv too: the same interpreter, the same .pth file (inactive).
+            eager_whole = [whole_py, "inventory.py", command]
+            r = alternate(eager_whole, eager_whole, str(APP), env, runs=args.runs, lazy_env=whole_env)
+            deferred, never = units(subprocess.run(eager_whole, cwd=APP, env={**whole_env, "LAZYEXEC_STATS": "1"},
+                                                   capture_output=True, text=True).stderr)
+            rows.append((".pth, all", command, r,
+                         same_output(eager_whole, eager_whole, env, whole_env), f"{never} of {deferred}"))
+    title = f"examples/app/inventory.py, eager vs lazyexec, warm, median of {args.runs} alternating runs"
+    columns = ("lazy start", "command", "same output", "eager ms", "lazy ms", "time ratio", "eager RSS MiB",
+               "lazy RSS MiB", "RSS ratio", "app units never run")
+    cells = [(how, command, "yes" if same else "NO", f"{r['eager_s'] * 1000:.1f}", f"{r['lazy_s'] * 1000:.1f}",
+              f"{r['time_ratio']:.2f}", f"{r['eager_rss_kib'] / 1024:.1f}", f"{r['lazy_rss_kib'] / 1024:.1f}",
+              f"{r['rss_ratio']:.2f}", never) for how, command, r, same, never in rows]
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        Console = None
-    title = f"examples/app/inventory.py, eager vs lazyexec, median of {args.runs} alternating runs"
-    if Console is not None:
-        t = Table(title=title)
-        for col in ("command", "same output", "eager ms", "lazy ms", "time ratio", "eager RSS MiB",
-                    "lazy RSS MiB", "RSS ratio", "units never run"):
-            t.add_column(col, justify="right")
-        for command, r, same, never, deferred in rows:
-            t.add_row(command, "yes" if same else "NO", f"{r['eager_s'] * 1000:.1f}", f"{r['lazy_s'] * 1000:.1f}",
-                      f"{r['time_ratio']:.2f}", f"{r['eager_rss_kib'] / 1024:.1f}", f"{r['lazy_rss_kib'] / 1024:.1f}",
-                      f"{r['rss_ratio']:.2f}", f"{never} of {deferred}")
-        Console().print(t)
-    else:
         print(title)
-        for command, r, same, never, deferred in rows:
-            print(command, same, r, never, deferred)
-    print("Note: the lazy column includes importing lazyexec itself and reading stored artifacts.")
-    return 0 if all(same for _, _, same, _, _ in rows) else 1
+        print(" | ".join(columns))
+        for row in cells:
+            print(" | ".join(row))
+    else:
+        t = Table(title=title)
+        for col in columns:
+            t.add_column(col, justify="left" if col == "lazy start" else "right", no_wrap=col == "lazy start")
+        for row in cells:
+            t.add_row(*row)
+        Console().print(t)
+    print("run, opt-in: `lazyexec run inventory.py CMD`, the application's opted-in modules lazy (Python layer).\n"
+          ".pth, all: `LAZYEXEC=1 python inventory.py CMD` with the .pth line, every module lazy (the standard library\n"
+          "too), activation in C++, as for programs started by others. Real programs: make bench-quick.")
+    return 0 if all(same for _, _, _, same, _ in rows) else 1
 
 
 if __name__ == "__main__":
