@@ -64,11 +64,12 @@ def alternate(eager_cmd, lazy_cmd, cwd, env, runs: int = 11, warmup: int = 2, la
             "eager_rss_kib": erm, "lazy_rss_kib": lrm, "rss_ratio": lrm / erm}
 
 
-def clean_venv(base: str, d: str) -> str:
+def clean_venv(base: str, d: str, pth: bool = False) -> str:
     """The python of a venv of `base`'s interpreter without its
     site-packages (made in `d` unless there already), lazyexec's installed
     package copied in with its files' times (its build identity, so its
-    artifacts and images, stay valid): the figure of a machine whose
+    artifacts and images, stay valid), with its TOML parser on 3.10, and with
+    `pth` its .pth activation line: the figure of a machine whose
     site-packages runs nothing at start and holds nothing the stdlib
     imports when present (on this machine a sandbox's .pth imports certifi
     in every start; docutils and pygments are installed there)."""
@@ -80,11 +81,16 @@ def clean_venv(base: str, d: str) -> str:
     if os.path.exists(py):
         return py
     subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
-    src = subprocess.run([base, "-c", "import lazyexec, os; print(os.path.dirname(lazyexec.__file__))"],
-                         check=True, capture_output=True, text=True).stdout.strip()
     purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
-    shutil.copytree(src, os.path.join(purelib, "lazyexec"), ignore=shutil.ignore_patterns("__pycache__"))
+    packages = ["lazyexec"] + (["tomli"] if subprocess.run([base, "-c", "import sys; print(sys.version_info < (3, 11))"],
+                                                          check=True, capture_output=True, text=True).stdout.strip() == "True" else [])
+    for package in packages:
+        src = subprocess.run([base, "-c", f"import {package}, os; print(os.path.dirname({package}.__file__))"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        shutil.copytree(src, os.path.join(purelib, package), ignore=shutil.ignore_patterns("__pycache__"))
+    if pth:
+        subprocess.run([py, "-m", "lazyexec", "pth", "install", "--dir", purelib], check=True, capture_output=True)
     return py
 
 

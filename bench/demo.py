@@ -25,8 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import alternate, bench_env  # noqa: E402
-from startup_overhead import clean_venv  # noqa: E402
+from common import alternate, bench_env, clean_venv  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "app"
 COMMANDS = ["report", "export", "check"]
@@ -51,7 +50,7 @@ def main() -> int:
     env = bench_env()
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        whole_py = str(clean_venv(Path(d)))  # lazyexec linked in, its .pth installed
+        whole_py = clean_venv(sys.executable, d, pth=True)  # lazyexec copied in, its .pth installed
         config = Path(d) / "all.toml"
         config.write_text('mode = "all"\n')
         whole_env = {**env, "LAZYEXEC": "1", "LAZYEXEC_CONFIG": str(config), "LAZYEXEC_CACHE_DIR": str(Path(d) / "cache")}

@@ -39,6 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import clean_venv  # noqa: E402
+
 
 HERE = Path(__file__).parent
 PROGRAMS = HERE / "programs"
@@ -131,24 +134,6 @@ def alternate(eager, lazy, rounds: int, warmup: int = 2, before_lazy=None, after
     return summarize([pair(run, eager, lazy, before_lazy, after_lazy) for _ in range(rounds)])
 
 
-def clean_venv(root: Path) -> Path:
-    """A venv that sees only the stdlib and lazyexec (linked in) with its .pth."""
-    venv = root / "clean-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    import lazyexec
-
-    os.symlink(os.path.dirname(lazyexec.__file__), os.path.join(site, "lazyexec"))
-    if sys.version_info < (3, 11):  # lazyexec's dependency there: the TOML parser
-        import tomli
-
-        os.symlink(os.path.dirname(tomli.__file__), os.path.join(site, "tomli"))
-    subprocess.run([str(py), "-m", "lazyexec", "pth", "install", "--dir", site], check=True, capture_output=True)
-    return py
-
-
 def make_read_only(path: str, content: str) -> bool:
     """`path` read-only for this process and its children from now on,
     showing `content`: a private mount namespace with a read-only bind mount
@@ -238,7 +223,7 @@ def main() -> int:
         subprocess.run([py, "-m", "lazyexec", "pth", "install", "--dir", site], check=True, capture_output=True)
 
         if want("activation"):
-            clean = clean_venv(root)
+            clean = Path(clean_venv(sys.executable, str(root), pth=True))
             cmd = [str(clean), "-c", "pass"]
             r = alternate((cmd, base_env(LAZYEXEC="0"), d), (cmd, base_env(**lazy_base), d), args.rounds, warmup=3)
             results["cases"]["activation: python -c pass"] = r
