@@ -63,3 +63,44 @@ def test_finder_leaves_a_module_policy_never_claims_to_path_finder_alone(tmp_pat
     seen = []
     finder.watch("probe_never", lambda spec: seen.append(spec) or spec)
     assert finder.find_spec("probe_never", None) is None and asked == ["probe_selected", "probe_never"]
+
+
+def test_finder_asks_path_finder_once_for_a_top_level_module_that_is_not_there(tmp_path, monkeypatch):
+    """A top-level module PathFinder did not find is not searched for by the
+    finder again (PathFinder, after it, still searches: a module made since
+    loads, eagerly) until importlib.invalidate_caches() or sys.path changes:
+    `try: import nt` in many modules costs one search each, as eagerly."""
+    import importlib
+    import sys
+
+    from lazyexec import _lazyexec
+
+    asked = []
+    entry = str(tmp_path / "counting-entry")
+
+    class CountingEntry:
+        def __init__(self, path):
+            if path != entry:
+                raise ImportError
+        def find_spec(self, name, target=None):
+            asked.append(name)
+            return None
+        def invalidate_caches(self):
+            pass
+
+    monkeypatch.setattr(sys, "path_hooks", [CountingEntry, *sys.path_hooks])
+    monkeypatch.setattr(sys, "path", [entry, *sys.path])
+    monkeypatch.delitem(sys.path_importer_cache, entry, raising=False)
+    finder = _lazyexec.Finder(True, [], [], [], [], None, None)
+    assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"]
+    assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"]
+    # A package's submodule is looked up in its own path each time.
+    assert finder.find_spec("pkg.probe_absent", [entry]) is None and asked[1:] == ["pkg.probe_absent"]
+    assert finder.find_spec("pkg.probe_absent", [entry]) is None and asked[1:] == ["pkg.probe_absent"] * 2
+    del asked[:]
+    importlib.invalidate_caches()  # calls every meta path finder's invalidate_caches()
+    finder.invalidate_caches()
+    assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"]
+    sys.path.append(str(tmp_path / "another"))
+    assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"] * 2
+    assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"] * 2

@@ -30,6 +30,14 @@ struct FinderObject {
   PyObject* make_loader;     // make_loader(fullname, path) -> lazyexec's loader
   PyObject* config;          // lazyexec.config.Config, for the Python layer
   PyObject* watchers;        // {fullname: callback(spec) -> spec}: runtime patch points
+  // Top-level names PathFinder did not find when this finder asked: asking
+  // again would search sys.path twice (this finder, then PathFinder after
+  // it) at every `try: import nt` of the program; cleared by
+  // importlib.invalidate_caches() and by a new sys.path or one of another
+  // length.
+  PyObject* missed;
+  PyObject* missed_path;     // the sys.path list those misses were searched in
+  Py_ssize_t missed_path_len;
 };
 
 void fill(analyze::NameSet& set, PyObject* iterable) {
@@ -131,6 +139,8 @@ void finder_dealloc(PyObject* self_obj) {
   Py_CLEAR(self->make_loader);
   Py_CLEAR(self->config);
   Py_CLEAR(self->watchers);
+  Py_CLEAR(self->missed);
+  Py_CLEAR(self->missed_path);
   Py_TYPE(self_obj)->tp_free(self_obj);
 }
 
@@ -141,6 +151,8 @@ int finder_traverse(PyObject* self_obj, visitproc visit, void* arg) {
   Py_VISIT(self->make_loader);
   Py_VISIT(self->config);
   Py_VISIT(self->watchers);
+  Py_VISIT(self->missed);
+  Py_VISIT(self->missed_path);
   return 0;
 }
 
@@ -149,6 +161,8 @@ int finder_clear(PyObject* self_obj) {
   Py_CLEAR(self->make_loader);
   Py_CLEAR(self->config);
   Py_CLEAR(self->watchers);
+  Py_CLEAR(self->missed);
+  Py_CLEAR(self->missed_path);
   return 0;
 }
 
@@ -178,6 +192,16 @@ PyObject* watched(FinderObject* self, PyObject* fullname, Ref spec) {
   return out;
 }
 
+void remember_miss(FinderObject* self, PyObject* fullname, PyObject* sys_path) {
+  if (self->missed == nullptr) self->missed = py::check(PySet_New(nullptr)).release();
+  if (sys_path != self->missed_path || PyList_GET_SIZE(sys_path) != self->missed_path_len) {
+    if (PySet_Clear(self->missed) < 0) throw py::PyError{};
+    Py_XSETREF(self->missed_path, Py_NewRef(sys_path));
+    self->missed_path_len = PyList_GET_SIZE(sys_path);
+  }
+  if (PySet_Add(self->missed, fullname) < 0) throw py::PyError{};
+}
+
 bool may_act_on(FinderObject* self, PyObject* fullname) {
   if (self->watchers != nullptr && PyDict_GET_SIZE(self->watchers) != 0) {
     if (PyDict_GetItemWithError(self->watchers, fullname) != nullptr) return true;
@@ -198,8 +222,22 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
     // sys.meta_path, finds it anyway. Asking it here too would search twice
     // whenever the module does not exist (sitecustomize at every start).
     if (!may_act_on(self, fullname)) Py_RETURN_NONE;
+    PyObject* sys_path = path == Py_None ? PySys_GetObject("path") : nullptr;  // borrowed
+    bool top_level = sys_path != nullptr && PyList_Check(sys_path);
+    if (top_level && self->missed != nullptr) {
+      if (sys_path != self->missed_path || PyList_GET_SIZE(sys_path) != self->missed_path_len) {
+        if (PySet_Clear(self->missed) < 0) throw py::PyError{};
+      } else {
+        int missed = PySet_Contains(self->missed, fullname);
+        if (missed < 0) throw py::PyError{};
+        if (missed) Py_RETURN_NONE;  // PathFinder looks (a module made since loads eagerly)
+      }
+    }
     Ref spec = py::check(PyObject_CallFunctionObjArgs(self->path_find_spec, fullname, path, target, nullptr));
-    if (spec.get() == Py_None) return spec.release();
+    if (spec.get() == Py_None) {
+      if (top_level) remember_miss(self, fullname, sys_path);
+      return spec.release();
+    }
     Ref loader = py::check(PyObject_GetAttrString(spec.get(), "loader"));
     if ((PyObject*)Py_TYPE(loader.get()) != self->source_loader) return watched(self, fullname, std::move(spec));
     Ref origin = py::check(PyObject_GetAttrString(spec.get(), "origin"));
@@ -234,7 +272,11 @@ PyObject* finder_watch(PyObject* self_obj, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-PyObject* finder_invalidate_caches(PyObject*, PyObject*) { Py_RETURN_NONE; }
+PyObject* finder_invalidate_caches(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  if (self->missed != nullptr && PySet_Clear(self->missed) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
 
 PyMethodDef finder_methods[] = {
     {"find_spec", (PyCFunction)(void (*)(void))finder_find_spec, METH_VARARGS | METH_KEYWORDS,
@@ -242,7 +284,8 @@ PyMethodDef finder_methods[] = {
     {"claims", finder_claims, METH_VARARGS, "claims(name, path) -> whether the module would load lazily."},
     {"watch", finder_watch, METH_VARARGS,
      "watch(fullname, callback=None): callback(spec) -> spec runs when the module is found (None: stop)."},
-    {"invalidate_caches", finder_invalidate_caches, METH_NOARGS, "Nothing cached: PathFinder keeps its own."},
+    {"invalidate_caches", finder_invalidate_caches, METH_NOARGS,
+     "Forgets the top-level names PathFinder did not find (PathFinder keeps its own caches)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
