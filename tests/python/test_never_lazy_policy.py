@@ -21,6 +21,14 @@ def test_import_system_eager_but_not_its_libraries(tmp_path):
         assert claims(policy, name, tmp_path), name
 
 
+def test_debian_sitecustomize_hook_is_never_claimed(tmp_path):
+    """Debian's and Ubuntu's sitecustomize imports apport_python_hook at every
+    start (absent unless apport is installed): not claimed, so the finder
+    never searches sys.path for it ahead of PathFinder."""
+    policy = Policy(Config(mode="all"))
+    assert not claims(policy, "apport_python_hook", tmp_path) and claims(policy, "apport_python_hooks", tmp_path)
+
+
 def test_pytest_modules_may_be_lazy_but_conftest_not(tmp_path):
     policy = Policy(Config(mode="all"))
     assert claims(policy, "pytest", tmp_path) and claims(policy, "_pytest.python", tmp_path)
