@@ -3,6 +3,10 @@ the module alone; the others cover submodules too."""
 
 from __future__ import annotations
 
+import sys
+
+import pytest
+
 from lazyexec.config import Config
 from lazyexec.importer import Policy
 
@@ -41,48 +45,10 @@ def test_package_entries_still_cover_submodules(tmp_path):
     assert claims(policy, "mypkgx", tmp_path)
 
 
-def test_finder_leaves_a_module_policy_never_claims_to_path_finder_alone(tmp_path, monkeypatch):
-    """The finder asks PathFinder only for modules it may load lazily (or
-    watches): a never-lazy module that does not exist (sitecustomize at every
-    start) is searched once, by PathFinder after it, not twice."""
-    import sys
-
-    from lazyexec import _lazyexec
-
-    asked = []
-    entry = str(tmp_path / "counting-entry")
-
-    class CountingEntry:
-        def __init__(self, path):
-            if path != entry:
-                raise ImportError
-        def find_spec(self, name, target=None):
-            asked.append(name)
-            return None
-
-    monkeypatch.setattr(sys, "path_hooks", [CountingEntry, *sys.path_hooks])
-    monkeypatch.setattr(sys, "path", [entry, *sys.path])
-    monkeypatch.delitem(sys.path_importer_cache, entry, raising=False)
-    finder = _lazyexec.Finder(True, ["probe_never"], [], [], [], None, None)
-    assert finder.find_spec("probe_never", None) is None and asked == []
-    assert finder.find_spec("probe_never.sub", None) is None and asked == []
-    assert finder.find_spec("probe_selected", None) is None and asked == ["probe_selected"]
-    # A watched module is looked up whatever the policy says (its callback sees the spec).
-    seen = []
-    finder.watch("probe_never", lambda spec: seen.append(spec) or spec)
-    assert finder.find_spec("probe_never", None) is None and asked == ["probe_selected", "probe_never"]
-
-
-def test_finder_asks_path_finder_once_for_a_top_level_module_that_is_not_there(tmp_path, monkeypatch):
-    """A top-level module PathFinder did not find is not searched for by the
-    finder again (PathFinder, after it, still searches: a module made since
-    loads, eagerly) until importlib.invalidate_caches() or sys.path changes:
-    `try: import nt` in many modules costs one search each, as eagerly."""
-    import importlib
-    import sys
-
-    from lazyexec import _lazyexec
-
+@pytest.fixture
+def counting_entry(tmp_path, monkeypatch):
+    """(entry, asked): a sys.path entry first on the path whose finder
+    records every name PathFinder asks it for, and finds nothing."""
     asked = []
     entry = str(tmp_path / "counting-entry")
 
@@ -99,6 +65,36 @@ def test_finder_asks_path_finder_once_for_a_top_level_module_that_is_not_there(t
     monkeypatch.setattr(sys, "path_hooks", [CountingEntry, *sys.path_hooks])
     monkeypatch.setattr(sys, "path", [entry, *sys.path])
     monkeypatch.delitem(sys.path_importer_cache, entry, raising=False)
+    return entry, asked
+
+
+def test_finder_leaves_a_module_policy_never_claims_to_path_finder_alone(counting_entry):
+    """The finder asks PathFinder only for modules it may load lazily (or
+    watches): a never-lazy module that does not exist (sitecustomize at every
+    start) is searched once, by PathFinder after it, not twice."""
+    from lazyexec import _lazyexec
+
+    _, asked = counting_entry
+    finder = _lazyexec.Finder(True, ["probe_never"], [], [], [], None, None)
+    assert finder.find_spec("probe_never", None) is None and asked == []
+    assert finder.find_spec("probe_never.sub", None) is None and asked == []
+    assert finder.find_spec("probe_selected", None) is None and asked == ["probe_selected"]
+    # A watched module is looked up whatever the policy says (its callback sees the spec).
+    seen = []
+    finder.watch("probe_never", lambda spec: seen.append(spec) or spec)
+    assert finder.find_spec("probe_never", None) is None and asked == ["probe_selected", "probe_never"]
+
+
+def test_finder_asks_path_finder_once_for_a_top_level_module_that_is_not_there(counting_entry, tmp_path):
+    """A top-level module PathFinder did not find is not searched for by the
+    finder again (PathFinder, after it, still searches: a module made since
+    loads, eagerly) until importlib.invalidate_caches() or sys.path changes:
+    `try: import nt` in many modules costs one search each, as eagerly."""
+    import importlib
+
+    from lazyexec import _lazyexec
+
+    entry, asked = counting_entry
     finder = _lazyexec.Finder(True, [], [], [], [], None, None)
     assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"]
     assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"]
