@@ -278,16 +278,22 @@ PyObject* install(PyObject*, PyObject* args) {
       PyObject* deps = PyTuple_GET_ITEM(spec, 2);
       PyObject* where = PyTuple_GET_ITEM(spec, 3);
       PyObject* calls = PyTuple_GET_ITEM(spec, 4);
-      // A constant's unit holds (marshal bytes of its value,) instead of code.
+      // A constant's unit holds (marshal bytes of its value,) instead of
+      // code; a plain function's ("function", marshal bytes of its code).
       bool value_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 1 && PyBytes_Check(PyTuple_GET_ITEM(code, 0));
+      bool function_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 2 &&
+                           PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
+                           PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "function") == 0 &&
+                           PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1));  // bytes, or an image's buffer
       // Marshal bytes: any read-only buffer (an image's unit code, in its mapping).
-      if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit) {
+      if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit && !function_unit) {
         PyErr_SetString(PyExc_TypeError,
-                        "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,) or None");
+                        "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,), "
+                        "(\"function\", marshalled code) or None");
         return nullptr;
       }
-      if (value_unit && PySequence_Size(binds) != 1) {
-        PyErr_SetString(PyExc_ValueError, "lazyexec: a constant's unit binds one name");
+      if ((value_unit || function_unit) && PySequence_Size(binds) != 1) {
+        PyErr_SetString(PyExc_ValueError, "lazyexec: a constant's or a function's unit binds one name");
         return nullptr;
       }
       r.where = py::utf8(where);
@@ -301,7 +307,14 @@ PyObject* install(PyObject*, PyObject* args) {
         r.state = runtime::UnitRecord::Done;  // eager: ran with the module
         continue;
       }
-      r.code = Ref::borrow(code);
+      r.code = Ref::borrow(function_unit ? PyTuple_GET_ITEM(code, 1) : code);
+      r.kind = value_unit      ? runtime::UnitRecord::Value
+               : function_unit ? runtime::UnitRecord::Function
+                               : runtime::UnitRecord::Code;
+      // Its size, for the usage profile's cost model (an image's buffer is
+      // not opened for it: unknown counts as small).
+      if (PyBytes_Check(r.code.get())) r.size = (uint32_t)PyBytes_GET_SIZE(r.code.get());
+      else if (value_unit) r.size = (uint32_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(code, 0));
       Ref names = py::check(PySequence_Fast(binds, "lazyexec: unit binds must be a sequence"));
       for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k) {
         PyObject* name = PySequence_Fast_GET_ITEM(names.get(), k);
@@ -314,15 +327,14 @@ PyObject* install(PyObject*, PyObject* args) {
     // every binding is redone, so the names lazy units bind become pending
     // again instead of keeping their old values.
     if (PyDict_GET_SIZE(globals) > 0)
-      for (const auto& r : records)
-        for (const auto& b : r.binds) {
-          // A fresh module holds none of them: look before deleting (a
-          // KeyError raised and cleared per name costs more than the lookup).
-          Ref key = py::str(b);
-          int present = PyDict_Contains(globals, key.get());
-          if (present < 0) throw py::PyError{};
-          if (present && PyDict_DelItem(globals, key.get()) < 0) PyErr_Clear();
-        }
+      for (const auto& [name, id] : pending) {
+        // A fresh module holds none of them: look before deleting (a
+        // KeyError raised and cleared per name costs more than the lookup).
+        // The plan's own str objects: no new str per name.
+        int present = PyDict_Contains(globals, name);
+        if (present < 0) throw py::PyError{};
+        if (present && PyDict_DelItem(globals, name) < 0) PyErr_Clear();
+      }
     runtime::ModuleState& st = runtime::create_state(globals);
     st.module = module;
     st.filename = filename;
@@ -827,6 +839,8 @@ PyObject* unit_value(PyObject*, PyObject* code) {
       return Py_BuildValue("(sO)", "constant", value);
     case compile::UnitValue::Display:
       return Py_BuildValue("(sO)", "display", Py_None);
+    case compile::UnitValue::Function:
+      return Py_BuildValue("(sO)", "function", value);
     default:
       return Py_BuildValue("(sO)", "code", Py_None);
   }
@@ -834,7 +848,8 @@ PyObject* unit_value(PyObject*, PyObject* code) {
 
 PyMethodDef methods[] = {
     {"unit_value", unit_value, METH_O,
-     "unit_value(code) -> ('constant', value) | ('display', None) | ('code', None): what a unit's code binds."},
+     "unit_value(code) -> ('constant', value) | ('display', None) | ('function', code) | ('code', None): what a "
+     "unit's code binds."},
     {"__getattr__", module_getattr, METH_O, "Makes the image's types on first use."},
     {"compile", (PyCFunction)(void (*)(void))compile_source, METH_VARARGS | METH_KEYWORDS,
      "compile(source, filename, knowledge, module=None, is_package=False) -> dict with code and steps."},

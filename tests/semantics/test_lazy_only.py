@@ -187,7 +187,28 @@ def test_constant_units_are_stored_as_values():
     plan = build_plan(source, "m.py", "m", False, None)
     kinds = {u[1][0]: type(u[0]).__name__ for u in plan.units if u[0] is not None}
     assert kinds == {"X": "tuple", "NAMES": "tuple", "S": "tuple", "NEG": "tuple", "L": "bytes", "T": "bytes",
-                     "A": "bytes", "f": "bytes"}, kinds
+                     "A": "bytes", "f": "tuple"}, kinds
+
+
+def test_plain_functions_are_stored_as_their_own_code():
+    """Issue 11 (per-unit cost, artifact format 10): a `def` with nothing
+    evaluated at definition time is stored as ("function", marshal bytes of
+    the function's code object); one with a decorator, a default, an
+    annotation or a closure keeps its unit code."""
+    import marshal
+
+    from lazyexec.compile import build_plan
+
+    source = (b"__lazy_module__ = True\nimport functools\ndef f(a, *b, **c): return a\nasync def g(): pass\n"
+              b"def h(): yield 1\ndef d(a=1): return a\ndef n(a: int): return a\n"
+              b"@functools.cache\ndef w(): return 1\n")
+    plan = build_plan(source, "m.py", "m", False, None)
+    units = {u[1][0]: u[0] for u in plan.units if u[0] is not None and u[1]}
+    plain = {name for name, code in units.items() if isinstance(code, tuple) and code[0] == "function"}
+    assert plain == {"f", "g", "h"}, units
+    code = marshal.loads(units["f"][1])
+    assert (code.co_name, code.co_filename, code.co_firstlineno) == ("f", "m.py", 3)
+    assert all(isinstance(units[n], bytes) for n in ("d", "n", "w"))
 
 
 def test_constant_values_keep_the_semantics_of_a_binding(tmp_path):
@@ -209,6 +230,49 @@ def test_constant_values_keep_the_semantics_of_a_binding(tmp_path):
     })
     assert r.returncode == 0, r.stderr
     assert r.stdout == "True True\n73 True (1, 2) ['W']\n", r.stdout  # W's statement never ran
+
+
+def test_plain_function_units_behave_as_their_definitions(tmp_path):
+    """A function made from its stored code (no unit code run) is the one
+    `def` would make: name, qualified name, module, globals, defaults,
+    code flags, line numbers in tracebacks; a later write wins over it and a
+    deleted one is not resurrected."""
+    r = program(tmp_path, {
+        "mod.py": """
+            __lazy_module__ = True
+            def plain(a, b):
+                return a + b
+            def gen():
+                yield 1
+            async def co():
+                return 2
+            def fails():
+                raise ValueError("boom")
+            def replaced():
+                return "mine"
+            def removed():
+                return 1
+            def uses():
+                return plain(1, 2) + len(list(gen()))
+            """,
+        "main.py": """
+            import asyncio, inspect, traceback, lazyexec, mod
+            print(lazyexec.is_pending(mod, "plain"), lazyexec.is_pending(mod, "gen"))
+            f = mod.plain
+            print(f(1, 2), f.__name__, f.__qualname__, f.__module__, f.__globals__ is vars(mod), f.__defaults__,
+                  f.__code__.co_firstlineno, inspect.isgeneratorfunction(mod.gen), asyncio.run(mod.co()), mod.uses())
+            try:
+                mod.fails()
+            except ValueError as e:
+                print(traceback.extract_tb(e.__traceback__)[-1].lineno)
+            mod.replaced = lambda: "theirs"
+            print(mod.replaced())
+            exec("del removed", vars(mod))
+            print(hasattr(mod, "removed"), mod.plain is f)
+            """,
+    })
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True True\n3 plain plain mod True None 2 True 2 4\n9\ntheirs\nFalse True\n", r.stdout
 
 
 def test_artifact_is_stored_and_a_corrupt_one_is_rebuilt_with_a_warning(tmp_path):

@@ -1,6 +1,8 @@
 """The usage profile (issue #10): a module a program used whole loads eagerly
-at its next start; one whose units stayed pending stays lazy. Output is the
-same on every run (eager is the reference), only the bookkeeping changes."""
+at its next start; one whose pending units would cost more to run than the
+lazy bookkeeping of those that ran stays lazy (issue 11's cost model). Output
+is the same on every run (eager is the reference), only the bookkeeping
+changes."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ def make_app(tmp_path: Path) -> Path:
     app = tmp_path / "app"
     app.mkdir(parents=True)
     (app / "whole.py").write_text("__lazy_module__ = True\ndef a(): return 1\ndef b(): return 2\n")
-    (app / "partial.py").write_text("__lazy_module__ = True\ndef a(): return 3\ndef unused(): return 4\n")
+    # Its pending class costs more to create than one unit's lazy bookkeeping.
+    (app / "partial.py").write_text("__lazy_module__ = True\ndef a(): return 3\n"
+                                    "class Unused:\n    def m(self): return 4\n")
     (app / "main.py").write_text(MAIN)
     return app
 
@@ -112,21 +116,23 @@ def test_a_light_use_does_not_inherit_the_profile_of_a_heavy_one(tmp_path):
 
 NEARLY = """
 import sys
-import nearly, unused_import, unused_sub, from_lazy, half, pkgx, lazyhelpers
-print(nearly.f0(), nearly.f8(), unused_import.f0(), half.f0())
-print("lazy:", sorted(m for m in ("nearly", "unused_import", "unused_sub", "from_lazy", "half")
+import nearly, unused_import, unused_sub, from_lazy, half, cheap_rest, pkgx, lazyhelpers
+print(nearly.f0(), nearly.f8(), unused_import.f0(), half.f0(), cheap_rest.f0())
+print("lazy:", sorted(m for m in ("nearly", "unused_import", "unused_sub", "from_lazy", "half", "cheap_rest")
                       if type(sys.modules[m].__spec__.loader).__name__ == "LazySourceLoader"))
 print("far away loaded:", "faraway" in sys.modules, "pkgx.sub" in sys.modules)
 """
 
 
 def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_would_load_more(tmp_path):
-    """At most a quarter of the deferred units left pending, none importing a
-    module the run did not load: eager next time (running the rest costs
-    less than the lazy bookkeeping). A pending import of a module the run
-    never loaded (`import faraway`; `from pkgx import sub` with pkgx loaded
-    but not its submodule), or half the units unused, keeps the module lazy;
-    the output is the same every run."""
+    """Pending units that would load no module the run did not, and cost
+    less to run eagerly than the lazy bookkeeping of the units that ran:
+    eager next time (a few functions left, or half of them: a function
+    definition costs less to run than one unit's bookkeeping). A pending
+    import of a module the run never loaded (`import faraway`; `from pkgx
+    import sub` with pkgx loaded but not its submodule), or pending classes
+    (expensive to create), keep the module lazy; the output is the same
+    every run."""
     app = tmp_path / "app"
     app.mkdir()
     defs = "".join(f"def f{i}(): return {i}\n" for i in range(9))
@@ -142,8 +148,12 @@ def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_woul
     (app / "pkgx").mkdir()
     (app / "pkgx" / "__init__.py").write_text("")
     (app / "pkgx" / "sub.py").write_text("print('sub ran')\n")
-    (app / "half.py").write_text("__lazy_module__ = True\n" + "".join(f"def f{i}(): return {i}\n" for i in range(4)))
-    (app / "main.py").write_text(NEARLY.replace("half.f0()", "half.f0(), half.f1()")
+    (app / "half.py").write_text("__lazy_module__ = True\n" + "".join(f"def f{i}(): return {i}\n" for i in range(2))
+                                 + "".join(f"class C{i}:\n    def m(self): return {i}\n" for i in range(2)))
+    # Five of nine small functions never used: running them costs less
+    # than the bookkeeping of the four that ran.
+    (app / "cheap_rest.py").write_text("__lazy_module__ = True\n" + defs)
+    (app / "main.py").write_text(NEARLY.replace("half.f0()", "half.f0(), half.f1()").replace("cheap_rest.f0()", "cheap_rest.f0(), cheap_rest.f1(), cheap_rest.f2(), cheap_rest.f3()")
                                  + "print(*(getattr(nearly, f'f{i}')() for i in range(9)))\n"
                                  + "print(*(getattr(unused_import, f'f{i}')() for i in range(9)))\n"
                                  + "print(*(getattr(unused_sub, f'f{i}')() for i in range(9)))\n"
@@ -151,7 +161,7 @@ def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_woul
                                  + "print(lazyhelpers.other() == sys.platform)\n")
     first, second, third = (run(app, tmp_path) for _ in range(3))
     tail = "far away loaded: False False\n" + "0 1 2 3 4 5 6 7 8\n" * 4 + "True\n"
-    assert first.stdout == f"0 8 0 0 1\nlazy: ['from_lazy', 'half', 'nearly', 'unused_import', 'unused_sub']\n{tail}", \
-        first.stderr
-    assert second.stdout == f"0 8 0 0 1\nlazy: ['half', 'unused_import', 'unused_sub']\n{tail}", second.stderr
+    assert first.stdout == (f"0 8 0 0 1 0 1 2 3\nlazy: ['cheap_rest', 'from_lazy', 'half', 'nearly', 'unused_import', "
+                            f"'unused_sub']\n{tail}"), first.stderr
+    assert second.stdout == f"0 8 0 0 1 0 1 2 3\nlazy: ['half', 'unused_import', 'unused_sub']\n{tail}", second.stderr
     assert third.stdout == second.stdout

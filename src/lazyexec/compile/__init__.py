@@ -55,6 +55,18 @@ def _constant_value(code, name: str):
         return None
 
 
+def _plain_function(code):
+    """("function", marshal bytes of the function's code) when the unit's
+    code is a plain `def` (nothing evaluated at definition time: no
+    decorator, default, annotation or closure): the runtime makes the
+    function from that code at first use, as MAKE_FUNCTION would, without
+    unmarshalling and running unit code around it (issue 11: a unit's own
+    code object, frame and scratch namespace cost more than the function).
+    None otherwise."""
+    kind, fn = _lazyexec.unit_value(code)
+    return ("function", marshal.dumps(fn)) if kind == "function" else None
+
+
 def _already_loaded_spec(u: dict):
     """How the runtime binds a lazy import unit at the end of the import if its
     modules are in sys.modules by then: (unit, name, mode, modules, attr), mode
@@ -178,6 +190,8 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         # A constant is stored as its value (seed idea: constants as values).
         value = (_constant_value(code, u["binds"][0]) if code is not None and u["kind"] == "assign"
                  and len(u["binds"]) == 1 else None)
+        if value is None and code is not None and u["kind"] == "def" and len(u["binds"]) == 1:
+            value = _plain_function(code)
         payload = value or (marshal.dumps(code) if code is not None else None)
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     steps = [tuple(s) for s in result["steps"]]

@@ -125,6 +125,18 @@ def deactivate() -> None:
     _active = None
 
 
+def out_of_line(code):
+    """The marshalled code a plan unit keeps out of line in an image (read
+    from the mapping when the unit first runs): a unit's code bytes, or a
+    plain function's ("function", bytes). None for the rest (eager units,
+    constants stored as values)."""
+    if isinstance(code, bytes):
+        return code
+    if isinstance(code, tuple) and len(code) == 2 and code[0] == "function":
+        return code[1]
+    return None
+
+
 def _unit_from_source(name: str, origin: str, is_package: bool, k: int, expected: int):
     """The marshalled code of unit code entry `k` of module `name`, compiled
     again from its source, when it is exactly the code the image was built
@@ -137,7 +149,7 @@ def _unit_from_source(name: str, origin: str, is_package: bool, k: int, expected
         plan = load_or_build_plan(origin, name, is_package, config_mod.load(), build="inline")
     except Exception:
         return None
-    code = [u[0] for u in (plan.units if plan is not None else ()) if isinstance(u[0], bytes)]
+    code = [c for c in (out_of_line(u[0]) for u in (plan.units if plan is not None else ())) if c is not None]
     if k < len(code) and _lazyexec.image_blob_hash(code[k]) == expected:
         return code[k]
     return None

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 
 from lazyexec.cli.compile import module_name  # the same dotted names lazyexec compile gives
-from lazyexec.image import CHECKS, FORMAT, PYTHON_MAGIC, runtime_key
+from lazyexec.image import CHECKS, FORMAT, PYTHON_MAGIC, out_of_line, runtime_key
 
 MAGIC = b"\x89LZI\r\n\x1a\n"
 HEADER_SIZE = 80
@@ -89,12 +89,15 @@ def build_entry(src: Source, policy, config) -> Entry | None:
         return None
     if plan is not None and plan.units:
         # Format 4: each unit's marshalled code goes out of line (read from
-        # the mapping when the unit first runs); the plan holds its index.
+        # the mapping when the unit first runs); the plan holds its index
+        # (a plain function's: ("function", index)).
         units, unit_code = [], []
         for u in plan.units:
-            if isinstance(u[0], bytes):
-                unit_code.append(u[0])
-                u = (len(unit_code) - 1, *u[1:])
+            blob = out_of_line(u[0])
+            if blob is not None:
+                unit_code.append(blob)
+                index = len(unit_code) - 1
+                u = (index if isinstance(u[0], bytes) else ("function", index), *u[1:])
             units.append(u)
         return Entry(src, True, marshal.dumps((units, plan.steps)), code, st.st_mtime_ns, st.st_size,
                      blob_hash(source), unit_code)

@@ -44,6 +44,45 @@ bool skipped(int op) {
   return op == NOP;
 }
 
+// `def name(...)` with nothing evaluated at definition time: LOAD_CONST
+// <code>, (3.10: LOAD_CONST <qualname>,) MAKE_FUNCTION with no flags (3.13:
+// no SET_FUNCTION_ATTRIBUTE after it), STORE_NAME <code's co_name>, return
+// None. Running it is PyFunction_New(code, globals), as MAKE_FUNCTION does.
+template <typename IsNone>
+UnitValue plain_function(PyCodeObject* co, const std::vector<std::pair<int, int>>& ops, IsNone is_none,
+                         PyObject** value) {
+  PyObject* consts = co->co_consts;
+  size_t at = 0;
+  auto next = [&](int op) { return at < ops.size() && ops[at].first == op ? ops[at++].second : -1; };
+  int code_at = next(LOAD_CONST);
+  if (code_at < 0 || code_at >= PyTuple_GET_SIZE(consts) || !PyCode_Check(PyTuple_GET_ITEM(consts, code_at)))
+    return UnitValue::Code;
+  auto* fn = reinterpret_cast<PyCodeObject*>(PyTuple_GET_ITEM(consts, code_at));
+#if PY_VERSION_HEX < 0x030B0000
+  int qualname_at = next(LOAD_CONST);  // 3.10 passes the qualified name
+  if (qualname_at < 0 || qualname_at >= PyTuple_GET_SIZE(consts)) return UnitValue::Code;
+  PyObject* qualname = PyTuple_GET_ITEM(consts, qualname_at);
+  if (!PyUnicode_Check(qualname) || PyUnicode_Compare(qualname, fn->co_name) != 0) return UnitValue::Code;
+#endif
+  if (next(MAKE_FUNCTION) != 0) return UnitValue::Code;  // flags: defaults, annotations, closure
+  int store_at = next(STORE_NAME);
+  if (store_at < 0 || store_at >= PyTuple_GET_SIZE(co->co_names)) return UnitValue::Code;
+  PyObject* name = PyTuple_GET_ITEM(co->co_names, store_at);
+  if (PyUnicode_Compare(name, fn->co_name) != 0) {
+    PyErr_Clear();
+    return UnitValue::Code;
+  }
+  bool returns_none = false;
+#ifdef RETURN_CONST
+  if (at + 1 == ops.size() && ops[at].first == RETURN_CONST && is_none(ops[at].second)) returns_none = true;
+#endif
+  if (at + 2 == ops.size() && ops[at].first == LOAD_CONST && is_none(ops[at].second) && ops[at + 1].first == RETURN_VALUE)
+    returns_none = true;
+  if (!returns_none) return UnitValue::Code;
+  *value = reinterpret_cast<PyObject*>(fn);
+  return UnitValue::Function;
+}
+
 }  // namespace
 
 UnitValue classify_unit_code(PyObject* code, PyObject** value) {
@@ -67,12 +106,13 @@ UnitValue classify_unit_code(PyObject* code, PyObject** value) {
     if (op == EXTENDED_ARG) return UnitValue::Code;  // never in a unit this small
     if (!skipped(op)) ops.emplace_back(op, raw[i + 1]);
   }
-  for (auto [op, arg] : ops)
-    if (!builds_constant_display(op)) return UnitValue::Code;
   PyObject* consts = co->co_consts;
   auto is_none = [&](int index) {
     return index < PyTuple_GET_SIZE(consts) && PyTuple_GET_ITEM(consts, index) == Py_None;
   };
+  if (UnitValue f = plain_function(co, ops, is_none, value); f == UnitValue::Function) return f;
+  for (auto [op, arg] : ops)
+    if (!builds_constant_display(op)) return UnitValue::Code;
   // LOAD_CONST k; STORE_NAME; then `return None` (RETURN_CONST None, or
   // LOAD_CONST None; RETURN_VALUE).
   bool returns_none = false;

@@ -1,15 +1,19 @@
 // What a lazy unit's code does, read from its bytecode: bind a constant
 // (stored as the value itself: the seed's "constants as values"), bind a
-// display of constants (cheap to run eagerly), or anything else.
+// display of constants (cheap to run eagerly), bind a plain function (no
+// decorator, default, annotation or closure: stored as the function's own
+// code, made into a function at first use without running unit code), or
+// anything else.
 #pragma once
 
 #include <Python.h>
 
 namespace lazyexec::compile {
 
-enum class UnitValue { Constant, Display, Code };
+enum class UnitValue { Constant, Display, Function, Code };
 
-// `*value` (borrowed) is the constant for UnitValue::Constant.
+// `*value` (borrowed) is the constant for UnitValue::Constant, the
+// function's code object for UnitValue::Function.
 UnitValue classify_unit_code(PyObject* code, PyObject** value);
 
 }  // namespace lazyexec::compile

@@ -315,8 +315,16 @@ void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts,
   const View* view = view_of(self_obj);
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
     PyObject* u = PyList_GET_ITEM(units, i);
-    if (!PyTuple_Check(u) || PyTuple_GET_SIZE(u) < 1 || !PyLong_CheckExact(PyTuple_GET_ITEM(u, 0))) continue;
-    long k = PyLong_AsLong(PyTuple_GET_ITEM(u, 0));
+    if (!PyTuple_Check(u) || PyTuple_GET_SIZE(u) < 1) continue;
+    // A plain function's code field is ("function", index) (artifact format 10).
+    PyObject* field = PyTuple_GET_ITEM(u, 0);
+    bool function = PyTuple_Check(field) && PyTuple_GET_SIZE(field) == 2 &&
+                    PyUnicode_Check(PyTuple_GET_ITEM(field, 0)) &&
+                    PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(field, 0), "function") == 0 &&
+                    PyLong_CheckExact(PyTuple_GET_ITEM(field, 1));
+    PyObject* index = function ? PyTuple_GET_ITEM(field, 1) : field;
+    if (!PyLong_CheckExact(index)) continue;
+    long k = PyLong_AsLong(index);
     if (k < 0 || k > UINT32_MAX) {
       PyErr_Clear();
       fail(path, "payload of " + std::string(m.name) + ": bad unit code index");
@@ -334,6 +342,7 @@ void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts,
     obj->unit = (uint32_t)k;
     obj->checked = false;
     Ref blob = Ref::steal(reinterpret_cast<PyObject*>(obj));
+    if (function) blob = py::check(Py_BuildValue("(sN)", "function", blob.release()));
     if (Py_REFCNT(u) == 1) {  // the fresh tuple marshal made: filled in place
       PyObject* old = PyTuple_GET_ITEM(u, 0);
       PyTuple_SET_ITEM(u, 0, blob.release());

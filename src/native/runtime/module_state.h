@@ -21,13 +21,20 @@ namespace lazyexec::runtime {
 
 struct UnitRecord {
   enum State { Pending, Running, Done, Cancelled };
-  py::Ref code;                    // null for units that run eagerly; code object or its marshal bytes
+  // Code: unit code (a code object or its marshal bytes) run in a scratch
+  // namespace. Value: `code` is (marshal bytes of a constant,), bound as is.
+  // Function: `code` is a plain function's own code (or its marshal bytes),
+  // made into a function as MAKE_FUNCTION would, no unit code run.
+  enum Kind : uint8_t { Code, Value, Function };
+  py::Ref code;                    // null for units that run eagerly
   std::vector<std::string> binds;
   std::vector<int> deps;           // lazy units read at definition time: run first
   std::vector<int> calls;          // units binding what its code reads later (call_reads)
   std::string where;               // "12 (def f)": the module's filename is prefixed when shown
   std::vector<std::string> imports;  // a deferred import's modules (set_imports): see imports_initializing
   std::string import_attr;         // `from m import attr` (set_imports): attr, which may be submodule m.attr
+  uint32_t size = 0;               // its marshalled code's (or value's) bytes at install: the usage profile's cost
+  Kind kind = Code;
   State state = Pending;
   unsigned long owner = 0;         // thread running it
 };
@@ -150,13 +157,16 @@ bool imports_initializing(const UnitRecord& u);
 
 // The usage profile's verdict on a lazily loaded module at exit: whether
 // loading it eagerly next time would cost less than it did lazily. True when
-// no unit failed and the units still pending are few (at most a quarter
-// of its deferred units) and would load nothing this run did not: each is a
-// definition or assignment, or an import (guard) whose modules are all in
-// sys.modules now. Running those few units eagerly costs less than the lazy
-// bookkeeping of the rest (a trapping namespace, one code object unmarshalled
-// and run per unit, docs/startup.md "The usage profile"); eager is the
-// reference behaviour, so this only changes what the program pays.
+// no unit failed, the units still pending would load nothing this run did
+// not (each is a definition or assignment, or an import (guard) whose modules
+// are all in sys.modules now), and running them eagerly is estimated to cost
+// less than the lazy bookkeeping of the units that ran (each unmarshalled
+// alone and published: 4-12 K instructions and more on 3.11) and of the
+// module (its plan, trapping namespace and hooks). What a pending unit saves
+// depends on its kind: a function definition about 5 K, a class 50 K or
+// more, an import of a loaded module nothing (docs/startup.md "The usage
+// profile" has the measurements). Eager is the reference behaviour, so this
+// only changes what the program pays.
 bool used_nearly_whole(const ModuleState& st);
 
 // Marks pending unit `id` done without running it, publishing `values`
