@@ -51,6 +51,48 @@ def test_version_and_platform_branches_not_taken_are_not_scanned():
     assert scan("import sys\nimport w\nif sys.version_info < 3:\n    w.f()\n") == "calls w.f() at line 4"
 
 
+def test_one_decided_operand_decides_and_or():
+    # black.parsing: `if sys.version_info < (3, 8) and not _IS_PYPY: ... sys.exit(1)`.
+    assert scan("import sys\nimport w\nif sys.version_info < (3, 0) and not X:\n    w.f()\n") is None
+    assert scan("import sys\nimport w\nif X and sys.version_info < (3, 0):\n    w.f()\n") is None
+    assert scan("import sys\nimport w\nif X or sys.version_info >= (3, 0):\n    pass\nelse:\n    w.f()\n") is None
+    # The other value of the decided operand leaves the test undecided: both branches count.
+    assert scan("import sys\nimport w\nif sys.version_info >= (3, 0) and X:\n    w.f()\n") == \
+        "calls w.f() at line 4"
+    assert scan("import sys\nimport w\nif sys.version_info < (3, 0) or X:\n    w.f()\n") == "calls w.f() at line 4"
+
+
+def test_handlers_of_a_try_that_cannot_fail_are_not_scanned():
+    # importlib: `try: import _frozen_importlib as _bootstrap` / `except
+    # ImportError: _bootstrap._setup(sys, _imp)`: a frozen module is always there.
+    assert scan("import sys\ntry:\n    import _frozen_importlib as b\nexcept ImportError:\n    sys.setup()\n") is None
+    assert scan("import sys\ntry:\n    import sys as s2\nexcept ImportError:\n    sys.setup()\n") is None
+    # A module that may be missing, or anything else in the body: its handlers may run.
+    assert scan("import sys\ntry:\n    import _no_such_module_x\nexcept ImportError:\n    sys.setup()\n") == \
+        "calls sys.setup() at line 5"
+    assert scan("import sys\ntry:\n    import sys as s2\n    s2.x\nexcept ImportError:\n    sys.setup()\n") == \
+        "calls sys.setup() at line 6"
+
+
+def test_setting_up_the_modules_own_accelerator_is_no_effect():
+    def named(src, module):
+        tree = compile(textwrap.dedent(src), "<m>", "exec", 0x400, dont_inherit=True)
+        return side_effects.scan(tree, True, module)
+
+    # csv: `from _csv import register_dialect` ... `register_dialect("excel", excel)`.
+    assert named("from _csv import register_dialect\nregister_dialect('excel', 1)\n", "csv") is None
+    # xml.etree.ElementTree: `from _elementtree import _set_factories`.
+    assert named("from _elementtree import _set_factories\n_set_factories(1, 2)\n", "xml.etree.ElementTree") is None
+    assert named("import _csv as acc\nacc.register_dialect('excel', 1)\n", "csv") is None
+    # Another module's private module, or the name bound again by another import: an effect.
+    assert named("from _json import register_dialect\nregister_dialect('excel', 1)\n", "csv") == \
+        "calls register_dialect() at line 2"
+    assert named("from _csv import f\nfrom other import f\nf(1)\n", "csv") == "calls f() at line 3"
+    assert named("from ._csv import f\nf(1)\n", "csv") == "calls f() at line 2"
+    assert scan("from _csv import register_dialect\nregister_dialect('excel', 1)\n") == \
+        "calls register_dialect() at line 2"  # no module name known: presumed an effect
+
+
 def test_what_is_not_an_effect():
     assert scan("def f(): pass\nf()\n") is None  # a local function
     assert scan("import copyreg\nclass P: pass\ndef r(p): pass\ncopyreg.pickle(P, r)\n") is None

@@ -156,6 +156,13 @@ def _decide(test, sys_imported: bool):
         return None if d is None else not d
     if isinstance(test, ast.BoolOp):
         parts = [_decide(v, sys_imported) for v in test.values]
+        # One decided operand can decide the whole test for the question
+        # asked here (does the branch run?), wherever it stands: `A and
+        # False` is falsy whatever A is, `A or True` truthy. black.parsing's
+        # `if sys.version_info < (3, 8) and not _IS_PYPY: ... sys.exit(1)`.
+        absorbing = False if isinstance(test.op, ast.And) else True
+        if absorbing in parts:
+            return absorbing
         if any(p is None for p in parts):
             return None
         return all(parts) if isinstance(test.op, ast.And) else any(parts)
@@ -179,6 +186,24 @@ def _decide(test, sys_imported: bool):
     return None
 
 
+def _cannot_fail(body) -> bool:
+    """A `try` body that only imports built-in or frozen modules of the
+    running interpreter (importlib's `import _frozen_importlib as
+    _bootstrap`): it cannot raise, so its handlers never run. Artifacts are
+    per interpreter, so asking the running one is sound."""
+    import _imp
+
+    if not body:
+        return False
+    for stmt in body:
+        if not isinstance(stmt, ast.Import):
+            return False
+        for a in stmt.names:
+            if "." in a.name or not (a.name in sys.builtin_module_names or _imp.is_frozen(a.name)):
+                return False
+    return True
+
+
 def _is_main_guard(test: ast.expr) -> bool:
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
             and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
@@ -192,22 +217,39 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "") -> str | None:
     (_own_logger) is no effect: deferring it is the difference deferring
     any `log = logging.getLogger(__name__)` makes, which rule 7 accepts."""
     imported: set[str] = set()
+    # Names bound by importing the module's own C accelerator (csv's `from
+    # _csv import register_dialect`, ElementTree's `from _elementtree import
+    # _set_factories`): name -> that private module. A call through one sets
+    # up state of a private module that only this module exposes: deferring
+    # it with this module's import is deferring this module's own set-up.
+    accelerator: dict[str, str] = {}
+    own_accelerator = "_" + module.rpartition(".")[2].lower() if module else None
 
     def walk(body) -> str | None:
         for stmt in body:
             if isinstance(stmt, ast.Import):
                 for a in stmt.names:
-                    imported.add(a.asname or a.name.partition(".")[0])
+                    bound = a.asname or a.name.partition(".")[0]
+                    imported.add(bound)
+                    accelerator.pop(bound, None)
+                    if "." not in a.name:
+                        accelerator[bound] = a.name.lower()
             elif isinstance(stmt, ast.ImportFrom):
                 if stmt.module != "__future__":
                     for a in stmt.names:
                         if a.name != "*":
-                            imported.add(a.asname or a.name)
+                            bound = a.asname or a.name
+                            imported.add(bound)
+                            accelerator.pop(bound, None)
+                            if stmt.level == 0 and stmt.module and "." not in stmt.module:
+                                accelerator[bound] = stmt.module.lower()
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, (ast.Call, ast.Await)):
                 call = stmt.value if isinstance(stmt.value, ast.Call) else stmt.value.value
                 if isinstance(call, ast.Call):
                     root, text = _callee(call.func)
-                    if root in imported and not _registers_own_objects(call, text) and not (not strict and _own_logger(call, module)):
+                    if root in imported and not _registers_own_objects(call, text) \
+                            and not (not strict and _own_logger(call, module)) \
+                            and (own_accelerator is None or accelerator.get(root) != own_accelerator):
                         return f"calls {text}() at line {stmt.lineno}"
             elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
                 # `nodes.For.assigned_stmts = f` (astroid.protocols): sets
@@ -229,7 +271,7 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "") -> str | None:
                 if found:
                     return found
             elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-                handlers = [h.body for h in stmt.handlers] if strict else []
+                handlers = [h.body for h in stmt.handlers] if strict and not _cannot_fail(stmt.body) else []
                 for part in (stmt.body, *handlers, stmt.orelse, stmt.finalbody):
                     found = walk(part)
                     if found:
@@ -320,8 +362,8 @@ def _facts(path: str, name: str, strict: bool = True) -> tuple[str | None, list[
     return facts
 
 
-def module_effect(path: str) -> str | None:
-    facts = _facts(path, "")
+def module_effect(path: str, name: str = "") -> str | None:
+    facts = _facts(path, name)
     return facts[0] if facts else None
 
 
@@ -500,7 +542,7 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
                 path = _locate(name, search)
                 if path is None:
                     break  # not a module (a from-import's attribute) or not found: nothing below it either
-                effect = module_effect(path)
+                effect = module_effect(path, name)
                 if effect:
                     found[name] = f"{name} {effect}"
     return found
