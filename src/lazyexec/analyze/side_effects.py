@@ -525,7 +525,10 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
     found: dict[str, str] = {}
     seen: set[str] = set()
     for u in units:
-        if u.get("verdict") != "lazy" or u.get("kind") not in ("import", "from-import", "try") or not u.get("imports"):
+        # An absorbed temporary import (analyzer.cpp, absorb_temporaries) is
+        # deferred with the units that read it: judged as a lazy import.
+        deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
+        if not deferred or u.get("kind") not in ("import", "from-import", "try") or not u.get("imports"):
             continue
         imports = u["imports"]
         # An import guard (`try: import x except ImportError: ...`) lists

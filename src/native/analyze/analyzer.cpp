@@ -556,6 +556,98 @@ bool Analyzer::is_own_submodule(const std::string& dotted) const {
          std::filesystem::is_regular_file(dir / rest / "__init__.py", ec);
 }
 
+namespace {
+
+// Does expression `n` hold a scope of its own (lambda, comprehension)? Code
+// there reads module names through the globals only, not through the
+// locals a unit's code runs with.
+bool has_nested_scope(Node n) {
+  if (!n) return false;
+  K k = n.kind();
+  if (k == K::Lambda || k == K::ListComp || k == K::SetComp || k == K::DictComp || k == K::GeneratorExp) return true;
+  bool found = false;
+  for_each_child(n, [&](Node c) { found = found || has_nested_scope(c); });
+  return found;
+}
+
+}  // namespace
+
+// A temporary import: a name bound once by a lazy import of a single name,
+// read only while lazy units between it and a later top-level `del NAME`
+// are defined, and mentioned nowhere else (logging's `from string import
+// Formatter as StrFormatter`, `_str_formatter = StrFormatter()`, `del
+// StrFormatter`). Eagerly the name exists only while the module loads. The
+// `del` would force every reader, and with it the import, at import time;
+// instead each reader runs the import itself before its own statement and
+// the `del` after it, in its scratch namespace, so the name is never
+// published, and the import and the `del` leave the module's eager code
+// (reason `absorbed`). Readers are plain assignments and undecorated or
+// decorated `def`s whose definition-time code holds no lambda or
+// comprehension (those read globals only, not the unit's locals); a class
+// body would not see the unit's locals either. Running the import once per
+// reader gives each the same module or attribute, as a lazy `from m import
+// x` gives what m.x is at its first use (rule 7).
+void Analyzer::absorb_temporaries() {
+  if (kb_.imports_only || first_namespace_write_ >= 0 || first_star_unit_ >= 0) return;
+  for (auto& d : units_) {
+    if (d.lazy || d.reason.code != Code::DelStatement || d.depth != 0 || d.stmts.size() != 1) continue;
+    Node del = unit_nodes_[(size_t)d.id];
+    std::vector<Node> targets = del.list("targets");
+    if (del.kind() != K::Delete || targets.size() != 1 || targets[0].kind() != K::Name) continue;
+    const std::string n = targets[0].str("id");
+    auto b = binders_.find(n);
+    if (b == binders_.end() || b->second.size() != 1) continue;
+    Unit& imp = units_[(size_t)b->second[0]];
+    Node is = unit_nodes_[(size_t)imp.id];
+    if (!imp.lazy || imp.id >= d.id || imp.depth != 0 || imp.stmts.size() != 1 || imp.binds.size() != 1 ||
+        (imp.kind != "import" && imp.kind != "from-import") || is.list("names").size() != 1 || bound_in_compound_.count(n))
+      continue;
+    std::vector<int> readers;
+    bool ok = true;
+    for (const auto& u : units_) {
+      if (u.id == d.id || u.id == imp.id) continue;
+      if (u.call_reads.count(n) || u.name_reads.count(n) || u.annotation_reads.count(n) || u.global_writes.count(n)) {
+        ok = false;
+        break;
+      }
+      if (!u.lazy) {
+        Names mentioned;
+        for (int st : u.stmts) all_names(stmts_[(size_t)st].node, mentioned);
+        if (mentioned.count(n)) ok = false;
+      } else if (u.def_reads.count(n)) {
+        Node s = unit_nodes_[(size_t)u.id];
+        bool plain = u.depth == 0 && u.stmts.size() == 1 && u.id > imp.id && u.id < d.id;
+        if (plain && s.kind() == K::Assign) {
+          plain = !has_nested_scope(s.get("value"));
+        } else if (plain && (s.kind() == K::FunctionDef || s.kind() == K::AsyncFunctionDef)) {
+          for (Node dec : s.list("decorator_list")) plain = plain && !has_nested_scope(dec);
+          plain = plain && !has_nested_scope(s.get("args")) && !has_nested_scope(s.get("returns"));
+        } else {
+          plain = false;
+        }
+        if (!plain) ok = false;
+        readers.push_back(u.id);
+      }
+      if (!ok) break;
+    }
+    if (!ok || readers.empty()) continue;
+    for (int r : readers) {
+      Unit& u = units_[(size_t)r];
+      absorbed_into_[r].emplace_back(is, del);
+      u.def_reads.erase(n);
+      u.def_reads.insert(imp.def_reads.begin(), imp.def_reads.end());
+      u.imports.insert(u.imports.end(), imp.imports.begin(), imp.imports.end());
+    }
+    std::string lines;
+    for (int r : readers) lines += (lines.empty() ? "" : ", ") + std::to_string(units_[(size_t)r].line);
+    imp.lazy = false;
+    imp.reason = {Code::Absorbed, "imports " + n + " only for the unit(s) at line(s) " + lines +
+                                      ", which run it themselves; deleted at line " + std::to_string(d.line)};
+    d.reason = {Code::Absorbed, "deletes the temporary " + n + ", which the unit(s) at line(s) " + lines +
+                                    " import and delete themselves"};
+  }
+}
+
 ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   if (module_.is_package && filename && PyUnicode_Check(filename)) {
     std::filesystem::path file(py::utf8(filename));
@@ -700,8 +792,11 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
       }
   }
 
+  if (!out.module_eager) absorb_temporaries();
+
   // What each unit mentions, for the stable-inputs plan.
   for (auto& u : units_) {
+    if (u.reason.code == Code::Absorbed) continue;  // runs inside its readers only
     Node s = unit_nodes_[(size_t)u.id];
     if (u.kind == "if" && u.reason.code == Code::DecidedBranch) all_names(s.get("test"), u.mentions);
     else if (u.kind == "if" && main_guard(s)) {
@@ -743,7 +838,12 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   });
   for (const auto& u : units_) {
     std::vector<void*> nodes;
+    auto absorbed = absorbed_into_.find(u.id);
+    if (absorbed != absorbed_into_.end())
+      for (const auto& [import, del] : absorbed->second) nodes.push_back(import.raw());
     for (int st : u.stmts) nodes.push_back(stmts_[(size_t)st].node.raw());
+    if (absorbed != absorbed_into_.end())
+      for (const auto& [import, del] : absorbed->second) nodes.push_back(del.raw());
     out.syntax.statements.push_back(std::move(nodes));
     Node alias = unit_alias_[(size_t)u.id];
     out.syntax.alias.push_back(alias ? alias.raw() : nullptr);

@@ -82,6 +82,10 @@ class Analyzer {
   bool class_calls_outside_code(const Unit& u, Node s, Names& out) const;
   bool plan_header(const Unit& u, Node s) const;
   void namespace_writes(int first);
+  void absorb_temporaries();
+  // Unit -> the (import statement, `del` statement) pairs of the temporaries
+  // absorbed into it: its code runs the import first and the `del` last.
+  std::map<int, std::vector<std::pair<Node, Node>>> absorbed_into_;
   int first_namespace_write_ = -1;  // unit of the first globals() write (namespace_writes), or -1
   void definition_mentions(Node s, Names& out) const;
 

@@ -57,11 +57,13 @@ constexpr Entry kTable[] = {
     {Code::SideEffectImport, "side-effect-import",
      "import binds names the module never reads nor exports: presumed made for its side effect (plugin registration)"},
     {Code::OptedOut, "opted-out", "module sets __lazy_module__ = False"},
+    {Code::Absorbed, "absorbed",
+     "a name imported only for the lazy units that read it while defined, then deleted: runs inside each of them"},
 };
 
 const Entry& entry(Code c) { return kTable[static_cast<int>(c)]; }
 
-static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<int>(Code::OptedOut) + 1,
+static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<int>(Code::Absorbed) + 1,
               "reason table out of step with the enum");
 
 }  // namespace
@@ -71,7 +73,7 @@ std::string_view sentence(Code c) { return entry(c).sentence; }
 bool is_lazy(Code c) { return c <= Code::LazyImportGuard; }
 
 std::string Reason::text() const {
-  std::string out(is_lazy(code) ? "lazy: " : "eager: ");
+  std::string out(is_lazy(code) ? "lazy: " : code == Code::Absorbed ? "absorbed: " : "eager: ");
   if (!detail.empty()) {
     out += detail;
   } else {

@@ -25,6 +25,8 @@ enum class Code {
   MutableInput, GlobalRebound,
   // eager: module-wide (rule 5, policy)
   ModuleIntrospection, NeverLazyModule, NeverLazyImport, SideEffectImport, OptedOut,
+  // neither: a temporary import and its `del`, run inside the lazy units that read it
+  Absorbed,
 };
 
 std::string_view short_code(Code c);

@@ -210,6 +210,9 @@ CompiledModule compile_module(const ModuleAnalysis& m, PyObject* filename) {
       }
       continue;
     }
+    // A temporary import and its `del`, absorbed into the lazy units that
+    // read it (analyzer.cpp, absorb_temporaries): no statement of their own.
+    if (u.reason.code == analyze::Code::Absorbed) continue;
     std::vector<int> ids;
     if (force_before[(size_t)u.id] >= 0) ids = m.forces[(size_t)force_before[(size_t)u.id]].units;
     for (int id : ids) forced[(size_t)id] = 1;
