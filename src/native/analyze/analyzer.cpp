@@ -648,6 +648,118 @@ void Analyzer::absorb_temporaries() {
   }
 }
 
+namespace {
+
+// An expression of constants, names and displays only: evaluating it runs no
+// code and reads nothing but the names (entries added to a registry dict).
+bool display_of_names(Node n, Names& names) {
+  switch (n.kind()) {
+    case K::Constant:
+      return true;
+    case K::Name:
+      names.insert(n.str("id"));
+      return true;
+    case K::Tuple:
+    case K::List:
+    case K::Set: {
+      for (Node e : n.list("elts"))
+        if (!display_of_names(e, names)) return false;
+      return true;
+    }
+    case K::Dict: {
+      for (Node k : n.list("keys"))
+        if (!k || !display_of_names(k, names)) return false;
+      for (Node v : n.list("values"))
+        if (!display_of_names(v, names)) return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// Entries added to a lazy dict under a flag (shutil: `_ARCHIVE_FORMATS = {...}`
+// then `if _BZ2_SUPPORTED: _ARCHIVE_FORMATS['bztar'] = (_make_tarball, [...],
+// "bzip2'ed tar-file")`, where `_BZ2_SUPPORTED` is an availability probe that
+// imports bz2). The eager `if` reads the flag at import, so the probe runs at
+// every import of the module. Such an `if` runs instead at the end of the
+// unit binding the dict, in its scratch namespace (reason `absorbed`), when:
+// the dict is bound once, by a lazy plain assignment; the `if` tests a name
+// (or `not` a name) and holds, in its branches, only `D['key'] = value` with
+// constant keys and values built of constants, names and displays; every name
+// it reads besides the dict is bound once (by one statement), before the
+// dict's unit, and never rebound through `global`, the tested ones to values that cannot change (mutable_inputs.cpp);
+// and nothing between the dict's unit and the `if` mentions the dict. The
+// names it reads become the unit's definition-time reads (materialized first,
+// watched after the import, forced before a statement touching them).
+void Analyzer::absorb_entry_additions() {
+  if (kb_.imports_only || first_namespace_write_ >= 0 || first_star_unit_ >= 0) return;
+  for (auto& e : units_) {
+    if (e.lazy || e.kind != "if" || e.reason.code != Code::CompoundStatement || e.depth != 0 || e.stmts.size() != 1)
+      continue;
+    Node s = unit_nodes_[(size_t)e.id];
+    if (s.kind() != K::If) continue;
+    Node test = s.get("test");
+    if (test.kind() == K::UnaryOp && test.get("op").kind() == K::Not) test = test.get("operand");
+    if (test.kind() != K::Name) continue;
+    std::string dict;
+    Names reads;
+    bool ok = true;
+    std::vector<Node> body = s.list("body");
+    for (Node b : s.list("orelse")) body.push_back(b);
+    for (Node b : body) {
+      std::vector<Node> targets = b.list("targets");
+      if (b.kind() != K::Assign || targets.size() != 1 || targets[0].kind() != K::Subscript) {
+        ok = false;
+        break;
+      }
+      Node base = targets[0].get("value"), key = targets[0].get("slice");
+      if (base.kind() != K::Name || key.kind() != K::Constant || (!dict.empty() && dict != base.str("id")) ||
+          !display_of_names(b.get("value"), reads)) {
+        ok = false;
+        break;
+      }
+      dict = base.str("id");
+    }
+    if (!ok || dict.empty() || reads.count(dict) || test.str("id") == dict) continue;
+    auto db = binders_.find(dict);
+    if (db == binders_.end() || db->second.size() != 1) continue;
+    Unit& u = units_[(size_t)db->second[0]];
+    Node us = unit_nodes_[(size_t)u.id];
+    if (!u.lazy || u.id >= e.id || u.depth != 0 || u.stmts.size() != 1 || us.kind() != K::Assign ||
+        us.list("targets").size() != 1 || us.list("targets")[0].kind() != K::Name || all_global_writes_.count(dict))
+      continue;
+    reads.insert(test.str("id"));
+    for (const auto& n : reads) {
+      auto b = binders_.find(n);
+      if (b == binders_.end() || b->second.size() != 1 || b->second[0] >= u.id || all_global_writes_.count(n)) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) continue;
+    const std::string& flag = test.str("id");
+    if (!unit_value_immutable(binders_[flag][0], flag)) continue;
+    for (int i = u.id + 1; ok && i < e.id; ++i) {
+      const Unit& w = units_[(size_t)i];
+      if (w.reason.code == Code::Absorbed) continue;  // an earlier addition to this dict: runs with it, in order
+      if (w.def_reads.count(dict)) ok = false;
+      if (!w.lazy) {
+        Names mentioned;
+        for (int st : w.stmts) all_names(stmts_[(size_t)st].node, mentioned);
+        if (mentioned.count(dict)) ok = false;
+      }
+    }
+    if (!ok) continue;
+    appended_[u.id].push_back(s);
+    u.def_reads.insert(reads.begin(), reads.end());
+    e.reason = {Code::Absorbed, "adds entries to " + dict + ": runs at the end of the unit at line " +
+                                    std::to_string(u.line) + ", which binds it"};
+  }
+}
+
 ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   if (module_.is_package && filename && PyUnicode_Check(filename)) {
     std::filesystem::path file(py::utf8(filename));
@@ -792,7 +904,10 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
       }
   }
 
-  if (!out.module_eager) absorb_temporaries();
+  if (!out.module_eager) {
+    absorb_temporaries();
+    absorb_entry_additions();
+  }
 
   // What each unit mentions, for the stable-inputs plan.
   for (auto& u : units_) {
@@ -842,6 +957,9 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     if (absorbed != absorbed_into_.end())
       for (const auto& [import, del] : absorbed->second) nodes.push_back(import.raw());
     for (int st : u.stmts) nodes.push_back(stmts_[(size_t)st].node.raw());
+    auto appended = appended_.find(u.id);
+    if (appended != appended_.end())
+      for (Node a : appended->second) nodes.push_back(a.raw());
     if (absorbed != absorbed_into_.end())
       for (const auto& [import, del] : absorbed->second) nodes.push_back(del.raw());
     out.syntax.statements.push_back(std::move(nodes));

@@ -86,6 +86,10 @@ class Analyzer {
   // Unit -> the (import statement, `del` statement) pairs of the temporaries
   // absorbed into it: its code runs the import first and the `del` last.
   std::map<int, std::vector<std::pair<Node, Node>>> absorbed_into_;
+  void absorb_entry_additions();
+  // Unit -> eager `if` statements adding entries to the dict it binds
+  // (absorb_entry_additions): its code runs them after its own statement.
+  std::map<int, std::vector<Node>> appended_;
   int first_namespace_write_ = -1;  // unit of the first globals() write (namespace_writes), or -1
   void definition_mentions(Node s, Names& out) const;
 
