@@ -747,9 +747,30 @@ void Analyzer::absorb_entry_additions() {
       if (w.reason.code == Code::Absorbed) continue;  // an earlier addition to this dict: runs with it, in order
       if (w.def_reads.count(dict)) ok = false;
       if (!w.lazy) {
-        Names mentioned;
-        for (int st : w.stmts) all_names(stmts_[(size_t)st].node, mentioned);
-        if (mentioned.count(dict)) ok = false;
+        // What the eager statement may read, transitively: the code of the
+        // units binding what it mentions (function bodies it may call, the
+        // values behind names), as the stable-inputs plan reaches it.
+        Names reached;
+        std::vector<std::string> work;
+        for (int st : w.stmts) {
+          Names mentioned;
+          all_names(stmts_[(size_t)st].node, mentioned);
+          work.insert(work.end(), mentioned.begin(), mentioned.end());
+        }
+        while (!work.empty() && ok) {
+          std::string name = std::move(work.back());
+          work.pop_back();
+          if (name == dict) ok = false;
+          if (!reached.insert(name).second) continue;
+          auto bs = binders_.find(name);
+          if (bs == binders_.end()) continue;
+          for (int id : bs->second) {
+            const Unit& r = units_[(size_t)id];
+            for (const Names* set : {&r.call_reads, &r.def_reads, &r.global_writes})
+              for (const auto& x : *set)
+                if (!reached.count(x)) work.push_back(x);
+          }
+        }
       }
     }
     if (!ok) continue;
