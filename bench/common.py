@@ -3,6 +3,7 @@ time and the child's peak RSS, alternate eager and lazy, take medians."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -92,6 +93,25 @@ def clean_venv(base: str, d: str, pth: bool = False) -> str:
     if pth:
         subprocess.run([py, "-m", "lazyexec", "pth", "install", "--dir", purelib], check=True, capture_output=True)
     return py
+
+
+@contextlib.contextmanager
+def pth_installed(py: str, site: str):
+    """lazyexec's .pth activation line in `site` while the block runs, for
+    `py`; afterwards `site` is as it was (a line installed before stays)."""
+    import subprocess
+
+    path = os.path.join(site, "00-lazyexec-activate.pth")
+    before = open(path, "rb").read() if os.path.exists(path) else None
+    subprocess.run([py, "-m", "lazyexec", "pth", "install", "--dir", site], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        if before is None:
+            subprocess.run([py, "-m", "lazyexec", "pth", "remove", "--dir", site], check=True, capture_output=True)
+        else:
+            with open(path, "wb") as f:
+                f.write(before)
 
 
 def python() -> str:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_env, clean_venv  # noqa: E402
+from common import bench_env, clean_venv, pth_installed  # noqa: E402
 
 
 def run_child(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, int]:
@@ -74,7 +74,6 @@ def main() -> int:
         print(f"image built with --trace in {time.perf_counter() - t:.0f} s ({os.path.getsize(image) / 1e6:.1f} MB)")
         purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                  check=True, capture_output=True, text=True).stdout.strip()
-        pth = [py, "-m", "lazyexec", "pth"]
         modes = {
             "eager": (test, {**env, "LAZYEXEC": "0"}),
             "lazy .pth": (test, {**env, "LAZYEXEC": "1"}),
@@ -82,8 +81,7 @@ def main() -> int:
             "run --image": ([py, "-m", "lazyexec", "run", "--image", image, "-m", "test", args.test],
                             env),
         }
-        subprocess.run(pth + ["install", "--dir", purelib], check=True, capture_output=True)
-        try:
+        with pth_installed(py, purelib):
             for _ in range(args.warmups):
                 for cmd, e in modes.values():
                     run_child(cmd, d, e)
@@ -94,8 +92,6 @@ def main() -> int:
                     rows[m]["wall"].append(wall)
                     rows[m]["cpu"].append(cpu)
                     rows[m]["rss"].append(rss)
-        finally:
-            subprocess.run(pth + ["remove", "--dir", purelib], check=True, capture_output=True)
     load = os.getloadavg()[0]
     result = {"python": version, "test": args.test, "clean_site": args.clean_site, "runs": args.runs,
               "load_average": load, "modes": {}}

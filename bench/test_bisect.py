@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import alternate, bench_env  # noqa: E402
+from common import alternate, bench_env, pth_installed  # noqa: E402
 
 
 def main() -> int:
@@ -48,25 +48,15 @@ def main() -> int:
                            capture_output=True)
             lazy = [sys.executable, "-m", "lazyexec", "run", "--image", image, "-m", "test", args.test]
             report("lazyexec run --image (built with --trace)", alternate(eager, lazy, d, env, runs=args.runs, warmup=2))
-            site = sysconfig.get_paths()["purelib"]
-            pth = [sys.executable, "-m", "lazyexec", "pth"]
-            subprocess.run(pth + ["install", "--dir", site], check=True, capture_output=True)
-            try:
+            with pth_installed(sys.executable, sysconfig.get_paths()["purelib"]):
                 r = alternate(eager, eager, d, bench_env({"LAZYEXEC": "0"}), runs=args.runs, warmup=2,
                               lazy_env=bench_env({"LAZYEXEC": "1", "LAZYEXEC_CONFIG": str(config),
                                                   "LAZYEXEC_IMAGE": image}))
-            finally:
-                subprocess.run(pth + ["remove", "--dir", site], check=True, capture_output=True)
             report(".pth + LAZYEXEC=1 LAZYEXEC_IMAGE", r)
         if args.activation in ("pth", "both"):
-            site = sysconfig.get_paths()["purelib"]
-            pth = [sys.executable, "-m", "lazyexec", "pth"]
-            subprocess.run(pth + ["install", "--dir", site], check=True, capture_output=True)
-            try:
+            with pth_installed(sys.executable, sysconfig.get_paths()["purelib"]):
                 r = alternate(eager, eager, d, bench_env({"LAZYEXEC": "0"}), runs=args.runs, warmup=2,
                               lazy_env=bench_env({"LAZYEXEC": "1", "LAZYEXEC_CONFIG": str(config)}))
-            finally:
-                subprocess.run(pth + ["remove", "--dir", site], check=True, capture_output=True)
             report(".pth + LAZYEXEC=1", r)
     return 0
 
