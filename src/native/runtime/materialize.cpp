@@ -273,10 +273,28 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
   return 0;
 }
 
+// Binds `value` under `name` (a str) for a unit that ran no Python code of
+// its own (a plain function, a constant), as publish() would: only if the
+// name is still absent and was not deleted before first use. Nothing else
+// ran meanwhile, so no namespace diff is needed.
+int publish_binding(ModuleState& st, UnitRecord& u, PyObject* name, PyObject* value) {
+  PyObject* current = PyDict_GetItemWithError(st.globals, name);  // borrowed; exact dict lookup, no trap
+  if (current == nullptr) {
+    if (PyErr_Occurred()) return -1;
+    bool cancelled = !st.cancelled.empty() && st.cancelled.count(py::utf8(name));  // deleted before first use
+    if (!cancelled && PyDict_SetItem(st.globals, name, value) < 0) return -1;
+  }  // else a global write, `mod.x = ...` or star import came first
+  for (const auto& b : u.binds) {
+    auto it = st.pending.find(b);
+    if (it != st.pending.end() && &st.units[(size_t)it->second] == &u) st.pending.erase(it);
+  }
+  return 0;
+}
+
 // A function unit (UnitRecord::Function) whose code is unmarshalled: the
 // function made in the module's globals (PyFunction_New, as MAKE_FUNCTION;
 // 3.10's takes the qualified name, a top-level def's own name) and bound
-// under its name if still absent, as publish() would.
+// under its name.
 int publish_function(ModuleState& st, UnitRecord& u) {
   auto* co = reinterpret_cast<PyCodeObject*>(u.code.get());
   PyObject* name = co->co_name;
@@ -286,17 +304,21 @@ int publish_function(ModuleState& st, UnitRecord& u) {
   py::Ref fn = py::Ref::steal(PyFunction_New(u.code.get(), st.globals));
 #endif
   if (!fn) return -1;
-  PyObject* current = PyDict_GetItemWithError(st.globals, name);  // borrowed; exact dict lookup, no trap
-  if (current == nullptr) {
-    if (PyErr_Occurred()) return -1;
-    bool cancelled = !st.cancelled.empty() && st.cancelled.count(py::utf8(name));  // deleted before first use
-    if (!cancelled && PyDict_SetItem(st.globals, name, fn.get()) < 0) return -1;
-  }  // else a global write, `mod.x = ...` or star import came first
-  for (const auto& b : u.binds) {
-    auto it = st.pending.find(b);
-    if (it != st.pending.end() && &st.units[(size_t)it->second] == &u) st.pending.erase(it);
+  return publish_binding(st, u, name, fn.get());
+}
+
+// A constant's unit (UnitRecord::Value): its value unmarshalled (no Python
+// code runs) and bound under its interned name, as STORE_NAME would.
+int publish_value(ModuleState& st, UnitRecord& u) {
+  PyObject* blob = PyTuple_GET_ITEM(u.code.get(), 0);
+  py::Ref value = py::Ref::steal(PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob)));
+  if (!value) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
+    return -1;
   }
-  return 0;
+  py::Ref name = py::Ref::steal(PyUnicode_InternFromString(u.binds[0].c_str()));
+  if (!name) return -1;
+  return publish_binding(st, u, name.get(), value.get());
 }
 
 // The unit's locals start with the module's identity: eagerly a top-level
@@ -330,41 +352,32 @@ void after_done(ModuleState& st) {
   else notify_settled(st);
 }
 
-// A unit's code run in a scratch namespace, or a constant's value
-// unmarshalled, then published. 0 when done, -1 with an exception set.
-int run_code_or_value(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
+// A unit's code run in a scratch namespace, then published. 0 when done, -1
+// with an exception set.
+int run_code(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
   int rc = -1;
   py::Ref last = last_key(st.globals);  // what the namespace held before the run
   if (!last) PyErr_Clear();
   py::Ref scratch = py::Ref::steal(PyDict_New());
-  if (u.kind == UnitRecord::Value) {
-    // A constant stored as its value: unmarshalled and bound, no code runs.
-    PyObject* blob = PyTuple_GET_ITEM(u.code.get(), 0);
-    py::Ref value = py::Ref::steal(PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob)));
-    if (!value && !PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
-    if (scratch && value && PyDict_SetItemString(scratch.get(), u.binds[0].c_str(), value.get()) == 0)
-      rc = publish(st, u, id, scratch.get(), last.get());
-  } else {
-    if (scratch && seed_scratch(st.globals, scratch.get()) < 0) scratch = py::Ref();
-    // While it runs, names of units later in the source are not bound yet in
-    // this thread, as eagerly (see visible_limit).
-    st.running.emplace_back(u.owner, id);
-    if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
-    PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
-    if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
-      materializing_now.pop_back();
-    for (auto it = st.running.end(); it != st.running.begin();) {
-      --it;
-      if (it->second == id) {
-        st.running.erase(it);
-        break;
-      }
+  if (scratch && seed_scratch(st.globals, scratch.get()) < 0) scratch = py::Ref();
+  // While it runs, names of units later in the source are not bound yet in
+  // this thread, as eagerly (see visible_limit).
+  st.running.emplace_back(u.owner, id);
+  if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
+  PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
+  if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
+    materializing_now.pop_back();
+  for (auto it = st.running.end(); it != st.running.begin();) {
+    --it;
+    if (it->second == id) {
+      st.running.erase(it);
+      break;
     }
-    // `st.units` never resizes after install, so `u` stays valid across Python code.
-    if (result) {
-      Py_DECREF(result);
-      rc = publish(st, u, id, scratch.get(), last.get());
-    }
+  }
+  // `st.units` never resizes after install, so `u` stays valid across Python code.
+  if (result) {
+    Py_DECREF(result);
+    rc = publish(st, u, id, scratch.get(), last.get());
   }
   return rc;
 }
@@ -400,8 +413,10 @@ int run_unit(ModuleState& st, int id) {
     // A plain `def`: the function made as MAKE_FUNCTION makes it, no unit
     // code, frame or scratch namespace; nothing else runs meanwhile.
     rc = publish_function(st, u);
+  } else if (u.kind == UnitRecord::Value) {
+    rc = publish_value(st, u);  // a constant stored as its value: unmarshalled and bound, no code runs
   } else {
-    rc = run_code_or_value(st, u, id, trigger);
+    rc = run_code(st, u, id, trigger);
   }
   st.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (rc < 0) {
@@ -550,7 +565,7 @@ namespace {
 // as expensive to run.
 constexpr long kModuleCost = 20'000;   // the plan, trapping namespace, hooks; lookups until settled
 constexpr long kRanUnitCost = 12'000;  // a unit run lazily: code unmarshalled alone, frame, scratch, publish
-constexpr long kRanValueCost = 4'000;  // a constant's value unmarshalled and published
+constexpr long kRanValueCost = 2'000;  // a constant's value unmarshalled and published
 constexpr long kRanFunctionCost = 4'000;  // a plain function's code unmarshalled alone, the function published
 constexpr long kPerByteRan = 2;        // unmarshalling one unit's code alone shares no names with the rest
 
