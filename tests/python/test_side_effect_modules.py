@@ -4,6 +4,7 @@ tests/semantics/cases.txt `import_of_a_module_that_changes_another_module_at_imp
 
 from __future__ import annotations
 
+import ast
 import sys
 import textwrap
 
@@ -220,3 +221,20 @@ def test_an_availability_probe_whose_import_changes_nothing_stays_lazy(tmp_path,
     at = {int(l.split()[0]): l + "\n" + lines[i + 1] for i, l in enumerate(lines) if l.split() and l.split()[0].isdigit()}
     assert " lazy " in at[1] and "binds HAVE_QUIET;" in at[1], r.stdout
     assert " eager " in at[7], r.stdout
+
+
+def test_the_reexport_check_counts_registering_decorators_but_not_the_stdlibs_or_pure_ones():
+    def lenient(src, pure=None):
+        tree = compile(src, "<m>", "exec", ast.PyCF_ONLY_AST)
+        return side_effects.scan(tree, strict=False, module="m", pure=pure)
+
+    # mpmath.functions.zetazeros: @defun writes another module's registry
+    assert "decorates zetazero with defun()" in lenient("from .functions import defun\n@defun\ndef zetazero(n): pass\n")
+    assert "decorates C with reg.add()" in lenient("import reg\n@reg.add('k')\nclass C: pass\n")
+    # the standard library's, and what the knowledge base knows pure
+    assert lenient("import enum, functools\n@enum.unique\nclass E(enum.Enum): A = 1\n"
+                   "@functools.lru_cache(maxsize=None)\ndef f(): pass\n") is None
+    assert lenient("from attr import frozen\n@frozen\nclass C: pass\n", pure=lambda n: n == "attr.frozen") is None
+    # the strict scan (imports whose names are read) leaves decorators to first use
+    tree = compile("from .functions import defun\n@defun\ndef f(): pass\n", "<m>", "exec", ast.PyCF_ONLY_AST)
+    assert side_effects.scan(tree) is None

@@ -194,6 +194,28 @@ def never_lazy_matcher(config: Config | None):
     return never_lazy
 
 
+def pure_matcher(config: Config | None):
+    """qualified name -> whether the knowledge base knows that callable pure
+    (its `pure` globs), for the re-export check's decorators."""
+    found = _pure_matchers.get(config)
+    if found is not None:
+        return found  # one per configuration: side_effects caches its scans per matcher
+    patterns = list(knowledge_data(config)["pure"])
+    answers: dict = {}
+
+    def pure(name: str) -> bool:
+        hit = answers.get(name)
+        if hit is None:
+            hit = answers[name] = any(_lazyexec.glob_match(p, name) for p in patterns)
+        return hit
+
+    _pure_matchers[config] = pure
+    return pure
+
+
+_pure_matchers: dict = {}
+
+
 def build_knowledge(units: list[dict], filename: str, module: str | None, is_package: bool,
                     config: Config | None):
     """The knowledge base for a module's second analysis pass, or None when
@@ -209,7 +231,8 @@ def build_knowledge(units: list[dict], filename: str, module: str | None, is_pac
     effects = side_effects.effect_imports(units, filename, module, is_package)
     free = []
     if any(u.get("reason") == "side-effect-import" for u in units):
-        free = side_effects.effect_free_imports(units, filename, module, is_package, never_lazy_matcher(config))
+        free = side_effects.effect_free_imports(units, filename, module, is_package, never_lazy_matcher(config),
+                                                pure_matcher(config))
     found, deps = summaries.external_facts(units, filename, module, is_package, config)
     if not effects and not free and not found:
         return None, effects, deps

@@ -27,6 +27,10 @@ import _ast as ast  # not `ast`: this can run inline while `re` or `enum` is hal
 import os
 import sys
 
+# The standard library's top-level names (3.10+); decorators from there
+# register nothing under a key (scan).
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
 _scanned: dict = {}  # (path, module name) -> (stamp, (effect, imports) or None)
 
 
@@ -209,14 +213,23 @@ def _is_main_guard(test: ast.expr) -> bool:
             and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
 
 
-def scan(tree: ast.Module, strict: bool = True, module: str = "") -> str | None:
+def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> str | None:
     """The first top-level call through an imported name, as "calls X() at
     line N", or None. Not `strict` (the re-export check, reaches_effect):
     the handlers of `try` statements (hashlib logging a missing algorithm)
     are not looked at, and configuring the module's own logger
     (_own_logger) is no effect: deferring it is the difference deferring
-    any `log = logging.getLogger(__name__)` makes, which rule 7 accepts."""
-    imported: set[str] = set()
+    any `log = logging.getLogger(__name__)` makes, which rule 7 accepts.
+    Also not `strict`: a decorator of a top-level function or class calling
+    a name imported from outside the standard library (`@defun` in
+    mpmath.functions.zetazeros, from its own package, writing another
+    module's registry) is an effect unless `pure(qualified name)` says the
+    knowledge base knows it pure. The standard library's decorators
+    (`enum.global_enum`, `functools.lru_cache`, `atexit.register`: keyed by
+    the object) register nothing others look up by key. The strict scan
+    (imports whose names the importer reads) leaves decorators to the
+    first use, as before."""
+    imported: dict[str, str | None] = {}  # local name -> qualified name (None: relative)
     # Names bound by importing the module's own C accelerator (csv's `from
     # _csv import register_dialect`, ElementTree's `from _elementtree import
     # _set_factories`): name -> that private module. A call through one sets
@@ -225,12 +238,24 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "") -> str | None:
     accelerator: dict[str, str] = {}
     own_accelerator = "_" + module.rpartition(".")[2].lower() if module else None
 
+    def decorator_effect(stmt) -> str | None:
+        for d in stmt.decorator_list:
+            root, text = _callee(d.func if isinstance(d, ast.Call) else d)
+            if root not in imported:
+                continue
+            qualified = imported[root]
+            if qualified is not None and (qualified.partition(".")[0] in _STDLIB
+                                          or pure is not None and pure(qualified + text[len(root):])):
+                continue
+            return f"decorates {stmt.name} with {text}() at line {d.lineno}"
+        return None
+
     def walk(body) -> str | None:
         for stmt in body:
             if isinstance(stmt, ast.Import):
                 for a in stmt.names:
                     bound = a.asname or a.name.partition(".")[0]
-                    imported.add(bound)
+                    imported[bound] = a.name if a.asname else bound
                     accelerator.pop(bound, None)
                     if "." not in a.name:
                         accelerator[bound] = a.name.lower()
@@ -239,10 +264,16 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "") -> str | None:
                     for a in stmt.names:
                         if a.name != "*":
                             bound = a.asname or a.name
-                            imported.add(bound)
+                            imported[bound] = (None if stmt.level or not stmt.module
+                                               else f"{stmt.module}.{a.name}")
                             accelerator.pop(bound, None)
                             if stmt.level == 0 and stmt.module and "." not in stmt.module:
                                 accelerator[bound] = stmt.module.lower()
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if not strict and stmt.decorator_list:
+                    found = decorator_effect(stmt)
+                    if found:
+                        return found
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, (ast.Call, ast.Await)):
                 call = stmt.value if isinstance(stmt.value, ast.Call) else stmt.value.value
                 if isinstance(call, ast.Call):
@@ -340,22 +371,22 @@ def _is_type_checking(test) -> bool:
     return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING" and isinstance(test.value, ast.Name)
 
 
-def _facts(path: str, name: str, strict: bool = True) -> tuple[str | None, list[str]] | None:
+def _facts(path: str, name: str, strict: bool = True, pure=None) -> tuple[str | None, list[str]] | None:
     """(effect, imports) of the module at `path`, cached per file stamp;
-    None when it cannot be read or parsed. `strict`: as scan's."""
+    None when it cannot be read or parsed. `strict`, `pure`: as scan's."""
     try:
         st = os.stat(path)
     except OSError:
         return None
     stamp = (st.st_mtime_ns, st.st_size)
-    key = (path, name, strict)
+    key = (path, name, strict, pure)
     hit = _scanned.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
     try:
         with open(path, "rb") as f:
             tree = compile(f.read(), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        facts = (scan(tree, strict, name), imports_of(tree, name, os.path.basename(path) == "__init__.py"))
+        facts = (scan(tree, strict, name, pure), imports_of(tree, name, os.path.basename(path) == "__init__.py"))
     except (OSError, SyntaxError, ValueError, RecursionError):
         facts = None
     _scanned[key] = (stamp, facts)
@@ -388,7 +419,7 @@ def closure(names: list[str], search: list[str], own: set[str]) -> set[str]:
     return seen
 
 
-def reaches_effect(names: list[str], search: list[str], own: set[str], never_lazy) -> str | None:
+def reaches_effect(names: list[str], search: list[str], own: set[str], never_lazy, pure=None) -> str | None:
     """Why importing `names` (and the packages above them) may change state
     outside the imported modules, or None when it cannot: every module the
     import runs, following the top-level imports of each, has Python source
@@ -414,7 +445,7 @@ def reaches_effect(names: list[str], search: list[str], own: set[str], never_laz
             if never_lazy(name) and _is_binary_module(name, search):
                 return f"imports {name}, kept eager for its import-time side effects"
             continue
-        facts = _facts(path, name, strict=False)
+        facts = _facts(path, name, strict=False, pure=pure)
         if facts is None:
             return f"imports {name}, whose source cannot be parsed"
         if facts[0]:
@@ -499,11 +530,12 @@ def _search_and_own(filename: str, module: str | None, is_package: bool) -> tupl
 
 
 def effect_free_imports(units: list[dict], filename: str, module: str | None, is_package: bool,
-                        never_lazy) -> list[str]:
+                        never_lazy, pure=None) -> list[str]:
     """The imported names of the units the analysis presumed side-effect
     imports (`side-effect-import`) whose import cannot change anything
     outside the imported modules (reaches_effect): re-exports, which may stay
-    lazy. `never_lazy(name)` answers the knowledge base's never-lazy set."""
+    lazy. `never_lazy(name)` answers the knowledge base's never-lazy set,
+    `pure(name)` whether it knows a callable pure (scan's decorators)."""
     search, own = _search_and_own(filename, module, is_package)
     free: list[str] = []
     done = set(own)  # modules an earlier eager import of this module has run already
@@ -513,7 +545,7 @@ def effect_free_imports(units: list[dict], filename: str, module: str | None, is
             done |= closure(list(u["imports"]), search, done)
         if u.get("reason") != "side-effect-import" or not u.get("imports"):
             continue
-        if reaches_effect(list(u["imports"]), search, done, never_lazy) is None:
+        if reaches_effect(list(u["imports"]), search, done, never_lazy, pure) is None:
             free.extend(u["imports"])
     return free
 
