@@ -92,6 +92,7 @@ INSTRUCTIONS = False  # --instructions: count instructions under callgrind inste
 
 
 INSTRUCTION_SEEDS = 3  # --seeds
+WARM_STARTS = 5  # warm-up pairs of the warm cases (see below)
 
 
 def instructions(cmd, env, cwd, seed: int = 0) -> int:
@@ -233,13 +234,20 @@ def main() -> int:
                 continue
             cmd = [py, str(PROGRAMS / program)]
             eager = (cmd, base_env(LAZYEXEC="0"), d)
-            # Warm: artifacts built inline once, then the default policies.
+            # Warm: artifacts built inline once, then the default policies
+            # until the state settles. After a new build it takes a few
+            # starts: the usage profile learns in steps and the background
+            # builder rewrites artifacts with cross-module summaries
+            # (use_everything.py on 3.11.7: 103 modules lazy in the inline
+            # run, then 34, 34, 15, 15, 15); two warm-up pairs measured 1.035
+            # of eager there instead of 0.990.
             subprocess.run(cmd, cwd=d, env=base_env(**lazy_base, LAZYEXEC_BUILD="inline"), check=True,
                            capture_output=True)
-            r = alternate(eager, (cmd, base_env(**lazy_base), d), args.rounds)
+            r = alternate(eager, (cmd, base_env(**lazy_base), d), args.rounds, warmup=WARM_STARTS)
             results["cases"][f"{name}, warm ({program})"] = r
             if name == "everything used":
-                r = alternate(eager, (cmd, base_env(**lazy_base, LAZYEXEC_PROFILE="0"), d), args.rounds)
+                r = alternate(eager, (cmd, base_env(**lazy_base, LAZYEXEC_PROFILE="0"), d), args.rounds,
+                              warmup=WARM_STARTS)
                 results["cases"][f"{name}, warm, no usage profile"] = r
 
         if want("many"):
