@@ -661,14 +661,16 @@ PyObject* activate(PyObject* module) {
     if (present < 0) throw py::PyError{};
     if (!present && PyList_Append(key_never.get(), name.get()) < 0) throw py::PyError{};
   }
-  Ref key_never_tuple = py::check(PySequence_Tuple(key_never.get()));
-  Ref loader_plan_key = py::check(PyTuple_Pack(7, mode_str.get(), defer_str.get(), key_never_tuple.get(),
-                                               tuple_of(table, "pure").get(), tuple_of(table, "pure_bases").get(),
-                                               tuple_of(table, "pure_metaclasses").get(), eager_imports.get()));
-  // The same key unless opted-in distributions added `never` entries.
-  bool same_key = PyList_GET_SIZE(key_never.get()) == PyTuple_GET_SIZE(never.get());
-  std::string key = artifact_key(extension_stat, knowledge_fingerprint,
-                                 same_key ? plan_key_repr : repr(loader_plan_key.get()));
+  // The plan key itself unless opted-in distributions added `never` entries.
+  std::string loader_plan_key_repr = plan_key_repr;
+  if (PyList_GET_SIZE(key_never.get()) != PyTuple_GET_SIZE(never.get())) {
+    Ref key_never_tuple = py::check(PySequence_Tuple(key_never.get()));
+    Ref loader_plan_key = py::check(PyTuple_Pack(7, mode_str.get(), defer_str.get(), key_never_tuple.get(),
+                                                 tuple_of(table, "pure").get(), tuple_of(table, "pure_bases").get(),
+                                                 tuple_of(table, "pure_metaclasses").get(), eager_imports.get()));
+    loader_plan_key_repr = repr(loader_plan_key.get());
+  }
+  std::string key = artifact_key(extension_stat, knowledge_fingerprint, loader_plan_key_repr);
   auto [threshold, settle_now] = settle_policy(table);
 
   Ref loader_factory = py::check(PyCFunction_New(&make_loader_def, nullptr));

@@ -167,11 +167,16 @@ int finder_clear(PyObject* self_obj) {
 }
 
 // Policy, then (mode "marked") the marker, read from the source.
-bool claims(const FinderObject* self, std::string_view name, const char* path) {
-  if (self->policy == nullptr || !self->policy->selects(name)) return false;
+// For a module policy selects: mode "all", an opted-in distribution, or the
+// marker in its source.
+bool opted(const FinderObject* self, std::string_view name, const char* path) {
   if (self->policy->all_mode || self->policy->opted_in(name, path)) return true;
   auto source = read_file_scratch(path);
   return source && opts_in(*source);
+}
+
+bool claims(const FinderObject* self, std::string_view name, const char* path) {
+  return self->policy != nullptr && self->policy->selects(name) && opted(self, name, path);
 }
 
 bool ends_with_py(PyObject* origin, std::string* out) {
@@ -192,22 +197,23 @@ PyObject* watched(FinderObject* self, PyObject* fullname, Ref spec) {
   return out;
 }
 
-void remember_miss(FinderObject* self, PyObject* fullname, PyObject* sys_path) {
+// The top-level misses searched in `sys_path` as it is now (emptied when it
+// is another list or has another length).
+PyObject* misses_in(FinderObject* self, PyObject* sys_path) {
   if (self->missed == nullptr) self->missed = py::check(PySet_New(nullptr)).release();
   if (sys_path != self->missed_path || PyList_GET_SIZE(sys_path) != self->missed_path_len) {
     if (PySet_Clear(self->missed) < 0) throw py::PyError{};
     Py_XSETREF(self->missed_path, Py_NewRef(sys_path));
     self->missed_path_len = PyList_GET_SIZE(sys_path);
   }
-  if (PySet_Add(self->missed, fullname) < 0) throw py::PyError{};
+  return self->missed;
 }
 
-bool may_act_on(FinderObject* self, PyObject* fullname) {
-  if (self->watchers != nullptr && PyDict_GET_SIZE(self->watchers) != 0) {
-    if (PyDict_GetItemWithError(self->watchers, fullname) != nullptr) return true;
-    if (PyErr_Occurred()) throw py::PyError{};
-  }
-  return self->policy != nullptr && self->policy->selects(py::utf8(fullname));
+bool watching(FinderObject* self, PyObject* fullname) {
+  if (self->watchers == nullptr || PyDict_GET_SIZE(self->watchers) == 0) return false;
+  if (PyDict_GetItemWithError(self->watchers, fullname) != nullptr) return true;
+  if (PyErr_Occurred()) throw py::PyError{};
+  return false;
 }
 
 PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
@@ -221,28 +227,26 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
     // A module policy leaves alone and nobody watches: PathFinder, next on
     // sys.meta_path, finds it anyway. Asking it here too would search twice
     // whenever the module does not exist (sitecustomize at every start).
-    if (!may_act_on(self, fullname)) Py_RETURN_NONE;
+    std::string name = py::utf8(fullname);
+    bool selected = self->policy != nullptr && self->policy->selects(name);
+    if (!selected && !watching(self, fullname)) Py_RETURN_NONE;
     PyObject* sys_path = path == Py_None ? PySys_GetObject("path") : nullptr;  // borrowed
     bool top_level = sys_path != nullptr && PyList_Check(sys_path);
-    if (top_level && self->missed != nullptr) {
-      if (sys_path != self->missed_path || PyList_GET_SIZE(sys_path) != self->missed_path_len) {
-        if (PySet_Clear(self->missed) < 0) throw py::PyError{};
-      } else {
-        int missed = PySet_Contains(self->missed, fullname);
-        if (missed < 0) throw py::PyError{};
-        if (missed) Py_RETURN_NONE;  // PathFinder looks (a module made since loads eagerly)
-      }
+    if (top_level) {
+      int missed = PySet_Contains(misses_in(self, sys_path), fullname);
+      if (missed < 0) throw py::PyError{};
+      if (missed) Py_RETURN_NONE;  // PathFinder looks (a module made since loads eagerly)
     }
     Ref spec = py::check(PyObject_CallFunctionObjArgs(self->path_find_spec, fullname, path, target, nullptr));
     if (spec.get() == Py_None) {
-      if (top_level) remember_miss(self, fullname, sys_path);
+      if (top_level && PySet_Add(misses_in(self, sys_path), fullname) < 0) throw py::PyError{};
       return spec.release();
     }
     Ref loader = py::check(PyObject_GetAttrString(spec.get(), "loader"));
     if ((PyObject*)Py_TYPE(loader.get()) != self->source_loader) return watched(self, fullname, std::move(spec));
     Ref origin = py::check(PyObject_GetAttrString(spec.get(), "origin"));
     std::string origin_path;
-    if (!ends_with_py(origin.get(), &origin_path) || !claims(self, py::utf8(fullname), origin_path.c_str()))
+    if (!selected || !ends_with_py(origin.get(), &origin_path) || !opted(self, name, origin_path.c_str()))
       return watched(self, fullname, std::move(spec));
     Ref lazy = py::check(PyObject_CallFunctionObjArgs(self->make_loader, fullname, origin.get(), nullptr));
     if (lazy.get() == Py_None) return watched(self, fullname, std::move(spec));  // no lazy loader to be had
