@@ -157,8 +157,9 @@ def _toml_load(path: str) -> dict:
 def _parse_cache_path(path: str) -> str:
     from lazyexec import _lazyexec
 
-    real = os.path.realpath(path)
-    return os.path.join(cache_dir(), f"config-{_lazyexec.fingerprint(real)}.marshal")
+    # abspath, not realpath: activation in C++ computes the same name
+    # without a readlink() per path component (boot.cpp absolute()).
+    return os.path.join(cache_dir(), f"config-{_lazyexec.fingerprint(os.path.abspath(path))}.marshal")
 
 
 def from_table(table: dict, source: str) -> Config:

@@ -3,6 +3,7 @@ the module alone; the others cover submodules too."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -108,3 +109,72 @@ def test_finder_asks_path_finder_once_for_a_top_level_module_that_is_not_there(c
     sys.path.append(str(tmp_path / "another"))
     assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"] * 2
     assert finder.find_spec("probe_absent", None) is None and asked == ["probe_absent"] * 2
+
+
+def _marked_finder(marks):
+    from lazyexec import _lazyexec
+
+    claimed = []
+
+    def make_loader(fullname, path):
+        claimed.append(fullname)
+        return None  # "no lazy loader to be had": the spec keeps its own
+
+    return _lazyexec.Finder(False, [], [], [], [], make_loader, None, None, str(marks)), claimed
+
+
+def test_marker_verdicts_are_remembered_and_checked_against_the_file(tmp_path, monkeypatch):
+    """Mode "marked": the finder reads a source once to find the opt-in
+    marker and remembers the verdict stamped with the file's mtime and size
+    (issue 10: every import used to read its source again at every start).
+    A remembered verdict is used only while the stamp is the same."""
+    app = tmp_path / "app"
+    app.mkdir()
+    plain = app / "marks_probe_plain.py"
+    plain.write_text("X = 1  # no marker here, padded to a fixed size\n")
+    marks = tmp_path / "cache" / "profiles" / "program.marks"
+    monkeypatch.syspath_prepend(str(app))
+
+    finder, claimed = _marked_finder(marks)
+    assert finder.find_spec("marks_probe_plain", None) is not None and claimed == []
+    finder.write_marks()
+    assert marks.exists()
+
+    # The same size and mtime with the marker in it: the remembered verdict
+    # answers (the file is not read again).
+    stat = plain.stat()
+    marked = "__lazy_module__ = True\nX = 1\n"
+    plain.write_text(marked.ljust(stat.st_size - 1) + "\n")
+    assert plain.stat().st_size == stat.st_size
+    os.utime(plain, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    finder, claimed = _marked_finder(marks)
+    assert finder.find_spec("marks_probe_plain", None) is not None and claimed == []
+
+    # Another mtime: read again, and now it opts in.
+    os.utime(plain, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    finder, claimed = _marked_finder(marks)
+    finder.find_spec("marks_probe_plain", None)
+    assert claimed == ["marks_probe_plain"]
+
+
+def test_damaged_marker_verdicts_warn_once_and_are_rewritten(tmp_path, monkeypatch):
+    import marshal
+    import warnings
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "marks_probe_damaged.py").write_text("__lazy_module__ = True\n")
+    marks = tmp_path / "program.marks"
+    marks.write_bytes(b"\x00not marshal")
+    monkeypatch.syspath_prepend(str(app))
+    finder, claimed = _marked_finder(marks)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        finder.find_spec("marks_probe_damaged", None)
+        finder.find_spec("marks_probe_damaged", None)
+    assert [str(w.message) for w in caught] == [
+        f"lazyexec: ignoring damaged marker cache {marks}; it is rewritten at exit"]
+    assert claimed == ["marks_probe_damaged"] * 2
+    finder.write_marks()
+    data = marshal.loads(marks.read_bytes())
+    assert data["version"] == 1 and data["marks"][str(app / "marks_probe_damaged.py")][2] is True

@@ -386,3 +386,58 @@ def test_an_image_given_by_the_environment_is_served_from_the_cpp_start(venv, tm
     assert r.returncode == 0 and r.stdout.splitlines()[0] != "ImageLoader 1.5 1.0", r.stderr
     assert r.stdout.splitlines()[0].endswith("1.5 1.0")
     assert r.stderr.count("lazyexec: ignoring image") == 1 and str(damaged) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_marker_verdicts_are_read_once_per_source_in_mode_marked(venv, tmp_path):
+    """Mode "marked" (the default): whether a module opts in is read from
+    its source once and remembered beside the program's usage profile,
+    stamped with the file's mtime and size; later starts stat the file
+    instead of reading it (issue 10: every import read its source at every
+    start). What loads lazily is the same on every start."""
+    (tmp_path / "opted.py").write_text("__lazy_module__ = True\ndef a(): return 1\nclass K:\n    pass\n")
+    (tmp_path / "plain.py").write_text("def b(): return 2\n# padding so the marked copy fits in the same size\n")
+    main = ("import sys, opted, plain; print(opted.a(), plain.b(), sorted(m for m in ('opted', 'plain') "
+            "if type(sys.modules[m].__spec__.loader).__name__ == 'LazySourceLoader'))")
+    outs = [run(venv, tmp_path, main, LAZYEXEC_BUILD="inline") for _ in range(3)]
+    assert [r.stdout for r in outs] == ["1 2 ['opted']\n"] * 3, [r.stderr for r in outs]
+    [marks] = (tmp_path / "cache" / "profiles").glob("*.marks")
+    written = marks.stat().st_mtime_ns
+    # A start that learns nothing new does not write them again.
+    assert run(venv, tmp_path, main).stdout == "1 2 ['opted']\n"
+    assert marks.stat().st_mtime_ns == written
+    # The remembered verdict answers while the file's stamp is the same...
+    plain = tmp_path / "plain.py"
+    st = plain.stat()
+    plain.write_text("__lazy_module__ = True\ndef b(): return 2\n".ljust(st.st_size - 1) + "\n")
+    os.utime(plain, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(venv, tmp_path, main).stdout == "1 2 ['opted']\n"
+    # ...and a changed file is read again.
+    os.utime(plain, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert run(venv, tmp_path, main).stdout == "1 2 ['opted', 'plain']\n"
+    # With the usage profile off nothing is remembered.
+    off = tmp_path / "off"
+    off.mkdir()
+    (off / "opted.py").write_text((tmp_path / "opted.py").read_text())
+    (off / "plain.py").write_text("def b(): return 2\n")
+    r = run(venv, off, main, LAZYEXEC_PROFILE="0")
+    assert r.stdout == "1 2 ['opted']\n", r.stderr
+    assert list((off / "cache").rglob("*.marks")) == []
+
+
+def test_a_missing_top_level_module_is_remembered_by_the_usage_profile(venv, tmp_path):
+    """A top-level module PathFinder did not find is kept in the usage
+    profile: the next start leaves it to PathFinder at once instead of
+    searching sys.path for it twice (the finder, then PathFinder). Made
+    since, it imports (eagerly, as any module the profile names)."""
+    (tmp_path / "used.py").write_text("__lazy_module__ = True\ndef a(): return 1\nclass K:\n    pass\n")
+    main = ("import used\ntry:\n    import probe_not_there\nexcept ImportError as e:\n    print('missing', e.name)\n"
+            "else:\n    print('found', type(probe_not_there.__spec__.loader).__name__)\nprint(used.a())")
+    outs = [run(venv, tmp_path, main, LAZYEXEC_BUILD="inline") for _ in range(3)]
+    assert [r.stdout for r in outs] == ["missing probe_not_there\n1\n"] * 3, [r.stderr for r in outs]
+    import marshal
+
+    [profile] = (tmp_path / "cache" / "profiles").glob("*.profile")
+    assert "probe_not_there" in marshal.loads(profile.read_bytes())["eager"]
+    (tmp_path / "probe_not_there.py").write_text("__lazy_module__ = True\nX = 1\n")
+    r = run(venv, tmp_path, main)
+    assert r.stdout == "found SourceFileLoader\n1\n", r.stderr

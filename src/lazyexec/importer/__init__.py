@@ -12,7 +12,7 @@ from lazyexec import _lazyexec
 from lazyexec.config import Config
 
 
-def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
+def _finder(config: Config, eager=(), installed=None, remember_marks=False) -> "_lazyexec.Finder":
     """The C++ finder for `config`: the never-lazy set, include/exclude,
     the usage profile's whole-used modules and the installed distributions
     that opted in (`installed`: an index from installed_index(), default
@@ -21,8 +21,13 @@ def _finder(config: Config, eager=(), installed=None) -> "_lazyexec.Finder":
         installed = installed_index()
     config = with_installed(config, installed)
     never = _never_lazy(config)
+    marks = None
+    if remember_marks and config.mode != "all":
+        from lazyexec.importer import profile
+
+        marks = profile.marks_path()  # activation's finder: marker verdicts beside the usage profile
     return _lazyexec.Finder(config.mode == "all", never, config.include, config.exclude, eager,
-                            _loader_factory(config), config, installed[0])
+                            _loader_factory(config), config, installed[0], marks)
 
 
 def _loader_factory(config: Config):
@@ -204,7 +209,7 @@ def activate(config: Config | None = None, program: str | None = None, image: st
             return None
     from lazyexec.importer import profile
 
-    _active = _finder(config, profile.load(config, program))
+    _active = _finder(config, profile.load(config, program), remember_marks=True)
     if _index_stale:  # something was installed since `compile --installed`: index again after exit
         import atexit
 

@@ -114,6 +114,14 @@ def load(config, program: str | None = None) -> set:
     return _whole
 
 
+def marks_path() -> str | None:
+    """Where the finder keeps this program's marker verdicts (mode
+    "marked"): beside its profile, None when the profile is off."""
+    if _path is None:
+        return None
+    return _path[: -len(".profile")] + ".marks" if _path.endswith(".profile") else _path + ".marks"
+
+
 def adopt(path: str | None, known: dict) -> None:
     """What activation in C++ (boot.cpp) read, as load() would have set it."""
     global _path, _known, _whole
@@ -148,6 +156,11 @@ def observed() -> dict:
     """This run's verdicts: module -> True (used whole or nearly, or nothing
     to defer: eager next time) or False (units still pending: laziness paid)."""
     out = {name: True for name in nothing_to_defer}
+    # Top-level modules that were not there: left to PathFinder at once next
+    # time (the finder would search sys.path for them before it).
+    for finder in sys.meta_path:
+        if type(finder).__name__ == "Finder" and type(finder).__module__ == "lazyexec._lazyexec":
+            out.update(dict.fromkeys(finder.misses(), True))
     for name in _lazyexec.loaded_modules():
         m = sys.modules.get(name)
         if not isinstance(m, type(sys)):

@@ -51,10 +51,10 @@ std::string getcwd_or_decline() {
   return cwd_seen = buf;
 }
 
-std::string realpath_or_decline(const std::string& p) {
-  char buf[PATH_MAX];
-  if (::realpath(p.c_str(), buf) == nullptr) throw Decline{};
-  return buf;
+// os.path.abspath(): no system call for an absolute path (realpath() asks
+// readlink() of every component).
+std::string absolute(const std::string& p) {
+  return normpath(!p.empty() && p.front() == '/' ? p : join(getcwd_or_decline(), p));
 }
 
 bool is_file(const std::string& p, struct stat* st) { return ::stat(p.c_str(), st) == 0 && S_ISREG(st->st_mode); }
@@ -93,7 +93,7 @@ PyObject* get(PyObject* dict, const char* key) {
 
 // The parsed TOML of `path` from config._toml_load's cache, if it is current.
 Ref parsed_toml(const std::string& path, const struct stat& st, const std::string& cache) {
-  Ref cached = unmarshal_file(join(cache, "config-" + fingerprint(realpath_or_decline(path)) + ".marshal"));
+  Ref cached = unmarshal_file(join(cache, "config-" + fingerprint(absolute(path)) + ".marshal"));
   if (!PyTuple_Check(cached.get()) || PyTuple_GET_SIZE(cached.get()) != 2) throw Decline{};
   PyObject* stamp = PyTuple_GET_ITEM(cached.get(), 0);
   PyObject* data = PyTuple_GET_ITEM(cached.get(), 1);
@@ -131,7 +131,7 @@ Table load_config(const std::string& cache) {
     if (!PyDict_Check(table)) throw Decline{};
     return {Ref::borrow(table), py::str(explicit_path)};
   }
-  std::string dir = realpath_or_decline(getcwd_or_decline());
+  std::string dir = getcwd_or_decline();  // already canonical (the kernel resolves it)
   for (;;) {
     std::string candidate = join(dir, "pyproject.toml");
     if (is_file(candidate, &st)) {
@@ -396,6 +396,13 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, con
         throw py::PyError{};
   }
   return {py::str(path), known};
+}
+
+// profiles/<program>.profile -> profiles/<program>.marks (profile.marks_path()).
+std::string marks_path(const std::string& profile_path) {
+  constexpr std::string_view suffix = ".profile";
+  std::string stem = profile_path.size() > suffix.size() ? profile_path.substr(0, profile_path.size() - suffix.size()) : profile_path;
+  return stem + ".marks";
 }
 
 // The pending exception's text, the exception cleared: for a warning that
@@ -674,8 +681,10 @@ PyObject* activate(PyObject* module) {
   auto [threshold, settle_now] = settle_policy(table);
 
   Ref loader_factory = py::check(PyCFunction_New(&make_loader_def, nullptr));
-  Ref args = py::check(Py_BuildValue("(OOOOOOOO)", all_mode ? Py_True : Py_False, never_set.get(), include.get(),
-                                     exclude.get(), known.get(), loader_factory.get(), Py_None, opted.get()));
+  // Mode "marked": the marker verdicts are kept beside the usage profile.
+  Ref marks = all_mode || profile_path.get() == Py_None ? Ref::borrow(Py_None) : py::str(marks_path(py::utf8(profile_path.get())));
+  Ref args = py::check(Py_BuildValue("(OOOOOOOOO)", all_mode ? Py_True : Py_False, never_set.get(), include.get(),
+                                     exclude.get(), known.get(), loader_factory.get(), Py_None, opted.get(), marks.get()));
   Ref finder = py::check(PyObject_Call(finder_type(), args.get(), nullptr));
 
   // Just before PathFinder, as importer.activate() places it.

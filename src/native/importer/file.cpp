@@ -15,12 +15,17 @@ namespace {
 
 // Reads the whole file into `data` from offset 0, growing it as needed (only
 // growth zero-fills); returns the length read.
-std::optional<size_t> read_into(const char* path, std::string& data) {
+std::optional<size_t> read_into(const char* path, std::string& data, struct stat* stat_out = nullptr) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
-  struct stat st;
+  struct stat own;
+  struct stat& st = stat_out ? *stat_out : own;
   // One byte more than the size: the second read() sees end of file.
-  size_t capacity = (::fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 65536;
+  if (::fstat(fd, &st) != 0) {
+    st = {};
+    st.st_size = -1;  // no stamp: nothing is remembered under it
+  }
+  size_t capacity = st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
   if (data.size() < capacity) data.resize(capacity);
   size_t length = 0;
   for (;;) {
@@ -35,6 +40,9 @@ std::optional<size_t> read_into(const char* path, std::string& data) {
     }
     if (n == 0) break;
     length += (size_t)n;
+    // A regular file read to its fstat size is read: no second read() to
+    // see end of file (a system call per artifact on the start-up path).
+    if (st.st_size > 0 && S_ISREG(st.st_mode) && length == (size_t)st.st_size) break;
   }
   ::close(fd);
   return length;
@@ -52,9 +60,9 @@ std::optional<std::string> read_file(const char* path) {
 
 std::optional<size_t> read_file_into(const char* path, std::string& buffer) { return read_into(path, buffer); }
 
-std::optional<std::string_view> read_file_scratch(const char* path) {
+std::optional<std::string_view> read_file_scratch(const char* path, struct stat* st) {
   thread_local std::string buffer;
-  auto length = read_into(path, buffer);
+  auto length = read_into(path, buffer, st);
   if (!length) return std::nullopt;
   return std::string_view(buffer.data(), *length);
 }

@@ -1,6 +1,8 @@
 // Whole-file reads for the import hook: one open, one fstat, one read.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,8 +14,8 @@ std::optional<std::string> read_file(const char* path);
 
 // The file's bytes in this thread's reusable buffer (valid until the next
 // call), or nullopt: for scans that keep nothing, without zero-filling a new
-// string per file.
-std::optional<std::string_view> read_file_scratch(const char* path);
+// string per file. `st` (optional) receives the open file's fstat.
+std::optional<std::string_view> read_file_scratch(const char* path, struct stat* st = nullptr);
 
 // Reads the file into `buffer` (grown as needed, only growth zero-fills):
 // the length read, or nullopt. For callers that keep their own buffer.

@@ -1,7 +1,11 @@
 #include "importer/finder.h"
 
+#include <marshal.h>
 #include <structmember.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -38,6 +42,13 @@ struct FinderObject {
   PyObject* missed;
   PyObject* missed_path;     // the sys.path list those misses were searched in
   Py_ssize_t missed_path_len;
+  // Mode "marked": whether a source opts in, remembered per program beside
+  // its usage profile and stamped with the file's mtime and size, so that
+  // a source is read and scanned once, not at every start (one stat
+  // instead). `marks_path` is None when the profile is off.
+  PyObject* marks_path;
+  PyObject* marks;  // {path: (mtime_ns, size, opts_in)}, read at first need
+  bool marks_dirty;
 };
 
 void fill(analyze::NameSet& set, PyObject* iterable) {
@@ -86,12 +97,16 @@ void fill_opted(Policy& policy, PyObject* opted) {
 int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   static const char* kwlist[] = {"all_mode", "never", "include", "exclude", "eager", "make_loader", "config", "opted",
-                                 nullptr};
+                                 "marks", nullptr};
   int all_mode;
-  PyObject *never, *include, *exclude, *eager, *make_loader, *config, *opted = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "pOOOOOO|O", const_cast<char**>(kwlist), &all_mode, &never, &include,
-                                   &exclude, &eager, &make_loader, &config, &opted))
+  PyObject *never, *include, *exclude, *eager, *make_loader, *config, *opted = nullptr, *marks = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "pOOOOOO|OO", const_cast<char**>(kwlist), &all_mode, &never, &include,
+                                   &exclude, &eager, &make_loader, &config, &opted, &marks))
     return -1;
+  if (marks != Py_None && !PyUnicode_Check(marks)) {
+    PyErr_SetString(PyExc_TypeError, "Finder: marks must be a path (str) or None");
+    return -1;
+  }
   try {
     // importlib's own classes, without importing importlib (it is frozen and
     // always loaded).
@@ -124,6 +139,9 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
     Py_XSETREF(self->source_loader, source_loader.release());
     Py_XSETREF(self->make_loader, Py_NewRef(make_loader));
     Py_XSETREF(self->config, Py_NewRef(config));
+    Py_XSETREF(self->marks_path, marks == Py_None ? nullptr : Py_NewRef(marks));
+    Py_CLEAR(self->marks);
+    self->marks_dirty = false;
     return 0;
   } catch (const py::PyError&) {
     return -1;
@@ -141,6 +159,8 @@ void finder_dealloc(PyObject* self_obj) {
   Py_CLEAR(self->watchers);
   Py_CLEAR(self->missed);
   Py_CLEAR(self->missed_path);
+  Py_CLEAR(self->marks_path);
+  Py_CLEAR(self->marks);
   Py_TYPE(self_obj)->tp_free(self_obj);
 }
 
@@ -153,6 +173,7 @@ int finder_traverse(PyObject* self_obj, visitproc visit, void* arg) {
   Py_VISIT(self->watchers);
   Py_VISIT(self->missed);
   Py_VISIT(self->missed_path);
+  Py_VISIT(self->marks);
   return 0;
 }
 
@@ -163,19 +184,133 @@ int finder_clear(PyObject* self_obj) {
   Py_CLEAR(self->watchers);
   Py_CLEAR(self->missed);
   Py_CLEAR(self->missed_path);
+  Py_CLEAR(self->marks);
   return 0;
+}
+
+// ------------------------------------------------ marker verdicts (mode "marked")
+
+constexpr long kMarksVersion = 1;
+
+long long mtime_ns(const struct stat& st) { return (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec; }
+
+void warn_quietly(const char* format, const char* path) {
+  // A warning turned into an error must not fail the import that met it.
+  if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, format, path) < 0) PyErr_Clear();
+}
+
+// The verdicts as written by an earlier run; an empty dict when there are
+// none, and after a warning when the file is damaged (rewritten at exit).
+// nullptr (no exception) only when not even a dict can be had.
+PyObject* marks_of(FinderObject* self);
+
+void note_learned(FinderObject* self);
+
+void write_marks(FinderObject* self) {
+  std::string path = py::utf8(self->marks_path);
+  Ref payload = py::check(Py_BuildValue("{sisO}", "version", (int)kMarksVersion, "marks", self->marks));
+  Ref bytes = py::check(PyMarshal_WriteObjectToString(payload.get(), Py_MARSHAL_VERSION));
+  std::string profiles = dirname(path);
+  ::mkdir(dirname(profiles).c_str(), 0777);  // the cache directory, then its profiles/
+  ::mkdir(profiles.c_str(), 0777);
+  std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return;  // an unwritable cache costs this speed-up only
+  size_t n = (size_t)PyBytes_GET_SIZE(bytes.get());
+  bool ok = std::fwrite(PyBytes_AS_STRING(bytes.get()), 1, n, f) == n;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
+}
+
+PyObject* marks_at_exit(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  if (!self->marks_dirty || self->marks == nullptr || self->marks_path == nullptr) Py_RETURN_NONE;
+  self->marks_dirty = false;
+  try {
+    write_marks(self);
+  } catch (const py::PyError&) {
+    PyErr_Clear();
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* marks_of(FinderObject* self) {
+  if (self->marks != nullptr) return self->marks;
+  std::string path = py::utf8(self->marks_path);
+  auto data = read_file(path.c_str());
+  if (data) {
+    Ref loaded = Ref::steal(PyMarshal_ReadObjectFromString(data->data(), (Py_ssize_t)data->size()));
+    PyObject* version = loaded && PyDict_Check(loaded.get()) ? PyDict_GetItemString(loaded.get(), "version") : nullptr;
+    PyObject* marks = loaded && PyDict_Check(loaded.get()) ? PyDict_GetItemString(loaded.get(), "marks") : nullptr;
+    if (version != nullptr && PyLong_CheckExact(version) && PyLong_AsLong(version) == kMarksVersion && marks != nullptr &&
+        PyDict_CheckExact(marks)) {
+      self->marks = Py_NewRef(marks);
+      return self->marks;
+    }
+    PyErr_Clear();
+    warn_quietly("lazyexec: ignoring damaged marker cache %s; it is rewritten at exit", path.c_str());
+  }
+  self->marks = PyDict_New();
+  if (self->marks == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  if (data) note_learned(self);  // damaged: rewritten even if nothing new is learned
+  return self->marks;
+}
+
+// The first verdict learned this run registers the writer (atexit is
+// imported then, not at every start).
+void note_learned(FinderObject* self) {
+  if (self->marks_dirty) return;
+  self->marks_dirty = true;
+  bool was_busy = set_busy(true);
+  Ref atexit = Ref::steal(PyImport_ImportModule("atexit"));
+  Ref fn = Ref::steal(PyObject_GetAttrString((PyObject*)self, "write_marks"));
+  Ref r = atexit && fn ? Ref::steal(PyObject_CallMethod(atexit.get(), "register", "O", fn.get())) : Ref();
+  set_busy(was_busy);
+  if (!r) PyErr_Clear();  // not written: learned again next time
+}
+
+// Whether the source at `path` opts in (`__lazy_module__ = True`): the
+// remembered verdict when the file's stamp is the same, else a read and a
+// scan, remembered.
+bool source_opts_in(FinderObject* self, const char* path) {
+  PyObject* marks = nullptr;
+  Ref key;
+  struct stat st;
+  if (self->marks_path != nullptr && ::stat(path, &st) == 0 && (marks = marks_of(self)) != nullptr) {
+    key = Ref::steal(PyUnicode_DecodeFSDefault(path));
+    PyObject* entry = key ? PyDict_GetItemWithError(marks, key.get()) : nullptr;
+    if (entry != nullptr && PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) == 3 &&
+        PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 0)) == mtime_ns(st) &&
+        PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 1)) == (long long)st.st_size && !PyErr_Occurred())
+      return PyTuple_GET_ITEM(entry, 2) == Py_True;
+    PyErr_Clear();
+  }
+  struct stat read_st;
+  auto source = read_file_scratch(path, &read_st);
+  bool verdict = source && opts_in(*source);
+  if (source && key && read_st.st_size >= 0) {
+    Ref entry = Ref::steal(Py_BuildValue("(LLO)", mtime_ns(read_st), (long long)read_st.st_size,
+                                         verdict ? Py_True : Py_False));
+    if (entry && PyDict_SetItem(marks, key.get(), entry.get()) == 0)
+      note_learned(self);
+    else
+      PyErr_Clear();
+  }
+  return verdict;
 }
 
 // Policy, then (mode "marked") the marker, read from the source.
 // For a module policy selects: mode "all", an opted-in distribution, or the
 // marker in its source.
-bool opted(const FinderObject* self, std::string_view name, const char* path) {
+bool opted(FinderObject* self, std::string_view name, const char* path) {
   if (self->policy->all_mode || self->policy->opted_in(name, path)) return true;
-  auto source = read_file_scratch(path);
-  return source && opts_in(*source);
+  return source_opts_in(self, path);
 }
 
-bool claims(const FinderObject* self, std::string_view name, const char* path) {
+bool claims(FinderObject* self, std::string_view name, const char* path) {
   return self->policy != nullptr && self->policy->selects(name) && opted(self, name, path);
 }
 
@@ -276,6 +411,11 @@ PyObject* finder_watch(PyObject* self_obj, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+PyObject* finder_misses(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  return self->missed == nullptr ? PyList_New(0) : PySequence_List(self->missed);
+}
+
 PyObject* finder_invalidate_caches(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   if (self->missed != nullptr && PySet_Clear(self->missed) < 0) return nullptr;
@@ -288,6 +428,11 @@ PyMethodDef finder_methods[] = {
     {"claims", finder_claims, METH_VARARGS, "claims(name, path) -> whether the module would load lazily."},
     {"watch", finder_watch, METH_VARARGS,
      "watch(fullname, callback=None): callback(spec) -> spec runs when the module is found (None: stop)."},
+    {"misses", finder_misses, METH_NOARGS,
+     "The top-level names PathFinder did not find when this finder asked (the usage profile keeps them, so that "
+     "the next start does not search for them twice)."},
+    {"write_marks", marks_at_exit, METH_NOARGS,
+     "Writes the marker verdicts learned since they were read (registered with atexit when the first is learned)."},
     {"invalidate_caches", finder_invalidate_caches, METH_NOARGS,
      "Forgets the top-level names PathFinder did not find (PathFinder keeps its own caches)."},
     {nullptr, nullptr, 0, nullptr},

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "importer/finder.h"
 #include "py/handle.h"
 #include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
@@ -354,6 +355,15 @@ PyObject* profile_at_exit(PyObject*, PyObject*) {
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(nothing_to_defer); ++i)
       if (PySet_Add(keys.get(), PyList_GET_ITEM(nothing_to_defer, i)) < 0) throw py::PyError{};
+    // Top-level modules that were not there: next time the finder leaves
+    // them to PathFinder at once instead of searching sys.path before it.
+    if (PyObject* meta_path = PySys_GetObject("meta_path"); meta_path != nullptr && PyList_Check(meta_path))
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
+        if (is_finder(PyList_GET_ITEM(meta_path, i))) {
+          Ref misses = py::check(PyObject_CallMethod(PyList_GET_ITEM(meta_path, i), "misses", nullptr));
+          for (Py_ssize_t j = 0; j < PyList_GET_SIZE(misses.get()); ++j)
+            if (PySet_Add(keys.get(), PyList_GET_ITEM(misses.get(), j)) < 0) throw py::PyError{};
+        }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(loaded); ++i) {
       PyObject* mod_name = PyList_GET_ITEM(loaded, i);
       PyObject* m = PyDict_GetItemWithError(modules_dict(), mod_name);
