@@ -428,6 +428,12 @@ int run_unit(ModuleState& st, int id) {
   }
   u.state = UnitRecord::Done;
   u.owner = 0;
+  // Its code ran: nothing reads it again (every use is of a pending unit).
+  // Eagerly the module's code object goes once it ran; kept here, each unit
+  // run held its code (a class body's code with its consts) for the life of
+  // the module. A plain function's code is the function's own. None, not
+  // null: the unit stays counted as deferred (module_stats).
+  if (u.kind != UnitRecord::Function) u.code = py::Ref::borrow(Py_None);
   st.materialized++;
   after_done(st);
   return 0;
