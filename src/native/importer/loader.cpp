@@ -284,9 +284,14 @@ void bind_loaded(PyObject* g, PyObject* specs) {
         continue;
       }
     }
-    Ref values = py::check(PyDict_New());
-    if (PyDict_SetItem(values.get(), name, value.get()) < 0) throw py::PyError{};
-    call("resolve", g, uid, values.get());
+    runtime::ModuleState* st = runtime::state_of(g);
+    if (st == nullptr) {
+      PyErr_SetString(PyExc_ValueError, "lazyexec: not the namespace of a lazily loaded module");
+      throw py::PyError{};
+    }
+    int id = (int)PyLong_AsLong(uid);
+    if (id == -1 && PyErr_Occurred()) throw py::PyError{};
+    if (runtime::resolve_binding(*st, id, name, value.get()) < 0) throw py::PyError{};
   }
 }
 

@@ -224,14 +224,20 @@ namespace {
 // statement's own position: its own bindings replace them, and a later
 // pending unit's names are unbound again so that unit's binding wins.
 int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject* last) {
-  std::unordered_set<std::string> during;
+  // Almost always nothing was inserted meanwhile: the names are compared as
+  // objects (no conversion, no set) and only when something was.
   std::vector<py::Ref> inserted;
-  if (last && inserted_since(st.globals, last, inserted)) {
-    for (const py::Ref& k : inserted)
-      if (PyUnicode_Check(k.get())) during.insert(py::utf8(k.get()));
-  } else {
+  if (last && !inserted_since(st.globals, last, inserted)) {
     PyErr_Clear();
+    inserted.clear();
   }
+  auto inserted_during = [&inserted](PyObject* key) {
+    for (const py::Ref& k : inserted) {
+      if (k.get() == key) return true;
+      if (PyUnicode_Check(k.get()) && PyUnicode_Compare(k.get(), key) == 0) return true;  // str against str: no error
+    }
+    return false;
+  };
   PyObject *key, *value;
   Py_ssize_t pos = 0;
   while (PyDict_Next(scratch, &pos, &key, &value)) {
@@ -241,12 +247,11 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
     PyObject* current = PyDict_GetItemWithError(st.globals, key);  // borrowed; exact dict lookup, no trap
     if (current == value) continue;
     if (current == nullptr && PyErr_Occurred()) return -1;
-    std::string name = py::utf8(key);
-    if (name == "__annotations__" && PyDict_Check(value)) {
+    if (!PyUnicode_Check(key)) continue;  // a unit binds names only
+    if (PyDict_Check(value) && PyUnicode_CompareWithASCIIString(key, "__annotations__") == 0) {
       // A unit's annotated assignment: merge into the module's annotations.
-      PyObject* ann = PyDict_GetItemWithError(st.globals, key);
+      PyObject* ann = current;
       if (!ann) {
-        if (PyErr_Occurred()) return -1;
         py::Ref fresh = py::check(PyDict_New());
         if (PyDict_SetItem(st.globals, key, fresh.get()) < 0) return -1;
         ann = fresh.get();
@@ -254,9 +259,9 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
       if (PyDict_Check(ann) && PyDict_Merge(ann, value, 0) < 0) return -1;
       continue;
     }
-    if (st.cancelled.count(name)) continue;  // deleted before first use
+    if (!st.cancelled.empty() && st.cancelled.count(py::utf8(key))) continue;  // deleted before first use
     bool has = current != nullptr;
-    if (has && !during.count(name)) continue;  // a global write, `mod.x = ...` or star import came first
+    if (has && !inserted_during(key)) continue;  // a global write, `mod.x = ...` or star import came first
     if (PyDict_SetItem(st.globals, key, value) < 0) return -1;
   }
   for (const py::Ref& k : inserted) {
@@ -649,6 +654,25 @@ int materialize(ModuleState& st, int id) {
       }
     }
   }
+}
+
+int resolve_binding(ModuleState& st, int id, PyObject* name, PyObject* value) {
+  if (id < 0 || id >= (int)st.units.size()) {
+    PyErr_Format(PyExc_IndexError, "lazyexec: no unit %d in %s", id, st.module.c_str());
+    return -1;
+  }
+  UnitRecord& u = st.units[(size_t)id];
+  if (u.state != UnitRecord::Pending || !u.code) return 0;
+  if (!PyUnicode_Check(name)) {
+    PyErr_SetString(PyExc_TypeError, "lazyexec: a resolved import binds a str");
+    return -1;
+  }
+  if (publish_binding(st, u, name, value) < 0) return -1;
+  u.state = UnitRecord::Done;
+  u.code = py::Ref();  // never runs: its code can go
+  st.materialized++;
+  after_done(st);
+  return 0;
 }
 
 int resolve(ModuleState& st, int id, PyObject* values) {

@@ -173,6 +173,10 @@ bool used_nearly_whole(const ModuleState& st);
 // (name -> object) as it would have: an import whose module was already in
 // sys.modules when its importer loaded (see importer/importlib_bootstrap.py).
 int resolve(ModuleState& st, int id, PyObject* values);
+// The same for a unit binding one name (a deferred import of a module loaded
+// already, bound when its importer finishes loading: the plan's bind_loaded
+// step), without a dict of values or a namespace diff.
+int resolve_binding(ModuleState& st, int id, PyObject* name, PyObject* value);
 
 // Materializes the unit that would bind `name`, if it is pending. Returns 1 if
 // a unit ran, 0 if the name is not pending, -1 on error.
