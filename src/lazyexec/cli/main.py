@@ -30,6 +30,8 @@ def _parser():
                    add_help=False)
     sub.add_parser("why", help="every module a run loads and what caused it: why [--json] [--html FILE] -- COMMAND",
                    add_help=False)
+    sub.add_parser("cache", help="where artifacts and caches live, per build key; remove stale ones: "
+                                 "cache (info | prune | clear)", add_help=False)
     ex = sub.add_parser("explain", help="show each top-level statement's verdict (lazy or eager) and why",
                         description="Show every top-level statement of a module with its verdict and the reason. "
                                     "With --summary, a census over a tree of sources.")
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from lazyexec.cli import image
 
         return image.run(argv[1:])
+    if argv and argv[0] == "cache":
+        from lazyexec.cli import cache
+
+        return cache.run(argv[1:])
     if argv and argv[0] == "pth":
         from lazyexec.cli import pth
 

@@ -127,7 +127,15 @@ def knowledge_hash(config=None) -> str:
                + PLAN_RULES)
         h = _lazyexec.fingerprint(raw)
         _hash_cache[config] = h
+    _hash_sources[h] = getattr(config, "source", None)
     return h
+
+
+# The configuration file behind each knowledge hash and key made in this
+# process: an artifact's trailer names it, so that pruning can tell a key
+# whose configuration file is gone (store/prune.py).
+_hash_sources: dict = {}
+_key_sources: dict = {}
 
 
 _knowledge_fingerprint: list = []
@@ -151,15 +159,25 @@ def key_for(knowledge_hash: str) -> bytes:
 
         text = f"{__version__}:{FORMAT}:{knowledge_hash}:{_build_identity()}".encode()
         key = _keys[knowledge_hash] = _lazyexec.fingerprint(text).encode()
+    _key_sources[key] = _hash_sources.get(knowledge_hash)
     return key
 
 
-def encode(plan: Plan, mtime_ns: int, size: int, key: bytes) -> bytes:
+def encode(plan: Plan, mtime_ns: int, size: int, key: bytes, source: str | None = None) -> bytes:
+    """The artifact's bytes; with `source`, followed by the trailer that
+    store hygiene reads (which source, which build of lazyexec: see
+    store/prune.py). Readers unmarshal one object after the header and
+    ignore what follows it."""
     # HEADER_FORMAT by hand: no import here, the stdlib module being built
     # may be `struct` itself.
     header = (MAGIC + FORMAT.to_bytes(2, "little") + bytes(2) + PYTHON_MAGIC + mtime_ns.to_bytes(8, "little")
               + size.to_bytes(8, "little") + key)
-    return header + marshal.dumps((plan.units, plan.steps))
+    data = header + marshal.dumps((plan.units, plan.steps))
+    if source is not None:
+        from lazyexec.store import prune
+
+        data += prune.trailer(os.path.abspath(source), _key_sources.get(key))
+    return data
 
 
 def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:
@@ -221,7 +239,7 @@ def save(source_path: str, plan: Plan, mtime_ns: int, size: int, key: bytes, nex
     like compileall, writes where the sources are)."""
     if not caching_enabled():
         return False
-    data = encode(plan, mtime_ns, size, key)
+    data = encode(plan, mtime_ns, size, key, source=source_path)
     paths = [artifact_path(source_path, key), fallback_path(source_path, key)]
     if bytecode_writing_off() and not next_to_source:
         paths = paths[1:]

@@ -11,6 +11,10 @@ runs; it keeps going until the queue is empty.
 A builder killed mid-write leaves no partial artifact (`store.write_atomic`
 renames a complete file over the old one) and at most a queue file that the
 next builder takes up.
+
+After building, still under the lock, the builder prunes (`tidy`): the
+stale siblings of what it built, and once a day whatever is stale or
+orphaned on its interpreter's paths (store/prune.py, `lazyexec cache`).
 """
 
 import os
@@ -166,8 +170,9 @@ def _take_jobs(queue: str) -> list[dict]:
     return jobs
 
 
-def build(job: dict) -> int:
-    """Build and store the artifacts of one job; the number stored."""
+def build(job: dict, built: list | None = None) -> int:
+    """Build and store the artifacts of one job; the number stored (their
+    sources appended to `built`)."""
     from lazyexec.config import Config
     from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
@@ -183,9 +188,26 @@ def build(job: dict) -> int:
         try:
             if load_or_build_plan(path, name, is_package, config, build="inline") is not None:
                 done += 1
+                if built is not None:
+                    built.append(path)
         except Exception:  # noqa: BLE001 - a module that cannot be analysed keeps loading eagerly
             continue
     return done
+
+
+def tidy(directory: str, built) -> None:
+    """Store hygiene, under the builder's lock and off every program's
+    start: the stale siblings of the artifacts just built (the same modules'
+    artifacts of keys no build of lazyexec can ask for any more), and at
+    most once a day every stale or orphaned artifact on this interpreter's
+    paths and in the cache directory (store/prune.py). Nothing it meets
+    (an unwritable directory, a file gone meanwhile) stops the builder."""
+    try:
+        from lazyexec.store import prune
+
+        prune.housekeeping(directory, built)
+    except Exception:  # noqa: BLE001 - hygiene never costs a build
+        pass
 
 
 def main() -> int:
@@ -210,8 +232,10 @@ def main() -> int:
             return 0  # another builder holds the lock; it takes up our queue file
         try:
             jobs = _take_jobs(queue)
+            built: list = []
             for job in jobs:
-                build(job)
+                build(job, built)
+            tidy(directory, built)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
         # A program may have queued a job while we held the lock and found it
