@@ -14,7 +14,7 @@ next builder takes up.
 
 After building, still under the lock, the builder prunes (`tidy`): the
 stale siblings of what it built, and once a day whatever is stale or
-orphaned on its interpreter's paths (store/prune.py, `lazyexec cache`).
+orphaned in the cache directory (store/prune.py, `lazyexec cache`).
 """
 
 import os
@@ -199,8 +199,8 @@ def tidy(directory: str, built) -> None:
     """Store hygiene, under the builder's lock and off every program's
     start: the stale siblings of the artifacts just built (the same modules'
     artifacts of keys no build of lazyexec can ask for any more), and at
-    most once a day every stale or orphaned artifact on this interpreter's
-    paths and in the cache directory (store/prune.py). Nothing it meets
+    most once a day every stale or orphaned artifact in the cache directory
+    (store/prune.py; `lazyexec cache prune` covers the `sys.path` trees). Nothing it meets
     (an unwritable directory, a file gone meanwhile) stops the builder."""
     try:
         from lazyexec.store import prune

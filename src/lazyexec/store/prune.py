@@ -401,6 +401,7 @@ def prune_siblings(source_paths, cache_dir: str, judge: Judge) -> Removal:
     removal = Removal()
     listings: dict = {}
     tag = sys.implementation.cache_tag
+    decided: dict = {}  # KEY8 -> status: the siblings of one key share their build (their source was just built)
 
     def entries_in(directory: str, where: str) -> list:
         if directory not in listings:
@@ -420,7 +421,14 @@ def prune_siblings(source_paths, cache_dir: str, judge: Judge) -> Removal:
                 if not name.startswith(prefix) or name.count(".") != prefix.count(".") + 1:
                     continue
                 e = _entry(directory, name, where)
-                if e is not None and judge.judge(e).status in ("stale", "orphan"):
+                if e is None:
+                    continue
+                status = decided.get(e.key) if e.key else None
+                if status is None:
+                    status = judge.judge(e).status
+                    if e.key and status in ("stale", "live", "current"):
+                        decided[e.key] = status
+                if status in ("stale", "orphan"):
                     removal.remove(e.path, e.size)
     return removal
 
@@ -429,8 +437,11 @@ def housekeeping(cache_dir: str, built=(), now: float | None = None, force: bool
                  roots: list | None = None) -> Removal:
     """What the background builder does under its lock after building:
     stale siblings of what it built, and at most once a day (the stamp file
-    `pruned`) a full prune of its interpreter's paths and the cache
-    directory. Never raises for a file it cannot remove."""
+    `pruned`) a prune of the cache directory (and of `roots`, none by
+    default: walking every `sys.path` tree, a whole standard library's
+    `__pycache__` directories, is `lazyexec cache prune`'s, not a
+    builder's, which other programs may be waiting for). Never raises for a
+    file it cannot remove."""
     now = time.time() if now is None else now
     judge = Judge(current_key(), now)
     removal = prune_siblings(built, cache_dir, judge)
@@ -447,10 +458,6 @@ def housekeeping(cache_dir: str, built=(), now: float | None = None, force: bool
             os.utime(stamp, (now, now))
         except OSError:
             return removal  # the cache directory is not writable: nothing to prune there either
-        prefix = getattr(sys, "pycache_prefix", None)
-        if roots is None:
-            roots = [r for r in default_roots() if r != prefix]
-        prune_entries(scan(cache_dir, roots, [prefix] if prefix else [], max_dirs=HOUSEKEEPING_MAX_DIRS), judge,
-                      removal=removal)
+        prune_entries(scan(cache_dir, roots or [], max_dirs=HOUSEKEEPING_MAX_DIRS), judge, removal=removal)
         prune_cache_files(cache_dir, now, CACHE_MAX_AGE, removal=removal)
     return removal
