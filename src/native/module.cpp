@@ -286,13 +286,22 @@ PyObject* install(PyObject*, PyObject* args) {
                            PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "function") == 0 &&
                            PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1));  // bytes, or an image's buffer
       // Marshal bytes: any read-only buffer (an image's unit code, in its mapping).
-      if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit && !function_unit) {
+      // A plain class's ("class", marshal bytes of its body's code, (base names)).
+      bool class_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 3 &&
+                        PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
+                        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "class") == 0 &&
+                        PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1)) && PyTuple_Check(PyTuple_GET_ITEM(code, 2));
+      if (class_unit)
+        for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(PyTuple_GET_ITEM(code, 2)); ++b)
+          if (!PyUnicode_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(code, 2), b))) class_unit = false;
+      if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit && !function_unit &&
+          !class_unit) {
         PyErr_SetString(PyExc_TypeError,
                         "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,), "
-                        "(\"function\", marshalled code) or None");
+                        "(\"function\", marshalled code), (\"class\", marshalled body, bases) or None");
         return nullptr;
       }
-      if ((value_unit || function_unit) && PySequence_Size(binds) != 1) {
+      if ((value_unit || function_unit || class_unit) && PySequence_Size(binds) != 1) {
         PyErr_SetString(PyExc_ValueError, "lazyexec: a constant's or a function's unit binds one name");
         return nullptr;
       }
@@ -307,10 +316,12 @@ PyObject* install(PyObject*, PyObject* args) {
         r.state = runtime::UnitRecord::Done;  // eager: ran with the module
         continue;
       }
-      r.code = Ref::borrow(function_unit ? PyTuple_GET_ITEM(code, 1) : code);
+      r.code = Ref::borrow(function_unit || class_unit ? PyTuple_GET_ITEM(code, 1) : code);
       r.kind = value_unit      ? runtime::UnitRecord::Value
                : function_unit ? runtime::UnitRecord::Function
+               : class_unit    ? runtime::UnitRecord::Class
                                : runtime::UnitRecord::Code;
+      if (class_unit) r.bases = Ref::borrow(PyTuple_GET_ITEM(code, 2));
       // Its size, for the usage profile's cost model (an image's buffer is
       // not opened for it: unknown counts as small).
       if (PyBytes_Check(r.code.get())) r.size = (uint32_t)PyBytes_GET_SIZE(r.code.get());
@@ -841,6 +852,8 @@ PyObject* unit_value(PyObject*, PyObject* code) {
       return Py_BuildValue("(sO)", "display", Py_None);
     case compile::UnitValue::Function:
       return Py_BuildValue("(sO)", "function", value);
+    case compile::UnitValue::Class:
+      return Py_BuildValue("(sN)", "class", value);  // (body code, name, (base names)), a new reference
     default:
       return Py_BuildValue("(sO)", "code", Py_None);
   }

@@ -67,6 +67,20 @@ def _plain_function(code):
     return ("function", marshal.dumps(fn)) if kind == "function" else None
 
 
+def _plain_class(code):
+    """("class", marshal bytes of the class body's code, (base names)) when
+    the unit's code is a plain `class C(B1, ...):` (no decorator, keyword or
+    type parameter, bases plain names): the runtime builds the class from its
+    body at first use as LOAD_BUILD_CLASS does, without unmarshalling and
+    running unit code around it (issue 11: the unit's own code object, frame
+    and scratch namespace). None otherwise."""
+    kind, value = _lazyexec.unit_value(code)
+    if kind != "class":
+        return None
+    body, _name, bases = value
+    return ("class", marshal.dumps(body), tuple(bases))
+
+
 def _already_loaded_spec(u: dict):
     """How the runtime binds a lazy import unit at the end of the import if its
     modules are in sys.modules by then: (unit, name, mode, modules, attr), mode
@@ -192,6 +206,8 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
                  and len(u["binds"]) == 1 else None)
         if value is None and code is not None and u["kind"] == "def" and len(u["binds"]) == 1:
             value = _plain_function(code)
+        if value is None and code is not None and u["kind"] == "class" and len(u["binds"]) == 1:
+            value = _plain_class(code)
         payload = value or (marshal.dumps(code) if code is not None else None)
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     steps = [tuple(s) for s in result["steps"]]

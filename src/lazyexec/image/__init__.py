@@ -128,11 +128,13 @@ def deactivate() -> None:
 def out_of_line(code):
     """The marshalled code a plan unit keeps out of line in an image (read
     from the mapping when the unit first runs): a unit's code bytes, or a
-    plain function's ("function", bytes). None for the rest (eager units,
-    constants stored as values)."""
+    plain function's ("function", bytes), a plain class's ("class", bytes,
+    bases). None for the rest (eager units, constants stored as values)."""
     if isinstance(code, bytes):
         return code
     if isinstance(code, tuple) and len(code) == 2 and code[0] == "function":
+        return code[1]
+    if isinstance(code, tuple) and len(code) == 3 and code[0] == "class":
         return code[1]
     return None
 

@@ -90,14 +90,20 @@ def build_entry(src: Source, policy, config) -> Entry | None:
     if plan is not None and plan.units:
         # Format 4: each unit's marshalled code goes out of line (read from
         # the mapping when the unit first runs); the plan holds its index
-        # (a plain function's: ("function", index)).
+        # (a plain function's: ("function", index); a plain class's:
+        # ("class", index, bases)).
         units, unit_code = [], []
         for u in plan.units:
             blob = out_of_line(u[0])
             if blob is not None:
                 unit_code.append(blob)
                 index = len(unit_code) - 1
-                u = (index if isinstance(u[0], bytes) else ("function", index), *u[1:])
+                if isinstance(u[0], bytes):
+                    u = (index, *u[1:])
+                elif u[0][0] == "class":  # ("class", index, bases)
+                    u = (("class", index, u[0][2]), *u[1:])
+                else:
+                    u = (("function", index), *u[1:])
             units.append(u)
         return Entry(src, True, marshal.dumps((units, plan.steps)), code, st.st_mtime_ns, st.st_size,
                      blob_hash(source), unit_code)

@@ -83,6 +83,84 @@ UnitValue plain_function(PyCodeObject* co, const std::vector<std::pair<int, int>
   return UnitValue::Function;
 }
 
+// `class Name(B1, ...):` with nothing else evaluated at definition time:
+// (PUSH_NULL,) LOAD_BUILD_CLASS, LOAD_CONST <body>, (3.10: LOAD_CONST
+// <qualname>,) MAKE_FUNCTION 0, LOAD_CONST <name>, LOAD_NAME <base>...,
+// (PRECALL,) CALL n, STORE_NAME <name>, return None. Running it is
+// __build_class__(PyFunction_New(body, globals), name, *bases), as those
+// opcodes do. `*value`: a new (body, name, (base names)).
+template <typename IsNone>
+UnitValue plain_class(PyCodeObject* co, const std::vector<std::pair<int, int>>& ops, IsNone is_none,
+                      PyObject** value) {
+  PyObject* consts = co->co_consts;
+  std::vector<std::pair<int, int>> rest;
+  for (auto op : ops) {
+#ifdef PUSH_NULL
+    if (op.first == PUSH_NULL) continue;
+#endif
+#ifdef PRECALL
+    if (op.first == PRECALL) continue;
+#endif
+    rest.push_back(op);
+  }
+  size_t at = 0;
+  auto next = [&](int op) { return at < rest.size() && rest[at].first == op ? rest[at++].second : -1; };
+  auto str_const = [&](int i) -> PyObject* {
+    if (i < 0 || i >= PyTuple_GET_SIZE(consts) || !PyUnicode_Check(PyTuple_GET_ITEM(consts, i))) return nullptr;
+    return PyTuple_GET_ITEM(consts, i);
+  };
+  if (next(LOAD_BUILD_CLASS) < 0) return UnitValue::Code;
+  int body_at = next(LOAD_CONST);
+  if (body_at < 0 || body_at >= PyTuple_GET_SIZE(consts) || !PyCode_Check(PyTuple_GET_ITEM(consts, body_at)))
+    return UnitValue::Code;
+  PyObject* body = PyTuple_GET_ITEM(consts, body_at);
+#if PY_VERSION_HEX < 0x030B0000
+  if (str_const(next(LOAD_CONST)) == nullptr) return UnitValue::Code;  // the qualified name: the class's own
+#endif
+  if (next(MAKE_FUNCTION) != 0) return UnitValue::Code;
+  PyObject* name = str_const(next(LOAD_CONST));
+  if (name == nullptr) return UnitValue::Code;
+  std::vector<PyObject*> bases;
+  while (at < rest.size() && rest[at].first == LOAD_NAME) {
+    int i = rest[at++].second;
+    if (i >= PyTuple_GET_SIZE(co->co_names)) return UnitValue::Code;
+    bases.push_back(PyTuple_GET_ITEM(co->co_names, i));
+  }
+#ifdef CALL_FUNCTION
+  int call = next(CALL_FUNCTION);
+#else
+  int call = next(CALL);
+#endif
+  if (call != (int)bases.size() + 2) return UnitValue::Code;
+  int store_at = next(STORE_NAME);
+  if (store_at < 0 || store_at >= PyTuple_GET_SIZE(co->co_names)) return UnitValue::Code;
+  int same = PyUnicode_Compare(PyTuple_GET_ITEM(co->co_names, store_at), name);
+  if (same != 0) {
+    PyErr_Clear();
+    return UnitValue::Code;
+  }
+  bool returns_none = false;
+#ifdef RETURN_CONST
+  if (at + 1 == rest.size() && rest[at].first == RETURN_CONST && is_none(rest[at].second)) returns_none = true;
+#endif
+  if (at + 2 == rest.size() && rest[at].first == LOAD_CONST && is_none(rest[at].second) &&
+      rest[at + 1].first == RETURN_VALUE)
+    returns_none = true;
+  if (!returns_none) return UnitValue::Code;
+  PyObject* names = PyTuple_New((Py_ssize_t)bases.size());
+  if (names == nullptr) {
+    PyErr_Clear();
+    return UnitValue::Code;
+  }
+  for (size_t i = 0; i < bases.size(); ++i) PyTuple_SET_ITEM(names, (Py_ssize_t)i, Py_NewRef(bases[i]));
+  *value = Py_BuildValue("(OON)", body, name, names);
+  if (*value == nullptr) {
+    PyErr_Clear();
+    return UnitValue::Code;
+  }
+  return UnitValue::Class;
+}
+
 }  // namespace
 
 UnitValue classify_unit_code(PyObject* code, PyObject** value) {
@@ -111,6 +189,8 @@ UnitValue classify_unit_code(PyObject* code, PyObject** value) {
     return index < PyTuple_GET_SIZE(consts) && PyTuple_GET_ITEM(consts, index) == Py_None;
   };
   if (UnitValue f = plain_function(co, ops, is_none, value); f == UnitValue::Function) return f;
+  if (!ops.empty() && (ops[0].first == LOAD_BUILD_CLASS || (ops.size() > 1 && ops[1].first == LOAD_BUILD_CLASS)))
+    return plain_class(co, ops, is_none, value);
   for (auto [op, arg] : ops)
     if (!builds_constant_display(op)) return UnitValue::Code;
   // LOAD_CONST k; STORE_NAME; then `return None` (RETURN_CONST None, or

@@ -10,10 +10,13 @@
 
 namespace lazyexec::compile {
 
-enum class UnitValue { Constant, Display, Function, Code };
+enum class UnitValue { Constant, Display, Function, Class, Code };
 
 // `*value` (borrowed) is the constant for UnitValue::Constant, the
-// function's code object for UnitValue::Function.
+// function's code object for UnitValue::Function. For UnitValue::Class (a
+// plain `class C(B1, B2):`: no decorator, keyword, type parameter; bases
+// plain names), `*value` is a new reference to (body code, name, (base
+// names)).
 UnitValue classify_unit_code(PyObject* code, PyObject** value);
 
 }  // namespace lazyexec::compile

@@ -319,13 +319,18 @@ void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts,
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
     PyObject* u = PyList_GET_ITEM(units, i);
     if (!PyTuple_Check(u) || PyTuple_GET_SIZE(u) < 1) continue;
-    // A plain function's code field is ("function", index) (artifact format 10).
+    // A plain function's code field is ("function", index) (artifact format
+    // 10), a plain class's ("class", index, bases) (format 11).
     PyObject* field = PyTuple_GET_ITEM(u, 0);
     bool function = PyTuple_Check(field) && PyTuple_GET_SIZE(field) == 2 &&
                     PyUnicode_Check(PyTuple_GET_ITEM(field, 0)) &&
                     PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(field, 0), "function") == 0 &&
                     PyLong_CheckExact(PyTuple_GET_ITEM(field, 1));
-    PyObject* index = function ? PyTuple_GET_ITEM(field, 1) : field;
+    bool plain_class = PyTuple_Check(field) && PyTuple_GET_SIZE(field) == 3 &&
+                       PyUnicode_Check(PyTuple_GET_ITEM(field, 0)) &&
+                       PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(field, 0), "class") == 0 &&
+                       PyLong_CheckExact(PyTuple_GET_ITEM(field, 1));
+    PyObject* index = function || plain_class ? PyTuple_GET_ITEM(field, 1) : field;
     if (!PyLong_CheckExact(index)) continue;
     long k = PyLong_AsLong(index);
     if (k < 0 || k > UINT32_MAX) {
@@ -346,6 +351,7 @@ void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts,
     obj->checked = false;
     Ref blob = Ref::steal(reinterpret_cast<PyObject*>(obj));
     if (function) blob = py::check(Py_BuildValue("(sN)", "function", blob.release()));
+    if (plain_class) blob = py::check(Py_BuildValue("(sNO)", "class", blob.release(), PyTuple_GET_ITEM(field, 2)));
     if (Py_REFCNT(u) == 1) {  // the fresh tuple marshal made: filled in place
       PyObject* old = PyTuple_GET_ITEM(u, 0);
       PyTuple_SET_ITEM(u, 0, blob.release());

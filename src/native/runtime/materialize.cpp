@@ -326,6 +326,80 @@ int publish_value(ModuleState& st, UnitRecord& u) {
   return publish_binding(st, u, name.get(), value.get());
 }
 
+// The namespace's builtins as a frame running in it gets them
+// (`__builtins__`, a module or its dict; else the interpreter's): borrowed.
+PyObject* builtins_of(PyObject* globals) {
+  PyObject* b = PyDict_GetItemWithError(globals, py::str("__builtins__").get());  // exact lookup, no trap
+  if (b != nullptr && PyModule_Check(b)) b = PyModule_GetDict(b);
+  if (b == nullptr || !PyDict_Check(b)) {
+    PyErr_Clear();
+    b = PyEval_GetBuiltins();
+  }
+  return b;
+}
+
+// A plain class's unit (UnitRecord::Class) whose body code is unmarshalled:
+// built as LOAD_BUILD_CLASS, MAKE_FUNCTION and CALL build it
+// (`__build_class__(function of the body, name, *bases)`, each base read as
+// LOAD_NAME reads it at the top level: the namespace, then builtins), with
+// no unit code object, frame or scratch namespace of its own; then
+// published as any unit (names the body's run inserted meanwhile give way).
+int run_class(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
+  PyObject* g = st.globals;
+  auto* co = reinterpret_cast<PyCodeObject*>(u.code.get());
+  py::Ref name = py::Ref::steal(PyUnicode_InternFromString(u.binds[0].c_str()));
+  if (!name) return -1;
+  PyObject* builtins = builtins_of(g);
+  PyObject* build = PyDict_GetItemWithError(builtins, py::str("__build_class__").get());
+  if (build == nullptr) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_NameError, "__build_class__ not found");
+    return -1;
+  }
+  py::Ref keep_build = py::Ref::borrow(build);
+#if PY_VERSION_HEX < 0x030B0000
+  py::Ref fn = py::Ref::steal(PyFunction_NewWithQualName(u.code.get(), g, co->co_name));
+#else
+  (void)co;
+  py::Ref fn = py::Ref::steal(PyFunction_New(u.code.get(), g));
+#endif
+  if (!fn) return -1;
+  Py_ssize_t nb = u.bases ? PyTuple_GET_SIZE(u.bases.get()) : 0;
+  std::vector<py::Ref> args;
+  args.reserve((size_t)nb + 2);
+  args.push_back(fn);
+  args.push_back(name);
+  for (Py_ssize_t i = 0; i < nb; ++i) {
+    PyObject* base_name = PyTuple_GET_ITEM(u.bases.get(), i);
+    PyObject* v = PyDict_GetItemWithError(g, base_name);  // exact lookup, as LOAD_NAME: no trap
+    if (v == nullptr && !PyErr_Occurred()) v = PyDict_GetItemWithError(builtins, base_name);
+    if (v == nullptr) {
+      if (!PyErr_Occurred()) PyErr_Format(PyExc_NameError, "name '%U' is not defined", base_name);
+      return -1;
+    }
+    args.push_back(py::Ref::borrow(v));
+  }
+  std::vector<PyObject*> argv;
+  for (const py::Ref& a : args) argv.push_back(a.get());
+  py::Ref last = last_key(g);  // what the namespace held before the body ran
+  if (!last) PyErr_Clear();
+  st.running.emplace_back(u.owner, id);
+  if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
+  py::Ref cls = py::Ref::steal(PyObject_Vectorcall(build, argv.data(), argv.size(), nullptr));
+  if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
+    materializing_now.pop_back();
+  for (auto it = st.running.end(); it != st.running.begin();) {
+    --it;
+    if (it->second == id) {
+      st.running.erase(it);
+      break;
+    }
+  }
+  if (!cls) return -1;
+  py::Ref scratch = py::Ref::steal(PyDict_New());
+  if (!scratch || PyDict_SetItem(scratch.get(), name.get(), cls.get()) < 0) return -1;
+  return publish(st, u, id, scratch.get(), last.get());
+}
+
 // The unit's locals start with the module's identity: eagerly a top-level
 // statement's locals are the module's namespace, and an `__import__` hook is
 // handed them (IMPORT_NAME passes f_locals), as click's tests read
@@ -420,6 +494,8 @@ int run_unit(ModuleState& st, int id) {
     rc = publish_function(st, u);
   } else if (u.kind == UnitRecord::Value) {
     rc = publish_value(st, u);  // a constant stored as its value: unmarshalled and bound, no code runs
+  } else if (u.kind == UnitRecord::Class) {
+    rc = run_class(st, u, id, trigger);  // a plain class: built from its body, no unit code
   } else {
     rc = run_code(st, u, id, trigger);
   }
@@ -578,6 +654,7 @@ constexpr long kModuleCost = 20'000;   // the plan, trapping namespace, hooks; l
 constexpr long kRanUnitCost = 12'000;  // a unit run lazily: code unmarshalled alone, frame, scratch, publish
 constexpr long kRanValueCost = 2'000;  // a constant's value unmarshalled and published
 constexpr long kRanFunctionCost = 4'000;  // a plain function's code unmarshalled alone, the function published
+constexpr long kRanClassCost = 8'000;  // a plain class's body unmarshalled alone, built and published
 constexpr long kPerByteRan = 2;        // unmarshalling one unit's code alone shares no names with the rest
 
 // What running pending unit `u` at import would add (the eager cost of what
@@ -595,6 +672,7 @@ long eager_cost(const UnitRecord& u) {
 long lazy_cost(const UnitRecord& u) {
   if (u.kind == UnitRecord::Value) return kRanValueCost;
   if (u.kind == UnitRecord::Function) return kRanFunctionCost + kPerByteRan * (long)u.size;
+  if (u.kind == UnitRecord::Class) return kRanClassCost + kPerByteRan * (long)u.size;
   return kRanUnitCost + kPerByteRan * (long)u.size;
 }
 }  // namespace

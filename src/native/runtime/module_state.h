@@ -25,8 +25,12 @@ struct UnitRecord {
   // namespace. Value: `code` is (marshal bytes of a constant,), bound as is.
   // Function: `code` is a plain function's own code (or its marshal bytes),
   // made into a function as MAKE_FUNCTION would, no unit code run.
-  enum Kind : uint8_t { Code, Value, Function };
+  // Class: `code` is a plain class's body code (or its marshal bytes),
+  // `bases` the names of its bases: the class is built as LOAD_BUILD_CLASS
+  // does, no unit code run.
+  enum Kind : uint8_t { Code, Value, Function, Class };
   py::Ref code;                    // null for units that run eagerly
+  py::Ref bases;                   // Class: the base names (a tuple of str)
   std::vector<std::string> binds;
   std::vector<int> deps;           // lazy units read at definition time: run first
   std::vector<int> calls;          // units binding what its code reads later (call_reads)
