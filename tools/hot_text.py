@@ -42,6 +42,10 @@ WORKLOADS = [
     ["-m", "unittest", "--help"],
     ["-c", "import email.message, urllib.request, logging.handlers, argparse, dataclasses, typing"],
 ]
+# The same modules served from an image (LAZYEXEC_IMAGE): the image
+# reader's and its finder's functions are on a warm path too.
+IMAGE_MODULES = ["email.message", "urllib.request", "logging.handlers", "argparse", "dataclasses", "typing"]
+IMAGE_WORKLOAD = ["-c", "import " + ", ".join(IMAGE_MODULES)]
 
 
 def executed_functions(out: Path, library: str) -> set[str]:
@@ -80,13 +84,17 @@ def main() -> int:
         config.write_text('mode = "all"\n')
         env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
         env.update(LAZYEXEC="1", LAZYEXEC_CONFIG=str(config), LAZYEXEC_CACHE_DIR=str(Path(d) / "cache"))
-        for i, words in enumerate(WORKLOADS):
+        image = Path(d) / "modules.lzi"
+        subprocess.run([os.path.abspath(args.python), "-m", "lazyexec", "image", "build", "-q", "-o", str(image),
+                        *IMAGE_MODULES], cwd=d, env=env, capture_output=True, check=True)
+        runs = [(words, {}) for words in WORKLOADS] + [(IMAGE_WORKLOAD, {"LAZYEXEC_IMAGE": str(image)})]
+        for i, (words, extra) in enumerate(runs):
             cmd = [os.path.abspath(args.python), *words]
             # The first run builds the artifacts; the second is the warm start measured.
-            subprocess.run(cmd, cwd=d, env={**env, "LAZYEXEC_BUILD": "inline"}, capture_output=True)
+            subprocess.run(cmd, cwd=d, env={**env, **extra, "LAZYEXEC_BUILD": "inline"}, capture_output=True)
             out = Path(d) / f"callgrind.{i}"
             subprocess.run(["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", *cmd],
-                           cwd=d, env=env, capture_output=True, check=True)
+                           cwd=d, env={**env, **extra}, capture_output=True, check=True)
             names |= executed_functions(out, library)
     names = {n for n in names if re.fullmatch(r"[A-Za-z_][\w.$]*", n)}
     if sum(n.startswith("_ZN8lazyexec") for n in names) < 20:
