@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -61,15 +62,19 @@ bool is_file(const std::string& p, struct stat* st) { return ::stat(p.c_str(), s
 
 // A marshal file's object; a missing or damaged file declines (the Python
 // layer rebuilds it, or warns).
-Ref unmarshal_file(const std::string& path) {
-  auto data = read_file(path.c_str());
-  if (!data) throw Decline{};
-  PyObject* obj = PyMarshal_ReadObjectFromString(data->data(), (Py_ssize_t)data->size());
+Ref unmarshal_bytes(const std::string& data) {
+  PyObject* obj = PyMarshal_ReadObjectFromString(data.data(), (Py_ssize_t)data.size());
   if (obj == nullptr) {
     PyErr_Clear();
     throw Decline{};
   }
   return Ref::steal(obj);
+}
+
+Ref unmarshal_file(const std::string& path) {
+  auto data = read_file(path.c_str());
+  if (!data) throw Decline{};
+  return unmarshal_bytes(*data);
 }
 
 // As config.user_cache_dir().
@@ -273,12 +278,14 @@ std::pair<Ref, Ref> installed_index(const std::string& cache) {
   if (!tag) throw py::PyError{};
   std::string key = py::utf8(prefix) + std::string("\0", 1) + (tag.get() == Py_None ? "" : py::utf8(tag.get()));
   std::string path = join(cache, "installed-" + fingerprint(key) + ".marshal");
-  if (::access(path.c_str(), F_OK) != 0) return {none, none};
+  // Opened directly (no access() first: one system call fewer when it is there).
+  auto data = read_file(path.c_str());
+  if (!data) return {none, none};  // none, or unreadable: not used, as the Python layer does
   Ref index;
   try {
-    index = unmarshal_file(path);
+    index = unmarshal_bytes(*data);
   } catch (const Decline&) {
-    return {none, none};  // unreadable or damaged: not used, as the Python layer does
+    return {none, none};  // damaged: not used, as the Python layer does
   }
   // (version, ((directory, mtime_ns), ...), opted, never): see
   // importer/distributions.py, which writes it.
@@ -381,8 +388,10 @@ std::pair<Ref, Ref> usage_profile(PyObject* table, const std::string& cache, con
   std::string ident = program + std::string("\0", 1) + plan_key_repr + std::string("\0", 1) + repr(include) +
                       std::string("\0", 1) + repr(exclude);
   std::string path = join(join(cache, "profiles"), fingerprint(ident) + ".profile");
-  if (::access(path.c_str(), F_OK) == 0) {
-    Ref data = unmarshal_file(path);
+  auto bytes = read_file(path.c_str());
+  if (!bytes && errno != ENOENT) throw Decline{};  // unreadable: the Python layer says why
+  if (bytes) {
+    Ref data = unmarshal_bytes(*bytes);
     PyObject* eager = PyDict_Check(data.get()) ? get(data.get(), "eager") : nullptr;
     PyObject* version = PyDict_Check(data.get()) ? get(data.get(), "version") : nullptr;
     if (eager == nullptr || !PyDict_Check(eager) || version == nullptr || !PyLong_CheckExact(version) ||
