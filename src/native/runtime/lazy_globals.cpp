@@ -2,12 +2,68 @@
 
 #include "runtime/module_state.h"
 
+#include <cstdlib>
+
+#include <frameobject.h>
+
 namespace lazyexec::runtime {
 namespace {
 
 PyTypeObject LazyGlobals = {PyVarObject_HEAD_INIT(nullptr, 0)};
 PyMappingMethods mapping;
 PySequenceMethods sequence;
+
+// Whether `code` is `unit`'s own code or nested in it (a function, class
+// body or comprehension the statement defines).
+bool nested_in(PyObject* code, PyObject* unit, int depth = 0) {
+  if (code == unit) return true;
+  if (depth > 64 || !PyCode_Check(unit)) return false;
+  py::Ref consts = py::Ref::steal(PyObject_GetAttrString(unit, "co_consts"));
+  if (!consts || !PyTuple_Check(consts.get())) {
+    PyErr_Clear();
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts.get()); ++i) {
+    PyObject* c = PyTuple_GET_ITEM(consts.get(), i);
+    if (PyCode_Check(c) && nested_in(code, c, depth + 1)) return true;
+  }
+  return false;
+}
+
+// A name of unit `id` is hidden from this thread because an earlier unit is
+// running here (visible_limit): eagerly, while a statement runs, later names
+// do not exist yet. That holds for the statement's own code and for code
+// defined before it, which it may call. Code of this module defined by a
+// statement after every running unit that hides `id` (a handler defined and
+// registered further down, fired from inside a deferred import: ansible's
+// `_on_collection_load_handler` reading `to_text` while the loader's deferred
+// `from .filter import ...` runs) could not have run during that statement
+// eagerly; it runs now because the module has finished, and once the module
+// had finished eagerly every name was bound. Such code sees unit `id`.
+bool seen_by_later_code(const ModuleState& st, int id) {
+  if (st.running.empty() || id >= st.frontier) return false;
+  PyFrameObject* frame = PyEval_GetFrame();  // borrowed: the code doing the lookup
+  if (!frame) return false;
+#if PY_VERSION_HEX >= 0x030B0000
+  py::Ref globals = py::Ref::steal(PyFrame_GetGlobals(frame));
+#else
+  py::Ref globals = py::Ref::borrow(frame->f_globals);
+#endif
+  if (globals.get() != st.globals) return false;  // another module's code, or exec with other globals
+  py::Ref code = py::Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetCode(frame)));
+  int first = reinterpret_cast<PyCodeObject*>(code.get())->co_firstlineno;
+  unsigned long me = PyThread_get_thread_ident();
+  bool hidden = false;
+  for (const auto& [thread, running] : st.running) {
+    if (thread != me || running > id) continue;
+    if (running == id) return false;  // its own unit: not bound yet, as eagerly
+    hidden = true;
+    const UnitRecord& r = st.units[(size_t)running];
+    int line = std::atoi(r.where.c_str());  // "12 (def f)"
+    if (line <= 0 || first <= line || !r.code || nested_in(code.get(), r.code.get())) return false;
+  }
+  return hidden;
+}
 
 PyObject* lookup(PyObject* self, PyObject* key) {
   ModuleState* st = state_of(self);
@@ -26,6 +82,13 @@ PyObject* lookup(PyObject* self, PyObject* key) {
     // exactly as eagerly (dataclasses' ns.get(name) on its own class).
     int ran = materialize_name(*st, key, /*absent_if_running=*/true);
     if (ran < 0) return nullptr;
+    if (ran == 0 && PyUnicode_Check(key) && !st->running.empty()) {
+      auto it = st->pending.find(py::utf8(key));
+      if (it != st->pending.end() && seen_by_later_code(*st, it->second)) {
+        if (materialize(*st, it->second) < 0) return nullptr;
+        ran = 1;
+      }
+    }
     if (ran > 0) {
       v = PyDict_GetItemWithError(self, key);
       if (v) return Py_NewRef(v);
