@@ -63,6 +63,56 @@ PyObject* original_class(PyObject* cls) {
   return cls;
 }
 
+// ------------------------------------------------------------ __module__
+//
+// A class made with type() (or a class statement) keeps `__module__` in its
+// namespace, and attribute lookup on an instance finds class attributes: a
+// module of a swapped class answered `m.__module__` with "builtins", where
+// eagerly it raises AttributeError (ModuleType's own `__module__` is computed
+// by its type, not an entry of its namespace). Sphinx's autodoc takes
+// `getattr(module, "__module__", None) or modname` for a module's real name
+// and lost its source file (pyparsing's docs). The subclass's `__module__` is
+// a str equal to its base's (so `type(m).__module__` and the class's repr are
+// unchanged) that, read through a module, answers what the classes above it
+// would: the next `__module__` entry up the MRO, or AttributeError.
+
+PyObject* module_name_type = nullptr;
+
+PyObject* module_name_get(PyObject* self, PyObject* obj, PyObject*) {
+  if (obj == nullptr || obj == Py_None) return Py_NewRef(self);
+  static PyObject* key = PyUnicode_InternFromString("__module__");  // kept for the process
+  if (!key) return nullptr;
+  PyObject* mro = Py_TYPE(obj)->tp_mro;
+  for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); ++i) {
+    Ref ns = Ref::steal(PyObject_GetAttrString(PyTuple_GET_ITEM(mro, i), "__dict__"));
+    if (!ns) return nullptr;
+    PyObject* v = PyObject_GetItem(ns.get(), key);
+    if (!v) {
+      if (!PyErr_ExceptionMatches(PyExc_KeyError)) return nullptr;
+      PyErr_Clear();
+      continue;
+    }
+    Ref value = Ref::steal(v);
+    if (Py_TYPE(v) == (PyTypeObject*)module_name_type) continue;  // another swapped class's
+    if (descrgetfunc get = Py_TYPE(v)->tp_descr_get) return get(v, obj, (PyObject*)Py_TYPE(obj));
+    return value.release();
+  }
+  PyErr_SetString(PyExc_AttributeError, "__module__");
+  return nullptr;
+}
+
+// The str to put in a subclass's namespace for `value` (the base's __module__).
+Ref module_name(PyObject* value) {
+  if (!PyUnicode_Check(value)) return Ref::borrow(value);
+  if (module_name_type == nullptr) {
+    static PyType_Slot slots[] = {{Py_tp_descr_get, (void*)module_name_get}, {0, nullptr}};
+    static PyType_Spec spec = {"lazyexec.ModuleName", 0, 0, Py_TPFLAGS_DEFAULT, slots};
+    Ref bases = py::check(PyTuple_Pack(1, (PyObject*)&PyUnicode_Type));
+    module_name_type = py::check(PyType_FromSpecWithBases(&spec, bases.get())).release();  // kept for the process
+  }
+  return py::check(PyObject_CallOneArg(module_name_type, value));
+}
+
 // module_class.swap_class: the module's class becomes a subclass of it (same
 // name, qualname, module and doc) with `body` added. False when the class
 // cannot be subclassed or swapped (TypeError).
@@ -78,6 +128,7 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
     if (PyDict_SetItemString(ns.get(), "__slots__", slots.get()) < 0) throw py::PyError{};
     for (const char* attr : {"__module__", "__qualname__", "__doc__"}) {
       Ref v = py::check(PyObject_GetAttrString(cls, attr));
+      if (attr[2] == 'm') v = module_name(v.get());
       if (PyDict_SetItemString(ns.get(), attr, v.get()) < 0) throw py::PyError{};
     }
     if (PyDict_Update(ns.get(), body) < 0) throw py::PyError{};
@@ -90,6 +141,8 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
       }
       throw py::PyError{};
     }
+    // Its layout is made: `__slots__` goes, so that `m.__slots__` is a miss, as eagerly.
+    if (PyObject_DelAttrString(made.get(), "__slots__") < 0) throw py::PyError{};
     sub = made;
     Ref entry = py::check(Py_BuildValue("(Os)", cls, kind));
     if (PyDict_SetItem(subclasses, key.get(), sub.get()) < 0 || PyDict_SetItem(swapped, sub.get(), entry.get()) < 0)
