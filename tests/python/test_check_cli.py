@@ -95,6 +95,36 @@ def test_nondeterministic_output_is_not_blamed_on_laziness(tmp_path, run_cli):
     assert r.returncode == 3 and "not comparable" in r.stdout
 
 
+# A first lazy start that is slow (inline builds of every module it loads:
+# `pydoc -k` imports every package on sys.path) is run again before anything
+# is blamed; one that times out again is not comparable, not a difference, and
+# nothing is bisected. The program stands in for the builds: its first lazy
+# run leaves a mark and waits past the timeout.
+SLOW_FIRST_LAZY_RUN = """
+    import os, sys, time
+    lazy = "lazyexec" in sys.modules
+    if lazy and (os.environ.get("ALWAYS") or not os.path.exists("built")):
+        open("built", "w").close()
+        time.sleep(60)
+    print("done")
+    """
+
+
+def test_a_lazy_run_that_times_out_is_run_again(tmp_path, run_cli):
+    files(tmp_path, {"main.py": SLOW_FIRST_LAZY_RUN})
+    r = run_cli("check", "--timeout", "5", "--", "main.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "timed out after 5 s; again" in r.stdout and "same: exit status 0" in r.stdout
+
+
+def test_a_lazy_run_that_times_out_twice_is_not_comparable(tmp_path, run_cli, monkeypatch):
+    files(tmp_path, {"main.py": SLOW_FIRST_LAZY_RUN})
+    monkeypatch.setenv("ALWAYS", "1")
+    r = run_cli("check", "--timeout", "5", "--", "main.py", cwd=tmp_path)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "not comparable: the lazy run timed out twice" in r.stdout and "responsible" not in r.stdout
+
+
 def test_usage_errors(tmp_path, run_cli):
     assert run_cli("check", cwd=tmp_path).returncode == 2
     r = run_cli("check", "--", "no-such-command-anywhere", cwd=tmp_path)
