@@ -60,6 +60,7 @@ FREEZEGUN = ("freezegun", "1.5.1", ".")
 SOUPSIEVE = ("soupsieve", "2.5", ".")
 PYTZ = ("pytz", "2024.1", ".")
 URLLIB3 = ("urllib3", "2.2.2", "src")
+SIX = ("six", "1.16.0", ".")
 # Suites written for an older pytest whose configuration turns warnings into
 # errors: pytest's deprecations of their hooks and marks stay warnings.
 OLD_PYTEST = ["-W", "ignore::pytest.PytestDeprecationWarning", "-W", "ignore::pytest.PytestUnknownMarkWarning"]
@@ -79,7 +80,11 @@ PROJECTS = {
     "packaging": Project("packaging", "24.1", ["tests"], [], ["src"], [("pretend", "1.0.9", ".")]),
     "idna": Project("idna", "3.7", ["tests"]),
     "pluggy": Project("pluggy", "1.5.0", ["testing"], [], ["src"]),
-    "python-dateutil": Project("python-dateutil", "2.9.0.post0", ["tests"], [*OLD_PYTEST], ["src"], [FREEZEGUN]),
+    # six: pyenv's 3.12/3.13 site-packages lack it, and dateutil imports it at
+    # the top of most modules (eagerly 12 collection errors, lazily 11: a
+    # deferred `from six import ...` fails at first use, docs/differences.md).
+    "python-dateutil": Project("python-dateutil", "2.9.0.post0", ["tests"], [*OLD_PYTEST], ["src"],
+                               [FREEZEGUN, SIX]),
     "sqlparse": Project("sqlparse", "0.5.0", ["tests"]),
     "cachetools": Project("cachetools", "5.3.3", ["tests"], [], ["src"]),
     "decorator": Project("decorator", "5.1.1", ["src/tests/test.py"], [], ["src"]),
@@ -126,6 +131,12 @@ PROJECTS = {
                                       ("charset-normalizer", "3.3.2", ".")]),
     "chardet": Project("chardet", "5.2.0", ["test.py"]),
     "networkx": Project("networkx", "3.2.1", ["networkx"]),
+    # Their configurations ask for pytest-cov's options (not installed): addopts replaced.
+    "wcwidth": Project("wcwidth", "0.2.13", ["tests"], ["-o", "addopts="]),
+    "semver": Project("semver", "3.0.2", ["tests"], ["-o", "addopts=--import-mode=importlib"], ["src"]),
+    "pathspec": Project("pathspec", "0.12.1", ["tests"]),
+    "isodate": Project("isodate", "0.6.1", ["src/isodate/tests"], [], ["src"], [SIX]),
+    "webcolors": Project("webcolors", "1.13", ["tests"], [], ["src"]),
 }
 
 # Who runs what: the lazy modes a run compares with eager.
