@@ -209,3 +209,28 @@ def test_reexports_of_names_the_knowledge_base_knows(tmp_path, run_cli):
     assert v["@final"] == "lazy"  # typing.final: pure in the knowledge base
     assert v["class Table"] == "lazy"  # collections.abc.*: a pure base
     assert v["here"] == "eager"  # os.getcwd: not known pure (the working directory changes)
+
+
+def test_instances_whose_call_the_knowledge_base_knows_pure(tmp_path, run_cli):
+    # pytest's `hookimpl = HookimplMarker("pytest")` in _pytest.config, read
+    # by its plugins as `@hookimpl(tryfirst=True)` and re-exported by pytest:
+    # the summary says calling the name is pure ("pluggy.HookimplMarker.__call__").
+    (tmp_path / "hostcfg").mkdir()
+    (tmp_path / "hostcfg" / "__init__.py").write_text(
+        "from pluggy import HookimplMarker\nimport pluggy\n"
+        "hookimpl = HookimplMarker('host')\n"
+        "hookspec = pluggy.HookspecMarker('host')\n"
+        "other = dict(a=1)\n")
+    (tmp_path / "host.py").write_text("from hostcfg import hookimpl, hookspec\n")
+    (tmp_path / "plugin.py").write_text(
+        "from hostcfg import hookimpl, other\n"
+        "import host\n"
+        "@hookimpl(tryfirst=True)\ndef host_configure(config): pass\n"
+        "@host.hookspec\ndef host_spec(arg): pass\n"
+        "@other\ndef not_a_marker(): pass\n")
+    r = run_cli("explain", tmp_path / "plugin.py")
+    assert r.returncode == 0, r.stderr
+    v = _verdicts(r.stdout)
+    assert v["@hookimpl"] == "lazy"  # an instance whose call is known pure
+    assert v["@host.hookspec"] == "lazy"  # re-exported by another module
+    assert v["@other"] == "eager"  # a dict: calling it is not known pure

@@ -98,7 +98,9 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
             # "class": its body is pure too (the unit is lazy-capable), so
             # reading its attributes runs no code of its making either.
             facts[u["binds"][0]] = "class" if u["verdict"] == "lazy" else "base"
-        elif u["kind"] == "def" and u.get("pure_call") and len(u["binds"]) == 1:
+        elif u["kind"] in ("def", "assign") and u.get("pure_call") and len(u["binds"]) == 1:
+            # (an assignment: an instance whose call the knowledge base knows
+            # pure, `hookimpl = HookimplMarker("pytest")`)
             facts[u["binds"][0]] = "func"
     # Re-exports: `from .lexer import RegexLexer` (bound once).
     counts: dict = {}

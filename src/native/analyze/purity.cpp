@@ -369,6 +369,7 @@ class DefTime {
             fail(code, what + at_line(line) + " (module-local class, line " + std::to_string(root.line) + "; its code may have effects)");
             break;
           case Resolution::LocalValue:
+            if (pure_instance(spelled, root)) break;
             fail(code, what + at_line(line) + " (a value bound at line " + std::to_string(root.line) + "; not known pure)");
             break;
           default:
@@ -460,6 +461,31 @@ class DefTime {
     if (annotations) arguments_annotations(args);
   }
 
+  // A module name bound once, by a lazy unit, to an instance whose call the
+  // KB knows pure (Unit::pure_call of an assignment): calling it (or
+  // decorating with it) runs that known call. Materializing the unit first
+  // is what reading any lazy value does.
+  bool pure_instance(const std::string& spelled, const Resolution& root) const {
+    if (body_mode_ || spelled.find('.') != std::string::npos || root.unit < 0) return false;
+    const Unit& vu = a_.units_[(size_t)root.unit];
+    return vu.kind == "assign" && vu.lazy && vu.pure_call;
+  }
+
+ public:
+  // `X = C(...)` where C is an imported class the KB lists as "C.__call__":
+  // its instances are pure to call (pluggy's HookimplMarker). Judges the
+  // callee only; the call itself is judged as any right-hand side.
+  bool makes_pure_instance(Node value) {
+    if (value.kind() != K::Call) return false;
+    std::string dotted, spelled;
+    Resolution root;
+    int line = value.line();
+    if (!chain(value.get("func"), dotted, spelled, root, line)) return false;
+    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport) return false;
+    return a_.kb_.pure.contains(dotted) && a_.kb_.pure.contains(dotted + ".__call__");
+  }
+
+ public:
   void decorator(Node d) {
     if (d.kind() == K::Call) {
       call(d, Code::ImpureDecorator);  // a pure factory makes a pure decorator
@@ -487,6 +513,9 @@ class DefTime {
         if (attr == "setter" || attr == "getter" || attr == "deleter") return;
         break;
       }
+      case Resolution::LocalValue:
+        if (pure_instance(spelled, root)) return;
+        break;
       default: break;
     }
     const std::string* why = a_.kb_.call_reason(dotted);
@@ -792,7 +821,9 @@ class DefTime {
       case K::AsyncFunctionDef: {
         std::string name = s.str("name");
         function(s);
-        if (name == "__init_subclass__") info.defines_init_subclass = true;
+        // attrs' decorators call a base's __attrs_init_subclass__ (attrs
+        // 24.1+) on each new subclass: a hook like __init_subclass__.
+        if (name == "__init_subclass__" || name == "__attrs_init_subclass__") info.defines_init_subclass = true;
         // Matters only if the class is used as a metaclass: creating a class
         // runs its __prepare__, __new__ and __init__ (its __call__ runs
         // when those classes are called, not when they are created). One
@@ -1291,6 +1322,12 @@ void Analyzer::decide_unit(Unit& u) {
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is
+    if (s.kind() == K::Assign && s.list("targets").size() == 1 && s.list("targets")[0].kind() == K::Name &&
+        !binding && !shape && walk.ok()) {
+      Unit scratch = u;
+      DefTime callee(*this, scratch);
+      u.pure_call = callee.makes_pure_instance(s.get("value"));
+    }
   }
   if (kind == "class") {
     // A local metaclass's methods run while this class is created: the

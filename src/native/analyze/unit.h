@@ -46,8 +46,10 @@ struct Unit {
   // __init_subclass__. The summary importers read (analyze/summaries.py).
   bool safe_base = false;
   // A function whose call changes nothing but its own locals (purity.cpp,
-  // pure_body): importers may call it, or decorate with it, at definition
-  // time (analyze/summaries.py).
+  // pure_body), or a name bound once to an instance whose call the
+  // knowledge base knows pure (`hookimpl = HookimplMarker("pytest")`, with
+  // "pluggy.HookimplMarker.__call__" listed): importers may call it, or
+  // decorate with it, at definition time (analyze/summaries.py).
   bool pure_call = false;
 };
 
