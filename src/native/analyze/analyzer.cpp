@@ -90,6 +90,43 @@ bool is_globals_call(Node n, const std::map<std::string, std::vector<int>>& bind
 struct NamespaceWrites {
   std::set<PyObject*> calls;  // globals() calls in write position
   std::set<std::string> aliases;
+  // What the writes may bind: names starting with one of `prefixes` (a key
+  // `"CO_" + v`, f"CO_{v}" or a literal name), or any name at all (`any`:
+  // `update(...)`, a key of another shape).
+  std::set<std::string> prefixes;
+  bool any = false;
+  void key(Node k) {
+    std::string p = key_prefix(k);
+    if (p.empty()) any = true;
+    else prefixes.insert(p);
+  }
+  // The constant start of a subscript key, or "" when unknown.
+  static std::string key_prefix(Node k) {
+    if (!k) return {};
+    if (k.kind() == K::Constant) {
+      PyObject* v = k.get("value").raw();
+      if (!PyUnicode_Check(v)) return {};
+      Py_ssize_t n = 0;
+      const char* c = PyUnicode_AsUTF8AndSize(v, &n);
+      if (!c) {
+        PyErr_Clear();
+        return {};
+      }
+      return std::string(c, (size_t)n);
+    }
+    if (k.kind() == K::BinOp && std::string(k.get("op").type_name()) == "Add") return key_prefix(k.get("left"));
+    if (k.kind() == K::JoinedStr) {
+      std::vector<Node> parts = k.list("values");
+      return parts.empty() ? std::string() : key_prefix(parts[0]);
+    }
+    return {};
+  }
+  bool may_bind(const std::string& name) const {
+    if (any) return true;
+    for (const auto& p : prefixes)
+      if (name.compare(0, p.size(), p) == 0) return true;
+    return false;
+  }
   bool contains(Node n) const {
     if (!n) return false;
     if (n.kind() == K::Call && calls.count(n.raw())) return true;
@@ -109,16 +146,36 @@ void find_writes(Node n, const std::map<std::string, std::vector<int>>& binders,
   if (k == K::Expr) {
     Node c = n.get("value");
     if (c.kind() == K::Call && c.get("func").kind() == K::Attribute && c.get("func").str("attr") == "update" &&
-        is_globals_call(c.get("func").get("value"), binders))
+        is_globals_call(c.get("func").get("value"), binders)) {
       w.calls.insert(c.get("func").get("value").raw());
+      w.any = true;
+    }
   } else if (k == K::Assign) {
     std::vector<Node> targets = n.list("targets");
     if (targets.size() == 1 && targets[0].kind() == K::Name && is_globals_call(n.get("value"), binders))
       alias_defs.emplace(targets[0].str("id"), n.get("value"));
     for (Node t : targets)
-      if (t.kind() == K::Subscript && is_globals_call(t.get("value"), binders)) w.calls.insert(t.get("value").raw());
+      if (t.kind() == K::Subscript && is_globals_call(t.get("value"), binders)) {
+        w.calls.insert(t.get("value").raw());
+        w.key(t.get("slice"));
+      }
   }
   for_each_child(n, [&](Node c) { find_writes(c, binders, w, alias_defs); });
+}
+
+// What an alias's writes (`NAME[key] = value`, `NAME.update(...)`) may bind.
+void alias_write_keys(Node n, const std::string& name, NamespaceWrites& w) {
+  if (!n) return;
+  K k = n.kind();
+  if (k == K::FunctionDef || k == K::AsyncFunctionDef || k == K::ClassDef || k == K::Lambda) return;
+  if (k == K::Assign)
+    for (Node t : n.list("targets"))
+      if (t.kind() == K::Subscript && t.get("value").kind() == K::Name && t.get("value").str("id") == name)
+        w.key(t.get("slice"));
+  if (k == K::Call && n.get("func").kind() == K::Attribute && n.get("func").str("attr") == "update" &&
+      n.get("func").get("value").kind() == K::Name && n.get("func").get("value").str("id") == name)
+    w.any = true;
+  for_each_child(n, [&](Node c) { alias_write_keys(c, name, w); });
 }
 
 // Every occurrence of `name` in the module is the alias's own binding, a
@@ -383,15 +440,34 @@ void class_level_calls(Node n, std::vector<Node>& out) {
 // change). A unit after it binding any name must be eager: eagerly its
 // binding replaces what the write may have put there, lazily the written
 // value would stay.
-void Analyzer::namespace_writes(int first) {
+//
+// Where every key of the writes has a constant start (inspect's
+// `mod_dict["CO_" + v] = k` binds only names starting with "CO_"), only
+// the names with such a start count: units after the writes binding other
+// names stay lazy, and only the lazy units reading such names run first.
+void Analyzer::namespace_writes(int first, bool any, const std::set<std::string>& prefixes) {
   first_namespace_write_ = first;
+  namespace_binds_any_ = any;
+  namespace_may_bind_.assign(prefixes.begin(), prefixes.end());
   int line = units_[(size_t)first].line;
   for (auto& u : units_) {
     if (u.id <= first || !u.lazy || u.binds.empty()) continue;
-    u.lazy = false;
-    u.reason = {Code::ModuleIntrospection, "binds " + u.binds[0] + " after the globals() write at line " +
-                                               std::to_string(line) + ", which may bind any name"};
+    for (const auto& n : u.binds) {
+      if (!namespace_may_bind(n)) continue;
+      u.lazy = false;
+      u.reason = {Code::ModuleIntrospection, "binds " + n + " after the globals() write at line " +
+                                                 std::to_string(line) + (any ? ", which may bind any name"
+                                                                             : ", which may bind it")};
+      break;
+    }
   }
+}
+
+bool Analyzer::namespace_may_bind(const std::string& name) const {
+  if (namespace_binds_any_) return true;
+  for (const auto& p : namespace_may_bind_)
+    if (name.compare(0, p.size(), p) == 0) return true;
+  return false;
 }
 
 // Rule 4 touches what a statement may change while it runs. An eager `def`
@@ -878,7 +954,10 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
       if (b == binders_.end() || b->second.size() != 1) continue;
       bool ok = true;
       for (Node s : body) ok = ok && write_only_alias(s, name);
-      if (ok) writes.calls.insert(call.raw());
+      if (ok) {
+        writes.calls.insert(call.raw());
+        for (Node s : body) alias_write_keys(s, name, writes);
+      }
     }
     for (Node s : body) {
       std::string why = introspection(s, binders_, false, &writes.calls);
@@ -893,7 +972,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
         bool here = false;
         for (int st : u.stmts) here = here || writes.contains(stmts_[(size_t)st].node);
         if (here) {
-          namespace_writes(u.id);
+          namespace_writes(u.id, writes.any, writes.prefixes);
           break;
         }
       }
@@ -954,7 +1033,8 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   // statement reads.)
   if (first_namespace_write_ >= 0) {
     std::vector<Unit> planned = units_;
-    for (const auto& [n, ids] : binders_) planned[(size_t)first_namespace_write_].mentions.insert(n);
+    for (const auto& [n, ids] : binders_)
+      if (namespace_may_bind(n)) planned[(size_t)first_namespace_write_].mentions.insert(n);
     out.forces = plan_forces(planned, star_);
   } else {
     out.forces = plan_forces(units_, star_);

@@ -81,7 +81,8 @@ class Analyzer {
   bool definition_runs_no_body(const Unit& u, Node s) const;
   bool class_calls_outside_code(const Unit& u, Node s, Names& out) const;
   bool plan_header(const Unit& u, Node s) const;
-  void namespace_writes(int first);
+  void namespace_writes(int first, bool any, const std::set<std::string>& prefixes);
+  bool namespace_may_bind(const std::string& name) const;
   void absorb_temporaries();
   // Unit -> the (import statement, `del` statement) pairs of the temporaries
   // absorbed into it: its code runs the import first and the `del` last.
@@ -90,6 +91,8 @@ class Analyzer {
   // Unit -> eager `if` statements adding entries to the dict it binds
   // (absorb_entry_additions): its code runs them after its own statement.
   std::map<int, std::vector<Node>> appended_;
+  std::vector<std::string> namespace_may_bind_;  // name prefixes the globals() writes may bind
+  bool namespace_binds_any_ = true;               // ... or any name
   int first_namespace_write_ = -1;  // unit of the first globals() write (namespace_writes), or -1
   void definition_mentions(Node s, Names& out) const;
 

@@ -472,20 +472,6 @@ class DefTime {
   }
 
  public:
-  // `X = C(...)` where C is an imported class the KB lists as "C.__call__":
-  // its instances are pure to call (pluggy's HookimplMarker). Judges the
-  // callee only; the call itself is judged as any right-hand side.
-  bool makes_pure_instance(Node value) {
-    if (value.kind() != K::Call) return false;
-    std::string dotted, spelled;
-    Resolution root;
-    int line = value.line();
-    if (!chain(value.get("func"), dotted, spelled, root, line)) return false;
-    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport) return false;
-    return a_.kb_.pure.contains(dotted) && a_.kb_.pure.contains(dotted + ".__call__");
-  }
-
- public:
   void decorator(Node d) {
     if (d.kind() == K::Call) {
       call(d, Code::ImpureDecorator);  // a pure factory makes a pure decorator
@@ -1322,11 +1308,24 @@ void Analyzer::decide_unit(Unit& u) {
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is
+    // `X = C(...)` where C is an imported class the KB lists as "C.__call__"
+    // too: its instances are pure to call (pluggy's HookimplMarker).
     if (s.kind() == K::Assign && s.list("targets").size() == 1 && s.list("targets")[0].kind() == K::Name &&
-        !binding && !shape && walk.ok()) {
-      Unit scratch = u;
-      DefTime callee(*this, scratch);
-      u.pure_call = callee.makes_pure_instance(s.get("value"));
+        s.get("value").kind() == K::Call && !binding && !shape && walk.ok()) {
+      Node f = s.get("value").get("func");
+      std::vector<std::string> attrs;
+      while (f.kind() == K::Attribute) {
+        attrs.push_back(f.str("attr"));
+        f = f.get("value");
+      }
+      if (f.kind() == K::Name) {
+        Resolution r = resolve(f.str("id"), u.id);
+        if (r.kind == Resolution::Import || r.kind == Resolution::FromImport) {
+          std::string dotted = r.dotted;
+          for (auto a = attrs.rbegin(); a != attrs.rend(); ++a) dotted += "." + *a;
+          u.pure_call = kb_.pure.contains(dotted) && kb_.pure.contains(dotted + ".__call__");
+        }
+      }
     }
   }
   if (kind == "class") {
