@@ -61,6 +61,8 @@ SOUPSIEVE = ("soupsieve", "2.5", ".")
 PYTZ = ("pytz", "2024.1", ".")
 URLLIB3 = ("urllib3", "2.2.2", "src")
 SIX = ("six", "1.16.0", ".")
+# freezegun imports dateutil (which imports six): pyenv's 3.12/3.13 lack both.
+FREEZEGUN_DEPS = [FREEZEGUN, ("python-dateutil", "2.9.0.post0", "src"), SIX]
 # Suites written for an older pytest whose configuration turns warnings into
 # errors: pytest's deprecations of their hooks and marks stay warnings.
 OLD_PYTEST = ["-W", "ignore::pytest.PytestDeprecationWarning", "-W", "ignore::pytest.PytestUnknownMarkWarning"]
@@ -74,7 +76,8 @@ PROJECTS = {
     # test_diagram needs railroad-diagrams, not installed
     "pyparsing": Project("pyparsing", "3.1.1", ["tests"], ["--ignore=tests/test_diagram.py"]),
     "attrs": Project("attrs", "23.1.0", ["tests"], ["--ignore=tests/test_mypy.yml"], ["src"]),
-    "click": Project("click", "8.1.7", ["tests"], [], ["src"]),
+    # pytest 9 deprecates parametrize iterators, an error in their configurations.
+    "click": Project("click", "8.1.7", ["tests"], [*OLD_PYTEST], ["src"]),
     "markupsafe": Project(*MARKUPSAFE[:2], ["tests"], [], ["src"]),
     "jinja2": Project("jinja2", "3.1.4", ["tests"], [], ["src"], [MARKUPSAFE]),
     "packaging": Project("packaging", "24.1", ["tests"], [], ["src"], [("pretend", "1.0.9", ".")]),
@@ -88,7 +91,7 @@ PROJECTS = {
     "sqlparse": Project("sqlparse", "0.5.0", ["tests"]),
     "cachetools": Project("cachetools", "5.3.3", ["tests"], [], ["src"]),
     "decorator": Project("decorator", "5.1.1", ["src/tests/test.py"], [], ["src"]),
-    "itsdangerous": Project("itsdangerous", "2.2.0", ["tests"], [], ["src"], [FREEZEGUN]),
+    "itsdangerous": Project("itsdangerous", "2.2.0", ["tests"], [*OLD_PYTEST], ["src"], FREEZEGUN_DEPS),
     "boltons": Project("boltons", "24.0.0", ["tests"], [*OLD_PYTEST]),
     "typing_extensions": Project("typing_extensions", "4.12.2", ["src/test_typing_extensions.py"], [], ["src"]),
     "wrapt": Project("wrapt", "1.16.0", ["tests"], [*OLD_PYTEST], ["src"], [], {"WRAPT_DISABLE_EXTENSIONS": "1"}),
