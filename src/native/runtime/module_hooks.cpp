@@ -329,9 +329,10 @@ PyObject* inspect_found(PyObject*, PyObject* spec) {
 }
 PyMethodDef inspect_found_def = {"inspect_found", inspect_found, METH_O, nullptr};
 
-// inspect.getmodule finds the modules deferred imports would have loaded
-// (runtime/eager_modules.py): patched when the first import is deferred, or
-// when inspect loads after that.
+// inspect.getmodule finds the modules deferred imports would have loaded,
+// and inspect.getattr_static a lazy module's pending names
+// (runtime/eager_modules.py): patched when the first module loads lazily,
+// or when inspect loads after that.
 void hook_getmodule() {
   PyObject* inspect = PyDict_GetItemString(modules_dict(), "inspect");
   if (inspect != nullptr) {
@@ -770,6 +771,15 @@ PyObject* make_hooks(PyObject* module) {
   if (g == nullptr) {
     PyErr_SetString(PyExc_TypeError, "make_hooks expects a module");
     return nullptr;
+  }
+  // inspect's patch points (getmodule, getattr_static's own-attribute
+  // lookup) from the first module with pending units on.
+  if (!getmodule_hooked) {
+    try {
+      hook_getmodule();
+    } catch (const py::PyError&) {
+      return nullptr;
+    }
   }
   Ref own = Ref::steal(PyDict_New());
   if (!own) return nullptr;
