@@ -6,8 +6,20 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import time
+
+
+def callgrind_instructions(cmd, env: dict, cwd) -> int:
+    """Instructions one run of `cmd` executes (valgrind's callgrind): the
+    same count on a busy machine as on an idle one, unlike seconds."""
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], cwd=cwd, env=env,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    for line in r.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    raise RuntimeError(f"callgrind failed: {r.stderr[-800:]}")
 
 
 def bench_env(extra: dict | None = None) -> dict:

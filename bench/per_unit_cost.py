@@ -21,6 +21,9 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import callgrind_instructions  # noqa: E402
+
 LOADED = ["os", "sys", "io", "abc", "stat", "codecs", "posixpath", "genericpath", "site", "encodings"]
 
 KINDS = {
@@ -33,15 +36,6 @@ KINDS = {
     "constant": lambda j: f"K{j} = ('a', {j}, 2.5)\n",
 }
 NAMES = {"function": "f{}", "large-function": "f{}", "class": "C{}", "import": "m{}", "constant": "K{}"}
-
-
-def instructions(cmd, env, cwd) -> int:
-    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], cwd=cwd, env=env,
-                       capture_output=True, text=True)
-    for line in r.stderr.splitlines():
-        if "Collected :" in line:
-            return int(line.split(":")[-1])
-    raise RuntimeError(f"callgrind failed: {r.stderr[-800:]}")
 
 
 def main() -> int:
@@ -92,8 +86,8 @@ def main() -> int:
                 for _ in range(2):  # warm: .pyc and artifacts
                     subprocess.run(cmd, cwd=d, env={**base, "LAZYEXEC": "0"}, check=True)
                     subprocess.run(cmd, cwd=d, env=lazy_env, check=True)
-                e = instructions(cmd, {**base, "LAZYEXEC": "0"}, d)
-                lz = instructions(cmd, lazy_env, d)
+                e = callgrind_instructions(cmd, {**base, "LAZYEXEC": "0"}, d)
+                lz = callgrind_instructions(cmd, lazy_env, d)
                 per = (lz - e) / (args.modules * args.units)
                 print(f"| {kind} | {use} | {e / 1e6:.2f} M | {lz / 1e6:.2f} M | {per / 1e3:+.1f} K |", flush=True)
     return 0

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import clean_venv  # noqa: E402
+from common import callgrind_instructions, clean_venv  # noqa: E402
 
 
 HERE = Path(__file__).parent
@@ -96,17 +96,10 @@ WARM_STARTS = 5  # warm-up pairs of the warm cases (see below)
 
 
 def instructions(cmd, env, cwd, seed: int = 0) -> int:
-    """Instructions executed by one run (valgrind's callgrind): the same count
-    on a busy machine as on an idle one, unlike seconds. The string hash seed
-    is fixed per pair (a random one moves an empty start by ±0.3%) and
-    varied across pairs."""
-    env = {**env, "PYTHONHASHSEED": str(seed)}
-    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], cwd=cwd, env=env,
-                       capture_output=True, text=True)
-    for line in r.stderr.splitlines():
-        if "Collected :" in line:
-            return int(line.split(":")[-1])
-    raise RuntimeError(f"callgrind failed: {r.stderr[-500:]}")
+    """Instructions executed by one run. The string hash seed is fixed per
+    pair (a random one moves an empty start by ±0.3%) and varied across
+    pairs."""
+    return callgrind_instructions(cmd, {**env, "PYTHONHASHSEED": str(seed)}, cwd)
 
 
 def pair(measure, eager, lazy, before_lazy=None, after_lazy=None) -> tuple:

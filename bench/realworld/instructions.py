@@ -20,16 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import callgrind_instructions as count  # noqa: E402
+
 MODES = ("eager", "lazyexec .pth")
-
-
-def count(cmd: list[str], env: dict, cwd: Path) -> int:
-    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], cwd=cwd, env=env,
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    for line in r.stderr.splitlines():
-        if "Collected :" in line:
-            return int(line.split()[-1])
-    raise RuntimeError(f"callgrind failed: {r.stderr[-800:]}")
 
 
 def main() -> int:

@@ -338,6 +338,31 @@ PyObject* builtins_of(PyObject* globals) {
   return b;
 }
 
+// While a unit's code runs (a scope): names of units later in the source are
+// not bound yet in this thread, as eagerly (see visible_limit), and the
+// recorder knows which unit is materializing.
+struct RunningUnit {
+  ModuleState& st;
+  int id;
+  RunningUnit(ModuleState& state, UnitRecord& u, int unit, std::string& trigger) : st(state), id(unit) {
+    st.running.emplace_back(u.owner, id);
+    if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
+  }
+  ~RunningUnit() {
+    if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
+      materializing_now.pop_back();
+    for (auto it = st.running.end(); it != st.running.begin();) {
+      --it;
+      if (it->second == id) {
+        st.running.erase(it);
+        break;
+      }
+    }
+  }
+  RunningUnit(const RunningUnit&) = delete;
+  RunningUnit& operator=(const RunningUnit&) = delete;
+};
+
 // A plain class's unit (UnitRecord::Class) whose body code is unmarshalled:
 // built as LOAD_BUILD_CLASS, MAKE_FUNCTION and CALL build it
 // (`__build_class__(function of the body, name, *bases)`, each base read as
@@ -382,17 +407,10 @@ int run_class(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
   for (const py::Ref& a : args) argv.push_back(a.get());
   py::Ref last = last_key(g);  // what the namespace held before the body ran
   if (!last) PyErr_Clear();
-  st.running.emplace_back(u.owner, id);
-  if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
-  py::Ref cls = py::Ref::steal(PyObject_Vectorcall(build, argv.data(), argv.size(), nullptr));
-  if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
-    materializing_now.pop_back();
-  for (auto it = st.running.end(); it != st.running.begin();) {
-    --it;
-    if (it->second == id) {
-      st.running.erase(it);
-      break;
-    }
+  py::Ref cls;
+  {
+    RunningUnit running(st, u, id, trigger);
+    cls = py::Ref::steal(PyObject_Vectorcall(build, argv.data(), argv.size(), nullptr));
   }
   if (!cls) return -1;
   py::Ref scratch = py::Ref::steal(PyDict_New());
@@ -439,19 +457,10 @@ int run_code(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
   if (!last) PyErr_Clear();
   py::Ref scratch = py::Ref::steal(PyDict_New());
   if (scratch && seed_scratch(st.globals, scratch.get()) < 0) scratch = py::Ref();
-  // While it runs, names of units later in the source are not bound yet in
-  // this thread, as eagerly (see visible_limit).
-  st.running.emplace_back(u.owner, id);
-  if (recording) materializing_now.push_back({u.code.get(), &st, id, std::move(trigger)});
-  PyObject* result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
-  if (!materializing_now.empty() && materializing_now.back().st == &st && materializing_now.back().unit == id)
-    materializing_now.pop_back();
-  for (auto it = st.running.end(); it != st.running.begin();) {
-    --it;
-    if (it->second == id) {
-      st.running.erase(it);
-      break;
-    }
+  PyObject* result;
+  {
+    RunningUnit running(st, u, id, trigger);
+    result = scratch ? PyEval_EvalCode(u.code.get(), st.globals, scratch.get()) : nullptr;
   }
   // `st.units` never resizes after install, so `u` stays valid across Python code.
   if (result) {
