@@ -199,11 +199,6 @@ void warn_quietly(const char* format, const char* path) {
   if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, format, path) < 0) PyErr_Clear();
 }
 
-// The verdicts as written by an earlier run; an empty dict when there are
-// none, and after a warning when the file is damaged (rewritten at exit).
-// nullptr (no exception) only when not even a dict can be had.
-PyObject* marks_of(FinderObject* self);
-
 void note_learned(FinderObject* self);
 
 void write_marks(FinderObject* self) {
@@ -234,6 +229,9 @@ PyObject* marks_at_exit(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// The verdicts as written by an earlier run; an empty dict when there are
+// none, and after a warning when the file is damaged (rewritten at exit).
+// nullptr (no exception) only when not even a dict can be had.
 PyObject* marks_of(FinderObject* self) {
   if (self->marks != nullptr) return self->marks;
   std::string path = py::utf8(self->marks_path);
