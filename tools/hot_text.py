@@ -14,7 +14,9 @@ extension that keeps its symbols:
         --config-settings=install.strip=false \\
         --config-settings=cmake.define.LAZYEXEC_HOT_TEXT=OFF \\
         --config-settings=build-dir=build/hot-text .
-    python tools/hot_text.py            # this interpreter's lazyexec
+    python tools/hot_text.py --python A/bin/python --python B/bin/python
+
+(the union over the interpreters given; the default is this one).
 
 A stale list costs only layout: a function missing from it is placed with
 the rest of the code, and a name no longer defined matches nothing.
@@ -72,12 +74,8 @@ def executed_functions(out: Path, library: str) -> set[str]:
     return ran
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--python", default=sys.executable, help="an interpreter with lazyexec installed unstripped")
-    ap.add_argument("--output", type=Path, default=OUT)
-    args = ap.parse_args()
-    library = "_lazyexec.cpython"
+def warm_functions(python: str, library: str) -> set[str]:
+    """The functions of `library` that the workloads' warm starts run under `python`."""
     names: set[str] = set()
     with tempfile.TemporaryDirectory() as d:
         config = Path(d) / "all.toml"
@@ -85,17 +83,42 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
         env.update(LAZYEXEC="1", LAZYEXEC_CONFIG=str(config), LAZYEXEC_CACHE_DIR=str(Path(d) / "cache"))
         image = Path(d) / "modules.lzi"
-        subprocess.run([os.path.abspath(args.python), "-m", "lazyexec", "image", "build", "-q", "-o", str(image),
+        subprocess.run([os.path.abspath(python), "-m", "lazyexec", "image", "build", "-q", "-o", str(image),
                         *IMAGE_MODULES], cwd=d, env=env, capture_output=True, check=True)
         runs = [(words, {}) for words in WORKLOADS] + [(IMAGE_WORKLOAD, {"LAZYEXEC_IMAGE": str(image)})]
         for i, (words, extra) in enumerate(runs):
-            cmd = [os.path.abspath(args.python), *words]
+            cmd = [os.path.abspath(python), *words]
             # The first run builds the artifacts; the second is the warm start measured.
             subprocess.run(cmd, cwd=d, env={**env, **extra, "LAZYEXEC_BUILD": "inline"}, capture_output=True)
             out = Path(d) / f"callgrind.{i}"
             subprocess.run(["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", *cmd],
                            cwd=d, env={**env, **extra}, capture_output=True, check=True)
             names |= executed_functions(out, library)
+    return names
+
+
+def section_names(name: str) -> list[str]:
+    """The section names a function of that symbol name can be in. GCC
+    emits a constructor or destructor once, under its base-object name (C2,
+    D2), with the complete-object name (C1, D1) as an alias: callgrind may
+    report either, the section is named after the first."""
+    names = {name}
+    for complete, base in (("C1E", "C2E"), ("D1E", "D2E")):
+        for m in re.finditer(complete, name):
+            names.add(name[:m.start()] + base + name[m.end():])
+    return sorted(names)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--python", action="append", help="an interpreter with lazyexec installed unstripped "
+                    "(repeat for the union over several; default: this one)")
+    ap.add_argument("--output", type=Path, default=OUT)
+    args = ap.parse_args()
+    library = "_lazyexec.cpython"
+    names: set[str] = set()
+    for python in args.python or [sys.executable]:
+        names |= warm_functions(python, library)
     names = {n for n in names if re.fullmatch(r"[A-Za-z_][\w.$]*", n)}
     if sum(n.startswith("_ZN8lazyexec") for n in names) < 20:
         print("no lazyexec function names found: is the extension stripped, or laid out by\n"
@@ -108,10 +131,12 @@ def main() -> int:
         "{",
         "  .text.lazyexec_warm :",
         "  {",
-        # Also where GCC puts static constructors and libgcc its CPU probe
-        # (plain .text in its archive), both run by every load.
-        *(f"    *(.text.{n} .text.startup.{n})" for n in sorted(names)),
+        # Also where GCC puts static constructors; libgcc's CPU probe and
+        # crtbegin keep their code in plain .text, named by object below.
+        *(f"    *({' '.join(f'.text.{s} .text.startup.{s}' for s in section_names(n))})" for n in sorted(names)),
         "    *libgcc.a:cpuinfo.o(.text .text.*)",
+        # crtbegin's frame_dummy and register_tm_clones: run by every load (.init_array).
+        "    *crtbeginS.o(.text .text.*)",
         "  }",
         "}",
         "INSERT BEFORE .text;",

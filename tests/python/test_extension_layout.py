@@ -1,0 +1,62 @@
+"""The full extension's layout (CMakeLists.txt, src/native/hot_text.ld,
+src/native/rodata_first.ld): the warm start's code first, its read-only
+data right after it, the rest of the code behind both, so that a warm
+process maps the front of the file and not pages spread over all of it."""
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+import lazyexec._lazyexec as full
+
+
+def section_headers(data: bytes) -> list[tuple]:
+    """(name offset, type, flags, address, offset, size, link) of each
+    section of an ELF64 file."""
+    assert data[:4] == b"\x7fELF" and data[4] == 2, "not an ELF64 file"
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    return [struct.unpack_from("<IIQQQQI", data, shoff + i * shentsize) for i in range(shnum)]
+
+
+def c_string(data: bytes, at: int) -> str:
+    return data[at:data.index(b"\0", at)].decode()
+
+
+def sections(data: bytes) -> list[tuple[str, int, int]]:
+    """(name, address, size) of each section, in file order."""
+    headers = section_headers(data)
+    shstrndx, = struct.unpack_from("<H", data, 0x3E)
+    names_at = headers[shstrndx][4]
+    return [(c_string(data, names_at + n), addr, size) for n, _k, _f, addr, _o, size, _l in headers]
+
+
+def exported_address(data: bytes, symbol: str) -> int:
+    headers = section_headers(data)
+    for _n, kind, _f, _a, off, size, link in headers:
+        if kind == 11:  # SHT_DYNSYM: 24-byte entries, names in the linked string table
+            strings = headers[link][4]
+            for at in range(off, off + size, 24):
+                st_name, = struct.unpack_from("<I", data, at)
+                if c_string(data, strings + st_name) == symbol:
+                    return struct.unpack_from("<Q", data, at + 8)[0]
+    raise AssertionError(f"{symbol} is not exported")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the layout scripts are GNU ld's, on ELF")
+def test_warm_code_then_read_only_data_then_the_rest():
+    data = Path(full.__file__).read_bytes()
+    if b"clang version" in data:  # its .comment section names the compiler
+        pytest.skip("built by clang: the layout scripts are applied to GCC builds only (CMakeLists.txt)")
+    found = sections(data)
+    names = [s[0] for s in found]
+    assert ".text.lazyexec_warm" in names, "hot_text.ld was not applied"
+    warm = names.index(".text.lazyexec_warm")
+    # Read-only data directly behind the warm code, before the rest of it.
+    assert names[warm + 1] == ".rodata.lazyexec_first", names[warm:warm + 3]
+    assert names[warm + 2] == ".text", names[warm:warm + 3]
+    assert ".rodata" not in names, "some read-only data was left behind the code"
+    # The entry point every load runs is in the warm section.
+    _, start, size = found[warm]
+    assert start <= exported_address(data, "PyInit__lazyexec") < start + size
