@@ -38,6 +38,8 @@ OUT = ROOT / "src" / "native" / "hot_text.ld"
 # import, and a run of the standard library's own command-line tools.
 WORKLOADS = [
     [str(ROOT / "bench" / "programs" / "use_everything.py")],
+    # Every module lazy (no usage profile to load some whole): what settles a module runs too.
+    ([str(ROOT / "bench" / "programs" / "use_everything.py")], {"LAZYEXEC_PROFILE": "0"}),
     [str(ROOT / "bench" / "programs" / "use_little.py")],
     ["-m", "json.tool", "--help"],
     ["-m", "http.server", "--help"],
@@ -85,7 +87,8 @@ def warm_functions(python: str, library: str) -> set[str]:
         image = Path(d) / "modules.lzi"
         subprocess.run([os.path.abspath(python), "-m", "lazyexec", "image", "build", "-q", "-o", str(image),
                         *IMAGE_MODULES], cwd=d, env=env, capture_output=True, check=True)
-        runs = [(words, {}) for words in WORKLOADS] + [(IMAGE_WORKLOAD, {"LAZYEXEC_IMAGE": str(image)})]
+        runs = [w if isinstance(w, tuple) else (w, {}) for w in WORKLOADS]
+        runs.append((IMAGE_WORKLOAD, {"LAZYEXEC_IMAGE": str(image)}))
         for i, (words, extra) in enumerate(runs):
             cmd = [os.path.abspath(python), *words]
             # The first run builds the artifacts; the second is the warm start measured.

@@ -4,6 +4,11 @@
 #include <Python.h>
 
 #include <fcntl.h>
+#if defined(__linux__)
+#include <dlfcn.h>
+#include <link.h>
+#include <sys/mman.h>
+#endif
 #include <sys/stat.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -925,6 +930,54 @@ PyMethodDef methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
+#if defined(__linux__)
+// Defined by rodata_first.ld when the warm code and the read-only data are
+// the front of the file; null otherwise.
+extern "C" __attribute__((weak, visibility("hidden"))) const char lazyexec_warm_end[];
+#endif
+
+// Splits the extension's code mapping after its warm front (hot_text.ld,
+// rodata_first.ld). A freshly installed library sits in the page cache as
+// large folios (pip writes it in pieces of up to 1 MiB), and Linux maps a
+// whole large folio on a fault when the folio fits one mapping: one warm page
+// brought in up to 1 MiB of code no start runs (docs/startup.md, peak RSS).
+// With the rest in a mapping of its own, the front folio no longer fits, and
+// only the pages around those touched are mapped; the cold pages the loader's
+// own first faults mapped are let go (read again from the page cache if ever
+// run). Two madvise() calls per load of the full extension; a failure leaves
+// the mapping as it was.
+void keep_cold_code_apart() {
+#if defined(__linux__)
+  if (lazyexec_warm_end == nullptr) return;
+  struct Segment {
+    uintptr_t inside, end = 0;
+  } code{reinterpret_cast<uintptr_t>(lazyexec_warm_end)};
+  dl_iterate_phdr(
+      [](dl_phdr_info* object, size_t, void* data) {
+        auto* code = static_cast<Segment*>(data);
+        for (int i = 0; i < object->dlpi_phnum; ++i) {
+          const auto& segment = object->dlpi_phdr[i];
+          uintptr_t start = object->dlpi_addr + segment.p_vaddr;
+          if (segment.p_type == PT_LOAD && start <= code->inside && code->inside < start + segment.p_memsz) {
+            code->end = start + segment.p_memsz;
+            return 1;
+          }
+        }
+        return 0;
+      },
+      &code);
+  uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t from = (code.inside + page - 1) & ~(page - 1);
+  uintptr_t to = (code.end + page - 1) & ~(page - 1);
+  if (code.end == 0 || from >= to) return;
+  // MADV_NOHUGEPAGE: a flag that changes nothing else for file-backed code
+  // and gives the range its own mapping. MADV_DONTNEED on unmodified file
+  // pages only unmaps them.
+  void* cold = reinterpret_cast<void*>(from);
+  if (madvise(cold, to - from, MADV_NOHUGEPAGE) == 0) madvise(cold, to - from, MADV_DONTNEED);
+#endif
+}
+
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_lazyexec", "lazyexec's C++ core.", -1, methods,
                           nullptr, nullptr, nullptr, nullptr};
 
@@ -932,6 +985,7 @@ PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_lazyexec", "lazyexec's C++ co
 }  // namespace lazyexec
 
 PyMODINIT_FUNC PyInit__lazyexec(void) {
+  lazyexec::keep_cold_code_apart();
   PyObject* m = PyModule_Create(&lazyexec::module_def);
   if (m && lazyexec::importer::add_finder_type(m) < 0) Py_CLEAR(m);
   if (m && lazyexec::runtime::add_module_hook_types(m) < 0) Py_CLEAR(m);

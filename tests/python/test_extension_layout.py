@@ -2,7 +2,9 @@
 src/native/rodata_first.ld): the warm start's code first, its read-only
 data right after it, the rest of the code behind both, so that a warm
 process maps the front of the file and not pages spread over all of it."""
+import os
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,10 +55,33 @@ def test_warm_code_then_read_only_data_then_the_rest():
     names = [s[0] for s in found]
     assert ".text.lazyexec_warm" in names, "hot_text.ld was not applied"
     warm = names.index(".text.lazyexec_warm")
-    # Read-only data directly behind the warm code, before the rest of it.
-    assert names[warm + 1] == ".rodata.lazyexec_first", names[warm:warm + 3]
-    assert names[warm + 2] == ".text", names[warm:warm + 3]
-    assert ".rodata" not in names, "some read-only data was left behind the code"
+    # Read-only data and the unload code directly behind the warm code,
+    # before the rest of it.
+    assert names[warm + 1:warm + 4] == [".fini.lazyexec_first", ".rodata.lazyexec_first", ".text"], names[warm:]
+    assert ".rodata" not in names and ".fini" not in names, "left behind the code"
     # The entry point every load runs is in the warm section.
     _, start, size = found[warm]
     assert start <= exported_address(data, "PyInit__lazyexec") < start + size
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the layout scripts are GNU ld's, on ELF")
+def test_the_cold_code_gets_a_mapping_of_its_own():
+    """keep_cold_code_apart (module.cpp): after loading, the code segment is
+    mapped as the warm front and the rest, split where the front ends."""
+    path = Path(full.__file__)
+    data = path.read_bytes()
+    if b"clang version" in data:
+        pytest.skip("built by clang: the layout scripts are applied to GCC builds only (CMakeLists.txt)")
+    found = dict((name, (addr, size)) for name, addr, size in sections(data))
+    addr, size = found[".rodata.lazyexec_first"]
+    page = os.sysconf("SC_PAGE_SIZE")
+    front_end = (addr + size + page - 1) // page * page
+    out = subprocess.run([sys.executable, "-c", "import lazyexec._lazyexec, sys; sys.stdout.write(open('/proc/self/maps').read())"],
+                         capture_output=True, text=True, check=True, env={**os.environ, "LAZYEXEC": "0"}).stdout
+    code = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and os.path.realpath(fields[5]) == os.path.realpath(path) and "x" in fields[1]:
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            code.append((int(fields[2], 16), hi - lo))
+    assert [offset for offset, _ in code] == [0, front_end], code
