@@ -172,6 +172,36 @@ def test_trace_records_first_use_order_and_selects_the_modules_used(tmp_path, ap
     assert "main" not in names or names.index("main") >= 0
 
 
+def test_trace_of_python_m_serves_the_module_it_ran_as_main(tmp_path, app):
+    """`python -m shop.cli` runs shop.cli as __main__ (runpy asks the finders
+    for its spec, then runs its code): traced, it is in the image, and the
+    served run finds and runs it from there, as eagerly."""
+    (app / "shop" / "__main__.py").write_text("import sys\nprint('main of', __spec__.name, type(__spec__.loader).__name__)\n")
+    image = build(tmp_path, "--trace", f"{sys.executable} -m shop")
+    from lazyexec.image import open_image
+
+    names = [r[0] for r in open_image(image, check_runtime=False).records()]
+    assert "shop.__main__" in names and names.index("shop") < names.index("shop.__main__")
+    eager = subprocess.run([sys.executable, "-m", "shop"], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    served = lazyexec(tmp_path, "run", "--image", image, "-m", "shop")
+    assert (eager.stdout, served.stdout) == ("main of shop.__main__ SourceFileLoader\n",
+                                             "main of shop.__main__ ImageLoader\n")
+    assert served.stderr == ""
+
+
+def test_trace_keeps_a_module_the_program_dropped_from_sys_modules_before_it_exited(tmp_path, app):
+    """regrtest unloads each test module and what it imported when the test
+    ends; test.support's import_fresh_module drops and reimports modules:
+    the trace still has them, in the order they were first imported."""
+    (app / "dropper.py").write_text("import sys, shop.util\ndel sys.modules['shop.util']\nimport shop.cart\n")
+    image = build(tmp_path, "--trace", f"{sys.executable} dropper.py")
+    from lazyexec.image import open_image
+
+    names = [r[0] for r in open_image(image, check_runtime=False).records()]
+    assert names.index("shop") < names.index("shop.util") < names.index("shop.cart")
+    assert "textwrap" in names
+
+
 def _unit_offsets(data: bytes, name: str) -> list[int]:
     """Where each unit code entry of module `name`'s plan points (format 4)."""
     at = _record_field(data, name, 32, 8)
@@ -230,6 +260,25 @@ def test_a_submodule_is_served_only_where_its_parent_package_looks(tmp_path, app
     r = subprocess.run([sys.executable, "-c", code, str(image), str(app / "shop") + "/"], cwd=tmp_path,
                        env=env(tmp_path), capture_output=True, text=True)
     assert (r.stdout.split(), r.stderr) == (["True", "None", "True", "None"], "")
+
+
+def test_the_finder_takes_find_specs_arguments_by_position_or_keyword(tmp_path, app):
+    """find_spec(fullname, path=None, target=None) as PathFinder's: by
+    position or keyword; a bad call raises TypeError as a Python method's."""
+    image = build(tmp_path, "shop")
+    code = ("import sys, lazyexec.image as i; f = i.activate(sys.argv[1]); d = sys.argv[2]\n"
+            "print(f.find_spec(fullname='shop.util', path=[d]).name, f.find_spec('shop.util', path=[d], target=None).name,"
+            " f.find_spec('shop.util', [d], None).name, f.find_spec('shop', target=None).name,"
+            " f.find_spec('shop.util', path=['/elsewhere']))\n"
+            "for args, kwargs in [((), {}), ((1,), {}), (('a', None, None, None), {}), (('a',), {'fullname': 'a'}),"
+            " (('a',), {'other': 1}), ((), {'path': None})]:\n"
+            "    try:\n"
+            "        f.find_spec(*args, **kwargs)\n"
+            "    except TypeError:\n"
+            "        print('TypeError')\n")
+    r = subprocess.run([sys.executable, "-c", code, str(image), str(app / "shop")], cwd=tmp_path,
+                       env=env(tmp_path), capture_output=True, text=True)
+    assert (r.stdout.split(), r.stderr) == (["shop.util", "shop.util", "shop.util", "shop", "None"] + ["TypeError"] * 6, "")
 
 
 def test_an_image_built_for_another_optimization_level_is_ignored_with_a_warning(tmp_path, app):

@@ -27,11 +27,32 @@ class _LazyexecTraceRecorder:
     # starts (sys.modules is in completion order: importlib moves a module
     # to the end when its load ends).
     order = []
+    # (file, __path__) of each source module seen in sys.modules, noted at
+    # every import: a program may drop modules again before it exits
+    # (regrtest unloads the test module and what it imported; test.support's
+    # import_fresh_module), and those must be in the image too.
+    info = {}
+    checked = set()
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
         cls.order.append(name)
+        cls.note()
         return None
+
+    @classmethod
+    def note(cls):
+        for n, m in list(sys.modules.items()):
+            if n in cls.checked:
+                continue
+            cls.checked.add(n)
+            try:
+                f = getattr(m, "__file__", None)
+                if isinstance(f, str) and f.endswith(".py"):
+                    p = getattr(m, "__path__", None)
+                    cls.info[n] = (os.path.abspath(f), [str(x) for x in p] if p is not None else None)
+            except Exception:
+                pass
 
 sys.meta_path.insert(0, _LazyexecTraceRecorder)
 
@@ -57,8 +78,20 @@ def _lazyexec_trace_write():
     out = []
     started = dict.fromkeys(_LazyexecTraceRecorder.order)
     before = [n for n in sys.modules if n not in started]  # loaded before this recorder
+    # The module `python -m NAME` ran (NAME, or NAME.__main__ for a
+    # package): runpy asked the finders for its spec, then ran its code as
+    # __main__, so it is not in sys.modules under its own name.
+    main = sys.modules.get("__main__")
+    main_name = getattr(getattr(main, "__spec__", None), "name", None)
+    _LazyexecTraceRecorder.note()
+    info = _LazyexecTraceRecorder.info
     for name in before + list(started):
         m = sys.modules.get(name)
+        if m is None and name == main_name:
+            m = main
+        if m is None and name in info:  # imported, then dropped from sys.modules
+            out.append((name, *info[name]))
+            continue
         f = getattr(m, "__file__", None)
         if isinstance(f, str) and f.endswith(".py"):
             p = getattr(m, "__path__", None)

@@ -350,8 +350,22 @@ void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts,
     obj->unit = (uint32_t)k;
     obj->checked = false;
     Ref blob = Ref::steal(reinterpret_cast<PyObject*>(obj));
-    if (function) blob = py::check(Py_BuildValue("(sN)", "function", blob.release()));
-    if (plain_class) blob = py::check(Py_BuildValue("(sNO)", "class", blob.release(), PyTuple_GET_ITEM(field, 2)));
+    if (function || plain_class) {
+      // ("function", index) -> ("function", code), ("class", index, bases)
+      // -> ("class", code, bases): the tuples marshal made, filled in place
+      // when nothing else holds them (no new tuple, no new kind string).
+      if (Py_REFCNT(u) == 1 && Py_REFCNT(field) == 1) {
+        PyObject* old = PyTuple_GET_ITEM(field, 1);
+        PyTuple_SET_ITEM(field, 1, blob.release());
+        Py_DECREF(old);
+        continue;
+      }
+      Ref copy = py::check(PyTuple_GetSlice(field, 0, PyTuple_GET_SIZE(field)));
+      PyObject* old = PyTuple_GET_ITEM(copy.get(), 1);
+      PyTuple_SET_ITEM(copy.get(), 1, blob.release());
+      Py_DECREF(old);
+      blob = std::move(copy);
+    }
     if (Py_REFCNT(u) == 1) {  // the fresh tuple marshal made: filled in place
       PyObject* old = PyTuple_GET_ITEM(u, 0);
       PyTuple_SET_ITEM(u, 0, blob.release());
@@ -618,6 +632,7 @@ struct FinderObject {
   PyObject* cache_tag;        // sys.implementation.cache_tag (str), or None
   PyObject* builtin_names;    // frozenset(sys.builtin_module_names)
   PyObject* is_frozen;        // _imp.is_frozen
+  PyObject* sys_dict;         // sys.__dict__: sys.pycache_prefix read per served module without a new key str
   Check check;
 };
 
@@ -629,7 +644,7 @@ void each_slot(FinderObject* f, F&& fn) {
   for (PyObject** slot : {&f->image, &f->loader_class, &f->on_stale, &f->whole, &f->config, &f->make_runner,
                           &f->runner, &f->settle, &f->spec_class, &f->spec_template, &f->frames_removed, &f->exec,
                           &f->source_get_code, &f->source_exec_module, &f->cache_tag, &f->builtin_names,
-                          &f->is_frozen})
+                          &f->is_frozen, &f->sys_dict})
     fn(slot);
 }
 
@@ -640,12 +655,12 @@ Ref attr(PyObject* o, const char* name) { return py::check(PyObject_GetAttrStrin
 // instructions), these are looked up by identity. Immortal for the process
 // (one interpreter: the extension is single-phase).
 enum Name { kName, kLoader, kOrigin, kLocations, kSetFileattr, kCached, kPath, kFinder, kDunderName, kDunderDict,
-            kDunderPath, kDunderFile, kDunderCached, kDunderLoader, kDunderPackage, kNameCount };
+            kDunderPath, kDunderFile, kDunderCached, kDunderLoader, kDunderPackage, kPycachePrefix, kNameCount };
 PyObject* name_of(Name n) {
   static PyObject* names[kNameCount] = {};
   static const char* text[kNameCount] = {"name", "loader", "origin", "submodule_search_locations", "_set_fileattr",
                                          "_cached", "path", "_finder", "__name__", "__dict__", "__path__",
-                                         "__file__", "__cached__", "__loader__", "__package__"};
+                                         "__file__", "__cached__", "__loader__", "__package__", "pycache_prefix"};
   if (names[n] == nullptr) {
     names[n] = PyUnicode_InternFromString(text[n]);
     if (names[n] == nullptr) throw py::PyError{};
@@ -712,13 +727,16 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
       throw py::PyError{};
     }
     PyObject* imp = PyDict_GetItemString(modules, "_imp");
+    PyObject* sys_module = PyDict_GetItemString(modules, "sys");
+    PyObject* sys_dict = sys_module != nullptr && PyModule_Check(sys_module) ? PyModule_GetDict(sys_module) : nullptr;
     PyObject* names = PySys_GetObject("builtin_module_names");
-    if (imp == nullptr || names == nullptr) {
-      PyErr_SetString(PyExc_ImportError, "lazyexec: _imp or sys.builtin_module_names is missing");
+    if (imp == nullptr || names == nullptr || sys_dict == nullptr) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: _imp, sys or sys.builtin_module_names is missing");
       throw py::PyError{};
     }
     Py_XSETREF(self->builtin_names, py::check(PyFrozenSet_New(names)).release());
     Py_XSETREF(self->is_frozen, attr(imp, "is_frozen").release());
+    Py_XSETREF(self->sys_dict, Py_NewRef(sys_dict));
     Py_XSETREF(self->spec_class, spec_class.release());
     Py_XSETREF(self->spec_template, template_dict.release());
     Py_XSETREF(self->frames_removed, attr(bootstrap, "_call_with_frames_removed").release());
@@ -813,7 +831,8 @@ bool within(const Module& m, PyObject* path) {
 // source path (dir/__pycache__/stem.TAG[.opt-N].pyc), or None to leave it
 // to importlib (sys.pycache_prefix set, no cache tag, not a .py file).
 Ref cached_path(FinderObject* self, std::string_view origin) {
-  PyObject* prefix = PySys_GetObject("pycache_prefix");  // borrowed
+  PyObject* prefix = PyDict_GetItemWithError(self->sys_dict, name_of(kPycachePrefix));  // borrowed, as PySys_GetObject
+  if (prefix == nullptr && PyErr_Occurred()) throw py::PyError{};
   size_t slash = origin.rfind('/');
   std::string_view tail = origin.substr(slash == std::string_view::npos ? 0 : slash + 1);
   if ((prefix != nullptr && prefix != Py_None) || self->cache_tag == Py_None || slash == std::string_view::npos ||
@@ -864,12 +883,43 @@ Ref make_spec(FinderObject* self, PyObject* fullname, PyObject* loader, PyObject
   return spec;
 }
 
-PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
+// find_spec(fullname, path=None, target=None), called for every import the
+// process makes (the finder is first): vectorcall, the arguments read without
+// a tuple or a format string.
+PyObject* finder_find_spec(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
-  static const char* kwlist[] = {"fullname", "path", "target", nullptr};
-  PyObject *fullname, *path = Py_None, *target = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OO", const_cast<char**>(kwlist), &fullname, &path, &target))
+  PyObject* given[3] = {nullptr, Py_None, Py_None};  // fullname, path, target
+  if (nargs > 3) {
+    PyErr_Format(PyExc_TypeError, "find_spec() takes at most 3 arguments (%zd given)", nargs);
     return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < nargs; ++i) given[i] = args[i];
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+    int slot = -1;
+    static const char* names[3] = {"fullname", "path", "target"};
+    for (int j = 0; j < 3 && slot < 0; ++j)
+      if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0) slot = j;
+    if (slot < 0) {
+      PyErr_Format(PyExc_TypeError, "find_spec() got an unexpected keyword argument '%U'", key);
+      return nullptr;
+    }
+    if (slot < nargs) {
+      PyErr_Format(PyExc_TypeError, "find_spec() got multiple values for argument '%U'", key);
+      return nullptr;
+    }
+    given[slot] = args[nargs + k];
+  }
+  PyObject *fullname = given[0], *path = given[1];
+  if (fullname == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "find_spec() missing required argument 'fullname' (pos 1)");
+    return nullptr;
+  }
+  if (!PyUnicode_Check(fullname)) {
+    PyErr_Format(PyExc_TypeError, "find_spec() argument 'fullname' must be str, not %.50s", Py_TYPE(fullname)->tp_name);
+    return nullptr;
+  }
   if (self->image == nullptr || self->loader_class == nullptr) Py_RETURN_NONE;
   try {
     Py_ssize_t n;
@@ -917,7 +967,7 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
 PyObject* finder_invalidate_caches(PyObject*, PyObject*) { Py_RETURN_NONE; }
 
 PyMethodDef finder_methods[] = {
-    {"find_spec", (PyCFunction)(void (*)(void))finder_find_spec, METH_VARARGS | METH_KEYWORDS,
+    {"find_spec", (PyCFunction)(void (*)(void))finder_find_spec, METH_FASTCALL | METH_KEYWORDS,
      "find_spec(fullname, path=None, target=None): the module's spec from the image, or None."},
     {"invalidate_caches", finder_invalidate_caches, METH_NOARGS, "Nothing to invalidate: the image is fixed."},
     {nullptr, nullptr, 0, nullptr},
