@@ -86,3 +86,40 @@ def test_plain_classes_are_stored_as_their_body(tmp_path):
     assert bases["Two"] == ("Child", "Error") and bases["Base"] == ()
     body = marshal.loads([u[0][1] for u in plan.units if u[1] == ("Child",)][0])
     assert body.co_name == "Child"
+
+
+# A plain class whose body's run binds a name in its own module's namespace:
+# importing a package's submodule from the package's class body binds
+# `pkg.sub` there (importlib sets the attribute). Publishing the class then
+# takes the general path (names inserted meanwhile), not the single-name one.
+PACKAGE = textwrap.dedent('''\
+    __lazy_module__ = True
+
+    class Uses:
+        from pkg import sub as s
+        value = s.VALUE
+
+    class Plain:
+        pass
+    ''')
+
+MAIN_PACKAGE = textwrap.dedent('''\
+    import pkg
+    if LAZY:
+        import lazyexec
+        assert lazyexec.is_pending(pkg, "Uses"), "deferred"
+    print(pkg.Uses.value, pkg.Uses.s.__name__, "sub" in NAMESPACE(pkg), pkg.sub.VALUE, pkg.Plain.__qualname__)
+    print(sorted(k for k in NAMESPACE(pkg) if not k.startswith("__")))
+    ''')
+
+
+def test_a_plain_class_whose_body_binds_a_module_global_is_the_same_as_eagerly(tmp_path):
+    files = {"pkg/__init__.py": PACKAGE, "pkg/sub.py": "VALUE = 42\n", "main.py": MAIN_PACKAGE}
+    write(Case("plain_class_binds_global", files, 0), tmp_path)
+    eager = run(tmp_path, lazy=False)
+    assert eager.returncode == 0, eager.stderr
+    assert "42 pkg.sub True 42 Plain" in eager.stdout
+    for _ in range(2):  # built inline, then from the stored artifact
+        lazy = run(tmp_path, lazy=True)
+        assert (lazy.returncode, lazy.stdout, lazy.stderr.splitlines()[-1:]) == \
+            (eager.returncode, eager.stdout, eager.stderr.splitlines()[-1:])

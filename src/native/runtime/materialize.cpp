@@ -328,8 +328,16 @@ int publish_value(ModuleState& st, UnitRecord& u) {
 
 // The namespace's builtins as a frame running in it gets them
 // (`__builtins__`, a module or its dict; else the interpreter's): borrowed.
+// An interned str kept for the process (a name looked up on every unit run:
+// no new str each time). Null with an exception set when out of memory.
+PyObject* interned(PyObject*& slot, const char* text) {
+  if (slot == nullptr) slot = PyUnicode_InternFromString(text);
+  return slot;
+}
+
 PyObject* builtins_of(PyObject* globals) {
-  PyObject* b = PyDict_GetItemWithError(globals, py::str("__builtins__").get());  // exact lookup, no trap
+  static PyObject* key = nullptr;
+  PyObject* b = interned(key, "__builtins__") ? PyDict_GetItemWithError(globals, key) : nullptr;  // exact lookup, no trap
   if (b != nullptr && PyModule_Check(b)) b = PyModule_GetDict(b);
   if (b == nullptr || !PyDict_Check(b)) {
     PyErr_Clear();
@@ -375,7 +383,9 @@ int run_class(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
   py::Ref name = py::Ref::steal(PyUnicode_InternFromString(u.binds[0].c_str()));
   if (!name) return -1;
   PyObject* builtins = builtins_of(g);
-  PyObject* build = PyDict_GetItemWithError(builtins, py::str("__build_class__").get());
+  static PyObject* build_key = nullptr;
+  if (!interned(build_key, "__build_class__")) return -1;
+  PyObject* build = PyDict_GetItemWithError(builtins, build_key);
   if (build == nullptr) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_NameError, "__build_class__ not found");
     return -1;
@@ -413,6 +423,13 @@ int run_class(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
     cls = py::Ref::steal(PyObject_Vectorcall(build, argv.data(), argv.size(), nullptr));
   }
   if (!cls) return -1;
+  // Almost always the body's run inserted nothing into the namespace: the
+  // class is bound as a single name is (the same checks as publish()).
+  if (last) {
+    py::Ref now = last_key(g);
+    if (now && now.get() == last.get()) return publish_binding(st, u, name.get(), cls.get());
+    if (!now) PyErr_Clear();
+  }
   py::Ref scratch = py::Ref::steal(PyDict_New());
   if (!scratch || PyDict_SetItem(scratch.get(), name.get(), cls.get()) < 0) return -1;
   return publish(st, u, id, scratch.get(), last.get());
