@@ -10,7 +10,10 @@ unit's name ("all used") or none ("none used"); instructions counted by
 callgrind, eager (LAZYEXEC=0) against the `.pth` activation (LAZYEXEC=1,
 usage profile off, artifacts warm: built inline once before). Prints
 (lazy - eager) / (MODULES * UNITS) per unit: what a unit costs lazily beyond
-its eager cost when it runs, and what it saves when it does not.
+its eager cost when it runs, and what it saves when it does not. The
+`forced-function` and `forced-class` kinds end each module with an eager
+statement reading every unit, so the import runs them all (their code is
+then one marshal stream per module: artifact format 12).
 """
 
 import argparse
@@ -36,6 +39,12 @@ KINDS = {
     "constant": lambda j: f"K{j} = ('a', {j}, 2.5)\n",
 }
 NAMES = {"function": "f{}", "large-function": "f{}", "class": "C{}", "import": "m{}", "constant": "K{}"}
+# The same units read by an eager statement after them (an expression
+# statement, always eager): the import runs them all (force steps).
+for _kind in ("function", "class"):
+    KINDS["forced-" + _kind] = KINDS[_kind]
+    NAMES["forced-" + _kind] = NAMES[_kind]
+FORCED_BY = {"forced-function": "f{}", "forced-class": "C{}"}
 
 
 def main() -> int:
@@ -68,6 +77,8 @@ def main() -> int:
             pkg.mkdir(exist_ok=True)
             (pkg / "__init__.py").write_text("")
             body = "__lazy_module__ = True\n" + "".join(KINDS[kind](j) for j in range(args.units))
+            if kind in FORCED_BY:
+                body += "(" + ", ".join(FORCED_BY[kind].format(j) for j in range(args.units)) + ",)\n"
             for i in range(args.modules):
                 (pkg / f"m{i}.py").write_text(body)
             names = [NAMES[kind].format(j) for j in range(args.units)]

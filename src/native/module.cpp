@@ -17,6 +17,7 @@
 #include <climits>
 #include <memory>
 #include <tuple>
+#include <unordered_map>
 
 #include "analyze/analyzer.h"
 #include "compile/compiler.h"
@@ -299,11 +300,42 @@ PyObject* install(PyObject*, PyObject* args) {
       if (class_unit)
         for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(PyTuple_GET_ITEM(code, 2)); ++b)
           if (!PyUnicode_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(code, 2), b))) class_unit = false;
+      // A member of the stream of units the import runs: ("group", marshalled
+      // tuple of code objects, index, "function" | "class" | "code", bases or None).
+      bool group_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 5 &&
+                        PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
+                        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "group") == 0 &&
+                        PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1)) && PyLong_Check(PyTuple_GET_ITEM(code, 2)) &&
+                        PyUnicode_Check(PyTuple_GET_ITEM(code, 3));
+      runtime::UnitRecord::Kind group_kind = runtime::UnitRecord::Code;
+      long group_index = -1;
+      if (group_unit) {
+        PyObject* kind = PyTuple_GET_ITEM(code, 3);
+        PyObject* bases = PyTuple_GET_ITEM(code, 4);
+        group_index = PyLong_AsLong(PyTuple_GET_ITEM(code, 2));
+        if (group_index < 0 || group_index > INT32_MAX) {
+          PyErr_Clear();
+          group_unit = false;
+        } else if (PyUnicode_CompareWithASCIIString(kind, "function") == 0) {
+          group_kind = runtime::UnitRecord::Function;
+        } else if (PyUnicode_CompareWithASCIIString(kind, "class") == 0 && PyTuple_Check(bases)) {
+          group_kind = runtime::UnitRecord::Class;
+          for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(bases); ++b)
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(bases, b))) group_unit = false;
+        } else if (PyUnicode_CompareWithASCIIString(kind, "code") != 0) {
+          group_unit = false;
+        }
+      }
       if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit && !function_unit &&
-          !class_unit) {
+          !class_unit && !group_unit) {
         PyErr_SetString(PyExc_TypeError,
                         "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,), "
-                        "(\"function\", marshalled code), (\"class\", marshalled body, bases) or None");
+                        "(\"function\", marshalled code), (\"class\", marshalled body, bases), "
+                        "(\"group\", marshalled codes, index, kind, bases) or None");
+        return nullptr;
+      }
+      if (group_unit && group_kind != runtime::UnitRecord::Code && PySequence_Size(binds) != 1) {
+        PyErr_SetString(PyExc_ValueError, "lazyexec: a function's or a class's unit binds one name");
         return nullptr;
       }
       if ((value_unit || function_unit || class_unit) && PySequence_Size(binds) != 1) {
@@ -321,12 +353,15 @@ PyObject* install(PyObject*, PyObject* args) {
         r.state = runtime::UnitRecord::Done;  // eager: ran with the module
         continue;
       }
-      r.code = Ref::borrow(function_unit || class_unit ? PyTuple_GET_ITEM(code, 1) : code);
+      r.code = Ref::borrow(function_unit || class_unit || group_unit ? PyTuple_GET_ITEM(code, 1) : code);
       r.kind = value_unit      ? runtime::UnitRecord::Value
                : function_unit ? runtime::UnitRecord::Function
                : class_unit    ? runtime::UnitRecord::Class
+               : group_unit    ? group_kind
                                : runtime::UnitRecord::Code;
       if (class_unit) r.bases = Ref::borrow(PyTuple_GET_ITEM(code, 2));
+      if (group_unit && group_kind == runtime::UnitRecord::Class) r.bases = Ref::borrow(PyTuple_GET_ITEM(code, 4));
+      if (group_unit) r.group_index = (int32_t)group_index;
       // Its size, for the usage profile's cost model (an image's buffer is
       // not opened for it: unknown counts as small).
       if (PyBytes_Check(r.code.get())) r.size = (uint32_t)PyBytes_GET_SIZE(r.code.get());
@@ -338,6 +373,13 @@ PyObject* install(PyObject*, PyObject* args) {
         pending.emplace_back(name, (int)i);
       }
     }
+    // A group's members share its stream: each counts its share of the
+    // bytes in the usage profile's cost model.
+    std::unordered_map<PyObject*, uint32_t> members;
+    for (const auto& r : records)
+      if (r.group_index >= 0) members[r.code.get()]++;
+    for (auto& r : records)
+      if (r.group_index >= 0) r.size /= members[r.code.get()];
     if (runtime::make_trapping(globals) < 0) return nullptr;
     // importlib.reload runs a module again in the same namespace: eagerly
     // every binding is redone, so the names lazy units bind become pending

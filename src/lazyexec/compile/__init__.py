@@ -81,6 +81,26 @@ def _plain_class(code):
     return ("class", marshal.dumps(body), tuple(bases))
 
 
+def _group_forced(specs: list, codes: dict, forced: set) -> None:
+    """Units the import itself runs (force and force_late steps) are stored
+    together: one marshal stream of their code objects, shared by each
+    member's payload as ("group", blob, index, kind, bases): kind is
+    "function" (the blob's item is the function's own code), "class" (its
+    body's code; bases its base names) or "code" (the unit's code). The first
+    member to run unmarshals the whole stream and every member gets its code
+    object (issue 11: a unit's code unmarshalled alone re-creates and
+    re-interns every name and the file name that one stream shares, about
+    twice the instructions; these units all run at import, so nothing is
+    unmarshalled in vain). Rewrites `specs` in place."""
+    members = sorted(i for i in forced if i in codes)
+    if len(members) < 2:
+        return
+    blob = marshal.dumps(tuple(codes[i][1] for i in members))
+    for index, i in enumerate(members):
+        kind, _code, bases = codes[i]
+        specs[i] = (("group", blob, index, kind, bases), *specs[i][1:])
+
+
 def _already_loaded_spec(u: dict):
     """How the runtime binds a lazy import unit at the end of the import if its
     modules are in sys.modules by then: (unit, name, mode, modules, attr), mode
@@ -175,6 +195,7 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
 
     all_lazy = sorted(u["id"] for u in units if u["verdict"] == "lazy")
     specs: list = []
+    codes: dict[int, tuple] = {}  # unit -> (kind, code object, bases) that a group may hold
     late: set[int] = set()  # lazy units to run when the import ends (see name_reads below)
     for u, code in zip(units, result["code"]):
         # Names a class's postponed annotations use are bound before it, as
@@ -209,6 +230,15 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         if value is None and code is not None and u["kind"] == "class" and len(u["binds"]) == 1:
             value = _plain_class(code)
         payload = value or (marshal.dumps(code) if code is not None else None)
+        if code is not None and u["verdict"] == "lazy":
+            if value is None:
+                codes[u["id"]] = ("code", code, None)
+            elif not isinstance(value[0], str):
+                pass  # a constant stored as its value: unmarshalled alone, cheaply
+            elif value[0] == "function":
+                codes[u["id"]] = ("function", marshal.loads(value[1]), None)
+            elif value[0] == "class":
+                codes[u["id"]] = ("class", marshal.loads(value[1]), value[2])
         specs.append((payload, binds if code is not None else (), tuple(deps), where, tuple(calls)))
     steps = [tuple(s) for s in result["steps"]]
     blocked = _blocked_guard_check(units, filename)
@@ -216,6 +246,7 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
         steps.append(("run", blocked, len(units)))
     if late:
         steps.append(("force_late", tuple(sorted(late)), 0))
+    _group_forced(specs, codes, {i for kind, ids, _ in steps if kind in ("force", "force_late") for i in ids})
     # Who reads what at definition time: when the import ends, the runtime
     # makes rebinding or deleting one of these names from outside (`mod.N =
     # v`, mock.patch) first run the pending units reading it, which eagerly

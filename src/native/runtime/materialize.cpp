@@ -117,6 +117,30 @@ PyObject* unmarshal_unit(PyObject* code) {
   return obj;
 }
 
+// The stream of code objects that unit `u`, a group member, shares with the
+// module's other members (the units the import runs): unmarshalled once, each
+// member still holding the stream gets its item. 0 when done; -1 with an
+// exception set and no member changed when the stream is damaged.
+int unmarshal_group(ModuleState& st, const UnitRecord& u) {
+  py::Ref blob = u.code;  // the members' shared stream: kept while they change
+  py::Ref codes = py::Ref::steal(unmarshal_unit(blob.get()));
+  if (!codes) return -1;
+  bool valid = PyTuple_Check(codes.get());
+  for (const auto& v : st.units) {
+    if (!valid) break;
+    if (v.group_index < 0 || v.code.get() != blob.get()) continue;
+    valid = v.group_index < PyTuple_GET_SIZE(codes.get()) && PyCode_Check(PyTuple_GET_ITEM(codes.get(), v.group_index));
+  }
+  if (!valid) {
+    PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a group of units");
+    return -1;
+  }
+  for (auto& v : st.units)
+    if (v.group_index >= 0 && v.code.get() == blob.get())
+      v.code = py::Ref::borrow(PyTuple_GET_ITEM(codes.get(), v.group_index));
+  return 0;
+}
+
 void add_note(const std::string& note) {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
@@ -502,7 +526,13 @@ int run_unit(ModuleState& st, int id) {
   u.state = UnitRecord::Running;
   u.owner = PyThread_get_thread_ident();
   auto start = std::chrono::steady_clock::now();
-  if (marshalled(u.code.get())) {  // kept marshalled until first use
+  if (u.group_index >= 0 && marshalled(u.code.get())) {  // the import's units' shared stream
+    if (unmarshal_group(st, u) < 0) {
+      u.state = UnitRecord::Pending;
+      u.owner = 0;
+      return -1;
+    }
+  } else if (marshalled(u.code.get())) {  // kept marshalled until first use
     PyObject* code = unmarshal_unit(u.code.get());
     if (!code || !PyCode_Check(code)) {
       Py_XDECREF(code);

@@ -38,6 +38,11 @@ struct UnitRecord {
   std::vector<std::string> imports;  // a deferred import's modules (set_imports): see imports_initializing
   std::string import_attr;         // `from m import attr` (set_imports): attr, which may be submodule m.attr
   uint32_t size = 0;               // its marshalled code's (or value's) bytes at install: the usage profile's cost
+  // A unit the import runs (force steps) may share one marshal stream with
+  // the module's other such units (artifact format 12): `code` is then that
+  // stream (the same bytes object for every member) until the first member
+  // runs, which unmarshals it and gives each member item `group_index`.
+  int32_t group_index = -1;        // -1: its code is its own
   Kind kind = Code;
   State state = Pending;
   unsigned long owner = 0;         // thread running it
