@@ -553,3 +553,15 @@ def test_the_image_activated_in_cpp_serves_as_the_python_activation_does_without
                        env=env(tmp_path), capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.splitlines()[0] == "NoneType 0", (r.stdout, r.stderr)
     assert "lazyexec: ignoring image" in r.stderr  # said by the Python layer's activate()
+
+
+def test_the_runtime_key_is_the_fingerprint_of_version_formats_and_build_identity():
+    """image_runtime_key() (C++, no import of lazyexec.store at activation)
+    is fingerprint("VERSION:PLAN_FORMAT:FORMAT:BUILD_IDENTITY") as the store
+    computes its parts: an image built by this build is accepted, another's refused."""
+    from lazyexec import __version__, _lazyexec
+    from lazyexec.image import FORMAT, runtime_key
+    from lazyexec.store import FORMAT as PLAN_FORMAT, _build_identity
+
+    expected = _lazyexec.fingerprint(f"{__version__}:{PLAN_FORMAT}:{FORMAT}:{_build_identity()}").encode()
+    assert runtime_key() == expected and len(expected) == 16

@@ -35,11 +35,13 @@ _active = _booted()
 def runtime_key() -> bytes:
     """16 bytes naming the lazyexec runtime that can run an image's plans
     (version, artifact and image formats, the built core): another build
-    refuses the image rather than run plans it may read differently."""
-    from lazyexec import __version__, _lazyexec
-    from lazyexec.store import FORMAT as PLAN_FORMAT, _build_identity
+    refuses the image rather than run plans it may read differently.
+    fingerprint("VERSION:PLAN_FORMAT:FORMAT:BUILD_IDENTITY") (the store's
+    format and _build_identity()), computed in C++ (no import of
+    lazyexec.store at activation)."""
+    from lazyexec import _lazyexec
 
-    return _lazyexec.fingerprint(f"{__version__}:{PLAN_FORMAT}:{FORMAT}:{_build_identity()}").encode()
+    return _lazyexec.image_runtime_key()
 
 
 def open_image(path: str, check_runtime: bool = True):

@@ -1408,6 +1408,18 @@ PyObject* image_boot_install(PyObject*, PyObject* args, PyObject* kwargs) {
   return boot_install_image(image, whole, threshold, settle_now != 0);
 }
 
+// image_runtime_key() -> lazyexec.image.runtime_key()'s 16 bytes, computed
+// here: the Python computation imports lazyexec.store (about 1.9 M
+// instructions) on every start that activates an image through the
+// Python layer (`run --image`).
+PyObject* image_runtime_key(PyObject* module, PyObject*) {
+  try {
+    return runtime_key(module).release();
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
 // image_booted() -> the finder the C++ boot installed, or None.
 PyObject* image_booted(PyObject*, PyObject*) { return Py_NewRef(booted_finder ? booted_finder : Py_None); }
 
@@ -1441,6 +1453,8 @@ PyMethodDef functions[] = {
      "image_boot_install(image, whole=None, settle_threshold=10000, settle_now=False) -> its ImageFinder, placed "
      "on sys.meta_path (after lazyexec's Finder is there). The second step of image_boot."},
     {"image_booted", image_booted, METH_NOARGS, "image_booted() -> the ImageFinder the C++ boot installed, or None."},
+    {"image_runtime_key", image_runtime_key, METH_NOARGS,
+     "image_runtime_key() -> the 16-byte key of this lazyexec build an image must carry (lazyexec.image.runtime_key)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
