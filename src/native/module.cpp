@@ -84,6 +84,7 @@ Ref to_python(const analyze::ModuleAnalysis& m) {
     set(d.get(), "reason", py::str(analyze::short_code(u.reason.code)));
     set(d.get(), "message", py::str(u.reason.text()));
     if (u.kind == "class") set(d.get(), "safe_base", Ref::borrow(u.safe_base ? Py_True : Py_False));
+    if (u.kind == "class") set(d.get(), "plain_new", Ref::borrow(u.plain_new ? Py_True : Py_False));
     if (u.kind == "def" || u.kind == "assign") set(d.get(), "pure_call", Ref::borrow(u.pure_call ? Py_True : Py_False));
     return d;
   });

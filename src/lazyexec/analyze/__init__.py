@@ -155,7 +155,8 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
     modules stay eager; `effect_free` (side_effects.effect_free_imports):
     imports of those are re-exports, not side-effect imports; `summary`
     (summaries.external_facts, fact -> dotted names): other modules' classes
-    safe to subclass and read attributes of ("class": pure_bases), to
+    safe to subclass and read attributes of ("class": pure_bases; "new": also
+    pure to call, pure too), to
     subclass only ("base": safe_bases), functions pure to call ("func": pure)
     and modules bound by `from pkg import module` ("module": pure, whose
     attributes are read as a module's)."""
@@ -169,9 +170,10 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
         data = knowledge_data(config)
         data["never_lazy"] = list(data["never_lazy"]) + sorted(effects)
         data["effect_free"] = sorted(set(effect_free))
-        data["pure_bases"] = list(data["pure_bases"]) + sorted(set(summary.get("class", ())))
+        data["pure_bases"] = list(data["pure_bases"]) + sorted(set(summary.get("class", ())) | set(summary.get("new", ())))
         data["safe_bases"] = sorted(set(summary.get("base", ())))
-        data["pure"] = list(data["pure"]) + sorted(set(summary.get("func", ())) | set(summary.get("module", ())))
+        data["pure"] = list(data["pure"]) + sorted(set(summary.get("func", ())) | set(summary.get("module", ())) |
+                                                   set(summary.get("new", ())))
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb
 

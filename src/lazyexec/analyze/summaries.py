@@ -47,8 +47,8 @@ NEEDS_SUMMARY = frozenset({"impure-base", "impure-attribute", "impure-metaclass"
 
 _facts_cache: dict = {}  # (path, name) -> (stamp, facts, complete)
 
-# How facts compare: a "class" is also a "base".
-_AT_LEAST = {"base": {"base", "class"}}
+# How facts compare: a "new" is also a "class", a "class" also a "base".
+_AT_LEAST = {"base": {"base", "class", "new"}, "class": {"class", "new"}}
 
 
 def holds(relied: str, current: str | None) -> bool:
@@ -58,7 +58,8 @@ def holds(relied: str, current: str | None) -> bool:
 
 def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0, active: frozenset = frozenset(),
                  cut: list | None = None, fresh: bool = False) -> dict:
-    """{name: fact} for the module at `path`: "class" for a class that is
+    """{name: fact} for the module at `path`: "new" for a class that is
+    also pure to call, "class" for a class that is
     safe to subclass and to read attributes of, "base" for one safe to
     subclass only (its body runs code), "func" for a function pure to call;
     re-exported names carry the fact of what they name. Cached per file
@@ -97,7 +98,9 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         if u["kind"] == "class" and u.get("safe_base") and len(u["binds"]) == 1:
             # "class": its body is pure too (the unit is lazy-capable), so
             # reading its attributes runs no code of its making either.
-            facts[u["binds"][0]] = "class" if u["verdict"] == "lazy" else "base"
+            # "new": calling it, too, runs no code of its making (no
+            # __init__ or __new__, plain bases: StashKey[T]() in pytest).
+            facts[u["binds"][0]] = ("new" if u.get("plain_new") else "class") if u["verdict"] == "lazy" else "base"
         elif u["kind"] in ("def", "assign") and u.get("pure_call") and len(u["binds"]) == 1:
             # (an assignment: an instance whose call the knowledge base knows
             # pure, `hookimpl = HookimplMarker("pytest")`)

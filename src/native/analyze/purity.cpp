@@ -348,7 +348,20 @@ class DefTime {
     Resolution root;
     int line = c.line();
     std::string callee;  // for the key= rule
-    if (chain(f, dotted, spelled, root, line)) {
+    // `Key[T]()`: a generic alias of a class, called as the class (typing
+    // sets __orig_class__ on the instance); only a class known plain to call.
+    Node alias_of = f.kind() == K::Subscript ? f.get("value") : Node();
+    if (alias_of && chain(alias_of, dotted, spelled, root, line) && plain_class_callee(spelled, dotted, root)) {
+      check_resolution(spelled.substr(0, spelled.find('.')), root, line);
+      note_input(spelled.substr(0, spelled.find('.')), root, line, /*contents=*/true);
+      captured(f.get("slice"));
+      callee = dotted;
+    } else if (alias_of) {
+      dotted.clear();
+      spelled.clear();
+      expr(f);
+      fail(code, "calls the result of an expression" + at_line(line) + " (not known pure)");
+    } else if (chain(f, dotted, spelled, root, line)) {
       callee = dotted;
       std::string what = code == Code::ImpureDecorator ? "decorated with @" + spelled + "(...)" : "calls " + spelled + "()";
       // A known-impure callee is an impure call; the KB's reason explains it.
@@ -366,6 +379,7 @@ class DefTime {
             fail(code, what + at_line(line) + " (module-local function, line " + std::to_string(root.line) + "; not known pure)");
             break;
           case Resolution::LocalClass:
+            if (code == Code::ImpureCall && plain_class_callee(spelled, dotted, root)) break;
             fail(code, what + at_line(line) + " (module-local class, line " + std::to_string(root.line) + "; its code may have effects)");
             break;
           case Resolution::LocalValue:
@@ -461,6 +475,22 @@ class DefTime {
     if (annotations) arguments_annotations(args);
   }
 
+  // A class whose instances are made without running Python code: a class
+  // of this module (bound once) with Unit::plain_new, or an imported one the
+  // knowledge base knows pure to call and to subclass (a summary's "new").
+  bool plain_class_callee(const std::string& spelled, const std::string& dotted, const Resolution& root) const {
+    if (body_mode_) return false;
+    switch (root.kind) {
+      case Resolution::LocalClass:
+        return spelled.find('.') == std::string::npos && a_.units_[(size_t)root.unit].plain_new;
+      case Resolution::Import:
+      case Resolution::FromImport:
+        return a_.kb_.pure.contains(dotted) && a_.kb_.pure_bases.contains(dotted);
+      case Resolution::Builtin: return a_.kb_.pure.contains(dotted);
+      default: return false;
+    }
+  }
+
   // A module name bound once, by a lazy unit, to an instance whose call the
   // KB knows pure (Unit::pure_call of an assignment): calling it (or
   // decorating with it) runs that known call. Materializing the unit first
@@ -469,6 +499,73 @@ class DefTime {
     if (body_mode_ || spelled.find('.') != std::string::npos || root.unit < 0) return false;
     const Unit& vu = a_.units_[(size_t)root.unit];
     return vu.kind == "assign" && vu.lazy && vu.pure_call;
+  }
+
+  // Whether calling the class `c` defines (with or without a subscript,
+  // `Key[T]()`) runs no Python code: it has no decorator, keyword or type
+  // parameter; its body defines none of the hooks making an instance calls
+  // (__new__, __init__, __setattr__ for a generic alias's __orig_class__,
+  // __class_getitem__, __post_init__, __attrs_post_init__); and each base is
+  // `object`, a built-in exception, typing's Generic (subscripted or not),
+  // an imported class the knowledge base (or a summary: "new") knows both
+  // pure to call and to subclass, or a class of this module of the same
+  // kind. Only classes whose other checks passed ask (Unit::plain_new).
+  bool plain_instances(Node c) {
+    if (!c.list("decorator_list").empty() || !c.list("keywords").empty() || !c.list("type_params").empty()) return false;
+    static const std::unordered_set<std::string> hooks = {
+        "__new__", "__init__", "__setattr__", "__class_getitem__", "__post_init__", "__attrs_post_init__"};
+    std::vector<Node> work = c.list("body");
+    while (!work.empty()) {
+      Node st = work.back();
+      work.pop_back();
+      std::vector<std::string> names;
+      switch (st.kind()) {
+        case K::FunctionDef:
+        case K::AsyncFunctionDef:
+        case K::ClassDef: names.push_back(st.str("name")); break;
+        case K::Assign:
+          for (Node t : st.list("targets")) collect_targets(t, names);
+          break;
+        case K::AnnAssign: collect_targets(st.get("target"), names); break;
+        case K::If:
+          for (Node b : st.list("body")) work.push_back(b);
+          for (Node b : st.list("orelse")) work.push_back(b);
+          break;
+        case K::Import:
+        case K::ImportFrom: Analyzer::bound_names(st, names); break;
+        default: break;
+      }
+      for (const auto& n : names)
+        if (hooks.count(n)) return false;
+    }
+    for (Node b : c.list("bases")) {
+      bool subscripted = b.kind() == K::Subscript;
+      Node v = subscripted ? b.get("value") : b;
+      std::string dotted, spelled;
+      Resolution root;
+      int line = v.line();
+      if (!chain(v, dotted, spelled, root, line)) return false;
+      switch (root.kind) {
+        case Resolution::Builtin: {
+          if (subscripted) return false;
+          PyObject* t = PyDict_GetItemString(a_.builtins_.get(), spelled.c_str());
+          if (!t || !PyType_Check(t)) return false;
+          if (t != (PyObject*)&PyBaseObject_Type && !PyType_IsSubtype((PyTypeObject*)t, (PyTypeObject*)PyExc_BaseException))
+            return false;
+          break;
+        }
+        case Resolution::Import:
+        case Resolution::FromImport:
+          if (dotted == "typing.Generic" || dotted == "typing_extensions.Generic") break;
+          if (subscripted || !a_.kb_.pure.contains(dotted) || !a_.kb_.pure_bases.contains(dotted)) return false;
+          break;
+        case Resolution::LocalClass:
+          if (spelled.find('.') != std::string::npos || !a_.units_[(size_t)root.unit].plain_new) return false;
+          break;
+        default: return false;
+      }
+    }
+    return true;
   }
 
  public:
@@ -1305,6 +1402,7 @@ void Analyzer::decide_unit(Unit& u) {
     bool header_pure = false;
     walk.class_def(s, info, &header_pure);
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
+    u.plain_new = u.safe_base && walk.ok() && !info.is_side_effect_metaclass && walk.plain_instances(s);
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is

@@ -51,6 +51,11 @@ struct Unit {
   // "pluggy.HookimplMarker.__call__" listed): importers may call it, or
   // decorate with it, at definition time (analyze/summaries.py).
   bool pure_call = false;
+  // A class (safe_base, its body pure) whose instances are made without
+  // running Python code (purity.cpp, plain_instances): calling it at
+  // definition time is pure, here and, through the summary ("new"), in
+  // importers (a sentinel `MISSING = _Missing()`, pytest's `StashKey[T]()`).
+  bool plain_new = false;
 };
 
 // Before eager unit `before` runs, these lazy units must be materialized
