@@ -21,6 +21,21 @@ bool is_dunder(const std::string& n) {
 // frame.f_globals`, which no trap sees once the module has settled.
 bool is_marker(const std::string& n) { return n.size() > 2 && n.compare(0, 2, "__") == 0 && !is_dunder(n); }
 
+// Module metadata (PEP 8's "module level dunder names" other than
+// __all__, and what packages conventionally publish beside them): neither
+// the import system nor the interpreter reads them; tools read them as
+// attributes of the module (`pkg.__version__`, getattr, pydoc), which run a
+// pending unit as for any other name. They may be deferred like any
+// binding: attrs' `__version_info__ = VersionInfo._from_version_string(...)`
+// built an attrs class at every import of attr.
+bool metadata_dunder(const std::string& n) {
+  static const std::unordered_set<std::string> s = {
+      "__version__", "__version_info__", "__author__", "__author_email__", "__email__",
+      "__maintainer__", "__copyright__", "__license__", "__credits__", "__status__",
+      "__date__", "__title__", "__summary__", "__uri__", "__url__", "__description__"};
+  return s.count(n) > 0;
+}
+
 const std::unordered_set<std::string>& module_dunders() {
   // Set by the import system before the module body runs.
   static const std::unordered_set<std::string> s = {
@@ -1366,7 +1381,7 @@ void Analyzer::decide_unit(Unit& u) {
   std::optional<Reason> binding;
   for (const auto& n : u.binds) {
     if (binding) break;
-    if (is_dunder(n)) binding = Reason{Code::DunderName, "binds " + n + ", which the import system and tools read directly"};
+    if (is_dunder(n) && !metadata_dunder(n)) binding = Reason{Code::DunderName, "binds " + n + ", which the import system and tools read directly"};
     // Markers (`__unittest = True`) are flags tools look up in frame
     // globals; an import bound to a private `__name` (pytest's
     // `import ... as __pytestPDB`) is no flag.
