@@ -517,9 +517,10 @@ class DefTime {
   }
 
   // Whether calling the class `c` defines (with or without a subscript,
-  // `Key[T]()`) runs no Python code: it has no decorator, keyword or type
-  // parameter; its body defines none of the hooks making an instance calls
-  // (__new__, __init__, __setattr__ for a generic alias's __orig_class__,
+  // `Key[T]()`) runs no Python code but a pure __init__: it has no
+  // decorator, keyword or type parameter; its body defines none of the hooks
+  // making an instance calls (__new__, an __init__ whose body is not pure
+  // with `self` fresh, __setattr__ for a generic alias's __orig_class__,
   // __class_getitem__, __post_init__, __attrs_post_init__); and each base is
   // `object`, a built-in exception, typing's Generic (subscripted or not),
   // an imported class the knowledge base (or a summary: "new") knows both
@@ -536,6 +537,20 @@ class DefTime {
       std::vector<std::string> names;
       switch (st.kind()) {
         case K::FunctionDef:
+          // An __init__ that changes nothing but the new instance (`self`,
+          // fresh: no __new__ or __setattr__ of its making) and its own
+          // locals: pathlib's `_Flavour.__init__` (`self.join =
+          // self.sep.join`). super().__init__(...) reaches a base that
+          // passed the same check.
+          if (st.str("name") == "__init__" && st.list("decorator_list").empty() &&
+              !st.get("args").list("args").empty() && st.get("args").list("posonlyargs").empty()) {
+            Unit scratch = u_;
+            DefTime body(a_, scratch);
+            if (!body.pure_body(st, {st.get("args").list("args")[0].str("arg")})) return false;
+            break;
+          }
+          names.push_back(st.str("name"));
+          break;
         case K::AsyncFunctionDef:
         case K::ClassDef: names.push_back(st.str("name")); break;
         case K::Assign:
@@ -1417,7 +1432,7 @@ void Analyzer::decide_unit(Unit& u) {
     bool header_pure = false;
     walk.class_def(s, info, &header_pure);
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
-    u.plain_new = u.safe_base && walk.ok() && !info.is_side_effect_metaclass && walk.plain_instances(s);
+    u.plain_new = u.safe_base && walk.ok() && walk.plain_instances(s);
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is
