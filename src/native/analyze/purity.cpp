@@ -1341,7 +1341,7 @@ void Analyzer::decide_unit(Unit& u) {
   // either name keeps its guards eager.)
   if (kind == "try" && is_import_guard(s) && !binders_.count("__import__") && !binders_.count("NameError")) {
     for (const auto& n : u.binds) {
-      if (is_dunder(n)) return eager(Code::DunderName, "binds " + n + ", which the import system and tools read directly");
+      if (is_dunder(n) && !metadata_dunder(n)) return eager(Code::DunderName, "binds " + n + ", which the import system and tools read directly");
       if (is_marker(n)) return eager(Code::MarkerName, "binds " + n + ", a marker tools read from frame globals");
       if (auto b = binders_.find(n); b != binders_.end() && b->second.size() > 1)
         return eager(Code::Rebound, n + " is bound more than once at top level (lines " + lines_of(b->second, units_) + ")");
