@@ -30,23 +30,9 @@ class ImageLoader(_external.SourceFileLoader):
 def make_runner(config):
     """(run_plan, Plan, settle): what the C++ loader calls a lazy module's
     plan with, looked up once, at the first plan module (a program whose
-    served modules are all eager never imports the lazy loader). A fresh
-    module's plan goes straight to the C++ plan runner with `settle`; only a
-    reloaded module (its class swapped by lazyexec) goes through run_plan
-    and Plan, so they import the lazy loader and the store when first
-    called (about 3 M instructions that `run --image` no longer pays)."""
+    served modules are all eager never imports the lazy loader)."""
+    from lazyexec.importer.importlib_bootstrap import run_plan
     from lazyexec.runtime import settle_policy
-
-    return _run_plan, _plan, settle_policy(config)
-
-
-def _plan(units, steps):
     from lazyexec.store import Plan
 
-    return Plan(units, steps)
-
-
-def _run_plan(module, plan, config=None, settle=None):
-    from lazyexec.importer.importlib_bootstrap import run_plan
-
-    return run_plan(module, plan, config, settle)
+    return run_plan, Plan, settle_policy(config)
