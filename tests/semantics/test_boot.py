@@ -388,6 +388,33 @@ def test_an_image_given_by_the_environment_is_served_from_the_cpp_start(venv, tm
     assert r.stderr.count("lazyexec: ignoring image") == 1 and str(damaged) in r.stderr and "Traceback" not in r.stderr
 
 
+def test_an_image_served_from_the_cpp_start_teaches_the_usage_profile(venv, tmp_path):
+    """With LAZYEXEC_IMAGE and the .pth start, modules come from the image's
+    finder, not lazyexec's loader; the usage profile still learns what the
+    run used whole (it was written only once a module went through lazyexec's
+    loader, so a run served wholly from an image never learned anything)."""
+    import marshal
+
+    for name, text in IMAGE_APP.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    image = tmp_path / "app.lzi"
+    built = subprocess.run([str(venv), "-m", "lazyexec", "image", "build", "-q", "-o", str(image), "shop"],
+                           cwd=tmp_path, capture_output=True, text=True,
+                           env={**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")},
+                                "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache")})
+    assert built.returncode == 0, built.stderr
+    run(venv, tmp_path, "pass", LAZYEXEC_IMAGE=str(image), LAZYEXEC_PROFILE="0")  # caches warm
+    served = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC_IMAGE=str(image))
+    assert served.stdout.splitlines() == ["ImageLoader 1.5 1.0", "[]"], served.stderr
+    profiles = list((tmp_path / "cache" / "profiles").glob("*.profile"))
+    assert len(profiles) == 1, served.stderr
+    learned = marshal.loads(profiles[0].read_bytes())["eager"]
+    assert "shop.cart" in learned  # every name of it used
+    again = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC_IMAGE=str(image))
+    assert again.stdout == served.stdout, again.stderr
+
+
 def test_marker_verdicts_are_read_once_per_source_in_mode_marked(venv, tmp_path):
     """Mode "marked" (the default): whether a module opts in is read from
     its source once and remembered beside the program's usage profile,

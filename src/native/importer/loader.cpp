@@ -439,6 +439,18 @@ int set_warm_settings(WarmSettings s) {
   return 0;
 }
 
+// The usage profile is checked at exit once a module was claimed or served
+// from an image (a run that claims none learns nothing; importing atexit
+// costs more than the rest of activation).
+void watch_profile() {
+  static bool watched = false;
+  if (watched || settings.profile_path == nullptr || settings.profile_path == Py_None) return;
+  watched = true;
+  Ref atexit = py::check(PyImport_ImportModule("atexit"));
+  Ref fn = py::check(PyCFunction_New(&profile_at_exit_def, nullptr));
+  Ref r = py::check(PyObject_CallMethod(atexit.get(), "register", "O", fn.get()));
+}
+
 PyObject* make_warm_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
     PyErr_SetString(PyExc_TypeError, "make_loader(fullname, path)");
@@ -448,14 +460,7 @@ PyObject* make_warm_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     if (loader_class == nullptr) {
       make_loader_class();
       found_plans = py::check(PyDict_New()).release();
-      // The usage profile is checked at exit once a module was claimed (a run
-      // that claims none learns nothing; importing atexit costs more than
-      // the rest of activation).
-      if (settings.profile_path != nullptr && settings.profile_path != Py_None) {
-        Ref atexit = py::check(PyImport_ImportModule("atexit"));
-        Ref fn = py::check(PyCFunction_New(&profile_at_exit_def, nullptr));
-        Ref r = py::check(PyObject_CallMethod(atexit.get(), "register", "O", fn.get()));
-      }
+      watch_profile();
     }
     // The artifact is read now, before the module exists: a module without
     // one (or an inline build) gets the Python layer's loader, which loads
@@ -583,6 +588,7 @@ PyObject* run_plan(PyObject*, PyObject* args) {
     if (st != nullptr && st->pending.empty() && runtime::on_settled(module, false) < 0)
       throw py::PyError{};  // nothing left to defer: the hooks go
     if (PyList_Append(loaded, name) < 0) throw py::PyError{};
+    watch_profile();  // an image's finder serves modules without the warm loader
     PyObject* at_import = PyDict_GetItemString(g, "__at_import__");
     if (at_import != nullptr && PyCallable_Check(at_import)) {
       Ref keep = Ref::borrow(at_import);
