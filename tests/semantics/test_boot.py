@@ -359,11 +359,8 @@ print(sorted(m for m in sys.modules if m.startswith('lazyexec') and m.count('.')
 """
 
 
-def test_an_image_given_by_the_environment_is_served_from_the_cpp_start(venv, tmp_path):
-    """LAZYEXEC_IMAGE with the .pth start: the image's finder is installed
-    in C++ (no decline, no Python module of lazyexec's); the program prints
-    what it prints eagerly. A damaged image: the Python layer says why, and
-    modules import normally."""
+def build_image_app(venv: Path, tmp_path: Path) -> Path:
+    """IMAGE_APP written to tmp_path and its package built into an image."""
     for name, text in IMAGE_APP.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -373,6 +370,15 @@ def test_an_image_given_by_the_environment_is_served_from_the_cpp_start(venv, tm
                            env={**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")},
                                 "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache")})
     assert built.returncode == 0, built.stderr
+    return image
+
+
+def test_an_image_given_by_the_environment_is_served_from_the_cpp_start(venv, tmp_path):
+    """LAZYEXEC_IMAGE with the .pth start: the image's finder is installed
+    in C++ (no decline, no Python module of lazyexec's); the program prints
+    what it prints eagerly. A damaged image: the Python layer says why, and
+    modules import normally."""
+    image = build_image_app(venv, tmp_path)
     eager = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC="0")
     run(venv, tmp_path, "pass", LAZYEXEC_IMAGE=str(image))  # caches warm
     served = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC_IMAGE=str(image), LAZYEXEC_BOOT_TRACE="1",
@@ -395,15 +401,7 @@ def test_an_image_served_from_the_cpp_start_teaches_the_usage_profile(venv, tmp_
     loader, so a run served wholly from an image never learned anything)."""
     import marshal
 
-    for name, text in IMAGE_APP.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    image = tmp_path / "app.lzi"
-    built = subprocess.run([str(venv), "-m", "lazyexec", "image", "build", "-q", "-o", str(image), "shop"],
-                           cwd=tmp_path, capture_output=True, text=True,
-                           env={**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")},
-                                "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache")})
-    assert built.returncode == 0, built.stderr
+    image = build_image_app(venv, tmp_path)
     run(venv, tmp_path, "pass", LAZYEXEC_IMAGE=str(image), LAZYEXEC_PROFILE="0")  # caches warm
     served = run(venv, tmp_path, IMAGE_PROBE, LAZYEXEC_IMAGE=str(image))
     assert served.stdout.splitlines() == ["ImageLoader 1.5 1.0", "[]"], served.stderr
