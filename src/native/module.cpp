@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #if defined(__linux__)
-#include <dlfcn.h>
 #include <link.h>
 #include <sys/mman.h>
 #endif

@@ -350,8 +350,6 @@ int publish_value(ModuleState& st, UnitRecord& u) {
   return publish_binding(st, u, name.get(), value.get());
 }
 
-// The namespace's builtins as a frame running in it gets them
-// (`__builtins__`, a module or its dict; else the interpreter's): borrowed.
 // An interned str kept for the process (a name looked up on every unit run:
 // no new str each time). Null with an exception set when out of memory.
 PyObject* interned(PyObject*& slot, const char* text) {
@@ -359,6 +357,8 @@ PyObject* interned(PyObject*& slot, const char* text) {
   return slot;
 }
 
+// The namespace's builtins as a frame running in it gets them
+// (`__builtins__`, a module or its dict; else the interpreter's): borrowed.
 PyObject* builtins_of(PyObject* globals) {
   static PyObject* key = nullptr;
   PyObject* b = interned(key, "__builtins__") ? PyDict_GetItemWithError(globals, key) : nullptr;  // exact lookup, no trap
