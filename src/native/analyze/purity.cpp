@@ -526,15 +526,36 @@ class DefTime {
   // an imported class the knowledge base (or a summary: "new") knows both
   // pure to call and to subclass, or a class of this module of the same
   // kind. Only classes whose other checks passed ask (Unit::plain_new).
-  bool plain_instances(Node c) {
+  // An attribute the __init__ sets must not be a name the class (or a base
+  // of this module) binds to what may be a data descriptor (a property's
+  // setter is Python code: `self.x = 1` would run it); with an imported
+  // base, whose attributes are not known here, the __init__ sets none and the
+  // body binds nothing but plain functions. `init_attrs` and `class_attrs`
+  // get this class's, for subclasses of it.
+  bool plain_instances(Node c, std::vector<std::string>& init_attrs, std::vector<std::string>& class_attrs) {
     if (!c.list("decorator_list").empty() || !c.list("keywords").empty() || !c.list("type_params").empty()) return false;
     static const std::unordered_set<std::string> hooks = {
         "__new__", "__init__", "__setattr__", "__class_getitem__", "__post_init__", "__attrs_post_init__"};
+    std::unordered_set<std::string> sets, binds;  // what __init__ sets on self; what the body may make a descriptor
     std::vector<Node> work = c.list("body");
     while (!work.empty()) {
       Node st = work.back();
       work.pop_back();
       std::vector<std::string> names;
+      if ((st.kind() == K::FunctionDef || st.kind() == K::AsyncFunctionDef) && st.list("decorator_list").empty()) {
+        // a plain function is no data descriptor
+      } else if (st.kind() != K::If) {
+        std::vector<std::string> bound;
+        if (st.kind() == K::FunctionDef || st.kind() == K::AsyncFunctionDef || st.kind() == K::ClassDef)
+          bound.push_back(st.str("name"));
+        else if (st.kind() == K::Assign)
+          for (Node t : st.list("targets")) collect_targets(t, bound);
+        else if (st.kind() == K::AnnAssign || st.kind() == K::AugAssign)
+          collect_targets(st.get("target"), bound);
+        else if (st.kind() == K::Import || st.kind() == K::ImportFrom)
+          Analyzer::bound_names(st, bound);
+        binds.insert(bound.begin(), bound.end());
+      }
       switch (st.kind()) {
         case K::FunctionDef:
           // An __init__ that changes nothing but the new instance (`self`,
@@ -546,7 +567,15 @@ class DefTime {
               !st.get("args").list("args").empty() && st.get("args").list("posonlyargs").empty()) {
             Unit scratch = u_;
             DefTime body(a_, scratch);
-            if (!body.pure_body(st, {st.get("args").list("args")[0].str("arg")})) return false;
+            std::string self = st.get("args").list("args")[0].str("arg");
+            if (!body.pure_body(st, {self})) return false;
+            std::function<void(Node)> stores = [&](Node n) {
+              if (n.kind() == K::Attribute && n.get("ctx").kind() != K::Load && n.get("value").kind() == K::Name &&
+                  n.get("value").str("id") == self)
+                sets.insert(n.str("attr"));
+              for_each_child(n, stores);
+            };
+            for (Node b : st.list("body")) stores(b);
             break;
           }
           names.push_back(st.str("name"));
@@ -568,6 +597,7 @@ class DefTime {
       for (const auto& n : names)
         if (hooks.count(n)) return false;
     }
+    bool foreign_base = false;
     for (Node b : c.list("bases")) {
       bool subscripted = b.kind() == K::Subscript;
       Node v = subscripted ? b.get("value") : b;
@@ -588,13 +618,23 @@ class DefTime {
         case Resolution::FromImport:
           if (dotted == "typing.Generic" || dotted == "typing_extensions.Generic") break;
           if (subscripted || !a_.kb_.pure.contains(dotted) || !a_.kb_.pure_bases.contains(dotted)) return false;
+          foreign_base = true;
           break;
-        case Resolution::LocalClass:
+        case Resolution::LocalClass: {
           if (spelled.find('.') != std::string::npos || !a_.units_[(size_t)root.unit].plain_new) return false;
+          const Unit& base = a_.units_[(size_t)root.unit];
+          sets.insert(base.init_attrs.begin(), base.init_attrs.end());
+          binds.insert(base.class_attrs.begin(), base.class_attrs.end());
           break;
+        }
         default: return false;
       }
     }
+    if (foreign_base && (!sets.empty() || !binds.empty())) return false;
+    for (const auto& a : sets)
+      if (binds.count(a)) return false;
+    init_attrs.assign(sets.begin(), sets.end());
+    class_attrs.assign(binds.begin(), binds.end());
     return true;
   }
 
@@ -1432,7 +1472,7 @@ void Analyzer::decide_unit(Unit& u) {
     bool header_pure = false;
     walk.class_def(s, info, &header_pure);
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
-    u.plain_new = u.safe_base && walk.ok() && walk.plain_instances(s);
+    u.plain_new = u.safe_base && walk.ok() && walk.plain_instances(s, u.init_attrs, u.class_attrs);
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is

@@ -56,6 +56,11 @@ struct Unit {
   // definition time is pure, here and, through the summary ("new"), in
   // importers (a sentinel `MISSING = _Missing()`, pytest's `StashKey[T]()`).
   bool plain_new = false;
+  // A plain_new class's: the attributes its __init__ (or a base's of this
+  // module) sets on the new instance, and the names its body (or such a
+  // base's) binds to what may be a data descriptor: a subclass binding one
+  // of those attributes is not plain (purity.cpp, plain_instances).
+  std::vector<std::string> init_attrs, class_attrs;
 };
 
 // Before eager unit `before` runs, these lazy units must be materialized
