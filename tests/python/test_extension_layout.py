@@ -46,11 +46,16 @@ def exported_address(data: bytes, symbol: str) -> int:
     raise AssertionError(f"{symbol} is not exported")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the layout scripts are GNU ld's, on ELF")
-def test_warm_code_then_read_only_data_then_the_rest():
+def extension_bytes() -> bytes:
     data = Path(full.__file__).read_bytes()
     if b"clang version" in data:  # its .comment section names the compiler
         pytest.skip("built by clang: the layout scripts are applied to GCC builds only (CMakeLists.txt)")
+    return data
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the layout scripts are GNU ld's, on ELF")
+def test_warm_code_then_read_only_data_then_the_rest():
+    data = extension_bytes()
     found = sections(data)
     names = [s[0] for s in found]
     assert ".text.lazyexec_warm" in names, "hot_text.ld was not applied"
@@ -69,9 +74,7 @@ def test_the_cold_code_gets_a_mapping_of_its_own():
     """keep_cold_code_apart (module.cpp): after loading, the code segment is
     mapped as the warm front and the rest, split where the front ends."""
     path = Path(full.__file__)
-    data = path.read_bytes()
-    if b"clang version" in data:
-        pytest.skip("built by clang: the layout scripts are applied to GCC builds only (CMakeLists.txt)")
+    data = extension_bytes()
     found = dict((name, (addr, size)) for name, addr, size in sections(data))
     addr, size = found[".rodata.lazyexec_first"]
     page = os.sysconf("SC_PAGE_SIZE")

@@ -97,3 +97,16 @@ def run(root: Path, lazy: bool, env_extra: dict | None = None, settle: str | Non
     cmd = [sys.executable, "-m", "lazyexec", "run", "main.py"] if lazy else [sys.executable, "main.py"]
     r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
     return Outcome(r.returncode, r.stdout, r.stderr)
+
+
+def lazy_runs_match_eager(root: Path) -> Outcome:
+    """The case written at `root` run eagerly, then lazily twice (built
+    inline, then from the stored artifact): each lazy run's exit status,
+    output and last line of stderr are eager's. Returns the eager outcome."""
+    eager = run(root, lazy=False)
+    assert eager.returncode == 0, eager.stderr
+    for _ in range(2):
+        lazy = run(root, lazy=True)
+        assert (lazy.returncode, lazy.stdout, lazy.stderr.splitlines()[-1:]) == \
+            (eager.returncode, eager.stdout, eager.stderr.splitlines()[-1:])
+    return eager

@@ -6,7 +6,7 @@ classes as eagerly (differential), stored in that form (lazy-only)."""
 import marshal
 import textwrap
 
-from harness import Case, run, write
+from harness import Case, lazy_runs_match_eager, run, write
 
 MODULE = textwrap.dedent('''\
     __lazy_module__ = True
@@ -64,12 +64,7 @@ def case() -> Case:
 
 def test_plain_classes_are_the_same_classes_as_eagerly(tmp_path):
     write(case(), tmp_path)
-    eager = run(tmp_path, lazy=False)
-    assert eager.returncode == 0, eager.stderr
-    for _ in range(2):  # built inline, then from the stored artifact
-        lazy = run(tmp_path, lazy=True)
-        assert (lazy.returncode, lazy.stdout, lazy.stderr.splitlines()[-1:]) == \
-            (eager.returncode, eager.stdout, eager.stderr.splitlines()[-1:])
+    lazy_runs_match_eager(tmp_path)
 
 
 def test_plain_classes_are_stored_as_their_body(tmp_path):
@@ -116,10 +111,5 @@ MAIN_PACKAGE = textwrap.dedent('''\
 def test_a_plain_class_whose_body_binds_a_module_global_is_the_same_as_eagerly(tmp_path):
     files = {"pkg/__init__.py": PACKAGE, "pkg/sub.py": "VALUE = 42\n", "main.py": MAIN_PACKAGE}
     write(Case("plain_class_binds_global", files, 0), tmp_path)
-    eager = run(tmp_path, lazy=False)
-    assert eager.returncode == 0, eager.stderr
+    eager = lazy_runs_match_eager(tmp_path)
     assert "42 pkg.sub True 42 Plain" in eager.stdout
-    for _ in range(2):  # built inline, then from the stored artifact
-        lazy = run(tmp_path, lazy=True)
-        assert (lazy.returncode, lazy.stdout, lazy.stderr.splitlines()[-1:]) == \
-            (eager.returncode, eager.stdout, eager.stderr.splitlines()[-1:])
