@@ -341,11 +341,12 @@ seen = {
 }
 modules = sorted(m for m in sys.modules if m.startswith("lazydist"))
 pending = {}
-if "lazyexec.runtime" in sys.modules:
+lazily_loaded = [m for m in ("lazydist", "lazydist.shapes", "lazydist.colors", "lazydist.plugins")
+                 if m in sys.modules and type(sys.modules[m].__spec__.loader).__name__ == "LazySourceLoader"]
+if lazily_loaded:
     import lazyexec
-    for m in ("lazydist", "lazydist.shapes", "lazydist.colors", "lazydist.plugins"):
-        if m in sys.modules:
-            pending[m] = sorted(lazyexec.pending(sys.modules[m]))
+    for m in lazily_loaded:
+        pending[m] = sorted(lazyexec.pending(sys.modules[m]))
 print(json.dumps({"seen": seen, "pending": pending, "modules": modules}))
 """
 
@@ -474,9 +475,9 @@ UPGRADE = """
 import json, subprocess, sys
 import lazydist, lazydist.shapes
 materialize = sys.argv[1] == "materialize"
-if materialize and "lazyexec.runtime" in sys.modules:
+if materialize:
     import lazyexec
-    lazyexec.materialize_all()   # what a tool does before it changes files it runs from
+    lazyexec.materialize_all()   # what a tool does before it changes files it runs from (eagerly: nothing)
 subprocess.run([sys.argv[2], "-m", "pip", "--python", sys.executable, "install", "-q", "--no-deps", "--no-index",
                 sys.argv[3]], check=True, stdout=subprocess.DEVNULL)
 print(json.dumps({

@@ -167,3 +167,47 @@ def test_keyboard_interrupt_exits_by_sigint(tmp_path):
     eager, lazy = both(tmp_path, ["prog.py"])
     assert eager.returncode == -signal.SIGINT
     same(eager, lazy)
+
+
+def test_run_imports_nothing_the_program_would_not(tmp_path):
+    """`lazyexec run` is a start-up path (DESIGN "Never slower than eager"):
+    beyond its own entry modules it loads no module the program itself would
+    not (each would be eager, loaded before activation: `re` from a
+    console-script wrapper, `shutil` for a command on PATH, `__future__`,
+    `types`, `importlib.machinery`), and it activates in C++: neither the
+    full extension nor the Python importer loads when nothing loads lazily."""
+    assert LAZYEXEC_SCRIPT.exists(), "make setup installs the lazyexec command beside the interpreter"
+    probe = "import sys\nprint(sorted(sys.modules))\n"
+    write(tmp_path / "probe.py", probe)
+    bindir = tmp_path / "bin"
+    write(bindir / "probe-tool", f"#!{sys.executable}\n" + probe)
+    (bindir / "probe-tool").chmod(0o755)
+    env = {"LAZYEXEC_CACHE_DIR": str(tmp_path / "cache"), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    own = {"lazyexec", "lazyexec.cli", "lazyexec.cli.run", "lazyexec._lazyexec_boot"}
+    for target in (["probe.py"], ["probe-tool"]):
+        eager = run([sys.executable, str(tmp_path / "probe.py")], tmp_path, env)
+        run([str(LAZYEXEC_SCRIPT), "run", *target], tmp_path, env)  # the first start writes lazyexec's caches
+        lazy = run([str(LAZYEXEC_SCRIPT), "run", *target], tmp_path, env)
+        assert eager.returncode == 0 and lazy.returncode == 0, lazy.stderr
+        extra = set(eval(lazy.stdout)) - set(eval(eager.stdout))
+        assert extra <= own, sorted(extra - own)
+        assert "lazyexec._lazyexec_boot" in extra  # activated in C++, the Python importer not loaded
+
+
+def test_run_names_the_program_as_the_python_layer(tmp_path):
+    """Activated in C++, `lazyexec run SCRIPT ARGS` reads and writes the usage
+    profile the Python layer's activation names for it (the script's
+    absolute path and the shape of its arguments)."""
+    write(tmp_path / "probe.py", """
+        import sys
+        boot = sys.modules["lazyexec._lazyexec_boot"].boot_state()
+        from lazyexec import config
+        from lazyexec.importer import profile
+        profile.load(config.load(), program=profile.os.path.abspath(sys.argv[0]) + profile.usage(sys.argv[1:]))
+        print(boot is not None and boot["profile"] == profile._path)
+        """)
+    env = {"LAZYEXEC_CACHE_DIR": str(tmp_path / "cache")}
+    run([sys.executable, "-m", "lazyexec", "run", "probe.py", "sub", "--opt=1", "x"], tmp_path, env)  # caches
+    for cmd in ([sys.executable, "-m", "lazyexec", "run"], [str(LAZYEXEC_SCRIPT), "run"]):
+        r = run([*cmd, "probe.py", "sub", "--opt=1", "x"], tmp_path, env)
+        assert r.stdout == "True\n", r.stderr

@@ -14,14 +14,25 @@ the working directory first on `sys.path`. An uncaught exception reaches the
 interpreter's own handling (exit status 1, `sys.excepthook`, the SIGINT exit
 for KeyboardInterrupt) with lazyexec's frames cut from its traceback;
 `SystemExit` goes through untouched.
-"""
 
-from __future__ import annotations
+This is a start-up path (DESIGN "Never slower than eager"): activation runs
+in C++ (`_lazyexec_boot.boot()`, as the `.pth` line's), and nothing here
+imports what the program itself would not (no `shutil`, `types`,
+`importlib.machinery`, `__future__`): a module loaded eagerly before
+activation is one the program cannot load lazily.
+"""
 
 import os
 import sys
 
-from lazyexec.cli.main import fail
+
+def fail(message: str) -> int:
+    """cli.main.fail(), imported only on this error path: the `lazyexec`
+    command imports this module without cli.main (src/scripts/lazyexec)."""
+    from lazyexec.cli.main import fail as report
+
+    return report(message)
+
 
 USAGE = ("usage: lazyexec run [--image APP.lzi] (SCRIPT.py | -m MODULE | CONSOLE-SCRIPT) [ARGS...]\n"
          "       lazyexec run --image APP.lzi [ARGS...]   (an image built with --main)")
@@ -48,29 +59,64 @@ def run(argv: list[str]) -> int:
             return _run_entry(image, entry, argv)
         if not argv:
             return fail(f"{image}: the image has no entry point (build it with --main): name a program to run")
-    from lazyexec import activate
-
     if argv[0] == "-m":
         if len(argv) < 2:
             return fail(USAGE)
         module, rest = argv[1], argv[2:]
-        from lazyexec.importer.profile import usage
-
-        activate(program="-m " + module + usage(rest), image=image)
+        _activate("-m " + module, rest, image)
         return _run_module(module, rest)
     target, rest = argv[0], argv[1:]
-    if os.path.exists(target):
-        path = target
-    else:
-        import shutil  # only for console scripts: shutil pulls in re, bz2, lzma
-
-        path = shutil.which(target)
+    path = target if os.path.exists(target) else _which(target)
     if path is None:
         return fail(f"{target}: no such script or command")
+    _activate(os.path.abspath(path), rest, image)
+    return _run_path(path, rest)
+
+
+def _activate(program: str, rest: list[str], image: str | None) -> None:
+    """Activate for the program named `program` run with arguments `rest`
+    (its usage profile: profile.usage()). In C++ when it can
+    (importer/boot.cpp); the Python layer when it declines (a cache to
+    build, a message to give), for an image, and for LAZYEXEC=0."""
+    if image is None and os.environ.get("LAZYEXEC") != "0":
+        try:
+            from lazyexec import _lazyexec_boot
+        except ImportError:  # a build without the start-up extension
+            pass
+        else:
+            if _lazyexec_boot.boot(program, rest) is not None:
+                return
+    from lazyexec import activate
     from lazyexec.importer.profile import usage
 
-    activate(program=os.path.abspath(path) + usage(rest), image=image)
-    return _run_path(path, rest)
+    activate(program=program + usage(rest), image=image)
+
+
+def _which(command: str) -> str | None:
+    """shutil.which(command) on POSIX, without importing shutil (which
+    imports fnmatch, re, bz2 and lzma, 37 M instructions on 3.12: more than
+    an empty start, and none of it lazy afterwards)."""
+    if os.path.dirname(command):
+        return command if _executable(command) else None
+    path = os.environ.get("PATH")
+    if path is None:
+        try:
+            path = os.confstr("CS_PATH")
+        except (AttributeError, ValueError):
+            path = os.defpath
+    seen = set()
+    for directory in path.split(os.pathsep) if path else ():
+        if directory in seen:
+            continue
+        seen.add(directory)
+        candidate = os.path.join(directory, command)
+        if _executable(candidate):
+            return candidate
+    return None
+
+
+def _executable(path: str) -> bool:
+    return os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path)
 
 
 def _starts_with_shebang(path: str) -> bool:
@@ -102,14 +148,13 @@ def _fresh_main():
     `__name__`, `__doc__`, `__package__`, `__loader__`, `__spec__`,
     `__annotations__`, `__builtins__`, in that order."""
     import builtins
-    import types
 
     # The interpreter runs lazyexec's own entry point (the console script)
     # in the first `__main__` through a borrowed reference and cleans up its
     # namespace afterwards (PyRun_SimpleFile): that module must outlive its
     # place in sys.modules.
     _replaced_mains.append(sys.modules.get("__main__"))
-    main = types.ModuleType("__main__")
+    main = type(sys)("__main__")
     g = main.__dict__
     g["__annotations__"] = {}
     g["__builtins__"] = builtins
@@ -170,27 +215,40 @@ def _run_path(path: str, rest: list[str]) -> int:
         source = f.read()
     main = _fresh_main()
     g = main.__dict__
-    from importlib.machinery import SourceFileLoader
-
+    # importlib.machinery's class, without importing importlib.machinery.
+    SourceFileLoader = sys.modules["_frozen_importlib_external"].SourceFileLoader
     g["__loader__"] = SourceFileLoader("__main__", filename)
     g["__file__"] = filename
     g["__cached__"] = None
     try:
-        code = compile(source, filename, "exec", dont_inherit=True)
-        exec(code, g)
-    except SystemExit:
-        raise
-    except BaseException as e:
-        if isinstance(e, SyntaxError) and e.__traceback__ is not None and \
-                e.__traceback__.tb_next is None:
-            _hand_over(e, None)  # the script does not compile: no frame of its own
-        else:
+        try:
+            code = _compile_main(source, filename)
+        except BaseException as e:
+            if not isinstance(e, SystemExit):
+                _hand_over(e, None)  # the script does not compile: no frame of its own
+            raise
+        try:
+            exec(code, g)
+        except SystemExit:
+            raise
+        except BaseException as e:
             _hand_over(e, lambda c: c is code)
-        raise
+            raise
     finally:
         g.pop("__file__", None)
         g.pop("__cached__", None)
     return 0
+
+
+def _compile_main(source: bytes, filename: str):
+    """compile(source, filename, "exec", dont_inherit=True), in C++ where it
+    can be: builtins.compile() first tests for an AST object, which on 3.12
+    creates the ast module's classes (11 M instructions) that `python SCRIPT`
+    never makes."""
+    boot = sys.modules.get("lazyexec._lazyexec_boot")
+    if boot is not None and hasattr(boot, "compile_main") and b"\0" not in source:
+        return boot.compile_main(source, filename)
+    return compile(source, filename, "exec", dont_inherit=True)
 
 
 def _is_zip(path: str) -> bool:

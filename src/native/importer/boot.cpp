@@ -35,6 +35,9 @@ struct Decline {
 };
 
 PyObject* state = nullptr;  // boot_state(), kept for the process
+// The program as `lazyexec run` names it (boot(head, args)); empty: from
+// sys.orig_argv.
+std::string named_program;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -330,6 +333,7 @@ std::string usage(const std::vector<std::string>& args, size_t from) {
 
 // profile.program_identity() from sys.orig_argv.
 std::string program_identity() {
+  if (!named_program.empty()) return named_program;
   PyObject* orig = PySys_GetObject("orig_argv");  // borrowed
   if (orig == nullptr || !PyList_Check(orig)) throw Decline{};
   std::vector<std::string> args;
@@ -755,7 +759,30 @@ PyObject* finder_of_state() { return state ? PyDict_GetItemString(state, "finder
 
 }  // namespace
 
-PyObject* boot(PyObject* module, PyObject*) {
+// boot(head, args): `lazyexec run`'s name for the program, head + usage(args).
+std::string program_named(PyObject* head, PyObject* args) {
+  auto text = [](PyObject* o) {
+    Py_ssize_t n;
+    const char* s = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, &n) : nullptr;
+    if (s == nullptr) {  // not a str, or undecodable (surrogates): the Python layer names it
+      PyErr_Clear();
+      throw Decline{};
+    }
+    return std::string(s, (size_t)n);
+  };
+  if (!PyList_Check(args)) throw Decline{};
+  std::vector<std::string> rest;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(args); ++i) rest.push_back(text(PyList_GET_ITEM(args, i)));
+  std::string name = text(head) + usage(rest, 0);
+  if (name.empty()) throw Decline{};
+  return name;
+}
+
+PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 0 && nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "boot() takes no arguments, or (program, args)");
+    return nullptr;
+  }
   if (state != nullptr) return Py_NewRef(PyDict_GetItemString(state, "finder"));
   // Activated already (by the Python layer, or by the other extension; a
   // venv's site runs .pth files twice): that finder stays the only one.
@@ -763,15 +790,21 @@ PyObject* boot(PyObject* module, PyObject*) {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
       if (is_finder(PyList_GET_ITEM(meta_path, i))) return Py_NewRef(PyList_GET_ITEM(meta_path, i));
   try {
-    return activate(module);
+    named_program = nargs == 2 ? program_named(args[0], args[1]) : std::string();
+    PyObject* finder = activate(module);
+    named_program.clear();
+    return finder;
   } catch (const Decline& d) {
+    named_program.clear();
     PyErr_Clear();
     if (env("LAZYEXEC_BOOT_TRACE") == "1") std::fprintf(stderr, "lazyexec: activation in C++ declined (boot.cpp:%d)\n", d.line);
   } catch (const py::PyError&) {
+    named_program.clear();
     // Never stop the interpreter's start: the Python layer tries, and reports.
     if (env("LAZYEXEC_BOOT_TRACE") == "1") PyErr_Print();
     PyErr_Clear();
   }
+  if (nargs == 2) Py_RETURN_NONE;  // `lazyexec run` activates through the Python layer itself
 #ifdef LAZYEXEC_BOOT_MODULE
   // The .pth line is as short as it can be: the Python layer's activation
   // is called from here (its errors reach site, which prints them).

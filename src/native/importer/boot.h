@@ -14,8 +14,11 @@ namespace lazyexec::importer {
 
 // boot() -> the installed Finder, or None when the Python layer must
 // activate instead. `module` is the extension module (its file locates
-// knowledge.toml).
-PyObject* boot(PyObject* module, PyObject* unused);
+// knowledge.toml). The program is named from the interpreter's command line
+// (profile.program_identity()); boot(head, args) names it as `lazyexec run`
+// does (head + profile.usage(args)) and, when it declines, returns None in
+// both extensions: the caller activates through the Python layer.
+PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs);
 
 // boot_state() -> {"finder", "table", "source", "profile", "known"} after a
 // successful boot(), else None: the Python layer adopts it on first need.

@@ -5,6 +5,8 @@
 // loaded by its path when the finder first claims a module.
 #include <Python.h>
 
+#include <cstring>
+
 #include "importer/boot.h"
 #include "importer/finder.h"
 
@@ -16,9 +18,32 @@ PyObject* set_busy(PyObject*, PyObject* flag) {
   return PyBool_FromLong(lazyexec::importer::set_busy(on != 0));
 }
 
+// compile(source, filename, "exec", dont_inherit=True) for `lazyexec run
+// SCRIPT` (cli/run.py), as the interpreter compiles `python SCRIPT`: without
+// builtins.compile()'s test for an AST object, which on 3.12 first creates
+// the ast module's classes (11 M instructions, a quarter of an empty start).
+// The caller keeps sources with a NUL byte for compile() and its message.
+PyObject* compile_main(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyBytes_Check(args[0]) || !PyUnicode_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "compile_main(source: bytes, filename: str)");
+    return nullptr;
+  }
+  const char* source = PyBytes_AS_STRING(args[0]);
+  if (std::memchr(source, 0, (size_t)PyBytes_GET_SIZE(args[0])) != nullptr) {
+    PyErr_SetString(PyExc_ValueError, "source code string cannot contain null bytes");
+    return nullptr;
+  }
+  PyCompilerFlags flags = _PyCompilerFlags_INIT;
+  flags.cf_flags = PyCF_SOURCE_IS_UTF8;  // what compile() sets for any source
+  return Py_CompileStringObject(source, args[1], Py_file_input, &flags, -1);
+}
+
 PyMethodDef methods[] = {
-    {"boot", lazyexec::importer::boot, METH_NOARGS,
-     "boot() -> the Finder, activated from C++ with the Python layer's caches; None: call lazyexec.activate()."},
+    {"compile_main", (PyCFunction)(void (*)(void))compile_main, METH_FASTCALL,
+     "compile_main(source: bytes, filename: str) -> code: compile(source, filename, 'exec', dont_inherit=True)."},
+    {"boot", (PyCFunction)(void (*)(void))lazyexec::importer::boot, METH_FASTCALL,
+     "boot([program, args]) -> the Finder, activated from C++ with the Python layer's caches (the program named "
+     "by the command line, or as `lazyexec run` names it); None: activate through lazyexec.activate()."},
     {"boot_state", lazyexec::importer::boot_state, METH_NOARGS,
      "boot_state() -> what boot() read (finder, configuration table and file, usage profile), or None."},
     {"set_busy", set_busy, METH_O, "set_busy(flag) -> previous: this thread's imports bypass the finder."},
