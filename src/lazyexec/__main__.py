@@ -2,6 +2,6 @@
 
 import sys
 
-from lazyexec.cli.main import main
+from lazyexec.cli import command
 
-sys.exit(main())
+sys.exit(command(sys.argv[1:]))

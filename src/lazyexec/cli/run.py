@@ -28,7 +28,7 @@ import sys
 
 def fail(message: str) -> int:
     """cli.main.fail(), imported only on this error path: the `lazyexec`
-    command imports this module without cli.main (src/scripts/lazyexec)."""
+    command imports this module without cli.main (cli.command())."""
     from lazyexec.cli.main import fail as report
 
     return report(message)
