@@ -915,6 +915,8 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     for (const auto& n : u.binds) bound_in_compound_.emplace(n, u.line);
   }
 
+  collect_module_attr_writes(module);
+
   ModuleAnalysis out;
   for (auto& u : units_) decide_unit(u);
 

@@ -74,6 +74,15 @@ class Analyzer {
   bool compound_value_immutable(Node stmt, int unit, const std::string& name) const;
   // The function unit that rebinds `name` through `global`, or -1.
   int global_writer(const std::string& name) const;
+  // Attributes of imported modules (or of what a `from` import bound) that
+  // this module assigns or deletes anywhere, functions included
+  // (`builtins.__import__ = hook`, `setattr(sys, "excepthook", f)`): dotted
+  // name -> line. A definition reading one (`_real = builtins.__import__`)
+  // would read the replacement at first use.
+  void collect_module_attr_writes(Node module);
+  // The line writing `dotted` or an attribute it is read through, or 0.
+  int module_attr_write(const std::string& dotted) const;
+  std::map<std::string, int> module_attr_writes_;
   mutable std::map<std::pair<int, std::string>, int> value_memo_;  // (unit, name) -> 0 computing, 1 mutable, 2 immutable
 
   // analyzer.cpp

@@ -81,6 +81,46 @@ int Analyzer::global_writer(const std::string& name) const {
   return -1;
 }
 
+void Analyzer::collect_module_attr_writes(Node module) {
+  const int end = (int)units_.size();
+  auto note = [&](const std::string& dotted, int line) {
+    if (!dotted.empty() && dotted.find('.') != std::string::npos) module_attr_writes_.emplace(dotted, line);
+  };
+  auto imported = [&](Node chain) -> std::string {  // an import's (or a from import's) dotted spelling
+    Node root = chain;
+    while (root.kind() == K::Attribute) root = root.get("value");
+    if (root.kind() != K::Name) return {};
+    Resolution r = resolve(root.str("id"), end);
+    if (r.kind != Resolution::Import && r.kind != Resolution::FromImport) return {};
+    return callee_dotted(chain, end);
+  };
+  std::function<void(Node)> walk = [&](Node n) {
+    if (n.kind() == K::Attribute && n.get("ctx").kind() != K::Load) {
+      note(imported(n), n.line());
+    } else if (n.kind() == K::Call && n.get("func").kind() == K::Name && resolve(n.get("func").str("id"), end).kind == Resolution::Builtin &&
+               (n.get("func").str("id") == "setattr" || n.get("func").str("id") == "delattr")) {
+      std::vector<Node> args = n.list("args");
+      if (args.size() >= 2 && args[1].kind() == K::Constant && PyUnicode_Check(args[1].get("value").raw()) &&
+          (args[0].kind() == K::Name || args[0].kind() == K::Attribute)) {
+        std::string obj = imported(args[0]);
+        if (!obj.empty()) note(obj + "." + py::utf8(args[1].get("value").raw()), n.line());
+      }
+    }
+    for_each_child(n, walk);
+  };
+  walk(module);
+}
+
+int Analyzer::module_attr_write(const std::string& dotted) const {
+  if (module_attr_writes_.empty()) return 0;
+  for (std::string d = dotted;;) {
+    if (auto it = module_attr_writes_.find(d); it != module_attr_writes_.end()) return it->second;
+    auto dot = d.rfind('.');
+    if (dot == std::string::npos) return 0;
+    d.resize(dot);
+  }
+}
+
 bool Analyzer::compound_value_immutable(Node n, int unit, const std::string& name) const {
   if (!n) return true;
   switch (n.kind()) {

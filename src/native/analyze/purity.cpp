@@ -223,10 +223,25 @@ class DefTime {
   }
 
   bool impure_name(const std::string& dotted, const std::string& spelled, const Resolution& root, int line) {
-    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport) return false;
+    // (A builtin too: `_real_import = __import__` reads builtins' current one.)
+    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport && root.kind != Resolution::Builtin)
+      return false;
     const std::string* why = a_.kb_.impure_reason(dotted);
     if (!why) return false;
     fail(Code::ImpureName, "reads " + spelled + at_line(line) + " (" + *why + ")");
+    return true;
+  }
+
+  // An attribute of another module that this module replaces somewhere
+  // (`builtins.__import__ = hook` in install()): a definition saving the
+  // original (`_real_import = builtins.__import__`) would read the
+  // replacement at first use, and the hook calling it would call itself.
+  bool replaced_attribute(const std::string& dotted, const std::string& spelled, const Resolution& root, int line) {
+    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport) return false;
+    int at = a_.module_attr_write(dotted);
+    if (!at) return false;
+    fail(Code::MutableInput, "reads " + spelled + at_line(line) + ", which this module replaces (line " +
+                                 std::to_string(at) + "): a first use after that would see the replacement");
     return true;
   }
 
@@ -244,7 +259,7 @@ class DefTime {
         Resolution r = lookup(id);
         if (!check_resolution(id, r, e.line())) return;
         note_input(id, r, e.line(), !capture);
-        if (r.kind == Resolution::FromImport && impure_name(r.dotted, id, r, e.line())) return;
+        if ((r.kind == Resolution::FromImport || r.kind == Resolution::Builtin) && impure_name(r.dotted, id, r, e.line())) return;
         if (body_mode_ && (r.kind == Resolution::LocalValue || r.kind == Resolution::FromImport) &&
             !a_.kb_.pure.contains(r.dotted) && !a_.kb_.pure_bases.contains(r.dotted) && !a_.is_own_submodule(r.dotted))
           // A function reading a module value at call time depends on state
@@ -336,6 +351,7 @@ class DefTime {
     }
     if (!check_resolution(spelled.substr(0, spelled.find('.')), root, line)) return;
     if (impure_name(dotted, spelled, root, line)) return;
+    if (replaced_attribute(dotted, spelled, root, line)) return;
     note_input(spelled.substr(0, spelled.find('.')), root, line, /*contents=*/true);
     switch (root.kind) {
       case Resolution::FromImport: {
@@ -529,32 +545,57 @@ class DefTime {
   // An attribute the __init__ sets must not be a name the class (or a base
   // of this module) binds to what may be a data descriptor (a property's
   // setter is Python code: `self.x = 1` would run it); with an imported
-  // base, whose attributes are not known here, the __init__ sets none and the
-  // body binds nothing but plain functions. `init_attrs` and `class_attrs`
-  // get this class's, for subclasses of it.
-  bool plain_instances(Node c, std::vector<std::string>& init_attrs, std::vector<std::string>& class_attrs) {
+  // base, whose attributes are not known here, the __init__ sets and reads
+  // none and the body binds nothing but plain functions. An attribute the
+  // __init__ reads must not be one bound to what may be any descriptor (a
+  // property's getter). __del__, __getattr__, __getattribute__ and
+  // __set_name__ are hooks too. `out` gets this class's attribute sets, for subclasses of it.
+  bool plain_instances(Node c, Unit& out) {
     if (!c.list("decorator_list").empty() || !c.list("keywords").empty() || !c.list("type_params").empty()) return false;
+    // A finalizer runs when the instance dies (at the latest at exit: an
+    // instance never made never runs it); __getattr__/__getattribute__ answer
+    // the __init__'s reads of self; __set_name__ runs when a class body
+    // holding the instance is made (a field registering itself).
     static const std::unordered_set<std::string> hooks = {
-        "__new__", "__init__", "__setattr__", "__class_getitem__", "__post_init__", "__attrs_post_init__"};
-    std::unordered_set<std::string> sets, binds;  // what __init__ sets on self; what the body may make a descriptor
+        "__new__", "__init__", "__setattr__", "__class_getitem__", "__post_init__", "__attrs_post_init__",
+        "__del__", "__getattr__", "__getattribute__", "__set_name__"};
+    // What __init__ sets on self and reads from it; what the body may make a
+    // data descriptor (anything but a plain function), and what it may make
+    // any descriptor (also not a constant, a lambda, a display, a plain class
+    // or a module).
+    std::unordered_set<std::string> sets, reads, binds, descr;
+    auto no_descriptor = [](Node v) {
+      switch (v ? v.kind() : K::Pass) {
+        case K::Constant: case K::JoinedStr: case K::Lambda: case K::Tuple: case K::List: case K::Dict: case K::Set:
+        case K::ListComp: case K::SetComp: case K::DictComp: return true;
+        default: return false;
+      }
+    };
     std::vector<Node> work = c.list("body");
     while (!work.empty()) {
       Node st = work.back();
       work.pop_back();
       std::vector<std::string> names;
       if ((st.kind() == K::FunctionDef || st.kind() == K::AsyncFunctionDef) && st.list("decorator_list").empty()) {
-        // a plain function is no data descriptor
+        // a plain function is no data descriptor, and its getter is C's
       } else if (st.kind() != K::If) {
         std::vector<std::string> bound;
-        if (st.kind() == K::FunctionDef || st.kind() == K::AsyncFunctionDef || st.kind() == K::ClassDef)
+        bool maybe_descr = true;
+        if (st.kind() == K::FunctionDef || st.kind() == K::AsyncFunctionDef || st.kind() == K::ClassDef) {
           bound.push_back(st.str("name"));
-        else if (st.kind() == K::Assign)
+          maybe_descr = st.kind() != K::ClassDef || !st.list("decorator_list").empty() || !st.list("keywords").empty();
+        } else if (st.kind() == K::Assign) {
           for (Node t : st.list("targets")) collect_targets(t, bound);
-        else if (st.kind() == K::AnnAssign || st.kind() == K::AugAssign)
+          maybe_descr = !no_descriptor(st.get("value"));
+        } else if (st.kind() == K::AnnAssign || st.kind() == K::AugAssign) {
           collect_targets(st.get("target"), bound);
-        else if (st.kind() == K::Import || st.kind() == K::ImportFrom)
+          maybe_descr = st.kind() == K::AugAssign || !no_descriptor(st.get("value"));
+        } else if (st.kind() == K::Import || st.kind() == K::ImportFrom) {
           Analyzer::bound_names(st, bound);
+          maybe_descr = st.kind() == K::ImportFrom;
+        }
         binds.insert(bound.begin(), bound.end());
+        if (maybe_descr) descr.insert(bound.begin(), bound.end());
       }
       switch (st.kind()) {
         case K::FunctionDef:
@@ -570,9 +611,8 @@ class DefTime {
             std::string self = st.get("args").list("args")[0].str("arg");
             if (!body.pure_body(st, {self})) return false;
             std::function<void(Node)> stores = [&](Node n) {
-              if (n.kind() == K::Attribute && n.get("ctx").kind() != K::Load && n.get("value").kind() == K::Name &&
-                  n.get("value").str("id") == self)
-                sets.insert(n.str("attr"));
+              if (n.kind() == K::Attribute && n.get("value").kind() == K::Name && n.get("value").str("id") == self)
+                (n.get("ctx").kind() != K::Load ? sets : reads).insert(n.str("attr"));
               for_each_child(n, stores);
             };
             for (Node b : st.list("body")) stores(b);
@@ -625,16 +665,22 @@ class DefTime {
           const Unit& base = a_.units_[(size_t)root.unit];
           sets.insert(base.init_attrs.begin(), base.init_attrs.end());
           binds.insert(base.class_attrs.begin(), base.class_attrs.end());
+          reads.insert(base.init_reads.begin(), base.init_reads.end());
+          descr.insert(base.descr_attrs.begin(), base.descr_attrs.end());
           break;
         }
         default: return false;
       }
     }
-    if (foreign_base && (!sets.empty() || !binds.empty())) return false;
+    if (foreign_base && (!sets.empty() || !reads.empty() || !binds.empty())) return false;
     for (const auto& a : sets)
       if (binds.count(a)) return false;
-    init_attrs.assign(sets.begin(), sets.end());
-    class_attrs.assign(binds.begin(), binds.end());
+    for (const auto& a : reads)
+      if (descr.count(a)) return false;
+    out.init_attrs.assign(sets.begin(), sets.end());
+    out.class_attrs.assign(binds.begin(), binds.end());
+    out.init_reads.assign(reads.begin(), reads.end());
+    out.descr_attrs.assign(descr.begin(), descr.end());
     return true;
   }
 
@@ -1461,6 +1507,16 @@ void Analyzer::decide_unit(Unit& u) {
         break;
       }
     }
+    // `from builtins import __import__ as _real` where this module replaces
+    // builtins.__import__: bound at first use, it would be the replacement.
+    if (kind == "from-import")
+      for (const auto& n : u.binds) {
+        Resolution r = resolve(n, u.id + 1);
+        if (r.kind != Resolution::FromImport || r.unit != u.id) continue;
+        if (int at = module_attr_write(r.dotted))
+          walk.fail(Code::MutableInput, "imports " + r.dotted + ", which this module replaces (line " + std::to_string(at) +
+                                            "): a first use after that would bind the replacement");
+      }
   } else if (kind == "def") {
     walk.function(s);
     if (s.kind() == K::FunctionDef && s.list("decorator_list").empty() && !binding && !shape) {
@@ -1472,7 +1528,7 @@ void Analyzer::decide_unit(Unit& u) {
     bool header_pure = false;
     walk.class_def(s, info, &header_pure);
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
-    u.plain_new = u.safe_base && walk.ok() && walk.plain_instances(s, u.init_attrs, u.class_attrs);
+    u.plain_new = u.safe_base && walk.ok() && walk.plain_instances(s, u);
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is

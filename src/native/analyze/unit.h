@@ -61,6 +61,11 @@ struct Unit {
   // base's) binds to what may be a data descriptor: a subclass binding one
   // of those attributes is not plain (purity.cpp, plain_instances).
   std::vector<std::string> init_attrs, class_attrs;
+  // The attributes its __init__ (or such a base's) reads from the new
+  // instance, and the names its body (or such a base's) binds to what may
+  // be a descriptor (a getter is Python code): a subclass binding one of
+  // the former to such a value, or reading one of the latter, is not plain.
+  std::vector<std::string> init_reads, descr_attrs;
 };
 
 // Before eager unit `before` runs, these lazy units must be materialized
