@@ -114,7 +114,10 @@ def main() -> int:
             print(f"built {path} in {time.perf_counter() - t:.0f} s ({os.path.getsize(path) / 1e6:.1f} MB)")
     from lazyexec.image import open_image
 
-    names = [r[0] for r in open_image(images["image-eager"]).records() if not skipped(r[0])]
+    # The source modules (the list of every pass before format 5): extension
+    # modules are in the image too (format 5), imported when a listed module
+    # imports them, as before.
+    names = [r[0] for r in open_image(images["image-eager"]).records() if not skipped(r[0]) and not r[9]]
     driver = os.path.join(d, "driver.py")
     Path(driver).write_text(DRIVER)
     # The list: what imports eagerly in one process (a module failing eagerly is left out).
@@ -191,6 +194,8 @@ def fs_calls(cmds, d, envs, images, n) -> dict:
 
     served_paths = set()
     for r in open_image(images["image-eager"]).records():
+        if r[9]:
+            continue  # an extension module: the dynamic loader opens its library in every mode
         origin = r[1]
         served_paths.add(origin + '"')  # the source itself, its .pyc, its package directory
         served_paths.add(cache_from_source(origin) + '"')

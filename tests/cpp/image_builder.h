@@ -55,6 +55,11 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
     payloads.push_back(p);
   }
   for (size_t i = 0; i < mods.size(); ++i) {
+    if (mods[i].flags & kRecordExtension) {  // format 5: no payload, its fields 0
+      payload_at.push_back(0);
+      code_at.push_back(0);
+      continue;
+    }
     payload_at.push_back(at);
     at = align8(at + payloads[i].size());
     code_at.push_back(mods[i].code.empty() ? 0 : at);
@@ -111,13 +116,14 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
       put(out, r + record::kCodeHashAt, blob_hash(m.code), 8);
       std::memcpy(out.data() + code_at[i], m.code.data(), m.code.size());
     }
-    put(out, r + record::kPayloadLenAt, payloads[i].size(), 4);
+    bool extension = (m.flags & kRecordExtension) != 0;
+    put(out, r + record::kPayloadLenAt, extension ? 0 : payloads[i].size(), 4);
     put(out, r + record::kPayloadAt, payload_at[i], 8);
-    put(out, r + record::kPayloadHashAt, blob_hash(payloads[i]), 8);
+    put(out, r + record::kPayloadHashAt, extension ? 0 : blob_hash(payloads[i]), 8);
     put(out, r + record::kMtimeAt, 1000 + i, 8);
     put(out, r + record::kSizeAt, m.payload.size(), 8);
     put(out, r + record::kSourceHashAt, 77, 8);
-    std::memcpy(out.data() + payload_at[i], payloads[i].data(), payloads[i].size());
+    if (!extension) std::memcpy(out.data() + payload_at[i], payloads[i].data(), payloads[i].size());
     for (size_t k = 0; k < m.units.size(); ++k)
       std::memcpy(out.data() + unit_at[i][k], m.units[k].data(), m.units[k].size());
   }
@@ -129,7 +135,9 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
   return out;
 }
 
-inline std::vector<TestModule> sample_modules(int n = 40) {
+// with_extensions: every seventh module (pkg.mod6, pkg.mod13, ...) an
+// extension module (format 5: a record, no payload).
+inline std::vector<TestModule> sample_modules(int n = 40, bool with_extensions = false) {
   std::vector<TestModule> mods;
   for (int i = 0; i < n; ++i) {
     TestModule m;
@@ -141,6 +149,13 @@ inline std::vector<TestModule> sample_modules(int n = 40) {
     if (i % 4 == 1) m.code = std::string(11 + i, (char)('A' + i % 26));  // some plans carry their eager code
     if (m.flags & kRecordPlan)
       for (int k = 0; k < i % 3; ++k) m.units.push_back(std::string(5 + k + i, (char)('0' + k)));  // 0-2 units
+    if (with_extensions && i % 7 == 6) {
+      m.origin = "/lib/" + m.name + ".cpython-311-x86_64-linux-gnu.so";
+      m.flags = kRecordExtension;
+      m.payload.clear();
+      m.code.clear();
+      m.units.clear();
+    }
     mods.push_back(m);
   }
   return mods;

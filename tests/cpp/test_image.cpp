@@ -77,6 +77,34 @@ TEST(Image, FindsEveryModuleAndItsPayload) {
   EXPECT_FALSE(v->find(""));
 }
 
+// Format 5: an extension module is a record only (its file loaded by
+// importlib's ExtensionFileLoader): no payload, no eager code.
+TEST(Image, ExtensionModuleIsARecordWithoutPayload) {
+  auto mods = sample_modules(16, true);
+  std::string data = build_image(mods);
+  std::string p;
+  auto v = open_(data, &p);
+  ASSERT_TRUE(v) << p;
+  int extensions = 0;
+  for (const auto& m : mods) {
+    auto found = v->find(m.name, &p);
+    ASSERT_TRUE(found) << m.name << ": " << p;
+    EXPECT_EQ(found->origin, m.origin);
+    if (!(m.flags & kRecordExtension)) {
+      EXPECT_FALSE(found->is_extension());
+      EXPECT_TRUE(v->payload(*found, &p)) << p;
+      continue;
+    }
+    ++extensions;
+    EXPECT_TRUE(found->is_extension());
+    EXPECT_FALSE(found->has_code());
+    EXPECT_FALSE(v->payload(*found, &p));
+    EXPECT_NE(p.find("is an extension module"), std::string::npos);
+    EXPECT_FALSE(v->code(*found, &p));
+  }
+  EXPECT_EQ(extensions, 2);  // pkg.mod6, pkg.mod13
+}
+
 TEST(Image, ShebangPrefixIsSkipped) {
   std::string data = build_image(sample_modules(3), "PYMG", "0123456789abcdef", "pkg:main", "#!/usr/bin/env x\n");
   std::string p;
@@ -116,8 +144,10 @@ TEST(ImageCorruption, WrongVersion) {
   EXPECT_NE(problem_of(d).find("version 2"), std::string::npos);
   put(d, header::kVersionAt, 3, 2);  // format 3 (unit code inside the plan payload)
   EXPECT_NE(problem_of(d).find("version 3"), std::string::npos);
-  put(d, header::kVersionAt, 5, 2);
-  EXPECT_NE(problem_of(d).find("version 5"), std::string::npos);
+  put(d, header::kVersionAt, 4, 2);  // format 4 (no extension module records)
+  EXPECT_NE(problem_of(d).find("version 4"), std::string::npos);
+  put(d, header::kVersionAt, 6, 2);
+  EXPECT_NE(problem_of(d).find("version 6"), std::string::npos);
 }
 
 TEST(ImageCorruption, WrongInterpreter) {
@@ -235,6 +265,45 @@ TEST(ImageCorruption, EagerCodeFieldsWithoutFlag) {
   ASSERT_TRUE(v);
   EXPECT_FALSE(v->at(3, &p));
   EXPECT_NE(p.find("without the flag"), std::string::npos);
+}
+
+// pkg.mod6 of sample_modules(16, true): an extension module.
+std::string problem_of_extension_record(uint32_t flags, uint64_t payload_at, uint32_t payload_len,
+                                        uint64_t payload_hash, bool empty_origin = false) {
+  std::string d = build_image(sample_modules(16, true));
+  size_t r = records_at_of(d) + 6 * kRecordSize;
+  put(d, r + record::kFlagsAt, flags, 4);
+  put(d, r + record::kPayloadAt, payload_at, 8);
+  put(d, r + record::kPayloadLenAt, payload_len, 4);
+  put(d, r + record::kPayloadHashAt, payload_hash, 8);
+  if (empty_origin) put(d, r + record::kOriginAt + 4, 0, 4);
+  std::string p;
+  auto v = open_(d, &p);
+  EXPECT_TRUE(v) << p;
+  if (!v) return p;
+  EXPECT_FALSE(v->at(6, &p));
+  EXPECT_FALSE(v->find("pkg.mod6", &p));
+  return p;
+}
+
+TEST(ImageCorruption, ExtensionWithPayload) {
+  EXPECT_NE(problem_of_extension_record(kRecordExtension, 128, 0, 0).find("an extension module with a payload"),
+            std::string::npos);
+  EXPECT_NE(problem_of_extension_record(kRecordExtension, 0, 8, 0).find("with a payload"), std::string::npos);
+  EXPECT_NE(problem_of_extension_record(kRecordExtension, 0, 0, 1).find("with a payload"), std::string::npos);
+}
+
+TEST(ImageCorruption, ExtensionWithOtherFlags) {
+  for (uint32_t other : {kRecordPackage, kRecordPlan})
+    EXPECT_NE(problem_of_extension_record(kRecordExtension | other, 0, 0, 0).find("an extension module with other flags"),
+              std::string::npos);
+  EXPECT_NE(problem_of_extension_record(kRecordExtension | kRecordPlan | kRecordCode, 0, 0, 0).find("flags"),
+            std::string::npos);
+}
+
+TEST(ImageCorruption, ExtensionWithoutFile) {
+  EXPECT_NE(problem_of_extension_record(kRecordExtension, 0, 0, 0, true).find("an extension module without a file"),
+            std::string::npos);
 }
 
 TEST(ImageCorruption, EagerCodeOffsetPastEnd) {

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   };
   write("seed-3", build_image(sample_modules(3)));
   write("seed-40", build_image(sample_modules(40)));
+  write("seed-extensions", build_image(sample_modules(16, true)));
   write("seed-entry", build_image(sample_modules(5), "PYMG", "0123456789abcdef", "pkg:main", "#!/usr/bin/env x\n"));
   return 0;
 }

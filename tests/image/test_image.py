@@ -234,7 +234,7 @@ def test_a_served_module_costs_no_file_system_call(tmp_path, app):
         "import os, sys, lazyexec\n"
         f"lazyexec.activate(image={str(image)!r})\n"
         "import lazyexec.image.importlib_bootstrap, lazyexec.importer.importlib_bootstrap, lazyexec.runtime\n"
-        "import lazyexec.store, _json, _decimal, _pydecimal\n"  # extension modules are not in an image
+        "import lazyexec.store, _json, _decimal, _pydecimal\n"  # extension modules this image does not hold
         "os.write(1, b'IMAGE-PROBE-BEGIN\\n')\n"
         "import shop, shop.util, shop.cli, json, textwrap\n"
         "os.write(1, b'IMAGE-PROBE-END\\n')\n")
@@ -351,6 +351,154 @@ def test_a_served_module_has_the_spec_and_attributes_an_eager_import_gives(tmp_p
         from lazyexec.image import open_image
 
         assert "FrozenImporter" in served.stdout and open_image(image, check_runtime=False).find("__hello__")
+
+
+def _extension_module() -> str | None:
+    """A stdlib module this interpreter loads from a shared library
+    (ExtensionFileLoader; Debian builds some into the binary)."""
+    from importlib.machinery import ExtensionFileLoader
+    from importlib.util import find_spec
+
+    for name in ("_json", "_bisect", "_csv", "array", "_decimal"):
+        spec = find_spec(name)
+        if spec is not None and isinstance(spec.loader, ExtensionFileLoader):
+            return name
+    return None
+
+
+@pytest.fixture
+def extension_app(app):
+    """`extpkg._speedups`: a copy of a stdlib extension module's library
+    inside a package of the application (its PyInit_ name is the last part
+    of the module's name, so the copy is renamed `_json` etc. as needed)."""
+    name = _extension_module()
+    if name is None:
+        pytest.skip("no stdlib extension module in a shared library on this interpreter")
+    from importlib.util import find_spec
+
+    origin = find_spec(name).origin
+    pkg = app / "extpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    copy = pkg / os.path.basename(origin)
+    shutil.copy2(origin, copy)
+    (pkg / f"{name}.py").write_text("raise SystemExit('the source shadowed by the extension module ran')\n")
+    return name, copy
+
+
+EXTENSION_PROBE = ("import sys, importlib, importlib.machinery, lazyexec\n"
+                   "lazyexec.activate(image=sys.argv[1]) if sys.argv[1] != '-' else None\n"
+                   "for name in sys.argv[2:]:\n"
+                   "    m = importlib.import_module(name); s = m.__spec__\n"
+                   "    print(name, s.name, s.origin, s.cached, s.has_location, s.submodule_search_locations, s.parent,\n"
+                   "          m.__file__, getattr(m, '__cached__', None), m.__package__, type(s.loader).__name__,\n"
+                   "          s.loader == importlib.machinery.ExtensionFileLoader(name, s.origin), m.__loader__ is s.loader,\n"
+                   "          callable(getattr(m, 'scanstring', None) or getattr(m, 'bisect', None) or print))\n"
+                   "print(sorted(vars(m))[:8])\n")
+
+
+def test_an_extension_module_is_served_from_its_record_with_the_spec_an_eager_import_gives(tmp_path, extension_app):
+    """Format 5: an extension module's record names its library; the spec is
+    PathFinder's (ExtensionFileLoader, origin, no cached), found without a
+    search of sys.path. In a directory holding both, the library wins over
+    the `.py` file, as importlib's FileFinder decides."""
+    name, copy = extension_app
+    image = build(tmp_path, "extpkg", name)
+    from lazyexec.image import open_image
+
+    records = {r[0]: r for r in open_image(image, check_runtime=False).records()}
+    inner = f"extpkg.{name}"
+    assert records[inner][1] == str(copy) and records[inner][9] is True and records[inner][8] is False
+    assert records[name][9] is True and records["extpkg"][9] is False
+    assert open_image(image, check_runtime=False).check_payload(inner) is None
+    probe = app_dir(tmp_path) / "ext_probe.py"
+    probe.write_text(EXTENSION_PROBE)
+    eager = subprocess.run([sys.executable, str(probe), "-", name, inner], cwd=app_dir(tmp_path), env=env(tmp_path),
+                           capture_output=True, text=True)
+    served = subprocess.run([sys.executable, str(probe), str(image), name, inner], cwd=app_dir(tmp_path),
+                            env=env(tmp_path), capture_output=True, text=True)
+    assert eager.returncode == 0 and served.returncode == 0, (eager.stderr, served.stderr)
+    assert served.stdout == eager.stdout and served.stderr == ""
+    assert served.stdout.count(" ExtensionFileLoader True True True\n") == 2
+    # image verify hashes the library as it hashes a source.
+    assert lazyexec(tmp_path, "image", "verify", image).returncode == 0
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    r = lazyexec(tmp_path, "image", "verify", image, check=False)
+    assert r.returncode == 1 and f"{inner}: {copy} changed" in r.stdout
+
+
+def app_dir(tmp_path: Path) -> Path:
+    return tmp_path / "app"
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_served_extension_module_costs_no_path_search(tmp_path, extension_app):
+    """The only file-system calls of importing a served extension module are
+    the dynamic loader's, on its own library: no directory of sys.path is
+    looked at."""
+    name, copy = extension_app
+    image = build(tmp_path, "extpkg")
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os, sys, lazyexec\n"
+        f"lazyexec.activate(image={str(image)!r})\n"
+        "import lazyexec.image.importlib_bootstrap, lazyexec.importer.importlib_bootstrap, lazyexec.runtime\n"
+        "import lazyexec.store, extpkg\n"
+        "os.write(1, b'IMAGE-PROBE-BEGIN\\n')\n"
+        f"import extpkg.{name}\n"
+        "os.write(1, b'IMAGE-PROBE-END\\n')\n")
+    log = tmp_path / "strace.log"
+    r = subprocess.run(["strace", "-f", "-o", str(log), "-e", "trace=%file,%desc", sys.executable, str(probe)],
+                       cwd=app_dir(tmp_path), env=env(tmp_path), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = log.read_text().splitlines()
+    begin = next(i for i, l in enumerate(lines) if 'write(1, "IMAGE-PROBE-BEGIN' in l)
+    end = next(i for i, l in enumerate(lines) if 'write(1, "IMAGE-PROBE-END' in l)
+    calls = [l.split(None, 1)[1] for l in lines[begin + 1:end]]
+    # The path argument of each call (the bytes read() returns are not one).
+    paths = [c.split('"')[1] for c in calls if c.count('"') >= 2 and not c.startswith(("read(", "pread64("))]
+    assert paths and set(paths) <= {str(copy), ""}, lines[begin + 1:end]
+
+
+def test_trace_records_the_extension_modules_the_command_imported(tmp_path, extension_app):
+    name, copy = extension_app
+    (app_dir(tmp_path) / "use_ext.py").write_text(f"import extpkg.{name}, {name}\nprint('ok')\n")
+    image = build(tmp_path, "--trace", f"{sys.executable} use_ext.py")
+    from lazyexec.image import open_image
+
+    records = {r[0]: r for r in open_image(image, check_runtime=False).records()}
+    assert records[f"extpkg.{name}"][1] == str(copy) and records[f"extpkg.{name}"][9] is True
+    assert records[name][9] is True
+    r = lazyexec(tmp_path, "run", "--image", image, "use_ext.py")
+    assert (r.stdout, r.stderr) == ("ok\n", "")
+
+
+def test_the_builder_takes_the_file_importlib_would_for_one_name(tmp_path, extension_app):
+    """A package directory before an extension module before a source file
+    of the same name (FileFinder's order)."""
+    from lazyexec.image.build import sources_under
+
+    name, copy = extension_app
+    root = app_dir(tmp_path)
+    (root / "dup").mkdir()
+    (root / "dup" / "__init__.py").write_text("")
+    (root / "dup.py").write_text("")
+    got = {s.name: s for s in sources_under(str(root))}
+    assert got["dup"].is_package and got["dup"].origin.endswith("dup/__init__.py")
+    assert got[f"extpkg.{name}"].extension and got[f"extpkg.{name}"].origin == str(copy)
+
+
+def test_stdlib_selection_has_the_extension_modules_of_lib_dynload():
+    from importlib.util import find_spec
+
+    from lazyexec.image.build import select
+
+    name = _extension_module()
+    if name is None:
+        pytest.skip("no stdlib extension module in a shared library on this interpreter")
+    got = {s.name: s for s in select([], True, [])[0]}
+    assert got[name].extension and got[name].origin == find_spec(name).origin
+    assert not got["json"].extension
 
 
 def test_an_error_raised_by_a_served_module_has_the_traceback_of_an_eager_import(tmp_path, app):

@@ -133,7 +133,9 @@ def build(args) -> int:
             data = b.layout(entries, args.main, traced=True, check=args.check, prefix=prefix, unit_order=unit_order)
             b.write(args.output, data, executable=bool(args.main))
     lazy = sum(e.is_plan for e in entries)
-    print(f"lazyexec image: {args.output}: {len(entries)} modules ({lazy} lazy, {len(entries) - lazy} eager), "
+    ext = sum(e.source.extension for e in entries)
+    print(f"lazyexec image: {args.output}: {len(entries)} modules ({lazy} lazy, {len(entries) - lazy - ext} eager, "
+          f"{ext} extension), "
           f"{len(data) / 1e6:.1f} MB" + (f", {len(skipped)} skipped (unreadable or invalid)" if skipped else ""))
     return 0
 
@@ -155,7 +157,7 @@ def verify(args) -> int:
         print(f"lazyexec image verify: {e}", file=sys.stderr)
         return 1
     problems = []
-    for name, origin, _pkg, _locs, _plan, mtime_ns, size, source_hash, _code in records:
+    for name, origin, _pkg, _locs, _plan, mtime_ns, size, source_hash, _code, _ext in records:
         found = image.find(name)
         if found is None or found[0] != name:
             problems.append(f"{name}: not reachable through the index")

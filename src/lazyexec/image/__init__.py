@@ -12,7 +12,7 @@ nothing beyond what activation already loaded.
 import os
 import sys
 
-FORMAT = 4
+FORMAT = 5
 ENV = "LAZYEXEC_IMAGE"
 CHECK_ENV = "LAZYEXEC_IMAGE_CHECK"
 CHECKS = ("none", "mtime", "hash")

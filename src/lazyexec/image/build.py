@@ -20,7 +20,7 @@ PAYLOAD_ALIGN = 2 * 1024 * 1024
 FLAG_ENTRY, FLAG_TRACED = 1, 2
 CHECK_SHIFT = 2
 OPTIMIZE_SHIFT = 4
-RECORD_PACKAGE, RECORD_PLAN, RECORD_CODE = 1, 2, 4
+RECORD_PACKAGE, RECORD_PLAN, RECORD_CODE, RECORD_EXTENSION = 1, 2, 4, 8
 PLAN_TABLE_AT, UNIT_ENTRY_SIZE = 8, 24
 UNIT_ALIGN = 64 * 1024
 
@@ -33,6 +33,7 @@ class Source:
     origin: str
     is_package: bool
     locations: list = field(default_factory=list)
+    extension: bool = False  # an extension module (origin: its shared library), format 5
 
 
 @dataclass
@@ -77,6 +78,10 @@ def build_entry(src: Source, policy, config) -> Entry | None:
         st = os.stat(src.origin)
     except OSError:
         return None
+    if src.extension:
+        # Only its record: importlib's ExtensionFileLoader loads the library
+        # from its file, found without searching sys.path.
+        return Entry(src, False, b"", b"", st.st_mtime_ns, st.st_size, blob_hash(source))
     plan = None
     if policy is not None and policy.claims(src.name, src.origin):
         try:
@@ -163,6 +168,10 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
                    for e in entries]
     offsets, code_offsets, at = [], [], payload_at
     for e, plen in zip(entries, payload_len):
+        if e.source.extension:  # no payload: its fields are 0
+            offsets.append(0)
+            code_offsets.append(0)
+            continue
         offsets.append(at)
         at = align8(at + plen)
         code_offsets.append(at if e.code else 0)
@@ -203,10 +212,10 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
     records = bytearray()
     for e, payload, (name, origin, locs), off, code_off in zip(entries, payloads, refs, offsets, code_offsets):
         flags = ((RECORD_PACKAGE if e.source.is_package else 0) | (RECORD_PLAN if e.is_plan else 0)
-                 | (RECORD_CODE if e.code else 0))
+                 | (RECORD_CODE if e.code else 0) | (RECORD_EXTENSION if e.source.extension else 0))
         records += b"".join(v.to_bytes(4, "little") for v in (*name, *origin, *locs, flags, len(payload)))
-        records += b"".join(v.to_bytes(8, "little") for v in (off, blob_hash(payload), e.mtime_ns, e.size,
-                                                               e.source_hash, code_off))
+        records += b"".join(v.to_bytes(8, "little") for v in (off, 0 if e.source.extension else blob_hash(payload),
+                                                               e.mtime_ns, e.size, e.source_hash, code_off))
         records += len(e.code).to_bytes(4, "little") + bytes(4)
         records += (blob_hash(e.code) if e.code else 0).to_bytes(8, "little")
     flags = ((FLAG_ENTRY if entry_point else 0) | (FLAG_TRACED if traced else 0) | (CHECKS.index(check) << CHECK_SHIFT)
@@ -224,6 +233,8 @@ def layout(entries: list[Entry], entry_point: str | None = None, traced: bool = 
     out += strings
     out += bytes(payload_at - len(out))
     for e, payload, off, code_off in zip(entries, payloads, offsets, code_offsets):
+        if e.source.extension:
+            continue
         out += bytes(off - len(out))
         out += payload
         if e.code:
@@ -259,35 +270,60 @@ def write(path: str, data: bytes, executable: bool = False) -> None:
 
 # ---- selection --------------------------------------------------------------
 
+def extension_stem(filename: str) -> str | None:
+    """The module name of an extension module's file name (`_json` of
+    `_json.cpython-311-x86_64-linux-gnu.so`), else None."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    for suffix in EXTENSION_SUFFIXES:
+        if filename.endswith(suffix) and filename[: -len(suffix)].isidentifier():
+            return filename[: -len(suffix)]
+    return None
+
+
 def _walk(root: str):
+    """(path, is_extension) of every module file below `root`, packages
+    entered (those with an `__init__.py`)."""
     skip = {"site-packages", "dist-packages", "__pycache__"}
     for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in skip and d.isidentifier()
                          and os.path.isfile(os.path.join(directory, d, "__init__.py")))
         for f in sorted(files):
             if f.endswith(".py") and f[:-3].isidentifier():
-                yield os.path.join(directory, f)
+                yield os.path.join(directory, f), False
+            elif extension_stem(f) not in (None, "__init__"):
+                yield os.path.join(directory, f), True
 
 
 def sources_under(root: str, prefix: str = "") -> list[Source]:
     """Every module below a sys.path entry `root` (or below a package's
-    directory, names under `prefix`)."""
-    out = []
-    for path in _walk(root):
-        name, is_package = module_name(root, path)
+    directory, names under `prefix`). Where one name has several files, the
+    one importlib's FileFinder takes: a package directory, then an extension
+    module, then the source."""
+    best: dict[str, tuple[int, Source]] = {}
+    for path, extension in _walk(root):
+        if extension:
+            stem = extension_stem(os.path.basename(path))
+            rel = os.path.relpath(os.path.join(os.path.dirname(path), stem + ".py"), root)
+            name, is_package = module_name(root, os.path.join(root, rel))
+        else:
+            name, is_package = module_name(root, path)
         if prefix:
             name = prefix + "." + name if name else prefix
         if not name:
             continue
-        out.append(Source(name, os.path.abspath(path), is_package,
-                          [os.path.dirname(os.path.abspath(path))] if is_package else []))
-    return out
+        rank = 0 if is_package else 1 if extension else 2
+        if name in best and best[name][0] <= rank:
+            continue
+        best[name] = (rank, Source(name, os.path.abspath(path), is_package,
+                                   [os.path.dirname(os.path.abspath(path))] if is_package else [], extension))
+    return [s for _, s in best.values()]
 
 
 def find_module(name: str, path: list[str] | None = None) -> list[Source]:
     """A module by name, found as PathFinder would on `path` (sys.path)
     without importing it; a package brings every module below it."""
-    from importlib.machinery import PathFinder, SourceFileLoader
+    from importlib.machinery import ExtensionFileLoader, PathFinder, SourceFileLoader
 
     parts = name.split(".")
     search = path if path is not None else sys.path
@@ -297,6 +333,8 @@ def find_module(name: str, path: list[str] | None = None) -> list[Source]:
         if spec is None:
             return []
         search = list(spec.submodule_search_locations or [])
+    if isinstance(spec.loader, ExtensionFileLoader) and not spec.submodule_search_locations:
+        return [Source(name, os.path.abspath(spec.origin), False, extension=True)]
     if not isinstance(spec.loader, SourceFileLoader):
         return []
     if spec.submodule_search_locations:
@@ -319,6 +357,10 @@ def select(targets: list[str], stdlib: bool, traced: list[Source]) -> tuple[list
     found: list[Source] = []
     if stdlib:
         found += sources_under(sysconfig.get_paths()["stdlib"])
+        # Its extension modules (lib-dynload: a sys.path entry of its own).
+        dynload = os.path.join(sysconfig.get_paths()["stdlib"], "lib-dynload")
+        if os.path.isdir(dynload):
+            found += sources_under(dynload)
     search = [os.getcwd()] + [p for p in sys.path if p]  # as `python -m` sees them from here
     for t in targets:
         if all(part.isidentifier() for part in t.split(".")):
@@ -332,7 +374,7 @@ def select(targets: list[str], stdlib: bool, traced: list[Source]) -> tuple[list
             p = os.path.abspath(t)
             found.append(Source(os.path.basename(p)[:-3], p, False))
         else:
-            problems.append(f"{t}: no such module, directory or .py file (source modules only)")
+            problems.append(f"{t}: no such module, directory or .py file (source and extension modules)")
     by_name: dict[str, Source] = {}
     for s in found:
         by_name.setdefault(s.name, s)

@@ -27,7 +27,7 @@ class _LazyexecTraceRecorder:
     # starts (sys.modules is in completion order: importlib moves a module
     # to the end when its load ends).
     order = []
-    # (file, __path__) of each source module seen in sys.modules, noted at
+    # (file, __path__) of each source or extension module seen in sys.modules, noted at
     # every import: a program may drop modules again before it exits
     # (regrtest unloads the test module and what it imported; test.support's
     # import_fresh_module), and those must be in the image too.
@@ -47,12 +47,23 @@ class _LazyexecTraceRecorder:
                 continue
             cls.checked.add(n)
             try:
-                f = getattr(m, "__file__", None)
-                if isinstance(f, str) and f.endswith(".py"):
+                if _served(m):
                     p = getattr(m, "__path__", None)
-                    cls.info[n] = (os.path.abspath(f), [str(x) for x in p] if p is not None else None)
+                    cls.info[n] = (os.path.abspath(m.__file__), [str(x) for x in p] if p is not None else None)
             except Exception:
                 pass
+
+def _served(m):
+    # A source module, or an extension module importlib's own loader loaded
+    # from its file (format 5: the image serves its record).
+    f = getattr(m, "__file__", None)
+    if not isinstance(f, str):
+        return False
+    if f.endswith(".py"):
+        return True
+    import importlib.machinery as im
+    return (f.endswith(tuple(im.EXTENSION_SUFFIXES)) and getattr(m, "__path__", None) is None
+            and type(getattr(getattr(m, "__spec__", None), "loader", None)) is im.ExtensionFileLoader)
 
 sys.meta_path.insert(0, _LazyexecTraceRecorder)
 
@@ -92,10 +103,9 @@ def _lazyexec_trace_write():
         if m is None and name in info:  # imported, then dropped from sys.modules
             out.append((name, *info[name]))
             continue
-        f = getattr(m, "__file__", None)
-        if isinstance(f, str) and f.endswith(".py"):
+        if m is not None and _served(m):
             p = getattr(m, "__path__", None)
-            out.append((name, os.path.abspath(f), [str(x) for x in p] if p is not None else None))
+            out.append((name, os.path.abspath(m.__file__), [str(x) for x in p] if p is not None else None))
     import json
     path = os.path.join(os.environ["LAZYEXEC_TRACE_DIR"], "trace-%d.json" % os.getpid())
     with open(path, "w") as fh:
@@ -167,5 +177,6 @@ def trace(command: str) -> tuple[list[Source], int]:
             seen.add(name)
             if locations is not None and os.path.basename(path) != "__init__.py":
                 continue  # a namespace package or an odd loader: leave it to the normal import
-            order.append(Source(name, path, locations is not None, list(locations or [])))
+            order.append(Source(name, path, locations is not None, list(locations or []),
+                                extension=not path.endswith(".py")))
         return order, status

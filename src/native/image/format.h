@@ -8,7 +8,7 @@
 namespace lazyexec::image {
 
 inline constexpr char kMagic[8] = {'\x89', 'L', 'Z', 'I', '\r', '\n', '\x1a', '\n'};
-inline constexpr uint16_t kFormatVersion = 4;
+inline constexpr uint16_t kFormatVersion = 5;
 
 // Header: 80 bytes at the image base (offset 0, or after a `#!` line).
 inline constexpr size_t kHeaderSize = 80;
@@ -65,7 +65,10 @@ inline constexpr size_t kCodeHashAt = 88;    // u64: hash64 of the eager code by
 inline constexpr uint32_t kRecordPackage = 1 << 0;  // a package: locations are its __path__
 inline constexpr uint32_t kRecordPlan = 1 << 1;     // payload is a lazy plan, else a code object
 inline constexpr uint32_t kRecordCode = 1 << 2;     // a plan module also holds its eager code (the usage profile's choice)
-inline constexpr uint32_t kKnownRecordFlags = kRecordPackage | kRecordPlan | kRecordCode;
+// An extension module (format 5): `origin` is its shared library, loaded by
+// importlib's ExtensionFileLoader; no payload, no code (all their fields 0).
+inline constexpr uint32_t kRecordExtension = 1 << 3;
+inline constexpr uint32_t kKnownRecordFlags = kRecordPackage | kRecordPlan | kRecordCode | kRecordExtension;
 
 // A plan's payload (format 4): a table of its units' code, stored out of
 // line (read from the mapping at the unit's first use, never copied at

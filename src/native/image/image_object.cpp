@@ -116,11 +116,11 @@ Ref fs_str(std::string_view s) { return py::check(PyUnicode_DecodeFSDefaultAndSi
 
 Ref describe(const Module& m) {
   Ref name = py::check(PyUnicode_DecodeUTF8(m.name.data(), (Py_ssize_t)m.name.size(), "strict"));
-  return py::check(Py_BuildValue("(NNOOOKKKO)", name.release(), fs_str(m.origin).release(),
+  return py::check(Py_BuildValue("(NNOOOKKKOO)", name.release(), fs_str(m.origin).release(),
                                  m.is_package() ? Py_True : Py_False, locations_list(m.locations).get(),
                                  m.is_plan() ? Py_True : Py_False, (unsigned long long)m.mtime_ns,
                                  (unsigned long long)m.size, (unsigned long long)m.source_hash,
-                                 m.has_code() ? Py_True : Py_False));
+                                 m.has_code() ? Py_True : Py_False, m.is_extension() ? Py_True : Py_False));
 }
 
 std::optional<Module> find_module(PyObject* self_obj, PyObject* name) {
@@ -133,7 +133,8 @@ std::optional<Module> find_module(PyObject* self_obj, PyObject* name) {
   return m;
 }
 
-// find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash, has_code)
+// find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash, has_code,
+//                       is_extension)
 PyObject* image_find(PyObject* self_obj, PyObject* name) {
   if (!PyUnicode_Check(name)) {
     PyErr_SetString(PyExc_TypeError, "Image.find(name: str)");
@@ -429,7 +430,7 @@ PyObject* image_load(PyObject* self_obj, PyObject* name) {
   }
   try {
     auto m = find_module(self_obj, name);
-    if (!m) {
+    if (!m || m->is_extension()) {  // an extension module: nothing to load from the image
       PyErr_SetObject(PyExc_KeyError, name);
       return nullptr;
     }
@@ -485,6 +486,7 @@ PyObject* image_check_payload(PyObject* self_obj, PyObject* name) {
     }
     std::string problem;
     const View* v = view_of(self_obj);
+    if (m->is_extension()) Py_RETURN_NONE;  // nothing of it in the image beyond its record
     if (!v->payload(*m, &problem)) return py::str(problem).release();
     if (m->is_plan() && m->has_code() && !v->code(*m, &problem)) return py::str(problem).release();
     if (m->is_plan()) {  // every unit's code, as its first run would check it
@@ -577,7 +579,8 @@ PyObject* image_get_flags(PyObject* self_obj, void*) {
 
 PyMethodDef image_methods[] = {
     {"find", image_find, METH_O,
-     "find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash, has_code)."},
+     "find(name) -> None | (name, origin, is_package, locations, is_plan, mtime_ns, size, source_hash, has_code, "
+     "is_extension)."},
     {"load", image_load, METH_O, "load(name) -> code object (eager module) | (units, steps) (lazy plan)."},
     {"load_code", image_load_code, METH_O, "load_code(name) -> the module's eager code object (KeyError: none)."},
     {"records", image_records, METH_NOARGS, "records() -> every module's find() tuple, in record order."},
@@ -629,6 +632,7 @@ struct FinderObject {
   PyObject* exec;             // builtins.exec
   PyObject* source_get_code;  // SourceFileLoader.get_code: a damaged payload loads from the source
   PyObject* source_exec_module;
+  PyObject* extension_loader;  // importlib's ExtensionFileLoader: an extension module's loader
   PyObject* cache_tag;        // sys.implementation.cache_tag (str), or None
   PyObject* builtin_names;    // frozenset(sys.builtin_module_names)
   PyObject* is_frozen;        // _imp.is_frozen
@@ -643,7 +647,7 @@ template <typename F>
 void each_slot(FinderObject* f, F&& fn) {
   for (PyObject** slot : {&f->image, &f->loader_class, &f->on_stale, &f->whole, &f->config, &f->make_runner,
                           &f->runner, &f->settle, &f->spec_class, &f->spec_template, &f->frames_removed, &f->exec,
-                          &f->source_get_code, &f->source_exec_module, &f->cache_tag, &f->builtin_names,
+                          &f->source_get_code, &f->source_exec_module, &f->extension_loader, &f->cache_tag, &f->builtin_names,
                           &f->is_frozen, &f->sys_dict})
     fn(slot);
 }
@@ -743,6 +747,11 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
     Py_XSETREF(self->exec, Py_NewRef(exec));
     Py_XSETREF(self->source_get_code, attr(source_loader.get(), "get_code").release());
     Py_XSETREF(self->source_exec_module, attr(source_loader.get(), "exec_module").release());
+    Py_XSETREF(self->extension_loader, attr(external, "ExtensionFileLoader").release());
+    if (!PyType_Check(self->extension_loader)) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: importlib's ExtensionFileLoader is not a class");
+      throw py::PyError{};
+    }
     Py_XSETREF(self->cache_tag, PyUnicode_Check(tag.get()) ? tag.release() : Py_NewRef(Py_None));
     Py_XSETREF(self->image, Py_NewRef(image));
     Py_XSETREF(self->loader_class, Py_NewRef(loader_class));
@@ -951,8 +960,12 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* const* args, Py_ssize_t
         Py_RETURN_NONE;  // the normal machinery loads the current source
       }
     }
-    // FileLoader.__init__'s two attributes, set without running it.
-    auto* loader_type = reinterpret_cast<PyTypeObject*>(self->loader_class);
+    // FileLoader.__init__'s two attributes, set without running it. An
+    // extension module gets importlib's own ExtensionFileLoader (its
+    // __init__ sets the same two): the spec is the one PathFinder would give,
+    // without the search of sys.path (a stat per directory) that finds it.
+    auto* loader_type = reinterpret_cast<PyTypeObject*>(m->is_extension() ? self->extension_loader
+                                                                           : self->loader_class);
     Ref empty = py::check(PyTuple_New(0));
     Ref loader = py::check(loader_type->tp_new(loader_type, empty.get(), nullptr));
     if (PyObject_SetAttr(loader.get(), name_of(kName), fullname) < 0 ||

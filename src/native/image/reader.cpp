@@ -250,6 +250,13 @@ std::optional<Module> View::at(uint32_t index, std::string* problem) const {
       (le(r + record::kCodeAt, 8) != 0 || le(r + record::kCodeLenAt, 4) != 0 || le(r + record::kCodeHashAt, 8) != 0))
     return bad("eager code fields set without the flag");
   if (le(r + record::kReservedAt, 4) != 0) return bad("reserved bytes are not zero");
+  if ((m.flags & kRecordExtension) != 0) {
+    if ((m.flags & ~kRecordExtension) != 0) return bad("an extension module with other flags");
+    if (le(r + record::kPayloadAt, 8) != 0 || le(r + record::kPayloadLenAt, 4) != 0 ||
+        le(r + record::kPayloadHashAt, 8) != 0)
+      return bad("an extension module with a payload");
+    if (m.origin.empty()) return bad("an extension module without a file");
+  }
   m.mtime_ns = le(r + record::kMtimeAt, 8);
   m.size = le(r + record::kSizeAt, 8);
   m.source_hash = le(r + record::kSourceHashAt, 8);
@@ -295,6 +302,10 @@ std::optional<std::string_view> View::blob(const Module& m, size_t offset_at, si
 }
 
 std::optional<std::string_view> View::payload(const Module& m, std::string* problem) const {
+  if (m.is_extension()) {
+    *problem = std::string(m.name) + " is an extension module: no payload in the image";
+    return std::nullopt;
+  }
   return blob(m, record::kPayloadAt, record::kPayloadLenAt, record::kPayloadHashAt, "payload", problem);
 }
 

@@ -39,9 +39,10 @@ struct Module {
   uint64_t mtime_ns, size, source_hash;
   bool is_package() const { return (flags & kRecordPackage) != 0; }
   bool is_plan() const { return (flags & kRecordPlan) != 0; }
+  bool is_extension() const { return (flags & kRecordExtension) != 0; }
   // Its eager code object is in the image: the payload of an eager module,
   // the second payload of a plan module built with one.
-  bool has_code() const { return !is_plan() || (flags & kRecordCode) != 0; }
+  bool has_code() const { return !is_extension() && (!is_plan() || (flags & kRecordCode) != 0); }
 };
 
 // A plan payload split (format 4): its unit code table and the marshalled
