@@ -55,6 +55,7 @@ class Analyzer {
   // units.cpp
   void flatten(const std::vector<Node>& body, int depth);
   std::optional<bool> decide(Node test) const;
+  bool joins_overloads(int i) const;
   void split_units();
   void index_bindings();
   static void bound_names(Node n, std::vector<std::string>& out);

@@ -18,6 +18,9 @@ class NameSet {
   void add(std::string pattern);
   void reserve(size_t n) { exact_.reserve(exact_.size() + n); }
   bool contains(std::string_view dotted) const;
+  // Listed by name, not matched by a pattern ("typing.*" speaks for
+  // typing's public API as others use it, not for each of its own helpers).
+  bool names_exactly(const std::string& dotted) const { return exact_.count(dotted) != 0; }
   bool empty() const { return exact_.empty() && globs_.empty(); }
 
  private:

@@ -222,6 +222,21 @@ class DefTime {
     return false;
   }
 
+  // A module's own top-level function that the knowledge base names
+  // exactly, called from its own module: `@fixture(scope="session")` inside
+  // _pytest.fixtures, whose entry `_pytest.fixtures.fixture` describes that
+  // very function. Only when the name is bound once, by that `def`, and
+  // never through `global`: then the name is that function wherever it is
+  // read at top level.
+  bool kb_pure_local_def(const std::string& spelled, const Resolution& root) const {
+    if (root.kind != Resolution::LocalDef || spelled.find('.') != std::string::npos) return false;
+    auto b = a_.binders_.find(spelled);
+    if (b == a_.binders_.end() || b->second.size() != 1 || a_.all_global_writes_.count(spelled) ||
+        a_.bound_in_compound_.count(spelled))
+      return false;
+    return a_.kb_.pure.names_exactly(a_.module_.name + "." + spelled);
+  }
+
   bool impure_name(const std::string& dotted, const std::string& spelled, const Resolution& root, int line) {
     // (A builtin too: `_real_import = __import__` reads builtins' current one.)
     if (root.kind != Resolution::Import && root.kind != Resolution::FromImport && root.kind != Resolution::Builtin)
@@ -407,6 +422,7 @@ class DefTime {
             }
             break;
           case Resolution::LocalDef:
+            if (kb_pure_local_def(spelled, root)) break;
             fail(code, what + at_line(line) + " (module-local function, line " + std::to_string(root.line) + "; not known pure)");
             break;
           case Resolution::LocalClass:
@@ -704,6 +720,9 @@ class DefTime {
       case Resolution::Import:
       case Resolution::FromImport:
         if (a_.kb_.pure.contains(dotted)) return;
+        break;
+      case Resolution::LocalDef:
+        if (kb_pure_local_def(spelled, root)) return;
         break;
       case Resolution::ClassLocal: {
         // @prop.setter / .getter / .deleter on a property of the same class body
@@ -1051,11 +1070,23 @@ class DefTime {
         scope_names().insert(s.str("name"));
         return;
       }
-      case K::If:
+      case K::If: {
         expr(s.get("test"));
+        // `if TYPE_CHECKING:` in a class body (attribute annotations for
+        // type checkers naming classes that exist only for them): decided
+        // as at top level, unless a class body in scope binds one of the
+        // names a decision reads; the branch not taken never runs.
+        bool shadowed = false;
+        for (const auto& sc : scopes_)
+          for (const char* n : {"TYPE_CHECKING", "typing", "sys"}) shadowed = shadowed || sc.names.count(n);
+        if (auto d = shadowed ? std::nullopt : a_.decide(s.get("test"))) {
+          for (Node b : s.list(*d ? "body" : "orelse")) class_statement(b, info);
+          return;
+        }
         for (Node b : s.list("body")) class_statement(b, info);
         for (Node b : s.list("orelse")) class_statement(b, info);
         return;
+      }
       case K::Import:
       case K::ImportFrom:
         Analyzer::bound_names(s, bound);
@@ -1420,7 +1451,7 @@ void Analyzer::decide_unit(Unit& u) {
       return eager(Code::DecidedBranch);
     if (auto d = decide(s.get("test")))
       return eager(Code::DecidedBranch, "condition at line " + std::to_string(u.line) + " is decided (" + (*d ? "true" : "false") + ") and its taken branch is empty");
-    return eager(Code::CompoundStatement, "'if' at line " + std::to_string(u.line) + " is not split into units (its condition is not a version, platform or TYPE_CHECKING test)");
+    return eager(Code::CompoundStatement, "'if' at line " + std::to_string(u.line) + " is not split into units (its condition is not a constant, version, platform or TYPE_CHECKING test)");
   }
   // (The compile stage checks at import whether a guard's module is blocked
   // with code calling `__import__` and catching NameError: a module binding
@@ -1518,8 +1549,11 @@ void Analyzer::decide_unit(Unit& u) {
                                             "): a first use after that would bind the replacement");
       }
   } else if (kind == "def") {
+    // A run of `@overload` stubs before the definition (joins_overloads):
+    // their decorators, defaults and annotations run first, in order.
+    for (size_t k = 0; k + 1 < u.stmts.size(); ++k) walk.function(stmts_[(size_t)u.stmts[k]].node);
     walk.function(s);
-    if (s.kind() == K::FunctionDef && s.list("decorator_list").empty() && !binding && !shape) {
+    if (s.kind() == K::FunctionDef && s.list("decorator_list").empty() && u.stmts.size() == 1 && !binding && !shape) {
       Unit scratch = u;
       DefTime body(*this, scratch);
       u.pure_call = body.pure_body(s);

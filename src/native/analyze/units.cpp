@@ -251,6 +251,17 @@ py::Ref literal(Node e) {
 
 std::optional<bool> Analyzer::decide(Node test) const {
   switch (test.kind()) {
+    case K::Constant: {
+      // `if True:` / `if 0:`: CPython's own compiler drops the branch not
+      // taken (the code object has no test), so nothing can run there.
+      // pytest's compat module re-exports typing.overload under `if True:`.
+      int r = PyObject_IsTrue(test.get("value").raw());
+      if (r < 0) {
+        PyErr_Clear();
+        return std::nullopt;
+      }
+      return r == 1;
+    }
     case K::Name:
       if (type_checking_ok_ && test.str("id") == "TYPE_CHECKING") return false;
       return std::nullopt;
@@ -356,6 +367,33 @@ std::string Analyzer::absolute_module(const std::string& mod, int level) const {
   return mod.empty() ? pkg : pkg + "." + mod;
 }
 
+// Typed code declares a function's signatures first: `@overload def f(x:
+// int) -> int: ...`, then `def f(x): ...`, the one implementation. Each
+// overload binds `f` to a stub the next statement replaces (and, from 3.11,
+// typing records it for get_overloads), so nothing can read the stubs in
+// between: the run of statements is one unit binding `f` once, which runs
+// them in order. Statement `i` joins the unit before it when that unit is a
+// function definition (or such a run) of the same name, at the same depth,
+// right before it, whose last statement is decorated with a name spelled
+// `overload` (the unit's verdict checks every decorator of every statement
+// as for any definition: an impure one keeps the whole run eager, in order).
+// Without this, `f` is bound several times and every statement is eager
+// (`rebound`), with whatever a decorator of the last one forces first.
+bool Analyzer::joins_overloads(int i) const {
+  Node s = stmts_[(size_t)i].node;
+  if ((s.kind() != K::FunctionDef && s.kind() != K::AsyncFunctionDef) || units_.empty()) return false;
+  const Unit& p = units_.back();
+  Node ps = unit_nodes_.back();
+  if (p.kind != "def" || p.stmts.back() != i - 1 || p.depth != stmts_[(size_t)i].depth ||
+      ps.str("name") != s.str("name"))
+    return false;
+  for (Node d : ps.list("decorator_list")) {
+    if (d.kind() == K::Name && d.str("id") == "overload") return true;
+    if (d.kind() == K::Attribute && d.str("attr") == "overload") return true;
+  }
+  return false;
+}
+
 void Analyzer::split_units() {
   std::unordered_map<std::string, int> import_group;  // root -> unit of plain `import root...`
   auto new_unit = [&](int stmt, const char* kind, Node alias = Node(), int part = -1) -> Unit& {
@@ -449,6 +487,17 @@ void Analyzer::split_units() {
             {(int)K::Delete, "del"}, {(int)K::Global, "global"}, {(int)K::Nonlocal, "nonlocal"},
             {(int)K::Assert, "assert"}, {(int)K::Raise, "raise"}, {(int)K::Pass, "pass"},
         };
+        if (joins_overloads(i)) {
+          // `@overload def f(...)` ... `def f(...)`: one unit (see joins_overloads).
+          Unit& p = units_.back();
+          p.stmts.push_back(i);
+          int line = s.line();
+          for (Node d : s.list("decorator_list")) line = std::min(line, d.line());
+          p.lines.push_back(line);
+          p.end_line = s.end_line();
+          unit_nodes_.back() = s;  // the definition that stays bound: the unit's node
+          break;
+        }
         auto it = kinds.find((int)s.kind());
         const char* kind = it == kinds.end() ? "statement" : it->second;
         if (s.kind() == K::Other && std::string(s.type_name()) == "TryStar") kind = "try";
