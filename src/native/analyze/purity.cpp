@@ -416,6 +416,7 @@ class DefTime {
           case Resolution::Builtin:
           case Resolution::Import:
           case Resolution::FromImport:
+            if (applies_function(dotted, c)) break;
             if (!a_.kb_.pure.contains(dotted)) {
               const std::string* why = a_.kb_.call_reason(dotted);
               fail(code, what + at_line(line) + (why ? " (" + *why + ")" : " (" + dotted + " is not known pure)"));
@@ -423,6 +424,7 @@ class DefTime {
             break;
           case Resolution::LocalDef:
             if (kb_pure_local_def(spelled, root)) break;
+            if (code == Code::ImpureCall && spelled.find('.') == std::string::npos && local_pure_call(root.unit, 0)) break;
             fail(code, what + at_line(line) + " (module-local function, line " + std::to_string(root.line) + "; not known pure)");
             break;
           case Resolution::LocalClass:
@@ -438,10 +440,8 @@ class DefTime {
         }
       }
     } else if (f.kind() == K::Attribute && f.get("value").kind() == K::Constant) {
-      PyObject* v = f.get("value").get("value").raw();
-      std::string type = PyUnicode_Check(v) ? "str" : PyBytes_Check(v) ? "bytes" : "";
-      callee = "builtins." + type + "." + f.str("attr");
-      if (type.empty() || !a_.kb_.pure.contains(callee))
+      callee = literal_method(f);
+      if (!a_.kb_.pure.contains(callee))
         fail(code, "calls method " + f.str("attr") + "() of a literal" + at_line(line) + " (not known pure)");
     } else {
       expr(f);
@@ -450,11 +450,14 @@ class DefTime {
     // A callee that only keeps or inspects the identity or type of its
     // arguments (mutable_inputs.cpp) does not look into them.
     bool keeps = a_.captures_arguments(callee);
-    for (Node arg : c.list("args")) {
-      if (keeps && arg.kind() != K::Starred) captured(arg);
+    bool takes_key = callee == "builtins.sorted" || callee == "builtins.min" || callee == "builtins.max";
+    std::vector<Node> args = c.list("args");
+    for (size_t i = 0; i < args.size(); ++i) {
+      Node arg = args[i];
+      if (i == 0 && applies_function(callee, c)) key_function(arg, callee.substr(9) + "'s function");
+      else if (keeps && arg.kind() != K::Starred) captured(arg);
       else expr(arg);
     }
-    bool takes_key = callee == "builtins.sorted" || callee == "builtins.min" || callee == "builtins.max";
     for (Node kw : c.list("keywords")) {
       Node v = kw.get("value");
       if (takes_key && kw.str("arg") == "key") key_function(v);
@@ -463,8 +466,61 @@ class DefTime {
     }
   }
 
+  // `map(f, it, ...)` and `filter(f, it)`: builtins that only call `f` on
+  // the items of their iterables (when the iterator is consumed, which may be
+  // at definition time: `dict.fromkeys(map(ord, s))`). Pure when `f` passes
+  // the key-function rule below (a pure callable or a lambda with a pure
+  // body) and the iterables are pure expressions; `f` is the first positional
+  // argument, not starred, and there are no keywords (both take none).
+  static bool applies_function(const std::string& callee, Node c) {
+    if (callee != "builtins.map" && callee != "builtins.filter") return false;
+    std::vector<Node> args = c.list("args");
+    if (args.size() < 2 || !c.list("keywords").empty()) return false;
+    if (callee == "builtins.filter" && args.size() != 2) return false;
+    for (Node a : args)
+      if (a.kind() == K::Starred) return false;
+    return true;
+  }
+
+  // `builtins.str.NAME` / `builtins.bytes.NAME` for a method `f` of a str or
+  // bytes literal; empty for another constant (never KB-pure).
+  static std::string literal_method(Node f) {
+    PyObject* v = f.get("value").get("value").raw();
+    const char* type = PyUnicode_Check(v) ? "str" : PyBytes_Check(v) ? "bytes" : nullptr;
+    return type ? std::string("builtins.") + type + "." + f.str("attr") : std::string();
+  }
+
+  // A call of this module's own function, undecorated and defined by a lazy
+  // unit, whose body is pure (Unit::pure_call: tokenize's `group(*choices)`
+  // joining its arguments): its body runs now, at definition time, so what
+  // it reads is read now. Only names that cannot change between the import
+  // and first use: builtins, imported modules and names, and functions of
+  // this module that pass the same check (their reads become this unit's
+  // def_reads, so their units run first). A global value or class read by
+  // the body keeps the call impure (its contents may change after import).
+  bool local_pure_call(int unit, int depth) {
+    const Unit& f = a_.units_[(size_t)unit];
+    if (depth > 8 || !f.pure_call || !f.lazy || f.kind != "def" || f.binds.size() != 1) return false;
+    for (const auto& n : f.call_reads) {
+      if (n == f.binds[0]) continue;  // recursion: the function itself
+      Resolution r = a_.resolve(n, u_.id);
+      switch (r.kind) {
+        case Resolution::Builtin:
+        case Resolution::Import:
+        case Resolution::FromImport:
+          break;
+        case Resolution::LocalDef:
+          if (!local_pure_call(r.unit, depth + 1)) return false;
+          break;
+        default: return false;
+      }
+      if (r.unit >= 0 && r.unit < u_.id) u_.def_reads.insert(n);
+    }
+    return true;
+  }
+
   // sorted/min/max call their key at definition time: it must be pure too.
-  void key_function(Node v) {
+  void key_function(Node v, const std::string& role = "key function") {
     if (v.kind() == K::Lambda) {
       arguments(v.get("args"), false);
       Scope s;
@@ -482,7 +538,7 @@ class DefTime {
         (root.kind == Resolution::Builtin || root.kind == Resolution::Import || root.kind == Resolution::FromImport) &&
         a_.kb_.pure.contains(dotted))
       return;
-    fail(Code::ImpureCall, "calls key function " + (spelled.empty() ? std::string("<expression>") : spelled) + at_line(line) + " (not known pure)");
+    fail(Code::ImpureCall, "calls " + role + " " + (spelled.empty() ? std::string("<expression>") : spelled) + at_line(line) + " (not known pure)");
   }
 
   void comprehension(Node e) {
@@ -1210,9 +1266,16 @@ class DefTime {
       std::string dotted, spelled;
       Resolution root;
       int line = e.line();
-      if (!chain(f, dotted, spelled, root, line) ||
-          !(root.kind == Resolution::Builtin || root.kind == Resolution::Import || root.kind == Resolution::FromImport) ||
-          !a_.kb_.pure.contains(dotted)) {
+      if (f.kind() == K::Attribute && f.get("value").kind() == K::Constant) {
+        // A method of a str or bytes literal the KB lists (`'|'.join(parts)`).
+        if (!a_.kb_.pure.contains(literal_method(f))) {
+          fail(Code::ImpureCall, "calls method " + f.str("attr") + "() of a literal" + at_line(line));
+          return;
+        }
+      } else if (!chain(f, dotted, spelled, root, line) ||
+          !(root.kind == Resolution::Builtin || root.kind == Resolution::Import || root.kind == Resolution::FromImport ||
+            (root.kind == Resolution::LocalDef && spelled.find('.') == std::string::npos && local_pure_call(root.unit, 1))) ||
+          (root.kind != Resolution::LocalDef && !a_.kb_.pure.contains(dotted))) {
         fail(Code::ImpureCall, "calls " + (spelled.empty() ? std::string("an expression") : spelled) + at_line(line));
         return;
       }
