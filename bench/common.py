@@ -107,6 +107,19 @@ def clean_venv(base: str, d: str, pth: bool = False) -> str:
     return py
 
 
+def clean_venv_command(py) -> str:
+    """The `lazyexec` command in clean_venv()'s venv: the script installed
+    beside this interpreter, its `#!` line naming that venv's python."""
+    venv_command = os.path.join(os.path.dirname(str(py)), "lazyexec")
+    if not os.path.exists(venv_command):
+        with open(os.path.join(os.path.dirname(sys.executable), "lazyexec"), encoding="utf-8") as f:
+            body = f.read().split("\n", 1)[1]
+        with open(venv_command, "w", encoding="utf-8") as f:
+            f.write(f"#!{py}\n{body}")
+        os.chmod(venv_command, 0o755)
+    return venv_command
+
+
 @contextlib.contextmanager
 def pth_installed(py: str, site: str):
     """lazyexec's .pth activation line in `site` while the block runs, for

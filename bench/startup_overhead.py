@@ -7,6 +7,8 @@ Cases (mode "all", activation through the .pth file and LAZYEXEC=1):
 
 - activation: `python -c pass` in a venv without system site-packages
   (nothing else on the path), LAZYEXEC=1 vs LAZYEXEC=0;
+- run: `lazyexec run empty.py` against `python empty.py` in that venv (the
+  command's own start-up path: its script, its modules, activation);
 - everything used: bench/programs/use_everything.py (85 stdlib modules, every
   attribute read), artifacts warm; "steady" with the usage profile (the
   default), "no profile" with LAZYEXEC_PROFILE=0 (the mechanism alone);
@@ -40,7 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import callgrind_instructions, clean_venv  # noqa: E402
+from common import callgrind_instructions, clean_venv, clean_venv_command  # noqa: E402
 
 
 HERE = Path(__file__).parent
@@ -191,7 +193,7 @@ def main() -> int:
                     help="with --instructions: pairs counted, one string hash seed each (median of ratios)")
     ap.add_argument("--instructions", action="store_true",
                     help="count instructions (valgrind's callgrind, one run per mode after warm-ups) instead of timing")
-    ap.add_argument("--only", help="comma-separated case names: activation, everything, little, many, first")
+    ap.add_argument("--only", help="comma-separated case names: activation, run, everything, little, many, first")
     ap.add_argument("--first-start", action="append", metavar="COMMAND",
                     help="a command (run with this interpreter) for the first-start case; repeatable; "
                          "default bench/programs/use_little.py")
@@ -221,6 +223,18 @@ def main() -> int:
             cmd = [str(clean), "-c", "pass"]
             r = alternate((cmd, base_env(LAZYEXEC="0"), d), (cmd, base_env(**lazy_base), d), args.rounds, warmup=3)
             results["cases"]["activation: python -c pass"] = r
+
+        if want("run"):
+            # `lazyexec run` on an empty script against `python` on it: the
+            # command's own start-up path (no LAZYEXEC: the .pth line stays off).
+            clean = Path(clean_venv(sys.executable, str(root), pth=True))
+            command = clean_venv_command(clean)
+            script = root / "empty.py"
+            script.write_text("")
+            eager = ([str(clean), str(script)], base_env(LAZYEXEC="0"), d)
+            lazy_env = {k: v for k, v in lazy_base.items() if k != "LAZYEXEC"}
+            lazy = ([str(command), "run", str(script)], base_env(**lazy_env), d)
+            results["cases"]["run: lazyexec run empty.py"] = alternate(eager, lazy, args.rounds, warmup=3)
 
         for name, program in (("everything used", "use_everything.py"), ("little used", "use_little.py")):
             if not want(name.split()[0]):
