@@ -211,3 +211,15 @@ def test_run_names_the_program_as_the_python_layer(tmp_path):
     for cmd in ([sys.executable, "-m", "lazyexec", "run"], [str(LAZYEXEC_SCRIPT), "run"]):
         r = run([*cmd, "probe.py", "sub", "--opt=1", "x"], tmp_path, env)
         assert r.stdout == "True\n", r.stderr
+
+
+@pytest.mark.parametrize("source", [b'# -*- coding: latin-1 -*-\nprint("caf\xe9", len("caf\xe9"))\n',
+                                    b'\xef\xbb\xbfprint("after a BOM", "\xc3\xa9")\n',
+                                    b'print(1)\nprint(2 +)\n'],
+                         ids=["coding-cookie", "bom", "syntax-error"])
+def test_script_source_decoded_as_the_interpreter_decodes_it(tmp_path, source):
+    """The script is compiled by the start-up extension (compile_main), not
+    builtins.compile(): its coding cookie, BOM and syntax errors read the same."""
+    (tmp_path / "enc.py").write_bytes(source)
+    eager, lazy = both(tmp_path, ["enc.py"])
+    same(eager, lazy)
