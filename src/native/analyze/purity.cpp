@@ -1429,7 +1429,8 @@ void guard_names(const std::vector<Node>& stmts, std::set<std::string>& out) {
 bool is_import_guard(Node t, bool top = true) {
   if (t.kind() != K::Try || !t.list("finalbody").empty() || t.list("handlers").empty()) return false;
   auto plain = [top](const std::vector<Node>& stmts) {
-    for (Node s : stmts) {
+    for (size_t i = 0; i < stmts.size(); ++i) {
+      Node s = stmts[i];
       switch (s.kind()) {
         case K::Import: case K::Pass: break;
         case K::ImportFrom:
@@ -1447,11 +1448,16 @@ bool is_import_guard(Node t, bool top = true) {
         case K::Try:
           if (!is_import_guard(s, false)) return false;
           break;
-        case K::Delete:  // `import zlib; del zlib` (shutil): an availability probe
+        case K::Delete: {  // `import zlib; del zlib` (shutil): an availability probe
           if (!top) return false;  // (a nested guard's names are counted whole)
+          // Only a name an earlier statement of the same block bound: the
+          // guard must not unbind what another statement of the module bound.
+          std::set<std::string> before;
+          guard_names(std::vector<Node>(stmts.begin(), stmts.begin() + (long)i), before);
           for (Node tg : s.list("targets"))
-            if (tg.kind() != K::Name) return false;
+            if (tg.kind() != K::Name || !before.count(tg.str("id"))) return false;
           break;
+        }
         default: return false;
       }
     }
@@ -1469,9 +1475,15 @@ bool is_import_guard(Node t, bool top = true) {
   bool imports = false;
   for (Node s : body) imports = imports || s.kind() == K::Import || s.kind() == K::ImportFrom;
   if (!(imports || !top) || !plain(body) || !plain(t.list("orelse"))) return false;
-  // Every way through binds every name (a fallback for each): a name bound
-  // on one path only would be listed by dir() while pending, where eagerly
-  // it may not exist.
+  // A fallback binds no name the imports' path does not: the unit's names
+  // are that path's. It may bind fewer (`except ImportError: pass`, or
+  // pylint's `import multiprocessing; from multiprocessing import
+  // synchronize` probe with `multiprocessing = None` as its fallback): a
+  // name the failing path leaves unbound is then unbound after the unit ran,
+  // as eagerly (first use raises NameError / AttributeError, hasattr is
+  // False, `from m import name` fails); only dir() listed it while pending
+  // (docs/differences.md). A nested guard's paths bind the same names (its
+  // names are counted whole by the enclosing one).
   auto names_of = [](const std::vector<Node>& stmts, std::set<std::string>& out) { guard_names(stmts, out); };
   std::set<std::string> success;
   names_of(body, success);
@@ -1479,7 +1491,8 @@ bool is_import_guard(Node t, bool top = true) {
   for (Node h : t.list("handlers")) {
     std::set<std::string> fallback;
     names_of(h.list("body"), fallback);
-    if (fallback != success) return false;
+    if (top ? !std::includes(success.begin(), success.end(), fallback.begin(), fallback.end()) : fallback != success)
+      return false;
   }
   return true;
 }
