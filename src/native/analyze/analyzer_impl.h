@@ -77,9 +77,11 @@ class Analyzer {
   int global_writer(const std::string& name) const;
   // Attributes of imported modules (or of what a `from` import bound) that
   // this module assigns or deletes anywhere, functions included
-  // (`builtins.__import__ = hook`, `setattr(sys, "excepthook", f)`): dotted
-  // name -> line. A definition reading one (`_real = builtins.__import__`)
-  // would read the replacement at first use.
+  // (`builtins.__import__ = hook`, `setattr(sys, "excepthook", f)`), and
+  // attributes of its own classes that its functions assign
+  // (`Defaults.timeout = t` in configure()): dotted name -> line. A
+  // definition reading one (`_real = builtins.__import__`, `TIMEOUT =
+  // Defaults.timeout`) would read the replacement at first use.
   void collect_module_attr_writes(Node module);
   // The line writing `dotted` or an attribute it is read through, or 0.
   int module_attr_write(const std::string& dotted) const;

@@ -27,6 +27,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "analyze/analyzer_impl.h"
@@ -86,15 +87,30 @@ void Analyzer::collect_module_attr_writes(Node module) {
   auto note = [&](const std::string& dotted, int line) {
     if (!dotted.empty() && dotted.find('.') != std::string::npos) module_attr_writes_.emplace(dotted, line);
   };
-  auto imported = [&](Node chain) -> std::string {  // an import's (or a from import's) dotted spelling
+  bool in_function = false;
+  // An import's (or a from import's) dotted spelling; in a function, also a
+  // class of this module's (`Defaults.timeout`: top-level writes are the
+  // force plan's).
+  auto imported = [&](Node chain) -> std::string {
     Node root = chain;
-    while (root.kind() == K::Attribute) root = root.get("value");
+    std::string attrs;
+    while (root.kind() == K::Attribute) {
+      attrs = "." + root.str("attr") + attrs;
+      root = root.get("value");
+    }
     if (root.kind() != K::Name) return {};
     Resolution r = resolve(root.str("id"), end);
+    if (r.kind == Resolution::LocalClass && in_function) return root.str("id") + attrs;
     if (r.kind != Resolution::Import && r.kind != Resolution::FromImport) return {};
     return callee_dotted(chain, end);
   };
   std::function<void(Node)> walk = [&](Node n) {
+    if (n.kind() == K::FunctionDef || n.kind() == K::AsyncFunctionDef || n.kind() == K::Lambda) {
+      bool was = std::exchange(in_function, true);
+      for_each_child(n, walk);
+      in_function = was;
+      return;
+    }
     if (n.kind() == K::Attribute && n.get("ctx").kind() != K::Load) {
       note(imported(n), n.line());
     } else if (n.kind() == K::Call && n.get("func").kind() == K::Name && resolve(n.get("func").str("id"), end).kind == Resolution::Builtin &&

@@ -252,7 +252,8 @@ class DefTime {
   // original (`_real_import = builtins.__import__`) would read the
   // replacement at first use, and the hook calling it would call itself.
   bool replaced_attribute(const std::string& dotted, const std::string& spelled, const Resolution& root, int line) {
-    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport) return false;
+    if (root.kind != Resolution::Import && root.kind != Resolution::FromImport && root.kind != Resolution::LocalClass)
+      return false;
     int at = a_.module_attr_write(dotted);
     if (!at) return false;
     fail(Code::MutableInput, "reads " + spelled + at_line(line) + ", which this module replaces (line " +
@@ -621,7 +622,7 @@ class DefTime {
   // none and the body binds nothing but plain functions. An attribute the
   // __init__ reads must not be one bound to what may be any descriptor (a
   // property's getter). __del__, __getattr__, __getattribute__ and
-  // __set_name__ are hooks too. `out` gets this class's attribute sets, for subclasses of it.
+  // __set_name__ are hooks too. __init__'s defaults must be known immutable. `out` gets this class's attribute sets, for subclasses of it.
   bool plain_instances(Node c, Unit& out) {
     if (!c.list("decorator_list").empty() || !c.list("keywords").empty() || !c.list("type_params").empty()) return false;
     // A finalizer runs when the instance dies (at the latest at exit: an
@@ -632,14 +633,17 @@ class DefTime {
         "__new__", "__init__", "__setattr__", "__class_getitem__", "__post_init__", "__attrs_post_init__",
         "__del__", "__getattr__", "__getattribute__", "__set_name__"};
     // What __init__ sets on self and reads from it; what the body may make a
-    // data descriptor (anything but a plain function), and what it may make
-    // any descriptor (also not a constant, a lambda, a display, a plain class
-    // or a module).
+    // data descriptor (anything but a plain function), and what __init__
+    // must not read: what may be any descriptor or change after the import
+    // (all but a constant, an f-string, a lambda, a tuple, a plain class or
+    // a module: a class-level list read at first use would show appends).
     std::unordered_set<std::string> sets, reads, binds, descr;
+    // __init__'s default values: their contents are read at each call
+    // (`def __init__(self, opts=DEFAULTS): self.opts = dict(opts)`).
+    std::vector<Node> defaults;
     auto no_descriptor = [](Node v) {
       switch (v ? v.kind() : K::Pass) {
-        case K::Constant: case K::JoinedStr: case K::Lambda: case K::Tuple: case K::List: case K::Dict: case K::Set:
-        case K::ListComp: case K::SetComp: case K::DictComp: return true;
+        case K::Constant: case K::JoinedStr: case K::Lambda: case K::Tuple: return true;
         default: return false;
       }
     };
@@ -682,6 +686,9 @@ class DefTime {
             DefTime body(a_, scratch);
             std::string self = st.get("args").list("args")[0].str("arg");
             if (!body.pure_body(st, {self})) return false;
+            for (Node d : st.get("args").list("defaults")) defaults.push_back(d);
+            for (Node d : st.get("args").list("kw_defaults"))
+              if (d) defaults.push_back(d);
             std::function<void(Node)> stores = [&](Node n) {
               if (n.kind() == K::Attribute && n.get("value").kind() == K::Name && n.get("value").str("id") == self)
                 (n.get("ctx").kind() != K::Load ? sets : reads).insert(n.str("attr"));
@@ -710,6 +717,7 @@ class DefTime {
         if (hooks.count(n)) return false;
     }
     bool foreign_base = false;
+    std::vector<std::string> classes = {c.str("name")};  // this class and its local bases
     for (Node b : c.list("bases")) {
       bool subscripted = b.kind() == K::Subscript;
       Node v = subscripted ? b.get("value") : b;
@@ -739,16 +747,35 @@ class DefTime {
           binds.insert(base.class_attrs.begin(), base.class_attrs.end());
           reads.insert(base.init_reads.begin(), base.init_reads.end());
           descr.insert(base.descr_attrs.begin(), base.descr_attrs.end());
+          classes.push_back(spelled);
           break;
         }
         default: return false;
       }
     }
     if (foreign_base && (!sets.empty() || !reads.empty() || !binds.empty())) return false;
+    // A default that may change after the import (a module dict or list, or
+    // a name of the class body) would be read as it is at first use: made
+    // at import, the instance saw it then.
+    for (Node d : defaults) {
+      if (!a_.value_immutable(d, u_.id)) return false;
+      bool class_name = false;
+      std::function<void(Node)> names = [&](Node n) {
+        if (n.kind() == K::Name && binds.count(n.str("id"))) class_name = true;
+        for_each_child(n, names);
+      };
+      names(d);
+      if (class_name) return false;
+    }
     for (const auto& a : sets)
       if (binds.count(a)) return false;
-    for (const auto& a : reads)
+    for (const auto& a : reads) {
       if (descr.count(a)) return false;
+      // A class attribute a function of this module assigns (`Defaults.flag
+      // = True` in configure()): read at first use, the new value.
+      for (const auto& k : classes)
+        if (a_.module_attr_write(k + "." + a)) return false;
+    }
     out.init_attrs.assign(sets.begin(), sets.end());
     out.class_attrs.assign(binds.begin(), binds.end());
     out.init_reads.assign(reads.begin(), reads.end());
