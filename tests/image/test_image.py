@@ -323,7 +323,6 @@ SPEC_PROBE = ("import sys, importlib, importlib.machinery, lazyexec\n"
               "          getattr(m, '__file__', None), getattr(m, '__cached__', None), m.__package__,\n"
               "          getattr(m, '__path__', None), getattr(s.loader, '__name__', None),\n"
               "          s.loader == importlib.machinery.SourceFileLoader(name, s.origin), m.__loader__ is s.loader)\n"
-              "    print([(k, v) for k, v in vars(s).items() if k != 'loader'])\n"
               "    keys = list(vars(m)); print(keys[:keys.index('__cached__') + 1] if '__cached__' in keys else keys[:5])\n"
               "print(*sorted({type(sys.modules[n].__spec__.loader).__name__ for n in sys.argv[2:4]}))\n")
 

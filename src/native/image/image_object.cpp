@@ -628,9 +628,6 @@ struct FinderObject {
   PyObject* settle;           // (settle_threshold, settle_now) given at activation, or nullptr: make_runner's
   PyObject* spec_class;       // importlib's ModuleSpec
   PyObject* spec_template;    // the __dict__ ModuleSpec.__init__ leaves (dict)
-  PyObject* spec_lists;       // its keys whose values are lists (tuple): each spec gets fresh ones
-  bool spec_fileattr;         // the template has _set_fileattr (3.x's ModuleSpec; else a has_location setter)
-  bool spec_cached;           // and _cached
   PyObject* frames_removed;   // importlib._bootstrap._call_with_frames_removed
   PyObject* exec;             // builtins.exec
   PyObject* source_get_code;  // SourceFileLoader.get_code: a damaged payload loads from the source
@@ -649,7 +646,7 @@ PyTypeObject FinderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 template <typename F>
 void each_slot(FinderObject* f, F&& fn) {
   for (PyObject** slot : {&f->image, &f->loader_class, &f->on_stale, &f->whole, &f->config, &f->make_runner,
-                          &f->runner, &f->settle, &f->spec_class, &f->spec_template, &f->spec_lists, &f->frames_removed, &f->exec,
+                          &f->runner, &f->settle, &f->spec_class, &f->spec_template, &f->frames_removed, &f->exec,
                           &f->source_get_code, &f->source_exec_module, &f->extension_loader, &f->cache_tag, &f->builtin_names,
                           &f->is_frozen, &f->sys_dict})
     fn(slot);
@@ -745,15 +742,6 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
     Py_XSETREF(self->is_frozen, attr(imp, "is_frozen").release());
     Py_XSETREF(self->sys_dict, Py_NewRef(sys_dict));
     Py_XSETREF(self->spec_class, spec_class.release());
-    Ref lists = py::check(PyList_New(0));
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(template_dict.get(), &pos, &key, &value))
-      if (PyList_Check(value) && PyList_Append(lists.get(), key) < 0) throw py::PyError{};
-    Py_XSETREF(self->spec_lists, py::check(PyList_AsTuple(lists.get())).release());
-    self->spec_fileattr = PyDict_GetItemWithError(template_dict.get(), name_of(kSetFileattr)) != nullptr;
-    self->spec_cached = PyDict_GetItemWithError(template_dict.get(), name_of(kCached)) != nullptr;
-    if (PyErr_Occurred()) throw py::PyError{};
     Py_XSETREF(self->spec_template, template_dict.release());
     Py_XSETREF(self->frames_removed, attr(bootstrap, "_call_with_frames_removed").release());
     Py_XSETREF(self->exec, Py_NewRef(exec));
@@ -874,42 +862,33 @@ Ref cached_path(FinderObject* self, std::string_view origin) {
 
 // A new ModuleSpec for a served module, as PathFinder's spec_from_file_location
 // builds it (origin, has_location, submodule_search_locations), without
-// running ModuleSpec's Python __init__: the template's attributes (lists
-// fresh), then this module's; the keys and their order are __init__'s.
-// On 3.11 the spec gets a copy of the template installed whole as its
-// __dict__ (a split table sharing ModuleSpec's keys: one allocation, no
-// insertion or resize per attribute; 9.47 k -> 7.92 k instructions a
-// find_spec). On 3.13 a dict installed so on a fresh spec was not seen by
-// attribute reads (test_the_finder_takes_find_specs_arguments_...), and
-// 3.10 and 3.12 were not measured: there, the instance's own dict filled
-// key by key.
+// running ModuleSpec's Python __init__: the template's attributes, lists
+// fresh, then this module's.
 Ref make_spec(FinderObject* self, PyObject* fullname, PyObject* loader, PyObject* origin, const Module& m) {
   auto* type = reinterpret_cast<PyTypeObject*>(self->spec_class);
   Ref empty = py::check(PyTuple_New(0));
   Ref spec = py::check(type->tp_new(type, empty.get(), nullptr));
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-  constexpr bool install_copy = true;
-  Ref d = py::check(PyDict_Copy(self->spec_template));
-#else
-  constexpr bool install_copy = false;
   Ref d = py::check(PyObject_GenericGetDict(spec.get(), nullptr));
-  if (PyDict_Update(d.get(), self->spec_template) < 0) throw py::PyError{};
-#endif
-  auto set = [&](PyObject* name, PyObject* v) {
-    if (PyDict_SetItem(d.get(), name, v) < 0) throw py::PyError{};
-  };
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->spec_lists); ++i)
-    set(PyTuple_GET_ITEM(self->spec_lists, i), py::check(PyList_New(0)).get());
-  set(name_of(kName), fullname);
-  set(name_of(kLoader), loader);
-  set(name_of(kOrigin), origin);
-  if (m.is_package()) set(name_of(kLocations), locations_list(m.locations).get());
-  if (self->spec_fileattr) {
-    set(name_of(kSetFileattr), Py_True);
-    if (self->spec_cached) set(name_of(kCached), cached_path(self, m.origin).get());
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;
+  while (PyDict_Next(self->spec_template, &pos, &key, &value)) {
+    Ref v = PyList_Check(value) ? py::check(PyList_New(0)) : Ref::borrow(value);
+    if (PyDict_SetItem(d.get(), key, v.get()) < 0) throw py::PyError{};
   }
-  if (install_copy && PyObject_GenericSetDict(spec.get(), d.get(), nullptr) < 0) throw py::PyError{};
-  if (!self->spec_fileattr && PyObject_SetAttrString(spec.get(), "has_location", Py_True) < 0) throw py::PyError{};
+  auto set = [&](Name name, PyObject* v) {
+    if (PyDict_SetItem(d.get(), name_of(name), v) < 0) throw py::PyError{};
+  };
+  set(kName, fullname);
+  set(kLoader, loader);
+  set(kOrigin, origin);
+  if (m.is_package()) set(kLocations, locations_list(m.locations).get());
+  if (PyDict_GetItemWithError(self->spec_template, name_of(kSetFileattr)) != nullptr) {
+    set(kSetFileattr, Py_True);
+    if (PyDict_GetItemWithError(self->spec_template, name_of(kCached)) != nullptr)
+      set(kCached, cached_path(self, m.origin).get());
+  } else if (PyObject_SetAttrString(spec.get(), "has_location", Py_True) < 0) {
+    throw py::PyError{};
+  }
   return spec;
 }
 
