@@ -23,14 +23,14 @@ void all_names(Node n, Names& out) {
 // Rule 5: frame and namespace introspection at top level (not inside
 // function bodies) can observe which names exist, so the module stays eager.
 std::string introspection(Node n, const std::map<std::string, std::vector<int>>& binders, bool class_body = false,
-                          const std::set<PyObject*>* writes = nullptr) {
+                          const std::set<PyObject*>* writes = nullptr, const std::set<std::string>* guarded = nullptr) {
   if (!n) return {};
   K k = n.kind();
   if (writes && k == K::Call && writes->count(n.raw())) return {};  // a namespace write (dynamic_writes)
   if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
     std::string r;
     for (Node d : n.list("decorator_list"))
-      if (r.empty()) r = introspection(d, binders, class_body, writes);
+      if (r.empty()) r = introspection(d, binders, class_body, writes, guarded);
     return r;  // the body runs later
   }
   if (k == K::Lambda) return {};
@@ -42,9 +42,9 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
     std::string r;
     for (const char* field : {"decorator_list", "bases", "keywords"})
       for (Node d : n.list(field))
-        if (r.empty()) r = introspection(d, binders, class_body, writes);
+        if (r.empty()) r = introspection(d, binders, class_body, writes, guarded);
     for (Node b : n.list("body"))
-      if (r.empty()) r = introspection(b, binders, true);
+      if (r.empty()) r = introspection(b, binders, true, nullptr, guarded);
     return r;
   }
   if (k == K::Call) {
@@ -63,6 +63,23 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
         return base + "." + attr + "() at line " + std::to_string(n.line());
     }
   }
+  if (k == K::Compare) {
+    // `"name" in globals()` / `not in` (locale's `if 'strxfrm' not in
+    // globals():`): a membership test of one name, which the trapping
+    // namespace answers as eagerly (lazy_globals.cpp, contains(): a bound
+    // name, or a pending one bound earlier in the source) without running
+    // anything; not a view of the whole namespace. Not for a name a
+    // top-level `try` binds (`guarded`): a deferred import guard's pending
+    // name counts as bound, though its fallback may leave it unbound.
+    std::vector<Node> ops = n.list("ops"), rhs = n.list("comparators");
+    Node left = n.get("left");
+    if (ops.size() == 1 && (ops[0].kind() == K::In || ops[0].kind() == K::NotIn) && left.kind() == K::Constant &&
+        PyUnicode_Check(left.get("value").raw()) && rhs[0].kind() == K::Call && rhs[0].list("args").empty() &&
+        rhs[0].list("keywords").empty() && rhs[0].get("func").kind() == K::Name &&
+        rhs[0].get("func").str("id") == "globals" && !binders.count("globals") &&
+        !(guarded && guarded->count(py::utf8(left.get("value").raw()))))
+      return {};
+  }
   if (k == K::Subscript) {  // sys.modules[__name__]
     Node v = n.get("value"), s = n.get("slice");
     if (v.kind() == K::Attribute && v.str("attr") == "modules" && v.get("value").kind() == K::Name &&
@@ -71,7 +88,7 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
   }
   std::string r;
   for_each_child(n, [&](Node c) {
-    if (r.empty()) r = introspection(c, binders, class_body, writes);
+    if (r.empty()) r = introspection(c, binders, class_body, writes, guarded);
   });
   return r;
 }
@@ -961,8 +978,15 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
         for (Node s : body) alias_write_keys(s, name, writes);
       }
     }
+    std::set<std::string> guarded;
+    for (Node s : body)
+      if (s.kind() == K::Try) {
+        std::vector<std::string> v;
+        bound_names(s, v);
+        guarded.insert(v.begin(), v.end());
+      }
     for (Node s : body) {
-      std::string why = introspection(s, binders_, false, &writes.calls);
+      std::string why = introspection(s, binders_, false, &writes.calls, &guarded);
       if (!why.empty()) {
         out.module_eager = true;
         out.module_reason = {Code::ModuleIntrospection, "module uses " + why + ", so every statement stays eager"};

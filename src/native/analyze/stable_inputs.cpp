@@ -67,8 +67,13 @@ std::vector<Force> plan_forces(const std::vector<Unit>& units, const std::vector
     if (star[(size_t)e.id]) {
       for (int i = 0; i < e.id; ++i)
         if (units[(size_t)i].lazy) add_closure(i, f, add_closure);
-    } else if (!e.mentions.empty()) {
+    } else if (!e.mentions.empty() || !e.binds.empty()) {
       Names touched = touched_by(e, binders, units);
+      // What it binds, too: an eager `def`/`class` rebinding a name (locale's
+      // `def setlocale(...)` wrapping `_setlocale = setlocale`) does not
+      // mention its own name, yet a lazy unit reading that name at
+      // definition time must run before it, to see the earlier binding.
+      touched.insert(e.binds.begin(), e.binds.end());
       for (int i = 0; i < e.id; ++i) {
         const Unit& u = units[(size_t)i];
         if (!u.lazy || forced.count(i)) continue;
