@@ -10,7 +10,8 @@ PROGRAM = {
     "pkg/__init__.py": "",
     "pkg/a.py": "import pkg.b\ndef use():\n    return pkg.b.VALUE\n",
     "pkg/b.py": "VALUE = 1\n",
-    "pkg/c.py": "try:\n    import pkg.d\nexcept ImportError:\n    pass\nprint('side effect')\ndef helper():\n    return 1\n"
+    # (its fallback binds a name the import does not: the guard stays eager, pkg.d loads at import)
+    "pkg/c.py": "try:\n    import pkg.d\nexcept ImportError:\n    d = None\nprint('side effect')\ndef helper():\n    return 1\n"
                 "class Helper:\n    pass\n",  # (a class: a module of small functions alone loads eagerly)
     "pkg/d.py": "X = 2\n",
     "pkg/e.py": "Y = 3\n",
