@@ -448,6 +448,18 @@ class DefTime {
       expr(f);
       fail(code, "calls the result of an expression" + at_line(line) + " (not known pure)");
     }
+    // type(name, bases, namespace) creates a class as a class statement
+    // does: a base's __init_subclass__ or metaclass runs then (a registry
+    // filled at import), so its bases are checked as a class statement's.
+    if (callee == "builtins.type" && c.list("args").size() >= 2) {
+      Node bases = c.list("args")[1];
+      if (bases.kind() != K::Tuple || !c.list("keywords").empty()) {
+        fail(code, "calls type() with bases" + at_line(line) + " that are not a tuple of known classes");
+      } else {
+        ClassInfo scratch;
+        for (Node b : bases.list("elts")) base(b, scratch);
+      }
+    }
     // A callee that only keeps or inspects the identity or type of its
     // arguments (mutable_inputs.cpp) does not look into them.
     bool keeps = a_.captures_arguments(callee);
