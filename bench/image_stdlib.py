@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_env, clean_venv, measure_rss  # noqa: E402 - measure_rss: the warm-up
+from common import bench_env, clean_venv, measure_rss, rusage_command, rusage_report  # noqa: E402 - measure_rss: the warm-up
 
 SKIP_PREFIXES = ("test", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3.tests", "ctypes.test",
                  "distutils.tests", "unittest.test", "sqlite3.test", "this", "antigravity", "__phello__",
@@ -75,15 +75,16 @@ print(ok, t, cpu)
 def run_child(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, int, str]:
     """(wall s, CPU s user+system, peak RSS KiB, stdout): CPU time is less
     disturbed than wall time by the other jobs of a shared machine."""
+    cmd, report = rusage_command(cmd)
     start = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
+    rss, cpu, wall, _ = rusage_report(report, usage, time.perf_counter() - start)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out.decode()
+    return wall, cpu, rss, out.decode()
 
 
 def skipped(name: str) -> bool:

@@ -34,20 +34,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_env, clean_venv, pth_installed  # noqa: E402
+from common import bench_env, clean_venv, pth_installed, rusage_command, rusage_report  # noqa: E402
 
 
 def run_child(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, int]:
     """(wall s, CPU s user+system, peak RSS KiB) of one run: CPU time is
     less disturbed than wall time by the other jobs of a shared machine."""
+    cmd, report = rusage_command(cmd)
     start = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = p.stderr.read()
     _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - start
+    rss, cpu, wall, _ = rusage_report(report, usage, time.perf_counter() - start)
     if os.waitstatus_to_exitcode(status) != 0 or b"ignoring image" in err:
         raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}: {err.decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return wall, cpu, rss
 
 
 def main() -> int:

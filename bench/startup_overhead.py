@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import callgrind_instructions, clean_venv, clean_venv_command  # noqa: E402
+from common import callgrind_instructions, clean_venv, clean_venv_command, rusage_command, rusage_report  # noqa: E402
 
 
 HERE = Path(__file__).parent
@@ -72,6 +72,7 @@ def summarize(pairs: list) -> dict:
 
 def run(cmd, env, cwd) -> tuple[float, int, float]:
     """(wall seconds, peak RSS KiB, user+sys CPU seconds) of one child."""
+    cmd, report = rusage_command(cmd)
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # child: output discarded
@@ -84,10 +85,10 @@ def run(cmd, env, cwd) -> tuple[float, int, float]:
         finally:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - start
+    rss, cpu, wall, _ = rusage_report(report, usage, time.perf_counter() - start)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
-    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    return wall, rss, cpu
 
 
 INSTRUCTIONS = False  # --instructions: count instructions under callgrind instead of timing

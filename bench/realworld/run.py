@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import rusage_command, rusage_report  # noqa: E402 - peak RSS not floored at the driver's size
 ROOT = HERE.parents[1]
 DATA = HERE / "data"
 TARGET_PY = "/usr/bin/python3"  # --target debian; pypi targets: the interpreter running this script
@@ -184,7 +186,9 @@ class Run:
 
 def run_once(cmd: list[str], cwd: Path, env: dict, scratch: Path) -> Run:
     """fork/exec with stdout and stderr to files; wall time around fork and
-    wait4, peak RSS and user+sys CPU from the child's rusage."""
+    wait4, peak RSS and user+sys CPU from the child's rusage (through
+    bench/rss_exec.c: common.rss_exec_path says why)."""
+    cmd, report = rusage_command(cmd)
     out_path, err_path = scratch / "stdout", scratch / "stderr"
     out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -201,10 +205,10 @@ def run_once(cmd: list[str], cwd: Path, env: dict, scratch: Path) -> Run:
         finally:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - start
+    rss, cpu, wall, pid = rusage_report(report, usage, time.perf_counter() - start, pid)
     os.close(out)
     os.close(err)
-    return Run(wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status),
+    return Run(wall, rss, cpu, os.waitstatus_to_exitcode(status),
                out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pid)
 
 
