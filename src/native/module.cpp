@@ -947,7 +947,7 @@ PyMethodDef methods[] = {
      "load_plan(source_path, key, pymagic, format, cache_dir, bytecode_off) -> (mtime_ns, size, plan | None, "
      "[(path, problem)]) | None: the import hook's artifact lookup in one call."},
     {"boot", (PyCFunction)(void (*)(void))importer::boot, METH_FASTCALL,
-     "boot([program, args]) -> the Finder, activated from C++ with the Python layer's caches; None: call "
+     "boot([program, args[, image]]) -> the Finder, activated from C++ with the Python layer's caches; None: call "
      "lazyexec.activate()."},
     {"warm_start", importer::warm_start, METH_VARARGS,
      "warm_start(key, cache_dir, threshold, settle_now, inline, profile, known, complete): settings from "

@@ -112,6 +112,29 @@ def _damage(data: bytes, how: str) -> bytes:
     raise AssertionError(how)
 
 
+def test_run_image_activates_in_cpp_as_the_pth_start_does(tmp_path, app):
+    """`lazyexec run --image APP.lzi PROGRAM` activates as `lazyexec run`
+    without an image and as the .pth start with LAZYEXEC_IMAGE do: in C++
+    (_lazyexec_boot.boot(program, args, image)), no Python module of
+    lazyexec's importer or image stage loaded; the program is served from
+    the image and names the usage profile as the Python layer names it."""
+    image = build(tmp_path, "shop", "json", "decimal", "textwrap")
+    (app / "probe.py").write_text(
+        "import sys, shop, shop.cart\n"
+        "print(type(shop.__loader__).__name__, shop.cart.Cart().add('1.5').total())\n"
+        "print(sorted(m for m in ('lazyexec.importer', 'lazyexec.image', 'lazyexec.config') if m in sys.modules))\n"
+        "boot = sys.modules['lazyexec._lazyexec_boot'].boot_state()\n"
+        "from lazyexec import config\n"
+        "from lazyexec.importer import profile\n"
+        "profile.load(config.load(), program=profile.os.path.abspath(sys.argv[0]) + profile.usage(sys.argv[1:]))\n"
+        "print(boot is not None and boot['profile'] == profile._path)\n")
+    lazyexec(tmp_path, "run", "--image", image, "probe.py", "a", "--b", LAZYEXEC_PROFILE="1")  # caches warm
+    r = lazyexec(tmp_path, "run", "--image", image, "probe.py", "a", "--b", LAZYEXEC_PROFILE="1",
+                 LAZYEXEC_BOOT_TRACE="1")
+    assert r.stderr == ""  # not declined
+    assert r.stdout.splitlines() == ["ImageLoader 1.5", "[]", "True"]
+
+
 @pytest.mark.parametrize("how", ["truncated", "bad_magic", "wrong_version", "wrong_interpreter",
                                  "payload_byte_flipped", "empty"])
 def test_a_damaged_image_warns_and_the_program_imports_normally(tmp_path, app, how):

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <string>
 #include <string_view>
@@ -38,6 +39,9 @@ PyObject* state = nullptr;  // boot_state(), kept for the process
 // The program as `lazyexec run` names it (boot(head, args)); empty: from
 // sys.orig_argv.
 std::string named_program;
+// The image `lazyexec run --image APP.lzi` serves (boot(head, args, image));
+// empty: LAZYEXEC_IMAGE's.
+std::string named_image;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -742,7 +746,7 @@ PyObject* activate(PyObject* module) {
 #endif
   if (PyList_Insert(meta_path, at, finder.get()) < 0) throw py::PyError{};
   Py_XSETREF(state, boot.release());
-  if (std::string image = env("LAZYEXEC_IMAGE"); !image.empty()) {
+  if (std::string image = named_image.empty() ? env("LAZYEXEC_IMAGE") : named_image; !image.empty()) {
 #ifdef LAZYEXEC_BOOT_MODULE
     PyObject* full = load_full();  // the image is read by the full extension; nullptr: it warned
 #else
@@ -779,32 +783,52 @@ std::string program_named(PyObject* head, PyObject* args) {
 }
 
 PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 0 && nargs != 2) {
-    PyErr_SetString(PyExc_TypeError, "boot() takes no arguments, or (program, args)");
+  if (nargs != 0 && nargs != 2 && nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "boot() takes no arguments, or (program, args[, image])");
     return nullptr;
   }
+  if (nargs == 3 && !PyUnicode_Check(args[2])) {
+    PyErr_SetString(PyExc_TypeError, "boot(): image must be a str");
+    return nullptr;
+  }
+  // Activated already, without that image: the Python layer serves it, as before.
+  if (nargs == 3 && state != nullptr) Py_RETURN_NONE;
   if (state != nullptr) return Py_NewRef(PyDict_GetItemString(state, "finder"));
   // Activated already (by the Python layer, or by the other extension; a
   // venv's site runs .pth files twice): that finder stays the only one.
   if (PyObject* meta_path = PySys_GetObject("meta_path"); meta_path != nullptr && PyList_Check(meta_path))
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(meta_path); ++i)
-      if (is_finder(PyList_GET_ITEM(meta_path, i))) return Py_NewRef(PyList_GET_ITEM(meta_path, i));
+      if (is_finder(PyList_GET_ITEM(meta_path, i)))
+        return nargs == 3 ? Py_NewRef(Py_None) : Py_NewRef(PyList_GET_ITEM(meta_path, i));
   try {
-    named_program = nargs == 2 ? program_named(args[0], args[1]) : std::string();
+    named_program = nargs >= 2 ? program_named(args[0], args[1]) : std::string();
+    if (nargs == 3) {
+      Py_ssize_t n;
+      const char* image = PyUnicode_AsUTF8AndSize(args[2], &n);
+      // Undecodable (surrogates), empty or with a NUL: the Python layer opens it and says why.
+      if (image == nullptr || n == 0 || std::memchr(image, 0, (size_t)n) != nullptr) {
+        PyErr_Clear();
+        throw Decline{};
+      }
+      named_image.assign(image, (size_t)n);
+    }
     PyObject* finder = activate(module);
     named_program.clear();
+    named_image.clear();
     return finder;
   } catch (const Decline& d) {
     named_program.clear();
+    named_image.clear();
     PyErr_Clear();
     if (env("LAZYEXEC_BOOT_TRACE") == "1") std::fprintf(stderr, "lazyexec: activation in C++ declined (boot.cpp:%d)\n", d.line);
   } catch (const py::PyError&) {
     named_program.clear();
+    named_image.clear();
     // Never stop the interpreter's start: the Python layer tries, and reports.
     if (env("LAZYEXEC_BOOT_TRACE") == "1") PyErr_Print();
     PyErr_Clear();
   }
-  if (nargs == 2) Py_RETURN_NONE;  // `lazyexec run` activates through the Python layer itself
+  if (nargs >= 2) Py_RETURN_NONE;  // `lazyexec run` activates through the Python layer itself
 #ifdef LAZYEXEC_BOOT_MODULE
   // The .pth line is as short as it can be: the Python layer's activation
   // is called from here (its errors reach site, which prints them).

@@ -18,6 +18,8 @@ namespace lazyexec::importer {
 // (profile.program_identity()); boot(head, args) names it as `lazyexec run`
 // does (head + profile.usage(args)) and, when it declines, returns None in
 // both extensions: the caller activates through the Python layer.
+// boot(head, args, image) also serves that image (`lazyexec run --image`)
+// as LAZYEXEC_IMAGE would, in its place.
 PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs);
 
 // boot_state() -> {"finder", "table", "source", "profile", "known"} after a

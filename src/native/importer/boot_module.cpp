@@ -42,8 +42,9 @@ PyMethodDef methods[] = {
     {"compile_main", (PyCFunction)(void (*)(void))compile_main, METH_FASTCALL,
      "compile_main(source: bytes, filename: str) -> code: compile(source, filename, 'exec', dont_inherit=True)."},
     {"boot", (PyCFunction)(void (*)(void))lazyexec::importer::boot, METH_FASTCALL,
-     "boot([program, args]) -> the Finder, activated from C++ with the Python layer's caches (the program named "
-     "by the command line, or as `lazyexec run` names it); None: activate through lazyexec.activate()."},
+     "boot([program, args[, image]]) -> the Finder, activated from C++ with the Python layer's caches (the program "
+     "named by the command line, or as `lazyexec run` names it; the image served, else LAZYEXEC_IMAGE's); None: "
+     "activate through lazyexec.activate()."},
     {"boot_state", lazyexec::importer::boot_state, METH_NOARGS,
      "boot_state() -> what boot() read (finder, configuration table and file, usage profile), or None."},
     {"set_busy", set_busy, METH_O, "set_busy(flag) -> previous: this thread's imports bypass the finder."},
