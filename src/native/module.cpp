@@ -84,6 +84,7 @@ Ref to_python(const analyze::ModuleAnalysis& m) {
     set(d.get(), "message", py::str(u.reason.text()));
     if (u.kind == "class") set(d.get(), "safe_base", Ref::borrow(u.safe_base ? Py_True : Py_False));
     if (u.kind == "class") set(d.get(), "plain_new", Ref::borrow(u.plain_new ? Py_True : Py_False));
+    if (u.kind == "class") set(d.get(), "own_views", Ref::borrow(u.own_views ? Py_True : Py_False));
     if (u.kind == "def" || u.kind == "assign") set(d.get(), "pure_call", Ref::borrow(u.pure_call ? Py_True : Py_False));
     return d;
   });
@@ -129,12 +130,13 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only",
-                                 "effect_free", "safe_bases", "effects", "eager_imports_in", nullptr};
+                                 "effect_free", "safe_bases", "effects", "eager_imports_in",
+                                 "namespace_copy_decorators", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
-  PyObject *effect_free = nullptr, *safe_bases = nullptr, *effects = nullptr, *eager_in = nullptr;
+  PyObject *effect_free = nullptr, *safe_bases = nullptr, *effects = nullptr, *eager_in = nullptr, *copies = nullptr;
   int imports_only = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
-                                   &impure, &imports_only, &effect_free, &safe_bases, &effects, &eager_in))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+                                   &impure, &imports_only, &effect_free, &safe_bases, &effects, &eager_in, &copies))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
   kb->imports_only = imports_only != 0;
@@ -145,6 +147,7 @@ PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
     fill(kb->never_lazy, never, "never_lazy");
     fill(kb->effect_free, effect_free, "effect_free");
     fill(kb->safe_bases, safe_bases, "safe_bases");
+    fill(kb->namespace_copy_decorators, copies, "namespace_copy_decorators");
     for (auto [table, into, what] : {std::tuple{impure, &kb->impure, "impure"}, std::tuple{effects, &kb->effects, "effects"}}) {
       if (!table || table == Py_None) continue;
       if (!PyDict_Check(table)) {
@@ -561,6 +564,28 @@ PyObject* set_frontier(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// set_own_views(globals, ids): the plan's "own_views" step (module_state.h).
+PyObject* set_own_views(PyObject*, PyObject* args) {
+  PyObject *globals, *ids;
+  if (!PyArg_ParseTuple(args, "OO", &globals, &ids)) return nullptr;
+  runtime::ModuleState* st = state_arg(globals);
+  if (!st) return nullptr;
+  Ref fast = Ref::steal(PySequence_Fast(ids, "own_views: a sequence of unit ids"));
+  if (!fast) return nullptr;
+  std::vector<int> out;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()); ++i) {
+    long id = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast.get(), i));
+    if (id == -1 && PyErr_Occurred()) return nullptr;
+    if (id < 0 || id >= (long)st->units.size()) {
+      PyErr_SetString(PyExc_ValueError, "own_views: unit id out of range");
+      return nullptr;
+    }
+    out.push_back((int)id);
+  }
+  st->own_views = std::move(out);
+  Py_RETURN_NONE;
+}
+
 // last_key(globals): a mark taken before an eager part of the top level runs.
 PyObject* last_key(PyObject*, PyObject* globals) {
   if (!PyDict_Check(globals)) {
@@ -924,6 +949,7 @@ PyMethodDef methods[] = {
      "set_imports(globals, specs): the modules each deferred import unit imports (the plan's bind_loaded specs)."},
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False, keep_going=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
+    {"set_own_views", set_own_views, METH_VARARGS, "set_own_views(globals, ids): units whose own namespace views run nothing."},
     {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n): units >= n are not defined yet (-1: all)."},
     {"last_key", last_key, METH_O, "last_key(globals): the newest key, a mark for supersede()."},
     {"supersede", supersede, METH_VARARGS,
@@ -965,7 +991,7 @@ PyMethodDef methods[] = {
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
-     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={})\n"
+     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={}, namespace_copy_decorators=())\n"
      "Build a knowledge base for analyze()."},
     {"analyze", (PyCFunction)(void (*)(void))analyze_source, METH_VARARGS | METH_KEYWORDS,
      "analyze(source, filename, knowledge, module=None, is_package=False) -> dict\n"

@@ -17,6 +17,7 @@ class Case:
     source: str
     expected: list[tuple[int, str, str]]
     forces: list[tuple[int, list[int]]]
+    views: list[int] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     disabled: bool = False
     line: int = 0
@@ -64,17 +65,19 @@ def load(path: Path = CASES) -> list[Case]:
         while j < len(lines) and lines[j] != "---":
             j += 1
         source = "\n".join(lines[start:j]) + "\n"
-        expected, forces = [], []
+        expected, forces, views = [], [], []
         k = j + 1
         while k < len(lines) and not lines[k].startswith("=== "):
             text = lines[k].strip()
             if text.startswith("force "):
                 before, _, after = text[len("force "):].partition(":")
                 forces.append((int(before), [int(x) for x in after.split()]))
+            elif text.startswith("own-views "):
+                views.extend(int(x) for x in text[len("own-views "):].split())
             elif text and not text.startswith("#"):
                 ln, verdict, reason = text.split()
                 expected.append((int(ln), verdict, reason))
             k += 1
-        cases.append(Case(name, source, expected, forces, options, disabled, i + 1))
+        cases.append(Case(name, source, expected, forces, views, options, disabled, i + 1))
         i = k
     return cases

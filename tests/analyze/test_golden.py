@@ -28,6 +28,10 @@ def observed(case):
     return got, forces, result
 
 
+def own_views(result):
+    return [u["line"] for u in result["units"] if u["verdict"] == "lazy" and u.get("own_views")]
+
+
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
 def test_case(case):
     if not case.runnable:
@@ -36,6 +40,7 @@ def test_case(case):
     detail = "\n".join(f"  {u['line']} {u['verdict']} {u['reason']}: {u['message']}" for u in result["units"])
     assert got == case.expected, f"cases.txt:{case.line} {case.name}\n{detail}"
     assert forces == case.forces, f"cases.txt:{case.line} {case.name} forces"
+    assert own_views(result) == case.views, f"cases.txt:{case.line} {case.name} own-views"
 
 
 def test_corpus_is_large_and_names_are_unique():

@@ -60,6 +60,7 @@ def knowledge_data(config: Config | None = None) -> dict:
         "impure": dict(data.get("impure", {})),
         "effects": dict(data.get("effects", {})),
         "eager_imports_in": {k: list(v) for k, v in data.get("eager_imports_in", {}).items()},
+        "namespace_copy_decorators": list(data.get("namespace_copy_decorators", [])),
     }
     if config is not None:
         kb["pure"] += config.pure

@@ -258,6 +258,11 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
                 readers.setdefault(n, []).append(u["id"])
     if readers:
         steps.append(("watch", tuple((n, tuple(ids)) for n, ids in sorted(readers.items())), 0))
+    # Units whose namespace copy (attrs' class decorators) takes the names
+    # bound so far as they are (analyze/unit.h, own_views).
+    own_views = tuple(u["id"] for u in units if u["verdict"] == "lazy" and u.get("own_views"))
+    if own_views:
+        steps.append(("own_views", own_views, 0))
     loaded = [spec for u in units if u["verdict"] == "lazy" and (spec := _already_loaded_spec(u)) is not None]
     if loaded:
         # First: the runtime learns the deferred imports before the eager

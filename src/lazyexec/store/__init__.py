@@ -25,7 +25,7 @@ from lazyexec import _lazyexec
 from lazyexec.config import cache_dir, caching_enabled  # noqa: F401 - part of the store's API
 
 MAGIC = b"LZEX"
-FORMAT = 12
+FORMAT = 13
 HEADER_FORMAT = "<4sHH4sQQ16s"
 SUFFIX = ".lzx"
 

@@ -58,6 +58,11 @@ struct KnowledgeBase {
   // of that import: email.utils' `import urllib.parse` makes `urllib.parse`
   // the attribute email._header_value_parser reads after a bare `import urllib`).
   std::unordered_map<std::string, NameSet> eager_imports_in;
+  // Class decorators that copy the class's module namespace only to serve as
+  // the globals of the methods they generate, so that typing.get_type_hints
+  // resolves the string annotations those methods copy from the class
+  // (attrs' `__init__`): see Unit::own_views.
+  NameSet namespace_copy_decorators;
   // Configuration `defer = "imports"`: only import statements may be lazy.
   bool imports_only = false;
 

@@ -4,6 +4,8 @@
 // the reason, but it keeps walking so def_reads are complete for `explain`.
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <set>
 #include <utility>
 #include <unordered_set>
 
@@ -793,6 +795,154 @@ class DefTime {
     out.init_reads.assign(reads.begin(), reads.end());
     out.descr_attrs.assign(descr.begin(), descr.end());
     return true;
+  }
+
+  // Unit::own_views: whether class `c`'s namespace copy may take the names
+  // bound so far as they are; adds what the copy is read for to def_reads.
+  bool own_namespace_views(Node c) {
+    std::set<std::string> names;
+    if (body_mode_ || !class_fields_mentions(c, names, 0)) return false;
+    // Module names the generated __init__ may read from the copy instead of
+    // what attrs puts there or builtins: attrs' own globals (`_config`,
+    // `attr_dict`, `NOTHING`, `_cached_setattr_get`, `__attr_validator_x`,
+    // `__attr_converter_x`, `__attr_factory_x`, `__attr_x`; attrs 22-26)
+    // and builtins (`BaseException.__init__` of an auto_exc class).
+    static const std::set<std::string> attrs_globals = {"_config", "attr_dict", "NOTHING", "_cached_setattr_get",
+                                                        "_setattr", "_inst_dict", "_cls"};
+    for (const auto& [n, units] : a_.binders_) {
+      if (attrs_globals.count(n) || n.rfind("__attr_", 0) == 0 || PyDict_GetItemString(a_.builtins_.get(), n.c_str()))
+        names.insert(n);
+    }
+    for (const auto& n : names) {
+      Resolution r = a_.resolve(n, u_.id);
+      if (r.unit >= 0 && r.unit < u_.id) u_.def_reads.insert(n);
+    }
+    return true;
+  }
+
+ private:
+  // The dotted name a decorator's callee stands for (`attr.s`, `attrs.define`),
+  // resolved without noting a read; empty when it is not an imported name.
+  std::string imported_dotted(Node f) const {
+    std::vector<std::string> attrs;
+    while (f.kind() == K::Attribute) {
+      attrs.push_back(f.str("attr"));
+      f = f.get("value");
+    }
+    if (f.kind() != K::Name) return {};
+    Resolution r = a_.resolve(f.str("id"), u_.id);
+    if (r.kind != Resolution::Import && r.kind != Resolution::FromImport) return {};
+    std::string dotted = r.dotted;
+    for (auto a = attrs.rbegin(); a != attrs.rend(); ++a) dotted += "." + *a;
+    return dotted;
+  }
+
+  // Every identifier a string annotation may name (a superset: attribute
+  // names too); false for text with non-ASCII characters.
+  static bool identifiers_in(const std::string& text, std::set<std::string>& out) {
+    std::string word;
+    for (size_t i = 0; i <= text.size(); ++i) {
+      unsigned char ch = i < text.size() ? (unsigned char)text[i] : ' ';
+      if (ch >= 0x80) return false;
+      if (std::isalnum(ch) || ch == '_') {
+        word += (char)ch;
+        continue;
+      }
+      if (!word.empty() && !std::isdigit((unsigned char)word[0])) out.insert(word);
+      word.clear();
+    }
+    return true;
+  }
+
+  // The names expression `e` mentions, string constants' identifiers too.
+  static bool mentions_of(Node e, std::set<std::string>& out) {
+    bool ok = true;
+    std::function<void(Node)> walk = [&](Node n) {
+      if (n.kind() == K::Name) out.insert(n.str("id"));
+      if (n.kind() == K::Constant && PyUnicode_Check(n.get("value").raw())) {
+        const char* text = PyUnicode_AsUTF8(n.get("value").raw());
+        if (!text) {
+          PyErr_Clear();
+          ok = false;
+        } else if (!identifiers_in(text, out)) {
+          ok = false;
+        }
+      }
+      for_each_child(n, walk);
+    };
+    if (e) walk(e);
+    return ok;
+  }
+
+  // Whether class `c` is decorated by a namespace-copying decorator and the
+  // annotations its generated __init__ gets are those of its own fields and
+  // of bases of this module that pass the same check (or add no fields):
+  // collects the names they mention.
+  bool class_fields_mentions(Node c, std::set<std::string>& names, int depth) {
+    if (depth > 8 || !c.list("keywords").empty()) return false;
+    bool copies = false;
+    for (Node d : c.list("decorator_list")) {
+      Node f = d.kind() == K::Call ? d.get("func") : d;
+      if (!a_.kb_.namespace_copy_decorators.contains(imported_dotted(f))) continue;
+      copies = true;
+      if (d.kind() == K::Call)
+        for (Node kw : d.list("keywords")) {
+          std::string k = kw.str("arg");
+          // `these=` takes the fields from elsewhere; a field transformer
+          // may give them any type.
+          if (k.empty() || k == "these" || k == "field_transformer") return false;
+        }
+    }
+    if (!copies) return false;
+    for (Node b : c.list("bases")) {
+      Node v = b.kind() == K::Subscript ? b.get("value") : b;
+      if (v.kind() == K::Name) {
+        Resolution r = a_.resolve(v.str("id"), u_.id);
+        if (r.kind == Resolution::Builtin) continue;  // object, an exception: no fields
+        if (r.kind == Resolution::LocalClass && r.unit >= 0) {
+          Node base = a_.unit_nodes_[(size_t)r.unit];
+          if (base.kind() != K::ClassDef) return false;
+          if (base.list("decorator_list").empty() && base.list("keywords").empty() && base.list("bases").empty())
+            continue;  // a plain class of its own: no fields
+          if (!class_fields_mentions(base, names, depth + 1)) return false;
+          continue;
+        }
+      }
+      std::string dotted = imported_dotted(v);
+      if (dotted == "typing.Generic" || dotted == "typing_extensions.Generic") continue;
+      return false;
+    }
+    bool ok = true;
+    std::vector<Node> work = c.list("body");
+    while (!work.empty() && ok) {
+      Node st = work.back();
+      work.pop_back();
+      switch (st.kind()) {
+        case K::If:
+          for (Node b : st.list("body")) work.push_back(b);
+          for (Node b : st.list("orelse")) work.push_back(b);
+          break;
+        case K::FunctionDef:
+        case K::AsyncFunctionDef:
+        case K::ClassDef: break;  // their annotations are not the fields'
+        default: {
+          if (st.kind() == K::AnnAssign && !mentions_of(st.get("annotation"), names)) ok = false;
+          // A converter's annotation is copied into __init__'s (resolved in
+          // this module's namespace); `type=` may be a string.
+          std::function<void(Node)> calls = [&](Node n) {
+            if (n.kind() == K::Call)
+              for (Node kw : n.list("keywords")) {
+                std::string k = kw.str("arg");
+                if (k == "converter" || k.empty()) ok = false;
+                if (k == "type" && !mentions_of(kw.get("value"), names)) ok = false;
+              }
+            for_each_child(n, calls);
+          };
+          calls(st);
+        }
+      }
+    }
+    return ok;
   }
 
  public:
@@ -1678,6 +1828,7 @@ void Analyzer::decide_unit(Unit& u) {
     walk.class_def(s, info, &header_pure);
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
     u.plain_new = u.safe_base && walk.ok() && walk.plain_instances(s, u);
+    u.own_views = walk.ok() && walk.own_namespace_views(s);
   } else if (kind == "assign") {
     if (s.kind() == K::AnnAssign && !future_annotations_) walk.annotation(s.get("annotation"));
     walk.captured(s.get("value"));  // `ALIAS = CONFIG` takes the object as it is

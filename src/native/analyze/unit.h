@@ -56,6 +56,21 @@ struct Unit {
   // definition time is pure, here and, through the summary ("new"), in
   // importers (a sentinel `MISSING = _Missing()`, pytest's `StashKey[T]()`).
   bool plain_new = false;
+  // A class one of whose decorators copies the module namespace only as the
+  // globals of a method it generates (KB namespace_copy_decorators: attrs'
+  // `globs.update(sys.modules[cls.__module__].__dict__)` in _make_init, "so
+  // typing.get_type_hints(CLS.__init__) resolves string types"). While the
+  // unit runs, a whole view of the module's namespace (the copy) takes the
+  // names bound so far as they are instead of running every pending unit
+  // before the class first (runtime: the plan's "own_views" step). What the
+  // copy is read for is made a def_read, so it is bound when the copy is
+  // made: every name the class's field annotations (and `type=` strings)
+  // mention, and module names the generated code may read instead of
+  // attrs' own (builtins shadowed, attrs' internal names). Not when a
+  // field has a converter (its annotations are copied too), the decorator
+  // takes `these=` or `field_transformer=`, or a base is not known to add
+  // no fields (purity.cpp, own_namespace_views).
+  bool own_views = false;
   // A plain_new class's: the attributes its __init__ (or a base's of this
   // module) sets on the new instance, and the names its body (or such a
   // base's) binds to what may be a data descriptor: a subclass binding one

@@ -14,7 +14,7 @@ uint64_t le(const char* p, int n) {
 }
 
 bool known_step(PyObject* kind) {
-  static const char* kinds[] = {"run", "force", "annotations", "bind_loaded", "force_late", "watch"};
+  static const char* kinds[] = {"run", "force", "annotations", "bind_loaded", "force_late", "watch", "own_views"};
   for (const char* k : kinds)
     if (PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, k) == 0) return true;
   return false;

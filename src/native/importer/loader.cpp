@@ -527,6 +527,8 @@ PyObject* run_plan(PyObject*, PyObject* args) {
       PyObject *kind = PyTuple_GET_ITEM(step, 0), *payload = PyTuple_GET_ITEM(step, 1), *end = PyTuple_GET_ITEM(step, 2);
       if (step_is(kind, "force_late")) {
         late = Ref::borrow(payload);
+      } else if (step_is(kind, "own_views")) {
+        call("set_own_views", g, payload);
       } else if (step_is(kind, "watch")) {
         readers = Ref::borrow(payload);  // installed when the import ends
       } else if (step_is(kind, "bind_loaded")) {

@@ -149,6 +149,17 @@ int contains(PyObject* self, PyObject* key) {
 int materialize_everything(PyObject* self) {
   ModuleState* st = state_of(self);
   if (!st || st->pending.empty()) return 0;
+  if (!st->own_views.empty() && !st->running.empty()) {
+    // The unit this thread runs innermost copies the namespace only for
+    // names the analysis made it read first (Unit::own_views): as it is.
+    unsigned long me = PyThread_get_thread_ident();
+    for (auto it = st->running.rbegin(); it != st->running.rend(); ++it) {
+      if (it->first != me) continue;
+      for (int id : st->own_views)
+        if (id == it->second) return 0;
+      break;
+    }
+  }
   const int limit = visible_limit(*st);
   for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
     const UnitRecord& u = st->units[i];

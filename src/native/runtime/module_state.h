@@ -87,6 +87,10 @@ struct ModuleState {
   // The plan's "watch" payload, turned into `readers` at the first write
   // that asks (most modules never see one: nothing of it on the import path).
   py::Ref readers_plan;
+  // Units whose own whole view of the namespace (keys, iteration, a copy:
+  // attrs' `globs.update(module.__dict__)`) takes it as it is, running no
+  // pending unit (the plan's "own_views" step; analyze/unit.h, own_views).
+  std::vector<int> own_views;
 };
 
 // Registers the callable that reports importlib's module-lock waits as
