@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import lazyexec
+from test_build_policy import wait_builder_done
 
 PROBE = """
 import sys
@@ -290,23 +291,57 @@ def test_warm_start_learns_the_usage_profile_at_exit(venv, tmp_path):
         [r.stderr for r in heavy]
 
 
-@pytest.mark.parametrize("build", ["inline", "background"])
-def test_cold_modules_get_the_python_loader_when_claimed(venv, tmp_path, build):
-    """A module with no artifact yet (and every module of an inline build) is
-    handed to the Python layer's loader when the finder claims it, before the
-    module exists, so that the Python layer's own imports (`__future__`, the
-    build stage's) never meet a half-initialised module; a module with a
-    current artifact gets the C++ loader."""
+def test_inline_builds_get_the_python_loader_when_claimed(venv, tmp_path):
+    """Every module of an inline build is handed to the Python layer's loader
+    when the finder claims it, before the module exists, so that the build
+    stage's own imports (`__future__`, ...) never meet a half-initialised
+    module; a module with a current artifact gets the C++ loader."""
     (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
     prefix = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc")}  # no artifact beside a .pyc from other runs
     assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **prefix).returncode == 0  # caches warm
     program = ("import dataclasses, inspect; print(inspect.getmodule(dataclasses.dataclass).__name__, "
                "type(dataclasses.__spec__.loader).__mro__[1].__name__)")
-    first = run(venv, tmp_path, program, LAZYEXEC_BUILD=build, LAZYEXEC_PROFILE="0", **prefix)
+    first = run(venv, tmp_path, program, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0", **prefix)
     assert (first.returncode, first.stdout) == (0, "dataclasses LazySourceLoader\n"), first.stderr
-    if build == "inline":
-        warm = run(venv, tmp_path, program, LAZYEXEC_BUILD="off", LAZYEXEC_PROFILE="0", **prefix)
-        assert (warm.returncode, warm.stdout) == (0, "dataclasses SourceFileLoader\n"), warm.stderr
+    warm = run(venv, tmp_path, program, LAZYEXEC_BUILD="off", LAZYEXEC_PROFILE="0", **prefix)
+    assert (warm.returncode, warm.stdout) == (0, "dataclasses SourceFileLoader\n"), warm.stderr
+
+
+@pytest.mark.parametrize("build", ["background", "off"])
+def test_cold_modules_load_as_eagerly_without_the_python_layer(venv, tmp_path, build):
+    """A claimed module without an artifact (a first start) loads through
+    importlib's own SourceFileLoader, as eagerly, and no Python module of
+    lazyexec's is imported for it (importer/cold_start.cpp); with build
+    "background" it is queued for the builder at exit, and the next start
+    is lazy; with "off" nothing is queued."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    cache = tmp_path / "cache"
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_CACHE_DIR": str(cache), "LAZYEXEC_PROFILE": "0"}
+    assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **env).returncode == 0  # parse caches warm
+    program = ("import sys, dataclasses; print(type(dataclasses.__spec__.loader).__name__, "
+               "sorted(m for m in sys.modules if m.startswith('lazyexec') and not m.startswith('lazyexec._lazyexec')))")
+    first = run(venv, tmp_path, program, LAZYEXEC_BUILD=build, **env)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "SourceFileLoader []\n", "")
+    wait_builder_done(cache)
+    second = run(venv, tmp_path, "import dataclasses, sys; print(type(dataclasses.__spec__.loader).__name__)",
+                 LAZYEXEC_BUILD="off", **env)
+    expected = "LazySourceLoader\n" if build == "background" else "SourceFileLoader\n"
+    assert (second.returncode, second.stdout) == (0, expected), second.stderr
+
+
+def test_unwritable_queue_warns_once_and_the_program_ends_as_eagerly(venv, tmp_path):
+    """The cold path's job cannot be written (the queue is a file, which
+    stops root too): one warning at exit, the same output and exit status,
+    no builder, and the modules keep loading eagerly."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_PROFILE": "0"}
+    assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **env).returncode == 0  # parse caches warm
+    (tmp_path / "cache" / "queue").write_text("not a directory")
+    program = "import dataclasses, sys; print(type(dataclasses.__spec__.loader).__name__); sys.exit(3)"
+    r = run(venv, tmp_path, program, **env)
+    assert (r.returncode, r.stdout) == (3, "SourceFileLoader\n"), r.stderr
+    assert r.stderr.count("RuntimeWarning") == 1 and "is not writable" in r.stderr, r.stderr
+    assert not list((tmp_path / "cache").glob("*.lzx"))
 
 
 def test_damaged_artifact_under_the_booted_loader_warns_once_and_loads_eagerly(venv, tmp_path):
@@ -436,9 +471,10 @@ def test_marker_verdicts_are_read_once_per_source_in_mode_marked(venv, tmp_path)
     plain.write_text("__lazy_module__ = True\ndef b(): return 2\n".ljust(st.st_size - 1) + "\n")
     os.utime(plain, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert run(venv, tmp_path, main).stdout == "1 2 ['opted']\n"
-    # ...and a changed file is read again.
+    # ...and a changed file is read again (claimed; built inline, so that it
+    # loads lazily now: a claimed module without an artifact loads eagerly).
     os.utime(plain, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert run(venv, tmp_path, main).stdout == "1 2 ['opted', 'plain']\n"
+    assert run(venv, tmp_path, main, LAZYEXEC_BUILD="inline").stdout == "1 2 ['opted', 'plain']\n"
     # With the usage profile off nothing is remembered.
     off = tmp_path / "off"
     off.mkdir()

@@ -4,7 +4,9 @@ With `build = "background"` (the default) a module selected for lazy loading
 that has no valid artifact loads eagerly, through the normal `.pyc` path, and
 is remembered here. At exit the program writes what it remembered to a queue
 file in the cache directory and starts one detached, low-priority builder
-(`python -m lazyexec.store.builder`), so the next start is lazy. Builders
+(`python -m lazyexec.store.builder`), so the next start is lazy. Under
+activation in C++ the same is done without this module
+(src/native/importer/cold_start.cpp writes a version-2 job). Builders
 take a lock: concurrent programs queue their modules and at most one builder
 runs; it keeps going until the queue is empty.
 
@@ -165,18 +167,38 @@ def _take_jobs(queue: str) -> list[dict]:
             except OSError:
                 pass
             continue
-        if isinstance(job, dict) and job.get("version") == 1:
+        if isinstance(job, dict) and job.get("version") in (1, 2):
             jobs.append(job)
     return jobs
+
+
+def job_config(job: dict):
+    """The configuration a job's modules were claimed under. Version 1 (the
+    Python layer) holds its fields; version 2 (the C++ cold path,
+    importer/cold_start.cpp) what activation read: the `[tool.lazyexec]`
+    table, its file and the opted-in distributions' `never`, made into a
+    Config as the Python layer's boot_make_loader does, so the artifacts are
+    keyed as activation keys them."""
+    from lazyexec.config import Config, from_table
+
+    if job.get("version") == 1:
+        return Config(**job["config"])
+    from lazyexec.importer import with_installed
+
+    source = job.get("source")
+    config = from_table(job.get("table") or {}, source) if source is not None else Config()
+    return with_installed(config, ((), tuple(job.get("installed_never") or ())))
 
 
 def build(job: dict, built: list | None = None) -> int:
     """Build and store the artifacts of one job; the number stored (their
     sources appended to `built`)."""
-    from lazyexec.config import Config
     from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
-    config = Config(**job["config"])
+    try:
+        config = job_config(job)
+    except (ValueError, TypeError, KeyError):  # a damaged job (ConfigError is a ValueError): dropped
+        return 0
     sys.dont_write_bytecode = bool(job.get("dont_write_bytecode"))
     if job.get("pycache_prefix") is not None or hasattr(sys, "pycache_prefix"):
         sys.pycache_prefix = job.get("pycache_prefix")

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "importer/cold_start.h"
 #include "importer/finder.h"
 #include "py/handle.h"
 #include "runtime/module_hooks.h"
@@ -471,6 +472,11 @@ PyObject* make_warm_loader(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
                       ? Ref()
                       : read_payload(args[1], warm_key, warm_cache_dir, &missing);
     if (!payload) {
+      if (missing) {
+        // No artifact yet: loaded eagerly, queued for the builder, in C++.
+        PyObject* loader = cold_loader(args[0], args[1], settings.cache_dir);
+        if (loader != nullptr || PyErr_Occurred()) return loader;
+      }
       // `missing`: the Python loader does not look for the artifact again.
       return PyObject_CallFunctionObjArgs(python_factory(), args[0], args[1], missing ? Py_True : Py_False, nullptr);
     }

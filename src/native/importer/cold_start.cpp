@@ -1,0 +1,288 @@
+#define PY_SSIZE_T_CLEAN
+#include "importer/cold_start.h"
+
+#include <fcntl.h>
+#include <marshal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "importer/boot.h"
+#include "py/handle.h"
+
+extern char** environ;
+
+namespace lazyexec::importer {
+namespace {
+
+using py::Ref;
+
+// Kept for the process (plain pointers: nothing is freed after the
+// interpreter is gone).
+PyObject* remembered = nullptr;   // [(path, name, is_package)], in load order
+PyObject* seen = nullptr;         // the same tuples, to queue each once
+PyObject* source_loader = nullptr;  // importlib's SourceFileLoader class
+std::string cache;                // the cache directory activation chose
+enum class Build { unknown, background, off, python } build = Build::unknown;
+bool warned = false;
+
+// As the Python layer's build_mode(): LAZYEXEC_BUILD, else the
+// configuration's `build`, else "background". "inline" analyses on this
+// start: the Python layer's loader does it.
+Build build_mode(PyObject* table) {
+  auto decide = [](const char* v) {
+    if (std::strcmp(v, "background") == 0) return Build::background;
+    if (std::strcmp(v, "off") == 0) return Build::off;
+    return Build::python;
+  };
+  if (const char* env = std::getenv("LAZYEXEC_BUILD");
+      env && (!std::strcmp(env, "background") || !std::strcmp(env, "inline") || !std::strcmp(env, "off")))
+    return decide(env);
+  PyObject* configured = PyDict_Check(table) ? PyDict_GetItemString(table, "build") : nullptr;
+  if (configured == nullptr) return Build::background;
+  const char* v = PyUnicode_Check(configured) ? PyUnicode_AsUTF8(configured) : nullptr;
+  if (v == nullptr) {
+    PyErr_Clear();
+    return Build::python;
+  }
+  return decide(v);
+}
+
+void warn_once(const std::string& message) {
+  if (warned) return;
+  warned = true;
+  if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) < 0) PyErr_Clear();
+}
+
+std::string unwritable(const std::string& dir, const std::string& why) {
+  return "lazyexec: cache directory " + dir + " is not writable (" + why +
+         "); modules load eagerly until `lazyexec compile` builds their artifacts (LAZYEXEC_CACHE_DIR chooses "
+         "another directory)";
+}
+
+// mkdir -p; false with errno set on failure.
+bool make_dirs(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) return S_ISDIR(st.st_mode) || (errno = ENOTDIR, false);
+  auto slash = dir.find_last_of('/');
+  if (slash != std::string::npos && slash > 0 && !make_dirs(dir.substr(0, slash))) return false;
+  return ::mkdir(dir.c_str(), 0777) == 0 || errno == EEXIST;
+}
+
+std::string random_hex(int bytes) {
+  static std::random_device device;
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < bytes; ++i) {
+    unsigned v = device() & 0xff;
+    out += digits[v >> 4];
+    out += digits[v & 15];
+  }
+  return out;
+}
+
+// Written beside, then renamed over: the builder never reads half a job
+// (it takes only names ending in ".job").
+bool write_atomic(const std::string& dir, const std::string& name, const char* data, size_t size) {
+  std::string tmp = dir + "/.lzx-" + std::to_string(::getpid()) + "-" + random_hex(6);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  bool ok = done == size && ::close(fd) == 0;
+  if (done != size) ::close(fd);
+  if (ok && ::rename(tmp.c_str(), (dir + "/" + name).c_str()) == 0) return true;
+  ::unlink(tmp.c_str());
+  return false;
+}
+
+// Whether a builder holds the lock now: it takes up the job just queued.
+bool builder_running() {
+  int fd = ::open((cache + "/build.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops a lock taken here
+  return held;
+}
+
+// As store/builder.py's BUILDER_CODE (`-c`: the program's directory is
+// dropped from sys.path before anything is imported).
+constexpr const char* kBuilderCode =
+    "import sys; del sys.path[0]; from lazyexec.store.builder import main; sys.exit(main())";
+
+// sys.executable when it is a Python interpreter: an embedding program
+// (uwsgi, a game engine) must not be started with Python's arguments.
+std::string interpreter() {
+  PyObject* exe = PySys_GetObject("executable");
+  const char* path = exe && PyUnicode_Check(exe) ? PyUnicode_AsUTF8(exe) : nullptr;
+  if (path == nullptr) {
+    PyErr_Clear();
+    return "";
+  }
+  std::string p = path;
+  std::string name = p.substr(p.find_last_of('/') == std::string::npos ? 0 : p.find_last_of('/') + 1);
+  while (!name.empty() && (std::isdigit((unsigned char)name.back()) || name.back() == '.')) name.pop_back();
+  if ((name == "python" || name == "pypy") && ::access(p.c_str(), X_OK) == 0) return p;
+  return "";
+}
+
+// One detached builder (its own session, no terminal, output discarded),
+// not waited for: the program exits now.
+void start_builder() {
+  std::string exe = interpreter();
+  if (exe.empty()) return;  // the job waits for the next builder, or `lazyexec compile`
+  std::vector<std::string> env_storage;
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, "LAZYEXEC=", 9) != 0) env_storage.emplace_back(*e);
+  env_storage.emplace_back("LAZYEXEC=0");  // the builder itself loads eagerly
+  std::vector<char*> envp;
+  for (auto& s : env_storage) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string dash_c = "-c", code = kBuilderCode;
+  char* argv[] = {exe.data(), dash_c.data(), code.data(), nullptr};
+
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  short flags = 0;
+#ifdef POSIX_SPAWN_SETSID
+  flags |= POSIX_SPAWN_SETSID;
+#endif
+  posix_spawnattr_setflags(&attr, flags);
+  pid_t pid;
+  int err = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0)
+    warn_once(std::string("lazyexec: cannot start the artifact builder (") + std::strerror(err) +
+              "); run `lazyexec compile`");
+}
+
+// At exit: the remembered modules queued, a builder started unless one
+// runs. Nothing here may disturb the program's end: a failure is one warning.
+PyObject* queue_at_exit(PyObject*, PyObject*) {
+  if (remembered == nullptr || PyList_GET_SIZE(remembered) == 0) Py_RETURN_NONE;
+  try {
+    Ref job = Ref::steal(cold_job(remembered));
+    if (!job) throw py::PyError{};
+    if (PyList_SetSlice(remembered, 0, PyList_GET_SIZE(remembered), nullptr) < 0) throw py::PyError{};
+    if (job.get() == Py_None) Py_RETURN_NONE;
+    Ref data = py::check(PyMarshal_WriteObjectToString(job.get(), Py_MARSHAL_VERSION));
+    std::string queue = cache + "/queue";
+    if (!make_dirs(queue)) {
+      warn_once(unwritable(queue, std::strerror(errno)));
+      Py_RETURN_NONE;
+    }
+    std::string name = std::to_string(::getpid()) + "-" + random_hex(4) + ".job";
+    if (!write_atomic(queue, name, PyBytes_AS_STRING(data.get()), (size_t)PyBytes_GET_SIZE(data.get()))) {
+      warn_once(unwritable(queue, "write failed"));
+      Py_RETURN_NONE;
+    }
+    // Checked after the job is written: no job is left without a builder.
+    if (!builder_running()) start_builder();
+  } catch (const py::PyError&) {
+    std::string why = "error";
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (value != nullptr)
+      if (PyObject* s = PyObject_Str(value)) {
+        if (const char* c = PyUnicode_AsUTF8(s)) why = c;
+        Py_DECREF(s);
+      }
+    PyErr_Clear();
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    warn_once("lazyexec: artifacts not queued (" + why + "); modules keep loading eagerly");
+  }
+  Py_RETURN_NONE;
+}
+PyMethodDef queue_at_exit_def = {"queue_cold_modules", queue_at_exit, METH_NOARGS,
+                                 "lazyexec: the modules loaded without an artifact, queued for the builder at exit."};
+
+void remember(PyObject* fullname, PyObject* path) {
+  if (remembered == nullptr) {
+    remembered = py::check(PyList_New(0)).release();
+    seen = py::check(PySet_New(nullptr)).release();
+    Ref atexit = py::check(PyImport_ImportModule("atexit"));
+    Ref fn = py::check(PyCFunction_New(&queue_at_exit_def, nullptr));
+    Ref r = py::check(PyObject_CallMethod(atexit.get(), "register", "O", fn.get()));
+  }
+  // FileLoader.is_package(): `__init__.py` of a module not itself named `__init__`.
+  Py_ssize_t n;
+  const char* p = PyUnicode_AsUTF8AndSize(path, &n);
+  const char* m = PyUnicode_AsUTF8(fullname);
+  if (p == nullptr || m == nullptr) throw py::PyError{};
+  std::string_view file(p, (size_t)n), name(m);
+  file = file.substr(file.find_last_of('/') == std::string_view::npos ? 0 : file.find_last_of('/') + 1);
+  auto dot = file.find_last_of('.');
+  bool package = file.substr(0, dot) == "__init__" &&
+                 name.substr(name.find_last_of('.') == std::string_view::npos ? 0 : name.find_last_of('.') + 1) !=
+                     "__init__";
+  Ref entry = py::check(Py_BuildValue("(OOO)", path, fullname, package ? Py_True : Py_False));
+  int known = PySet_Contains(seen, entry.get());
+  if (known < 0) throw py::PyError{};
+  if (known) return;
+  if (PySet_Add(seen, entry.get()) < 0 || PyList_Append(remembered, entry.get()) < 0) throw py::PyError{};
+}
+
+}  // namespace
+
+PyObject* cold_job(PyObject* modules) {
+  Ref state = py::check(boot_state(nullptr, nullptr));
+  if (state.get() == Py_None || !PyDict_Check(state.get())) return Py_NewRef(Py_None);
+  PyObject* none = Py_None;
+  auto item = [&](const char* key) {
+    PyObject* v = PyDict_GetItemString(state.get(), key);
+    return v ? v : none;
+  };
+  PyObject* prefix = PySys_GetObject("pycache_prefix");
+  PyObject* off = PySys_GetObject("dont_write_bytecode");
+  Ref listed = py::check(PySequence_List(modules));
+  return Py_BuildValue("{sisOsOsOsOsOsO}", "version", 2, "table", item("table"), "source", item("source"),
+                       "installed_never", item("installed_never"), "modules", listed.get(), "dont_write_bytecode",
+                       off != nullptr && PyObject_IsTrue(off) == 1 ? Py_True : Py_False, "pycache_prefix",
+                       prefix ? prefix : Py_None);
+}
+
+PyObject* cold_loader(PyObject* fullname, PyObject* path, const std::string& cache_dir) {
+  try {
+    if (build == Build::unknown) {
+      Ref state = py::check(boot_state(nullptr, nullptr));
+      PyObject* table = PyDict_Check(state.get()) ? PyDict_GetItemString(state.get(), "table") : nullptr;
+      build = table == nullptr ? Build::python : build_mode(table);
+      cache = cache_dir;
+    }
+    if (build == Build::python) return nullptr;
+    if (source_loader == nullptr) {
+      PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+      if (external == nullptr) return nullptr;
+      source_loader = py::check(PyObject_GetAttrString(external, "SourceFileLoader")).release();
+    }
+    if (build == Build::background) remember(fullname, path);
+    return PyObject_CallFunctionObjArgs(source_loader, fullname, path, nullptr);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+}  // namespace lazyexec::importer
