@@ -502,3 +502,26 @@ def test_a_missing_top_level_module_is_remembered_by_the_usage_profile(venv, tmp
     (tmp_path / "probe_not_there.py").write_text("__lazy_module__ = True\nX = 1\n")
     r = run(venv, tmp_path, main)
     assert r.stdout == "found SourceFileLoader\n1\n", r.stderr
+
+
+def test_a_package_binding_its_own_submodule_loads_no_python_module_of_lazyexec(venv, tmp_path):
+    """A package whose pending `from .main import main` binds the name of
+    its own submodule (unittest's) gets the "binders" class from the C++
+    runtime: a warm start importing it, and then the submodule, loads no
+    Python module of lazyexec's (runtime/module_class.py and the packages
+    above it were imported from disk for it), and the package keeps the
+    function, as eagerly."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("__lazy_module__ = True\nfrom .main import main\n"
+                                                  "def unused(): return 0\n")
+    (tmp_path / "pkg" / "main.py").write_text("def main():\n    return 'the function'\n")
+    program = ("import sys, pkg, pkg.main\n"
+               "print(sorted(m for m in sys.modules if m.startswith('lazyexec')), pkg.main(), "
+               "type(pkg).__name__)\n")
+    for _ in range(2):  # caches and the artifact
+        assert run(venv, tmp_path, program, LAZYEXEC_BUILD="inline", LAZYEXEC_PROFILE="0").returncode == 0
+    r = run(venv, tmp_path, program, LAZYEXEC_PROFILE="0")
+    eager = run(venv, tmp_path, program, LAZYEXEC="0")
+    loaded = "['lazyexec._lazyexec', 'lazyexec._lazyexec_boot']"
+    assert (r.returncode, r.stdout) == (0, f"{loaded} the function module\n"), r.stderr
+    assert eager.stdout.split("] ", 1)[1] == "the function module\n"

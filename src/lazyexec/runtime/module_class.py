@@ -84,36 +84,12 @@ def _completing_body(cls: type) -> dict:
 
 
 # Packages whose pending units import their own submodule and bind its name
-# (`from .main import main`): namespace id -> {name: package name}.
-_submodule_binders: dict[int, set] = {}
-
-
-def _binding_setattr(module, name, value):
-    """`setattr(package, "main", <module package.main>)`, as importlib binds a
-    submodule it has just loaded, while the package's own pending `from .main
-    import main` would, eagerly, have imported that submodule at the
-    package's import and then bound `main` over it: run that unit now instead,
-    so the package ends up as eagerly (`unittest.main` is the function)."""
-    g = _module_dict.__get__(module)
-    names = _submodule_binders.get(id(g))
-    if names and name in names and value is sys.modules.get(f"{module.__name__}.{name}"):
-        try:
-            found, _ = _lazyexec.lookup(g, name)
-        except Exception:  # noqa: BLE001 - the unit stays pending and raises where its name is used
-            found = False
-        if found:
-            return
-    cls = type(module)
-    while cls in _swapped and _swapped[cls][1] != "binders":
-        cls = _swapped[cls][0]
-    super(cls, module).__setattr__(name, value)  # the module class's own __setattr__
-
-
-def watch_binders(module, names: set) -> None:
-    """From the plan runner: a package whose pending `from .x import x`
-    units (`names`) bind its own submodules' names."""
-    if swap_class(module, "binders", {"__setattr__": _binding_setattr}):
-        _submodule_binders[id(_module_dict.__get__(module))] = names
+# (`from .main import main`): namespace id -> names. The "binders" class and
+# its __setattr__ are the C++ runtime's (runtime::watch_binders, on the path
+# of every program importing unittest); this layer drops an entry when the
+# package completes.
+_submodule_binders: dict[int, set] = _lazyexec.submodule_binders()
+watch_binders = _lazyexec.watch_binders
 
 
 # Submodule attributes (DESIGN rule 7, docs/differences.md). Eagerly every

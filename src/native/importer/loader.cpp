@@ -297,7 +297,7 @@ void bind_loaded(PyObject* g, PyObject* specs) {
 }
 
 // Packages whose pending `from .x import x` bind their own submodule's name:
-// runtime/module_class.py swaps their class (rare: only then is it loaded).
+// the runtime swaps their class (runtime::watch_binders).
 void watch_binders(PyObject* module, PyObject* g, PyObject* specs) {
   PyObject* path = PyDict_GetItemWithError(g, py::str("__path__").get());
   if (path == nullptr) {
@@ -321,8 +321,7 @@ void watch_binders(PyObject* module, PyObject* g, PyObject* specs) {
       throw py::PyError{};
   }
   if (PySet_GET_SIZE(names.get()) == 0) return;
-  Ref module_class = py::check(PyImport_ImportModule("lazyexec.runtime.module_class"));
-  Ref r = py::check(PyObject_CallMethod(module_class.get(), "watch_binders", "OO", module, names.get()));
+  if (runtime::watch_binders(module, names.get()) < 0) throw py::PyError{};
 }
 
 bool step_is(PyObject* kind, const char* name) {

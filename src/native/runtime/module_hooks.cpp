@@ -25,6 +25,8 @@ PyObject* swapped = nullptr;     // {subclass: (class, kind)}
 PyObject* submodule_getattr_method = nullptr;  // binds as a method of a module subclass
 PyObject* package_watcher = nullptr;           // the PackageWatcher instance on sys.meta_path
 PyObject* inputs_body = nullptr;  // {"__setattr__": ..., "__delattr__": ...} of the "inputs" class
+PyObject* binders = nullptr;      // {id(namespace): set of names}: packages of the "binders" class
+PyObject* binders_body = nullptr;  // {"__setattr__": ...} of the "binders" class
 bool getmodule_hooked = false;
 
 PyObject* modules_dict() { return PyImport_GetModuleDict(); }
@@ -262,6 +264,85 @@ PyObject* inputs_delattr(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 }
 PyMethodDef inputs_delattr_def = {"__delattr__", (PyCFunction)(void (*)(void))inputs_delattr, METH_FASTCALL,
                                   "Runs the pending units that read the name at definition time, then deletes it."};
+
+// ------------------------------------------------------ binders
+//
+// `setattr(package, "main", <module package.main>)`, as importlib binds a
+// submodule it has just loaded, while the package's own pending `from .main
+// import main` would, eagerly, have imported that submodule at the
+// package's import and then bound `main` over it: run that unit now
+// instead, and keep what it bound. (In C++ since it is on the path of every
+// program importing unittest: in Python, runtime/module_class.py and the
+// package layer it needs were imported from disk, about 2 M instructions and
+// 0.2 MB in a start served from an image.)
+PyObject* binding_write(PyObject* module, PyObject* name, PyObject* value) {
+  try {
+    PyObject* g = namespace_of(module);
+    PyObject* names = nullptr;
+    if (g != nullptr) {
+      Ref key = py::check(PyLong_FromVoidPtr(g));
+      names = PyDict_GetItemWithError(binders, key.get());
+      if (names == nullptr && PyErr_Occurred()) throw py::PyError{};
+    }
+    int listed = names != nullptr ? PySet_Contains(names, name) : 0;
+    if (listed < 0) throw py::PyError{};
+    if (listed) {
+      Ref package = py::check(PyObject_GetAttrString(module, "__name__"));
+      Ref full = py::check(PyUnicode_FromFormat("%S.%S", package.get(), name));
+      PyObject* modules = PySys_GetObject("modules");
+      PyObject* sub = modules != nullptr ? PyObject_GetItem(modules, full.get()) : nullptr;
+      if (sub == nullptr) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_KeyError)) throw py::PyError{};
+        PyErr_Clear();
+      }
+      Ref held = Ref::steal(sub);
+      if (sub != nullptr && sub == value && PyUnicode_Check(name)) {
+        // Its unit runs (materialize_name); a failing unit stays pending and
+        // raises where its name is used: the write goes through as eagerly.
+        bool found = false;
+        if (PyObject* v = PyDict_GetItemWithError(g, name)) {
+          found = true;
+          (void)v;
+        } else if (PyErr_Occurred()) {
+          throw py::PyError{};
+        } else if (ModuleState* st = state_of(g)) {
+          if (materialize_name(*st, name, /*absent_if_running=*/true) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::PyError{};
+            PyErr_Clear();
+          } else {
+            found = PyDict_GetItemWithError(g, name) != nullptr;
+            if (!found && PyErr_Occurred()) throw py::PyError{};
+          }
+        }
+        if (found) Py_RETURN_NONE;
+      }
+    }
+    PyObject* cls = (PyObject*)Py_TYPE(module);
+    for (;;) {
+      PyObject* entry = PyDict_GetItemWithError(swapped, cls);
+      if (entry == nullptr) {
+        if (PyErr_Occurred()) throw py::PyError{};
+        break;
+      }
+      if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 1), "binders") == 0) break;
+      cls = PyTuple_GET_ITEM(entry, 0);
+    }
+    if (write_below((PyTypeObject*)cls, module, name, value) < 0) return nullptr;
+    Py_RETURN_NONE;
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+PyObject* binders_setattr(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "__setattr__(module, name, value)");
+    return nullptr;
+  }
+  return binding_write(args[0], args[1], args[2]);
+}
+PyMethodDef binders_setattr_def = {"__setattr__", (PyCFunction)(void (*)(void))binders_setattr, METH_FASTCALL,
+                                   "Runs the package's pending `from .x import x` when importlib binds x on it."};
 
 // ------------------------------------------------------ deferred imports
 
@@ -683,6 +764,15 @@ PyObject* py_module_class_state(PyObject*, PyObject*) {
   return Py_BuildValue("(OOOOO)", deferred, watched, subclasses, swapped, submodule_getattr_method);
 }
 
+PyObject* py_submodule_binders(PyObject*, PyObject*) { return Py_NewRef(binders); }
+
+PyObject* py_watch_binders(PyObject*, PyObject* args) {
+  PyObject *module, *names;
+  if (!PyArg_ParseTuple(args, "OO!", &module, &PySet_Type, &names)) return nullptr;
+  if (watch_binders(module, names) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
 // submodule_on_miss(module, attr) -> (found, value).
 PyObject* py_submodule_on_miss(PyObject*, PyObject* args) {
   PyObject *module, *attr;
@@ -750,6 +840,10 @@ PyMethodDef functions[] = {
     {"swap_class", py_swap_class, METH_VARARGS, "swap_class(module, kind, body) -> whether the class was swapped."},
     {"module_class_state", py_module_class_state, METH_NOARGS,
      "(deferred, watched, subclasses, swapped, submodule_getattr): tables shared with runtime/module_class.py."},
+    {"submodule_binders", py_submodule_binders, METH_NOARGS,
+     "{id(namespace): names}: the packages of the \"binders\" class (runtime/module_class.py drops an entry)."},
+    {"watch_binders", py_watch_binders, METH_VARARGS,
+     "watch_binders(package, names): its pending `from .x import x` units (names) run when x is bound on it."},
     {"complete_on_settle", py_complete_on_settle, METH_VARARGS,
      "complete_on_settle(value=None) -> previous: whether a hot settling module runs what is pending."},
     {nullptr, nullptr, 0, nullptr},
@@ -941,6 +1035,18 @@ int watch_inputs(PyObject* module, PyObject* readers) {
   return 0;
 }
 
+int watch_binders(PyObject* module, PyObject* names) {
+  try {
+    PyObject* g = namespace_of(module);
+    if (g == nullptr || !swap_class(module, "binders", binders_body)) return 0;
+    Ref key = py::check(PyLong_FromVoidPtr(g));
+    if (PyDict_SetItem(binders, key.get(), names) < 0) return -1;
+  } catch (const py::PyError&) {
+    return -1;
+  }
+  return 0;
+}
+
 // Whether the module's class is the "inputs" class alone over ModuleType:
 // handled here as a module of its own class (no Python layer), given its
 // class back once complete.
@@ -1025,6 +1131,12 @@ int add_module_hook_types(PyObject* module) {
     if (!set_method || !del_method) return -1;
     inputs_body = Py_BuildValue("{sOsO}", "__setattr__", set_method.get(), "__delattr__", del_method.get());
     if (inputs_body == nullptr) return -1;
+    Ref bind = Ref::steal(PyCFunction_New(&binders_setattr_def, nullptr));
+    Ref bind_method = bind ? Ref::steal(PyInstanceMethod_New(bind.get())) : Ref();
+    binders = PyDict_New();
+    if (!bind_method || binders == nullptr) return -1;
+    binders_body = Py_BuildValue("{sO}", "__setattr__", bind_method.get());
+    if (binders_body == nullptr) return -1;
   }
   if (PyModule_AddObjectRef(module, "ModuleHook", (PyObject*)&hook_type) < 0 ||
       PyModule_AddObjectRef(module, "PackageWatcher", (PyObject*)&watcher_type) < 0)

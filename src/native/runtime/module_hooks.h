@@ -41,6 +41,13 @@ int watch_deferred_imports(PyObject* module, PyObject* specs);
 // -1 with an exception set.
 int watch_inputs(PyObject* module, PyObject* readers);
 
+// A package whose pending `from .x import x` units bind the names `names`
+// (a set) of its own submodules: its class is swapped for the "binders" one,
+// whose __setattr__ runs such a unit when importlib binds the freshly
+// imported submodule on it, so the package keeps what the unit binds, as
+// eagerly (`unittest.main` is the function). -1 with an exception set.
+int watch_binders(PyObject* module, PyObject* names);
+
 // Whether an import of something under `prefix` is still deferred somewhere.
 bool deferred_under(const std::string& prefix);
 
