@@ -5,7 +5,14 @@
 // loaded by its path when the finder first claims a module.
 #include <Python.h>
 
+#include <algorithm>
 #include <cstring>
+
+#if defined(__linux__)
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "importer/boot.h"
 #include "importer/finder.h"
@@ -38,10 +45,60 @@ PyObject* compile_main(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return Py_CompileStringObject(source, args[1], Py_file_input, &flags, -1);
 }
 
+// After activation this library's read-only pages (code, constants, unwind
+// tables) are let go: a freshly installed library sits in the page cache as
+// large folios, and a fault maps a whole folio (or 64 KiB around it), so the
+// few pages activation runs brought in nearly all of its 230 KiB. Unmodified
+// file pages are only unmapped (read again from the page cache when the
+// finder next runs); writable segments (relocated data) are never touched.
+// The full extension does the same for its cold part (module.cpp).
+constexpr uintptr_t kPiece = 16 * 1024;
+
+void let_go_of_read_only_pages() {
+#if defined(__linux__)
+  static bool done = false;
+  if (done) return;
+  done = true;
+  dl_iterate_phdr(
+      [](dl_phdr_info* object, size_t, void*) {
+        auto self = reinterpret_cast<uintptr_t>(&let_go_of_read_only_pages);
+        bool mine = false;
+        for (int i = 0; i < object->dlpi_phnum && !mine; ++i) {
+          const auto& segment = object->dlpi_phdr[i];
+          uintptr_t start = object->dlpi_addr + segment.p_vaddr;
+          mine = segment.p_type == PT_LOAD && start <= self && self < start + segment.p_memsz;
+        }
+        if (!mine) return 0;
+        uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+        for (int i = 0; i < object->dlpi_phnum; ++i) {
+          const auto& segment = object->dlpi_phdr[i];
+          if (segment.p_type != PT_LOAD || (segment.p_flags & PF_W)) continue;
+          uintptr_t from = (object->dlpi_addr + segment.p_vaddr) & ~(page - 1);
+          uintptr_t to = (object->dlpi_addr + segment.p_vaddr + segment.p_filesz) & ~(page - 1);  // whole pages only
+          if (from >= to) continue;
+          // Every other 16 KiB apart (MADV_NOHUGEPAGE changes nothing else
+          // for file-backed code): a later fault maps at most that much
+          // around it, not 64 KiB or a whole folio.
+          for (uintptr_t at = from + kPiece; at < to; at += 2 * kPiece)
+            madvise(reinterpret_cast<void*>(at), std::min(kPiece, to - at), MADV_NOHUGEPAGE);
+          madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+        }
+        return 1;
+      },
+      nullptr);
+#endif
+}
+
+PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
+  PyObject* finder = lazyexec::importer::boot(module, args, nargs);
+  let_go_of_read_only_pages();
+  return finder;
+}
+
 PyMethodDef methods[] = {
     {"compile_main", (PyCFunction)(void (*)(void))compile_main, METH_FASTCALL,
      "compile_main(source: bytes, filename: str) -> code: compile(source, filename, 'exec', dont_inherit=True)."},
-    {"boot", (PyCFunction)(void (*)(void))lazyexec::importer::boot, METH_FASTCALL,
+    {"boot", (PyCFunction)(void (*)(void))boot, METH_FASTCALL,
      "boot([program, args[, image]]) -> the Finder, activated from C++ with the Python layer's caches (the program "
      "named by the command line, or as `lazyexec run` names it; the image served, else LAZYEXEC_IMAGE's); None: "
      "activate through lazyexec.activate()."},
