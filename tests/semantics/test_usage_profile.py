@@ -165,3 +165,54 @@ def test_a_module_used_nearly_whole_loads_eagerly_next_time_unless_its_rest_woul
                             f"'unused_sub']\n{tail}"), first.stderr
     assert second.stdout == f"0 8 0 0 1 0 1 2 3\nlazy: ['half', 'unused_import', 'unused_sub']\n{tail}", second.stderr
     assert third.stdout == second.stdout
+
+
+BUSY_MAIN = """
+import sys, busy
+print(busy.work(3000))
+print("lazy:", type(busy.__spec__.loader).__name__ == "LazySourceLoader")
+"""
+
+
+def test_a_module_whose_code_looks_up_globals_through_the_trap_a_lot_loads_eagerly_next_time(tmp_path):
+    """Until it settles, each global or builtin lookup of a lazily loaded
+    module's own code goes through its trapping namespace (+200 to +500
+    instructions against an eager module's specialized LOAD_GLOBAL): 9,000
+    of them cost more than creating the one class left pending, so the
+    module loads eagerly next time (before, only the units that ran were
+    counted and it stayed lazy). Same output every run."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "busy.py").write_text("__lazy_module__ = True\nLIMIT = 3\n"
+                                 "def work(n):\n    t = 0\n    for i in range(n):\n        t += len(NAMES) + LIMIT\n"
+                                 "    return t\n"
+                                 "NAMES = (1, 2)\n"
+                                 "class Unused:\n    def m(self): return 4\n")
+    (app / "main.py").write_text(BUSY_MAIN)
+    first, second, third = (run(app, tmp_path) for _ in range(3))
+    assert first.stdout == "15000\nlazy: True\n", first.stderr
+    assert second.stdout == "15000\nlazy: False\n", second.stderr
+    assert third.stdout == second.stdout
+
+
+def _large_function(i: int) -> str:
+    body = "".join(f"    v{j} = a.attr{i}_{j} + helper{j}(b, 'text {i} {j}')\n" for j in range(30))
+    return f"def big{i}(a, b):\n{body}    return {i}\n"
+
+
+def test_large_functions_that_ran_cost_their_size_so_the_module_loads_eagerly_next_time(tmp_path):
+    """A unit's code unmarshalled alone re-creates every name and constant
+    the module's `.pyc` shares: about 20 instructions per byte more than
+    eagerly (a 1.5 KiB function: +43 K). Three such functions used and a
+    small class pending: eager next time (before, 2 per byte: lazy). Same
+    output every run."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "large.py").write_text("__lazy_module__ = True\n" + "".join(_large_function(i) for i in range(3))
+                                  + "class Unused:\n    def m(self): return 4\n")
+    (app / "main.py").write_text("import sys, large\nprint([getattr(large, f'big{i}').__name__ for i in range(3)])\n"
+                                 "print('lazy:', type(large.__spec__.loader).__name__ == 'LazySourceLoader')\n")
+    first, second, third = (run(app, tmp_path) for _ in range(3))
+    assert first.stdout == "['big0', 'big1', 'big2']\nlazy: True\n", first.stderr
+    assert second.stdout == "['big0', 'big1', 'big2']\nlazy: False\n", second.stderr
+    assert third.stdout == second.stdout

@@ -697,45 +697,75 @@ bool loads_nothing_new(const UnitRecord& u, int depth) {
 
 namespace {
 // The usage profile's cost model, in instructions (callgrind, Debian's
-// 3.11.2; docs/startup.md "The usage profile"): 50 generated modules of 40
-// units each, every unit used or none, lazy against eager. A unit that ran
-// cost more lazily than eagerly: 7.6 K (a small plain function) to 34 K (a
-// large one), 13 K (an import), 23 K (a small class); one that stayed
-// pending saved 4.7-6.2 K (a function), 68 K (a small class with three
-// methods), nothing (an import of a loaded module). The figures below err
-// toward lazy: the lazy side's are below the ones measured, and a kind whose
-// cost is unknown (a class, a computed assignment: `re.compile(...)`) counts
-// as expensive to run.
-constexpr long kModuleCost = 20'000;   // the plan, trapping namespace, hooks; lookups until settled
+// 3.11.2; docs/startup.md "The usage profile"): generated modules of 40
+// units each (20 or 50 of them), every unit used or none, lazy against
+// eager. A unit that ran cost more lazily than eagerly: a plain function
+// +15 K (224 bytes of marshalled code) to +43 K (1.5 KiB), a function with
+// defaults (a unit code object around it) +29 K (456 bytes) to +57 K
+// (1.7 KiB), 13 K an import, 23 K a small class: about 20 instructions
+// per byte, because a unit's code unmarshalled alone re-creates and
+// re-interns every name, constant and the file name that the module's
+// `.pyc` shares (40 such units unmarshal in 4 times the instructions of the
+// module's whole code). One that stayed pending saved -0.4 K to 6.3 K (a
+// function, by size), 68 K (a small class with three methods), nothing (an
+// import of a loaded module). The figures below err toward lazy: the lazy
+// side's are below the ones measured, and a kind whose cost is unknown (a
+// class, a computed assignment: `re.compile(...)`) counts as expensive to
+// run.
+constexpr long kModuleCost = 20'000;   // the plan, trapping namespace, hooks
+// A global lookup through the trap (the module's own code, its eager part
+// included, until it settles): the interpreter specializes LOAD_GLOBAL only
+// on exact dicts, so each one goes through PyObject_GetItem to the trap, and
+// a builtin's misses the namespace first (a KeyError set and cleared, then
+// the builtins dict). Measured (10,000 lookups of a lazy module against the
+// same module loaded eagerly): +213 a module global, +503 a builtin.
+// typing's import alone makes about 2,200 of them.
+constexpr long kPerLookup = 200;
 constexpr long kRanUnitCost = 12'000;  // a unit run lazily: code unmarshalled alone, frame, scratch, publish
 constexpr long kRanValueCost = 2'000;  // a constant's value unmarshalled and published
-constexpr long kRanFunctionCost = 4'000;  // a plain function's code unmarshalled alone, the function published
+constexpr long kRanFunctionCost = 6'000;  // a plain function's code unmarshalled alone, the function published
 constexpr long kRanClassCost = 8'000;  // a plain class's body unmarshalled alone, built and published
-constexpr long kPerByteRan = 2;        // unmarshalling one unit's code alone shares no names with the rest
+constexpr long kPerByteRan = 20;       // unmarshalling one unit's code alone shares no names with the rest
+// A class body's methods share names and the file name with each other:
+// argparse's 27 classes (and its other units) unmarshal alone in 1.35
+// times the instructions of its whole `.pyc`, zipfile's in 1.36 times.
+constexpr long kPerByteClass = 6;
+constexpr long kPerByteGroup = 2;      // a group's stream is unmarshalled once, its names shared as in the .pyc
 
 // What running pending unit `u` at import would add (the eager cost of what
 // laziness saved).
 long eager_cost(const UnitRecord& u) {
   long size = (long)u.size;
-  if (u.kind == UnitRecord::Value) return 500 + size;  // a constant: unmarshal and bind
+  // A constant: unmarshalled (about 25 instructions per byte for the
+  // module's own code, measured above; str-heavy tables as much) and bound.
+  if (u.kind == UnitRecord::Value) return 500 + 20 * size;
   std::string_view kind = unit_kind(u);
   if (kind == "def") return 4'000 + 2 * size;  // MAKE_FUNCTION (and any decorator) and its code unmarshalled
   if (kind == "import" || kind == "from-import" || kind == "try") return 2'000;  // modules loaded already
-  return 50'000 + 10 * size;  // a class, a computed value: may run anything the analysis called pure
+  // A class: built, its body's code (its methods') unmarshalled at about 25
+  // instructions per byte. A computed value may run anything the analysis
+  // called pure: `re.compile(...)` costs 0.3-2 M (gettext's `_token_pattern`
+  // left pending made `pygmentize -V` 2.8 M cheaper than gettext loaded
+  // eagerly), so unknown counts as expensive.
+  if (kind == "class") return 50'000 + 20 * size;
+  return 400'000 + 20 * size;
 }
 
 // What running unit `u` lazily cost beyond running it eagerly.
 long lazy_cost(const UnitRecord& u) {
+  const long per_byte = u.group_index >= 0 ? kPerByteGroup : kPerByteRan;
   if (u.kind == UnitRecord::Value) return kRanValueCost;
-  if (u.kind == UnitRecord::Function) return kRanFunctionCost + kPerByteRan * (long)u.size;
-  if (u.kind == UnitRecord::Class) return kRanClassCost + kPerByteRan * (long)u.size;
-  return kRanUnitCost + kPerByteRan * (long)u.size;
+  if (u.kind == UnitRecord::Function) return kRanFunctionCost + per_byte * (long)u.size;
+  if (u.kind == UnitRecord::Class)
+    return kRanClassCost + (u.group_index >= 0 ? kPerByteGroup : kPerByteClass) * (long)u.size;
+  if (u.group_index < 0 && unit_kind(u) == "class") return kRanUnitCost + kPerByteClass * (long)u.size;
+  return kRanUnitCost + per_byte * (long)u.size;
 }
 }  // namespace
 
 bool used_nearly_whole(const ModuleState& st) {
   if (st.failures != 0) return false;
-  long lazy_extra = kModuleCost, eager_extra = 0;
+  long lazy_extra = kModuleCost + kPerLookup * st.lookups, eager_extra = 0;
   for (const auto& u : st.units) {
     if (!u.code) continue;  // eager, or resolved as an import of a loaded module
     if (u.state == UnitRecord::Done) {
