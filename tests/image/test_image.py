@@ -112,6 +112,30 @@ def _damage(data: bytes, how: str) -> bytes:
     raise AssertionError(how)
 
 
+def test_a_module_whose_file_name_is_not_an_identifier_is_served(tmp_path, app):
+    """A module file importable only by name (`_sysconfigdata__linux_x86_64-linux-gnu.py`,
+    which sysconfig imports with importlib): FileFinder takes any name
+    without a dot, so the builder selects it (a directory, or --stdlib) and
+    the image serves it, not a path search."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "_data__linux-gnu.py").write_text("VALUE = {'answer': 42}\n")
+    (lib / "plain.py").write_text("X = 1\n")
+    (lib / "not.a.module.py").write_text("raise SystemExit('never imported')\n")
+    image = build(tmp_path, lib)
+    (app / "probe.py").write_text(
+        "import importlib, sys\n"
+        f"sys.path.insert(0, {str(lib)!r})\n"
+        "m = importlib.import_module('_data__linux-gnu')\n"
+        "print(m.VALUE, type(m.__loader__).__name__)\n")
+    eager = subprocess.run([sys.executable, "probe.py"], cwd=app, env=env(tmp_path), capture_output=True, text=True)
+    served = lazyexec(tmp_path, "run", "--image", image, "probe.py")
+    assert eager.stdout == "{'answer': 42} SourceFileLoader\n", eager.stderr
+    assert served.stdout == "{'answer': 42} ImageLoader\n", served.stderr
+    listed = lazyexec(tmp_path, "image", "verify", image).stdout
+    assert "OK" in listed
+
+
 def test_run_image_activates_in_cpp_as_the_pth_start_does(tmp_path, app):
     """`lazyexec run --image APP.lzi PROGRAM` activates as `lazyexec run`
     without an image and as the .pth start with LAZYEXEC_IMAGE do: in C++

@@ -270,13 +270,21 @@ def write(path: str, data: bytes, executable: bool = False) -> None:
 
 # ---- selection --------------------------------------------------------------
 
+def importable_stem(stem: str) -> bool:
+    """Whether a module file named `stem` + suffix is importable by name:
+    FileFinder takes the last part of any dotted name, so any stem without a
+    dot is (`importlib.import_module("_sysconfigdata__linux_x86_64-linux-gnu")`,
+    as sysconfig imports its data module), not only identifiers."""
+    return bool(stem) and "." not in stem and stem.isprintable() and not stem.isspace()
+
+
 def extension_stem(filename: str) -> str | None:
     """The module name of an extension module's file name (`_json` of
     `_json.cpython-311-x86_64-linux-gnu.so`), else None."""
     from importlib.machinery import EXTENSION_SUFFIXES
 
     for suffix in EXTENSION_SUFFIXES:
-        if filename.endswith(suffix) and filename[: -len(suffix)].isidentifier():
+        if filename.endswith(suffix) and importable_stem(filename[: -len(suffix)]):
             return filename[: -len(suffix)]
     return None
 
@@ -289,7 +297,7 @@ def _walk(root: str):
         dirs[:] = sorted(d for d in dirs if d not in skip and d.isidentifier()
                          and os.path.isfile(os.path.join(directory, d, "__init__.py")))
         for f in sorted(files):
-            if f.endswith(".py") and f[:-3].isidentifier():
+            if f.endswith(".py") and importable_stem(f[:-3]):
                 yield os.path.join(directory, f), False
             elif extension_stem(f) not in (None, "__init__"):
                 yield os.path.join(directory, f), True
