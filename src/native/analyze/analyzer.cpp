@@ -1059,6 +1059,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   // statement reads.)
   if (first_namespace_write_ >= 0) {
     std::vector<Unit> planned = units_;
+    for (auto& u : planned) u.captured_reads.clear();  // a namespace write may rebind what they took
     for (const auto& [n, ids] : binders_)
       if (namespace_may_bind(n)) planned[(size_t)first_namespace_write_].mentions.insert(n);
     out.forces = plan_forces(planned, star_);

@@ -143,6 +143,7 @@ class DefTime {
   // reads an attribute, operates on it) rather than taking the reference.
   void note_input(const std::string& name, const Resolution& r, int line, bool contents) {
     if (body_mode_ || changing_ || r.unit < 0 || r.unit >= u_.id) return;
+    if (!contents) ++captured_[name];
     int writer = a_.global_writer(name);
     if (writer >= 0) {
       const Unit& w = a_.units_[(size_t)writer];
@@ -156,6 +157,16 @@ class DefTime {
       changing_ = Reason{Code::MutableInput, "reads the contents of mutable global " + name + " at definition time (line " +
                                                  std::to_string(line) + "; bound at line " + std::to_string(r.line) +
                                                  "): a change after the import, before first use, would show"};
+  }
+
+  // The def_reads this walk only took as they are (Unit::captured_reads).
+  Names captured_only() const {
+    Names out;
+    for (const auto& [n, k] : captured_) {
+      auto it = looked_up_.find(n);
+      if (it != looked_up_.end() && it->second == k) out.insert(n);
+    }
+    return out;
   }
 
   void fail(Code c, std::string detail) {
@@ -175,7 +186,10 @@ class DefTime {
       }
     }
     Resolution r = a_.resolve(name, u_.id);
-    if (r.unit >= 0 && r.unit < u_.id) u_.def_reads.insert(name);
+    if (r.unit >= 0 && r.unit < u_.id) {
+      u_.def_reads.insert(name);
+      ++looked_up_[name];
+    }
     if (guard_mode_ && r.kind == Resolution::ComprehensionLocal)
       // A name this import guard binds, read before a statement of the same
       // block bound it: the unit would find itself pending (eagerly the
@@ -529,7 +543,10 @@ class DefTime {
           break;
         default: return false;
       }
-      if (r.unit >= 0 && r.unit < u_.id) u_.def_reads.insert(n);
+      if (r.unit >= 0 && r.unit < u_.id) {
+        u_.def_reads.insert(n);
+        ++looked_up_[n];  // read by the body it runs: looked into
+      }
     }
     return true;
   }
@@ -1564,6 +1581,9 @@ class DefTime {
     bool is_class = false;
   };
   bool capture_ = false;             // see expr()
+  // Per def_read: lookups of it, and those only taken as they are
+  // (note_input without contents): equal counts make a captured read.
+  std::unordered_map<std::string, int> looked_up_, captured_;
   int annotation_ = 0;               // inside an evaluated annotation
   std::optional<Reason> changing_;   // the first read of an input that may change after the import
   Analyzer& a_;
@@ -1852,6 +1872,8 @@ void Analyzer::decide_unit(Unit& u) {
       }
     }
   }
+  for (const auto& n : walk.captured_only())
+    if (u.def_reads.count(n)) u.captured_reads.insert(n);
   if (kind == "class") {
     // A local metaclass's methods run while this class is created: the
     // module globals they read are definition-time reads (bound first, also
@@ -1859,7 +1881,10 @@ void Analyzer::decide_unit(Unit& u) {
     for (int m : info.metaclass_units)
       for (const auto& n : units_[(size_t)m].call_reads) {
         Resolution r = resolve(n, u.id);
-        if (r.unit >= 0 && r.unit < u.id) u.def_reads.insert(n);
+        if (r.unit >= 0 && r.unit < u.id) {
+          u.def_reads.insert(n);
+          u.captured_reads.erase(n);
+        }
       }
     classes_[u.id] = info;
   }

@@ -13,7 +13,7 @@ namespace {
 // itself counted as touched: reaching `obj = Cls()` means Cls's methods may
 // run, not that Cls is rebound.
 Names touched_by(const Unit& stmt, const std::map<std::string, std::vector<int>>& binders,
-                 const std::vector<Unit>& units) {
+                 const std::vector<Unit>& units, Names& rebound) {
   Names touched(stmt.mentions.begin(), stmt.mentions.end());
   Names reached;
   std::vector<std::string> work(stmt.mentions.begin(), stmt.mentions.end());
@@ -30,6 +30,7 @@ Names touched_by(const Unit& stmt, const std::map<std::string, std::vector<int>>
           touched.insert(n);
           if (!reached.count(n)) work.push_back(n);
         }
+      rebound.insert(u.global_writes.begin(), u.global_writes.end());
       for (const auto& n : u.def_reads)
         if (!reached.count(n)) work.push_back(n);
     }
@@ -68,7 +69,11 @@ std::vector<Force> plan_forces(const std::vector<Unit>& units, const std::vector
       for (int i = 0; i < e.id; ++i)
         if (units[(size_t)i].lazy) add_closure(i, f, add_closure);
     } else if (!e.mentions.empty() || !e.binds.empty()) {
-      Names touched = touched_by(e, binders, units);
+      // Names the statement (or code it may reach) may rebind or delete:
+      // what it binds, a top-level `del`'s names, `global` writes.
+      Names rebound(e.binds.begin(), e.binds.end());
+      if (e.kind == "del") rebound.insert(e.mentions.begin(), e.mentions.end());
+      Names touched = touched_by(e, binders, units, rebound);
       // What it binds, too: an eager `def`/`class` rebinding a name (locale's
       // `def setlocale(...)` wrapping `_setlocale = setlocale`) does not
       // mention its own name, yet a lazy unit reading that name at
@@ -78,6 +83,9 @@ std::vector<Force> plan_forces(const std::vector<Unit>& units, const std::vector
         const Unit& u = units[(size_t)i];
         if (!u.lazy || forced.count(i)) continue;
         for (const auto& n : u.def_reads) {
+          // A value only taken as it is (an annotation, an alias): a
+          // mutation shows through the same object either way.
+          if (u.captured_reads.count(n) && !rebound.count(n)) continue;
           if (touched.count(n)) {
             add_closure(i, f, add_closure);
             break;

@@ -25,6 +25,12 @@ struct Unit {
   std::vector<std::string> binds;
   Names def_reads;        // module globals read while the statement itself runs
   Names call_reads;       // module globals read by code that runs later (function bodies)
+  // The def_reads whose value the statement only takes as it is (an
+  // annotation `x: Path`, `ALIAS = CONFIG`, an element of a display) and
+  // never looks into: a later eager statement that may mutate such an
+  // object does not change what the unit makes from it (both hold the same
+  // object); only rebinding or deleting the name does (stable_inputs.cpp).
+  Names captured_reads;
   // Module globals named by class-body annotations the class does not
   // evaluate (postponed by `from __future__ import annotations`, or strings)
   // and bound before it. Tools evaluate them later with the module's dict as
