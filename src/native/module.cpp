@@ -552,15 +552,19 @@ PyObject* is_trapping(PyObject*, PyObject* globals) {
   return PyBool_FromLong(Py_TYPE(globals) == runtime::lazy_globals_type());
 }
 
-// set_frontier(globals, n): while the module's top level runs, units with id
-// >= n are not bound yet and stay invisible (-1: import finished).
+// set_frontier(globals, n[, code]): while the module's top level runs, units
+// with id >= n are not bound yet and stay invisible (-1: import finished);
+// `code`, the run step about to run (held until the next call), narrows
+// that to its running statement.
 PyObject* set_frontier(PyObject*, PyObject* args) {
   PyObject* globals;
   int n;
-  if (!PyArg_ParseTuple(args, "Oi", &globals, &n)) return nullptr;
+  PyObject* code = nullptr;
+  if (!PyArg_ParseTuple(args, "Oi|O", &globals, &n, &code)) return nullptr;
   runtime::ModuleState* st = state_arg(globals);
   if (!st) return nullptr;
   st->frontier = n < 0 ? INT_MAX : n;
+  st->segment = code && PyCode_Check(code) && n >= 0 ? py::Ref::borrow(code) : py::Ref();
   Py_RETURN_NONE;
 }
 
@@ -950,7 +954,7 @@ PyMethodDef methods[] = {
     {"materialize_all", materialize_all, METH_VARARGS, "materialize_all(globals, public_only=False, keep_going=False)."},
     {"module_stats", module_stats, METH_O, "module_stats(globals) -> dict."},
     {"set_own_views", set_own_views, METH_VARARGS, "set_own_views(globals, ids): units whose own namespace views run nothing."},
-    {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n): units >= n are not defined yet (-1: all)."},
+    {"set_frontier", set_frontier, METH_VARARGS, "set_frontier(globals, n[, code]): units >= n are not defined yet (-1: all); code: the run step running."},
     {"last_key", last_key, METH_O, "last_key(globals): the newest key, a mark for supersede()."},
     {"supersede", supersede, METH_VARARGS,
      "supersede(globals, mark, first_later): unbind side-effect bindings of names later pending units bind."},

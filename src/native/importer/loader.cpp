@@ -546,7 +546,7 @@ PyObject* run_plan(PyObject*, PyObject* args) {
           PyErr_SetString(PyExc_TypeError, "lazyexec: a plan's run step holds a code object");
           throw py::PyError{};
         }
-        call("set_frontier", g, end);
+        call("set_frontier", g, end, payload);
         Ref mark = call("last_key", g);
         Ref r = py::check(PyEval_EvalCode(payload, g, g));
         // Eagerly the units from `end` on bind after this part ran: what it

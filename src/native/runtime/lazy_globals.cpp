@@ -2,6 +2,7 @@
 
 #include "runtime/module_state.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <frameobject.h>
@@ -64,6 +65,43 @@ bool seen_by_later_code(const ModuleState& st, int id) {
   }
   return hidden;
 }
+
+}  // namespace
+
+// A run step's code holds the eager statements of the top level from one
+// force step to the next, with the lazy units between them left out, and its
+// frontier is the unit after its last statement. Eagerly, while one of those
+// statements runs, the lazy units after it are not bound yet: code it calls
+// (`probe()` reading X before `X = 1`) and `"X" in globals()` must miss them.
+// The run step's frame (found from the innermost frame outward, in this
+// thread) is at a line of the running statement; a unit whose first line is
+// after that line comes later. Units on that very line (`f(); X = 1`) stay
+// visible, as before.
+int segment_limit(const ModuleState& st, int limit) {
+  PyFrameObject* top = PyEval_GetFrame();  // borrowed
+  if (!top) return limit;
+  py::Ref frame = py::Ref::borrow(reinterpret_cast<PyObject*>(top));
+  int line = -1;
+  for (int depth = 0; frame && depth < 1000; ++depth) {
+    PyFrameObject* f = reinterpret_cast<PyFrameObject*>(frame.get());
+    py::Ref code = py::Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetCode(f)));
+    if (code.get() == st.segment.get()) {
+      line = PyFrame_GetLineNumber(f);
+      break;
+    }
+    frame = py::Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(f)));
+  }
+  if (line <= 0) return limit;
+  int lo = 0, hi = std::min(limit, (int)st.units.size());
+  while (lo < hi) {  // units are in source order: the first one starting after `line`
+    int mid = lo + (hi - lo) / 2;
+    if (std::atoi(st.units[(size_t)mid].where.c_str()) > line) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+namespace {
 
 PyObject* lookup(PyObject* self, PyObject* key) {
   ModuleState* st = state_of(self);

@@ -63,6 +63,10 @@ struct ModuleState {
   // While the module's top level runs: units with id >= frontier come later
   // in the source and are not bound yet, so every lookup treats them as absent.
   int frontier = INT_MAX;
+  // The run step's code object while it runs, else null. One run step may hold several eager statements with lazy
+  // units between them; its frame's line tells which of those units the
+  // top level has passed (segment_limit).
+  py::Ref segment;
   // Units running now, as (thread, unit): while unit N runs in a thread,
   // units from N on are not bound yet for that thread either.
   std::vector<std::pair<unsigned long, int>> running;
@@ -109,8 +113,14 @@ int on_settled(PyObject* module, bool hot);
 // The first unit not yet defined for lookups from the calling thread: the
 // top level's frontier, or an earlier unit this thread is running (eagerly,
 // names later in the source do not exist while a statement runs).
+// Within a run step holding several eager statements, the first unit after
+// the statement its frame is running (lazy_globals.cpp); `limit` otherwise
+// (another thread's lookup, or none of this module's frames on the stack).
+int segment_limit(const ModuleState& st, int limit);
+
 inline int visible_limit(const ModuleState& st) {
   int limit = st.frontier;
+  if (st.segment.get() && limit != INT_MAX) limit = segment_limit(st, limit);
   if (!st.running.empty()) {
     unsigned long me = PyThread_get_thread_ident();
     for (const auto& [thread, id] : st.running)
