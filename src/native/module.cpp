@@ -809,8 +809,16 @@ PyObject* load_plan(PyObject*, PyObject* args) {
     std::string near = py::utf8(cached.get());
     near = near.substr(0, near.size() - 4) + suffix;  // NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx
     std::string absolute = path[0] == '/' ? path : importer::join(getcwd_string(), path);
+    // store.fallback_path: HASH.TAG[.opt-N].KEY8.lzx, the -O level as importlib tags a .pyc.
+    std::string opt;
+    if (PyObject* flags = PySys_GetObject("flags")) {
+      Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
+      long n = PyLong_AsLong(level.get());
+      if (n == -1 && PyErr_Occurred()) throw py::PyError{};
+      if (n > 0) opt = ".opt-" + std::to_string(n);
+    }
     std::string fallback = importer::join(py::utf8(cache_dir_obj), importer::fingerprint(importer::normpath(absolute)) +
-                                                                        "." + py::utf8(tag.get()) + suffix);
+                                                                        "." + py::utf8(tag.get()) + opt + suffix);
     Ref problems = py::check(PyList_New(0));
     Ref plan = Ref::borrow(Py_None);
     for (const std::string& p : bytecode_off ? std::vector<std::string>{fallback, near}

@@ -93,6 +93,37 @@ def test_dont_write_bytecode_uses_the_cache_directory(tmp_path):
     assert start(app, env).stdout == "True 1\n"
 
 
+def test_optimization_levels_keep_their_own_artifacts_in_the_cache_directory(tmp_path):
+    # Code is compiled at the interpreter's -O level (asserts, `if __debug__:`,
+    # docstrings): beside the .pyc the artifact's name has importlib's
+    # .opt-N tag, but the cache directory's had none, so with byte-code
+    # writing off a `python -O` run loaded the artifact a plain run had built
+    # (its asserts ran, __debug__ was True). The builder a -O program starts
+    # runs at its level and builds only jobs of its level.
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "mod.py").write_text("__lazy_module__ = True\nif __debug__:\n    MODE = 'debug'\nelse:\n    MODE = 'opt'\n"
+                                "def f():\n    try:\n        assert False\n    except AssertionError:\n"
+                                "        return MODE + ' asserts'\n    return MODE\n")
+    env = env_for(tmp_path, PYTHONDONTWRITEBYTECODE="1")
+    probe = "import lazyexec; lazyexec.activate(); " + PROBE
+
+    def run(*flags):
+        r = subprocess.run([sys.executable, *flags, "-c", probe], cwd=app, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert run() == "False debug asserts\n"
+    wait_builder_done(tmp_path / "cache")
+    assert run() == "True debug asserts\n"
+    assert run("-O") == "False opt\n"  # no artifact of its level yet: eager
+    wait_builder_done(tmp_path / "cache")
+    assert run("-O") == "True opt\n"
+    assert run() == "True debug asserts\n"
+    assert len(artifacts(tmp_path / "cache")) == 2 and artifacts(app) == []
+
+
 def test_pycache_prefix_is_honoured(tmp_path):
     app = make_app(tmp_path)
     prefix = tmp_path / "pycache-prefix"

@@ -67,10 +67,17 @@ def _key_part(key: bytes) -> str:
     return "." + key[:8].decode("ascii", "replace") if key else ""
 
 
+def opt_part() -> str:
+    """`.opt-N` under -O / -OO, as importlib tags `.pyc` files: code compiled
+    at another optimization level (asserts, `if __debug__:`, docstrings) must
+    not be reused. The path beside the `.pyc` has it from cache_from_source."""
+    return f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
+
+
 def fallback_path(source_path: str, key: bytes = b"") -> str:
     digest = _lazyexec.fingerprint(os.path.abspath(source_path))
     tag = sys.implementation.cache_tag
-    return os.path.join(cache_dir(), f"{digest}.{tag}{_key_part(key)}{SUFFIX}")
+    return os.path.join(cache_dir(), f"{digest}.{tag}{opt_part()}{_key_part(key)}{SUFFIX}")
 
 
 def bytecode_writing_off() -> bool:

@@ -79,6 +79,9 @@ def flush(spawn: bool = True) -> str | None:
         "modules": list(dict.fromkeys(_remembered)),
         "dont_write_bytecode": store.bytecode_writing_off(),
         "pycache_prefix": getattr(sys, "pycache_prefix", None),
+        # Code is compiled at the builder's own -O level: a builder of
+        # another level leaves the job (its modules are queued again).
+        "optimize": sys.flags.optimize,
     }
     _remembered.clear()
     queue = os.path.join(store.cache_dir(), QUEUE)
@@ -138,7 +141,7 @@ def start_builder(code: str = BUILDER_CODE) -> None:
     env["LAZYEXEC"] = "0"  # the builder itself loads eagerly
     devnull = os.devnull
     try:
-        os.posix_spawn(exe, [exe, "-c", code], env,
+        os.posix_spawn(exe, [exe, *["-O"] * sys.flags.optimize, "-c", code], env,
                        setsid=True,
                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
@@ -195,6 +198,8 @@ def build(job: dict, built: list | None = None) -> int:
     sources appended to `built`)."""
     from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
+    if job.get("optimize", 0) != sys.flags.optimize:
+        return 0  # compiled here, asserts and `if __debug__:` would be another -O level's
     try:
         config = job_config(job)
     except (ValueError, TypeError, KeyError):  # a damaged job (ConfigError is a ValueError): dropped

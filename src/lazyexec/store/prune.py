@@ -415,7 +415,7 @@ def prune_siblings(source_paths, cache_dir: str, judge: Judge) -> Removal:
     for source in source_paths:
         near = store.artifact_path(source)  # .../NAME.TAG.lzx (no key)
         stem = os.path.basename(near)[: -len(SUFFIX)] + "."
-        digest_stem = f"{_lazyexec.fingerprint(os.path.abspath(source))}.{tag}."
+        digest_stem = f"{_lazyexec.fingerprint(os.path.abspath(source))}.{tag}{store.opt_part()}."
         for directory, where, prefix in ((os.path.dirname(near), "pycache", stem), (cache_dir, "cache", digest_stem)):
             for name in entries_in(directory, where):
                 if not name.startswith(prefix) or name.count(".") != prefix.count(".") + 1:
