@@ -93,6 +93,24 @@ std::string introspection(Node n, const std::map<std::string, std::vector<int>>&
   return r;
 }
 
+// The names `n` tests with `"name" in globals()` / `not in` (one literal
+// name against the module's own globals()), in any scope.
+void membership_tests(Node n, const std::map<std::string, std::vector<int>>& binders, std::set<std::string>& out) {
+  if (n.kind() == K::Compare) {
+    std::vector<Node> ops = n.list("ops"), rhs = n.list("comparators");
+    Node left = n.get("left");
+    for (size_t i = 0; i < ops.size() && i < rhs.size(); ++i) {
+      Node l = i == 0 ? left : rhs[i - 1];
+      if ((ops[i].kind() == K::In || ops[i].kind() == K::NotIn) && l.kind() == K::Constant &&
+          PyUnicode_Check(l.get("value").raw()) && rhs[i].kind() == K::Call && rhs[i].list("args").empty() &&
+          rhs[i].list("keywords").empty() && rhs[i].get("func").kind() == K::Name &&
+          rhs[i].get("func").str("id") == "globals" && !binders.count("globals"))
+        out.insert(py::utf8(l.get("value").raw()));
+    }
+  }
+  for_each_child(n, [&](Node c) { membership_tests(c, binders, out); });
+}
+
 bool is_globals_call(Node n, const std::map<std::string, std::vector<int>>& binders) {
   return n && n.kind() == K::Call && n.get("func").kind() == K::Name && n.get("func").str("id") == "globals" &&
          n.list("args").empty() && n.list("keywords").empty() && !binders.count("globals");
@@ -933,6 +951,8 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   }
 
   collect_module_attr_writes(module);
+
+  for (Node s : body) membership_tests(s, binders_, membership_tested_);
 
   ModuleAnalysis out;
   for (auto& u : units_) decide_unit(u);

@@ -127,6 +127,10 @@ class Analyzer {
   std::vector<bool> star_;
   std::map<std::string, std::vector<int>> binders_;  // name -> units binding it, in order
   std::map<std::string, int> bound_in_compound_;     // name -> line of an eager compound binding it
+  // Names tested with `"name" in globals()` (or `not in`) anywhere in the
+  // module, function bodies included: the trapping namespace answers True
+  // for a pending name without running its unit (analyzer.cpp).
+  std::set<std::string> membership_tested_;
   // Import guards (a `try` of imports with `except ImportError` fallbacks,
   // purity.cpp): unit id -> the names its import statements bind.
   std::map<int, Names> guard_imports_;

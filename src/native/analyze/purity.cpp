@@ -1750,6 +1750,28 @@ void Analyzer::decide_unit(Unit& u) {
       if (auto c = bound_in_compound_.find(n); c != bound_in_compound_.end() && c->second != u.line)
         return eager(Code::BoundInCompound, n + " is also bound inside the eager compound statement at line " + std::to_string(c->second));
     }
+    // A name the imports' path binds and a fallback does not stays pending
+    // until the guard runs, and `"name" in globals()` answers True for a
+    // pending name without running its unit (lazy_globals.cpp, contains):
+    // where the module tests such a name that way (in a function: a test at
+    // top level keeps the whole module eager), the guard stays eager, or
+    // the test would say the optional import is there when it failed.
+    {
+      std::set<std::string> success, maybe_unbound;
+      guard_names(s.list("body"), success);
+      guard_names(s.list("orelse"), success);
+      for (Node h : s.list("handlers")) {
+        std::set<std::string> fallback;
+        guard_names(h.list("body"), fallback);
+        for (const auto& n : success)
+          if (!fallback.count(n)) maybe_unbound.insert(n);
+      }
+      for (const auto& n : maybe_unbound)
+        if (membership_tested_.count(n))
+          return eager(Code::CompoundStatement, "'try' statement at line " + std::to_string(u.line) + " may leave " + n +
+                                                    " unbound (its fallback does not bind it), and the module tests \"" + n +
+                                                    "\" in globals(), which a pending name answers True");
+    }
     DefTime walk(*this, u);
     walk.import_guard(s, {});
     for (const auto& m : u.imports)
