@@ -895,6 +895,22 @@ PyObject* glob_match(PyObject*, PyObject* args) {
   return PyBool_FromLong(analyze::glob_match(pattern, text));
 }
 
+PyObject* never_lazy_entries(PyObject*, PyObject* data) {
+  if (!PyBytes_Check(data)) {
+    PyErr_SetString(PyExc_TypeError, "never_lazy_entries(toml: bytes)");
+    return nullptr;
+  }
+  auto entries = analyze::never_lazy_entries(std::string_view(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data)));
+  if (!entries) Py_RETURN_NONE;
+  PyObject* out = PyList_New((Py_ssize_t)entries->size());
+  for (size_t i = 0; out != nullptr && i < entries->size(); ++i) {
+    PyObject* item = PyUnicode_FromStringAndSize((*entries)[i].data(), (Py_ssize_t)(*entries)[i].size());
+    if (item == nullptr) Py_CLEAR(out);
+    else PyList_SET_ITEM(out, (Py_ssize_t)i, item);
+  }
+  return out;
+}
+
 PyObject* reason_codes(PyObject*, PyObject*) {
   try {
     Ref l = py::check(PyList_New(0));
@@ -998,6 +1014,8 @@ PyMethodDef methods[] = {
     {"lock_held", lock_held, METH_VARARGS, "lock_held(path) -> whether another process holds an flock on it."},
     {"has_marker", has_marker, METH_O, "has_marker(source: bytes) -> whether a top-level `__lazy_module__ = True` is there."},
     {"set_busy", set_busy, METH_O, "set_busy(flag) -> previous: this thread's imports bypass lazyexec's finder."},
+    {"never_lazy_entries", never_lazy_entries, METH_O,
+     "never_lazy_entries(toml: bytes) -> knowledge.toml's top-level never_lazy list read without a TOML parser, or None."},
     {"glob_match", glob_match, METH_VARARGS, "glob_match(pattern, text): '*' and '?' wildcards, as the knowledge base uses."},
     {"is_trapping", is_trapping, METH_O, "is_trapping(d) -> whether d is a trapping namespace."},
     {"reason_codes", reason_codes, METH_NOARGS,

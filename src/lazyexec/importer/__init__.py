@@ -135,9 +135,12 @@ def _kb_never_lazy() -> list:
             return names
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    from lazyexec.analyze import _parse_knowledge  # cold: parse knowledge.toml
+    with open(KNOWLEDGE_FILE, "rb") as f:
+        names = _lazyexec.never_lazy_entries(f.read())  # without a TOML parser (as boot.cpp reads it)
+    if names is None:
+        from lazyexec.analyze import _parse_knowledge  # not in that simple form: parse knowledge.toml
 
-    names = [str(n) for n in _parse_knowledge().get("never_lazy", [])]
+        names = [str(n) for n in _parse_knowledge().get("never_lazy", [])]
     if caching_enabled():
         from lazyexec.store import knowledge_fingerprint, write_atomic
 

@@ -85,4 +85,69 @@ bool KnowledgeBase::import_kept_eager(std::string_view importer, std::string_vie
   return it != eager_imports_in.end() && it->second.contains(module);
 }
 
+std::optional<std::vector<std::string>> never_lazy_entries(std::string_view toml) {
+  // The key at the start of a line of the top-level table (before any `[`).
+  size_t at = 0;
+  for (;;) {
+    if (at >= toml.size() || toml[at] == '[') return std::nullopt;
+    if (toml.compare(at, 10, "never_lazy") == 0) break;
+    size_t eol = toml.find('\n', at);
+    if (eol == std::string_view::npos) return std::nullopt;
+    at = eol + 1;
+  }
+  size_t i = at + 10;
+  auto blank = [&] {
+    while (i < toml.size() && (toml[i] == ' ' || toml[i] == '\t')) ++i;
+  };
+  // Whitespace, newlines and comments between array items.
+  auto gap = [&] {
+    for (;;) {
+      blank();
+      if (i < toml.size() && (toml[i] == '\n' || toml[i] == '\r')) {
+        ++i;
+      } else if (i < toml.size() && toml[i] == '#') {
+        while (i < toml.size() && toml[i] != '\n') ++i;
+      } else {
+        return;
+      }
+    }
+  };
+  blank();
+  if (i >= toml.size() || toml[i] != '=') return std::nullopt;
+  ++i;
+  blank();
+  if (i >= toml.size() || toml[i] != '[') return std::nullopt;
+  ++i;
+  std::vector<std::string> out;
+  for (;;) {
+    gap();
+    if (i >= toml.size()) return std::nullopt;
+    if (toml[i] == ']') break;
+    char quote = toml[i];
+    if (quote != '"' && quote != '\'') return std::nullopt;
+    size_t end = toml.find(quote, i + 1);
+    if (end == std::string_view::npos) return std::nullopt;
+    std::string_view item = toml.substr(i + 1, end - i - 1);
+    for (char c : item)  // escapes, control characters, a newline: the parser's job
+      if (c == '\\' || (unsigned char)c < 0x20 || c == 0x7f) return std::nullopt;
+    if (item.size() >= 2 && item[0] == quote) return std::nullopt;  // a multi-line string
+    out.emplace_back(item);
+    i = end + 1;
+    gap();
+    if (i < toml.size() && toml[i] == ',') {
+      ++i;
+      continue;
+    }
+    gap();
+    if (i < toml.size() && toml[i] == ']') break;
+    return std::nullopt;
+  }
+  ++i;
+  blank();
+  if (i < toml.size() && toml[i] == '#')
+    while (i < toml.size() && toml[i] != '\n') ++i;
+  if (i < toml.size() && toml[i] != '\n' && toml[i] != '\r') return std::nullopt;  // more on the line
+  return out;
+}
+
 }  // namespace lazyexec::analyze

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,5 +80,11 @@ struct KnowledgeBase {
   // Whether `importer`'s import of `module` is kept eager (eager_imports_in).
   bool import_kept_eager(std::string_view importer, std::string_view module) const;
 };
+
+// The top-level `never_lazy = [...]` array of knowledge.toml, read without a
+// TOML parser (activation needs only it, before the first table): strings,
+// commas, comments and blank lines; nullopt on anything else, and the caller
+// parses the whole file. tests/python checks it against tomllib's reading.
+std::optional<std::vector<std::string>> never_lazy_entries(std::string_view toml);
 
 }  // namespace lazyexec::analyze

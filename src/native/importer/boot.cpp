@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "analyze/knowledge.h"
 #include "importer/file.h"
 #include "importer/finder.h"
 #include "importer/loader.h"
@@ -217,11 +218,41 @@ struct NeverLazy {
   std::string knowledge_fingerprint;  // store.knowledge_fingerprint(): knowledge.toml's bytes hashed
 };
 
+// The never-lazy cache's tuple (mtime_ns, size, names, fingerprint) made
+// from knowledge.toml itself, without a TOML parser (the top-level
+// never_lazy array only), and written for the next start as
+// importer._kb_never_lazy() writes it. Declines when the file is not in that
+// simple form: the Python layer parses it.
+Ref never_lazy_from(const std::string& kb_file, const std::string& cache_file) {
+  struct stat st;
+  auto raw = read_file(kb_file.c_str());
+  if (!raw || ::stat(kb_file.c_str(), &st) != 0) throw Decline{};
+  auto names = analyze::never_lazy_entries(*raw);
+  if (!names) throw Decline{};
+  Ref list = py::check(PyList_New(0));
+  for (const auto& n : *names) {
+    Ref item = py::str(n);
+    if (PyList_Append(list.get(), item.get()) < 0) throw py::PyError{};
+  }
+  long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  Ref entry = py::check(Py_BuildValue("(LLOs)", mtime_ns, (long long)st.st_size, list.get(), fingerprint(*raw).c_str()));
+  Ref data = py::check(PyMarshal_WriteObjectToString(entry.get(), Py_MARSHAL_VERSION));
+  if (make_dirs(dirname(cache_file)))  // not cached: no harm
+    write_atomic(cache_file, std::string_view(PyBytes_AS_STRING(data.get()), (size_t)PyBytes_GET_SIZE(data.get())));
+  return entry;
+}
+
 NeverLazy never_lazy(const std::string& extension, const std::string& cache, PyObject* never, PyObject* eager_imports) {
   std::string kb_file = join(dirname(extension), "analyze/knowledge.toml");
   struct stat st;
   if (!is_file(kb_file, &st)) throw Decline{};
-  Ref cached = unmarshal_file(join(cache, "never-lazy-" + fingerprint(kb_file) + ".marshal"));
+  std::string cache_file = join(cache, "never-lazy-" + fingerprint(kb_file) + ".marshal");
+  Ref cached;
+  try {
+    cached = unmarshal_file(cache_file);
+  } catch (const Decline&) {
+    cached = never_lazy_from(kb_file, cache_file);  // a first start after an install
+  }
   if (!PyTuple_Check(cached.get()) || PyTuple_GET_SIZE(cached.get()) != 4 ||
       !PyUnicode_Check(PyTuple_GET_ITEM(cached.get(), 3)))
     throw Decline{};

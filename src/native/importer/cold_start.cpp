@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "importer/boot.h"
+#include "importer/file.h"
 #include "py/handle.h"
 
 extern char** environ;
@@ -68,47 +69,6 @@ std::string unwritable(const std::string& dir, const std::string& why) {
   return "lazyexec: cache directory " + dir + " is not writable (" + why +
          "); modules load eagerly until `lazyexec compile` builds their artifacts (LAZYEXEC_CACHE_DIR chooses "
          "another directory)";
-}
-
-// mkdir -p; false with errno set on failure.
-bool make_dirs(const std::string& dir) {
-  struct stat st;
-  if (::stat(dir.c_str(), &st) == 0) return S_ISDIR(st.st_mode) || (errno = ENOTDIR, false);
-  auto slash = dir.find_last_of('/');
-  if (slash != std::string::npos && slash > 0 && !make_dirs(dir.substr(0, slash))) return false;
-  return ::mkdir(dir.c_str(), 0777) == 0 || errno == EEXIST;
-}
-
-std::string random_hex(int bytes) {
-  static std::random_device device;
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < bytes; ++i) {
-    unsigned v = device() & 0xff;
-    out += digits[v >> 4];
-    out += digits[v & 15];
-  }
-  return out;
-}
-
-// Written beside, then renamed over: the builder never reads half a job
-// (it takes only names ending in ".job").
-bool write_atomic(const std::string& dir, const std::string& name, const char* data, size_t size) {
-  std::string tmp = dir + "/.lzx-" + std::to_string(::getpid()) + "-" + random_hex(6);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::write(fd, data + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += (size_t)n;
-  }
-  bool ok = done == size && ::close(fd) == 0;
-  if (done != size) ::close(fd);
-  if (ok && ::rename(tmp.c_str(), (dir + "/" + name).c_str()) == 0) return true;
-  ::unlink(tmp.c_str());
-  return false;
 }
 
 // Whether a builder holds the lock now: it takes up the job just queued.
@@ -193,7 +153,7 @@ PyObject* queue_at_exit(PyObject*, PyObject*) {
       Py_RETURN_NONE;
     }
     std::string name = std::to_string(::getpid()) + "-" + random_hex(4) + ".job";
-    if (!write_atomic(queue, name, PyBytes_AS_STRING(data.get()), (size_t)PyBytes_GET_SIZE(data.get()))) {
+    if (!write_atomic(join(queue, name), std::string_view(PyBytes_AS_STRING(data.get()), (size_t)PyBytes_GET_SIZE(data.get())))) {
       warn_once(unwritable(queue, "write failed"));
       Py_RETURN_NONE;
     }

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <random>
+#include <string>
 #include <vector>
 
 namespace lazyexec::importer {
@@ -112,6 +114,43 @@ std::string normpath(const std::string& path) {
   std::string out(initial, '/');
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? "/" : "") + parts[i];
   return out.empty() ? "." : out;
+}
+
+bool make_dirs(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) return S_ISDIR(st.st_mode) || (errno = ENOTDIR, false);
+  auto slash = dir.find_last_of('/');
+  if (slash != std::string::npos && slash > 0 && !make_dirs(dir.substr(0, slash))) return false;
+  return ::mkdir(dir.c_str(), 0777) == 0 || errno == EEXIST;
+}
+
+std::string random_hex(int bytes) {
+  static std::random_device device;
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < bytes; ++i) {
+    unsigned v = device() & 0xff;
+    out += digits[v >> 4];
+    out += digits[v & 15];
+  }
+  return out;
+}
+
+bool write_atomic(const std::string& path, std::string_view data) {
+  std::string tmp = join(dirname(path), ".lzx-" + std::to_string(::getpid()) + "-" + random_hex(6));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  bool closed = ::close(fd) == 0;
+  if (done == data.size() && closed && ::rename(tmp.c_str(), path.c_str()) == 0) return true;
+  ::unlink(tmp.c_str());
+  return false;
 }
 
 }  // namespace lazyexec::importer

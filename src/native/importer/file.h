@@ -33,4 +33,14 @@ std::string normpath(const std::string& path);
 // _lazyexec.fingerprint, which Python-side caches use).
 std::string fingerprint(std::string_view data);
 
+// mkdir -p: false with errno set when `dir` cannot be made a directory.
+bool make_dirs(const std::string& dir);
+
+// Lowercase hex digits of `bytes` random bytes (temporary and job names).
+std::string random_hex(int bytes);
+
+// Writes `data` to a unique temporary file beside `path`, then renames it
+// over `path`: a reader never sees half a file (store.write_atomic()).
+bool write_atomic(const std::string& path, std::string_view data);
+
 }  // namespace lazyexec::importer
