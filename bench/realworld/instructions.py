@@ -38,10 +38,13 @@ def main() -> int:
     base = Path(args.base).resolve()
     venvs = {"eager": base / "eager", "lazyexec": base / "lazyexec"}
     state = base / "state"
+    R._image_dir = state / "images"  # the image modes' images, built by run.py (build_images)
     for w in args.workloads.split(","):
         counted = {}
         for mode in modes:
-            env = R.mode_env(mode, R.base_env(state, False), state)
+            # With the workload's arguments: an image mode's LAZYEXEC_IMAGE names its image (without
+            # them it was empty, and "lazyexec image .pth" counted the plain .pth start).
+            env = R.mode_env(mode, R.base_env(state, False), state, R.T.args(w))
             cmd = R.command(mode, R.T.args(w), venvs)
             subprocess.run(cmd, cwd=state / "work", env=env, capture_output=True, stdin=subprocess.DEVNULL)
             R.wait_for_builders(venvs["lazyexec"])
