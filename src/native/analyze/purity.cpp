@@ -305,11 +305,15 @@ class DefTime {
       case K::Tuple:
       case K::List:
       case K::Set:
-        // A display holds references: its elements are captured, a starred
-        // one is iterated.
+        // A display holds references: its elements are captured when the
+        // display itself is (bound, an element of such a display, an
+        // argument kept as is), a starred one is iterated. A display that
+        // is looked into (formatted, compared, passed to str or len:
+        // `"%s" % (ITEMS,)`, `repr([ITEMS])`) looks into its elements.
         for (Node el : e.list("elts")) {
           if (el.kind() == K::Starred) expr(el.get("value"));
-          else captured(el);
+          else if (capture) captured(el);
+          else expr(el);
         }
         return;
       case K::Dict: {
@@ -317,7 +321,8 @@ class DefTime {
         for (size_t i = 0; i < values.size(); ++i) {
           if (i < keys.size() && keys[i]) captured(keys[i]);
           if (i < keys.size() && !keys[i]) expr(values[i]);  // {**other}: read
-          else captured(values[i]);
+          else if (capture) captured(values[i]);
+          else expr(values[i]);
         }
         return;
       }
