@@ -896,6 +896,27 @@ class DefTime {
     return ok;
   }
 
+  // A field's `converter=`: attrs copies its parameters' annotations into
+  // __init__'s (resolved in this module's namespace by get_type_hints). Known
+  // only for an undecorated function of this module bound once
+  // (pytest's `_params_converter`): collects what its annotations mention.
+  bool converter_mentions(Node v, std::set<std::string>& names) {
+    if (v.kind() != K::Name) return false;
+    std::string id = v.str("id");
+    Resolution r = a_.resolve(id, u_.id);
+    auto b = a_.binders_.find(id);
+    if (r.kind != Resolution::LocalDef || r.unit < 0 || b == a_.binders_.end() || b->second.size() != 1) return false;
+    Node f = a_.unit_nodes_[(size_t)r.unit];
+    if (f.kind() != K::FunctionDef || !f.list("decorator_list").empty()) return false;
+    Node args = f.get("args");
+    bool ok = mentions_of(f.get("returns"), names);
+    for (const char* field : {"posonlyargs", "args", "kwonlyargs"})
+      for (Node a : args.list(field)) ok = mentions_of(a.get("annotation"), names) && ok;
+    for (const char* field : {"vararg", "kwarg"})
+      if (Node a = args.get(field)) ok = mentions_of(a.get("annotation"), names) && ok;
+    return ok;
+  }
+
   // Whether class `c` is decorated by a namespace-copying decorator and the
   // annotations its generated __init__ gets are those of its own fields and
   // of bases of this module that pass the same check (or add no fields):
@@ -955,7 +976,7 @@ class DefTime {
             if (n.kind() == K::Call)
               for (Node kw : n.list("keywords")) {
                 std::string k = kw.str("arg");
-                if (k == "converter" || k.empty()) ok = false;
+                if (k.empty() || (k == "converter" && !converter_mentions(kw.get("value"), names))) ok = false;
                 if (k == "type" && !mentions_of(kw.get("value"), names)) ok = false;
               }
             for_each_child(n, calls);

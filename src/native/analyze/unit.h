@@ -73,7 +73,8 @@ struct Unit {
   // made: every name the class's field annotations (and `type=` strings)
   // mention, and module names the generated code may read instead of
   // attrs' own (builtins shadowed, attrs' internal names). Not when a
-  // field has a converter (its annotations are copied too), the decorator
+  // field's converter is other than an undecorated function of the module
+  // (attrs copies its annotations too; such a function's count), the decorator
   // takes `these=` or `field_transformer=`, or a base is not known to add
   // no fields (purity.cpp, own_namespace_views).
   bool own_views = false;
