@@ -332,6 +332,30 @@ def test_cold_modules_load_as_eagerly_without_the_python_layer(venv, tmp_path, b
     assert (second.returncode, second.stdout) == (0, expected), second.stderr
 
 
+def test_a_first_start_with_a_configuration_file_is_handed_back_to_cpp(venv, tmp_path):
+    """No parse cache at all (a first start after an install) and a
+    configuration file: the Python layer parses it (tomllib) and writes its
+    cache, then the C++ activation takes the start, so that modules without
+    an artifact take the C++ cold path (no Python loader per module); the
+    next start is lazy and activates without the Python layer."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_PROFILE": "0"}
+    program = ("import sys, dataclasses; from lazyexec import importer; "
+               "print(type(dataclasses.__spec__.loader).__name__, importer._boot is not None, "
+               "sum(type(f).__name__ == 'Finder' for f in sys.meta_path))")
+    first = run(venv, tmp_path, program, **env)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "SourceFileLoader True 1\n", "")
+    wait_builder_done(tmp_path / "cache")
+    second = run(venv, tmp_path, "import sys, dataclasses; print(type(dataclasses.__spec__.loader).__name__, "
+                 "'lazyexec.importer' in sys.modules)", **env)
+    assert (second.returncode, second.stdout) == (0, "LazySourceLoader False\n"), second.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "sometimes"\n')
+    r = run(venv, bad, "import dataclasses; print(type(dataclasses.__spec__.loader).__name__)", **env)
+    assert (r.returncode, r.stdout) == (0, "SourceFileLoader\n") and r.stderr.count("lazy loading is off") == 1, r.stderr
+
+
 def test_unwritable_queue_warns_once_and_the_program_ends_as_eagerly(venv, tmp_path):
     """The cold path's job cannot be written (the queue is a file, which
     stops root too): one warning at exit, the same output and exit status,

@@ -191,12 +191,38 @@ def boot_make_loader(fullname, path, cold=False):
     return _boot_loader(fullname, path, cold)
 
 
+_booting_again = False
+
+
+def _boot_again():
+    """The activation in C++ declined for want of the configuration's parse
+    cache, which config.load() has just written: it takes the start now, so
+    that modules without an artifact yet take its cold path (C++, no Python
+    loader per module) on a first start too. None when it declines again
+    (then this layer activates; the boot's own fallback to activate() is
+    told apart by `_booting_again`)."""
+    global _active, _boot, _booting_again
+    boot_module = sys.modules.get("lazyexec._lazyexec_boot")
+    if boot_module is None or os.environ.get("LAZYEXEC_WHY") or os.environ.get("LAZYEXEC_STATS") == "1":
+        return None
+    _booting_again = True
+    try:
+        finder = boot_module.boot()
+    finally:
+        _booting_again = False
+    if finder is None:
+        return None
+    _boot = _lazyexec.boot_state()
+    _active = finder
+    return finder
+
+
 def activate(config: Config | None = None, program: str | None = None, image: str | None = None):
     """Install the finder once. LAZYEXEC=0 turns everything off. `image`
     (else LAZYEXEC_IMAGE): also serve the modules of that application image
     (lazyexec.image), ahead of the finder."""
     global _active
-    if os.environ.get("LAZYEXEC") == "0":
+    if os.environ.get("LAZYEXEC") == "0" or _booting_again:
         return None
     if _active is not None:
         return _active
@@ -210,6 +236,8 @@ def activate(config: Config | None = None, program: str | None = None, image: st
 
             warnings.warn(f"lazyexec: {e}; lazy loading is off", RuntimeWarning, stacklevel=2)
             return None
+        if program is None and image is None and (booted := _boot_again()) is not None:
+            return booted
     from lazyexec.importer import profile
 
     _active = _finder(config, profile.load(config, program), remember_marks=True)
