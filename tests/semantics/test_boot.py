@@ -330,6 +330,13 @@ def test_cold_modules_load_as_eagerly_without_the_python_layer(venv, tmp_path, b
                  LAZYEXEC_BUILD="off", **env)
     expected = "LazySourceLoader\n" if build == "background" else "SourceFileLoader\n"
     assert (second.returncode, second.stdout) == (0, expected), second.stderr
+    # Under -O the job and its builder are of that level: the next -O start is lazy too.
+    program = "import sys, dataclasses; print(type(dataclasses.__spec__.loader).__name__, __debug__)"
+    first = run(venv, tmp_path, program, "-O", LAZYEXEC_BUILD=build, **env)
+    assert (first.returncode, first.stdout) == (0, "SourceFileLoader False\n"), first.stderr
+    wait_builder_done(cache)
+    second = run(venv, tmp_path, program, "-O", LAZYEXEC_BUILD="off", **env)
+    assert (second.returncode, second.stdout) == (0, expected.replace("\n", " False\n")), second.stderr
 
 
 def test_a_first_start_with_a_configuration_file_is_handed_back_to_cpp(venv, tmp_path):

@@ -101,6 +101,15 @@ std::string interpreter() {
   return "";
 }
 
+// sys.flags.optimize: the -O level artifacts are compiled and named for.
+long optimize_level() {
+  PyObject* flags = PySys_GetObject("flags");
+  Ref level = flags ? Ref::steal(PyObject_GetAttrString(flags, "optimize")) : Ref();
+  long n = level ? PyLong_AsLong(level.get()) : 0;
+  if (PyErr_Occurred()) PyErr_Clear();
+  return n > 0 ? n : 0;
+}
+
 // One detached builder (its own session, no terminal, output discarded),
 // not waited for: the program exits now.
 void start_builder() {
@@ -113,8 +122,12 @@ void start_builder() {
   std::vector<char*> envp;
   for (auto& s : env_storage) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::string dash_c = "-c", code = kBuilderCode;
-  char* argv[] = {exe.data(), dash_c.data(), code.data(), nullptr};
+  // At the program's -O level: the builder compiles for that level only.
+  std::string dash_o = "-O", dash_c = "-c", code = kBuilderCode;
+  std::vector<char*> argv{exe.data()};
+  for (long i = 0; i < optimize_level(); ++i) argv.push_back(dash_o.data());
+  for (std::string* s : {&dash_c, &code}) argv.push_back(s->data());
+  argv.push_back(nullptr);
 
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
@@ -129,7 +142,7 @@ void start_builder() {
 #endif
   posix_spawnattr_setflags(&attr, flags);
   pid_t pid;
-  int err = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp.data());
+  int err = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (err != 0)
@@ -218,7 +231,8 @@ PyObject* cold_job(PyObject* modules) {
   PyObject* prefix = PySys_GetObject("pycache_prefix");
   PyObject* off = PySys_GetObject("dont_write_bytecode");
   Ref listed = py::check(PySequence_List(modules));
-  return Py_BuildValue("{sisOsOsOsOsOsO}", "version", 2, "table", item("table"), "source", item("source"),
+  return Py_BuildValue("{sisisOsOsOsOsOsO}", "version", 2, "optimize", (int)optimize_level(), "table", item("table"),
+                       "source", item("source"),
                        "installed_never", item("installed_never"), "modules", listed.get(), "dont_write_bytecode",
                        off != nullptr && PyObject_IsTrue(off) == 1 ? Py_True : Py_False, "pycache_prefix",
                        prefix ? prefix : Py_None);
