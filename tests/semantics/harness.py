@@ -34,6 +34,7 @@ class Case:
     files: dict
     line: int
     settle_modes: tuple = ("never", "now", "default")
+    requires: tuple = ()  # third-party modules the case imports (requires=attr,pluggy)
 
 
 def load(path: Path = CASES) -> list[Case]:
@@ -51,6 +52,8 @@ def load(path: Path = CASES) -> list[Case]:
             for o in opts:  # settle=never,default: the modes this case runs in
                 if o.startswith("settle="):
                     current.settle_modes = tuple(o[len("settle="):].split(","))
+                elif o.startswith("requires="):
+                    current.requires = tuple(o[len("requires="):].split(","))
             cases.append(current)
             fname, buf = None, []
         elif line.startswith("--- ") and current is not None:
