@@ -863,11 +863,7 @@ PyObject* fingerprint(PyObject*, PyObject* data) {
 PyObject* lock_held(PyObject*, PyObject* args) {
   const char* path;
   if (!PyArg_ParseTuple(args, "s", &path)) return nullptr;
-  int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) Py_RETURN_FALSE;
-  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-  ::close(fd);  // drops a lock taken here
-  return PyBool_FromLong(held);
+  return PyBool_FromLong(importer::lock_held(path));
 }
 
 PyObject* has_marker(PyObject*, PyObject* source) {

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <marshal.h>
 #include <spawn.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,15 +68,6 @@ std::string unwritable(const std::string& dir, const std::string& why) {
   return "lazyexec: cache directory " + dir + " is not writable (" + why +
          "); modules load eagerly until `lazyexec compile` builds their artifacts (LAZYEXEC_CACHE_DIR chooses "
          "another directory)";
-}
-
-// Whether a builder holds the lock now: it takes up the job just queued.
-bool builder_running() {
-  int fd = ::open((cache + "/build.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-  ::close(fd);  // drops a lock taken here
-  return held;
 }
 
 // As store/builder.py's BUILDER_CODE (`-c`: the program's directory is
@@ -171,7 +161,7 @@ PyObject* queue_at_exit(PyObject*, PyObject*) {
       Py_RETURN_NONE;
     }
     // Checked after the job is written: no job is left without a builder.
-    if (!builder_running()) start_builder();
+    if (!lock_held(cache + "/build.lock")) start_builder();  // a running builder takes the job up
   } catch (const py::PyError&) {
     std::string why = "error";
     PyObject *type, *value, *tb;

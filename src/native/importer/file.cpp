@@ -1,6 +1,7 @@
 #include "importer/file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,6 +135,14 @@ std::string random_hex(int bytes) {
     out += digits[v & 15];
   }
   return out;
+}
+
+bool lock_held(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops a lock taken here
+  return held;
 }
 
 bool write_atomic(const std::string& path, std::string_view data) {

@@ -39,6 +39,10 @@ bool make_dirs(const std::string& dir);
 // Lowercase hex digits of `bytes` random bytes (temporary and job names).
 std::string random_hex(int bytes);
 
+// Whether another process holds an flock on the file (created if missing):
+// the background builder's lock, checked at exit without Python's fcntl.
+bool lock_held(const std::string& path);
+
 // Writes `data` to a unique temporary file beside `path`, then renames it
 // over `path`: a reader never sees half a file (store.write_atomic()).
 bool write_atomic(const std::string& path, std::string_view data);
