@@ -18,6 +18,8 @@ ENV_TITLES = {
     "first": "first start (every lazyexec artifact and cache removed before each lazyexec run; "
              "\"builder\": median seconds the detached artifact builder ran after the program exited, "
              "waited for before the next run)",
+    "first-nobytecode": "first start under PYTHONDONTWRITEBYTECODE=1 (as \"first\"; artifacts go to the cache "
+                        "directory only, as for a read-only site-packages)",
 }
 
 
@@ -265,7 +267,8 @@ def readme_section(results: dict, rel_dir: str) -> str:
         med = medians_by_mode(e)
         ms = [m for m in e["modes"] if m != "eager"]
         label = {"warm": "median, warm", "nobytecode": "median, PYTHONDONTWRITEBYTECODE=1",
-                 "first": "median, first start"}.get(env_name, env_name)
+                 "first": "median, first start",
+                 "first-nobytecode": "median, first start, PYTHONDONTWRITEBYTECODE=1"}.get(env_name, env_name)
         lines.append(f"| **{label}** | | " + " | ".join(
             ((f"**{med[m]['time']:.2f}** / {med[m]['rss']:.2f}" if med[m]["time"] is not None else "–")
              + (f" ({med[m]['failed']} failed)" if med[m]["failed"] else "")) if m in med else ""

@@ -1,7 +1,7 @@
 """Real programs, every start-up mode side by side (issue #9).
 
     python bench/realworld/run.py [--quick] [--rounds N] [--warmups N]
-        [--envs warm,first,nobytecode] [--workloads a,b] [--modes a,b]
+        [--envs warm,first,first-nobytecode,nobytecode] [--workloads a,b] [--modes a,b]
         [--no-probe] [--no-strace] [--out DIR]
 
 Runs each workload (Debian-packaged programs, started by Debian's
@@ -147,6 +147,9 @@ ENVS = {
     # every first start loads eagerly and is followed by a builder run of a
     # few seconds (waited for), which the other activations would repeat.
     "first": (False, True, ("eager", "lazyexec .pth")),
+    # The same under PYTHONDONTWRITEBYTECODE=1 (container images): artifacts
+    # go to the cache directory only, as for a read-only site-packages.
+    "first-nobytecode": (True, True, ("eager", "lazyexec .pth")),
 }
 
 

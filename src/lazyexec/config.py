@@ -105,8 +105,17 @@ class Config:
 
 
 def toml_loads(text: str, source: str) -> dict:
-    """TOML through tomllib (3.11+) or tomli (3.10); errors name `source`.
-    Imported only when a file must really be parsed: not on a warm start."""
+    """TOML through the extension's reader (importer/toml.cpp), else tomllib
+    (3.11+) or tomli (3.10), imported only for a file that reader leaves to
+    them (dates, an error to report); errors name `source`. tomllib and what
+    it imports (re, string, typing, datetime) would otherwise load on every
+    start that parses a file, and in the middle of another module's lazy
+    loading in an inline build."""
+    from lazyexec import _lazyexec
+
+    data = _lazyexec.toml_loads(text.encode("utf-8", "surrogatepass"))
+    if data is not None:
+        return data
     try:
         import tomllib
     except ImportError:  # Python 3.10

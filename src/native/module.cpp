@@ -28,6 +28,7 @@
 #include "importer/finder.h"
 #include "importer/loader.h"
 #include "importer/policy.h"
+#include "importer/toml.h"
 #include "runtime/lazy_globals.h"
 #include "runtime/loggers.h"
 #include "runtime/module_hooks.h"
@@ -763,15 +764,6 @@ PyObject* read_plan(PyObject*, PyObject* args) {
   }
 }
 
-std::string getcwd_string() {
-  char buf[PATH_MAX];
-  if (::getcwd(buf, sizeof buf) == nullptr) {
-    PyErr_SetFromErrno(PyExc_OSError);
-    throw py::PyError{};
-  }
-  return buf;
-}
-
 // load_plan(source_path, key, pymagic, format, cache_dir, bytecode_off) ->
 // (mtime_ns, size, plan | None, [(path, problem)]), or None when the source
 // cannot be stat'ed: store.load() for the import hook in one call. The
@@ -797,32 +789,10 @@ PyObject* load_plan(PyObject*, PyObject* args) {
     unsigned long long mtime_ns = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
     importer::Expected want{(uint16_t)format, std::string_view(pymagic, 4), mtime_ns, (unsigned long long)st.st_size,
                             std::string_view(key, 16)};
-    PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
-    PyObject* impl = PySys_GetObject("implementation");
-    if (external == nullptr || impl == nullptr) {
-      PyErr_SetString(PyExc_ImportError, "lazyexec: importlib is not initialised");
-      return nullptr;
-    }
-    Ref cached = py::check(PyObject_CallMethod(external, "cache_from_source", "O", source));
-    Ref tag = py::check(PyObject_GetAttrString(impl, "cache_tag"));
-    std::string suffix = "." + std::string(key, 8) + ".lzx";
-    std::string near = py::utf8(cached.get());
-    near = near.substr(0, near.size() - 4) + suffix;  // NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx
-    std::string absolute = path[0] == '/' ? path : importer::join(getcwd_string(), path);
-    // store.fallback_path: HASH.TAG[.opt-N].KEY8.lzx, the -O level as importlib tags a .pyc.
-    std::string opt;
-    if (PyObject* flags = PySys_GetObject("flags")) {
-      Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
-      long n = PyLong_AsLong(level.get());
-      if (n == -1 && PyErr_Occurred()) throw py::PyError{};
-      if (n > 0) opt = ".opt-" + std::to_string(n);
-    }
-    std::string fallback = importer::join(py::utf8(cache_dir_obj), importer::fingerprint(importer::normpath(absolute)) +
-                                                                        "." + py::utf8(tag.get()) + opt + suffix);
     Ref problems = py::check(PyList_New(0));
     Ref plan = Ref::borrow(Py_None);
-    for (const std::string& p : bytecode_off ? std::vector<std::string>{fallback, near}
-                                             : std::vector<std::string>{near, fallback}) {
+    for (const std::string& p :
+         importer::artifact_locations(source, std::string_view(key, 16), py::utf8(cache_dir_obj), bytecode_off)) {
       ArtifactBytes data(p.c_str());
       if (!data.view()) continue;
       auto d = importer::decode(*data.view(), want);
@@ -836,6 +806,21 @@ PyObject* load_plan(PyObject*, PyObject* args) {
       }
     }
     return Py_BuildValue("(KKOO)", mtime_ns, (unsigned long long)st.st_size, plan.get(), problems.get());
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
+// toml_loads(data: bytes) -> the document, or None where activation's
+// reader leaves the file to tomllib (tests compare the two).
+PyObject* toml_loads(PyObject*, PyObject* data) {
+  if (!PyBytes_Check(data)) {
+    PyErr_SetString(PyExc_TypeError, "toml_loads(data: bytes)");
+    return nullptr;
+  }
+  try {
+    Ref doc = importer::parse_toml(std::string_view(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data)));
+    return doc ? doc.release() : Py_NewRef(Py_None);
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -1006,6 +991,8 @@ PyMethodDef methods[] = {
      "warm_loader(fullname, path): lazyexec's C++ loader for a module (the booted finder's factory)."},
     {"boot_state", importer::boot_state, METH_NOARGS,
      "boot_state() -> what boot() read (finder, configuration table and file, usage profile), or None."},
+    {"toml_loads", toml_loads, METH_O,
+     "toml_loads(data: bytes) -> tomllib.loads(data.decode()), or None where activation's reader declines."},
     {"fingerprint", fingerprint, METH_O, "fingerprint(data: bytes | str) -> 16 hex digits (FNV-1a 64)."},
     {"lock_held", lock_held, METH_VARARGS, "lock_held(path) -> whether another process holds an flock on it."},
     {"has_marker", has_marker, METH_O, "has_marker(source: bytes) -> whether a top-level `__lazy_module__ = True` is there."},

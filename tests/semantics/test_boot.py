@@ -220,7 +220,11 @@ def test_full_extension_that_cannot_load_warns_once_and_modules_load_eagerly(tmp
     program = "import textwrap; print(textwrap.dedent('  x'), type(textwrap.__spec__.loader).__name__)"
     assert run(py, work, program, LAZYEXEC_BUILD="inline").returncode == 0  # caches and artifacts
     full = next((site / "lazyexec").glob("_lazyexec.*.so"))
-    full.write_bytes(b"not an ELF file")
+    # Damaged in place, its size and time kept: the artifacts stay current
+    # (their key stamps the extension's), so the first claim must load it.
+    st = full.stat()
+    full.write_bytes(b"not an ELF file".ljust(st.st_size, b"\0"))
+    os.utime(full, ns=(st.st_atime_ns, st.st_mtime_ns))
     r = run(py, work, program)
     assert (r.returncode, r.stdout) == (0, "x SourceFileLoader\n"), r.stderr
     assert r.stderr.count("RuntimeWarning") == 1 and "cannot load" in r.stderr, r.stderr
@@ -337,6 +341,78 @@ def test_cold_modules_load_as_eagerly_without_the_python_layer(venv, tmp_path, b
     wait_builder_done(cache)
     second = run(venv, tmp_path, program, "-O", LAZYEXEC_BUILD="off", **env)
     assert (second.returncode, second.stdout) == (0, expected.replace("\n", " False\n")), second.stderr
+
+
+def test_a_first_start_never_loads_the_full_extension(venv, tmp_path):
+    """A claimed module whose artifact is absent takes the cold path in the
+    start-up extension itself (boot.cpp first_claim reads only artifact
+    headers): the full extension (the runtime, analyzer and compiler, most of
+    the code) is not loaded by a start that has nothing lazy to run. A start
+    that mixes both keeps one list of cold modules: those the full extension
+    meets after it loaded are queued in the same job, and are lazy next."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    cache = tmp_path / "cache"
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_PROFILE": "0"}
+    assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **env).returncode == 0  # parse caches warm
+    loaded = "sorted(m for m in sys.modules if m.split('.')[0] == 'lazyexec')"
+    first = run(venv, tmp_path, f"import sys, dataclasses; print(type(dataclasses.__spec__.loader).__name__, {loaded})",
+                **env)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "SourceFileLoader ['lazyexec._lazyexec_boot']\n", "")
+    wait_builder_done(cache)
+    # dataclasses is lazy now; `fresh` has no artifact yet, and is claimed
+    # after the full extension loaded for dataclasses.
+    (tmp_path / "fresh.py").write_text("def f():\n    return 1\n")
+    program = ("import sys, dataclasses, fresh; print(type(dataclasses.__spec__.loader).__name__, "
+               f"type(fresh.__spec__.loader).__name__, fresh.f(), {loaded})")
+    mixed = run(venv, tmp_path, program, **env)
+    assert (mixed.returncode, mixed.stderr) == (0, ""), mixed.stderr
+    assert mixed.stdout == ("LazySourceLoader SourceFileLoader 1 ['lazyexec._lazyexec', 'lazyexec._lazyexec_boot']\n")
+    wait_builder_done(cache)
+    again = run(venv, tmp_path, program, **env)
+    assert again.stdout.startswith("LazySourceLoader LazySourceLoader 1 "), again.stderr
+
+
+PYPROJECT = """\
+[project]
+name = "app"
+dependencies = ["requests>=2", 'attrs']
+authors = [{name = "A. Person", email = "a@example.org"}]
+
+[project.urls]
+"Home page" = "https://example.org"
+
+[tool.other]
+nested.key = 0x10
+
+[tool.lazyexec]
+mode = "all"  # everything
+never = [
+    "json.*",
+]
+"""
+
+
+def test_a_configuration_file_without_a_parse_cache_is_read_in_cpp(venv, tmp_path):
+    """The first start after an install or an edit of pyproject.toml reads
+    the configuration with the extension's TOML reader (importer/toml.cpp)
+    and writes the parse cache the Python layer reads: no tomllib, no Python
+    module of lazyexec's. A file that reader leaves to tomllib (a date) is
+    parsed by the Python layer as before."""
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_PROFILE": "0"}
+    program = ("import sys, dataclasses; print(type(dataclasses.__spec__.loader).__name__, 'tomllib' in sys.modules, "
+               "sorted(m for m in sys.modules if m.split('.')[0] == 'lazyexec'))")
+    first = run(venv, tmp_path, program, **env)
+    assert (first.returncode, first.stderr) == (0, "")
+    assert first.stdout == "SourceFileLoader False ['lazyexec._lazyexec_boot']\n"
+    check = ("import tomllib; from lazyexec import config; p = 'pyproject.toml'; "
+             "print(config._toml_load(p) == tomllib.load(open(p, 'rb')), config.load().never)")
+    r = run(venv, tmp_path, check, LAZYEXEC="0", **env)
+    assert r.stdout == "True ('json.*',)\n", r.stderr
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT.replace('[tool.other]', '[tool.other]\nreleased = 2026-12-01'))
+    dated = run(venv, tmp_path, program, **env)
+    assert (dated.returncode, dated.stderr) == (0, ""), dated.stderr
+    assert dated.stdout.split()[1] == "True", dated.stdout  # tomllib read it
 
 
 def test_a_first_start_with_a_configuration_file_is_handed_back_to_cpp(venv, tmp_path):

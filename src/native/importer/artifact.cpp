@@ -1,8 +1,12 @@
 #include "importer/artifact.h"
 
 #include <marshal.h>
+#include <unistd.h>
 
+#include <climits>
 #include <cstring>
+
+#include "importer/file.h"
 
 namespace lazyexec::importer {
 namespace {
@@ -22,15 +26,60 @@ bool known_step(PyObject* kind) {
 
 }  // namespace
 
-Decoded decode(std::string_view data, const Expected& want) {
-  if (data.size() < kHeaderSize) return {Verdict::Corrupt, {}, "truncated header"};
+Verdict check_header(std::string_view data, const Expected& want, const char** problem) {
   const char* h = data.data();
-  if (std::memcmp(h, "LZEX", 4) != 0) return {Verdict::Corrupt, {}, "bad magic"};
+  if (data.size() < kHeaderSize || std::memcmp(h, "LZEX", 4) != 0) {
+    *problem = data.size() < kHeaderSize ? "truncated header" : "bad magic";
+    return Verdict::Corrupt;
+  }
   // Another lazyexec, interpreter or knowledge base, or a changed source:
   // stale, rebuilt quietly.
   if (le(h + 4, 2) != want.format || std::string_view(h + 8, 4) != want.pymagic ||
       std::string_view(h + 28, 16) != want.key || le(h + 12, 8) != want.mtime_ns || le(h + 20, 8) != want.size)
-    return {Verdict::Stale, {}, nullptr};
+    return Verdict::Stale;
+  return Verdict::Plan;
+}
+
+std::vector<std::string> artifact_locations(PyObject* source, std::string_view key, const std::string& cache_dir,
+                                            bool bytecode_off) {
+  PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+  PyObject* impl = PySys_GetObject("implementation");
+  if (external == nullptr || impl == nullptr) {
+    PyErr_SetString(PyExc_ImportError, "lazyexec: importlib is not initialised");
+    throw py::PyError{};
+  }
+  py::Ref cached = py::check(PyObject_CallMethod(external, "cache_from_source", "O", source));
+  py::Ref tag = py::check(PyObject_GetAttrString(impl, "cache_tag"));
+  std::string suffix = "." + std::string(key.substr(0, 8)) + ".lzx";
+  std::string near = py::utf8(cached.get());
+  near = near.substr(0, near.size() - 4) + suffix;  // NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx
+  std::string path = py::utf8(source);
+  if (path.empty() || path[0] != '/') {
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd) == nullptr) {
+      PyErr_SetFromErrno(PyExc_OSError);
+      throw py::PyError{};
+    }
+    path = join(cwd, path);
+  }
+  // store.fallback_path: HASH.TAG[.opt-N].KEY8.lzx, the -O level as importlib tags a .pyc.
+  std::string opt;
+  if (PyObject* flags = PySys_GetObject("flags")) {
+    py::Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
+    long n = PyLong_AsLong(level.get());
+    if (n == -1 && PyErr_Occurred()) throw py::PyError{};
+    if (n > 0) opt = ".opt-" + std::to_string(n);
+  }
+  std::string fallback = join(cache_dir, fingerprint(normpath(path)) + "." + py::utf8(tag.get()) + opt + suffix);
+  if (bytecode_off) return {fallback, near};
+  return {near, fallback};
+}
+
+Decoded decode(std::string_view data, const Expected& want) {
+  const char* problem = nullptr;
+  Verdict header = check_header(data, want, &problem);
+  if (header != Verdict::Plan) return {header, {}, problem};
+  const char* h = data.data();
   PyObject* payload = PyMarshal_ReadObjectFromString(h + kHeaderSize, (Py_ssize_t)(data.size() - kHeaderSize));
   if (payload == nullptr) {
     if (!PyErr_ExceptionMatches(PyExc_EOFError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&

@@ -5,7 +5,9 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "py/handle.h"
 
@@ -28,6 +30,18 @@ struct Decoded {
   py::Ref plan;           // (units, steps) when Plan
   const char* problem{};  // why Corrupt
 };
+
+// The header's verdict alone (Plan: current, the payload not yet read).
+// `problem` receives why when Corrupt.
+Verdict check_header(std::string_view header, const Expected& expected, const char** problem);
+
+// Where the artifact of the source at `source` may be, in the order a
+// reader tries them (store.locations()): beside the .pyc (importlib's own
+// cache_from_source, so PYTHONPYCACHEPREFIX and -O count), and in the cache
+// directory as HASH.TAG[.opt-N].KEY8.lzx; the cache directory first when
+// byte-code writing is off. Throws py::PyError.
+std::vector<std::string> artifact_locations(PyObject* source, std::string_view key, const std::string& cache_dir,
+                                            bool bytecode_off);
 
 // Decodes one artifact's bytes. A Python error (memory) throws py::PyError;
 // damaged bytes are Corrupt, never an exception.

@@ -1,5 +1,6 @@
 #include "importer/boot.h"
 
+#include <fcntl.h>
 #include <marshal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,9 +16,12 @@
 #include <vector>
 
 #include "analyze/knowledge.h"
+#include "importer/artifact.h"
+#include "importer/cold_start.h"
 #include "importer/file.h"
 #include "importer/finder.h"
 #include "importer/loader.h"
+#include "importer/toml.h"
 #include "py/handle.h"
 #include "runtime/after_exec.h"
 #ifndef LAZYEXEC_BOOT_MODULE
@@ -104,22 +108,37 @@ PyObject* get(PyObject* dict, const char* key) {
   return v;
 }
 
-// The parsed TOML of `path` from config._toml_load's cache, if it is current.
+// The parsed TOML of `path`, as config._toml_load() gives it: from its cache
+// when current, else read here (tomllib and what it imports cost more than
+// the rest of activation) and cached for both layers. A file this reader
+// leaves to tomllib declines: the Python layer parses it, or says what is
+// wrong with it.
 Ref parsed_toml(const std::string& path, const struct stat& st, const std::string& cache) {
-  Ref cached = unmarshal_file(join(cache, "config-" + fingerprint(absolute(path)) + ".marshal"));
-  if (!PyTuple_Check(cached.get()) || PyTuple_GET_SIZE(cached.get()) != 2) throw Decline{};
-  PyObject* stamp = PyTuple_GET_ITEM(cached.get(), 0);
-  PyObject* data = PyTuple_GET_ITEM(cached.get(), 1);
-  if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2 || !PyDict_Check(data)) throw Decline{};
+  std::string cache_file = join(cache, "config-" + fingerprint(absolute(path)) + ".marshal");
   long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-  long long m = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 0));
-  long long s = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 1));
-  if (PyErr_Occurred()) {
-    PyErr_Clear();
-    throw Decline{};
+  if (auto bytes = read_file(cache_file.c_str())) {
+    PyObject* obj = PyMarshal_ReadObjectFromString(bytes->data(), (Py_ssize_t)bytes->size());
+    Ref cached = Ref::steal(obj);
+    if (obj == nullptr) PyErr_Clear();
+    if (obj && PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 2 && PyTuple_Check(PyTuple_GET_ITEM(obj, 0)) &&
+        PyTuple_GET_SIZE(PyTuple_GET_ITEM(obj, 0)) == 2 && PyDict_Check(PyTuple_GET_ITEM(obj, 1))) {
+      PyObject* stamp = PyTuple_GET_ITEM(obj, 0);
+      long long m = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 0));
+      long long s = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 1));
+      if (PyErr_Occurred()) PyErr_Clear();
+      else if (m == mtime_ns && s == (long long)st.st_size) return Ref::borrow(PyTuple_GET_ITEM(obj, 1));
+    }
   }
-  if (m != mtime_ns || s != (long long)st.st_size) throw Decline{};
-  return Ref::borrow(data);
+  auto text = read_file(path.c_str());
+  if (!text) throw Decline{};
+  Ref data = parse_toml(*text);
+  if (!data) throw Decline{};
+  Ref entry = py::check(Py_BuildValue("((LL)O)", mtime_ns, (long long)st.st_size, data.get()));
+  Ref bytes = py::check(PyMarshal_WriteObjectToString(entry.get(), Py_MARSHAL_VERSION));
+  // Unwritable: this start is not slower for it, and the next one reads again.
+  if (make_dirs(cache))
+    write_atomic(cache_file, std::string_view(PyBytes_AS_STRING(bytes.get()), (size_t)PyBytes_GET_SIZE(bytes.get())));
+  return data;
 }
 
 struct Table {
@@ -555,9 +574,56 @@ PyObject* load_full() {
   }
 }
 
-// The finder's loader factory until the full extension is loaded: returns
-// None (the module loads eagerly) if it cannot be.
+// Whether the claimed module's artifact is certainly absent or stale, from
+// the headers alone: then it takes the cold path here and the full
+// extension (2 MiB to map, for a first start that runs none of it) stays
+// unloaded. A current or damaged artifact, or a source that cannot be
+// stat'ed, is the full extension's to read or to warn about.
+bool artifact_missing(PyObject* source) {
+  static PyObject* magic = nullptr;  // importlib's MAGIC_NUMBER, kept for the process
+  if (magic == nullptr) {
+    PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+    if (external == nullptr) return false;
+    magic = py::check(PyObject_GetAttrString(external, "MAGIC_NUMBER")).release();
+  }
+  if (!PyBytes_Check(magic) || PyBytes_GET_SIZE(magic) != 4 || handover.key.size() != 16) return false;
+  struct stat st;
+  if (!PyUnicode_Check(source) || !is_file(py::utf8(source), &st)) return false;
+  Expected want{(uint16_t)kArtifactFormat, std::string_view(PyBytes_AS_STRING(magic), 4),
+                (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_size,
+                handover.key};
+  PyObject* off = PySys_GetObject("dont_write_bytecode");
+  for (const std::string& p :
+       artifact_locations(source, handover.key, handover.cache, off != nullptr && PyObject_IsTrue(off) == 1)) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return false;
+    }
+    char header[kHeaderSize];
+    ssize_t n = ::pread(fd, header, sizeof header, 0);
+    ::close(fd);
+    const char* problem = nullptr;
+    if (n < 0 || check_header(std::string_view(header, (size_t)n), want, &problem) != Verdict::Stale) return false;
+  }
+  return true;
+}
+
+// The finder's loader factory until the full extension is loaded: a module
+// without an artifact loads eagerly through the cold path, else the full
+// extension is loaded and its loader made; None (the module loads eagerly)
+// if it cannot be.
 PyObject* first_claim(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs == 2 && !handover.inline_build) {
+    try {
+      if (artifact_missing(args[1])) {
+        PyObject* loader = cold_loader(args[0], args[1], handover.cache);
+        if (loader != nullptr || PyErr_Occurred()) return loader;
+      }
+    } catch (const py::PyError&) {
+      return nullptr;
+    }
+  }
   PyObject* full = load_full();
   if (full == nullptr) Py_RETURN_NONE;
   Ref factory = Ref::steal(PyObject_GetAttrString(full, "warm_loader"));
@@ -592,6 +658,19 @@ PyObject* logging_found_first(PyObject*, PyObject* spec) {
   return Py_NewRef(spec);
 }
 
+}  // namespace
+
+PyObject* cold_loader_of_boot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "cold_loader(fullname: str, path: str)");
+    return nullptr;
+  }
+  PyObject* loader = cold_loader(args[0], args[1], handover.cache);
+  if (loader == nullptr && !PyErr_Occurred()) Py_RETURN_NONE;
+  return loader;
+}
+
+namespace {
 PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))first_claim, METH_FASTCALL,
                                "make_loader(fullname, path): loads the full extension, then its loader."};
 PyMethodDef logging_found_def = {"logging_found", logging_found_first, METH_O,
@@ -871,13 +950,16 @@ PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
 #endif
 }
 
-PyObject* boot_state(PyObject*, PyObject*) {
+PyObject* start_up_extension() {
 #ifndef LAZYEXEC_BOOT_MODULE
-  // Activation ran in the start-up extension: its state is the process's.
-  if (state == nullptr)
-    if (PyObject* boot_module = PyDict_GetItemString(PyImport_GetModuleDict(), "lazyexec._lazyexec_boot"))
-      return PyObject_CallMethod(boot_module, "boot_state", nullptr);
+  if (state == nullptr) return PyDict_GetItemString(PyImport_GetModuleDict(), "lazyexec._lazyexec_boot");
 #endif
+  return nullptr;
+}
+
+PyObject* boot_state(PyObject*, PyObject*) {
+  // Activation ran in the start-up extension: its state is the process's.
+  if (PyObject* boot_module = start_up_extension()) return PyObject_CallMethod(boot_module, "boot_state", nullptr);
   return Py_NewRef(state ? state : Py_None);
 }
 

@@ -26,6 +26,15 @@ PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs);
 // successful boot(), else None: the Python layer adopts it on first need.
 PyObject* boot_state(PyObject* module, PyObject* unused);
 
+// In the full extension: the start-up extension (borrowed) when activation
+// ran there, whose state (boot_state, the cold path's remembered modules and
+// exit hook) is the process's; else null.
+PyObject* start_up_extension();
+
+// In the start-up extension: cold_loader(fullname, path) -> the cold path's
+// loader (importer/cold_start.h), or None when the Python layer decides.
+PyObject* cold_loader_of_boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs);
+
 // warm_start(key, cache_dir, settle_threshold, settle_now, inline_build,
 // profile_path, known, complete_on_settle): what boot() in the start-up
 // extension (_lazyexec_boot) decided, handed to this one when it is first

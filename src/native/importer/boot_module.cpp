@@ -104,6 +104,9 @@ PyMethodDef methods[] = {
      "activate through lazyexec.activate()."},
     {"boot_state", lazyexec::importer::boot_state, METH_NOARGS,
      "boot_state() -> what boot() read (finder, configuration table and file, usage profile), or None."},
+    {"cold_loader", (PyCFunction)(void (*)(void))lazyexec::importer::cold_loader_of_boot, METH_FASTCALL,
+     "cold_loader(fullname, path) -> the loader of a claimed module without an artifact (loaded eagerly, queued for "
+     "the builder), or None: the full extension's cold path uses this one list of the process's modules."},
     {"set_busy", set_busy, METH_O, "set_busy(flag) -> previous: this thread's imports bypass the finder."},
     {nullptr, nullptr, 0, nullptr},
 };

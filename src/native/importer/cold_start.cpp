@@ -230,6 +230,13 @@ PyObject* cold_job(PyObject* modules) {
 
 PyObject* cold_loader(PyObject* fullname, PyObject* path, const std::string& cache_dir) {
   try {
+    // One list of remembered modules and one job per process: the start-up
+    // extension's, when activation ran there (its first claims took this
+    // path before the full extension was loaded).
+    if (PyObject* boot_module = start_up_extension()) {
+      Ref loader = py::check(PyObject_CallMethod(boot_module, "cold_loader", "OO", fullname, path));
+      return loader.get() == Py_None ? nullptr : loader.release();
+    }
     if (build == Build::unknown) {
       Ref state = py::check(boot_state(nullptr, nullptr));
       PyObject* table = PyDict_Check(state.get()) ? PyDict_GetItemString(state.get(), "table") : nullptr;
