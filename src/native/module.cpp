@@ -811,6 +811,27 @@ PyObject* load_plan(PyObject*, PyObject* args) {
   }
 }
 
+// cache_from_source(path) -> the .pyc path as importlib names it (tests
+// compare the two).
+PyObject* cache_from_source(PyObject*, PyObject* path) {
+  if (!PyUnicode_Check(path)) {
+    PyErr_SetString(PyExc_TypeError, "cache_from_source(path: str)");
+    return nullptr;
+  }
+  try {
+    PyObject* impl = PySys_GetObject("implementation");
+    if (impl == nullptr) {
+      PyErr_SetString(PyExc_RuntimeError, "no sys.implementation");
+      return nullptr;
+    }
+    Ref tag = py::check(PyObject_GetAttrString(impl, "cache_tag"));
+    std::string pyc = importer::cache_from_source(path, tag.get());
+    return PyUnicode_DecodeUTF8(pyc.data(), (Py_ssize_t)pyc.size(), "surrogateescape");
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+
 // toml_loads(data: bytes) -> the document, or None where activation's
 // reader leaves the file to tomllib (tests compare the two).
 PyObject* toml_loads(PyObject*, PyObject* data) {
@@ -991,6 +1012,8 @@ PyMethodDef methods[] = {
      "warm_loader(fullname, path): lazyexec's C++ loader for a module (the booted finder's factory)."},
     {"boot_state", importer::boot_state, METH_NOARGS,
      "boot_state() -> what boot() read (finder, configuration table and file, usage profile), or None."},
+    {"cache_from_source", cache_from_source, METH_O,
+     "cache_from_source(path) -> importlib.util.cache_from_source(path), as the artifact reader computes it."},
     {"toml_loads", toml_loads, METH_O,
      "toml_loads(data: bytes) -> tomllib.loads(data.decode()), or None where activation's reader declines."},
     {"fingerprint", fingerprint, METH_O, "fingerprint(data: bytes | str) -> 16 hex digits (FNV-1a 64)."},

@@ -40,6 +40,43 @@ Verdict check_header(std::string_view data, const Expected& want, const char** p
   return Verdict::Plan;
 }
 
+std::string cache_from_source(PyObject* source, PyObject* tag) {
+  PyObject* prefix = PySys_GetObject("pycache_prefix");
+  if ((prefix != nullptr && prefix != Py_None) || !PyUnicode_Check(tag)) {
+    // The prefix's rules (making the path absolute) differ between
+    // versions: importlib's own function decides.
+    PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
+    if (external == nullptr) {
+      PyErr_SetString(PyExc_ImportError, "lazyexec: importlib is not initialised");
+      throw py::PyError{};
+    }
+    return py::utf8(py::check(PyObject_CallMethod(external, "cache_from_source", "O", source)).get());
+  }
+  // importlib._bootstrap_external.cache_from_source() without a prefix, as
+  // 3.10-3.13 write it: head/__pycache__/BASE.TAG[.opt-N].pyc, the quirks
+  // kept (a name without a dot keeps no dot before the tag; empty parts
+  // are dropped from the join and each part loses its trailing slashes).
+  std::string path = py::utf8(source);
+  size_t slash = path.rfind('/');
+  std::string head = slash == std::string::npos ? "" : path.substr(0, slash);
+  std::string tail = slash == std::string::npos ? path : path.substr(slash + 1);
+  size_t dot = tail.rfind('.');
+  std::string base = dot == std::string::npos ? "" : tail.substr(0, dot);
+  std::string rest = dot == std::string::npos ? tail : tail.substr(dot + 1);
+  std::string name = (base.empty() ? rest : base) + (dot == std::string::npos ? "" : ".") + py::utf8(tag);
+  long optimize = 0;
+  if (PyObject* flags = PySys_GetObject("flags")) {
+    py::Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
+    optimize = PyLong_AsLong(level.get());
+    if (optimize == -1 && PyErr_Occurred()) throw py::PyError{};
+  }
+  if (optimize != 0) name += ".opt-" + std::to_string(optimize);
+  name += ".pyc";
+  if (head.empty()) return "__pycache__/" + name;
+  while (!head.empty() && head.back() == '/') head.pop_back();  // "/" joins as ""
+  return head + "/__pycache__/" + name;
+}
+
 std::vector<std::string> artifact_locations(PyObject* source, std::string_view key, const std::string& cache_dir,
                                             bool bytecode_off) {
   PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
@@ -48,10 +85,9 @@ std::vector<std::string> artifact_locations(PyObject* source, std::string_view k
     PyErr_SetString(PyExc_ImportError, "lazyexec: importlib is not initialised");
     throw py::PyError{};
   }
-  py::Ref cached = py::check(PyObject_CallMethod(external, "cache_from_source", "O", source));
   py::Ref tag = py::check(PyObject_GetAttrString(impl, "cache_tag"));
   std::string suffix = "." + std::string(key.substr(0, 8)) + ".lzx";
-  std::string near = py::utf8(cached.get());
+  std::string near = cache_from_source(source, tag.get());
   near = near.substr(0, near.size() - 4) + suffix;  // NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx
   std::string path = py::utf8(source);
   if (path.empty() || path[0] != '/') {

@@ -35,6 +35,10 @@ struct Decoded {
 // `problem` receives why when Corrupt.
 Verdict check_header(std::string_view header, const Expected& expected, const char** problem);
 
+// importlib's cache_from_source(source) (the .pyc path), `tag` being
+// sys.implementation.cache_tag: in C++ except under sys.pycache_prefix.
+std::string cache_from_source(PyObject* source, PyObject* tag);
+
 // Where the artifact of the source at `source` may be, in the order a
 // reader tries them (store.locations()): beside the .pyc (importlib's own
 // cache_from_source, so PYTHONPYCACHEPREFIX and -O count), and in the cache
