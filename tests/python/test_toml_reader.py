@@ -91,11 +91,16 @@ def test_accepted_documents_read_as_tomllib_reads_them(text):
         assert math.copysign(1, got["floats"][1]) == -1
 
 
+# TOML 1.1 allows these (tomli 2.3 on 3.10 reads them); tomllib reads TOML 1.0.
+TOML_1_1_ONLY = {"x = { a = 1, }\n", "x = { a = 1\n}\n"}
+
+
 @pytest.mark.parametrize("text", REJECTED_BY_TOMLLIB)
 def test_what_tomllib_rejects_is_never_accepted(text):
-    with pytest.raises(tomllib.TOMLDecodeError):
-        tomllib.loads(text)
     assert _lazyexec.toml_loads(text.encode()) is None
+    if text not in TOML_1_1_ONLY or __import__("sys").version_info >= (3, 11):
+        with pytest.raises(tomllib.TOMLDecodeError):
+            tomllib.loads(text)
 
 
 @pytest.mark.parametrize("text", DECLINED_BUT_VALID)
