@@ -523,6 +523,19 @@ PyObject* run_plan(PyObject*, PyObject* args) {
       throw py::PyError{};
     Ref loaded_specs, late, readers;
     Ref fast = py::check(PySequence_Fast(steps, "plan steps must be a sequence"));
+    // Rebinding through the module object (`setattr(sys.modules[__name__],
+    // N, v)`, cryptography's utils.deprecated) first runs the pending units
+    // that read N at definition time, already while the top level runs:
+    // the units above the running statement, which eagerly had run
+    // (runtime/module_hooks.cpp, "inputs").
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()) && !readers; ++i) {
+      PyObject* step = PySequence_Fast_GET_ITEM(fast.get(), i);
+      if (PyTuple_Check(step) && PyTuple_GET_SIZE(step) == 3 && step_is(PyTuple_GET_ITEM(step, 0), "watch"))
+        readers = Ref::borrow(PyTuple_GET_ITEM(step, 1));
+    }
+    runtime::ModuleState* running = runtime::state_of(g);
+    if (running != nullptr) running->top_level_running = true;
+    if (readers && runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()); ++i) {
       PyObject* step = PySequence_Fast_GET_ITEM(fast.get(), i);
       if (!PyTuple_Check(step) || PyTuple_GET_SIZE(step) != 3) {
@@ -535,7 +548,7 @@ PyObject* run_plan(PyObject*, PyObject* args) {
       } else if (step_is(kind, "own_views")) {
         call("set_own_views", g, payload);
       } else if (step_is(kind, "watch")) {
-        readers = Ref::borrow(payload);  // installed when the import ends
+        // installed before the loop
       } else if (step_is(kind, "bind_loaded")) {
         loaded_specs = Ref::borrow(payload);
         call("set_imports", g, payload);
@@ -588,10 +601,12 @@ PyObject* run_plan(PyObject*, PyObject* args) {
       }
     }
     if (loaded_specs && PyObject_IsTrue(loaded_specs.get()) == 1) bind_loaded(g, loaded_specs.get());
-    // Rebinding from outside from now on first runs the pending units that
-    // read the name (runtime/module_hooks.cpp, "inputs").
-    if (readers && runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
+    // Rebinding from outside first runs the pending units that read the
+    // name (runtime/module_hooks.cpp, "inputs"); again if the top level
+    // replaced the module's class (which ended the watch).
     runtime::ModuleState* st = runtime::state_of(g);
+    if (st != nullptr) st->top_level_running = false;
+    if (readers && runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
     if (st != nullptr && st->pending.empty() && runtime::on_settled(module, false) < 0)
       throw py::PyError{};  // nothing left to defer: the hooks go
     if (PyList_Append(loaded, name) < 0) throw py::PyError{};

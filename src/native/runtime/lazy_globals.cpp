@@ -149,7 +149,8 @@ PyObject* subscript(PyObject* self, PyObject* key) {
 // pending units reading N at definition time run first, as for `mod.N = v`
 // (STORE_GLOBAL and C code write the dict directly: no trap sees those).
 int ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
-  if (ModuleState* rs = state_of(self); rs && (rs->readers_plan || !rs->readers.empty()) && force_readers(*rs, key) < 0)
+  if (ModuleState* rs = state_of(self);
+      rs && !rs->top_level_running && (rs->readers_plan || !rs->readers.empty()) && force_readers(*rs, key) < 0)
     return -1;
   if (value) return PyDict_SetItem(self, key, value);
   int has = PyDict_Contains(self, key);

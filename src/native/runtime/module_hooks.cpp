@@ -162,12 +162,15 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
 
 // ------------------------------------------------------------ inputs
 //
-// Rule 4 after the import, for rebinding from outside (mutable_inputs.cpp
-// covers contents and `global` writes statically): `mod.TIMEOUT = 1`,
+// Rule 4 for rebinding through the module object (mutable_inputs.cpp covers
+// contents and `global` writes statically): `mod.TIMEOUT = 1`,
 // `monkeypatch.setattr(mod, "TIMEOUT", 1)`, `mock.patch("mod.A")`, `del
 // mod.N`. Eagerly every unit reading TIMEOUT at definition time (`TIMEOUT_MS
 // = TIMEOUT * 1000`, `class B(A)`) ran at import, before any such write; so
-// the write first runs the pending ones. A module's attribute writes go
+// the write first runs the pending ones. Also while the top level runs
+// (`setattr(sys.modules[module_name], name, wrapper)` in a function it
+// calls: cryptography's utils.deprecated), for the units above the running
+// statement (visible_limit); those below read the new value, as eagerly. A module's attribute writes go
 // through its class's tp_setattro (generic setattr then writes the dict with
 // PyDict_SetItem, which the trapping dict cannot see): while a lazily loaded
 // module has pending units reading something, its class is a subclass of
@@ -224,7 +227,10 @@ PyObject* inputs_write(PyObject* module, PyObject* name, PyObject* value) {
   try {
     PyObject* g = namespace_of(module);
     ModuleState* st = g ? state_of(g) : nullptr;
-    if (st != nullptr && leaves_the_watch(module, name, value) && force_all_readers(*st) < 0) return nullptr;
+    // (While the top level runs, the watch comes back when it ends: nothing to run now.)
+    if (st != nullptr && !st->top_level_running && leaves_the_watch(module, name, value) &&
+        force_all_readers(*st) < 0)
+      return nullptr;
     if (st != nullptr && force_readers(*st, name) < 0) return nullptr;
     if (value == nullptr && st != nullptr && PyUnicode_Check(name) && (st = state_of(g)) != nullptr) {
       // `del mod.N` of a name whose unit has not run: eagerly N exists and
@@ -984,8 +990,14 @@ int force_readers(ModuleState& st, PyObject* name) {
   int limit = visible_limit(st);
   std::vector<int> left;
   for (int id : ids) {
-    if (id < 0 || id >= (int)st.units.size() || id >= limit) continue;
+    if (id < 0 || id >= (int)st.units.size()) continue;
     if (st.units[(size_t)id].state != UnitRecord::Pending || !st.units[(size_t)id].code) continue;
+    if (id >= limit) {
+      // Not reached yet (the top level, or a unit running in this thread, is
+      // above it): eagerly it reads the new value; watched for later writes.
+      left.push_back(id);
+      continue;
+    }
     if (materialize(st, id) < 0) {
       if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
       PyErr_Clear();  // stays pending: its error comes where its name is used
@@ -1016,6 +1028,11 @@ int watch_inputs(PyObject* module, PyObject* readers) {
   PyObject* g = namespace_of(module);
   ModuleState* st = g ? state_of(g) : nullptr;
   if (st == nullptr || st->pending.empty() || !PyTuple_Check(readers) || PyTuple_GET_SIZE(readers) == 0) return 0;
+  try {
+    if (inputs_class(module) != nullptr) return 0;  // watching already
+  } catch (const py::PyError&) {
+    return -1;
+  }
   st->readers_plan = py::Ref::borrow(readers);  // parsed at the first write that asks
   if (Py_TYPE(module) == &PyModule_Type && inputs_module_class != nullptr) {
     Py_INCREF(inputs_module_class);

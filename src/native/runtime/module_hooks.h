@@ -33,12 +33,15 @@ PyObject* make_hooks(PyObject* module);
 // each) and hooks the packages they import under. -1 with an exception set.
 int watch_deferred_imports(PyObject* module, PyObject* specs);
 
-// When the import ends: records which pending units read which module
-// globals at definition time (`readers`: ((name, (unit, ...)), ...), the
-// plan's "watch" step) and, if any is still pending, swaps the module's
+// Before the top level runs (and again when it ends, if the top level
+// replaced the module's class): records which pending units read which
+// module globals at definition time (`readers`: ((name, (unit, ...)), ...),
+// the plan's "watch" step) and, if any is still pending, swaps the module's
 // class for one whose __setattr__/__delattr__ run those units before a name
-// they read is rebound or deleted from outside (mock.patch, monkeypatch).
-// -1 with an exception set.
+// they read is rebound or deleted through the module (mock.patch,
+// monkeypatch, cryptography's utils.deprecated during the import itself:
+// there only the units above the running statement). Does nothing while the
+// class is watching already. -1 with an exception set.
 int watch_inputs(PyObject* module, PyObject* readers);
 
 // A package whose pending `from .x import x` units bind the names `names`

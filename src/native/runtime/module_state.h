@@ -83,7 +83,7 @@ struct ModuleState {
   py::Ref keepalive;               // after settling: the dict (see settle.cpp)
   py::Ref module_ref;              // weak reference to the module object, if given
   // Pending units by the module globals they read at definition time (the
-  // plan's "watch" step), filled when the import ends: rebinding or
+  // plan's "watch" step), filled at the first write that asks: rebinding or
   // deleting one of these names from outside (`mod.N = v`, `del mod.N`,
   // `vars(mod)[N] = v`) first runs those units, which eagerly had run before
   // (module_hooks.cpp, the "inputs" class).
@@ -91,6 +91,10 @@ struct ModuleState {
   // The plan's "watch" payload, turned into `readers` at the first write
   // that asks (most modules never see one: nothing of it on the import path).
   py::Ref readers_plan;
+  // While the plan's top level runs: a namespace write is the module's own
+  // STORE_NAME, whose readers the force plan ran before it (only writes
+  // through the module object are watched then).
+  bool top_level_running = false;
   // Units whose own whole view of the namespace (keys, iteration, a copy:
   // attrs' `globs.update(module.__dict__)`) takes it as it is, running no
   // pending unit (the plan's "own_views" step; analyze/unit.h, own_views).
