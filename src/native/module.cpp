@@ -132,12 +132,14 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only",
                                  "effect_free", "safe_bases", "effects", "eager_imports_in",
-                                 "namespace_copy_decorators", nullptr};
+                                 "namespace_copy_decorators", "abc_registries", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
   PyObject *effect_free = nullptr, *safe_bases = nullptr, *effects = nullptr, *eager_in = nullptr, *copies = nullptr;
+  PyObject* registries = nullptr;
   int imports_only = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
-                                   &impure, &imports_only, &effect_free, &safe_bases, &effects, &eager_in, &copies))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+                                   &impure, &imports_only, &effect_free, &safe_bases, &effects, &eager_in, &copies,
+                                   &registries))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
   kb->imports_only = imports_only != 0;
@@ -149,6 +151,7 @@ PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
     fill(kb->effect_free, effect_free, "effect_free");
     fill(kb->safe_bases, safe_bases, "safe_bases");
     fill(kb->namespace_copy_decorators, copies, "namespace_copy_decorators");
+    fill(kb->abc_registries, registries, "abc_registries");
     for (auto [table, into, what] : {std::tuple{impure, &kb->impure, "impure"}, std::tuple{effects, &kb->effects, "effects"}}) {
       if (!table || table == Py_None) continue;
       if (!PyDict_Check(table)) {
@@ -1027,7 +1030,7 @@ PyMethodDef methods[] = {
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
-     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={}, namespace_copy_decorators=())\n"
+     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={}, namespace_copy_decorators=(), abc_registries=())\n"
      "Build a knowledge base for analyze()."},
     {"analyze", (PyCFunction)(void (*)(void))analyze_source, METH_VARARGS | METH_KEYWORDS,
      "analyze(source, filename, knowledge, module=None, is_package=False) -> dict\n"

@@ -61,6 +61,7 @@ def knowledge_data(config: Config | None = None) -> dict:
         "effects": dict(data.get("effects", {})),
         "eager_imports_in": {k: list(v) for k, v in data.get("eager_imports_in", {}).items()},
         "namespace_copy_decorators": list(data.get("namespace_copy_decorators", [])),
+        "abc_registries": list(data.get("abc_registries", [])),
     }
     if config is not None:
         kb["pure"] += config.pure

@@ -625,6 +625,142 @@ bool Analyzer::class_calls_outside_code(const Unit& u, Node s, Names& out) const
 // get_code), so the test is false whenever the plan runs. The statement stays
 // eager and in the eager code as written; only the stable-inputs plan and the
 // compile stage's forcing skip its body, which cannot run.
+// Unit::def_calls: whether the unit's definition-time code makes a call
+// that may ask isinstance/issubclass (any call but a builtin constructor of
+// constants: pathlib's `drive_letters = set('abc...')`), a decorator, or a
+// class keyword (a metaclass). Function and lambda bodies run later.
+bool Analyzer::definition_calls(const Unit& u, Node s) const {
+  static const std::set<std::string> constructors = {"set", "frozenset", "list", "tuple", "dict", "str", "bytes",
+                                                     "int", "float", "complex", "bool", "range", "object"};
+  // property, staticmethod, classmethod (and a property's .setter/.deleter/
+  // .getter) wrap the function and ask nothing.
+  auto builtin_wrapper = [&](Node d) {
+    if (d.kind() == K::Attribute && (d.str("attr") == "setter" || d.str("attr") == "deleter" || d.str("attr") == "getter"))
+      return true;
+    if (d.kind() != K::Name) return false;
+    std::string id = d.str("id");
+    return (id == "property" || id == "staticmethod" || id == "classmethod") &&
+           resolve(id, u.id).kind == Resolution::Builtin;
+  };
+  // A class of this module whose instances are made without running code of
+  // its making but an __init__ that calls nothing (Unit::plain_new; its local
+  // bases' too): pathlib's `_posix_flavour = _PosixFlavour()`.
+  std::function<bool(const std::string&, int)> quiet_class = [&](const std::string& name, int depth) {
+    if (depth > 8) return false;
+    Resolution r = resolve(name, u.id);
+    if (r.kind != Resolution::LocalClass || r.unit < 0 || !units_[(size_t)r.unit].plain_new) return false;
+    Node c = unit_nodes_[(size_t)r.unit];
+    if (c.kind() != K::ClassDef) return false;
+    bool calls = false;
+    std::function<void(Node)> any_call = [&](Node n) {
+      if (calls) return;
+      if (n.kind() == K::Call) calls = true;
+      else for_each_child(n, any_call);
+    };
+    for (Node st : c.list("body"))
+      if (st.kind() == K::FunctionDef && st.str("name") == "__init__")
+        for (Node b : st.list("body")) any_call(b);
+    if (calls) return false;
+    for (Node b : c.list("bases")) {
+      if (b.kind() != K::Name) return false;
+      Resolution br = resolve(b.str("id"), u.id);
+      if (br.kind == Resolution::Builtin && b.str("id") == "object") continue;
+      if (!quiet_class(b.str("id"), depth + 1)) return false;
+    }
+    return true;
+  };
+  std::function<bool(Node)> constant = [&](Node e) {
+    switch (e.kind()) {
+      case K::Constant: return true;
+      case K::Tuple: case K::List: case K::Set:
+        for (Node x : e.list("elts"))
+          if (!constant(x)) return false;
+        return true;
+      default: return false;
+    }
+  };
+  bool found = false;
+  std::function<void(Node)> walk = [&](Node n) {
+    if (!n || found) return;
+    switch (n.kind()) {
+      case K::Lambda:
+        for (Node d : n.get("args").list("defaults")) walk(d);
+        for (Node d : n.get("args").list("kw_defaults")) walk(d);
+        return;
+      case K::FunctionDef:
+      case K::AsyncFunctionDef:
+        for (Node d : n.list("decorator_list"))
+          if (!builtin_wrapper(d)) {
+            found = true;
+            return;
+          }
+        walk(n.get("args"));  // defaults and annotations run now
+        walk(n.get("returns"));
+        return;
+      case K::ClassDef:
+        if (!n.list("decorator_list").empty() || !n.list("keywords").empty()) {
+          found = true;
+          return;
+        }
+        for (Node b : n.list("bases")) walk(b);
+        for (Node st : n.list("body")) walk(st);
+        return;
+      case K::Call: {
+        Node f = n.get("func");
+        bool allowed = f.kind() == K::Name && n.list("keywords").empty() &&
+                       ((constructors.count(f.str("id")) && resolve(f.str("id"), u.id).kind == Resolution::Builtin) ||
+                        quiet_class(f.str("id"), 0));
+        for (Node a : n.list("args"))
+          if (!constant(a)) allowed = false;
+        if (!allowed) {
+          found = true;
+          return;
+        }
+        return;
+      }
+      default: for_each_child(n, walk);
+    }
+  };
+  walk(s);
+  return found;
+}
+
+// Whether `name` (read at unit `unit`) is a class whose metaclass is `type`
+// and whose every base is one too (or `object`): ABCMeta.register's
+// `issubclass(abc, cls)` then runs type's check, no code of this module.
+// A builtin type qualifies.
+bool Analyzer::plain_registrant(const std::string& name, int unit, int depth) const {
+  if (depth > 8) return false;
+  Resolution r = resolve(name, unit);
+  if (r.kind == Resolution::Builtin) {
+    PyObject* t = PyDict_GetItemString(builtins_.get(), name.c_str());
+    return t != nullptr && PyType_Check(t) && Py_TYPE(t) == &PyType_Type;
+  }
+  if (r.kind != Resolution::LocalClass || r.unit < 0) return false;
+  auto b = binders_.find(name);
+  if (b == binders_.end() || b->second.size() != 1) return false;
+  Node c = unit_nodes_[(size_t)r.unit];
+  if (c.kind() != K::ClassDef || !c.list("keywords").empty()) return false;
+  for (Node base : c.list("bases"))
+    if (base.kind() != K::Name || !plain_registrant(base.str("id"), r.unit, depth + 1)) return false;
+  return true;
+}
+
+// Unit::abc_registrant: `ABC.register(Cls)` as an expression statement, the
+// ABC a KB abc_registries entry, Cls a plain_registrant.
+std::string Analyzer::abc_registrant(const Unit& u, Node s) const {
+  if (u.lazy || s.kind() != K::Expr) return {};
+  Node v = s.get("value");
+  if (v.kind() != K::Call || v.list("args").size() != 1 || !v.list("keywords").empty()) return {};
+  Node f = v.get("func");
+  if (f.kind() != K::Attribute || f.str("attr") != "register") return {};
+  std::string abc = callee_dotted(f.get("value"), u.id);
+  Node a = v.list("args")[0];
+  if (abc.empty() || !kb_.abc_registries.contains(abc) || a.kind() != K::Name) return {};
+  if (!plain_registrant(a.str("id"), u.id, 0)) return {};
+  return a.str("id");
+}
+
 bool Analyzer::main_guard(Node s) const {
   if (!name_known_ || s.kind() != K::If) return false;
   Node t = s.get("test");
@@ -1059,6 +1195,13 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   for (auto& u : units_) {
     if (u.reason.code == Code::Absorbed) continue;  // runs inside its readers only
     Node s = unit_nodes_[(size_t)u.id];
+    if (u.lazy) {
+      u.def_calls = false;
+      if (u.kind != "import" && u.kind != "from-import")
+        for (int st : u.stmts) u.def_calls = u.def_calls || definition_calls(u, stmts_[(size_t)st].node);
+    } else {
+      u.abc_registrant = abc_registrant(u, s);
+    }
     if (u.kind == "if" && u.reason.code == Code::DecidedBranch) all_names(s.get("test"), u.mentions);
     else if (u.kind == "if" && main_guard(s)) {
       // Its body never runs here: what it calls cannot touch what lazy units

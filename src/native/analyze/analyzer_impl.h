@@ -107,6 +107,9 @@ class Analyzer {
   bool namespace_binds_any_ = true;               // ... or any name
   int first_namespace_write_ = -1;  // unit of the first globals() write (namespace_writes), or -1
   void definition_mentions(Node s, Names& out) const;
+  bool definition_calls(const Unit& u, Node s) const;
+  std::string abc_registrant(const Unit& u, Node s) const;
+  bool plain_registrant(const std::string& name, int unit, int depth) const;
 
   // scopes.cpp
   void collect_scopes(PyObject* source, PyObject* filename);

@@ -64,6 +64,10 @@ struct KnowledgeBase {
   // resolves the string annotations those methods copy from the class
   // (attrs' `__init__`): see Unit::own_views.
   NameSet namespace_copy_decorators;
+  // ABCs (metaclass abc.ABCMeta) whose `register(cls)` only adds cls to the
+  // ABC's registry: what it changes is the answer of isinstance/issubclass
+  // against the ABC (and its bases), nothing of the module (Unit::abc_registrant).
+  NameSet abc_registries;
   // Configuration `defer = "imports"`: only import statements may be lazy.
   bool imports_only = false;
 

@@ -68,6 +68,16 @@ std::vector<Force> plan_forces(const std::vector<Unit>& units, const std::vector
     if (star[(size_t)e.id]) {
       for (int i = 0; i < e.id; ++i)
         if (units[(size_t)i].lazy) add_closure(i, f, add_closure);
+    } else if (!e.abc_registrant.empty()) {
+      // ABC.register(Cls) changes what isinstance/issubclass answer, and
+      // nothing else of this module (Unit::abc_registrant): the units that
+      // may ask (def_calls) or look into Cls run first.
+      for (int i = 0; i < e.id; ++i) {
+        const Unit& u = units[(size_t)i];
+        if (!u.lazy || forced.count(i)) continue;
+        bool reads = u.def_reads.count(e.abc_registrant) && !u.captured_reads.count(e.abc_registrant);
+        if (u.def_calls || reads) add_closure(i, f, add_closure);
+      }
     } else if (!e.mentions.empty() || !e.binds.empty()) {
       // Names the statement (or code it may reach) may rebind or delete:
       // what it binds, a top-level `del`'s names, `global` writes.

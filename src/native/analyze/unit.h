@@ -78,6 +78,20 @@ struct Unit {
   // takes `these=` or `field_transformer=`, or a base is not known to add
   // no fields (purity.cpp, own_namespace_views).
   bool own_views = false;
+  // An eager `ABC.register(Cls)` (KB abc_registries; Cls a class of this
+  // module whose metaclass is `type`, or a builtin type): the name of Cls.
+  // ABCMeta.register runs no code of this module (issubclass both ways: the
+  // ABC's hook with Cls as argument, `type`'s check for Cls) and changes
+  // only what isinstance/issubclass answer, so the plan forces before it
+  // only the lazy units that look into Cls or make a call at definition
+  // time (def_calls), not those reading names Cls's methods mention
+  // (pathlib's `os.PathLike.register(PurePath)` forced `_WindowsFlavour`,
+  // which imports ntpath).
+  std::string abc_registrant;
+  // Its definition-time code makes a call (a decorator, a metaclass, any
+  // call but a builtin constructor of constants): such a call may ask
+  // isinstance/issubclass. Imports count as none (rule 7).
+  bool def_calls = true;
   // A plain_new class's: the attributes its __init__ (or a base's of this
   // module) sets on the new instance, and the names its body (or such a
   // base's) binds to what may be a data descriptor: a subclass binding one
