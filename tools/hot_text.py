@@ -16,7 +16,12 @@ extension that keeps its symbols:
         --config-settings=build-dir=build/hot-text .
     python tools/hot_text.py --python A/bin/python --python B/bin/python
 
-(the union over the interpreters given; the default is this one).
+(the union over the interpreters given; the default is this one). Then,
+so that no function the list in use names leaves the warm code (a path
+another workload or interpreter ran), merge the two without profiling:
+
+    python tools/hot_text.py --output new.ld --python ...
+    python tools/hot_text.py --merge src/native/hot_text.ld --merge new.ld
 
 A stale list costs only layout: a function missing from it is placed with
 the rest of the code, and a name no longer defined matches nothing.
@@ -50,6 +55,17 @@ WORKLOADS = [
 # reader's and its finder's functions are on a warm path too.
 IMAGE_MODULES = ["email.message", "urllib.request", "logging.handlers", "argparse", "dataclasses", "typing"]
 IMAGE_WORKLOAD = ["-c", "import " + ", ".join(IMAGE_MODULES)]
+# A program served from an image that runs what it imports: its main
+# module's code (runpy asks the loader's get_code), units materialized from
+# the mapping, a package binding its own submodule's name (unittest's
+# `from .main import main`), and, once the usage profile has
+# learned (IMAGE_LEARN runs first), modules loaded whole from their eager
+# code in the image. Without it these ran in the cold code: test_bisect
+# from its image kept four 64 KiB windows of it resident (256 KB at exit).
+IMAGE_PROGRAM_MODULES = ["unittest", "argparse", "json", "textwrap", "difflib", "pprint"]
+IMAGE_PROGRAM = ["-m", "unittest", "discover", "-s", ".", "-p", "test_image_program.py"]
+IMAGE_PROGRAM_TEST = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test(self):\n        self.assertEqual(1, 1)\n"
+IMAGE_LEARN = 3
 
 
 def executed_functions(out: Path, library: str) -> set[str]:
@@ -87,12 +103,18 @@ def warm_functions(python: str, library: str) -> set[str]:
         image = Path(d) / "modules.lzi"
         subprocess.run([os.path.abspath(python), "-m", "lazyexec", "image", "build", "-q", "-o", str(image),
                         *IMAGE_MODULES], cwd=d, env=env, capture_output=True, check=True)
+        program_image = Path(d) / "program.lzi"
+        (Path(d) / "test_image_program.py").write_text(IMAGE_PROGRAM_TEST)  # one test: none exits 5 on 3.12+
+        subprocess.run([os.path.abspath(python), "-m", "lazyexec", "image", "build", "-q", "-o", str(program_image),
+                        *IMAGE_PROGRAM_MODULES], cwd=d, env=env, capture_output=True, check=True)
         runs = [w if isinstance(w, tuple) else (w, {}) for w in WORKLOADS]
         runs.append((IMAGE_WORKLOAD, {"LAZYEXEC_IMAGE": str(image)}))
-        for i, (words, extra) in enumerate(runs):
+        runs.append((IMAGE_PROGRAM, {"LAZYEXEC_IMAGE": str(program_image)}, IMAGE_LEARN))
+        for i, (words, extra, *learn) in enumerate(runs):
             cmd = [os.path.abspath(python), *words]
             # The first run builds the artifacts; the second is the warm start measured.
-            subprocess.run(cmd, cwd=d, env={**env, **extra, "LAZYEXEC_BUILD": "inline"}, capture_output=True)
+            for _ in range(learn[0] if learn else 1):
+                subprocess.run(cmd, cwd=d, env={**env, **extra, "LAZYEXEC_BUILD": "inline"}, capture_output=True)
             out = Path(d) / f"callgrind.{i}"
             subprocess.run(["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", *cmd],
                            cwd=d, env={**env, **extra}, capture_output=True, check=True)
@@ -112,15 +134,28 @@ def section_names(name: str) -> list[str]:
     return sorted(names)
 
 
+def listed_functions(text: str) -> set[str]:
+    """The functions a list this tool wrote names (the first section name
+    of each line: the name callgrind reported, or its base-object twin)."""
+    return {m.group(1) for m in re.finditer(r"^    \*\(\.text\.(\S+) ", text, re.M)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--python", action="append", help="an interpreter with lazyexec installed unstripped "
                     "(repeat for the union over several; default: this one)")
     ap.add_argument("--output", type=Path, default=OUT)
+    ap.add_argument("--merge", type=Path, action="append",
+                    help="no profiling: the union of the functions these lists (files this tool wrote) name, "
+                    "e.g. the list in use and a new profile's, so that no function a workload or interpreter "
+                    "profiled before leaves the warm code")
     args = ap.parse_args()
     library = "_lazyexec.cpython"
     names: set[str] = set()
-    for python in args.python or [sys.executable]:
+    if args.merge:
+        for listed in args.merge:
+            names |= listed_functions(listed.read_text())
+    for python in [] if args.merge else args.python or [sys.executable]:
         names |= warm_functions(python, library)
     names = {n for n in names if re.fullmatch(r"[A-Za-z_][\w.$]*", n)}
     if sum(n.startswith("_ZN8lazyexec") for n in names) < 20:

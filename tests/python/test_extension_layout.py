@@ -88,3 +88,35 @@ def test_the_cold_code_gets_a_mapping_of_its_own():
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
             code.append((int(fields[2], 16), hi - lo))
     assert [offset for offset, _ in code] == [0, front_end], code
+
+
+def test_the_image_loaders_warm_path_is_in_the_hot_text_list():
+    """tools/hot_text.py profiles a program served from an image that runs
+    its main module from the image (runpy asks the loader's get_code) and,
+    once the usage profile has learned, loads modules whole from their
+    eager code: those functions are laid out with the warm code. Before,
+    they ran in the cold code, and test_bisect from its image kept four
+    64 KiB windows of it resident (docs/image-format.md, ninth pass)."""
+    listed = (Path(__file__).resolve().parents[2] / "src" / "native" / "hot_text.ld").read_text()
+    for mangled in ("15loader_get_codeEP7_object", "11module_codeEPNS1_12FinderObject", "4View4codeERKNS0_6Module"):
+        assert mangled in listed, f"{mangled} is not in hot_text.ld: regenerate it with tools/hot_text.py"
+
+
+def test_hot_text_merge_keeps_every_listed_function(tmp_path):
+    """tools/hot_text.py --merge: the union of lists it wrote, without
+    profiling. The list in use merged with itself is the same file; merged
+    with another, it gains that list's functions and loses none."""
+    root = Path(__file__).resolve().parents[2]
+    listed = root / "src" / "native" / "hot_text.ld"
+    tool = [sys.executable, str(root / "tools" / "hot_text.py")]
+    same = tmp_path / "same.ld"
+    subprocess.run([*tool, "--merge", str(listed), "--output", str(same)], check=True, capture_output=True)
+    assert same.read_text() == listed.read_text()
+    other = tmp_path / "other.ld"
+    other.write_text(listed.read_text().replace("    *crtbeginS.o", "    *(.text._ZN8lazyexec3newEv .text.startup._ZN8lazyexec3newEv)\n    *crtbeginS.o", 1))
+    merged = tmp_path / "merged.ld"
+    subprocess.run([*tool, "--merge", str(listed), "--merge", str(other), "--output", str(merged)], check=True,
+                   capture_output=True)
+    lines = set(merged.read_text().splitlines())
+    assert set(listed.read_text().splitlines()) <= lines
+    assert "    *(.text._ZN8lazyexec3newEv .text.startup._ZN8lazyexec3newEv)" in lines
