@@ -615,13 +615,15 @@ bool artifact_missing(PyObject* source) {
 // if it cannot be.
 PyObject* first_claim(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs == 2 && !handover.inline_build) {
+    bool missing = false;
     try {
-      if (artifact_missing(args[1])) {
-        PyObject* loader = cold_loader(args[0], args[1], handover.cache);
-        if (loader != nullptr || PyErr_Occurred()) return loader;
-      }
+      missing = artifact_missing(args[1]);
     } catch (const py::PyError&) {
-      return nullptr;
+      PyErr_Clear();  // a path it cannot name: the full extension decides
+    }
+    if (missing) {
+      PyObject* loader = cold_loader(args[0], args[1], handover.cache);
+      if (loader != nullptr || PyErr_Occurred()) return loader;
     }
   }
   PyObject* full = load_full();
