@@ -388,18 +388,6 @@ PyObject* install(PyObject*, PyObject* args) {
     for (auto& r : records)
       if (r.group_index >= 0) r.size /= members[r.code.get()];
     if (runtime::make_trapping(globals) < 0) return nullptr;
-    // importlib.reload runs a module again in the same namespace: eagerly
-    // every binding is redone, so the names lazy units bind become pending
-    // again instead of keeping their old values.
-    if (PyDict_GET_SIZE(globals) > 0)
-      for (const auto& [name, id] : pending) {
-        // A fresh module holds none of them: look before deleting (a
-        // KeyError raised and cleared per name costs more than the lookup).
-        // The plan's own str objects: no new str per name.
-        int present = PyDict_Contains(globals, name);
-        if (present < 0) throw py::PyError{};
-        if (present && PyDict_DelItem(globals, name) < 0) PyErr_Clear();
-      }
     runtime::ModuleState& st = runtime::create_state(globals);
     st.module = module;
     st.filename = filename;
@@ -407,6 +395,29 @@ PyObject* install(PyObject*, PyObject* args) {
     st.settle_threshold = threshold;
     if (module_obj != Py_None) st.module_ref = py::check(PyWeakref_NewRef(module_obj, nullptr));
     for (const auto& [name, id] : pending) runtime::add_pending(st, name, id);
+    // importlib.reload runs a module again in the same namespace: eagerly
+    // every binding is redone, so the names lazy units bind become pending
+    // again instead of keeping their old values. A fresh module holds only
+    // its few dunders: its keys are looked up among the pending names (a
+    // look per key), not each pending name in it (a look per name).
+    if ((size_t)PyDict_GET_SIZE(globals) < pending.size()) {
+      std::vector<Ref> present;
+      PyObject *key, *value;
+      Py_ssize_t pos = 0;
+      while (PyDict_Next(globals, &pos, &key, &value))
+        if (PyUnicode_Check(key) && runtime::may_be_pending(st, key) && st.pending.count(py::utf8(key)))
+          present.push_back(Ref::borrow(key));
+      for (const Ref& name : present)
+        if (PyDict_DelItem(globals, name.get()) < 0) PyErr_Clear();
+    } else {
+      for (const auto& [name, id] : pending) {
+        // Look before deleting (a KeyError raised and cleared per name
+        // costs more than the lookup). The plan's own str objects.
+        int present = PyDict_Contains(globals, name);
+        if (present < 0) throw py::PyError{};
+        if (present && PyDict_DelItem(globals, name) < 0) PyErr_Clear();
+      }
+    }
   } catch (const py::PyError&) {
     return nullptr;
   }

@@ -618,7 +618,7 @@ void forget_state(PyObject* globals) {
 void add_pending(ModuleState& st, PyObject* name, int id) {
   Py_hash_t h = PyObject_Hash(name);
   if (h == -1) throw py::PyError{};
-  size_t bit = (size_t)h & 255;
+  size_t bit = (size_t)h & (ModuleState::kFilterBits - 1);
   st.pending_filter[bit >> 6] |= uint64_t{1} << (bit & 63);
   st.pending[py::utf8(name)] = id;
 }
