@@ -492,6 +492,26 @@ print(before, getattr(logging.config.DictConfigurator.configure, "_lazyexec_logg
     assert eager.stdout.split("] ", 1)[1] == "False True\n"
 
 
+
+def test_inspect_loaded_after_a_lazy_module_imports_only_its_patch(venv, tmp_path):
+    """inspect loaded on a warm start after a lazy module gets its patch
+    point (getmodule finds what deferred imports would have loaded) from
+    lazyexec.inspect_patch alone: the runtime's Python layer
+    (lazyexec.runtime, its module_class and eager_modules) stays unloaded
+    until a getmodule miss needs the import closure."""
+    (tmp_path / "mod.py").write_text("__lazy_module__ = True\nimport json\ndef f(): return 1\nclass Unused:\n    pass\n")
+    program = """
+import sys, mod, inspect
+print(sorted(m for m in sys.modules if m.startswith("lazyexec")), inspect.getmodule.__name__,
+      getattr(inspect.getmodule, "_lazyexec_eager_modules", False), inspect.getmodule(mod.f) is mod)
+"""
+    for _ in range(2):  # caches and the artifact
+        assert run(venv, tmp_path, program, LAZYEXEC_BUILD="inline").returncode == 0
+    r = run(venv, tmp_path, program)
+    assert (r.returncode, r.stdout) == (
+        0, "['lazyexec', 'lazyexec._lazyexec', 'lazyexec._lazyexec_boot', 'lazyexec.inspect_patch'] getmodule True True\n"
+    ), r.stderr
+
 IMAGE_APP = {
     "shop/__init__.py": "__lazy_module__ = True\nimport json\nVERSION = '1.0'\n\ndef version():\n    return VERSION\n",
     "shop/cart.py": ("__lazy_module__ = True\nimport decimal\n\nclass Cart:\n    def __init__(self):\n"

@@ -19,10 +19,11 @@ counted), and so on. A module outside the closure stays a miss, as eagerly.
 The scan runs only on such a miss, never on the start-up path, and each file
 is scanned once.
 
-The patch point is installed when the first module loads lazily, or when
-inspect finishes loading after that (hook_getmodule in
-src/native/runtime/module_hooks.cpp); the wrapper keeps getmodule's name,
-signature and `__wrapped__` (functools.wraps). The same patch point makes
+The patch point (lazyexec/inspect_patch.py) is installed when the first
+module loads lazily, or when inspect finishes loading after that
+(hook_getmodule in src/native/runtime/module_hooks.cpp); the wrapper keeps
+getmodule's name, signature and `__wrapped__` (functools.wraps), and calls
+`would_be_loaded` here only on a miss. The same patch point makes
 `inspect.getattr_static` see a lazy module's pending names
 (`_wrap_check_instance`).
 """
@@ -165,69 +166,3 @@ def _close(roots) -> set:
         todo.extend(imports)
     return seen
 
-
-def _wrap(getmodule):
-    import functools
-
-    if getattr(getmodule, "_lazyexec_eager_modules", False):
-        return getmodule
-
-    @functools.wraps(getmodule)
-    def wrapper(object, _filename=None):
-        module = getmodule(object, _filename)
-        if module is not None:
-            return module
-        try:
-            name = object.__module__
-        except Exception:  # noqa: BLE001 - as getmodule's own hasattr(): no name, nothing to add
-            return None
-        if not isinstance(name, str) or name in sys.modules or not would_be_loaded(name):
-            return None
-        import importlib
-
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - an import that fails eagerly too: getmodule finds nothing
-            return None
-        return getmodule(object, _filename)
-
-    wrapper._lazyexec_eager_modules = True
-    return wrapper
-
-
-def _wrap_check_instance(check_instance):
-    """inspect.getattr_static reads an object's own attribute with the
-    unbound `dict.get(obj.__dict__, attr)`, which a lazy module's trapping
-    namespace (LazyGlobals, a dict subclass) cannot see: a name whose unit
-    has not run was missing where eagerly it is there (pluggy 1.7 finds
-    hooks that way). The name's own unit runs first, as
-    `globals().get(name)` runs it; nothing else does."""
-
-    def _check_instance(obj, attr):
-        try:
-            namespace = object.__getattribute__(obj, "__dict__")
-        except AttributeError:
-            pass
-        else:
-            kind = type(namespace)
-            if kind is not dict and kind.__name__ == "LazyGlobals" and kind.__module__ == "lazyexec":
-                namespace.get(attr)
-        return check_instance(obj, attr)
-
-    _check_instance.__wrapped__ = check_instance
-    _check_instance.__doc__ = check_instance.__doc__
-    _check_instance._lazyexec_static_lookup = True
-    return _check_instance
-
-
-def patch(module) -> None:
-    try:
-        module.getmodule = _wrap(module.getmodule)
-    except AttributeError:
-        pass  # an inspect we do not know
-    try:
-        current = module._check_instance
-        if not getattr(current, "_lazyexec_static_lookup", False):
-            module._check_instance = _wrap_check_instance(current)
-    except AttributeError:
-        pass  # an inspect without it: getattr_static is its own

@@ -394,7 +394,7 @@ void install_package_watcher();
 
 PyObject* patch_inspect(PyObject*, PyObject* module) {
   try {
-    Ref patch = import_attr("lazyexec.runtime.eager_modules", "patch");
+    Ref patch = import_attr("lazyexec.inspect_patch", "patch");
     return PyObject_CallOneArg(patch.get(), module);
   } catch (const py::PyError&) {
     return nullptr;
@@ -418,7 +418,7 @@ PyMethodDef inspect_found_def = {"inspect_found", inspect_found, METH_O, nullptr
 
 // inspect.getmodule finds the modules deferred imports would have loaded,
 // and inspect.getattr_static a lazy module's pending names
-// (runtime/eager_modules.py): patched when the first module loads lazily,
+// (runtime/eager_modules.py, lazyexec/inspect_patch.py): patched when the first module loads lazily,
 // or when inspect loads after that.
 void hook_getmodule() {
   PyObject* inspect = PyDict_GetItemString(modules_dict(), "inspect");
