@@ -79,66 +79,6 @@ void walk(PyObject* ste, const SymtableConsts& c, bool call_time, Names& reads, 
     walk(PyList_GET_ITEM(children.get(), i), c, later, reads, writes, name_reads);
 }
 
-
-// Names a unit's call-time code mentions only in annotations CPython never
-// evaluates: those of local variables and attribute targets in a function
-// body (`x: Optional[int] = None`, `self._config: Optional[Config] = None`,
-// `y: T`; PEP 526: "annotations for local variables will not be evaluated",
-// 3.10-3.13 alike, with or without `from __future__ import annotations`).
-// The symbol table still lists them as globals the function uses, so they
-// would count as call_reads: code that may run later and read (or, for the
-// stable-inputs plan, touch) them. `other` gets every other name of
-// call-time code (a class body inside a function evaluates its annotations).
-enum class Scope { DefTime, Function, ClassInFunction };
-
-void unevaluated_annotations(Node n, Scope scope, Names& unevaluated, Names& other) {
-  if (!n) return;
-  K k = n.kind();
-  if (k == K::Name) {
-    if (scope != Scope::DefTime) other.insert(n.str("id"));
-    return;
-  }
-  if (k == K::Global || k == K::Nonlocal) {
-    Node l = n.get("names");
-    if (scope != Scope::DefTime && l && PyList_Check(l.raw()))
-      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(l.raw()); ++i) other.insert(py::utf8(PyList_GET_ITEM(l.raw(), i)));
-    return;
-  }
-  if (k == K::FunctionDef || k == K::AsyncFunctionDef) {
-    // Decorators, defaults, parameter and return annotations run in the
-    // enclosing scope; the body at call time.
-    for (Node d : n.list("decorator_list")) unevaluated_annotations(d, scope, unevaluated, other);
-    unevaluated_annotations(n.get("args"), scope, unevaluated, other);
-    unevaluated_annotations(n.get("returns"), scope, unevaluated, other);
-    for (Node st : n.list("type_params")) unevaluated_annotations(st, Scope::Function, unevaluated, other);
-    for (Node st : n.list("body")) unevaluated_annotations(st, Scope::Function, unevaluated, other);
-    return;
-  }
-  if (k == K::Lambda) {
-    unevaluated_annotations(n.get("args"), scope, unevaluated, other);
-    unevaluated_annotations(n.get("body"), Scope::Function, unevaluated, other);
-    return;
-  }
-  if (k == K::ClassDef) {
-    for (Node d : n.list("decorator_list")) unevaluated_annotations(d, scope, unevaluated, other);
-    for (Node b : n.list("bases")) unevaluated_annotations(b, scope, unevaluated, other);
-    for (Node kw : n.list("keywords")) unevaluated_annotations(kw, scope, unevaluated, other);
-    for (Node st : n.list("type_params")) unevaluated_annotations(st, Scope::Function, unevaluated, other);
-    Scope body = scope == Scope::DefTime ? Scope::DefTime : Scope::ClassInFunction;
-    for (Node st : n.list("body")) unevaluated_annotations(st, body, unevaluated, other);
-    return;
-  }
-  if (k == K::AnnAssign && scope == Scope::Function) {
-    Names in_annotation;
-    unevaluated_annotations(n.get("annotation"), Scope::ClassInFunction, in_annotation, in_annotation);
-    unevaluated.insert(in_annotation.begin(), in_annotation.end());
-    unevaluated_annotations(n.get("target"), scope, unevaluated, other);
-    unevaluated_annotations(n.get("value"), scope, unevaluated, other);
-    return;
-  }
-  for_each_child(n, [&](Node c) { unevaluated_annotations(c, scope, unevaluated, other); });
-}
-
 }  // namespace
 
 void Analyzer::collect_scopes(PyObject* source, PyObject* filename) {
@@ -176,14 +116,6 @@ void Analyzer::collect_scopes(PyObject* source, PyObject* filename) {
       u.global_writes.insert(writes.begin(), writes.end());
     }
     all_global_writes_.insert(writes.begin(), writes.end());
-  }
-  // Names only in never-evaluated annotations are read by no code.
-  for (auto& u : units_) {
-    if (u.call_reads.empty()) continue;
-    Names unevaluated, other;
-    for (int st : u.stmts) unevaluated_annotations(stmts_[(size_t)st].node, Scope::DefTime, unevaluated, other);
-    for (const auto& n : unevaluated)
-      if (!other.count(n)) u.call_reads.erase(n);
   }
 }
 
