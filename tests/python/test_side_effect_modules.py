@@ -37,6 +37,16 @@ def test_assignments_into_imported_objects_are_effects():
     assert scan("from _io import E\nE.__module__ = 'io'\n") is None  # relabelling
 
 
+def test_classes_made_by_an_imported_metaclass_are_effects():
+    # sympy's Singleton.__init__ registers the class with S.
+    assert scan("from sympy.core.singleton import Singleton\nclass E(metaclass=Singleton): pass\n") == \
+        "defines E with metaclass Singleton at line 2"
+    assert scan("from . import core\nclass E(object, metaclass=core.Meta): pass\n") == \
+        "defines E with metaclass core.Meta at line 2"
+    assert scan("import abc\nclass A(metaclass=abc.ABCMeta): pass\n") is None  # the standard library's
+    assert scan("class M(type): pass\nclass A(metaclass=M): pass\n") is None  # its own
+
+
 def test_version_and_platform_branches_not_taken_are_not_scanned():
     # attrs 22: `if sys.version_info < (3, 7): warnings.warn(...)` never runs here.
     assert scan("import sys\nimport warnings\nif sys.version_info < (3, 7):\n    warnings.warn('x')\n") is None
@@ -238,3 +248,25 @@ def test_the_reexport_check_counts_registering_decorators_but_not_the_stdlibs_or
     # the strict scan (imports whose names are read) leaves decorators to first use
     tree = compile("from .functions import defun\n@defun\ndef f(): pass\n", "<m>", "exec", ast.PyCF_ONLY_AST)
     assert side_effects.scan(tree) is None
+
+
+def test_deferred_import_in_a_cycle_with_a_later_eager_import_stays_eager(tmp_path):
+    # sympy.core: `from .expr import ...` deferred, `from .numbers import ...`
+    # eager; expr's top level imports numbers (its last line).
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .expr import Expr\nfrom .other import X\nfrom .numbers import Float\n")
+    (pkg / "expr.py").write_text("class Expr: pass\nfrom .numbers import Float\n")
+    (pkg / "other.py").write_text("X = 1\n")
+    (pkg / "numbers.py").write_text("from .expr import Expr\nclass Float(Expr): pass\n")
+    units = [
+        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.expr", "pkg.expr.Expr"]},
+        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.other", "pkg.other.X"]},
+        {"kind": "from-import", "verdict": "eager", "imports": ["pkg.numbers", "pkg.numbers.Float"]},
+    ]
+    found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
+    assert set(found) == {"pkg.expr"}, found
+    assert found["pkg.expr"].endswith(f"({side_effects.CYCLE})")
+    # The later import deferred too: nothing runs at import, the order is the first use's.
+    units[2]["verdict"] = "lazy"
+    assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}

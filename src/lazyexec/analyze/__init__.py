@@ -245,11 +245,15 @@ def build_knowledge(units: list[dict], filename: str, module: str | None, is_pac
 
 def explain_effects(result: dict, effects: dict) -> None:
     """Name the import-time call in the reason of imports kept eager for it."""
+    from lazyexec.analyze import side_effects
+
     for u in result.get("units", ()):
         if u.get("reason") == "never-lazy-import":
             for m in u.get("imports", ()):
                 if m in effects:
-                    u["message"] = f"eager: imports {effects[m]} (its import changes another module)"
+                    why = effects[m]
+                    u["message"] = (f"eager: imports {why}" if why.endswith(f"({side_effects.CYCLE})")
+                                    else f"eager: imports {why} (its import changes another module)")
                     break
 
 

@@ -250,6 +250,25 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
             return f"decorates {stmt.name} with {text}() at line {d.lineno}"
         return None
 
+    # A class made by an imported metaclass from outside the standard library
+    # (sympy's `class EmptySequence(SeqBase, metaclass=Singleton)`, whose
+    # __init__ does `S.register(cls)`): the metaclass may register the class
+    # where other modules look it up (series/__init__'s eager
+    # `EmptySequence = S.EmptySequence`), also when nobody reads this module's
+    # names. The standard library's (ABCMeta, EnumMeta) register nothing so.
+    def metaclass_effect(stmt) -> str | None:
+        for k in stmt.keywords:
+            if k.arg != "metaclass":
+                continue
+            root, text = _callee(k.value)
+            if root not in imported:
+                continue
+            qualified = imported[root]
+            if qualified is not None and qualified.partition(".")[0] in _STDLIB:
+                continue
+            return f"defines {stmt.name} with metaclass {text} at line {stmt.lineno}"
+        return None
+
     def walk(body) -> str | None:
         for stmt in body:
             if isinstance(stmt, ast.Import):
@@ -272,6 +291,10 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 if not strict and stmt.decorator_list:
                     found = decorator_effect(stmt)
+                    if found:
+                        return found
+                if isinstance(stmt, ast.ClassDef):
+                    found = metaclass_effect(stmt)
                     if found:
                         return found
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, (ast.Call, ast.Await)):
@@ -580,4 +603,58 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
                 effect = module_effect(path, name)
                 if effect:
                     found[name] = f"{name} {effect}"
+    found.update(cycle_imports(units, search, own, found))
+    return found
+
+
+# The reason's tail for an import kept eager by cycle_imports (explain_effects
+# says it as it is, not as an effect on another module).
+CYCLE = "an import cycle"
+
+
+def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_modules) -> dict[str, str]:
+    """{module: reason} for the deferred imports of a module D whose own top
+    level imports a module M that this module imports at import time further
+    down (an eager import unit, or one of `eager_modules`, the imports kept
+    eager for their effects), where M's top level imports D (a cycle). Eagerly D started first and M, importing D
+    back, met it half-initialized but with what it needed; deferred, M starts
+    first and D's import of M meets M half-initialized (sympy.core: `from
+    .expr import Expr, ...`, then `from .numbers import ...` kept eager;
+    expr's last line `from .numbers import Float, ...`: ImportError). D's
+    import stays eager, in its place."""
+    def modules(u: dict) -> list[str]:
+        return list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
+
+    rows = [u for u in units if u.get("kind") in ("import", "from-import") and u.get("imports")]
+    later: list[set] = []
+    at_import: set[str] = set()
+    for u in reversed(rows):  # at_import: the modules imported at import time by the units after u
+        later.append(set(at_import))
+        deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
+        mods = modules(u)
+        if not deferred or any(m in eager_modules for m in mods):
+            at_import.update(mods)
+    later.reverse()
+    found: dict[str, str] = {}
+    for u, after in zip(rows, later):
+        deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
+        if not deferred or not after:
+            continue
+        for name in modules(u):
+            if name in own or name in eager_modules or name in found:
+                continue
+            path = _locate(name, search)
+            facts = _facts(path, name) if path else None
+            back = None
+            for m in (facts[1] if facts else ()):
+                if m in after and m not in own and m != name:
+                    m_path = _locate(m, search)
+                    m_facts = _facts(m_path, m) if m_path else None
+                    if m_facts and name in m_facts[1]:  # and M imports D: a cycle
+                        back = m
+                        break
+            if back is not None:
+                found[name] = (f"{name}, whose top level imports {back} (which imports it back), which this module "
+                               f"imports at import further down: deferred, {back} would start first and meet {name} "
+                               f"half-initialized ({CYCLE})")
     return found

@@ -112,7 +112,7 @@ KNOWLEDGE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "analy
 
 # Changes of the Python side of planning that change plans (stored artifacts
 # must not outlive them): analyze/side_effects.py, the order of plan steps.
-PLAN_RULES = b"plan rules 5"
+PLAN_RULES = b"plan rules 6"
 
 _hash_cache: dict = {}
 

@@ -686,7 +686,7 @@ PyMethodDef make_loader_def = {"boot_make_loader", (PyCFunction)(void (*)(void))
 // (lazyexec.__version__, store.FORMAT, store.PLAN_RULES; a test checks that
 // this key is the Python layer's).
 constexpr const char* kVersion = "0.1.0";
-constexpr const char* kPlanRules = "plan rules 5";
+constexpr const char* kPlanRules = "plan rules 6";
 
 // store.key_for(knowledge_hash(config)).
 std::string artifact_key(const struct stat& st, const std::string& knowledge_fingerprint, const std::string& plan_key_repr) {
