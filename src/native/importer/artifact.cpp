@@ -79,14 +79,14 @@ std::string cache_from_source(PyObject* source, PyObject* tag) {
 
 std::vector<std::string> artifact_locations(PyObject* source, std::string_view key, const std::string& cache_dir,
                                             bool bytecode_off) {
-  PyObject* external = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib_external");
   PyObject* impl = PySys_GetObject("implementation");
-  if (external == nullptr || impl == nullptr) {
-    PyErr_SetString(PyExc_ImportError, "lazyexec: importlib is not initialised");
+  if (impl == nullptr) {
+    PyErr_SetString(PyExc_ImportError, "lazyexec: sys.implementation is missing");
     throw py::PyError{};
   }
   py::Ref tag = py::check(PyObject_GetAttrString(impl, "cache_tag"));
-  std::string suffix = "." + std::string(key.substr(0, 8)) + ".lzx";
+  std::string suffix = ".";
+  suffix.append(key.substr(0, 8)).append(".lzx");
   std::string near = cache_from_source(source, tag.get());
   near = near.substr(0, near.size() - 4) + suffix;  // NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx
   std::string path = py::utf8(source);
