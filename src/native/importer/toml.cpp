@@ -294,7 +294,7 @@ class Reader {
     if (q < token.size() && token[q] == '.') {
       size_t end = q + 1;
       while (end < token.size() && (digit_value(token[end], 10) >= 0 || token[end] == '_')) ++end;
-      literal += "." + digits_of(token.substr(q + 1, end - q - 1), 10);
+      literal.append(".").append(digits_of(token.substr(q + 1, end - q - 1), 10));
       q = end;
       is_float = true;
     }
@@ -304,7 +304,7 @@ class Reader {
       if (end < token.size() && (token[end] == '+' || token[end] == '-')) sign = token[end++];
       size_t digits_from = end;
       while (end < token.size() && (digit_value(token[end], 10) >= 0 || token[end] == '_')) ++end;
-      literal += "e" + sign + digits_of(token.substr(digits_from, end - digits_from), 10);
+      literal.append("e").append(sign).append(digits_of(token.substr(digits_from, end - digits_from), 10));
       q = end;
       is_float = true;
     }
