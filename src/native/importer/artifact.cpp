@@ -40,6 +40,17 @@ Verdict check_header(std::string_view data, const Expected& want, const char** p
   return Verdict::Plan;
 }
 
+// ".opt-N" under -O/-OO, else "": how importlib tags a .pyc (and
+// store.opt_part() an artifact) for sys.flags.optimize.
+static std::string optimization_tag() {
+  PyObject* flags = PySys_GetObject("flags");
+  if (flags == nullptr) return "";
+  py::Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
+  long n = PyLong_AsLong(level.get());
+  if (n == -1 && PyErr_Occurred()) throw py::PyError{};
+  return n > 0 ? ".opt-" + std::to_string(n) : "";
+}
+
 std::string cache_from_source(PyObject* source, PyObject* tag) {
   PyObject* prefix = PySys_GetObject("pycache_prefix");
   if ((prefix != nullptr && prefix != Py_None) || !PyUnicode_Check(tag)) {
@@ -64,14 +75,7 @@ std::string cache_from_source(PyObject* source, PyObject* tag) {
   std::string base = dot == std::string::npos ? "" : tail.substr(0, dot);
   std::string rest = dot == std::string::npos ? tail : tail.substr(dot + 1);
   std::string name = (base.empty() ? rest : base) + (dot == std::string::npos ? "" : ".") + py::utf8(tag);
-  long optimize = 0;
-  if (PyObject* flags = PySys_GetObject("flags")) {
-    py::Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
-    optimize = PyLong_AsLong(level.get());
-    if (optimize == -1 && PyErr_Occurred()) throw py::PyError{};
-  }
-  if (optimize != 0) name += ".opt-" + std::to_string(optimize);
-  name += ".pyc";
+  name += optimization_tag() + ".pyc";
   if (head.empty()) return "__pycache__/" + name;
   while (!head.empty() && head.back() == '/') head.pop_back();  // "/" joins as ""
   return head + "/__pycache__/" + name;
@@ -99,14 +103,8 @@ std::vector<std::string> artifact_locations(PyObject* source, std::string_view k
     path = join(cwd, path);
   }
   // store.fallback_path: HASH.TAG[.opt-N].KEY8.lzx, the -O level as importlib tags a .pyc.
-  std::string opt;
-  if (PyObject* flags = PySys_GetObject("flags")) {
-    py::Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
-    long n = PyLong_AsLong(level.get());
-    if (n == -1 && PyErr_Occurred()) throw py::PyError{};
-    if (n > 0) opt = ".opt-" + std::to_string(n);
-  }
-  std::string fallback = join(cache_dir, fingerprint(normpath(path)) + "." + py::utf8(tag.get()) + opt + suffix);
+  std::string fallback =
+      join(cache_dir, fingerprint(normpath(path)) + "." + py::utf8(tag.get()) + optimization_tag() + suffix);
   if (bytecode_off) return {fallback, near};
   return {near, fallback};
 }
