@@ -1315,8 +1315,14 @@ class DefTime {
         if (s.get("target").kind() != K::Name) break;
         if (!a_.future_annotations_) annotation(s.get("annotation"));
         postponed_annotation(s.get("annotation"));  // names in it left for later evaluation
-        captured(s.get("value"));
-        scope_names().insert(s.get("target").str("id"));
+        // A bare annotation (`attributes: Dict[str, Any]`) binds nothing:
+        // the body's later reads of the name are the module global's
+        // (SQLAlchemy's UOWTransaction reads `attributes.PASSIVE_...` in a
+        // default below one).
+        if (Node value = s.get("value")) {
+          captured(value);
+          scope_names().insert(s.get("target").str("id"));
+        }
         return;
       }
       case K::AugAssign:
