@@ -33,7 +33,7 @@ void NameSet::add(std::string pattern) {
 }
 
 bool NameSet::contains(std::string_view dotted) const {
-  if (exact_.count(std::string(dotted))) return true;
+  if (exact_.find(dotted) != exact_.end()) return true;
   for (const auto& g : globs_)
     if (glob_match(g, dotted)) return true;
   return false;

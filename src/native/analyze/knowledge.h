@@ -14,6 +14,14 @@
 
 namespace lazyexec::analyze {
 
+// Hashes std::string and std::string_view alike, so that a lookup by view
+// builds no string (the finder asks for every import).
+struct NameHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+using NameTable = std::unordered_set<std::string, NameHash, std::equal_to<>>;
+
 class NameSet {
  public:
   void add(std::string pattern);
@@ -21,11 +29,11 @@ class NameSet {
   bool contains(std::string_view dotted) const;
   // Listed by name, not matched by a pattern ("typing.*" speaks for
   // typing's public API as others use it, not for each of its own helpers).
-  bool names_exactly(const std::string& dotted) const { return exact_.count(dotted) != 0; }
+  bool names_exactly(std::string_view dotted) const { return exact_.find(dotted) != exact_.end(); }
   bool empty() const { return exact_.empty() && globs_.empty(); }
 
  private:
-  std::unordered_set<std::string> exact_;
+  NameTable exact_;
   std::vector<std::string> globs_;
 };
 

@@ -41,14 +41,21 @@ Verdict check_header(std::string_view data, const Expected& want, const char** p
 }
 
 // ".opt-N" under -O/-OO, else "": how importlib tags a .pyc (and
-// store.opt_part() an artifact) for sys.flags.optimize.
+// store.opt_part() an artifact) for sys.flags.optimize. Read once per
+// sys.flags object (the level is fixed at start-up; a replaced sys.flags is
+// read again): the lookups run for every claimed module.
 static std::string optimization_tag() {
+  static PyObject* seen_flags = nullptr;  // held: its address cannot be reused by another object
+  static std::string tag;
   PyObject* flags = PySys_GetObject("flags");
   if (flags == nullptr) return "";
+  if (flags == seen_flags) return tag;
   py::Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
   long n = PyLong_AsLong(level.get());
   if (n == -1 && PyErr_Occurred()) throw py::PyError{};
-  return n > 0 ? ".opt-" + std::to_string(n) : "";
+  tag = n > 0 ? ".opt-" + std::to_string(n) : "";
+  Py_XSETREF(seen_flags, Py_NewRef(flags));
+  return tag;
 }
 
 std::string cache_from_source(PyObject* source, PyObject* tag) {
@@ -88,7 +95,9 @@ std::vector<std::string> artifact_locations(PyObject* source, std::string_view k
     PyErr_SetString(PyExc_ImportError, "lazyexec: sys.implementation is missing");
     throw py::PyError{};
   }
-  py::Ref tag = py::check(PyObject_GetAttrString(impl, "cache_tag"));
+  static PyObject* cache_tag_name = PyUnicode_InternFromString("cache_tag");  // once, not a new str per module
+  if (cache_tag_name == nullptr) throw py::PyError{};
+  py::Ref tag = py::check(PyObject_GetAttr(impl, cache_tag_name));
   std::string suffix = ".";
   suffix.append(key.substr(0, 8)).append(".lzx");
   std::string near = cache_from_source(source, tag.get());

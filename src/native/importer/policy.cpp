@@ -1,20 +1,27 @@
 #include "importer/policy.h"
 
-#include <string.h>
+#include <cstring>
 
 namespace lazyexec::importer {
 
 bool Policy::selects(std::string_view name) const {
   // never-lazy covers the module and everything below a never-lazy package;
   // an entry "=pkg" the module pkg alone (analyze/knowledge.h).
-  if (never.contains("=" + std::string(name))) return false;
+  char marked[256];  // "=" + name without an allocation (names are short)
+  if (name.size() < sizeof marked) {
+    marked[0] = '=';
+    std::memcpy(marked + 1, name.data(), name.size());
+    if (never.contains(std::string_view(marked, name.size() + 1))) return false;
+  } else if (never.contains("=" + std::string(name))) {
+    return false;
+  }
   for (size_t end = name.find('.');; end = name.find('.', end + 1)) {
     if (never.contains(name.substr(0, end))) return false;
     if (end == std::string_view::npos) break;
   }
   if (exclude.contains(name)) return false;
   if (!include.empty() && !include.contains(name)) return false;
-  return !eager.count(std::string(name));
+  return eager.find(name) == eager.end();
 }
 
 bool Policy::opted_in(std::string_view name, std::string_view path) const {

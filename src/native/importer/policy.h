@@ -18,7 +18,7 @@ struct Policy {
   analyze::NameSet never;          // never lazy: the module or any package above it ("=pkg": pkg alone)
   analyze::NameSet include;        // empty: everything
   analyze::NameSet exclude;
-  std::unordered_set<std::string> eager;  // usage profile: whole modules used last time
+  analyze::NameTable eager;  // usage profile: whole modules used last time
   // Installed distributions that opted in (docs/package-opt-in.md): per
   // site-packages directory, the modules lazy in mode "marked" without a
   // marker, when found in that directory (not a same-named module that
