@@ -556,6 +556,12 @@ def bench_env(name: str, workloads, modes, venvs, state, rounds, warmups, cleare
                     continue
                 if first_start and mode in LAZYEXEC_MODES:
                     clearer.clear()
+                if first_start:
+                    # The clearing (hundreds of unlinks) and the previous
+                    # builder's writes leave the file system's journal and
+                    # writeback busy for a while: committed before every run
+                    # of both modes, they do not land on one mode's run.
+                    os.sync()
                 reset_black_cache(env)
                 menv = mode_env(mode, env, state, args)
                 run = run_once(command(mode, args, venvs), work, menv, scratch)
