@@ -279,6 +279,7 @@ PyObject* install(PyObject*, PyObject* args) {
     };
     std::vector<runtime::UnitRecord> records((size_t)PyList_GET_SIZE(units));
     std::vector<std::pair<PyObject*, int>> pending;  // (name, unit): borrowed from `units`
+    std::vector<int> dep_ids, call_ids;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
       PyObject* spec = PyList_GET_ITEM(units, i);
       runtime::UnitRecord& r = records[(size_t)i];
@@ -350,12 +351,15 @@ PyObject* install(PyObject*, PyObject* args) {
         return nullptr;
       }
       r.where = py::utf8(where);
-      ints(deps, r.deps);
-      ints(calls, r.calls);
-      for (int d : r.deps)
+      dep_ids.clear();
+      call_ids.clear();
+      ints(deps, dep_ids);
+      ints(calls, call_ids);
+      for (int d : dep_ids)
         if (d < 0 || d >= PyList_GET_SIZE(units)) return PyErr_Format(PyExc_ValueError, "lazyexec: bad unit index %d", d);
-      for (int c : r.calls)
+      for (int c : call_ids)
         if (c < 0 || c >= PyList_GET_SIZE(units)) return PyErr_Format(PyExc_ValueError, "lazyexec: bad unit index %d", c);
+      r.set_links(dep_ids, call_ids);
       if (code == Py_None) {
         r.state = runtime::UnitRecord::Done;  // eager: ran with the module
         continue;
@@ -445,11 +449,12 @@ PyObject* set_imports(PyObject*, PyObject* args) {
       }
       Ref names = Ref::steal(PySequence_Fast(PyTuple_GET_ITEM(spec, 3), "set_imports: modules must be a sequence"));
       if (!names) return nullptr;
-      auto& imports = st->units[(size_t)uid].imports;
-      imports.clear();
+      auto imports = std::make_unique<runtime::UnitImports>();
       for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k)
-        imports.push_back(py::utf8(PySequence_Fast_GET_ITEM(names.get(), k)));
-      st->units[(size_t)uid].import_attr = PyTuple_GET_SIZE(spec) > 4 ? py::utf8(PyTuple_GET_ITEM(spec, 4)) : "";
+        imports->modules.push_back(py::utf8(PySequence_Fast_GET_ITEM(names.get(), k)));
+      imports->attr = PyTuple_GET_SIZE(spec) > 4 ? py::utf8(PyTuple_GET_ITEM(spec, 4)) : "";
+      // No modules: as before, nothing recorded (imports_initializing, loads_nothing_new).
+      st->units[(size_t)uid].imports = imports->modules.empty() ? nullptr : std::move(imports);
     }
   } catch (const py::PyError&) {
     return nullptr;

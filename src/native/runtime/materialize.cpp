@@ -515,7 +515,7 @@ int run_unit(ModuleState& st, int id) {
   UnitRecord& u = st.units[(size_t)id];
   std::string trigger;
   if (recording) trigger = std::exchange(next_trigger, std::string());
-  for (int dep : u.deps) {
+  for (int dep : u.deps()) {
     if (recording) next_trigger = "(read when " + u.where + " is defined)";
     if (materialize(st, dep) < 0) {
       add_note("lazyexec: while materializing " + where_of(st, u) + ", which reads it when defined");
@@ -624,9 +624,9 @@ void add_pending(ModuleState& st, PyObject* name, int id) {
 }
 
 bool imports_initializing(const UnitRecord& u) {
-  if (u.imports.empty()) return false;
+  if (!u.imports) return false;
   PyObject* modules = PyImport_GetModuleDict();
-  for (const auto& name : u.imports) {
+  for (const auto& name : u.imports->modules) {
     PyObject* m = PyDict_GetItemString(modules, name.c_str());  // borrowed
     if (m == nullptr) continue;
     py::Ref spec = py::Ref::steal(PyObject_GetAttrString(m, "__spec__"));
@@ -658,7 +658,7 @@ bool unit_loads_nothing_new(const ModuleState& st, int id, int depth) {
   const UnitRecord& u = st.units[(size_t)id];
   if (u.state != UnitRecord::Pending || !u.code) return true;
   if (!loads_nothing_new(u, depth)) return false;
-  for (int dep : u.deps)
+  for (int dep : u.deps())
     if (dep != id && !unit_loads_nothing_new(st, dep, depth)) return false;
   return true;
 }
@@ -668,29 +668,30 @@ bool unit_loads_nothing_new(const ModuleState& st, int id, int depth) {
 // name`: name bound in m, a pending unit of m that loads nothing new in turn,
 // or the submodule m.name loaded).
 bool loads_nothing_new(const UnitRecord& u, int depth) {
-  if (u.imports.empty()) {
+  if (!u.imports) {
     std::string_view kind = unit_kind(u);
     return kind != "import" && kind != "from-import" && kind != "try";  // modules not recorded: unknown
   }
   PyObject* modules = PyImport_GetModuleDict();
   PyObject* m = nullptr;
-  for (const auto& name : u.imports) {
+  const UnitImports& imports = *u.imports;
+  for (const auto& name : imports.modules) {
     m = PyDict_GetItemString(modules, name.c_str());  // borrowed
     if (m == nullptr || m == Py_None) return false;
   }
-  if (u.import_attr.empty()) return true;
+  if (imports.attr.empty()) return true;
   // `from m import attr`: bound in m already, or the submodule m.attr loaded.
-  if (u.imports.size() == 1 && PyModule_Check(m)) {
+  if (imports.modules.size() == 1 && PyModule_Check(m)) {
     PyObject* ns = PyModule_GetDict(m);
-    PyObject* found = PyDict_GetItemString(ns, u.import_attr.c_str());  // exact lookup, no trap
+    PyObject* found = PyDict_GetItemString(ns, imports.attr.c_str());  // exact lookup, no trap
     if (found != nullptr) return true;
     const ModuleState* other = ns ? state_of(ns) : nullptr;
     if (other && depth < 4) {
-      auto it = other->pending.find(u.import_attr);
+      auto it = other->pending.find(imports.attr);
       if (it != other->pending.end()) return unit_loads_nothing_new(*other, it->second, depth + 1);
     }
   }
-  PyObject* sub = PyDict_GetItemString(modules, (u.imports.back() + "." + u.import_attr).c_str());
+  PyObject* sub = PyDict_GetItemString(modules, (imports.modules.back() + "." + imports.attr).c_str());
   return sub != nullptr && sub != Py_None;
 }
 }  // namespace

@@ -8,8 +8,11 @@
 
 #include <Python.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -19,8 +22,18 @@
 
 namespace lazyexec::runtime {
 
+// A deferred import's modules (set_imports, from the plan's bind_loaded
+// step): see imports_initializing. Most units import nothing: out of line.
+struct UnitImports {
+  std::vector<std::string> modules;
+  std::string attr;                // `from m import attr`: attr, which may be submodule m.attr
+};
+
+// One per unit of every lazily loaded module, alive as long as the module:
+// kept small (120 bytes; 200 with every list its own vector and the import
+// fields inline: 372 KB of test_bisect's image run, docs/image-format.md).
 struct UnitRecord {
-  enum State { Pending, Running, Done, Cancelled };
+  enum State : uint8_t { Pending, Running, Done, Cancelled };
   // Code: unit code (a code object or its marshal bytes) run in a scratch
   // namespace. Value: `code` is (marshal bytes of a constant,), bound as is.
   // Function: `code` is a plain function's own code (or its marshal bytes),
@@ -32,11 +45,13 @@ struct UnitRecord {
   py::Ref code;                    // null for units that run eagerly
   py::Ref bases;                   // Class: the base names (a tuple of str)
   std::vector<std::string> binds;
-  std::vector<int> deps;           // lazy units read at definition time: run first
-  std::vector<int> calls;          // units binding what its code reads later (call_reads)
   std::string where;               // "12 (def f)": the module's filename is prefixed when shown
-  std::vector<std::string> imports;  // a deferred import's modules (set_imports): see imports_initializing
-  std::string import_attr;         // `from m import attr` (set_imports): attr, which may be submodule m.attr
+  // deps (lazy units read at definition time: run first), then calls (units
+  // binding what its code reads later: call_reads), in one array.
+  std::unique_ptr<int[]> links;
+  std::unique_ptr<UnitImports> imports;  // null: no modules recorded
+  unsigned long owner = 0;         // thread running it
+  uint32_t ndeps = 0, ncalls = 0;
   uint32_t size = 0;               // its marshalled code's (or value's) bytes at install: the usage profile's cost
   // A unit the import runs (force steps) may share one marshal stream with
   // the module's other such units (artifact format 12): `code` is then that
@@ -45,8 +60,18 @@ struct UnitRecord {
   int32_t group_index = -1;        // -1: its code is its own
   Kind kind = Code;
   State state = Pending;
-  unsigned long owner = 0;         // thread running it
+
+  std::span<const int> deps() const { return {links.get(), ndeps}; }
+  std::span<const int> calls() const { return {links.get() + ndeps, ncalls}; }
+  void set_links(const std::vector<int>& deps, const std::vector<int>& calls) {
+    ndeps = (uint32_t)deps.size();
+    ncalls = (uint32_t)calls.size();
+    links.reset(ndeps + ncalls ? new int[ndeps + ncalls] : nullptr);
+    std::copy(deps.begin(), deps.end(), links.get());
+    std::copy(calls.begin(), calls.end(), links.get() + ndeps);
+  }
 };
+static_assert(sizeof(UnitRecord) <= 120, "a unit record is kept for every unit of every lazy module");
 
 struct ModuleState {
   PyObject* globals = nullptr;     // borrowed: the state dies with the dict
