@@ -216,3 +216,67 @@ def test_large_functions_that_ran_cost_their_size_so_the_module_loads_eagerly_ne
     assert first.stdout == "['big0', 'big1', 'big2']\nlazy: True\n", first.stderr
     assert second.stdout == "['big0', 'big1', 'big2']\nlazy: False\n", second.stderr
     assert third.stdout == second.stdout
+
+
+FROM_HEAVY_MAIN = """
+import sys, lazyexec, user, heavy
+print(*(getattr(user, f'f{i}')() for i in range(9)), heavy.other())
+print("lazy:", type(user.__spec__.loader).__name__ == "LazySourceLoader",
+      "TABLE pending:", lazyexec.is_pending(heavy, "TABLE"))
+"""
+
+
+def test_a_pending_from_import_costs_what_it_would_run_in_the_module_it_imports_from(tmp_path):
+    """Loading a module whole runs its pending `from heavy import TABLE`,
+    and with it heavy's pending TABLE unit (a computed value: unknown cost,
+    counted as expensive), which the run never needed. Before, the import
+    counted as 2 K (a module loaded already), `user` loaded eagerly next time
+    and built TABLE (issue 11: a module loaded whole ran what its deferred
+    imports pull from lazily loaded modules). Now `user` stays lazy and TABLE
+    pending; the output is the same every run."""
+    app = tmp_path / "app"
+    app.mkdir()
+    defs = "".join(f"def f{i}(): return {i}\n" for i in range(9))
+    (app / "user.py").write_text("__lazy_module__ = True\nfrom heavy import TABLE\n" + defs
+                                 + "def uses_table(): return TABLE\n")
+    (app / "heavy.py").write_text("__lazy_module__ = True\n"
+                                  "TABLE = {n: str(n) * 3 for n in range(200)}\n"
+                                  "def other(): return 'other'\n")
+    (app / "main.py").write_text(FROM_HEAVY_MAIN)
+    first, second, third = (run(app, tmp_path) for _ in range(3))
+    assert first.stdout == "0 1 2 3 4 5 6 7 8 other\nlazy: True TABLE pending: True\n", first.stderr
+    assert second.stdout == first.stdout, second.stderr
+    assert third.stdout == first.stdout
+
+
+DECORATED_MAIN = """
+import sys, lazyexec, deco, based
+print(*(getattr(deco, f'f{i}')() for i in range(9)), *(getattr(based, f'f{i}')() for i in range(9)))
+print("lazy:", [type(m.__spec__.loader).__name__ == "LazySourceLoader" for m in (deco, based)],
+      "pending:", lazyexec.is_pending(deco, "Point"), lazyexec.is_pending(based, "Color"))
+"""
+
+
+def test_a_pending_class_whose_creation_runs_unknown_code_counts_as_expensive(tmp_path):
+    """A pending class made by a decorator (`@dataclasses.dataclass`: about
+    28 times a plain class's creation, `@attr.s` 50 times) or whose base
+    has a metaclass (`enum.Enum`: 6 to 8 times) costs what the model cannot
+    size: counted as a computed value, as `re.compile` is. Before, as a plain
+    class (50 K plus 20 per byte): nine small functions used were enough to
+    load each module eagerly next time, creating the class the run never
+    used. Now both stay lazy; the output is the same every run."""
+    app = tmp_path / "app"
+    app.mkdir()
+    defs = "".join(f"def f{i}(): return {i}\n" for i in range(9))
+    (app / "deco.py").write_text("__lazy_module__ = True\nimport dataclasses\n" + defs
+                                 + "@dataclasses.dataclass\nclass Point:\n    x: int = 0\n    y: int = 0\n")
+    (app / "based.py").write_text("__lazy_module__ = True\nimport sys\nfrom enum import Enum\n" + defs
+                                  + "def platform(): return sys.platform\n"
+                                  + "class Color(Enum):\n    RED = 1\n    GREEN = 2\n")
+    (app / "main.py").write_text(DECORATED_MAIN + "import enum\nprint(based.platform() == sys.platform)\n")
+    first, second, third = (run(app, tmp_path) for _ in range(3))
+    out = "0 1 2 3 4 5 6 7 8 0 1 2 3 4 5 6 7 8\nlazy: [True, True] pending: True True\nTrue\n"
+    assert first.stdout == out, first.stderr
+    assert second.stdout == out, second.stderr
+    assert third.stdout == out
+
