@@ -270,3 +270,29 @@ def test_deferred_import_in_a_cycle_with_a_later_eager_import_stays_eager(tmp_pa
     # The later import deferred too: nothing runs at import, the order is the first use's.
     units[2]["verdict"] = "lazy"
     assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}
+
+
+def test_deferred_import_in_a_longer_cycle_with_a_later_eager_import_stays_eager(tmp_path):
+    # sympy: `from .polys import ...` deferred, `from .printing import pretty`
+    # eager; a -> b -> c -> a, c imported at import further down.
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    sources = {"__init__": "from .a import A\nfrom .other import X\nfrom .c import C\n",
+               "a": "A = 1\nfrom .b import B\n", "b": "from .c import C\nB = C\n", "c": "from .a import A\nC = A\n",
+               "other": "from .b import B\nX = B\n"}  # other leads into the cycle, not back from it
+    for name, text in sources.items():
+        (pkg / f"{name}.py").write_text(text)
+    units = [
+        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.a", "pkg.a.A"]},
+        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.other", "pkg.other.X"]},
+        {"kind": "from-import", "verdict": "eager", "imports": ["pkg.c", "pkg.c.C"]},
+    ]
+    found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
+    assert set(found) == {"pkg.a"}, found
+    assert "a longer cycle" in found["pkg.a"] and found["pkg.a"].endswith(f"({side_effects.CYCLE})")
+    # The later import deferred too: nothing runs at import, the order is the first use's.
+    units[2]["verdict"] = "lazy"
+    assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}
+    # Only this distribution's modules, and not through the running package.
+    reach = side_effects.package_reach("pkg.a", [str(tmp_path)], {"pkg"})
+    assert {"pkg.a", "pkg.b", "pkg.c"} <= reach and "pkg.other" not in reach and "pkg" not in reach, reach

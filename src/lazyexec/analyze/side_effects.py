@@ -339,9 +339,10 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
     return walk(tree.body)
 
 
-def imports_of(tree: ast.Module, name: str, is_package: bool) -> list[str]:
+def imports_of(tree: ast.Module, name: str, is_package: bool, functions: bool = False) -> list[str]:
     """Absolute names of the modules the top level of module `name` imports
-    when it runs (function bodies excluded: they run later); `from m import
+    when it runs (function bodies excluded: they run later; included with
+    `functions`, what calling its functions may import); `from m import
     x` lists m and m.x (x may be a submodule)."""
     out: list[str] = []
     package = name if is_package else name.rpartition(".")[0]
@@ -350,7 +351,7 @@ def imports_of(tree: ast.Module, name: str, is_package: bool) -> list[str]:
     # bodies excluded, class bodies included: they run), not every node.
     def visit(body) -> None:
         for stmt in body:
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and not functions:
                 continue
             if isinstance(stmt, ast.Import):
                 out.extend(a.name for a in stmt.names)
@@ -414,6 +415,92 @@ def _facts(path: str, name: str, strict: bool = True, pure=None) -> tuple[str | 
         facts = None
     _scanned[key] = (stamp, facts)
     return facts
+
+
+_call_imports: dict = {}  # (path, module name, function) -> (stamp, imports)
+
+
+def call_imports(path: str, name: str, function: str) -> list[str]:
+    """The modules that calling `function`, a top-level function of module
+    `name` (at `path`), imports in its body (the functions it calls in turn
+    are not followed). Cached per file stamp."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _call_imports.get((path, name, function))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    out: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            tree = compile(f.read(), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == function:
+                body = ast.Module(body=stmt.body, type_ignores=[])
+                out = imports_of(body, name, os.path.basename(path) == "__init__.py", functions=True)
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        out = []
+    _call_imports[(path, name, function)] = (stamp, out)
+    return out
+
+
+def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict[int, set]:
+    """{unit id: modules} for the eager statements other than imports that
+    call a function of a module this module imports (`evalf.
+    _create_evalf_table()`, or `f()` after `from m import f`): the modules
+    that function's body imports (call_imports)."""
+    module_of: dict[str, list[str]] = {}
+    for u in units:
+        if u.get("kind") in ("import", "from-import") and u.get("imports") and len(u.get("binds") or ()) == 1:
+            bound = u["binds"][0]
+            if u["kind"] == "from-import":
+                module_of[bound] = list(u["imports"][:2])
+            else:  # `import a.b` binds a; `import a.b as x` binds a.b
+                first = u["imports"][0]
+                module_of[bound] = [first.partition(".")[0] if bound == first.partition(".")[0] else first]
+    eager = [u for u in units if u.get("verdict") == "eager" and u.get("kind") not in ("import", "from-import", "try")]
+    if not module_of or not eager:
+        return {}
+    try:
+        with open(filename, "rb") as f:
+            tree = compile(f.read(), filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        return {}
+    out: dict[int, set] = {}
+    for u in eager:
+        idx = u.get("statements") or ()
+        if len(idx) != 1 or not 0 <= idx[0] < len(tree.body):
+            continue
+        stmt = tree.body[idx[0]]
+        if getattr(stmt, "lineno", None) != u.get("line"):
+            continue
+        mods: set[str] = set()
+        todo: list = [stmt]
+        while todo:  # ast.walk without `ast` (see the import above)
+            node = todo.pop()
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if isinstance(value, ast.AST):
+                    todo.append(value)
+                elif isinstance(value, list):
+                    todo.extend(v for v in value if isinstance(v, ast.AST))
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in module_of:
+                target = module_of[f.value.id][-1], f.attr  # `mod.f()`: mod a module this module imports
+            elif isinstance(f, ast.Name) and f.id in module_of and len(module_of[f.id]) == 2:
+                target = module_of[f.id][0], module_of[f.id][1].rpartition(".")[2]  # `from m import f`; `f()`
+            else:
+                continue
+            path = _locate(target[0], search)
+            if path:
+                mods.update(call_imports(path, target[0], target[1]))
+        if mods:
+            out[u["id"]] = mods
+    return out
 
 
 def module_effect(path: str, name: str = "") -> str | None:
@@ -603,7 +690,7 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
                 effect = module_effect(path, name)
                 if effect:
                     found[name] = f"{name} {effect}"
-    found.update(cycle_imports(units, search, own, found))
+    found.update(cycle_imports(units, search, own, found, _called_modules(filename, units, search)))
     return found
 
 
@@ -612,7 +699,34 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
 CYCLE = "an import cycle"
 
 
-def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_modules) -> dict[str, str]:
+def package_reach(name: str | list, search: list[str], own: set[str]) -> set[str]:
+    """The modules of `name`'s top-level package that importing `name` runs,
+    following top-level imports (and the packages above each imported
+    module, which run first), without passing through `own` (running
+    already). Bounded by REACH_LIMIT. Cycles are searched within one
+    distribution: the standard library imports no third-party module."""
+    todo = [name] if isinstance(name, str) else list(name)
+    if not todo:
+        return set()
+    top = todo[0].partition(".")[0]
+    seen: set[str] = set()
+    while todo and len(seen) <= REACH_LIMIT:
+        n = todo.pop()
+        parts = n.split(".")
+        for i in range(len(parts)):
+            m = ".".join(parts[: i + 1])
+            if m in seen or m in own or parts[0] != top:
+                continue
+            seen.add(m)
+            path = _locate(m, search)
+            facts = _facts(path, m, strict=False) if path else None
+            if facts:
+                todo.extend(x for x in facts[1] if x.partition(".")[0] == top and x not in seen)
+    return seen
+
+
+def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_modules,
+                  called: dict[int, set] | None = None) -> dict[str, str]:
     """{module: reason} for the deferred imports of a module D whose own top
     level imports a module M that this module imports at import time further
     down (an eager import unit, or one of `eager_modules`, the imports kept
@@ -621,38 +735,94 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
     first and D's import of M meets M half-initialized (sympy.core: `from
     .expr import Expr, ...`, then `from .numbers import ...` kept eager;
     expr's last line `from .numbers import Float, ...`: ImportError). D's
-    import stays eager, in its place."""
+    import stays eager, in its place. The same for a longer cycle, D -> ...
+    -> M -> ... -> D within one distribution (package_reach): sympy's
+    `from .printing import pretty` kept eager below deferred `from .polys
+    import ...` and `from .functions import ...` entered the cycle through
+    sympy.functions.combinatorial.factorials, whose chain back through
+    sympy.polys met it half-initialized. `called`: the modules an eager
+    statement's call may import ({unit id: modules}, _called_modules),
+    imported at import time too (sympy's `evalf._create_evalf_table()`
+    imports sympy.concrete.products, whose chain back through sympy.series
+    met sympy.calculus.accumulationbounds half-initialized)."""
     def modules(u: dict) -> list[str]:
         return list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
 
-    rows = [u for u in units if u.get("kind") in ("import", "from-import") and u.get("imports")]
+    called = called or {}
+    rows = [u for u in units if (u.get("kind") in ("import", "from-import") and u.get("imports"))
+            or u.get("id") in called]
     later: list[set] = []
     at_import: set[str] = set()
     for u in reversed(rows):  # at_import: the modules imported at import time by the units after u
         later.append(set(at_import))
+        if u.get("id") in called and u.get("kind") not in ("import", "from-import"):
+            at_import.update(called[u["id"]])
+            continue
         deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
         mods = modules(u)
         if not deferred or any(m in eager_modules for m in mods):
             at_import.update(mods)
     later.reverse()
     found: dict[str, str] = {}
+    reach: dict[tuple, set] = {}
+
+    def reached(name: str, common: tuple) -> set:
+        r = reach.get((name, common))
+        if r is None:
+            r = reach[(name, common)] = package_reach(name, search, own | set(common))
+        return r
+
+    def on_cycle(name: str, imports: list, common: tuple) -> bool:
+        key = ("cycle", name, common)
+        r = reach.get(key)
+        if r is None:
+            top = name.partition(".")[0]
+            r = reach[key] = package_reach([m for m in imports if m.partition(".")[0] == top and m != name],
+                                           search, own | set(common))
+        return name in r
+
     for u, after in zip(rows, later):
         deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
-        if not deferred or not after:
+        if not deferred or not after or u.get("kind") not in ("import", "from-import"):
             continue
         for name in modules(u):
             if name in own or name in eager_modules or name in found:
                 continue
             path = _locate(name, search)
             facts = _facts(path, name) if path else None
+            if not facts:
+                continue  # not a module (a from-import's attribute) or not found
             back = None
-            for m in (facts[1] if facts else ()):
+            for m in facts[1]:
                 if m in after and m not in own and m != name:
                     m_path = _locate(m, search)
                     m_facts = _facts(m_path, m) if m_path else None
                     if m_facts and name in m_facts[1]:  # and M imports D: a cycle
                         back = m
                         break
+            if back is None:
+                top = name.partition(".")[0]
+                for m in sorted(after):
+                    if m.partition(".")[0] != top or m in own or m == name:
+                        continue
+                    # The packages above both run first whichever starts (or
+                    # ran already): the cycle is searched below them. A
+                    # package and its own submodule are no cycle.
+                    d_parts, m_parts = name.split("."), m.split(".")
+                    k = 0
+                    while k < min(len(d_parts), len(m_parts)) and d_parts[k] == m_parts[k]:
+                        k += 1
+                    common = tuple(".".join(d_parts[: i + 1]) for i in range(k))
+                    # M leads to D, and D is on a cycle: eagerly the cycle
+                    # started at D; deferred, M's chain enters it, perhaps
+                    # at another of its modules.
+                    if name in reached(m, common) and on_cycle(name, facts[1], common):
+                        found[name] = (f"{name}, which is on an import cycle that {m} leads into (a longer cycle), "
+                                       f"which this module imports at import further down: deferred, {m} would "
+                                       f"enter the cycle first and may meet one of its modules half-initialized "
+                                       f"({CYCLE})")
+                        break
+                continue
             if back is not None:
                 found[name] = (f"{name}, whose top level imports {back} (which imports it back), which this module "
                                f"imports at import further down: deferred, {back} would start first and meet {name} "
