@@ -132,14 +132,14 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only",
                                  "effect_free", "safe_bases", "effects", "eager_imports_in",
-                                 "namespace_copy_decorators", "abc_registries", nullptr};
+                                 "namespace_copy_decorators", "abc_registries", "aliases", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
   PyObject *effect_free = nullptr, *safe_bases = nullptr, *effects = nullptr, *eager_in = nullptr, *copies = nullptr;
-  PyObject* registries = nullptr;
+  PyObject *registries = nullptr, *aliases = nullptr;
   int imports_only = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
                                    &impure, &imports_only, &effect_free, &safe_bases, &effects, &eager_in, &copies,
-                                   &registries))
+                                   &registries, &aliases))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
   kb->imports_only = imports_only != 0;
@@ -152,10 +152,11 @@ PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
     fill(kb->safe_bases, safe_bases, "safe_bases");
     fill(kb->namespace_copy_decorators, copies, "namespace_copy_decorators");
     fill(kb->abc_registries, registries, "abc_registries");
-    for (auto [table, into, what] : {std::tuple{impure, &kb->impure, "impure"}, std::tuple{effects, &kb->effects, "effects"}}) {
+    for (auto [table, into, what] : {std::tuple{impure, &kb->impure, "impure"}, std::tuple{effects, &kb->effects, "effects"},
+                                     std::tuple{aliases, &kb->aliases, "aliases"}}) {
       if (!table || table == Py_None) continue;
       if (!PyDict_Check(table)) {
-        PyErr_Format(PyExc_TypeError, "knowledge base: %s must be a dict of name -> reason", what);
+        PyErr_Format(PyExc_TypeError, "knowledge base: %s must be a dict of name -> str", what);
         return nullptr;
       }
       PyObject *k, *v;
@@ -1046,7 +1047,7 @@ PyMethodDef methods[] = {
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
-     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={}, namespace_copy_decorators=(), abc_registries=())\n"
+     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={}, namespace_copy_decorators=(), abc_registries=(), aliases={})\n"
      "Build a knowledge base for analyze()."},
     {"analyze", (PyCFunction)(void (*)(void))analyze_source, METH_VARARGS | METH_KEYWORDS,
      "analyze(source, filename, knowledge, module=None, is_package=False) -> dict\n"

@@ -211,6 +211,50 @@ def test_reexports_of_names_the_knowledge_base_knows(tmp_path, run_cli):
     assert v["here"] == "eager"  # os.getcwd: not known pure (the working directory changes)
 
 
+def test_reexports_of_known_names_are_read_as_the_known_name(tmp_path, run_cli):
+    # _pytest.warning_types reads _pytest.compat's `from typing import final
+    # as final` as `@final` over an attrs class, which _pytest.deprecated
+    # calls for its constants: the re-export (followed through another
+    # module) is typing.final itself, a decorator returning its class, so
+    # the class's instances are made by attrs' code alone. A function of
+    # the same name that is only pure to call says nothing of what it returns.
+    (tmp_path / "compat.py").write_text("from typing import final as final\n")
+    (tmp_path / "compat2.py").write_text("from compat import final\n")
+    (tmp_path / "ownfinal.py").write_text("def final(cls):\n    return cls\n")
+    (tmp_path / "warns.py").write_text(
+        "import attr\nfrom compat2 import final\nimport ownfinal\n"
+        "@final\n@attr.s(auto_attribs=True)\nclass Unformatted:\n    category: type\n    template: str\n"
+        "@ownfinal.final\n@attr.s(auto_attribs=True)\nclass Other:\n    template: str\n")
+    (tmp_path / "consts.py").write_text(
+        "from warns import Unformatted, Other\n"
+        "A = Unformatted(DeprecationWarning, 'x')\n"
+        "B = Other('y')\n")
+    facts = summaries.module_facts(str(tmp_path / "compat2.py"), "compat2", False, None)
+    assert facts == {"final": "alias:typing.final"}
+    r = run_cli("explain", tmp_path / "consts.py")
+    assert r.returncode == 0, r.stderr
+    v = _verdicts(r.stdout)
+    assert v["A"] == "lazy"  # typing.final and attr.s: attrs' __init__ only stores the fields
+    assert v["B"] == "eager"  # ownfinal.final: pure to call, but what it returns is not known
+
+
+def test_a_summary_cut_by_the_depth_limit_is_computed_again_nearer_the_top(tmp_path, monkeypatch):
+    # A build met _pytest.warning_types through other importers first, near
+    # the depth limit, where the summaries of its own imports are not read
+    # (its @final unknown, UnformattedWarning no "new"); reused as it was for
+    # _pytest.deprecated, that summary kept the constants eager.
+    (tmp_path / "compat.py").write_text("from typing import final as final\n")
+    (tmp_path / "warns.py").write_text(
+        "import attr\nfrom compat import final\n"
+        "@final\n@attr.s(auto_attribs=True)\nclass Unformatted:\n    template: str\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = str(tmp_path / "warns.py")
+    deep = summaries.module_facts(path, "warns", False, None, depth=summaries.SUMMARY_DEPTH)
+    assert deep.get("Unformatted") != "new"  # what its imports' summaries say is not read there
+    assert summaries.module_facts(path, "warns", False, None, depth=0)["Unformatted"] == "new"
+    assert summaries.module_facts(path, "warns", False, None, depth=1)["Unformatted"] == "new"
+
+
 def test_instances_whose_call_the_knowledge_base_knows_pure(tmp_path, run_cli):
     # pytest's `hookimpl = HookimplMarker("pytest")` in _pytest.config, read
     # by its plugins as `@hookimpl(tryfirst=True)` and re-exported by pytest:

@@ -161,7 +161,8 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
     pure to call, pure too), to
     subclass only ("base": safe_bases), functions pure to call ("func": pure)
     and modules bound by `from pkg import module` ("module": pure, whose
-    attributes are read as a module's)."""
+    attributes are read as a module's); "alias:DOTTED": names bound to
+    DOTTED, a name the knowledge base knows, known as it is (aliases)."""
     summary = summary or {}
     if not effects and not effect_free and not summary:
         return knowledge(config)
@@ -176,6 +177,17 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
         data["safe_bases"] = sorted(set(summary.get("base", ())))
         data["pure"] = list(data["pure"]) + sorted(set(summary.get("func", ())) | set(summary.get("module", ())) |
                                                    set(summary.get("new", ())))
+        from lazyexec.analyze.summaries import ALIAS, _known
+
+        aliases = {}
+        for fact, names in summary.items():
+            if fact.startswith(ALIAS):
+                known = fact[len(ALIAS):]
+                # what the knowledge base says of the known name (pure:
+                # "func", pure_bases: "class"), for its other name too
+                data["pure" if _known(config, known) == "func" else "pure_bases"].extend(sorted(set(names)))
+                aliases.update((n, known) for n in names)
+        data["aliases"] = aliases
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb
 

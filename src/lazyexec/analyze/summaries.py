@@ -45,7 +45,11 @@ SUMMARY_DEPTH = 3
 # through a metaclass of this module whose __new__ calls it).
 NEEDS_SUMMARY = frozenset({"impure-base", "impure-attribute", "impure-metaclass", "impure-call", "impure-decorator"})
 
-_facts_cache: dict = {}  # (path, name) -> (stamp, facts, complete)
+_facts_cache: dict = {}  # (path, name) -> (stamp, facts, complete, depth computed at)
+
+# The fact of a name bound once to a name the knowledge base knows, re-exported
+# from module to module: ALIAS + the known dotted name.
+ALIAS = "alias:"
 
 # How facts compare: a "new" is also a "class", a "class" also a "base".
 _AT_LEAST = {"base": {"base", "class", "new"}, "class": {"class", "new"}}
@@ -61,8 +65,9 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
     """{name: fact} for the module at `path`: "new" for a class that is
     also pure to call, "class" for a class that is
     safe to subclass and to read attributes of, "base" for one safe to
-    subclass only (its body runs code), "func" for a function pure to call;
-    re-exported names carry the fact of what they name. Cached per file
+    subclass only (its body runs code), "func" for a function pure to call,
+    "alias:DOTTED" for a name bound to DOTTED, a name the knowledge base
+    knows; re-exported names carry the fact of what they name. Cached per file
     stamp. A summary computed with the depth limit or a cycle cutting the
     summaries it read (`cut` set) may know less: cached as incomplete, and
     computed again when asked for `fresh` (the invalidation check)."""
@@ -72,7 +77,12 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         return {}
     stamp = (st.st_mtime_ns, st.st_size)
     hit = _facts_cache.get((path, name))
-    if hit is not None and hit[0] == stamp and (hit[2] or not fresh):
+    # An incomplete summary is reused only as deep as it was computed: one
+    # computed near the depth limit (its own imports' summaries not read:
+    # _pytest.warning_types met through another importer first, its
+    # UnformattedWarning then no "new") is computed again when asked for
+    # nearer the top, at most once per depth.
+    if hit is not None and hit[0] == stamp and (hit[2] or not fresh and depth >= hit[3]):
         if not hit[2] and cut is not None:
             cut.append(True)
         return hit[1]
@@ -92,7 +102,7 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         if found:
             result = _lazyexec.analyze(source, path, knowledge_with_effects(config, {}, (), found), name, is_package)
     except (OSError, SyntaxError, ValueError, RecursionError):
-        _facts_cache[(path, name)] = (stamp, facts, True)
+        _facts_cache[(path, name)] = (stamp, facts, True, depth)
         return facts
     for u in result["units"]:
         if u["kind"] == "class" and u.get("safe_base") and len(u["binds"]) == 1:
@@ -118,12 +128,14 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         if counts.get(bound) != 1 or bound in facts:
             continue
         module, attr = u["imports"][0], u["imports"][1][len(u["imports"][0]) + 1:]
-        known = _known(config, u["imports"][1])
-        if known:
+        if _known(config, u["imports"][1]):
             # A re-export of a name the knowledge base knows (`from typing
             # import final` in _pytest.compat, read as `@final` by pytest's
-            # modules): what the knowledge base says of it.
-            facts[bound] = known
+            # modules): that very name ("alias:typing.final"), which the
+            # knowledge base knows pure or a pure base, and which rules
+            # asking what it does (a class decorator returning its class)
+            # read as the known name (knowledge_with_effects' aliases).
+            facts[bound] = ALIAS + u["imports"][1]
             continue
         if search is None:
             from lazyexec.analyze import side_effects
@@ -132,7 +144,7 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
         fact = _lookup(module, attr, search, config, depth + 1, active | {path}, mine)
         if fact:
             facts[bound] = fact
-    _facts_cache[(path, name)] = (stamp, facts, not mine)
+    _facts_cache[(path, name)] = (stamp, facts, not mine, depth)
     if mine and cut is not None:
         cut.append(True)
     return facts
@@ -174,8 +186,6 @@ def external_facts(units: list[dict], filename: str, module: str | None, is_pack
     the external names that units kept eager for want of a summary
     (NEEDS_SUMMARY) read through an import: "class" (safe to subclass and to
     read attributes of), "base" (safe to subclass), "func" (pure to call)."""
-    if depth > SUMMARY_DEPTH:
-        return {}, {}
     wanted: set = set()
     binders: dict = {}
     for u in units:
@@ -190,6 +200,10 @@ def external_facts(units: list[dict], filename: str, module: str | None, is_pack
                     if b["kind"] == "class":
                         wanted.update(b.get("call_reads", ()))
     if not wanted:
+        return {}, {}
+    if depth > SUMMARY_DEPTH:
+        if cut is not None:
+            cut.append(True)  # what the summary of the module asking knows is incomplete
         return {}, {}
     from lazyexec.analyze import side_effects
 

@@ -1171,8 +1171,10 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   // `from m import a` reads m's attribute a when it runs: where the module
   // also binds m's root (`import sys` beside `from sys import intern`), a
   // later eager statement mentioning that root may change the attribute
-  // first (ansible's `sys.intern = _intern`), so the root is a definition-
-  // time read and the stable-inputs plan forces the unit before it.
+  // first (ansible's `sys.intern = _intern`), so the stable-inputs plan
+  // forces the unit before it (Unit::plan_reads: the from-import reads the
+  // module through sys.modules, not the global, so the import binding the
+  // root need not run first).
   for (auto& u : units_) {
     if (!u.lazy || u.kind != "from-import" || u.imports.empty() || u.imports[0].empty() || u.imports[0][0] == '.')
       continue;
@@ -1181,7 +1183,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
     if (b == binders_.end()) continue;
     for (int id : b->second)
       if (units_[(size_t)id].kind == "import") {
-        u.def_reads.insert(root);
+        u.plan_reads.insert(root);
         break;
       }
   }

@@ -76,6 +76,14 @@ struct KnowledgeBase {
   // ABC's registry: what it changes is the answer of isinstance/issubclass
   // against the ABC (and its bases), nothing of the module (Unit::abc_registrant).
   NameSet abc_registries;
+  // Names another module binds once to a name the knowledge base knows
+  // (`from typing import final as final` in _pytest.compat, followed from
+  // module to module): dotted name -> the known name it is, from the
+  // cross-module summaries (analyze/summaries.py, "alias:" facts). Rules
+  // that ask what a callable does, not only whether it is pure (a class
+  // decorator that returns its class: Unit::plain_new of attrs classes),
+  // read it through the known name.
+  std::unordered_map<std::string, std::string> aliases;
   // Configuration `defer = "imports"`: only import statements may be lazy.
   bool imports_only = false;
 

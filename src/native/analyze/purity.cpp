@@ -641,6 +641,39 @@ class DefTime {
     return vu.kind == "assign" && vu.lazy && vu.pure_call;
   }
 
+  // What base `b` of a class whose instances may be plain is: Plain
+  // (`object` or a built-in exception, unsubscripted, or typing's Generic),
+  // Local (a class of this module whose instances are plain: `local`, and
+  // its name in `dotted`), Foreign (another imported class, unsubscripted:
+  // `dotted`), or None (anything else).
+  enum class BaseKind { None, Plain, Local, Foreign };
+  BaseKind plain_base(Node b, const Unit*& local, std::string& dotted) {
+    bool subscripted = b.kind() == K::Subscript;
+    Node v = subscripted ? b.get("value") : b;
+    std::string spelled;
+    Resolution root;
+    int line = v.line();
+    if (!chain(v, dotted, spelled, root, line)) return BaseKind::None;
+    switch (root.kind) {
+      case Resolution::Builtin: {
+        PyObject* t = subscripted ? nullptr : PyDict_GetItemString(a_.builtins_.get(), spelled.c_str());
+        bool plain = t && PyType_Check(t) &&
+                     (t == (PyObject*)&PyBaseObject_Type ||
+                      PyType_IsSubtype((PyTypeObject*)t, (PyTypeObject*)PyExc_BaseException));
+        return plain ? BaseKind::Plain : BaseKind::None;
+      }
+      case Resolution::Import:
+      case Resolution::FromImport:
+        if (dotted == "typing.Generic" || dotted == "typing_extensions.Generic") return BaseKind::Plain;
+        return subscripted ? BaseKind::None : BaseKind::Foreign;
+      case Resolution::LocalClass:
+        if (spelled.find('.') != std::string::npos || !a_.units_[(size_t)root.unit].plain_new) return BaseKind::None;
+        local = &a_.units_[(size_t)root.unit];
+        return BaseKind::Local;
+      default: return BaseKind::None;
+    }
+  }
+
   // Whether calling the class `c` defines (with or without a subscript,
   // `Key[T]()`) runs no Python code but a pure __init__: it has no
   // decorator, keyword or type parameter; its body defines none of the hooks
@@ -660,7 +693,8 @@ class DefTime {
   // property's getter). __del__, __getattr__, __getattribute__ and
   // __set_name__ are hooks too. __init__'s defaults must be known immutable. `out` gets this class's attribute sets, for subclasses of it.
   bool plain_instances(Node c, Unit& out) {
-    if (!c.list("decorator_list").empty() || !c.list("keywords").empty() || !c.list("type_params").empty()) return false;
+    if (!c.list("keywords").empty() || !c.list("type_params").empty()) return false;
+    if (!c.list("decorator_list").empty()) return attrs_plain_instances(c, out);
     // A finalizer runs when the instance dies (at the latest at exit: an
     // instance never made never runs it); __getattr__/__getattribute__ answer
     // the __init__'s reads of self; __set_name__ runs when a class body
@@ -755,37 +789,21 @@ class DefTime {
     bool foreign_base = false;
     std::vector<std::string> classes = {c.str("name")};  // this class and its local bases
     for (Node b : c.list("bases")) {
-      bool subscripted = b.kind() == K::Subscript;
-      Node v = subscripted ? b.get("value") : b;
-      std::string dotted, spelled;
-      Resolution root;
-      int line = v.line();
-      if (!chain(v, dotted, spelled, root, line)) return false;
-      switch (root.kind) {
-        case Resolution::Builtin: {
-          if (subscripted) return false;
-          PyObject* t = PyDict_GetItemString(a_.builtins_.get(), spelled.c_str());
-          if (!t || !PyType_Check(t)) return false;
-          if (t != (PyObject*)&PyBaseObject_Type && !PyType_IsSubtype((PyTypeObject*)t, (PyTypeObject*)PyExc_BaseException))
-            return false;
-          break;
-        }
-        case Resolution::Import:
-        case Resolution::FromImport:
-          if (dotted == "typing.Generic" || dotted == "typing_extensions.Generic") break;
-          if (subscripted || !a_.kb_.pure.contains(dotted) || !a_.kb_.pure_bases.contains(dotted)) return false;
+      const Unit* base = nullptr;
+      std::string dotted;
+      switch (plain_base(b, base, dotted)) {
+        case BaseKind::Plain: break;
+        case BaseKind::Foreign:
+          if (!a_.kb_.pure.contains(dotted) || !a_.kb_.pure_bases.contains(dotted)) return false;
           foreign_base = true;
           break;
-        case Resolution::LocalClass: {
-          if (spelled.find('.') != std::string::npos || !a_.units_[(size_t)root.unit].plain_new) return false;
-          const Unit& base = a_.units_[(size_t)root.unit];
-          sets.insert(base.init_attrs.begin(), base.init_attrs.end());
-          binds.insert(base.class_attrs.begin(), base.class_attrs.end());
-          reads.insert(base.init_reads.begin(), base.init_reads.end());
-          descr.insert(base.descr_attrs.begin(), base.descr_attrs.end());
-          classes.push_back(spelled);
+        case BaseKind::Local:
+          sets.insert(base->init_attrs.begin(), base->init_attrs.end());
+          binds.insert(base->class_attrs.begin(), base->class_attrs.end());
+          reads.insert(base->init_reads.begin(), base->init_reads.end());
+          descr.insert(base->descr_attrs.begin(), base->descr_attrs.end());
+          classes.push_back(dotted);
           break;
-        }
         default: return false;
       }
     }
@@ -816,6 +834,130 @@ class DefTime {
     out.class_attrs.assign(binds.begin(), binds.end());
     out.init_reads.assign(reads.begin(), reads.end());
     out.descr_attrs.assign(descr.begin(), descr.end());
+    return true;
+  }
+
+  // An attrs class whose generated __init__ only stores its fields: calling
+  // it runs attrs' generated code, which sets each field on the new instance
+  // (object.__setattr__ when frozen) and reads nothing of this module
+  // (_pytest.warning_types' UnformattedWarning, whose `UnformattedWarning(
+  // PytestDeprecationWarning, "...")` constants kept _pytest.deprecated's
+  // units eager and built the class, about 2.8 M instructions, at every
+  // pytest start). So: decorated by attrs' class decorators (KB
+  // namespace_copy_decorators) with options that change nothing of the
+  // __init__'s work (no `these=`, `field_transformer=`, `on_setattr=`,
+  // `init=False`), and typing's `final` (sets `__final__` and returns the
+  // class); no hook the instance's making calls (`__attrs_pre_init__`,
+  // `__attrs_post_init__`, an own `__init__`, ...); every field a plain
+  // `attr.ib()`/`attrs.field()` or an annotation, with a default known
+  // immutable, no validator, converter, factory or on_setattr, and no
+  // decorated method (`@x.validator`, `@x.default`); bases `object`, a
+  // built-in exception, typing's Generic, or a local class of either kind.
+  bool attrs_plain_instances(Node c, Unit& out) {
+    static const std::unordered_set<std::string> safe_options = {
+        "auto_attribs", "frozen", "slots", "eq", "order", "hash", "unsafe_hash", "repr", "str", "kw_only",
+        "weakref_slot", "cache_hash", "cmp", "getstate_setstate", "match_args", "collect_by_mro", "auto_exc",
+        "init"};
+    static const std::unordered_set<std::string> safe_field_options = {
+        "default", "type", "repr", "eq", "order", "hash", "init", "kw_only", "cmp", "alias", "metadata"};
+    static const std::unordered_set<std::string> field_makers = {
+        "attr.ib", "attr.attrib", "attr.attr", "attr.field", "attrs.field", "attr._make.attrib",
+        "attr._next_gen.field"};
+    bool attrs = false;
+    for (Node d : c.list("decorator_list")) {
+      Node f = d.kind() == K::Call ? d.get("func") : d;
+      std::string dotted = imported_dotted(f);
+      if (dotted == "typing.final" || dotted == "typing_extensions.final") {
+        if (d.kind() == K::Call) return false;
+        continue;
+      }
+      if (!a_.kb_.namespace_copy_decorators.contains(dotted)) return false;
+      attrs = true;
+      if (d.kind() == K::Call) {
+        if (!d.list("args").empty()) return false;
+        for (Node kw : d.list("keywords")) {
+          std::string k = kw.str("arg");
+          if (!safe_options.count(k)) return false;
+          if (k == "init") {
+            Node v = kw.get("value");
+            if (v.kind() != K::Constant || v.get("value").raw() != Py_True) return false;
+          }
+        }
+      }
+    }
+    if (!attrs) return false;
+    static const std::unordered_set<std::string> hooks = {
+        "__new__", "__init__", "__setattr__", "__class_getitem__", "__post_init__", "__attrs_post_init__",
+        "__attrs_pre_init__", "__attrs_init__", "__del__", "__getattr__", "__getattribute__", "__set_name__",
+        "__attrs_init_subclass__", "__init_subclass__"};
+    std::unordered_set<std::string> fields, binds;
+    // A field's default: the same object is given to every instance; one
+    // that may change after the import would be seen changed.
+    auto default_ok = [&](Node v) { return !v || a_.value_immutable(v, u_.id); };
+    for (Node st : c.list("body")) {
+      switch (st.kind()) {
+        case K::FunctionDef:
+        case K::AsyncFunctionDef:
+          if (hooks.count(st.str("name")) || !st.list("decorator_list").empty()) return false;
+          binds.insert(st.str("name"));
+          break;
+        case K::Expr:
+          if (st.get("value").kind() != K::Constant) return false;  // a docstring
+          break;
+        case K::Pass: break;
+        case K::Assign:
+        case K::AnnAssign: {
+          std::vector<std::string> names;
+          if (st.kind() == K::Assign) {
+            if (st.list("targets").size() != 1) return false;
+            collect_targets(st.list("targets")[0], names);
+          } else {
+            collect_targets(st.get("target"), names);
+          }
+          if (names.size() != 1 || (st.kind() == K::Assign && st.list("targets")[0].kind() != K::Name) ||
+              (st.kind() == K::AnnAssign && st.get("target").kind() != K::Name))
+            return false;
+          if (hooks.count(names[0])) return false;
+          Node v = st.get("value");
+          if (v && v.kind() == K::Call && field_makers.count(imported_dotted(v.get("func")))) {
+            if (!v.list("args").empty()) return false;
+            for (Node kw : v.list("keywords")) {
+              std::string k = kw.str("arg");
+              if (!safe_field_options.count(k)) return false;
+              if (k == "default" && !default_ok(kw.get("value"))) return false;
+            }
+            fields.insert(names[0]);
+          } else if (st.kind() == K::AnnAssign) {
+            // auto_attribs: an annotated name is a field; its value the default.
+            if (!default_ok(v)) return false;
+            fields.insert(names[0]);
+          } else {
+            if (!default_ok(v)) return false;  // a plain class attribute
+            binds.insert(names[0]);
+          }
+          break;
+        }
+        default: return false;
+      }
+    }
+    for (Node b : c.list("bases")) {
+      const Unit* base = nullptr;
+      std::string dotted;
+      BaseKind kind = plain_base(b, base, dotted);
+      if (kind == BaseKind::Plain) continue;
+      if (kind != BaseKind::Local) return false;
+      // A base's data descriptors would run when a field is stored.
+      for (const auto& f : fields)
+        if (std::find(base->descr_attrs.begin(), base->descr_attrs.end(), f) != base->descr_attrs.end()) return false;
+      fields.insert(base->init_attrs.begin(), base->init_attrs.end());
+      binds.insert(base->class_attrs.begin(), base->class_attrs.end());
+    }
+    for (const auto& f : fields)
+      if (binds.count(f)) return false;
+    out.init_attrs.assign(fields.begin(), fields.end());
+    out.class_attrs.assign(binds.begin(), binds.end());
+    out.init_reads.clear();
+    out.descr_attrs.clear();
     return true;
   }
 
@@ -856,7 +998,9 @@ class DefTime {
     if (r.kind != Resolution::Import && r.kind != Resolution::FromImport) return {};
     std::string dotted = r.dotted;
     for (auto a = attrs.rbegin(); a != attrs.rend(); ++a) dotted += "." + *a;
-    return dotted;
+    // Another module's name for a known one (KnowledgeBase::aliases).
+    auto alias = a_.kb_.aliases.find(dotted);
+    return alias == a_.kb_.aliases.end() ? dotted : alias->second;
   }
 
   // Every identifier a string annotation may name (a superset: attribute

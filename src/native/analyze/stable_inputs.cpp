@@ -92,15 +92,18 @@ std::vector<Force> plan_forces(const std::vector<Unit>& units, const std::vector
       for (int i = 0; i < e.id; ++i) {
         const Unit& u = units[(size_t)i];
         if (!u.lazy || forced.count(i)) continue;
+        bool force = false;
         for (const auto& n : u.def_reads) {
           // A value only taken as it is (an annotation, an alias): a
           // mutation shows through the same object either way.
           if (u.captured_reads.count(n) && !rebound.count(n)) continue;
           if (touched.count(n)) {
-            add_closure(i, f, add_closure);
+            force = true;
             break;
           }
         }
+        for (const auto& n : u.plan_reads) force = force || touched.count(n) != 0;
+        if (force) add_closure(i, f, add_closure);
       }
     }
     if (!f.units.empty()) plan.push_back(std::move(f));

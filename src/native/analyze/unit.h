@@ -25,6 +25,15 @@ struct Unit {
   std::vector<std::string> binds;
   Names def_reads;        // module globals read while the statement itself runs
   Names call_reads;       // module globals read by code that runs later (function bodies)
+  // Module globals the statement does not read, whose object a later eager
+  // statement may change so that the statement would make something else:
+  // a from-import's package root bound by an import of this module (`from
+  // sys import intern` beside `import sys`, before ansible's `sys.intern =
+  // _intern`; the from-import reads the attribute through sys.modules). The
+  // stable-inputs plan counts them as def_reads; nothing binds them first
+  // (so `from _pytest.compat import final` no longer runs `import
+  // _pytest._code, _pytest.deprecated, _pytest.hookspec` first).
+  Names plan_reads;
   // The def_reads whose value the statement only takes as it is (an
   // annotation `x: Path`, `ALIAS = CONFIG`, an element of a display) and
   // never looks into: a later eager statement that may mutate such an
