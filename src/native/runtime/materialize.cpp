@@ -772,11 +772,11 @@ const UnitRecord* pending_import(const ModuleState& st, PyObject* name) {
 PyObject* pending_import_value(const ModuleState& st, PyObject* name) {
   const UnitRecord* u = pending_import(st, name);
   if (u == nullptr) return nullptr;
-  if (u->import_attr.empty() || u->imports.size() != 1) return nullptr;
-  PyObject* m = PyDict_GetItemString(PyImport_GetModuleDict(), u->imports[0].c_str());  // borrowed
+  if (!u->imports || u->imports->attr.empty() || u->imports->modules.size() != 1) return nullptr;
+  PyObject* m = PyDict_GetItemString(PyImport_GetModuleDict(), u->imports->modules[0].c_str());  // borrowed
   if (m == nullptr || !PyModule_Check(m)) return nullptr;
   PyObject* ns = PyModule_GetDict(m);
-  return ns ? PyDict_GetItemString(ns, u->import_attr.c_str()) : nullptr;
+  return ns ? PyDict_GetItemString(ns, u->imports->attr.c_str()) : nullptr;
 }
 
 // A class whose creation runs code the model cannot size: a unit code object
@@ -821,22 +821,22 @@ long run_cost(const ModuleState& st, int id, int depth, std::unordered_set<const
   const UnitRecord& u = st.units[(size_t)id];
   if (u.state != UnitRecord::Pending || !u.code || !seen.insert(&u).second) return 0;
   long cost = eager_cost(st, u, depth, seen) + lazy_cost(u);
-  for (int dep : u.deps)
+  for (int dep : u.deps())
     if (dep != id) cost += run_cost(st, dep, depth, seen);
   return cost;
 }
 
 // What an import unit pulls from the module it imports from: the pending
-// unit binding `import_attr` there (a name bound, or a module, costs nothing).
+// unit binding `imports->attr` there (a name bound, or a module, costs nothing).
 long pulled_cost(const UnitRecord& u, int depth, std::unordered_set<const UnitRecord*>& seen) {
-  if (u.import_attr.empty() || u.imports.size() != 1 || depth >= 4) return 0;
-  PyObject* m = PyDict_GetItemString(PyImport_GetModuleDict(), u.imports[0].c_str());  // borrowed
+  if (!u.imports || u.imports->attr.empty() || u.imports->modules.size() != 1 || depth >= 4) return 0;
+  PyObject* m = PyDict_GetItemString(PyImport_GetModuleDict(), u.imports->modules[0].c_str());  // borrowed
   if (m == nullptr || !PyModule_Check(m)) return 0;
   PyObject* ns = PyModule_GetDict(m);
-  if (ns == nullptr || PyDict_GetItemString(ns, u.import_attr.c_str()) != nullptr) return 0;  // exact lookup, no trap
+  if (ns == nullptr || PyDict_GetItemString(ns, u.imports->attr.c_str()) != nullptr) return 0;  // exact lookup, no trap
   const ModuleState* other = state_of(ns);
   if (other == nullptr) return 0;
-  auto it = other->pending.find(u.import_attr);
+  auto it = other->pending.find(u.imports->attr);
   return it == other->pending.end() ? 0 : run_cost(*other, it->second, depth + 1, seen);
 }
 
