@@ -811,8 +811,9 @@ PyObject* load_plan(PyObject*, PyObject* args) {
                             std::string_view(key, 16)};
     Ref problems = py::check(PyList_New(0));
     Ref plan = Ref::borrow(Py_None);
-    for (const std::string& p :
-         importer::artifact_locations(source, std::string_view(key, 16), py::utf8(cache_dir_obj), bytecode_off)) {
+    std::string cache_dir = py::utf8(cache_dir_obj);
+    for (int i = 0; i < 2; ++i) {
+      std::string p = importer::artifact_location(i, source, std::string_view(key, 16), cache_dir, bytecode_off);
       ArtifactBytes data(p.c_str());
       if (!data.view()) continue;
       auto d = importer::decode(*data.view(), want);

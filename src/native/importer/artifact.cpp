@@ -17,6 +17,28 @@ uint64_t le(const char* p, int n) {
   return v;
 }
 
+// sys.<name> (borrowed, or null) through an interned name: PySys_GetObject
+// makes a new str per call, and these lookups run for every claimed module.
+// Still read each time: a program may rebind them (sys.pycache_prefix,
+// sys.dont_write_bytecode, sys.implementation.cache_tag).
+PyObject* sys_attr(const char* name, PyObject*& interned) {
+  static PyInterpreterState* interpreter = nullptr;
+  static PyObject* sys_dict = nullptr;  // borrowed: sys lives as long as its interpreter
+  if (interned == nullptr && (interned = PyUnicode_InternFromString(name)) == nullptr) throw py::PyError{};
+  if (PyInterpreterState* now = PyInterpreterState_Get(); now != interpreter || sys_dict == nullptr) {
+    PyObject* sys = PyImport_AddModule("sys");  // borrowed
+    if (sys == nullptr || !PyModule_Check(sys)) {
+      PyErr_Clear();
+      return PySys_GetObject(name);
+    }
+    sys_dict = PyModule_GetDict(sys);
+    interpreter = now;
+  }
+  PyObject* value = PyDict_GetItemWithError(sys_dict, interned);
+  if (value == nullptr && PyErr_Occurred()) throw py::PyError{};
+  return value;
+}
+
 bool known_step(PyObject* kind) {
   static const char* kinds[] = {"run", "force", "annotations", "bind_loaded", "force_late", "watch", "own_views"};
   for (const char* k : kinds)
@@ -47,7 +69,8 @@ Verdict check_header(std::string_view data, const Expected& want, const char** p
 static std::string optimization_tag() {
   static PyObject* seen_flags = nullptr;  // held: its address cannot be reused by another object
   static std::string tag;
-  PyObject* flags = PySys_GetObject("flags");
+  static PyObject* flags_name = nullptr;
+  PyObject* flags = sys_attr("flags", flags_name);
   if (flags == nullptr) return "";
   if (flags == seen_flags) return tag;
   py::Ref level = py::check(PyObject_GetAttrString(flags, "optimize"));
@@ -59,7 +82,8 @@ static std::string optimization_tag() {
 }
 
 std::string cache_from_source(PyObject* source, PyObject* tag) {
-  PyObject* prefix = PySys_GetObject("pycache_prefix");
+  static PyObject* prefix_name = nullptr;
+  PyObject* prefix = sys_attr("pycache_prefix", prefix_name);
   if ((prefix != nullptr && prefix != Py_None) || !PyUnicode_Check(tag)) {
     // The prefix's rules (making the path absolute) differ between
     // versions: importlib's own function decides.
@@ -88,20 +112,33 @@ std::string cache_from_source(PyObject* source, PyObject* tag) {
   return head + "/__pycache__/" + name;
 }
 
-std::vector<std::string> artifact_locations(PyObject* source, std::string_view key, const std::string& cache_dir,
-                                            bool bytecode_off) {
-  PyObject* impl = PySys_GetObject("implementation");
+namespace {
+
+// sys.implementation.cache_tag (new reference).
+py::Ref cache_tag() {
+  static PyObject* implementation_name = nullptr;
+  static PyObject* cache_tag_name = nullptr;
+  PyObject* impl = sys_attr("implementation", implementation_name);
   if (impl == nullptr) {
     PyErr_SetString(PyExc_ImportError, "lazyexec: sys.implementation is missing");
     throw py::PyError{};
   }
-  static PyObject* cache_tag_name = PyUnicode_InternFromString("cache_tag");  // once, not a new str per module
-  if (cache_tag_name == nullptr) throw py::PyError{};
-  py::Ref tag = py::check(PyObject_GetAttr(impl, cache_tag_name));
-  std::string suffix = ".";
-  suffix.append(key.substr(0, 8)).append(".lzx");
-  std::string near = cache_from_source(source, tag.get());
-  near = near.substr(0, near.size() - 4) + suffix;  // NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx
+  if (cache_tag_name == nullptr && (cache_tag_name = PyUnicode_InternFromString("cache_tag")) == nullptr)
+    throw py::PyError{};
+  return py::check(PyObject_GetAttr(impl, cache_tag_name));
+}
+
+// NAME.TAG[.opt-N].pyc -> NAME.TAG[.opt-N].KEY8.lzx, beside the .pyc.
+std::string near_artifact(PyObject* source, PyObject* tag, std::string_view key) {
+  std::string near = cache_from_source(source, tag);
+  near.resize(near.size() - 4);
+  near.append(".").append(key.substr(0, 8)).append(".lzx");
+  return near;
+}
+
+// store.fallback_path: CACHE/HASH.TAG[.opt-N].KEY8.lzx, the -O level as
+// importlib tags a .pyc, HASH of the source's absolute normalised path.
+std::string cache_artifact(PyObject* source, PyObject* tag, std::string_view key, const std::string& cache_dir) {
   std::string path = py::utf8(source);
   if (path.empty() || path[0] != '/') {
     char cwd[PATH_MAX];
@@ -111,9 +148,29 @@ std::vector<std::string> artifact_locations(PyObject* source, std::string_view k
     }
     path = join(cwd, path);
   }
-  // store.fallback_path: HASH.TAG[.opt-N].KEY8.lzx, the -O level as importlib tags a .pyc.
-  std::string fallback =
-      join(cache_dir, fingerprint(normpath(path)) + "." + py::utf8(tag.get()) + optimization_tag() + suffix);
+  std::string name = fingerprint(normpath(path));
+  name.append(".").append(py::utf8(tag)).append(optimization_tag()).append(".").append(key.substr(0, 8)).append(".lzx");
+  return join(cache_dir, name);
+}
+
+}  // namespace
+
+bool bytecode_writing_off() {
+  static PyObject* name = nullptr;
+  PyObject* off = sys_attr("dont_write_bytecode", name);
+  return off != nullptr && PyObject_IsTrue(off) == 1;
+}
+
+std::string artifact_location(int i, PyObject* source, std::string_view key, const std::string& cache_dir,
+                              bool bytecode_off) {
+  py::Ref tag = cache_tag();
+  return (i == 0) != bytecode_off ? near_artifact(source, tag.get(), key) : cache_artifact(source, tag.get(), key, cache_dir);
+}
+
+std::vector<std::string> artifact_locations(PyObject* source, std::string_view key, const std::string& cache_dir,
+                                            bool bytecode_off) {
+  py::Ref tag = cache_tag();
+  std::string near = near_artifact(source, tag.get(), key), fallback = cache_artifact(source, tag.get(), key, cache_dir);
   if (bytecode_off) return {fallback, near};
   return {near, fallback};
 }

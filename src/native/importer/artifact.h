@@ -46,6 +46,12 @@ std::string cache_from_source(PyObject* source, PyObject* tag);
 // byte-code writing is off. Throws py::PyError.
 std::vector<std::string> artifact_locations(PyObject* source, std::string_view key, const std::string& cache_dir,
                                             bool bytecode_off);
+// The i-th (0 or 1) of those alone: a reader that finds a current artifact
+// at the first does not compute the second.
+std::string artifact_location(int i, PyObject* source, std::string_view key, const std::string& cache_dir,
+                              bool bytecode_off);
+// sys.dont_write_bytecode, read as the import system reads it.
+bool bytecode_writing_off();
 
 // Decodes one artifact's bytes. A Python error (memory) throws py::PyError;
 // damaged bytes are Corrupt, never an exception.

@@ -592,9 +592,7 @@ bool artifact_missing(PyObject* source) {
   Expected want{(uint16_t)kArtifactFormat, std::string_view(PyBytes_AS_STRING(magic), 4),
                 (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_size,
                 handover.key};
-  PyObject* off = PySys_GetObject("dont_write_bytecode");
-  for (const std::string& p :
-       artifact_locations(source, handover.key, handover.cache, off != nullptr && PyObject_IsTrue(off) == 1)) {
+  for (const std::string& p : artifact_locations(source, handover.key, handover.cache, bytecode_writing_off())) {
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ENOENT || errno == ENOTDIR) continue;
