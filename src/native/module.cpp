@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <memory>
 #include <tuple>
 #include <unordered_map>
@@ -279,6 +280,25 @@ PyObject* install(PyObject*, PyObject* args) {
       if (PyErr_Occurred()) throw py::PyError{};
     };
     std::vector<runtime::UnitRecord> records((size_t)PyList_GET_SIZE(units));
+    // The module's tables (ModuleState::text and ::links), one allocation
+    // each instead of a few per unit.
+    std::vector<char> text;
+    std::vector<int> links;
+    text.reserve((size_t)PyList_GET_SIZE(units) * 24);
+    // Appends a str's UTF-8, NUL-terminated, to `text`; its offset.
+    auto add_text = [&text](PyObject* s) -> uint32_t {
+      Py_ssize_t n;
+      const char* utf8 = PyUnicode_AsUTF8AndSize(s, &n);
+      if (!utf8) throw py::PyError{};
+      if (std::memchr(utf8, 0, (size_t)n) || text.size() + (size_t)n + 1 > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "lazyexec: a unit's name or where holds a NUL, or the module's are too long");
+        throw py::PyError{};
+      }
+      uint32_t at = (uint32_t)text.size();
+      text.insert(text.end(), utf8, utf8 + n);
+      text.push_back('\0');
+      return at;
+    };
     std::vector<std::pair<PyObject*, int>> pending;  // (name, unit): borrowed from `units`
     std::vector<int> dep_ids, call_ids;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
@@ -351,7 +371,7 @@ PyObject* install(PyObject*, PyObject* args) {
         PyErr_SetString(PyExc_ValueError, "lazyexec: a constant's or a function's unit binds one name");
         return nullptr;
       }
-      r.where = py::utf8(where);
+      r.where_at = add_text(where);
       dep_ids.clear();
       call_ids.clear();
       ints(deps, dep_ids);
@@ -360,7 +380,12 @@ PyObject* install(PyObject*, PyObject* args) {
         if (d < 0 || d >= PyList_GET_SIZE(units)) return PyErr_Format(PyExc_ValueError, "lazyexec: bad unit index %d", d);
       for (int c : call_ids)
         if (c < 0 || c >= PyList_GET_SIZE(units)) return PyErr_Format(PyExc_ValueError, "lazyexec: bad unit index %d", c);
-      r.set_links(dep_ids, call_ids);
+      r.links_at = (uint32_t)links.size();
+      r.ndeps = (uint32_t)dep_ids.size();
+      r.ncalls = (uint32_t)call_ids.size();
+      links.insert(links.end(), dep_ids.begin(), dep_ids.end());
+      links.insert(links.end(), call_ids.begin(), call_ids.end());
+      r.binds_at = (uint32_t)text.size();
       if (code == Py_None) {
         r.state = runtime::UnitRecord::Done;  // eager: ran with the module
         continue;
@@ -381,7 +406,12 @@ PyObject* install(PyObject*, PyObject* args) {
       Ref names = py::check(PySequence_Fast(binds, "lazyexec: unit binds must be a sequence"));
       for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k) {
         PyObject* name = PySequence_Fast_GET_ITEM(names.get(), k);
-        r.binds.push_back(py::utf8(name));
+        if (!PyUnicode_Check(name)) {
+          PyErr_SetString(PyExc_TypeError, "lazyexec: a unit binds str names");
+          throw py::PyError{};
+        }
+        add_text(name);
+        r.nbinds++;
         pending.emplace_back(name, (int)i);
       }
     }
@@ -397,9 +427,21 @@ PyObject* install(PyObject*, PyObject* args) {
     st.module = module;
     st.filename = filename;
     st.units = std::move(records);
+    text.shrink_to_fit();
+    links.shrink_to_fit();
+    st.text = std::move(text);  // fixed from here on: `pending` keys point into it
+    st.links = std::move(links);
     st.settle_threshold = threshold;
     if (module_obj != Py_None) st.module_ref = py::check(PyWeakref_NewRef(module_obj, nullptr));
-    for (const auto& [name, id] : pending) runtime::add_pending(st, name, id);
+    {
+      // The names in `text`, in the order `pending` lists them.
+      size_t k = 0;
+      for (const auto& r : st.units)
+        for (std::string_view b : st.binds(r)) {
+          runtime::add_pending(st, pending[k].first, b, pending[k].second);
+          ++k;
+        }
+    }
     // importlib.reload runs a module again in the same namespace: eagerly
     // every binding is redone, so the names lazy units bind become pending
     // again instead of keeping their old values. A fresh module holds only
@@ -542,7 +584,7 @@ PyObject* materialize_all(PyObject*, PyObject* args) {
     const auto& u = st->units[i];
     if (u.state != runtime::UnitRecord::Pending || !u.code || runtime::imports_initializing(u)) continue;
     bool wanted = !public_only;
-    for (const auto& b : u.binds)
+    for (std::string_view b : st->binds(u))
       if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;
     if (wanted && runtime::materialize(*st, (int)i) < 0) {
       if (!keep_going || !PyErr_ExceptionMatches(PyExc_Exception)) return nullptr;

@@ -60,7 +60,7 @@ bool seen_by_later_code(const ModuleState& st, int id) {
     if (running == id) return false;  // its own unit: not bound yet, as eagerly
     hidden = true;
     const UnitRecord& r = st.units[(size_t)running];
-    int line = std::atoi(r.where.c_str());  // "12 (def f)"
+    int line = std::atoi(st.where(r));  // "12 (def f)"
     if (line <= 0 || first <= line || !r.code || nested_in(code.get(), r.code.get())) return false;
   }
   return hidden;
@@ -95,7 +95,7 @@ int segment_limit(const ModuleState& st, int limit) {
   int lo = 0, hi = std::min(limit, (int)st.units.size());
   while (lo < hi) {  // units are in source order: the first one starting after `line`
     int mid = lo + (hi - lo) / 2;
-    if (std::atoi(st.units[(size_t)mid].where.c_str()) > line) hi = mid;
+    if (std::atoi(st.where(st.units[(size_t)mid])) > line) hi = mid;
     else lo = mid + 1;
   }
   return lo;
@@ -204,7 +204,7 @@ int materialize_everything(PyObject* self) {
     const UnitRecord& u = st->units[i];
     if (!u.code || u.state != UnitRecord::Pending || imports_initializing(u)) continue;
     bool binds_pending = false;
-    for (const auto& b : u.binds)
+    for (std::string_view b : st->binds(u))
       if (st->pending.count(b)) binds_pending = true;
     if (binds_pending && materialize(*st, (int)i) < 0) return -1;
     st = state_of(self);

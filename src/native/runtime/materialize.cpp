@@ -32,7 +32,7 @@ std::unordered_map<unsigned long, Wait>& waits() {
 }
 
 std::string where_of(const ModuleState& st, const UnitRecord& u) {
-  return (st.filename.empty() ? st.module : st.filename) + ":" + u.where;
+  return (st.filename.empty() ? st.module : st.filename) + ":" + st.where(u);
 }
 
 // importlib's own waits: thread -> owners of the module locks it is blocked
@@ -177,7 +177,7 @@ PyObject* materializing() {
   if (!out) return nullptr;
   for (const Materializing& m : materializing_now) {
     const UnitRecord& u = m.st->units[(size_t)m.unit];
-    PyObject* item = Py_BuildValue("(ONNNN)", m.code, new_str(m.st->module), new_str(m.st->filename), new_str(u.where),
+    PyObject* item = Py_BuildValue("(ONNNN)", m.code, new_str(m.st->module), new_str(m.st->filename), new_str(m.st->where(u)),
                                    new_str(m.trigger));
     if (!item || PyList_Append(out, item) < 0) {
       Py_XDECREF(item);
@@ -295,7 +295,7 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
     if (st.units[(size_t)it->second].state != UnitRecord::Pending) continue;
     if (PyDict_DelItem(st.globals, k.get()) < 0) return -1;
   }
-  for (const auto& b : u.binds) {
+  for (std::string_view b : st.binds(u)) {
     auto it = st.pending.find(b);
     if (it != st.pending.end() && &st.units[(size_t)it->second] == &u) st.pending.erase(it);
   }
@@ -313,7 +313,7 @@ int publish_binding(ModuleState& st, UnitRecord& u, PyObject* name, PyObject* va
     bool cancelled = !st.cancelled.empty() && st.cancelled.count(py::utf8(name));  // deleted before first use
     if (!cancelled && PyDict_SetItem(st.globals, name, value) < 0) return -1;
   }  // else a global write, `mod.x = ...` or star import came first
-  for (const auto& b : u.binds) {
+  for (std::string_view b : st.binds(u)) {
     auto it = st.pending.find(b);
     if (it != st.pending.end() && &st.units[(size_t)it->second] == &u) st.pending.erase(it);
   }
@@ -345,7 +345,7 @@ int publish_value(ModuleState& st, UnitRecord& u) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, "lazyexec: bad marshal data for a unit");
     return -1;
   }
-  py::Ref name = py::Ref::steal(PyUnicode_InternFromString(u.binds[0].c_str()));
+  py::Ref name = py::Ref::steal(PyUnicode_InternFromString(st.binds(u).front()));
   if (!name) return -1;
   return publish_binding(st, u, name.get(), value.get());
 }
@@ -404,7 +404,7 @@ struct RunningUnit {
 int run_class(ModuleState& st, UnitRecord& u, int id, std::string& trigger) {
   PyObject* g = st.globals;
   auto* co = reinterpret_cast<PyCodeObject*>(u.code.get());
-  py::Ref name = py::Ref::steal(PyUnicode_InternFromString(u.binds[0].c_str()));
+  py::Ref name = py::Ref::steal(PyUnicode_InternFromString(st.binds(u).front()));
   if (!name) return -1;
   PyObject* builtins = builtins_of(g);
   static PyObject* build_key = nullptr;
@@ -515,8 +515,8 @@ int run_unit(ModuleState& st, int id) {
   UnitRecord& u = st.units[(size_t)id];
   std::string trigger;
   if (recording) trigger = std::exchange(next_trigger, std::string());
-  for (int dep : u.deps()) {
-    if (recording) next_trigger = "(read when " + u.where + " is defined)";
+  for (int dep : st.deps(u)) {
+    if (recording) next_trigger = std::string("(read when ") + st.where(u) + " is defined)";
     if (materialize(st, dep) < 0) {
       add_note("lazyexec: while materializing " + where_of(st, u) + ", which reads it when defined");
       return -1;
@@ -615,12 +615,12 @@ void forget_state(PyObject* globals) {
   last_state = nullptr;
 }
 
-void add_pending(ModuleState& st, PyObject* name, int id) {
+void add_pending(ModuleState& st, PyObject* name, std::string_view key, int id) {
   Py_hash_t h = PyObject_Hash(name);
   if (h == -1) throw py::PyError{};
   size_t bit = (size_t)h & (ModuleState::kFilterBits - 1);
   st.pending_filter[bit >> 6] |= uint64_t{1} << (bit & 63);
-  st.pending[py::utf8(name)] = id;
+  st.pending[key] = id;
 }
 
 bool imports_initializing(const UnitRecord& u) {
@@ -642,23 +642,23 @@ bool imports_initializing(const UnitRecord& u) {
 namespace {
 // A unit's kind, from its `where` ("12 (from-import x)": compile/__init__.py
 // writes the analyzer's kind there).
-std::string_view unit_kind(const UnitRecord& u) {
-  std::string_view w = u.where;
+std::string_view unit_kind(const ModuleState& st, const UnitRecord& u) {
+  std::string_view w = st.where(u);
   size_t open = w.find('(');
   if (open == std::string_view::npos) return {};
   w.remove_prefix(open + 1);
   return w.substr(0, w.find_first_of(" )"));
 }
 
-bool loads_nothing_new(const UnitRecord& u, int depth = 0);
+bool loads_nothing_new(const ModuleState& st, const UnitRecord& u, int depth = 0);
 
 // Whether running pending unit `id` of `st`, with the pending units it reads
 // when defined, would load no module (depth bounds the walk across modules).
 bool unit_loads_nothing_new(const ModuleState& st, int id, int depth) {
   const UnitRecord& u = st.units[(size_t)id];
   if (u.state != UnitRecord::Pending || !u.code) return true;
-  if (!loads_nothing_new(u, depth)) return false;
-  for (int dep : u.deps())
+  if (!loads_nothing_new(st, u, depth)) return false;
+  for (int dep : st.deps(u))
     if (dep != id && !unit_loads_nothing_new(st, dep, depth)) return false;
   return true;
 }
@@ -667,9 +667,9 @@ bool unit_loads_nothing_new(const ModuleState& st, int id, int depth) {
 // nothing, or every module it imports is loaded already (for `from m import
 // name`: name bound in m, a pending unit of m that loads nothing new in turn,
 // or the submodule m.name loaded).
-bool loads_nothing_new(const UnitRecord& u, int depth) {
+bool loads_nothing_new(const ModuleState& st, const UnitRecord& u, int depth) {
   if (!u.imports) {
-    std::string_view kind = unit_kind(u);
+    std::string_view kind = unit_kind(st, u);
     return kind != "import" && kind != "from-import" && kind != "try";  // modules not recorded: unknown
   }
   PyObject* modules = PyImport_GetModuleDict();
@@ -734,13 +734,13 @@ constexpr long kPerByteClass = 6;
 constexpr long kPerByteGroup = 2;      // a group's stream is unmarshalled once, its names shared as in the .pyc
 
 // What running unit `u` lazily cost beyond running it eagerly.
-long lazy_cost(const UnitRecord& u) {
+long lazy_cost(const ModuleState& st, const UnitRecord& u) {
   const long per_byte = u.group_index >= 0 ? kPerByteGroup : kPerByteRan;
   if (u.kind == UnitRecord::Value) return kRanValueCost;
   if (u.kind == UnitRecord::Function) return kRanFunctionCost + per_byte * (long)u.size;
   if (u.kind == UnitRecord::Class)
     return kRanClassCost + (u.group_index >= 0 ? kPerByteGroup : kPerByteClass) * (long)u.size;
-  if (u.group_index < 0 && unit_kind(u) == "class") return kRanUnitCost + kPerByteClass * (long)u.size;
+  if (u.group_index < 0 && unit_kind(st, u) == "class") return kRanUnitCost + kPerByteClass * (long)u.size;
   return kRanUnitCost + per_byte * (long)u.size;
 }
 
@@ -763,7 +763,7 @@ const UnitRecord* pending_import(const ModuleState& st, PyObject* name) {
   auto it = st.pending.find(s);
   if (it == st.pending.end()) return nullptr;
   const UnitRecord& u = st.units[(size_t)it->second];
-  std::string_view kind = unit_kind(u);
+  std::string_view kind = unit_kind(st, u);
   return u.state == UnitRecord::Pending && (kind == "import" || kind == "from-import" || kind == "try") ? &u : nullptr;
 }
 
@@ -820,8 +820,8 @@ long eager_cost(const ModuleState& st, const UnitRecord& u, int depth, std::unor
 long run_cost(const ModuleState& st, int id, int depth, std::unordered_set<const UnitRecord*>& seen) {
   const UnitRecord& u = st.units[(size_t)id];
   if (u.state != UnitRecord::Pending || !u.code || !seen.insert(&u).second) return 0;
-  long cost = eager_cost(st, u, depth, seen) + lazy_cost(u);
-  for (int dep : u.deps())
+  long cost = eager_cost(st, u, depth, seen) + lazy_cost(st, u);
+  for (int dep : st.deps(u))
     if (dep != id) cost += run_cost(st, dep, depth, seen);
   return cost;
 }
@@ -845,7 +845,7 @@ long eager_cost(const ModuleState& st, const UnitRecord& u, int depth, std::unor
   // A constant: unmarshalled (about 25 instructions per byte for the
   // module's own code, measured above; str-heavy tables as much) and bound.
   if (u.kind == UnitRecord::Value) return 500 + 20 * size;
-  std::string_view kind = unit_kind(u);
+  std::string_view kind = unit_kind(st, u);
   if (kind == "def") return 4'000 + 2 * size;  // MAKE_FUNCTION (and any decorator) and its code unmarshalled
   // Modules loaded already, and what a `from` import runs in them.
   if (kind == "import" || kind == "from-import" || kind == "try") return 2'000 + pulled_cost(u, depth, seen);
@@ -868,11 +868,11 @@ bool used_nearly_whole(const ModuleState& st) {
   for (const auto& u : st.units) {
     if (!u.code) continue;  // eager, or resolved as an import of a loaded module
     if (u.state == UnitRecord::Done) {
-      lazy_extra += lazy_cost(u);
+      lazy_extra += lazy_cost(st, u);
       continue;
     }
     if (u.state != UnitRecord::Pending) continue;  // cancelled: never runs either way
-    if (!loads_nothing_new(u)) return false;
+    if (!loads_nothing_new(st, u)) return false;
     eager_extra += eager_cost(st, u, 0, seen);
   }
   return eager_extra <= lazy_extra;

@@ -239,7 +239,7 @@ PyObject* inputs_write(PyObject* module, PyObject* name, PyObject* value) {
       if (has < 0) return nullptr;
       auto it = has ? st->pending.end() : st->pending.find(py::utf8(name));
       if (it != st->pending.end() && it->second < visible_limit(*st)) {
-        st->cancelled.insert(it->first);
+        st->cancelled.emplace(it->first);
         st->pending.erase(it);
         Py_RETURN_NONE;
       }
@@ -524,7 +524,7 @@ PyObject* hook_getattr(HookObject* self, PyObject* attr) {
         const auto& u = st->units[i];
         if (u.state != UnitRecord::Pending || !u.code || imports_initializing(u)) continue;
         bool wanted = false;
-        for (const auto& b : u.binds)
+        for (std::string_view b : st->binds(u))
           if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;
         if (wanted && materialize(*st, (int)i) < 0) return nullptr;
       }

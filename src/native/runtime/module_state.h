@@ -14,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -30,8 +31,11 @@ struct UnitImports {
 };
 
 // One per unit of every lazily loaded module, alive as long as the module:
-// kept small (120 bytes; 200 with every list its own vector and the import
-// fields inline: 372 KB of test_bisect's image run, docs/image-format.md).
+// kept small (72 bytes; 120 with its names, `where` and links in vectors
+// and strings of its own, 200 with the import fields inline too:
+// docs/image-format.md, tenth and eleventh passes). Its bound names, its
+// `where` and its deps and calls sit in the module's tables
+// (ModuleState::text and ::links), read through ModuleState's accessors.
 struct UnitRecord {
   enum State : uint8_t { Pending, Running, Done, Cancelled };
   // Code: unit code (a code object or its marshal bytes) run in a scratch
@@ -44,41 +48,66 @@ struct UnitRecord {
   enum Kind : uint8_t { Code, Value, Function, Class };
   py::Ref code;                    // null for units that run eagerly
   py::Ref bases;                   // Class: the base names (a tuple of str)
-  std::vector<std::string> binds;
-  std::string where;               // "12 (def f)": the module's filename is prefixed when shown
-  // deps (lazy units read at definition time: run first), then calls (units
-  // binding what its code reads later: call_reads), in one array.
-  std::unique_ptr<int[]> links;
   std::unique_ptr<UnitImports> imports;  // null: no modules recorded
   unsigned long owner = 0;         // thread running it
-  uint32_t ndeps = 0, ncalls = 0;
   uint32_t size = 0;               // its marshalled code's (or value's) bytes at install: the usage profile's cost
   // A unit the import runs (force steps) may share one marshal stream with
   // the module's other such units (artifact format 12): `code` is then that
   // stream (the same bytes object for every member) until the first member
   // runs, which unmarshals it and gives each member item `group_index`.
   int32_t group_index = -1;        // -1: its code is its own
+  // In ModuleState::text: its `where` ("12 (def f)": the module's filename
+  // is prefixed when shown), then the names it binds, each NUL-terminated.
+  uint32_t where_at = 0, binds_at = 0, nbinds = 0;
+  // In ModuleState::links: deps (lazy units read at definition time: run
+  // first), then calls (units binding what its code reads later: call_reads).
+  uint32_t links_at = 0, ndeps = 0, ncalls = 0;
   Kind kind = Code;
   State state = Pending;
-
-  std::span<const int> deps() const { return {links.get(), ndeps}; }
-  std::span<const int> calls() const { return {links.get() + ndeps, ncalls}; }
-  void set_links(const std::vector<int>& deps, const std::vector<int>& calls) {
-    ndeps = (uint32_t)deps.size();
-    ncalls = (uint32_t)calls.size();
-    links.reset(ndeps + ncalls ? new int[ndeps + ncalls] : nullptr);
-    std::copy(deps.begin(), deps.end(), links.get());
-    std::copy(calls.begin(), calls.end(), links.get() + ndeps);
-  }
 };
-static_assert(sizeof(UnitRecord) <= 120, "a unit record is kept for every unit of every lazy module");
+static_assert(sizeof(UnitRecord) <= 72, "a unit record is kept for every unit of every lazy module");
+
+// The names a unit binds (ModuleState::binds): NUL-terminated, one after
+// another in the module's text.
+class BoundNames {
+ public:
+  class iterator {
+   public:
+    iterator(const char* p, uint32_t left) : p_(p), left_(left) {}
+    std::string_view operator*() const { return p_; }
+    iterator& operator++() {
+      p_ += std::char_traits<char>::length(p_) + 1;
+      --left_;
+      return *this;
+    }
+    bool operator!=(const iterator& o) const { return left_ != o.left_; }
+
+   private:
+    const char* p_;
+    uint32_t left_;
+  };
+  BoundNames(const char* first, uint32_t n) : first_(first), n_(n) {}
+  iterator begin() const { return {first_, n_}; }
+  iterator end() const { return {nullptr, 0}; }
+  uint32_t size() const { return n_; }
+  const char* front() const { return first_; }  // NUL-terminated; only when size() > 0
+
+ private:
+  const char* first_;
+  uint32_t n_;
+};
 
 struct ModuleState {
   PyObject* globals = nullptr;     // borrowed: the state dies with the dict
   std::string module;
   std::string filename;
   std::vector<UnitRecord> units;
-  std::unordered_map<std::string, int> pending;  // name -> unit, while it can still be published
+  // Every unit's `where` and bound names (NUL-terminated) and every unit's
+  // deps and calls, one table each for the module (install(), fixed then:
+  // `pending`'s keys point into `text`).
+  std::vector<char> text;
+  std::vector<int> links;
+  std::unordered_map<std::string_view, int> pending;  // name (in `text`) -> unit, while it can still be published
   // The bits of the str hashes of every name ever made pending (add_pending):
   // a name whose bit is clear is not pending, told from the hash the str
   // caches, without converting it (a module's own builtin lookups: len,
@@ -127,6 +156,11 @@ struct ModuleState {
   // attrs' `globs.update(module.__dict__)`) takes it as it is, running no
   // pending unit (the plan's "own_views" step; analyze/unit.h, own_views).
   std::vector<int> own_views;
+
+  std::span<const int> deps(const UnitRecord& u) const { return {links.data() + u.links_at, u.ndeps}; }
+  std::span<const int> calls(const UnitRecord& u) const { return {links.data() + u.links_at + u.ndeps, u.ncalls}; }
+  const char* where(const UnitRecord& u) const { return text.data() + u.where_at; }  // NUL-terminated
+  BoundNames binds(const UnitRecord& u) const { return {text.data() + u.binds_at, u.nbinds}; }
 };
 
 // Registers the callable that reports importlib's module-lock waits as
@@ -161,9 +195,9 @@ inline int visible_limit(const ModuleState& st) {
   return limit;
 }
 
-// Makes `name` (a str) pending for unit `id`. Throws py::PyError when the
-// name cannot be hashed.
-void add_pending(ModuleState& st, PyObject* name, int id);
+// Makes `name` (a str; `key`, its UTF-8 in st.text) pending for unit `id`.
+// Throws py::PyError when the name cannot be hashed.
+void add_pending(ModuleState& st, PyObject* name, std::string_view key, int id);
 
 // False when `name` (a str) is certainly not pending (pending_filter); true
 // when it may be.

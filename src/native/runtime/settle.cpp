@@ -26,8 +26,8 @@ int closure(ModuleState& st, std::vector<int> work, long* forced) {
       if (materialize(st, id) < 0) return -1;
       if (forced) (*forced)++;
     }
-    for (int c : st.units[(size_t)id].calls()) work.push_back(c);
-    for (int d : st.units[(size_t)id].deps()) work.push_back(d);
+    for (int c : st.calls(st.units[(size_t)id])) work.push_back(c);
+    for (int d : st.deps(st.units[(size_t)id])) work.push_back(d);
   }
   return 0;
 }
