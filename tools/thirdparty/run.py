@@ -148,6 +148,17 @@ PROJECTS = {
     "pathspec": Project("pathspec", "0.12.1", ["tests"]),
     "isodate": Project("isodate", "0.6.1", ["src/isodate/tests"], [], ["src"], [SIX]),
     "webcolors": Project("webcolors", "1.13", ["tests"], [], ["src"]),
+    # Import cycles (sympy.matrices.expressions, sympy.core) and a whole
+    # package imported at first use: a subset that runs in a minute.
+    "sympy": Project("sympy", "1.12", ["sympy/core/tests/test_basic.py", "sympy/core/tests/test_sympify.py",
+                                       "sympy/core/tests/test_singleton.py", "sympy/multipledispatch/tests",
+                                       "sympy/printing/tests/test_str.py",
+                                       "sympy/matrices/expressions/tests/test_inverse.py",
+                                       "sympy/matrices/expressions/tests/test_matpow.py"],
+                     [], ["."], [("mpmath", "1.3.0", ".")]),
+    # Pure Python (its Cython speed-ups are not built); sqlite only.
+    "sqlalchemy": Project("SQLAlchemy", "2.0.31", ["test/base", "test/orm/declarative", "test/ext/test_hybrid.py",
+                                                   "test/sql/test_metadata.py"], [*OLD_PYTEST], ["lib"]),
 }
 
 # Who runs what: the lazy modes a run compares with eager.

@@ -725,6 +725,119 @@ def package_reach(name: str | list, search: list[str], own: set[str]) -> set[str
     return seen
 
 
+def _with_packages(names) -> list[str]:
+    """Each name preceded by the packages above it, which run first."""
+    out: list[str] = []
+    for n in names:
+        parts = n.split(".")
+        out.extend(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return out
+
+
+def start_order(names: list[str], search: list[str], running: set[str], top: str) -> list[str]:
+    """The modules of package `top` that importing `names` runs, in the
+    order they start: a depth-first walk of the top-level imports in source
+    order (the packages above each module first), without entering
+    `running` (started already). Bounded by REACH_LIMIT."""
+    order: list[str] = []
+    seen = set(running)
+    stack = [iter(_with_packages(names))]
+    while stack and len(order) <= REACH_LIMIT:
+        m = next(stack[-1], None)
+        if m is None:
+            stack.pop()
+            continue
+        if m in seen or m.partition(".")[0] != top:
+            continue
+        seen.add(m)
+        path = _locate(m, search)
+        facts = _facts(path, m, strict=False) if path else None
+        if facts is None:
+            continue  # not a module (a from-import's attribute), or no source
+        order.append(m)
+        stack.append(iter(_with_packages(facts[1])))
+    return order
+
+
+def _cycles(nodes: list[str], search: list[str]) -> dict[str, int]:
+    """{module: component} for the modules of `nodes` on an import cycle
+    among `nodes` (strongly connected components of more than one module;
+    an import of a module's own package, which runs first, is no edge
+    back). Tarjan's algorithm, iteratively."""
+    inside = set(nodes)
+    edges: dict[str, list[str]] = {}
+    for n in nodes:
+        facts = _facts(_locate(n, search), n, strict=False)
+        edges[n] = [m for m in dict.fromkeys(_with_packages(facts[1] if facts else ()))
+                    if m in inside and m != n and not n.startswith(m + ".")]
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    component: dict[str, int] = {}
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            n, it = work[-1]
+            m = next(it, None)
+            if m is not None:
+                if m not in index:
+                    index[m] = low[m] = len(index)
+                    stack.append(m)
+                    on_stack.add(m)
+                    work.append((m, iter(edges[m])))
+                elif m in on_stack:
+                    low[n] = min(low[n], index[m])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[n])
+            if low[n] == index[n]:
+                members = []
+                while True:
+                    x = stack.pop()
+                    on_stack.discard(x)
+                    members.append(x)
+                    if x == n:
+                        break
+                if len(members) > 1:
+                    for x in members:
+                        component[x] = index[n]
+    return component
+
+
+def cycle_entries(d_order: list[str], m_order: list[str], search: list[str]) -> tuple[str, str] | None:
+    """(where D enters, where M enters) for the first import cycle that both
+    start orders lead into at different modules, or None. Eagerly D's
+    import starts the cycle at its entry; deferred, M's import starts it at
+    another module, whose imports then meet other modules of the cycle
+    half-initialized where eagerly they were complete (sympy.matrices.
+    expressions: `from .slice import ...` entered at matexpr, the later
+    `from .inverse import ...` at inverse; matmul's `from .inverse import
+    Inverse` met inverse half-initialized)."""
+    if not set(d_order).intersection(m_order):
+        return None  # no module in common: no cycle in common
+    component = _cycles(list(dict.fromkeys(d_order + m_order)), search)
+    d_entry: dict[int, str] = {}
+    for n in d_order:
+        if n in component:
+            d_entry.setdefault(component[n], n)
+    m_entry: dict[int, str] = {}
+    for n in m_order:
+        if n in component:
+            m_entry.setdefault(component[n], n)
+    for c, d in d_entry.items():
+        m = m_entry.get(c)
+        if m is not None and m != d:
+            return d, m
+    return None
+
+
 def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_modules,
                   called: dict[int, set] | None = None) -> dict[str, str]:
     """{module: reason} for the deferred imports of a module D whose own top
@@ -744,7 +857,10 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
     statement's call may import ({unit id: modules}, _called_modules),
     imported at import time too (sympy's `evalf._create_evalf_table()`
     imports sympy.concrete.products, whose chain back through sympy.series
-    met sympy.calculus.accumulationbounds half-initialized)."""
+    met sympy.calculus.accumulationbounds half-initialized). And when D's
+    chain and M's enter one cycle at different modules (cycle_entries):
+    sympy.matrices.expressions' deferred `from .slice import ...` at
+    matexpr, the later `from .inverse import ...` at inverse."""
     def modules(u: dict) -> list[str]:
         return list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
 
@@ -781,9 +897,39 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
                                            search, own | set(common))
         return name in r
 
+    # The modules the statements above have imported at import time (eager
+    # imports, the calls' imports, the imports kept eager here): started
+    # already, eagerly and deferred alike. Not what they import in turn:
+    # their own imports may be deferred.
+    earlier: list[str] = []
+    loaded: dict[tuple, set] = {}
+
+    def started(top: str) -> set:
+        key = (top, len(earlier))
+        r = loaded.get(key)
+        if r is None:
+            r = loaded[key] = {m for m in _with_packages(earlier) if m.partition(".")[0] == top}
+        return r
+
+    orders: dict[tuple, list] = {}
+
+    def order_of(name: str, common: tuple, top: str) -> list:
+        key = (name, common, len(earlier))
+        r = orders.get(key)
+        if r is None:
+            r = orders[key] = start_order([name], search, own | set(common) | started(top), top)
+        return r
+
     for u, after in zip(rows, later):
         deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
-        if not deferred or not after or u.get("kind") not in ("import", "from-import"):
+        if u.get("id") in called and u.get("kind") not in ("import", "from-import"):
+            earlier.extend(called[u["id"]])
+            continue
+        if not deferred or any(m in eager_modules or m in found for m in modules(u)):
+            earlier.extend(modules(u))
+            if not deferred:
+                continue
+        if not after:
             continue
         for name in modules(u):
             if name in own or name in eager_modules or name in found:
@@ -822,9 +968,22 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
                                        f"enter the cycle first and may meet one of its modules half-initialized "
                                        f"({CYCLE})")
                         break
+                    # D and M lead into one cycle at different modules:
+                    # eagerly D's chain started it at one, deferred M's
+                    # chain starts it at another (the cycle's entry).
+                    entries = cycle_entries(order_of(name, common, top), order_of(m, common, top), search)
+                    if entries is not None:
+                        found[name] = (f"{name}, whose imports enter an import cycle at {entries[0]}, which {m} "
+                                       f"(imported at import further down) enters at {entries[1]}: deferred, the "
+                                       f"cycle would start at {entries[1]} and may meet {entries[0]} or another of "
+                                       f"its modules half-initialized ({CYCLE})")
+                        break
+                if name in found:
+                    earlier.extend(modules(u))
                 continue
             if back is not None:
                 found[name] = (f"{name}, whose top level imports {back} (which imports it back), which this module "
                                f"imports at import further down: deferred, {back} would start first and meet {name} "
                                f"half-initialized ({CYCLE})")
+                earlier.extend(modules(u))
     return found
