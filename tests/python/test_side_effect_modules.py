@@ -272,21 +272,25 @@ def test_deferred_import_in_a_cycle_with_a_later_eager_import_stays_eager(tmp_pa
     assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}
 
 
+def _package(tmp_path, sources: dict, rows: list) -> tuple:
+    """Package `pkg` of `sources` ({module: text}), and the from-import units
+    of its __init__ ((module, name, verdict) each)."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    for name, text in sources.items():
+        (pkg / f"{name}.py").write_text(text)
+    return pkg, [{"kind": "from-import", "verdict": verdict, "imports": [f"pkg.{m}", f"pkg.{m}.{n}"]}
+                 for m, n, verdict in rows]
+
+
 def test_deferred_import_in_a_longer_cycle_with_a_later_eager_import_stays_eager(tmp_path):
     # sympy: `from .polys import ...` deferred, `from .printing import pretty`
     # eager; a -> b -> c -> a, c imported at import further down.
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    sources = {"__init__": "from .a import A\nfrom .other import X\nfrom .c import C\n",
-               "a": "A = 1\nfrom .b import B\n", "b": "from .c import C\nB = C\n", "c": "from .a import A\nC = A\n",
-               "other": "from .b import B\nX = B\n"}  # other leads into the cycle, not back from it
-    for name, text in sources.items():
-        (pkg / f"{name}.py").write_text(text)
-    units = [
-        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.a", "pkg.a.A"]},
-        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.other", "pkg.other.X"]},
-        {"kind": "from-import", "verdict": "eager", "imports": ["pkg.c", "pkg.c.C"]},
-    ]
+    pkg, units = _package(tmp_path, {
+        "__init__": "from .a import A\nfrom .other import X\nfrom .c import C\n",
+        "a": "A = 1\nfrom .b import B\n", "b": "from .c import C\nB = C\n", "c": "from .a import A\nC = A\n",
+        "other": "from .b import B\nX = B\n"},  # other leads into the cycle, not back from it
+        [("a", "A", "lazy"), ("other", "X", "lazy"), ("c", "C", "eager")])
     found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
     assert set(found) == {"pkg.a"}, found
     assert "a longer cycle" in found["pkg.a"] and found["pkg.a"].endswith(f"({side_effects.CYCLE})")
@@ -303,19 +307,11 @@ def test_deferred_import_entering_a_cycle_elsewhere_than_a_later_eager_import_st
     # imports matexpr), `from .inverse import ...` eager; both lead into the
     # cycle inverse -> matpow -> matexpr -> matmul -> inverse, at matexpr and
     # at inverse. Neither leads to the other: the longer-cycle check does not see it.
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
     sources = {"__init__": "from .s import S\nfrom .t import T\nfrom .i import I\n",
                "s": "from .e import E\nS = E\n", "t": "from .m import M\nT = M\n",
                "e": "class E: pass\nfrom .m import M\n", "m": "from .i import I\nfrom .e import E\nM = E\n",
                "i": "from .p import P\nI = P\n", "p": "from .e import E\nP = E\n"}
-    for name, text in sources.items():
-        (pkg / f"{name}.py").write_text(text)
-    units = [
-        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.s", "pkg.s.S"]},
-        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg.t", "pkg.t.T"]},
-        {"kind": "from-import", "verdict": "eager", "imports": ["pkg.i", "pkg.i.I"]},
-    ]
+    pkg, units = _package(tmp_path, sources, [("s", "S", "lazy"), ("t", "T", "lazy"), ("i", "I", "eager")])
     found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
     # t enters the cycle at m. s, kept eager, runs first, but its own import
     # of e may be deferred in its turn (in mode "all"): the cycle is not
