@@ -280,3 +280,35 @@ def test_a_pending_class_whose_creation_runs_unknown_code_counts_as_expensive(tm
     assert second.stdout == out, second.stderr
     assert third.stdout == out
 
+
+
+CONSTANT_LIKE_MAIN = """
+import re, sys
+import cheap, costly
+print(sum(getattr(m, f"f{i}")() for m in (cheap, costly) for i in range(9)))
+print("lazy:", [type(m.__spec__.loader).__name__ == "LazySourceLoader" for m in (cheap, costly)])
+"""
+
+
+def test_a_pending_assignment_that_only_reads_names_or_builds_displays_costs_what_a_constant_does(tmp_path):
+    """A pending computed value counts as expensive (it may run anything the
+    analysis called pure: `re.compile(...)`), but one whose code only reads
+    names, builds displays, unpacks, or calls a builtin constructor the
+    module does not rebind (`EnumMeta = EnumType`, `_NOT_FOUND = object()`,
+    `_special = frozenset({...})`, functools' `_convert` table) costs about
+    what a constant does: enum, whose two such assignments were counted
+    400 K each, loads eagerly next time in `pygmentize -V`. A module whose
+    pending value calls anything else stays lazy; the output is the same
+    every run."""
+    app = tmp_path / "app"
+    app.mkdir()
+    defs = "".join(f"def f{i}(): return {i}\n" for i in range(9))
+    (app / "cheap.py").write_text("__lazy_module__ = True\n" + defs
+                                  + "_SENTINEL = object()\nALIAS = f0\n_TABLE = {'a': [('b', f1)], 'c': (f2,)}\n"
+                                  + "NAMES = frozenset({'x', 'y'})\nA, B = f2, f3\nC = D = f4\n")
+    (app / "costly.py").write_text("__lazy_module__ = True\nimport re\n" + defs + "PATTERN = re.compile('[a-z]+')\n")
+    (app / "main.py").write_text(CONSTANT_LIKE_MAIN)
+    first, second, third = (run(app, tmp_path) for _ in range(3))
+    assert first.stdout == "72\nlazy: [True, True]\n", first.stderr
+    assert second.stdout == "72\nlazy: [False, True]\n", second.stderr
+    assert third.stdout == second.stdout

@@ -161,29 +161,75 @@ UnitValue plain_class(PyCodeObject* co, const std::vector<std::pair<int, int>>& 
   return UnitValue::Class;
 }
 
-}  // namespace
-
-UnitValue classify_unit_code(PyObject* code, PyObject** value) {
-  *value = nullptr;
-  if (!PyCode_Check(code)) return UnitValue::Code;
-  auto* co = reinterpret_cast<PyCodeObject*>(code);
+// The (opcode, arg) pairs of `co` without the no-ops; false (nothing set)
+// when it has an EXTENDED_ARG (never in a unit this small) or its bytecode
+// cannot be read.
+bool read_ops(PyCodeObject* co, std::vector<std::pair<int, int>>& ops) {
 #if PY_VERSION_HEX >= 0x030B0000
   py::Ref bytes = py::Ref::steal(PyCode_GetCode(co));  // without the interpreter's specializations
   if (!bytes) {
     PyErr_Clear();
-    return UnitValue::Code;
+    return false;
   }
 #else
   py::Ref bytes = py::Ref::borrow(co->co_code);
 #endif
   const auto* raw = reinterpret_cast<const unsigned char*>(PyBytes_AS_STRING(bytes.get()));
   Py_ssize_t n = PyBytes_GET_SIZE(bytes.get());
-  std::vector<std::pair<int, int>> ops;  // (opcode, arg) without the no-ops
   for (Py_ssize_t i = 0; i + 1 < n; i += 2) {
     int op = raw[i];
-    if (op == EXTENDED_ARG) return UnitValue::Code;  // never in a unit this small
+    if (op == EXTENDED_ARG) return false;
     if (!skipped(op)) ops.emplace_back(op, raw[i + 1]);
   }
+  return true;
+}
+
+}  // namespace
+
+bool runs_like_a_constant(PyObject* code, bool (*cheap_callable)(PyObject* name, void* context), void* context) {
+  if (!PyCode_Check(code)) return false;
+  auto* co = reinterpret_cast<PyCodeObject*>(code);
+  std::vector<std::pair<int, int>> ops;
+  if (!read_ops(co, ops)) return false;
+  bool calls = false;
+  for (auto [op, arg] : ops) {
+    if (builds_constant_display(op) || op == LOAD_NAME || op == UNPACK_SEQUENCE) continue;
+#ifdef COPY
+    if (op == COPY || op == SWAP) continue;  // a = b = value; a, b = x, y
+#endif
+#ifdef DUP_TOP
+    if (op == DUP_TOP || op == ROT_TWO || op == ROT_THREE) continue;
+#endif
+#ifdef PUSH_NULL
+    if (op == PUSH_NULL) continue;
+#endif
+#ifdef PRECALL
+    if (op == PRECALL) continue;
+#endif
+#ifdef CALL_FUNCTION
+    if (op == CALL_FUNCTION) {
+#else
+    if (op == CALL) {
+#endif
+      calls = true;
+      continue;
+    }
+    return false;
+  }
+  if (!calls) return true;
+  for (auto [op, arg] : ops)
+    if (op == LOAD_NAME && (arg >= PyTuple_GET_SIZE(co->co_names) ||
+                            !cheap_callable(PyTuple_GET_ITEM(co->co_names, arg), context)))
+      return false;
+  return true;
+}
+
+UnitValue classify_unit_code(PyObject* code, PyObject** value) {
+  *value = nullptr;
+  if (!PyCode_Check(code)) return UnitValue::Code;
+  auto* co = reinterpret_cast<PyCodeObject*>(code);
+  std::vector<std::pair<int, int>> ops;  // (opcode, arg) without the no-ops
+  if (!read_ops(co, ops)) return UnitValue::Code;
   PyObject* consts = co->co_consts;
   auto is_none = [&](int index) {
     return index < PyTuple_GET_SIZE(consts) && PyTuple_GET_ITEM(consts, index) == Py_None;

@@ -19,4 +19,14 @@ enum class UnitValue { Constant, Display, Function, Class, Code };
 // names)).
 UnitValue classify_unit_code(PyObject* code, PyObject** value);
 
+// Whether running a unit's code costs about what binding a constant does
+// (the usage profile's cost model, runtime::used_nearly_whole): it only
+// loads constants and names, builds displays, unpacks and stores (`EnumMeta
+// = EnumType`, `_convert = {'__lt__': [('__gt__', _gt_from_lt)], ...}`,
+// `A, B = Pair`), and if it calls, every name it loads is one
+// `cheap_callable` accepts (a builtin constructor: `object()`,
+// `frozenset({...})`). No attribute access, subscript, operator or other
+// call: each may run code of any cost (`re.compile(...)`, `List[int]`).
+bool runs_like_a_constant(PyObject* code, bool (*cheap_callable)(PyObject* name, void* context), void* context);
+
 }  // namespace lazyexec::compile

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "compile/unit_value.h"
 #include "runtime/module_state.h"
 // after Python.h (module_state.h): marshal.h needs its declarations
 #include <marshal.h>
@@ -859,12 +860,50 @@ long eager_cost(const ModuleState& st, const UnitRecord& u, int depth, std::unor
   return 400'000 + 20 * size;
 }
 
+// A builtin constructor the module does not rebind: calling it with
+// constants or names costs about what binding a constant does (`_NOT_FOUND
+// = object()`, `_special = frozenset({...})`).
+bool cheap_constructor(PyObject* name, void* context) {
+  static const std::unordered_set<std::string_view> constructors = {
+      "object", "frozenset", "set", "dict", "list", "tuple", "str", "bytes", "int", "float", "bool", "complex"};
+  const auto& st = *static_cast<const ModuleState*>(context);
+  Py_ssize_t n = 0;
+  const char* s = PyUnicode_AsUTF8AndSize(name, &n);
+  if (s == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  if (!constructors.count(std::string_view(s, (size_t)n)) || st.pending.count(std::string_view(s, (size_t)n))) return false;
+  PyObject* bound = st.globals ? PyDict_GetItemWithError(st.globals, name) : nullptr;  // exact: no trap runs
+  PyErr_Clear();
+  return bound == nullptr;
+}
+
+// What pending assignment `u` would cost eagerly when its code runs like a
+// constant's (compile::runs_like_a_constant: names, displays, builtin
+// constructors), else -1. Reads its code (unmarshalled here when still
+// bytes): called only where that may change the verdict.
+long constant_like_cost(const ModuleState& st, const UnitRecord& u) {
+  if (u.kind != UnitRecord::Code || u.group_index >= 0 || unit_kind(st, u) != "assign") return -1;
+  py::Ref code = u.code;
+  if (PyBytes_Check(code.get())) {
+    code = py::Ref::steal(PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(code.get()), PyBytes_GET_SIZE(code.get())));
+    if (!code) {
+      PyErr_Clear();
+      return -1;
+    }
+  }
+  if (!compile::runs_like_a_constant(code.get(), cheap_constructor, const_cast<ModuleState*>(&st))) return -1;
+  return 1'000 + 20 * (long)u.size;  // a constant's 500 + 20 per byte, plus the names it reads
+}
+
 }  // namespace
 
 bool used_nearly_whole(const ModuleState& st) {
   if (st.failures != 0) return false;
   long lazy_extra = kModuleCost + kPerLookup * st.lookups, eager_extra = 0;
   std::unordered_set<const UnitRecord*> seen;  // units of other modules counted already
+  std::vector<std::pair<const UnitRecord*, long>> assignments;  // pending computed values and what they counted
   for (const auto& u : st.units) {
     if (!u.code) continue;  // eager, or resolved as an import of a loaded module
     if (u.state == UnitRecord::Done) {
@@ -873,7 +912,17 @@ bool used_nearly_whole(const ModuleState& st) {
     }
     if (u.state != UnitRecord::Pending) continue;  // cancelled: never runs either way
     if (!loads_nothing_new(st, u)) return false;
-    eager_extra += eager_cost(st, u, 0, seen);
+    long cost = eager_cost(st, u, 0, seen);
+    if (u.kind == UnitRecord::Code && unit_kind(st, u) == "assign") assignments.emplace_back(&u, cost);
+    eager_extra += cost;
+  }
+  // A computed value counted as expensive (it may run anything the analysis
+  // called pure) but whose code only reads names, builds displays or calls a
+  // builtin constructor (`EnumMeta = EnumType`, `_special = frozenset({...})`)
+  // costs what a constant does: looked at only when it may tip the verdict.
+  for (size_t i = 0; i < assignments.size() && eager_extra > lazy_extra; ++i) {
+    long cheap = constant_like_cost(st, *assignments[i].first);
+    if (cheap >= 0 && cheap < assignments[i].second) eager_extra -= assignments[i].second - cheap;
   }
   return eager_extra <= lazy_extra;
 }
