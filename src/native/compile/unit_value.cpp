@@ -186,42 +186,115 @@ bool read_ops(PyCodeObject* co, std::vector<std::pair<int, int>>& ops) {
 
 }  // namespace
 
-bool runs_like_a_constant(PyObject* code, bool (*cheap_callable)(PyObject* name, void* context), void* context) {
-  if (!PyCode_Check(code)) return false;
-  auto* co = reinterpret_cast<PyCodeObject*>(code);
+namespace {
+
+// Ops that assign, unpack or call (a call's callee is checked apart).
+bool stack_or_call(int op, bool* calls) {
+#ifdef COPY
+  if (op == COPY || op == SWAP) return true;  // a = b = value; a, b = x, y
+#endif
+#ifdef DUP_TOP
+  if (op == DUP_TOP || op == ROT_TWO || op == ROT_THREE) return true;
+#endif
+#ifdef PUSH_NULL
+  if (op == PUSH_NULL) return true;
+#endif
+#ifdef PRECALL
+  if (op == PRECALL) return true;
+#endif
+#ifdef CALL_FUNCTION
+  if (op == CALL_FUNCTION) {
+#else
+  if (op == CALL) {
+#endif
+    *calls = true;
+    return true;
+  }
+  return op == UNPACK_SEQUENCE;
+}
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+// A comprehension's own code (3.11: its own function, called once on the
+// iterator of a constant) that only reads its loop variables and constants,
+// calls builtins `cheap_callable` accepts and applies operators to what those
+// give (builtin values: no Python-level method runs): `{i: '\\' + chr(i) for i
+// in b'()[]'}` (re's `_special_chars_map`).
+bool cheap_comprehension(PyCodeObject* co, bool (*cheap_callable)(PyObject*, void*), void* context) {
   std::vector<std::pair<int, int>> ops;
   if (!read_ops(co, ops)) return false;
   bool calls = false;
   for (auto [op, arg] : ops) {
-    if (builds_constant_display(op) || op == LOAD_NAME || op == UNPACK_SEQUENCE) continue;
-#ifdef COPY
-    if (op == COPY || op == SWAP) continue;  // a = b = value; a, b = x, y
-#endif
-#ifdef DUP_TOP
-    if (op == DUP_TOP || op == ROT_TWO || op == ROT_THREE) continue;
-#endif
-#ifdef PUSH_NULL
-    if (op == PUSH_NULL) continue;
-#endif
-#ifdef PRECALL
-    if (op == PRECALL) continue;
-#endif
-#ifdef CALL_FUNCTION
-    if (op == CALL_FUNCTION) {
-#else
-    if (op == CALL) {
-#endif
-      calls = true;
-      continue;
+    switch (op) {
+      case LOAD_FAST:
+      case STORE_FAST:
+      case LOAD_CONST:
+      case FOR_ITER:
+      case JUMP_BACKWARD:
+      case BUILD_TUPLE:
+      case BUILD_LIST:
+      case BUILD_SET:
+      case BUILD_MAP:
+      case LIST_APPEND:
+      case SET_ADD:
+      case MAP_ADD:
+      case BINARY_OP:
+      case RETURN_VALUE:
+        continue;
+      case LOAD_GLOBAL:  // arg >> 1: the name; its low bit pushes NULL first
+        if ((arg >> 1) >= PyTuple_GET_SIZE(co->co_names) ||
+            !cheap_callable(PyTuple_GET_ITEM(co->co_names, arg >> 1), context))
+          return false;
+        continue;
+      default:
+        if (stack_or_call(op, &calls)) continue;
+        return false;
     }
-    return false;
   }
-  if (!calls) return true;
-  for (auto [op, arg] : ops)
-    if (op == LOAD_NAME && (arg >= PyTuple_GET_SIZE(co->co_names) ||
-                            !cheap_callable(PyTuple_GET_ITEM(co->co_names, arg), context)))
-      return false;
   return true;
+}
+#endif
+
+}  // namespace
+
+long runs_like_a_constant(PyObject* code, bool (*cheap_callable)(PyObject* name, void* context), void* context) {
+  if (!PyCode_Check(code)) return -1;
+  auto* co = reinterpret_cast<PyCodeObject*>(code);
+  std::vector<std::pair<int, int>> ops;
+  if (!read_ops(co, ops)) return -1;
+  bool calls = false;
+  long items = 0;
+  PyObject* consts = co->co_consts;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto [op, arg] = ops[i];
+    if (builds_constant_display(op) || op == LOAD_NAME || stack_or_call(op, &calls)) continue;
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    // A comprehension over a constant: LOAD_CONST <code>, MAKE_FUNCTION 0,
+    // LOAD_CONST <iterable>, GET_ITER, (PRECALL 0,) CALL 0.
+    if (op == MAKE_FUNCTION && arg == 0 && i > 0 && ops[i - 1].first == LOAD_CONST) {
+      PyObject* fn = PyTuple_GET_ITEM(consts, ops[i - 1].second);
+      if (PyCode_Check(fn) && cheap_comprehension(reinterpret_cast<PyCodeObject*>(fn), cheap_callable, context))
+        continue;
+    }
+    if (op == GET_ITER && i > 0 && ops[i - 1].first == LOAD_CONST) {
+      PyObject* it = PyTuple_GET_ITEM(consts, ops[i - 1].second);
+      Py_ssize_t n = PyTuple_Check(it) || PyBytes_Check(it) || PyUnicode_Check(it) || PyFrozenSet_Check(it)
+                         ? PyObject_Length(it)
+                         : -1;
+      if (n >= 0 && n <= 256) {
+        items += n;
+        continue;
+      }
+      PyErr_Clear();
+    }
+#endif
+    return -1;
+  }
+  if (calls)
+    for (auto [op, arg] : ops)
+      if (op == LOAD_NAME && (arg >= PyTuple_GET_SIZE(co->co_names) ||
+                              !cheap_callable(PyTuple_GET_ITEM(co->co_names, arg), context)))
+        return -1;
+  return items;
 }
 
 UnitValue classify_unit_code(PyObject* code, PyObject** value) {

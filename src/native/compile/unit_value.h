@@ -24,9 +24,12 @@ UnitValue classify_unit_code(PyObject* code, PyObject** value);
 // loads constants and names, builds displays, unpacks and stores (`EnumMeta
 // = EnumType`, `_convert = {'__lt__': [('__gt__', _gt_from_lt)], ...}`,
 // `A, B = Pair`), and if it calls, every name it loads is one
-// `cheap_callable` accepts (a builtin constructor: `object()`,
-// `frozenset({...})`). No attribute access, subscript, operator or other
-// call: each may run code of any cost (`re.compile(...)`, `List[int]`).
-bool runs_like_a_constant(PyObject* code, bool (*cheap_callable)(PyObject* name, void* context), void* context);
+// `cheap_callable` accepts (a builtin: `object()`, `frozenset({...})`); on
+// 3.11 also a comprehension over a constant of at most 256 items whose own
+// code only calls such builtins and applies operators to builtin values
+// (re's `_special_chars_map`). No attribute access, subscript, other
+// operator or call: each may run code of any cost (`re.compile(...)`,
+// `List[int]`). -1 when not; else how many items its comprehensions take.
+long runs_like_a_constant(PyObject* code, bool (*cheap_callable)(PyObject* name, void* context), void* context);
 
 }  // namespace lazyexec::compile

@@ -860,12 +860,13 @@ long eager_cost(const ModuleState& st, const UnitRecord& u, int depth, std::unor
   return 400'000 + 20 * size;
 }
 
-// A builtin constructor the module does not rebind: calling it with
-// constants or names costs about what binding a constant does (`_NOT_FOUND
-// = object()`, `_special = frozenset({...})`).
-bool cheap_constructor(PyObject* name, void* context) {
+// A builtin constructor or conversion the module does not rebind: calling
+// it with constants or names costs about what binding a constant does
+// (`_NOT_FOUND = object()`, `_special = frozenset({...})`, `chr(i)`).
+bool cheap_builtin(PyObject* name, void* context) {
   static const std::unordered_set<std::string_view> constructors = {
-      "object", "frozenset", "set", "dict", "list", "tuple", "str", "bytes", "int", "float", "bool", "complex"};
+      "object", "frozenset", "set", "dict", "list", "tuple", "str", "bytes", "int", "float", "bool", "complex",
+      "chr", "ord"};
   const auto& st = *static_cast<const ModuleState*>(context);
   Py_ssize_t n = 0;
   const char* s = PyUnicode_AsUTF8AndSize(name, &n);
@@ -893,8 +894,11 @@ long constant_like_cost(const ModuleState& st, const UnitRecord& u) {
       return -1;
     }
   }
-  if (!compile::runs_like_a_constant(code.get(), cheap_constructor, const_cast<ModuleState*>(&st))) return -1;
-  return 1'000 + 20 * (long)u.size;  // a constant's 500 + 20 per byte, plus the names it reads
+  long items = compile::runs_like_a_constant(code.get(), cheap_builtin, const_cast<ModuleState*>(&st));
+  if (items < 0) return -1;
+  // A constant's 500 + 20 per byte, plus the names it reads; a
+  // comprehension's iteration (a builtin call and a store) per item.
+  return 1'000 + 20 * (long)u.size + 1'000 * items;
 }
 
 }  // namespace
