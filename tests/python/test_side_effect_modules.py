@@ -329,3 +329,32 @@ def test_deferred_import_entering_a_cycle_elsewhere_than_a_later_eager_import_st
     # The start order: depth first, in source order, packages above first.
     order = side_effects.start_order(["pkg.s"], [str(tmp_path)], {"pkg"}, "pkg")
     assert order == ["pkg.s", "pkg.e", "pkg.m", "pkg.i", "pkg.p"], order
+def test_deferred_import_entering_a_cycle_elsewhere_than_its_package_later_stays_eager(tmp_path):
+    # sqlalchemy.orm.util: `from . import attributes` deferred, leading to
+    # collections, whose `__go(locals())` imports mapped_collection, which
+    # imports collections back; sqlalchemy.orm imports exc (which leads to
+    # util) and later mapped_collection, which enters the cycle elsewhere.
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    sources = {"__init__": "from . import a\nfrom .mapped import keyed\n",
+               "a": "from . import coll\nfrom . import other\n",
+               "coll": "class Coll: pass\ndef __go():\n    from .mapped import keyed\n__go()\n",
+               "mapped": "from .coll import Coll\nkeyed = Coll\n", "other": "X = 1\n"}
+    for name, text in sources.items():
+        (pkg / f"{name}.py").write_text(text)
+    units = [
+        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg", "pkg.coll"]},
+        {"kind": "from-import", "verdict": "lazy", "imports": ["pkg", "pkg.other"]},
+    ]
+    found = side_effects.effect_imports(units, str(pkg / "a.py"), "pkg.a", False)
+    assert set(found) == {"pkg.coll"}, found
+    assert "which pkg.mapped (imported by pkg at import after this module) enters at pkg.mapped" in found["pkg.coll"]
+    # A function of the module called at its top level imports there.
+    tree = compile(sources["coll"], "coll.py", "exec", 1024)
+    assert side_effects.imports_of(tree, "pkg.coll", False) == ["pkg.mapped", "pkg.mapped.keyed"]
+    # The package imports the cycle's entry first: nothing to reorder.
+    (pkg / "__init__.py").write_text("from .coll import Coll\nfrom . import a\nfrom .mapped import keyed\n")
+    assert side_effects.effect_imports(units, str(pkg / "a.py"), "pkg.a", False) == {}
+    # Imported directly, after the package ran whole: nothing after it.
+    (pkg / "__init__.py").write_text("from .mapped import keyed\n")
+    assert side_effects.effect_imports(units, str(pkg / "a.py"), "pkg.a", False) == {}

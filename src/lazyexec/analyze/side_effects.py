@@ -346,12 +346,23 @@ def imports_of(tree: ast.Module, name: str, is_package: bool, functions: bool = 
     x` lists m and m.x (x may be a submodule)."""
     out: list[str] = []
     package = name if is_package else name.rpartition(".")[0]
+    # A function of this module called by a top-level statement of its own
+    # (sqlalchemy's `__go(locals())`) runs its imports at import: listed
+    # where the call stands (not the functions it calls in turn).
+    defs = {} if functions else {s.name: s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    ran: set[str] = set()
 
     # Imports are statements: only statement lists are walked (function
     # bodies excluded, class bodies included: they run), not every node.
     def visit(body) -> None:
         for stmt in body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and not functions:
+                continue
+            if defs and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
+                    and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id in defs \
+                    and stmt.value.func.id not in ran:
+                ran.add(stmt.value.func.id)
+                visit(defs[stmt.value.func.id].body)
                 continue
             if isinstance(stmt, ast.Import):
                 out.extend(a.name for a in stmt.names)
@@ -690,7 +701,8 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
                 effect = module_effect(path, name)
                 if effect:
                     found[name] = f"{name} {effect}"
-    found.update(cycle_imports(units, search, own, found, _called_modules(filename, units, search)))
+    found.update(cycle_imports(units, search, own, found, _called_modules(filename, units, search),
+                               outer_imports(module, search) if module and not is_package else None))
     return found
 
 
@@ -734,11 +746,12 @@ def _with_packages(names) -> list[str]:
     return out
 
 
-def start_order(names: list[str], search: list[str], running: set[str], top: str) -> list[str]:
+def start_order(names: list[str], search: list[str], running: set[str], top: str, within: str = "") -> list[str]:
     """The modules of package `top` that importing `names` runs, in the
     order they start: a depth-first walk of the top-level imports in source
     order (the packages above each module first), without entering
-    `running` (started already). Bounded by REACH_LIMIT."""
+    `running` (started already). Bounded by REACH_LIMIT. `within`: only
+    the modules under that package (`pkg.`)."""
     order: list[str] = []
     seen = set(running)
     stack = [iter(_with_packages(names))]
@@ -747,7 +760,7 @@ def start_order(names: list[str], search: list[str], running: set[str], top: str
         if m is None:
             stack.pop()
             continue
-        if m in seen or m.partition(".")[0] != top:
+        if m in seen or m.partition(".")[0] != top or not m.startswith(within):
             continue
         seen.add(m)
         path = _locate(m, search)
@@ -811,6 +824,78 @@ def _cycles(nodes: list[str], search: list[str]) -> dict[str, int]:
     return component
 
 
+_package_rows: dict = {}  # (path, name, search) -> (stamp, rows), for one build process
+_row_reach: dict = {}  # (package, a row's modules, search) -> package_reach, for one build process
+
+
+def package_rows(path: str, name: str, search: list[str]) -> list[tuple[list[str], bool]]:
+    """The import statements of package `name`'s top level (at `path`), in
+    order: (the modules each imports, whether it runs at import: eager in
+    the package's own first analysis, or an import of a module whose import
+    changes another module, kept eager by the second). Cached per file stamp."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    stamp = (st.st_mtime_ns, st.st_size)
+    key = (path, name, tuple(search))
+    hit = _package_rows.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    rows: list[tuple[list[str], bool]] = []
+    try:
+        from lazyexec.analyze import analyze_source
+
+        with open(path, "rb") as f:
+            result = analyze_source(f.read(), path, name, True)
+        for u in result.get("units", ()):
+            if u.get("kind") not in ("import", "from-import") or not u.get("imports"):
+                continue
+            mods = list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
+            at_import = bool(result.get("module_eager")) or u.get("verdict") == "eager"
+            for m in mods if not at_import else ():
+                m_path = _locate(m, search)
+                if m_path and module_effect(m_path, m):
+                    at_import = True
+                    break
+            rows.append((mods, at_import))
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        rows = []
+    _package_rows[key] = (stamp, rows)
+    return rows
+
+
+def outer_imports(module: str, search: list[str]) -> tuple[str, set[str], set[str]] | None:
+    """(package, before, after) for `module`'s package: the modules its
+    `__init__` imports at import time before the import of its that leads
+    to `module`, and every module it imports after it (the package may be
+    loaded eagerly, not selected by the policy). Eagerly the later ones run
+    once `module` has run whole (sqlalchemy.orm's `from .mapped_collection
+    import ...`, after `from . import exc`, whose chain through
+    sqlalchemy.orm.util and .attributes started sqlalchemy.orm.collections
+    first). None when no import of the package leads to `module` (it was
+    imported directly, after the package had run whole)."""
+    package = module.rpartition(".")[0]
+    path = _locate(package, search) if package else None
+    if not path or os.path.basename(path) != "__init__.py":
+        return None
+    top = module.partition(".")[0]
+    above = set(_with_packages([package]))
+    rows = package_rows(path, package, search)
+    for k, (mods, _) in enumerate(rows):
+        key = (package, tuple(mods), tuple(search))
+        reach = _row_reach.get(key)
+        if reach is None:  # asked again for each module of the package a builder builds
+            reach = _row_reach[key] = package_reach([m for m in mods if m.partition(".")[0] == top], search, above)
+        if module in reach:
+            before = {m for earlier, at_import in rows[:k] if at_import for m in earlier}
+            # Every later import: the package may not be lazy at all (policy),
+            # or may use the name at import.
+            after = {m for later, _ in rows[k + 1:] for m in later}
+            return package, before, after
+    return None
+
+
 def cycle_entries(d_order: list[str], m_order: list[str], search: list[str]) -> tuple[str, str] | None:
     """(where D enters, where M enters) for the first import cycle that both
     start orders lead into at different modules, or None. Eagerly D's
@@ -822,7 +907,10 @@ def cycle_entries(d_order: list[str], m_order: list[str], search: list[str]) -> 
     Inverse` met inverse half-initialized)."""
     if not set(d_order).intersection(m_order):
         return None  # no module in common: no cycle in common
-    component = _cycles(list(dict.fromkeys(d_order + m_order)), search)
+    return _first_different_entry(d_order, m_order, _cycles(list(dict.fromkeys(d_order + m_order)), search))
+
+
+def _first_different_entry(d_order: list[str], m_order: list[str], component: dict[str, int]) -> tuple | None:
     d_entry: dict[int, str] = {}
     for n in d_order:
         if n in component:
@@ -839,7 +927,7 @@ def cycle_entries(d_order: list[str], m_order: list[str], search: list[str]) -> 
 
 
 def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_modules,
-                  called: dict[int, set] | None = None) -> dict[str, str]:
+                  called: dict[int, set] | None = None, outer: tuple | None = None) -> dict[str, str]:
     """{module: reason} for the deferred imports of a module D whose own top
     level imports a module M that this module imports at import time further
     down (an eager import unit, or one of `eager_modules`, the imports kept
@@ -860,7 +948,14 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
     met sympy.calculus.accumulationbounds half-initialized). And when D's
     chain and M's enter one cycle at different modules (cycle_entries):
     sympy.matrices.expressions' deferred `from .slice import ...` at
-    matexpr, the later `from .inverse import ...` at inverse."""
+    matexpr, the later `from .inverse import ...` at inverse. `outer`:
+    (package, before, after) of this module's package (outer_imports): its
+    later imports M enter a cycle among its modules too (sqlalchemy.orm.
+    util's deferred `from . import attributes` led into sqlalchemy.orm.
+    collections, which sqlalchemy.orm's later `from .mapped_collection
+    import ...` entered at mapped_collection, whose import of collections
+    back met `collections.__go()` importing mapped_collection
+    half-initialized)."""
     def modules(u: dict) -> list[str]:
         return list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
 
@@ -920,6 +1015,42 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
             r = orders[key] = start_order([name], search, own | set(common) | started(top), top)
         return r
 
+    def outer_cycle(name: str, u: dict) -> None:
+        """D and a later import of the package's lead into one cycle among
+        the package's modules at different modules."""
+        package, before, after_package = outer
+        within = package + "."
+        if not name.startswith(within):
+            return
+        top = name.partition(".")[0]
+        running = own | started(top) | set(_with_packages(before))
+        d_order = start_order([name], search, running, top, within)
+        m_orders = []
+        for m in sorted(after_package):
+            if m == name or not m.startswith(within) or m in running:
+                continue
+            key = ("outer", m, len(earlier))
+            m_order = orders.get(key)
+            if m_order is None:
+                m_order = orders[key] = start_order([m], search, running, top, within)
+            m_orders.append((m, m_order))
+        d_set = set(d_order)
+        if not any(d_set.intersection(o) for _, o in m_orders):
+            return  # no module in common: no cycle in common
+        # One search for cycles over all of them (a cycle found among more
+        # modules is as large or larger: more eager, never less).
+        nodes = list(dict.fromkeys(d_order + [n for _, o in m_orders for n in o]))
+        component = _cycles(nodes, search)
+        for m, m_order in m_orders:
+            entries = _first_different_entry(d_order, m_order, component)
+            if entries is not None:
+                found[name] = (f"{name}, whose imports enter an import cycle at {entries[0]}, which {m} "
+                               f"(imported by {package} at import after this module) enters at {entries[1]}: "
+                               f"deferred, the cycle would start at {entries[1]} and may meet {entries[0]} or "
+                               f"another of its modules half-initialized ({CYCLE})")
+                earlier.extend(modules(u))
+                return
+
     for u, after in zip(rows, later):
         deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
         if u.get("id") in called and u.get("kind") not in ("import", "from-import"):
@@ -929,10 +1060,13 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
             earlier.extend(modules(u))
             if not deferred:
                 continue
-        if not after:
+        if not after and not outer:
             continue
         for name in modules(u):
             if name in own or name in eager_modules or name in found:
+                continue
+            if outer and not after:
+                outer_cycle(name, u)
                 continue
             path = _locate(name, search)
             facts = _facts(path, name) if path else None
@@ -978,6 +1112,8 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
                                        f"cycle would start at {entries[1]} and may meet {entries[0]} or another of "
                                        f"its modules half-initialized ({CYCLE})")
                         break
+                if name not in found and outer:
+                    outer_cycle(name, u)
                 if name in found:
                     earlier.extend(modules(u))
                 continue
