@@ -315,3 +315,40 @@ def test_a_pending_assignment_that_only_reads_names_or_builds_displays_costs_wha
     assert first.stdout == "72\nlazy: [True, True]\n", first.stderr
     assert second.stdout == "72\nlazy: [False, True]\n", second.stderr
     assert third.stdout == second.stdout
+
+
+GUARD_MAIN = """
+import sys
+import native_guard, python_guard
+print(sum(getattr(m, f"f{i}")() for m in (native_guard, python_guard) for i in range(9)))
+print("lazy:", [type(m.__spec__.loader).__name__ == "LazySourceLoader" for m in (native_guard, python_guard)])
+print("_statistics loaded:", "_statistics" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_a_pending_import_guard_of_an_extension_module_the_run_did_not_load_costs_its_loading(tmp_path):
+    """A pending unit that would load a module the run did not keeps its
+    module lazy (that module could cost anything). An import guard (`try:
+    from _typing import _idfunc` / `except ImportError:`) whose modules not
+    loaded are extension or built-in modules counts their loading (500 K
+    each) instead: typing, used nearly whole by every program reading entry
+    points, loads whole next time. A guard of a Python module still keeps
+    its module lazy; the output is the same every run."""
+    app = tmp_path / "app"
+    app.mkdir()
+    defs = "".join(f"def f{i}(): return {i}\n" for i in range(9))
+    # Enough lazy bookkeeping to outweigh the extension's 500 K: trap lookups.
+    hot = "def hot():\n    for _ in range(3000): f0\n"
+    guard = "try:\n    from {m} import {n}\nexcept ImportError:\n    {n} = None\n"
+    (app / "native_guard.py").write_text("__lazy_module__ = True\n" + defs + hot
+                                         + guard.format(m="_statistics", n="_normal_dist_inv_cdf"))
+    (app / "python_guard.py").write_text("__lazy_module__ = True\n" + defs + hot
+                                         + guard.format(m="colorsys", n="rgb_to_hsv"))
+    (app / "main.py").write_text("import native_guard, python_guard\nnative_guard.hot(); python_guard.hot()\n"
+                                 + GUARD_MAIN)
+    first, second, third = (run(app, tmp_path) for _ in range(3))
+    assert first.stdout == "72\nlazy: [True, True]\n", first.stderr
+    assert "_statistics loaded: False" in first.stderr
+    assert second.stdout == "72\nlazy: [False, True]\n", second.stderr
+    assert "_statistics loaded: True" in second.stderr
+    assert third.stdout == second.stdout

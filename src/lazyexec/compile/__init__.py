@@ -263,6 +263,15 @@ def build_plan(source: bytes, filename: str, module: str, is_package: bool, conf
     own_views = tuple(u["id"] for u in units if u["verdict"] == "lazy" and u.get("own_views"))
     if own_views:
         steps.append(("own_views", own_views, 0))
+    # The modules each deferred import guard imports (`try: from _typing
+    # import _idfunc` / `except ImportError:`): the usage profile's cost
+    # model asks whether running it would load a module the run did not
+    # (runtime::used_nearly_whole), which bind_loaded records for plain
+    # imports only. (uid, None, "guard", modules): set_imports' spec shape.
+    guards = tuple((u["id"], None, "guard", tuple(u["imports"])) for u in units
+                   if u["verdict"] == "lazy" and u["kind"] == "try" and u.get("imports"))
+    if guards:
+        steps.append(("guard_imports", guards, 0))
     loaded = [spec for u in units if u["verdict"] == "lazy" and (spec := _already_loaded_spec(u)) is not None]
     if loaded:
         # First: the runtime learns the deferred imports before the eager

@@ -40,7 +40,7 @@ PyObject* sys_attr(const char* name, PyObject*& interned) {
 }
 
 bool known_step(PyObject* kind) {
-  static const char* kinds[] = {"run", "force", "annotations", "bind_loaded", "force_late", "watch", "own_views"};
+  static const char* kinds[] = {"run", "force", "annotations", "bind_loaded", "force_late", "watch", "own_views", "guard_imports"};
   for (const char* k : kinds)
     if (PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, k) == 0) return true;
   return false;

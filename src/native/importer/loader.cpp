@@ -547,6 +547,8 @@ PyObject* run_plan(PyObject*, PyObject* args) {
         late = Ref::borrow(payload);
       } else if (step_is(kind, "own_views")) {
         call("set_own_views", g, payload);
+      } else if (step_is(kind, "guard_imports")) {
+        call("set_imports", g, payload);  // the usage profile's cost model reads them
       } else if (step_is(kind, "watch")) {
         // installed before the loop
       } else if (step_is(kind, "bind_loaded")) {

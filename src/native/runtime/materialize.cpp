@@ -1,6 +1,7 @@
 // Materialization: run a pending unit on first use, exactly once, with its
 // bindings collected in a scratch namespace and published only when the whole
 // unit succeeded, and only for names still absent (later writes win).
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <unordered_set>
@@ -901,6 +902,55 @@ long constant_like_cost(const ModuleState& st, const UnitRecord& u) {
   return 1'000 + 20 * (long)u.size + 1'000 * items;
 }
 
+// Loading an extension module the run did not load: finding it, dlopen and
+// its init (Debian 3.11.2, callgrind: `import _typing` 270 K, `_json` 490 K).
+constexpr long kNativeModuleCost = 500'000;
+
+// Whether module `name` loads without running Python code: built into the
+// interpreter, or a top-level extension module importlib's path finder finds
+// (an accelerator: typing's `try: from _typing import _idfunc`). Runs the
+// path finder (Python code, file-system lookups): called only where it
+// decides the verdict.
+bool native_module(const std::string& name) {
+  for (const struct _inittab* p = PyImport_Inittab; p->name != nullptr; ++p)
+    if (name == p->name) return true;
+  if (name.empty() || name.find('.') != std::string::npos) return false;
+  py::Ref machinery_name = py::Ref::steal(PyUnicode_FromString("importlib.machinery"));
+  py::Ref machinery = machinery_name ? py::Ref::steal(PyImport_GetModule(machinery_name.get())) : py::Ref();
+  py::Ref finder = machinery ? py::Ref::steal(PyObject_GetAttrString(machinery.get(), "PathFinder")) : py::Ref();
+  py::Ref extension =
+      machinery ? py::Ref::steal(PyObject_GetAttrString(machinery.get(), "ExtensionFileLoader")) : py::Ref();
+  py::Ref spec = finder ? py::Ref::steal(PyObject_CallMethod(finder.get(), "find_spec", "s", name.c_str())) : py::Ref();
+  py::Ref loader = spec && spec.get() != Py_None ? py::Ref::steal(PyObject_GetAttrString(spec.get(), "loader")) : py::Ref();
+  int is_extension = loader && extension ? PyObject_IsInstance(loader.get(), extension.get()) : 0;
+  PyErr_Clear();
+  return is_extension == 1;
+}
+
+// Whether pending unit `u` is an import guard (`try: import x` / `except
+// ImportError:`) whose only modules not loaded are unblocked ones, which it
+// appends to `missing` once each (each must then be a native_module for the module to
+// count as used nearly whole). A plain import of a module the run did not
+// load keeps the module lazy: it could cost anything, and its failure would
+// be the program's; a guard's failure is its fallback's, eagerly as well.
+bool guard_loads_only(const ModuleState& st, const UnitRecord& u, std::vector<std::string>& missing) {
+  if (!u.imports || unit_kind(st, u) != "try") return false;
+  PyObject* modules = PyImport_GetModuleDict();
+  for (const auto& name : u.imports->modules) {
+    PyObject* m = PyDict_GetItemString(modules, name.c_str());  // borrowed
+    if (m == Py_None) return false;
+    if (m != nullptr || std::find(missing.begin(), missing.end(), name) != missing.end()) continue;
+    // `from m import x` lists m.x too (the submodule it may be): when m is
+    // missing as well, m is the one to load (an extension module has no
+    // submodules; anything else keeps the module lazy anyway).
+    size_t dot = name.rfind('.');
+    if (dot != std::string::npos && std::find(missing.begin(), missing.end(), name.substr(0, dot)) != missing.end())
+      continue;
+    missing.push_back(name);
+  }
+  return true;
+}
+
 }  // namespace
 
 bool used_nearly_whole(const ModuleState& st) {
@@ -908,6 +958,7 @@ bool used_nearly_whole(const ModuleState& st) {
   long lazy_extra = kModuleCost + kPerLookup * st.lookups, eager_extra = 0;
   std::unordered_set<const UnitRecord*> seen;  // units of other modules counted already
   std::vector<std::pair<const UnitRecord*, long>> assignments;  // pending computed values and what they counted
+  std::vector<std::string> natives;  // modules pending import guards would load, counted as extension modules
   for (const auto& u : st.units) {
     if (!u.code) continue;  // eager, or resolved as an import of a loaded module
     if (u.state == UnitRecord::Done) {
@@ -915,8 +966,13 @@ bool used_nearly_whole(const ModuleState& st) {
       continue;
     }
     if (u.state != UnitRecord::Pending) continue;  // cancelled: never runs either way
-    if (!loads_nothing_new(st, u)) return false;
-    long cost = eager_cost(st, u, 0, seen);
+    long cost = 0;
+    if (!loads_nothing_new(st, u)) {
+      size_t before = natives.size();
+      if (!guard_loads_only(st, u, natives)) return false;
+      cost += kNativeModuleCost * (long)(natives.size() - before);
+    }
+    cost += eager_cost(st, u, 0, seen);
     if (u.kind == UnitRecord::Code && unit_kind(st, u) == "assign") assignments.emplace_back(&u, cost);
     eager_extra += cost;
   }
@@ -928,7 +984,12 @@ bool used_nearly_whole(const ModuleState& st) {
     long cheap = constant_like_cost(st, *assignments[i].first);
     if (cheap >= 0 && cheap < assignments[i].second) eager_extra -= assignments[i].second - cheap;
   }
-  return eager_extra <= lazy_extra;
+  if (eager_extra > lazy_extra) return false;
+  // Modules pending guards would load that the run did not: only extension
+  // or built-in ones (looked up last, only when they decide the verdict).
+  for (const auto& name : natives)
+    if (!native_module(name)) return false;
+  return true;
 }
 
 int materialize(ModuleState& st, int id) {
