@@ -133,6 +133,7 @@ PyObject* lookup(PyObject* self, PyObject* key) {
       if (PyErr_Occurred()) return nullptr;
     }
   }
+  if (st) ++st->misses;  // a builtin's lookup, mostly: LOAD_GLOBAL tries the builtins next
   return nullptr;  // no exception: absent
 }
 

@@ -724,6 +724,13 @@ constexpr long kModuleCost = 20'000;   // the plan, trapping namespace, hooks
 // same module loaded eagerly): +213 a module global, +503 a builtin.
 // typing's import alone makes about 2,200 of them.
 constexpr long kPerLookup = 200;
+// A lookup the trap misses (a builtin's: KeyError set, matched and cleared,
+// then the builtins dict) costs about 300 more.
+constexpr long kPerMiss = 300;
+// A deferred unit's record in the plan, decoded and installed at import
+// whether it runs or not (docs/benchmarks.md, per-unit cost, third pass:
+// 2.1 K decoding, 1.8 K installing on 3.11.7; rounded down).
+constexpr long kUnitRecordCost = 3'000;
 constexpr long kRanUnitCost = 12'000;  // a unit run lazily: code unmarshalled alone, frame, scratch, publish
 constexpr long kRanValueCost = 2'000;  // a constant's value unmarshalled and published
 constexpr long kRanFunctionCost = 6'000;  // a plain function's code unmarshalled alone, the function published
@@ -955,12 +962,13 @@ bool guard_loads_only(const ModuleState& st, const UnitRecord& u, std::vector<st
 
 bool used_nearly_whole(const ModuleState& st) {
   if (st.failures != 0) return false;
-  long lazy_extra = kModuleCost + kPerLookup * st.lookups, eager_extra = 0;
+  long lazy_extra = kModuleCost + kPerLookup * st.lookups + kPerMiss * st.misses, eager_extra = 0;
   std::unordered_set<const UnitRecord*> seen;  // units of other modules counted already
   std::vector<std::pair<const UnitRecord*, long>> assignments;  // pending computed values and what they counted
   std::vector<std::string> natives;  // modules pending import guards would load, counted as extension modules
   for (const auto& u : st.units) {
     if (!u.code) continue;  // eager, or resolved as an import of a loaded module
+    lazy_extra += kUnitRecordCost;  // its plan record, decoded and installed at import
     if (u.state == UnitRecord::Done) {
       lazy_extra += lazy_cost(st, u);
       continue;

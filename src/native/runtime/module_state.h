@@ -132,6 +132,7 @@ struct ModuleState {
   double seconds = 0.0;
   // Settling (DESIGN "Settle"): back to an exact dict once hot or complete.
   long lookups = 0;                // trap lookups so far
+  long misses = 0;                 // lookups of names it does not bind (builtins): a KeyError set and cleared each
   long settle_threshold = 10000;   // < 0: never settle on its own
   bool settled = false;
   bool settling = false;           // re-entrancy guard
