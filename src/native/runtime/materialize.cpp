@@ -225,6 +225,38 @@ bool inserted_since(PyObject* dict, PyObject* last, std::vector<py::Ref>& out) {
   return false;
 }
 
+namespace {
+
+// `from .N import ...` binding N in package P (a "binder"): eagerly the
+// statement loads P.N, importlib binds that submodule on P, and the
+// statement then binds N over it. So P's own submodule found under N (bound
+// by an import above the statement, maybe in the same run step) never
+// outlives the unit's binding. `current` is what the namespace holds.
+bool own_submodule_under(const ModuleState& st, const UnitRecord& u, PyObject* name, PyObject* current) {
+  if (current == nullptr || !PyModule_Check(current) || !u.imports || u.imports->modules.empty()) return false;
+  Py_ssize_t n = 0;
+  const char* bound = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &n) : nullptr;
+  if (bound == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const std::string& from = u.imports->modules[0];
+  if (from.size() != st.module.size() + 1 + (size_t)n || from.compare(0, st.module.size(), st.module) != 0 ||
+      from[st.module.size()] != '.' || from.compare(st.module.size() + 1, (size_t)n, bound, (size_t)n) != 0)
+    return false;
+  PyObject* modules = PyImport_GetModuleDict();
+  py::Ref key = py::Ref::steal(PyUnicode_FromStringAndSize(from.data(), (Py_ssize_t)from.size()));
+  if (!key) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* loaded = PyDict_GetItemWithError(modules, key.get());  // borrowed
+  if (loaded == nullptr) PyErr_Clear();
+  return loaded == current;
+}
+
+}  // namespace
+
 int supersede(ModuleState& st, PyObject* last, int first_later) {
   if (!last || st.pending.empty()) return 0;
   std::vector<py::Ref> inserted;
@@ -235,8 +267,15 @@ int supersede(ModuleState& st, PyObject* last, int first_later) {
   for (const py::Ref& k : inserted) {
     if (!PyUnicode_Check(k.get())) continue;
     auto it = st.pending.find(py::utf8(k.get()));
-    if (it == st.pending.end() || it->second < first_later) continue;
-    if (st.units[(size_t)it->second].state != UnitRecord::Pending) continue;
+    if (it == st.pending.end()) continue;
+    const UnitRecord& u = st.units[(size_t)it->second];
+    if (u.state != UnitRecord::Pending) continue;
+    // A pending unit within this run step (between two of its eager
+    // statements) binds over the package's own submodule too.
+    if (it->second < first_later &&
+        !own_submodule_under(st, u, k.get(), PyDict_GetItemWithError(st.globals, k.get())))
+      continue;
+    if (PyErr_Occurred()) return -1;
     if (PyDict_DelItem(st.globals, k.get()) < 0) return -1;
   }
   return 0;
@@ -287,7 +326,9 @@ int publish(ModuleState& st, UnitRecord& u, int id, PyObject* scratch, PyObject*
     }
     if (!st.cancelled.empty() && st.cancelled.count(py::utf8(key))) continue;  // deleted before first use
     bool has = current != nullptr;
-    if (has && !inserted_during(key)) continue;  // a global write, `mod.x = ...` or star import came first
+    // A global write, `mod.x = ...` or star import came first: it stays,
+    // but for the package's own submodule under a name the unit binds.
+    if (has && !inserted_during(key) && !own_submodule_under(st, u, key, current)) continue;
     if (PyDict_SetItem(st.globals, key, value) < 0) return -1;
   }
   for (const py::Ref& k : inserted) {
@@ -314,6 +355,8 @@ int publish_binding(ModuleState& st, UnitRecord& u, PyObject* name, PyObject* va
     if (PyErr_Occurred()) return -1;
     bool cancelled = !st.cancelled.empty() && st.cancelled.count(py::utf8(name));  // deleted before first use
     if (!cancelled && PyDict_SetItem(st.globals, name, value) < 0) return -1;
+  } else if (current != value && own_submodule_under(st, u, name, current)) {
+    if (PyDict_SetItem(st.globals, name, value) < 0) return -1;  // binds over its own submodule (publish())
   }  // else a global write, `mod.x = ...` or star import came first
   for (std::string_view b : st.binds(u)) {
     auto it = st.pending.find(b);
