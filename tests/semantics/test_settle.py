@@ -94,6 +94,23 @@ def test_hot_module_completes_and_drops_its_hooks(tmp_path):
     assert r.stdout == f"True [] False True module\n{names} [] True False\n"
 
 
+def test_hot_module_completing_gives_modules_class_back_once(tmp_path):
+    # The hot settle runs the pending units; the last one completing the
+    # module gave its class back from a nested call, and the outer call then
+    # did it again with ModuleType itself: one reference of ModuleType lost
+    # per such module (3.10-3.11, where static types are not immortal), until
+    # a long sympy run freed ModuleType and crashed (session 16).
+    r = program(tmp_path, """
+        import sys, types, mod
+        before = sys.getrefcount(types.ModuleType)
+        for i in range(2000):
+            mod.api(i)
+        print(type(mod) is types.ModuleType, sys.getrefcount(types.ModuleType) - before)
+        """, env={"LAZYEXEC_SETTLE": "500"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True 0\n"
+
+
 def test_hot_module_keeps_pending_units_without_settle_complete(tmp_path):
     # settle_complete = false: pending units stay, reachable by attribute; the
     # module's class completes the namespace when it is read as a whole.

@@ -1098,6 +1098,12 @@ int default_on_settled(PyObject* module, bool hot) {
     if (st->pending.empty()) {
       st->readers.clear();
       st->readers_plan = py::Ref();
+      // Again: a unit run above may have completed the module already, and
+      // a nested call given its class back (then `sub` would be ModuleType
+      // itself, decremented once more each time: on 3.10-3.11, where static
+      // types are not immortal, its count reached zero in a long sympy run
+      // and the interpreter freed ModuleType: a crash).
+      if (inputs && (inputs = inputs_only(module)) < 0) return -1;
       if (inputs) {
         PyTypeObject* sub = Py_TYPE(module);
         Py_SET_TYPE(module, &PyModule_Type);  // as object_set_class does
