@@ -7,6 +7,7 @@ CPU time of the process, peak RSS), with their range; every mode warm
 warm-up rounds; PYTHONDONTWRITEBYTECODE is dropped).
 
     python bench/image_test_bisect.py [--runs 15] [--test test_bisect] [--python PY] [--clean-site]
+                                      [--callgrind N] [--dir DIR] [--extension SO]
 
 Modes: `eager` (LAZYEXEC=0), `lazy .pth` (LAZYEXEC=1, no image: the
 reference), `image .pth` (LAZYEXEC=1 LAZYEXEC_IMAGE=...: the C++ start
@@ -19,13 +20,23 @@ in every start of every mode (on this machine a sandbox's `.pth` imports
 `certifi`, which loads `importlib.resources`, `pathlib`, `typing`, `re`,
 ...: about 5 MB and 100 M instructions of an empty start); this gives the
 figure of a machine without it.
+
+--callgrind N: after the timed rounds, N alternating rounds of `eager` and
+`image .pth` under callgrind (instructions: repeatable on a loaded
+machine), medians. --dir DIR: work in DIR (kept: a profile can be taken
+afterwards with the same venv, image and usage profile) instead of a
+temporary directory. --extension SO (with --clean-site): this build of
+`_lazyexec` copied into the venv before anything is built (an unstripped
+one, for a profile with symbols; artifacts and image are then its own).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +45,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_env, clean_venv, pth_installed, rusage_command, rusage_report  # noqa: E402
+from common import bench_env, callgrind_instructions, clean_venv, pth_installed, rusage_command, rusage_report  # noqa: E402
 
 
 def run_child(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, int]:
@@ -58,10 +69,19 @@ def main() -> int:
     ap.add_argument("--test", default="test_bisect")
     ap.add_argument("--python", default=sys.executable, help="the interpreter (a venv's) to run")
     ap.add_argument("--clean-site", action="store_true", help="a fresh venv without the interpreter's site-packages")
+    ap.add_argument("--callgrind", type=int, default=0, help="rounds of instruction counts (eager, image .pth)")
+    ap.add_argument("--dir", help="work in this directory (kept) instead of a temporary one")
+    ap.add_argument("--extension", help="with --clean-site: this _lazyexec library copied into the venv first")
     ap.add_argument("--out", help="JSON results (default: bench/results/image/test_bisect-VERSION[-clean].json)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="lazyexec-image-bisect-") as d:
+    if args.dir:
+        os.makedirs(args.dir, exist_ok=True)
+    with (contextlib.nullcontext(args.dir) if args.dir else tempfile.TemporaryDirectory(prefix="lazyexec-image-bisect-")) as d:
         py = clean_venv(args.python, d) if args.clean_site else args.python
+        if args.extension and args.clean_site:
+            target = subprocess.run([py, "-c", "import lazyexec._lazyexec as m; print(m.__file__)"], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            shutil.copyfile(args.extension, target)
         config = Path(d, "all.toml")
         config.write_text('mode = "all"\n')
         env = bench_env({"LAZYEXEC_CONFIG": str(config)})
@@ -93,6 +113,11 @@ def main() -> int:
                     rows[m]["wall"].append(wall)
                     rows[m]["cpu"].append(cpu)
                     rows[m]["rss"].append(rss)
+            counts = {m: [] for m in ("eager", "image .pth")}
+            for _ in range(args.callgrind):
+                for m in counts:
+                    cmd, e = modes[m]
+                    counts[m].append(callgrind_instructions(cmd, e, d))
     load = os.getloadavg()[0]
     result = {"python": version, "test": args.test, "clean_site": args.clean_site, "runs": args.runs,
               "load_average": load, "modes": {}}
@@ -112,6 +137,12 @@ def main() -> int:
               f"CPU {out['cpu_ms']:6.0f} ms x{out['ratio_cpu']:.3f} "
               f"({out['ratio_cpu_range'][0]:.2f}-{out['ratio_cpu_range'][1]:.2f})  "
               f"peak RSS {out['rss_kib'] / 1024:5.1f} MiB x{out['ratio_rss']:.3f}")
+    if args.callgrind:
+        result["instructions"] = {m: c for m, c in counts.items()}
+        eager, image_count = statistics.median(counts["eager"]), statistics.median(counts["image .pth"])
+        print(f"  instructions (callgrind, {args.callgrind} alternating rounds, medians): eager {eager / 1e6:.1f} M, "
+              f"image .pth {image_count / 1e6:.1f} M x{image_count / eager:.3f} "
+              f"(runs: {', '.join(f'{c / 1e6:.1f}' for c in counts['image .pth'])})")
     path = Path(args.out) if args.out else (Path(__file__).parent / "results" / "image" /
                                             f"test_bisect-{version}{'-clean' if args.clean_site else ''}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
