@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -255,10 +256,193 @@ runtime::ModuleState* state_arg(PyObject* globals) {
   return st;
 }
 
+// Sets unit record `r`'s code from a unit's code field (a plan's
+// units[i][0]): 0 for an eager unit (None), 1 for a deferred one, -1 with
+// TypeError or ValueError set when the field is malformed. `nbinds`: the
+// names the unit binds (a constant's, a function's or a class's unit binds one).
+int set_unit_code(runtime::UnitRecord& r, PyObject* code, Py_ssize_t nbinds) {
+  if (code == Py_None) return 0;
+  // A constant's unit holds (marshal bytes of its value,) instead of
+  // code; a plain function's ("function", marshal bytes of its code).
+  bool value_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 1 && PyBytes_Check(PyTuple_GET_ITEM(code, 0));
+  bool function_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 2 &&
+                       PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
+                       PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "function") == 0 &&
+                       PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1));  // bytes, or an image's buffer
+  // Marshal bytes: any read-only buffer (an image's unit code, in its mapping).
+  // A plain class's ("class", marshal bytes of its body's code, (base names)).
+  bool class_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 3 &&
+                    PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
+                    PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "class") == 0 &&
+                    PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1)) && PyTuple_Check(PyTuple_GET_ITEM(code, 2));
+  if (class_unit)
+    for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(PyTuple_GET_ITEM(code, 2)); ++b)
+      if (!PyUnicode_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(code, 2), b))) class_unit = false;
+  // A member of the stream of units the import runs: ("group", marshalled
+  // tuple of code objects, index, "function" | "class" | "code", bases or None).
+  bool group_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 5 &&
+                    PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
+                    PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "group") == 0 &&
+                    PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1)) && PyLong_Check(PyTuple_GET_ITEM(code, 2)) &&
+                    PyUnicode_Check(PyTuple_GET_ITEM(code, 3));
+  runtime::UnitRecord::Kind group_kind = runtime::UnitRecord::Code;
+  long group_index = -1;
+  if (group_unit) {
+    PyObject* kind = PyTuple_GET_ITEM(code, 3);
+    PyObject* bases = PyTuple_GET_ITEM(code, 4);
+    group_index = PyLong_AsLong(PyTuple_GET_ITEM(code, 2));
+    if (group_index < 0 || group_index > INT32_MAX) {
+      PyErr_Clear();
+      group_unit = false;
+    } else if (PyUnicode_CompareWithASCIIString(kind, "function") == 0) {
+      group_kind = runtime::UnitRecord::Function;
+    } else if (PyUnicode_CompareWithASCIIString(kind, "class") == 0 && PyTuple_Check(bases)) {
+      group_kind = runtime::UnitRecord::Class;
+      for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(bases); ++b)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(bases, b))) group_unit = false;
+    } else if (PyUnicode_CompareWithASCIIString(kind, "code") != 0) {
+      group_unit = false;
+    }
+  }
+  if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit && !function_unit &&
+      !class_unit && !group_unit) {
+    PyErr_SetString(PyExc_TypeError,
+                    "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,), "
+                    "(\"function\", marshalled code), (\"class\", marshalled body, bases), "
+                    "(\"group\", marshalled codes, index, kind, bases) or None");
+    return -1;
+  }
+  if (group_unit && group_kind != runtime::UnitRecord::Code && nbinds != 1) {
+    PyErr_SetString(PyExc_ValueError, "lazyexec: a function's or a class's unit binds one name");
+    return -1;
+  }
+  if ((value_unit || function_unit || class_unit) && nbinds != 1) {
+    PyErr_SetString(PyExc_ValueError, "lazyexec: a constant's or a function's unit binds one name");
+    return -1;
+  }
+  r.code = Ref::borrow(function_unit || class_unit || group_unit ? PyTuple_GET_ITEM(code, 1) : code);
+  r.kind = value_unit      ? runtime::UnitRecord::Value
+           : function_unit ? runtime::UnitRecord::Function
+           : class_unit    ? runtime::UnitRecord::Class
+           : group_unit    ? group_kind
+                           : runtime::UnitRecord::Code;
+  if (class_unit) r.bases = Ref::borrow(PyTuple_GET_ITEM(code, 2));
+  if (group_unit && group_kind == runtime::UnitRecord::Class) r.bases = Ref::borrow(PyTuple_GET_ITEM(code, 4));
+  if (group_unit) r.group_index = (int32_t)group_index;
+  // Its size, for the usage profile's cost model (an image's buffer is
+  // not opened for it: unknown counts as small).
+  if (PyBytes_Check(r.code.get())) r.size = (uint32_t)PyBytes_GET_SIZE(r.code.get());
+  else if (value_unit) r.size = (uint32_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(code, 0));
+  return 1;
+}
+
+// The names a unit binds may still be in `globals` (importlib.reload runs a
+// module again in the same namespace: eagerly every binding is redone, so
+// the names lazy units bind become pending again instead of keeping their
+// old values): they go. A fresh module holds only its few dunders: its keys
+// are looked up among the pending names (a look per key), not each pending
+// name in it (a look per name).
+void drop_pending_present(runtime::ModuleState& st, PyObject* globals) {
+  if ((size_t)PyDict_GET_SIZE(globals) < st.pending.size()) {
+    std::vector<Ref> present;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(globals, &pos, &key, &value))
+      if (PyUnicode_Check(key) && runtime::may_be_pending(st, key) && st.pending.count(py::utf8(key)))
+        present.push_back(Ref::borrow(key));
+    for (const Ref& name : present)
+      if (PyDict_DelItem(globals, name.get()) < 0) PyErr_Clear();
+    return;
+  }
+  for (const auto& [key, id] : st.pending) {
+    // Look before deleting (a KeyError raised and cleared per name costs
+    // more than the lookup).
+    Ref name = py::check(PyUnicode_DecodeUTF8(key.data(), (Py_ssize_t)key.size(), "surrogatepass"));
+    int present = PyDict_Contains(globals, name.get());
+    if (present < 0) throw py::PyError{};
+    if (present && PyDict_DelItem(globals, name.get()) < 0) PyErr_Clear();
+  }
+}
+
+// A group's members share its stream: each counts its share of the bytes in
+// the usage profile's cost model.
+void share_group_sizes(std::vector<runtime::UnitRecord>& records) {
+  std::unordered_map<PyObject*, uint32_t> members;
+  for (const auto& r : records)
+    if (r.group_index >= 0) members[r.code.get()]++;
+  for (auto& r : records)
+    if (r.group_index >= 0) r.size /= members[r.code.get()];
+}
+
+// The state of a module whose records and tables are made: `globals` made a
+// trapping dict.
+runtime::ModuleState& new_state(PyObject* globals, const char* module, const char* filename, long threshold,
+                                PyObject* module_obj, std::vector<runtime::UnitRecord>&& records,
+                                std::vector<char>&& text, std::vector<int>&& links) {
+  share_group_sizes(records);
+  if (runtime::make_trapping(globals) < 0) throw py::PyError{};
+  runtime::ModuleState& st = runtime::create_state(globals);
+  st.module = module;
+  st.filename = filename;
+  st.units = std::move(records);
+  text.shrink_to_fit();
+  links.shrink_to_fit();
+  st.text = std::move(text);  // fixed from here on: `pending` keys point into it
+  st.links = std::move(links);
+  st.settle_threshold = threshold;
+  if (module_obj != Py_None) st.module_ref = py::check(PyWeakref_NewRef(module_obj, nullptr));
+  return st;
+}
+
+// install() of a plan from an image (format 6): its unit table, checked by
+// the image reader, copied as the module's tables; no unit tuple, name
+// list or `where` str made.
+void install_table(PyObject* globals, const image::UnitTable& t, const char* module, long threshold,
+                   const char* filename, PyObject* module_obj) {
+  size_t n = t.units->size();
+  if ((size_t)PyList_GET_SIZE(t.codes) != n) {
+    PyErr_SetString(PyExc_ValueError, "lazyexec: an image plan's code fields and units differ in number");
+    throw py::PyError{};
+  }
+  std::vector<runtime::UnitRecord> records(n);
+  for (size_t i = 0; i < n; ++i) {
+    const auto& u = (*t.units)[i];
+    runtime::UnitRecord& r = records[i];
+    r.where_at = u.where_at;
+    r.links_at = u.links_at;
+    r.ndeps = u.ndeps;
+    r.ncalls = u.ncalls;
+    r.binds_at = u.binds_at;
+    int deferred = set_unit_code(r, PyList_GET_ITEM(t.codes, i), (Py_ssize_t)u.nbinds);
+    if (deferred < 0) throw py::PyError{};
+    if (deferred == 0) {
+      r.state = runtime::UnitRecord::Done;  // eager: ran with the module
+      continue;
+    }
+    r.nbinds = u.nbinds;
+  }
+  runtime::ModuleState& st = new_state(globals, module, filename, threshold, module_obj, std::move(records),
+                                       std::vector<char>(*t.text), std::vector<int>(*t.links));
+  for (size_t i = 0; i < st.units.size(); ++i)
+    for (std::string_view b : st.binds(st.units[i])) {
+      // The str hash of an ASCII name is that of its bytes (unicode_hash);
+      // another name is made a str for it.
+      bool ascii = std::all_of(b.begin(), b.end(), [](char c) { return (unsigned char)c < 0x80; });
+      if (ascii) {
+        runtime::add_pending_hashed(st, _Py_HashBytes(b.data(), (Py_ssize_t)b.size()), b, (int)i);
+      } else {
+        Ref name = py::check(PyUnicode_DecodeUTF8(b.data(), (Py_ssize_t)b.size(), "surrogatepass"));
+        runtime::add_pending(st, name.get(), b, (int)i);
+      }
+    }
+  drop_pending_present(st, globals);
+}
+
 // install(globals, units, module, settle_threshold=10000, filename="", module_obj=None):
 // units[i] is (code or None, binds, deps, where, calls); `code` may be the
 // code object's marshal bytes, unmarshalled only when the unit first runs
 // (a never-used unit then costs its bytes, not a live code object).
+// `units` may also be an image's ImageUnits (format 6: its unit table).
 // Makes `globals` a trapping dict.
 PyObject* install(PyObject*, PyObject* args) {
   PyObject *globals, *units;
@@ -266,9 +450,22 @@ PyObject* install(PyObject*, PyObject* args) {
   long threshold = 10000;
   const char* filename = "";
   PyObject* module_obj = Py_None;
-  if (!PyArg_ParseTuple(args, "O!O!s|lsO", &PyDict_Type, &globals, &PyList_Type, &units, &module, &threshold,
-                        &filename, &module_obj))
+  if (!PyArg_ParseTuple(args, "O!Os|lsO", &PyDict_Type, &globals, &units, &module, &threshold, &filename,
+                        &module_obj))
     return nullptr;
+  image::UnitTable table;
+  if (image::unit_table(units, &table)) {
+    try {
+      install_table(globals, table, module, threshold, filename, module_obj);
+    } catch (const py::PyError&) {
+      return nullptr;
+    }
+    Py_RETURN_NONE;
+  }
+  if (!PyList_Check(units)) {
+    PyErr_SetString(PyExc_TypeError, "install: units must be a list");
+    return nullptr;
+  }
   try {
     // Unit fields are tuples or lists (marshalled plans): read them directly,
     // this runs for every unit of every module loaded lazily.
@@ -313,64 +510,8 @@ PyObject* install(PyObject*, PyObject* args) {
       PyObject* deps = PyTuple_GET_ITEM(spec, 2);
       PyObject* where = PyTuple_GET_ITEM(spec, 3);
       PyObject* calls = PyTuple_GET_ITEM(spec, 4);
-      // A constant's unit holds (marshal bytes of its value,) instead of
-      // code; a plain function's ("function", marshal bytes of its code).
-      bool value_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 1 && PyBytes_Check(PyTuple_GET_ITEM(code, 0));
-      bool function_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 2 &&
-                           PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
-                           PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "function") == 0 &&
-                           PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1));  // bytes, or an image's buffer
-      // Marshal bytes: any read-only buffer (an image's unit code, in its mapping).
-      // A plain class's ("class", marshal bytes of its body's code, (base names)).
-      bool class_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 3 &&
-                        PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
-                        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "class") == 0 &&
-                        PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1)) && PyTuple_Check(PyTuple_GET_ITEM(code, 2));
-      if (class_unit)
-        for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(PyTuple_GET_ITEM(code, 2)); ++b)
-          if (!PyUnicode_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(code, 2), b))) class_unit = false;
-      // A member of the stream of units the import runs: ("group", marshalled
-      // tuple of code objects, index, "function" | "class" | "code", bases or None).
-      bool group_unit = PyTuple_Check(code) && PyTuple_GET_SIZE(code) == 5 &&
-                        PyUnicode_Check(PyTuple_GET_ITEM(code, 0)) &&
-                        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(code, 0), "group") == 0 &&
-                        PyObject_CheckBuffer(PyTuple_GET_ITEM(code, 1)) && PyLong_Check(PyTuple_GET_ITEM(code, 2)) &&
-                        PyUnicode_Check(PyTuple_GET_ITEM(code, 3));
-      runtime::UnitRecord::Kind group_kind = runtime::UnitRecord::Code;
-      long group_index = -1;
-      if (group_unit) {
-        PyObject* kind = PyTuple_GET_ITEM(code, 3);
-        PyObject* bases = PyTuple_GET_ITEM(code, 4);
-        group_index = PyLong_AsLong(PyTuple_GET_ITEM(code, 2));
-        if (group_index < 0 || group_index > INT32_MAX) {
-          PyErr_Clear();
-          group_unit = false;
-        } else if (PyUnicode_CompareWithASCIIString(kind, "function") == 0) {
-          group_kind = runtime::UnitRecord::Function;
-        } else if (PyUnicode_CompareWithASCIIString(kind, "class") == 0 && PyTuple_Check(bases)) {
-          group_kind = runtime::UnitRecord::Class;
-          for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(bases); ++b)
-            if (!PyUnicode_Check(PyTuple_GET_ITEM(bases, b))) group_unit = false;
-        } else if (PyUnicode_CompareWithASCIIString(kind, "code") != 0) {
-          group_unit = false;
-        }
-      }
-      if (code != Py_None && !PyCode_Check(code) && !PyObject_CheckBuffer(code) && !value_unit && !function_unit &&
-          !class_unit && !group_unit) {
-        PyErr_SetString(PyExc_TypeError,
-                        "lazyexec: unit code must be a code object, its marshal bytes, (marshalled value,), "
-                        "(\"function\", marshalled code), (\"class\", marshalled body, bases), "
-                        "(\"group\", marshalled codes, index, kind, bases) or None");
-        return nullptr;
-      }
-      if (group_unit && group_kind != runtime::UnitRecord::Code && PySequence_Size(binds) != 1) {
-        PyErr_SetString(PyExc_ValueError, "lazyexec: a function's or a class's unit binds one name");
-        return nullptr;
-      }
-      if ((value_unit || function_unit || class_unit) && PySequence_Size(binds) != 1) {
-        PyErr_SetString(PyExc_ValueError, "lazyexec: a constant's or a function's unit binds one name");
-        return nullptr;
-      }
+      Py_ssize_t nbinds = code == Py_None ? 0 : PySequence_Size(binds);
+      if (nbinds < 0) throw py::PyError{};
       r.where_at = add_text(where);
       dep_ids.clear();
       call_ids.clear();
@@ -386,23 +527,12 @@ PyObject* install(PyObject*, PyObject* args) {
       links.insert(links.end(), dep_ids.begin(), dep_ids.end());
       links.insert(links.end(), call_ids.begin(), call_ids.end());
       r.binds_at = (uint32_t)text.size();
-      if (code == Py_None) {
+      int deferred = set_unit_code(r, code, nbinds);
+      if (deferred < 0) return nullptr;
+      if (deferred == 0) {
         r.state = runtime::UnitRecord::Done;  // eager: ran with the module
         continue;
       }
-      r.code = Ref::borrow(function_unit || class_unit || group_unit ? PyTuple_GET_ITEM(code, 1) : code);
-      r.kind = value_unit      ? runtime::UnitRecord::Value
-               : function_unit ? runtime::UnitRecord::Function
-               : class_unit    ? runtime::UnitRecord::Class
-               : group_unit    ? group_kind
-                               : runtime::UnitRecord::Code;
-      if (class_unit) r.bases = Ref::borrow(PyTuple_GET_ITEM(code, 2));
-      if (group_unit && group_kind == runtime::UnitRecord::Class) r.bases = Ref::borrow(PyTuple_GET_ITEM(code, 4));
-      if (group_unit) r.group_index = (int32_t)group_index;
-      // Its size, for the usage profile's cost model (an image's buffer is
-      // not opened for it: unknown counts as small).
-      if (PyBytes_Check(r.code.get())) r.size = (uint32_t)PyBytes_GET_SIZE(r.code.get());
-      else if (value_unit) r.size = (uint32_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(code, 0));
       Ref names = py::check(PySequence_Fast(binds, "lazyexec: unit binds must be a sequence"));
       for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(names.get()); ++k) {
         PyObject* name = PySequence_Fast_GET_ITEM(names.get(), k);
@@ -415,24 +545,8 @@ PyObject* install(PyObject*, PyObject* args) {
         pending.emplace_back(name, (int)i);
       }
     }
-    // A group's members share its stream: each counts its share of the
-    // bytes in the usage profile's cost model.
-    std::unordered_map<PyObject*, uint32_t> members;
-    for (const auto& r : records)
-      if (r.group_index >= 0) members[r.code.get()]++;
-    for (auto& r : records)
-      if (r.group_index >= 0) r.size /= members[r.code.get()];
-    if (runtime::make_trapping(globals) < 0) return nullptr;
-    runtime::ModuleState& st = runtime::create_state(globals);
-    st.module = module;
-    st.filename = filename;
-    st.units = std::move(records);
-    text.shrink_to_fit();
-    links.shrink_to_fit();
-    st.text = std::move(text);  // fixed from here on: `pending` keys point into it
-    st.links = std::move(links);
-    st.settle_threshold = threshold;
-    if (module_obj != Py_None) st.module_ref = py::check(PyWeakref_NewRef(module_obj, nullptr));
+    runtime::ModuleState& st = new_state(globals, module, filename, threshold, module_obj, std::move(records),
+                                         std::move(text), std::move(links));
     {
       // The names in `text`, in the order `pending` lists them.
       size_t k = 0;
@@ -442,29 +556,7 @@ PyObject* install(PyObject*, PyObject* args) {
           ++k;
         }
     }
-    // importlib.reload runs a module again in the same namespace: eagerly
-    // every binding is redone, so the names lazy units bind become pending
-    // again instead of keeping their old values. A fresh module holds only
-    // its few dunders: its keys are looked up among the pending names (a
-    // look per key), not each pending name in it (a look per name).
-    if ((size_t)PyDict_GET_SIZE(globals) < pending.size()) {
-      std::vector<Ref> present;
-      PyObject *key, *value;
-      Py_ssize_t pos = 0;
-      while (PyDict_Next(globals, &pos, &key, &value))
-        if (PyUnicode_Check(key) && runtime::may_be_pending(st, key) && st.pending.count(py::utf8(key)))
-          present.push_back(Ref::borrow(key));
-      for (const Ref& name : present)
-        if (PyDict_DelItem(globals, name.get()) < 0) PyErr_Clear();
-    } else {
-      for (const auto& [name, id] : pending) {
-        // Look before deleting (a KeyError raised and cleared per name
-        // costs more than the lookup). The plan's own str objects.
-        int present = PyDict_Contains(globals, name);
-        if (present < 0) throw py::PyError{};
-        if (present && PyDict_DelItem(globals, name) < 0) PyErr_Clear();
-      }
-    }
+    drop_pending_present(st, globals);
   } catch (const py::PyError&) {
     return nullptr;
   }

@@ -24,6 +24,32 @@ inline void put(std::string& s, size_t at, uint64_t v, int n) {
   for (int i = 0; i < n; ++i) s[at + i] = (char)((v >> (8 * i)) & 0xff);
 }
 
+// A plan's unit table (format 6) for its `n` units: unit k's where is
+// "k (def uk)", it binds "uk", and its dep is unit k - 1 (unit 0 has none).
+inline std::string unit_table(size_t n) {
+  std::string records, text, links;
+  auto u32 = [](std::string& s, uint64_t v) {
+    for (int i = 0; i < 4; ++i) s += (char)((v >> (8 * i)) & 0xff);
+  };
+  for (size_t k = 0; k < n; ++k) {
+    u32(records, text.size());  // where
+    text += std::to_string(k) + " (def u" + std::to_string(k) + ")" + '\0';
+    u32(records, text.size());  // binds
+    text += "u" + std::to_string(k) + '\0';
+    u32(records, 1);
+    u32(records, links.size() / 4);
+    u32(records, k > 0 ? 1 : 0);  // deps
+    u32(records, 0);              // calls
+    if (k > 0) u32(links, k - 1);
+  }
+  std::string out;
+  u32(out, n);
+  u32(out, text.size());
+  u32(out, links.size() / 4);
+  u32(out, 0);
+  return out + records + text + links;
+}
+
 inline std::string build_image(const std::vector<TestModule>& mods, std::string_view pymagic = "PYMG",
                                std::string_view key = "0123456789abcdef", std::string entry = "",
                                std::string prefix = "") {
@@ -47,11 +73,12 @@ inline std::string build_image(const std::vector<TestModule>& mods, std::string_
   uint64_t entry_at = entry.empty() ? 0 : add(entry);
   uint64_t at = align8(strings_at + strings.size());
   std::vector<uint64_t> payload_at, code_at;
-  // A plan's payload: its unit code table (format 4), then the plan.
+  // A plan's payload: its unit code table (format 4), its unit table (format 6), then the plan.
   std::vector<std::string> payloads;
   for (auto& m : mods) {
     std::string p = m.payload;
-    if (m.flags & kRecordPlan) p = std::string(plan::kTableAt + kUnitEntrySize * m.units.size(), '\0') + p;
+    if (m.flags & kRecordPlan)
+      p = std::string(plan::kTableAt + kUnitEntrySize * m.units.size(), '\0') + unit_table(m.units.size()) + p;
     payloads.push_back(p);
   }
   for (size_t i = 0; i < mods.size(); ++i) {

@@ -56,6 +56,17 @@ TEST(Image, FindsEveryModuleAndItsPayload) {
         EXPECT_TRUE(unit->intact());
       }
       EXPECT_FALSE(v->unit_code(*found, *parts, parts->units, &p));
+      // The unit table (format 6): unit_table(n) of image_builder.h.
+      ASSERT_EQ(parts->unit_count, m.units.size());
+      for (uint32_t k = 0; k < parts->unit_count; ++k) {
+        UnitEntry u = parts->unit(k);
+        EXPECT_EQ(std::string(parts->text.data() + u.where_at), std::to_string(k) + " (def u" + std::to_string(k) + ")");
+        EXPECT_EQ(u.nbinds, 1u);
+        EXPECT_EQ(std::string(parts->text.data() + u.binds_at), "u" + std::to_string(k));
+        EXPECT_EQ(u.ndeps, k > 0 ? 1u : 0u);
+        EXPECT_EQ(u.ncalls, 0u);
+        if (k > 0) EXPECT_EQ(parts->link(u.links_at), k - 1);
+      }
     } else {
       EXPECT_EQ(*payload, m.payload);
     }
@@ -146,8 +157,10 @@ TEST(ImageCorruption, WrongVersion) {
   EXPECT_NE(problem_of(d).find("version 3"), std::string::npos);
   put(d, header::kVersionAt, 4, 2);  // format 4 (no extension module records)
   EXPECT_NE(problem_of(d).find("version 4"), std::string::npos);
-  put(d, header::kVersionAt, 6, 2);
-  EXPECT_NE(problem_of(d).find("version 6"), std::string::npos);
+  put(d, header::kVersionAt, 5, 2);  // format 5 (no unit table in a plan's payload)
+  EXPECT_NE(problem_of(d).find("version 5"), std::string::npos);
+  put(d, header::kVersionAt, 7, 2);
+  EXPECT_NE(problem_of(d).find("version 7"), std::string::npos);
 }
 
 TEST(ImageCorruption, WrongInterpreter) {
@@ -382,6 +395,65 @@ TEST(ImageCorruption, UnitTableReservedNotZero) {
   EXPECT_NE(unit_problem(d).find("reserved"), std::string::npos);
 }
 
+// pkg.mod5's unit table (format 6): after its two unit code entries.
+size_t units_at_of(const std::string& d) { return payload_at_of(d, 5) + plan::kTableAt + 2 * kUnitEntrySize; }
+size_t unit_record_at(const std::string& d, uint32_t k) { return units_at_of(d) + kUnitsHeaderSize + k * kUnitRecordSize; }
+
+TEST(ImageCorruption, UnitRecordsCountPastPayload) {
+  std::string d = valid();
+  put(d, units_at_of(d) + units::kCountAt, 0x10000000, 4);
+  EXPECT_NE(unit_problem(d).find("unit records out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitRecordsTextPastPayload) {
+  std::string d = valid();
+  put(d, units_at_of(d) + units::kTextAt, 0xFFFFFFFF, 4);
+  EXPECT_NE(unit_problem(d).find("unit records out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitRecordsReservedNotZero) {
+  std::string d = valid();
+  put(d, units_at_of(d) + units::kReservedAt, 1, 4);
+  EXPECT_NE(unit_problem(d).find("unit records: reserved"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitWhereOutOfText) {
+  std::string d = valid();
+  put(d, unit_record_at(d, 1) + unit_record::kWhereAt, 1000, 4);
+  EXPECT_NE(unit_problem(d).find("unit 1: where out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitBoundNamesPastText) {
+  std::string d = valid();
+  put(d, unit_record_at(d, 0) + unit_record::kNBindsAt, 1000, 4);  // names run past the text's end
+  EXPECT_NE(unit_problem(d).find("unit 0: bound names out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitBoundNameEmpty) {
+  std::string d = valid();
+  // Unit 0's name "u0" starts at its binds offset: point it at the NUL ending unit 0's where.
+  uint64_t where = 0, binds = 0;
+  for (int i = 3; i >= 0; --i) where = (where << 8) | (unsigned char)d[unit_record_at(d, 0) + unit_record::kWhereAt + i];
+  for (int i = 3; i >= 0; --i) binds = (binds << 8) | (unsigned char)d[unit_record_at(d, 0) + unit_record::kBindsAt + i];
+  put(d, unit_record_at(d, 0) + unit_record::kBindsAt, binds - 1, 4);
+  EXPECT_NE(unit_problem(d).find("unit 0: bound names out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitLinksPastTable) {
+  std::string d = valid();
+  put(d, unit_record_at(d, 1) + unit_record::kCallsAt, 5, 4);
+  EXPECT_NE(unit_problem(d).find("unit 1: links out of bounds"), std::string::npos);
+}
+
+TEST(ImageCorruption, UnitLinkToNoUnit) {
+  std::string d = valid();
+  size_t links_at = unit_record_at(d, 2);  // after the two records: the text, then the links
+  uint64_t text = 0;
+  for (int i = 3; i >= 0; --i) text = (text << 8) | (unsigned char)d[units_at_of(d) + units::kTextAt + i];
+  put(d, links_at + text, 7, 4);  // unit 1's dep: unit 7 of 2
+  EXPECT_NE(unit_problem(d).find("link 0 to no unit"), std::string::npos);
+}
+
 TEST(ImageCorruption, UnitCodeOffsetPastEnd) {
   std::string d = valid();
   put(d, payload_at_of(d, 5) + plan::kTableAt + kUnitEntrySize + unit::kOffsetAt, d.size() - 2, 8);
@@ -415,6 +487,14 @@ TEST(ImageCorruption, PlanPayloadShorterThanItsTable) {
   m.name = "pkg.x";
   EXPECT_FALSE(View::split_plan(m, std::string_view("\x01\0\0", 3), &p));
   EXPECT_NE(p.find("truncated unit table"), std::string::npos);
+}
+
+TEST(ImageCorruption, PlanPayloadWithoutItsUnitTable) {  // a format 5 plan: no unit table after the code table
+  std::string p;
+  Module m{};
+  m.name = "pkg.x";
+  EXPECT_FALSE(View::split_plan(m, std::string_view("\0\0\0\0\0\0\0\0\xe3", 9), &p));
+  EXPECT_NE(p.find("truncated unit records"), std::string::npos);
 }
 
 TEST(ImageCorruption, EveryBucketFullNeverLoops) {

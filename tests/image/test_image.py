@@ -674,6 +674,25 @@ def test_a_loaded_plan_holds_its_units_code_in_the_mapping_not_as_bytes(tmp_path
     assert [type(c).__name__ for c in cart] == ["code"] and "Cart" in (*cart[0].co_names, cart[0].co_name)
 
 
+def test_a_plans_unit_table_gives_back_the_units_of_its_plan(tmp_path, app):
+    """Format 6: a plan's units (where, bound names, deps, calls) are a table
+    in its payload, which the runtime copies instead of unmarshalling a
+    tuple per unit; Image.load gives back the plan format's units list, the
+    same as the module's plan apart from the code fields (out of line)."""
+    from lazyexec.config import Config
+    from lazyexec.image import open_image
+    from lazyexec.importer.importlib_bootstrap import load_or_build_plan
+
+    image = build(tmp_path, "shop")
+    img = open_image(image, check_runtime=False)
+    for name, rel, package in (("shop.cart", "shop/cart.py", False), ("shop", "shop/__init__.py", True)):
+        units, steps = img.load(name)
+        plan = load_or_build_plan(str(app / rel), name, package, Config(), build="inline")
+        assert [tuple(u[1:]) for u in units] == [(tuple(b), list(d), w, list(c)) for _, b, d, w, c in plan.units]
+        assert [u[0] is None for u in units] == [u[0] is None for u in plan.units]
+        assert len(steps) == len(plan.steps)
+
+
 def test_reload_and_a_renamed_module_behave_as_eagerly(tmp_path, app):
     """importlib.reload of a served plan and eager module runs them again;
     a loader asked to run a module under another name refuses it, as the

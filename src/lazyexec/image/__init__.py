@@ -12,7 +12,7 @@ nothing beyond what activation already loaded.
 import os
 import sys
 
-FORMAT = 5
+FORMAT = 6
 ENV = "LAZYEXEC_IMAGE"
 CHECK_ENV = "LAZYEXEC_IMAGE_CHECK"
 CHECKS = ("none", "mtime", "hash")

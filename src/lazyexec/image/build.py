@@ -42,7 +42,7 @@ class Entry:
 
     source: Source
     is_plan: bool
-    payload: bytes  # a plan: marshal.dumps((units, steps)), unit code as indexes into unit_code
+    payload: bytes  # a plan: its unit table, then marshal.dumps((codes, steps)), unit code as indexes into unit_code
     code: bytes  # a plan module's eager code object (marshalled); b"" for an eager module (its payload)
     mtime_ns: int
     size: int
@@ -110,9 +110,39 @@ def build_entry(src: Source, policy, config) -> Entry | None:
                 else:
                     u = (("function", index), *u[1:])
             units.append(u)
-        return Entry(src, True, marshal.dumps((units, plan.steps)), code, st.st_mtime_ns, st.st_size,
-                     blob_hash(source), unit_code)
+        return Entry(src, True, unit_table(units) + marshal.dumps(([u[0] for u in units], plan.steps)), code,
+                     st.st_mtime_ns, st.st_size, blob_hash(source), unit_code)
     return Entry(src, False, code, b"", st.st_mtime_ns, st.st_size, blob_hash(source))
+
+
+def unit_table(units: list) -> bytes:
+    """A plan's unit table (format 6): each unit's `where`, bound names,
+    deps and calls in the runtime's layout (a 16-byte header: units, text
+    bytes, links; 24 bytes a unit; the text: NUL-terminated UTF-8 strings;
+    the links: u32 unit indexes), read by the loader in place of
+    unmarshalling a tuple, a list and strings per unit."""
+    text, links, records = bytearray(), [], bytearray()
+
+    def put(s: str) -> int:
+        data = s.encode("utf-8")
+        if b"\0" in data:
+            raise ValueError(f"a unit's name or where holds a NUL: {s!r}")
+        at = len(text)
+        text.extend(data + b"\0")
+        return at
+
+    for _code, binds, deps, where, calls in units:
+        where_at = put(where)
+        binds_at = len(text)
+        for name in binds:
+            put(name)
+        links_at = len(links)
+        links.extend(deps)
+        links.extend(calls)
+        records += b"".join(v.to_bytes(4, "little")
+                            for v in (where_at, binds_at, len(binds), links_at, len(deps), len(calls)))
+    header = b"".join(v.to_bytes(4, "little") for v in (len(units), len(text), len(links), 0))
+    return header + bytes(records) + bytes(text) + b"".join(v.to_bytes(4, "little") for v in links)
 
 
 def shebang(python: str = sys.executable) -> bytes:

@@ -8,7 +8,7 @@
 namespace lazyexec::image {
 
 inline constexpr char kMagic[8] = {'\x89', 'L', 'Z', 'I', '\r', '\n', '\x1a', '\n'};
-inline constexpr uint16_t kFormatVersion = 5;
+inline constexpr uint16_t kFormatVersion = 6;
 
 // Header: 80 bytes at the image base (offset 0, or after a `#!` line).
 inline constexpr size_t kHeaderSize = 80;
@@ -72,8 +72,11 @@ inline constexpr uint32_t kKnownRecordFlags = kRecordPackage | kRecordPlan | kRe
 
 // A plan's payload (format 4): a table of its units' code, stored out of
 // line (read from the mapping at the unit's first use, never copied at
-// load), then marshal.dumps((units, steps)) whose unit code fields are
-// indexes into that table.
+// load); then (format 6) its unit table: per unit its `where`, bound names,
+// deps and calls, in the layout of the runtime's records (read by the
+// loader without unmarshalling them); then marshal.dumps((codes, steps))
+// whose codes[i] is unit i's code field (unit code as indexes into the
+// code table).
 namespace plan {
 inline constexpr size_t kCountAt = 0;     // u32: table entries
 inline constexpr size_t kReservedAt = 4;  // u32, zero
@@ -86,6 +89,26 @@ inline constexpr size_t kLengthAt = 8;    // u32
 inline constexpr size_t kReservedAt = 12;  // u32, zero
 inline constexpr size_t kHashAt = 16;     // u64: blob_hash of the code bytes, checked at first use
 }  // namespace unit
+
+// The unit table (format 6), right after the unit code table: a 16-byte
+// header, U records, the text (T bytes: NUL-terminated strings), the
+// links (L u32 unit indexes).
+inline constexpr size_t kUnitsHeaderSize = 16;
+namespace units {
+inline constexpr size_t kCountAt = 0;     // u32 U: units (the plan's, in source order)
+inline constexpr size_t kTextAt = 4;      // u32 T: text bytes
+inline constexpr size_t kLinksAt = 8;     // u32 L: links
+inline constexpr size_t kReservedAt = 12;  // u32, zero
+}  // namespace units
+inline constexpr size_t kUnitRecordSize = 24;
+namespace unit_record {
+inline constexpr size_t kWhereAt = 0;   // u32: offset in the text of its `where` ("12 (def f)")
+inline constexpr size_t kBindsAt = 4;   // u32: offset in the text of its first bound name
+inline constexpr size_t kNBindsAt = 8;  // u32: names it binds, one after another
+inline constexpr size_t kLinksAt = 12;  // u32: index in the links of its first dep
+inline constexpr size_t kDepsAt = 16;   // u32: deps (then its calls follow them)
+inline constexpr size_t kCallsAt = 20;  // u32: calls
+}  // namespace unit_record
 
 // A `#!` line is looked for in the first kMaxShebang bytes; the base is the
 // first multiple of kBaseAlign after its newline.

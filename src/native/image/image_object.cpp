@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -313,16 +314,14 @@ PyObject* unit_code_repr(PyObject* self_obj) {
 
 // The plan's unit code fields that are table indexes (ints) replaced by
 // UnitCode objects over the mapping (bounds checked now, hashes at first
-// use). `units`: the unmarshalled plan's list.
-void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts, PyObject* units) {
+// use). `codes`: the unmarshalled plan's code fields, one per unit.
+void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts, PyObject* codes) {
   PyObject* path = reinterpret_cast<ImageObject*>(self_obj)->path;
   const View* view = view_of(self_obj);
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(units); ++i) {
-    PyObject* u = PyList_GET_ITEM(units, i);
-    if (!PyTuple_Check(u) || PyTuple_GET_SIZE(u) < 1) continue;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(codes); ++i) {
     // A plain function's code field is ("function", index) (artifact format
     // 10), a plain class's ("class", index, bases) (format 11).
-    PyObject* field = PyTuple_GET_ITEM(u, 0);
+    PyObject* field = PyList_GET_ITEM(codes, i);
     bool function = PyTuple_Check(field) && PyTuple_GET_SIZE(field) == 2 &&
                     PyUnicode_Check(PyTuple_GET_ITEM(field, 0)) &&
                     PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(field, 0), "function") == 0 &&
@@ -353,9 +352,9 @@ void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts,
     Ref blob = Ref::steal(reinterpret_cast<PyObject*>(obj));
     if (function || plain_class) {
       // ("function", index) -> ("function", code), ("class", index, bases)
-      // -> ("class", code, bases): the tuples marshal made, filled in place
-      // when nothing else holds them (no new tuple, no new kind string).
-      if (Py_REFCNT(u) == 1 && Py_REFCNT(field) == 1) {
+      // -> ("class", code, bases): the tuple marshal made, filled in place
+      // when nothing else holds it (no new tuple, no new kind string).
+      if (Py_REFCNT(field) == 1) {
         PyObject* old = PyTuple_GET_ITEM(field, 1);
         PyTuple_SET_ITEM(field, 1, blob.release());
         Py_DECREF(old);
@@ -367,24 +366,97 @@ void link_unit_code(PyObject* self_obj, const Module& m, const PlanParts& parts,
       Py_DECREF(old);
       blob = std::move(copy);
     }
-    if (Py_REFCNT(u) == 1) {  // the fresh tuple marshal made: filled in place
-      PyObject* old = PyTuple_GET_ITEM(u, 0);
-      PyTuple_SET_ITEM(u, 0, blob.release());
-      Py_DECREF(old);
-    } else {
-      Ref copy = py::check(PyTuple_GetSlice(u, 0, PyTuple_GET_SIZE(u)));
-      PyObject* old = PyTuple_GET_ITEM(copy.get(), 0);
-      PyTuple_SET_ITEM(copy.get(), 0, blob.release());
-      Py_DECREF(old);
-      if (PyList_SetItem(units, i, copy.release()) < 0) throw py::PyError{};
-    }
+    if (PyList_SetItem(codes, i, blob.release()) < 0) throw py::PyError{};
   }
+}
+
+// ---- a plan's units (format 6) ---------------------------------------------
+//
+// The unit table copied out of the mapping (while the payload's pages are
+// mapped) with the code fields: what install() reads in place of a units
+// list of tuples (no tuple, list or str per unit unmarshalled).
+struct UnitsObject {
+  PyObject_HEAD
+  PyObject* codes;
+  std::vector<UnitTable::Unit>* units;
+  std::vector<char>* text;
+  std::vector<int>* links;
+};
+
+PyTypeObject UnitsType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+void units_dealloc(PyObject* self_obj) {
+  auto* self = reinterpret_cast<UnitsObject*>(self_obj);
+  Py_CLEAR(self->codes);
+  delete self->units;
+  delete self->text;
+  delete self->links;
+  Py_TYPE(self_obj)->tp_free(self_obj);
+}
+
+Py_ssize_t units_length(PyObject* self_obj) { return (Py_ssize_t)reinterpret_cast<UnitsObject*>(self_obj)->units->size(); }
+
+PySequenceMethods units_as_sequence = {units_length};
+
+Ref make_units(PyObject* codes, const PlanParts& parts) {
+  auto* obj = PyObject_New(UnitsObject, &UnitsType);
+  if (obj == nullptr) throw py::PyError{};
+  obj->codes = Py_NewRef(codes);
+  obj->units = nullptr;
+  obj->text = nullptr;
+  obj->links = nullptr;
+  Ref out = Ref::steal(reinterpret_cast<PyObject*>(obj));
+  obj->units = new std::vector<UnitTable::Unit>(parts.unit_count);
+  for (uint32_t i = 0; i < parts.unit_count; ++i) {
+    UnitEntry e = parts.unit(i);
+    (*obj->units)[i] = UnitTable::Unit{e.where_at, e.binds_at, e.nbinds, e.links_at, e.ndeps, e.ncalls};
+  }
+  obj->text = new std::vector<char>(parts.text.begin(), parts.text.end());
+  obj->links = new std::vector<int>(parts.links.size() / 4);
+  for (size_t k = 0; k < obj->links->size(); ++k) (*obj->links)[k] = (int)parts.link((uint32_t)k);
+  return out;
+}
+
+// The units list of the plan format (docs/artifact-format.md): units[i] is
+// (code, binds, deps, where, calls), for the Python layer (Image.load, the
+// plan runner of a module whose class lazyexec swapped).
+Ref units_list(PyObject* units_obj) {
+  auto* self = reinterpret_cast<UnitsObject*>(units_obj);
+  const auto& text = *self->text;
+  const auto& links = *self->links;
+  Ref out = py::check(PyList_New((Py_ssize_t)self->units->size()));
+  auto str_at = [&](uint32_t at) {
+    const char* s = text.data() + at;
+    return py::check(PyUnicode_DecodeUTF8(s, (Py_ssize_t)std::strlen(s), "surrogatepass"));
+  };
+  auto ints = [&](uint32_t at, uint32_t n) {
+    Ref l = py::check(PyList_New(n));
+    for (uint32_t k = 0; k < n; ++k) PyList_SET_ITEM(l.get(), k, py::check(PyLong_FromLong(links[at + k])).release());
+    return l;
+  };
+  for (size_t i = 0; i < self->units->size(); ++i) {
+    const auto& u = (*self->units)[i];
+    Ref binds = py::check(PyTuple_New(u.nbinds));
+    uint32_t at = u.binds_at;
+    for (uint32_t k = 0; k < u.nbinds; ++k) {
+      PyObject* name = str_at(at).release();
+      PyUnicode_InternInPlace(&name);  // as marshal gives a plan's names
+      at += (uint32_t)std::strlen(text.data() + at) + 1;
+      PyTuple_SET_ITEM(binds.get(), k, name);
+    }
+    Ref unit = py::check(Py_BuildValue("(ONNNN)", PyList_GET_ITEM(self->codes, i), binds.release(),
+                                       ints(u.links_at, u.ndeps).release(), str_at(u.where_at).release(),
+                                       ints(u.links_at + u.ndeps, u.ncalls).release()));
+    PyList_SET_ITEM(out.get(), (Py_ssize_t)i, unit.release());
+  }
+  return out;
 }
 
 // The payload of `m` (want_code: its eager code object instead, which is
 // the payload of an eager module), hash-checked then unmarshalled: a code
-// object, or the plan (units, steps), its unit code linked to the mapping.
-// Damage raises ImageError.
+// object, or the plan (units, steps), its units an ImageUnits object (the
+// unit table, format 6, and the code fields, unit code linked to the
+// mapping; units_list() gives the plan format's list). Damage raises ImageError.
 Ref load_payload(PyObject* self_obj, const Module& m, bool want_code = false) {
   PyObject* path = reinterpret_cast<ImageObject*>(self_obj)->path;
   std::string problem;
@@ -409,17 +481,30 @@ Ref load_payload(PyObject* self_obj, const Module& m, bool want_code = false) {
   }
   Ref out = Ref::steal(obj);
   bool ok = plan ? PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 2 && PyList_Check(PyTuple_GET_ITEM(obj, 0)) &&
-                       PyList_Check(PyTuple_GET_ITEM(obj, 1))
+                       PyList_Check(PyTuple_GET_ITEM(obj, 1)) &&
+                       PyList_GET_SIZE(PyTuple_GET_ITEM(obj, 0)) == (Py_ssize_t)parts->unit_count
                  : PyCode_Check(obj);
   if (!ok) {
     release_pages(reinterpret_cast<ImageObject*>(self_obj), *bytes);
     fail(path, (plan ? "payload of " : "code of ") + std::string(m.name) + " has the wrong shape");
   }
-  // The unit code table is in the payload: read before its pages go (after,
-  // it would fault them back in, and they would stay).
-  if (plan) link_unit_code(self_obj, m, *parts, PyTuple_GET_ITEM(obj, 0));
+  if (plan) {
+    // The unit code table and the unit table are in the payload: read
+    // before its pages go (after, it would fault them back in, and they
+    // would stay).
+    PyObject* codes = PyTuple_GET_ITEM(obj, 0);
+    link_unit_code(self_obj, m, *parts, codes);
+    Ref units = make_units(codes, *parts);
+    out = py::check(PyTuple_Pack(2, units.get(), PyTuple_GET_ITEM(obj, 1)));
+  }
   release_pages(reinterpret_cast<ImageObject*>(self_obj), *bytes);
   return out;
+}
+
+// A loaded plan with the plan format's units list (the Python layer's).
+Ref plan_with_list(const Ref& plan) {
+  Ref units = units_list(PyTuple_GET_ITEM(plan.get(), 0));
+  return py::check(PyTuple_Pack(2, units.get(), PyTuple_GET_ITEM(plan.get(), 1)));
 }
 
 // load(name) -> code | (units, steps); KeyError when absent.
@@ -434,7 +519,8 @@ PyObject* image_load(PyObject* self_obj, PyObject* name) {
       PyErr_SetObject(PyExc_KeyError, name);
       return nullptr;
     }
-    return load_payload(self_obj, *m).release();
+    Ref plan = load_payload(self_obj, *m);
+    return (m->is_plan() ? plan_with_list(plan) : plan).release();
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -1175,6 +1261,7 @@ PyObject* loader_exec_module(PyObject* self, PyObject* module) {
           Ref r = py::check(importer::run_plan(nullptr, args.get()));
           Py_RETURN_NONE;
         }
+        plan = plan_with_list(plan);  // the Python layer's plan: a units list
         Ref p = py::check(PyObject_CallFunctionObjArgs(plan_class, PyTuple_GET_ITEM(plan.get(), 0),
                                                        PyTuple_GET_ITEM(plan.get(), 1), nullptr));
         Ref r = py::check(PyObject_CallFunctionObjArgs(run_plan, module, p.get(), f->config, settle, nullptr));
@@ -1515,6 +1602,13 @@ PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long 
   return finder;
 }
 
+bool unit_table(PyObject* obj, UnitTable* out) {
+  if (Py_TYPE(obj) != &UnitsType) return false;
+  auto* self = reinterpret_cast<UnitsObject*>(obj);
+  *out = UnitTable{self->codes, self->units, self->text, self->links};
+  return true;
+}
+
 int add_image_types(PyObject* module) {
   ImageType.tp_name = "lazyexec._lazyexec.Image";
   ImageType.tp_basicsize = sizeof(ImageObject);
@@ -1547,8 +1641,14 @@ int add_image_types(PyObject* module) {
   UnitCodeType.tp_repr = unit_code_repr;
   UnitCodeType.tp_as_buffer = &unit_code_as_buffer;
   UnitCodeType.tp_as_sequence = &unit_code_as_sequence;
+  UnitsType.tp_name = "lazyexec._lazyexec.ImageUnits";
+  UnitsType.tp_basicsize = sizeof(UnitsObject);
+  UnitsType.tp_flags = Py_TPFLAGS_DEFAULT;
+  UnitsType.tp_doc = "A plan's units read from an image's unit table (format 6): what the runtime installs.";
+  UnitsType.tp_dealloc = units_dealloc;
+  UnitsType.tp_as_sequence = &units_as_sequence;
   if (add_type(module, &ImageType, "Image") < 0 || add_type(module, &FinderType, "ImageFinder") < 0 ||
-      add_type(module, &UnitCodeType, "ImageUnitCode") < 0)
+      add_type(module, &UnitCodeType, "ImageUnitCode") < 0 || add_type(module, &UnitsType, "ImageUnits") < 0)
     return -1;
   if (ImageError == nullptr) {
     ImageError = PyErr_NewExceptionWithDoc("lazyexec._lazyexec.ImageError",

@@ -6,7 +6,27 @@
 
 #include <Python.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace lazyexec::image {
+
+// A plan's units as an image holds them (format 6): their code fields (a
+// list, one per unit, as a plan's units[i][0]) and the unit table copied
+// from the mapping, checked by the reader: every unit's `where` and bound
+// names NUL-terminated in `text`, its deps then calls in `links` (each a
+// unit index). The runtime's install() takes it in place of the units list.
+struct UnitTable {
+  struct Unit {
+    uint32_t where_at, binds_at, nbinds, links_at, ndeps, ncalls;
+  };
+  PyObject* codes;  // borrowed: a list of len(units)
+  const std::vector<Unit>* units;
+  const std::vector<char>* text;
+  const std::vector<int>* links;
+};
+// The table of `obj` when it is one (an ImageUnits object), else false.
+bool unit_table(PyObject* obj, UnitTable* out);
 
 // Adds Image, ImageFinder, ImageError and image_hash to the extension
 // module; -1 with an exception set.

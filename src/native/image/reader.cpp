@@ -319,7 +319,7 @@ std::optional<std::string_view> View::code(const Module& m, std::string* problem
 }
 
 std::optional<PlanParts> View::split_plan(const Module& m, std::string_view payload, std::string* problem) {
-  auto bad = [&](const char* what) -> std::optional<PlanParts> {
+  auto bad = [&](const std::string& what) -> std::optional<PlanParts> {
     *problem = "payload of " + std::string(m.name) + ": " + what;
     return std::nullopt;
   };
@@ -330,9 +330,58 @@ std::optional<PlanParts> View::split_plan(const Module& m, std::string_view payl
   PlanParts parts;
   parts.units = (uint32_t)units;
   parts.table = payload.substr(plan::kTableAt, units * kUnitEntrySize);
-  parts.marshalled = payload.substr(plan::kTableAt + units * kUnitEntrySize);
+  // The unit table (format 6): every record checked here, once per load,
+  // so that the runtime copies it as it is.
+  uint64_t at = plan::kTableAt + units * kUnitEntrySize;
+  if (!inside(at, kUnitsHeaderSize, payload.size())) return bad("truncated unit records");
+  const char* h = payload.data() + at;
+  uint64_t count = le(h + units::kCountAt, 4), text = le(h + units::kTextAt, 4), links = le(h + units::kLinksAt, 4);
+  if (le(h + units::kReservedAt, 4) != 0) return bad("unit records: reserved bytes are not zero");
+  at += kUnitsHeaderSize;
+  uint64_t records_len = count * kUnitRecordSize, links_len = links * 4;
+  if (!inside(at, records_len, payload.size()) || !inside(at + records_len, text, payload.size()) ||
+      !inside(at + records_len + text, links_len, payload.size()))
+    return bad("unit records out of bounds");
+  parts.unit_count = (uint32_t)count;
+  parts.records = payload.substr(at, records_len);
+  parts.text = payload.substr(at + records_len, text);
+  parts.links = payload.substr(at + records_len + text, links_len);
+  parts.marshalled = payload.substr(at + records_len + text + links_len);
+  // A string at `off` ends with a NUL inside the text; its end.
+  auto string_end = [&](uint64_t off, uint64_t* end) {
+    if (off >= parts.text.size()) return false;
+    const void* nul = std::memchr(parts.text.data() + off, 0, parts.text.size() - off);
+    if (nul == nullptr) return false;
+    *end = (uint64_t)(static_cast<const char*>(nul) - parts.text.data()) + 1;
+    return true;
+  };
+  for (uint32_t i = 0; i < parts.unit_count; ++i) {
+    UnitEntry u = parts.unit(i);
+    uint64_t end;
+    if (!string_end(u.where_at, &end)) return bad("unit " + std::to_string(i) + ": where out of bounds");
+    // Its names one after another: each NUL-terminated inside the text.
+    uint64_t pos = u.binds_at;
+    for (uint32_t k = 0; k < u.nbinds; ++k, pos = end)
+      if (!string_end(pos, &end) || end - 1 == pos)  // out of the text, or empty
+        return bad("unit " + std::to_string(i) + ": bound names out of bounds");
+    if (u.nbinds == 0 && u.binds_at > parts.text.size())
+      return bad("unit " + std::to_string(i) + ": bound names out of bounds");
+    if (!inside(u.links_at, (uint64_t)u.ndeps + u.ncalls, links))
+      return bad("unit " + std::to_string(i) + ": links out of bounds");
+  }
+  for (uint32_t k = 0; k < links; ++k)  // every link, once: each names a unit
+    if (parts.link(k) >= count) return bad("link " + std::to_string(k) + " to no unit");
   return parts;
 }
+
+UnitEntry PlanParts::unit(uint32_t i) const {
+  const char* r = records.data() + (uint64_t)i * kUnitRecordSize;
+  return UnitEntry{(uint32_t)le(r + unit_record::kWhereAt, 4), (uint32_t)le(r + unit_record::kBindsAt, 4),
+                   (uint32_t)le(r + unit_record::kNBindsAt, 4), (uint32_t)le(r + unit_record::kLinksAt, 4),
+                   (uint32_t)le(r + unit_record::kDepsAt, 4),   (uint32_t)le(r + unit_record::kCallsAt, 4)};
+}
+
+uint32_t PlanParts::link(uint32_t k) const { return (uint32_t)le(links.data() + (uint64_t)k * 4, 4); }
 
 std::optional<UnitCode> View::unit_code(const Module& m, const PlanParts& plan, uint32_t k,
                                         std::string* problem) const {

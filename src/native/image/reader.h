@@ -45,12 +45,25 @@ struct Module {
   bool has_code() const { return !is_extension() && (!is_plan() || (flags & kRecordCode) != 0); }
 };
 
-// A plan payload split (format 4): its unit code table and the marshalled
-// (units, steps) after it.
+// One unit of a plan's unit table (format 6), checked: its strings lie in
+// the text, NUL-terminated; its links in the links, each < the unit count.
+struct UnitEntry {
+  uint32_t where_at, binds_at, nbinds, links_at, ndeps, ncalls;
+};
+
+// A plan payload split (format 4): its unit code table, its unit table
+// (format 6) and the marshalled (codes, steps) after them.
 struct PlanParts {
-  uint32_t units = 0;           // table entries
+  uint32_t units = 0;           // unit code table entries
   std::string_view table;       // units x kUnitEntrySize bytes
-  std::string_view marshalled;  // marshal.dumps((units, steps))
+  uint32_t unit_count = 0;      // the unit table's units (U)
+  std::string_view records;     // U x kUnitRecordSize bytes
+  std::string_view text;        // T bytes
+  std::string_view links;       // L x 4 bytes
+  std::string_view marshalled;  // marshal.dumps((codes, steps))
+  // Unit `i` (< unit_count) of the unit table, checked by split_plan.
+  UnitEntry unit(uint32_t i) const;
+  uint32_t link(uint32_t k) const;  // links entry k (< links.size() / 4)
 };
 
 // One unit's code, out of line: bounds checked, hash not yet (intact()).
@@ -85,8 +98,9 @@ class View {
   // The marshalled eager code object of `m` (its payload when it is not a
   // plan), hash verified; nullopt with `problem` when damaged or absent.
   std::optional<std::string_view> code(const Module& m, std::string* problem) const;
-  // A plan module's payload (from payload()) split into its unit code table
-  // and its marshalled plan; nullopt with `problem` when the table is damaged.
+  // A plan module's payload (from payload()) split into its unit code
+  // table, its unit table (every entry checked) and its marshalled plan;
+  // nullopt with `problem` when a table is damaged.
   static std::optional<PlanParts> split_plan(const Module& m, std::string_view payload, std::string* problem);
   // Entry `k` of a plan's unit code table, its bounds checked (its hash is
   // checked when the unit first runs: UnitCode::intact); nullopt with `problem`.

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "image/image_object.h"
 #include "importer/cold_start.h"
 #include "importer/finder.h"
 #include "py/handle.h"
@@ -491,8 +492,12 @@ PyObject* run_plan(PyObject*, PyObject* args) {
   PyObject *module, *units, *steps;
   long threshold = 10000;
   int settle_now = 0;
-  if (!PyArg_ParseTuple(args, "OO!O|lp", &module, &PyList_Type, &units, &steps, &threshold, &settle_now))
+  if (!PyArg_ParseTuple(args, "OOO|lp", &module, &units, &steps, &threshold, &settle_now)) return nullptr;
+  image::UnitTable table;  // an image's plan (format 6): its unit table
+  if (!PyList_Check(units) && !image::unit_table(units, &table)) {
+    PyErr_SetString(PyExc_TypeError, "run_plan: units must be a list (or an image's ImageUnits)");
     return nullptr;
+  }
   if (!PyModule_Check(module)) {
     PyErr_SetString(PyExc_TypeError, "run_plan expects a module");
     return nullptr;

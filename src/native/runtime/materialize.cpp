@@ -660,12 +660,16 @@ void forget_state(PyObject* globals) {
   last_state = nullptr;
 }
 
-void add_pending(ModuleState& st, PyObject* name, std::string_view key, int id) {
-  Py_hash_t h = PyObject_Hash(name);
-  if (h == -1) throw py::PyError{};
+void add_pending_hashed(ModuleState& st, Py_hash_t h, std::string_view key, int id) {
   size_t bit = (size_t)h & (ModuleState::kFilterBits - 1);
   st.pending_filter[bit >> 6] |= uint64_t{1} << (bit & 63);
   st.pending[key] = id;
+}
+
+void add_pending(ModuleState& st, PyObject* name, std::string_view key, int id) {
+  Py_hash_t h = PyObject_Hash(name);
+  if (h == -1) throw py::PyError{};
+  add_pending_hashed(st, h, key, id);
 }
 
 bool imports_initializing(const UnitRecord& u) {

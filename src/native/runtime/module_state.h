@@ -199,6 +199,8 @@ inline int visible_limit(const ModuleState& st) {
 // Makes `name` (a str; `key`, its UTF-8 in st.text) pending for unit `id`.
 // Throws py::PyError when the name cannot be hashed.
 void add_pending(ModuleState& st, PyObject* name, std::string_view key, int id);
+// The same with the name's str hash `h` (hash(name)) given.
+void add_pending_hashed(ModuleState& st, Py_hash_t h, std::string_view key, int id);
 
 // False when `name` (a str) is certainly not pending (pending_filter); true
 // when it may be.
