@@ -63,6 +63,7 @@ class Analyzer {
 
   // purity.cpp
   void decide_unit(Unit& u);
+  bool replaced_by_accelerator(const Unit& u, const std::string& name) const;
   Resolution resolve(const std::string& name, int unit) const;
 
   // mutable_inputs.cpp: whether a module global's value may change after the

@@ -1893,6 +1893,41 @@ std::string kept_eager_in(const std::string& importer, const std::string& m) {
 
 }  // namespace
 
+// A pure-Python definition that a later import guard replaces when the
+// accelerator is there: `class partial: ...` then `try: from _functools
+// import partial` / `except ImportError: pass` (functools' partial,
+// cmp_to_key, reduce; collections' OrderedDict). `name` is bound by `u` (a
+// top-level `def` or `class`) and by that eager `try` only, whose fallback
+// leaves it alone. The definition may then be deferred on its own merits:
+// when the import succeeds, the eager `try` binds the accelerator over the
+// pending definition (a binding is published only while the name is absent,
+// so it never shows again); when it fails, the definition runs at first
+// use, as the value eager execution left. A lazy unit reading the name at
+// definition time before the `try` is forced first by the stable-inputs
+// plan (the `try` rebinds it), so it sees the Python definition, as
+// eagerly. The `try` itself stays eager (the name is bound twice).
+bool Analyzer::replaced_by_accelerator(const Unit& u, const std::string& name) const {
+  if ((u.kind != "def" && u.kind != "class") || u.depth != 0 || all_global_writes_.count(name)) return false;
+  auto b = binders_.find(name);
+  if (b == binders_.end() || b->second.size() != 2 || b->second[0] != u.id) return false;
+  const Unit& g = units_[(size_t)b->second[1]];
+  if (g.kind != "try" || g.depth != 0 || g.stmts.size() != 1) return false;
+  if (auto c = bound_in_compound_.find(name); c == bound_in_compound_.end() || c->second != g.line) return false;
+  Node t = unit_nodes_[(size_t)g.id];
+  if (!is_import_guard(t)) return false;
+  // Bound by the imports' path (body or else), not by a fallback.
+  std::set<std::string> success;
+  guard_names(t.list("body"), success);
+  guard_names(t.list("orelse"), success);
+  if (!success.count(name)) return false;
+  for (Node h : t.list("handlers")) {
+    std::set<std::string> fallback;
+    guard_names(h.list("body"), fallback);
+    if (fallback.count(name)) return false;
+  }
+  return true;
+}
+
 void Analyzer::decide_unit(Unit& u) {
   Node s = unit_nodes_[(size_t)u.id];
   const std::string& kind = u.kind;
@@ -2002,6 +2037,8 @@ void Analyzer::decide_unit(Unit& u) {
     // `import ... as __pytestPDB`) is no flag.
     else if (is_marker(n) && kind != "import" && kind != "from-import")
       binding = Reason{Code::MarkerName, "binds " + n + ", a marker tools read from frame globals"};
+    else if (replaced_by_accelerator(u, n))
+      continue;
     else if (auto c = bound_in_compound_.find(n); c != bound_in_compound_.end())
       binding = Reason{Code::BoundInCompound, n + " is also bound inside the eager compound statement at line " + std::to_string(c->second)};
     else if (auto b = binders_.find(n); b != binders_.end() && b->second.size() > 1)
