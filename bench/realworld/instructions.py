@@ -4,16 +4,26 @@ activation, per workload, on a base directory the real-program harness
 idle one, where wall-time ratios of alternating rounds drift.
 
     python bench/realworld/instructions.py [--base build/bench/debian] [--workloads 'pygmentize -V,...']
-        [--modes 'lazyexec .pth,lazyexec run']
+        [--modes 'lazyexec .pth,lazyexec run'] [--setup] [--fresh]
 
 One warm run per mode first (it may learn the usage profile or start a
 builder, which is waited for), then one counted run. Prints workload, eager,
 then per lazy mode its count and lazy/eager, as tab-separated lines.
+
+--fresh: the method of docs/benchmarks.md's issue 11 passes (twelfth pass
+on), whose counts repeat to a few hundred instructions: every mode gets its own
+PYTHONPYCACHEPREFIX and PYTHONHASHSEED=0; per workload and lazy mode, that
+mode's prefix and lazyexec's cache directory (artifacts, usage profiles)
+are removed, every artifact is built by two LAZYEXEC_PROFILE=0
+LAZYEXEC_BUILD=inline runs, the usage profile is learnt by four ordinary
+runs, then the count. A lazy mode whose output differs from eager's is
+marked "output differs".
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,25 +43,62 @@ def main() -> int:
                                            "sphinx-build --version,import requests")
     ap.add_argument("--modes", default="lazyexec .pth",
                     help="comma-separated lazy modes the harness runs (run.py --modes), each against eager")
+    ap.add_argument("--setup", action="store_true",
+                    help="first make the venvs (lazyexec built from this tree) and the state, as run.py does")
+    ap.add_argument("--fresh", action="store_true",
+                    help="fresh artifacts and profile per workload, private bytecode caches, PYTHONHASHSEED=0")
     args = ap.parse_args()
     modes = ["eager", *args.modes.split(",")]
     base = Path(args.base).resolve()
     venvs = {"eager": base / "eager", "lazyexec": base / "lazyexec"}
     state = base / "state"
+    if args.setup:
+        R.setup(base, modes)
+        R.prepare_state(state)
     R._image_dir = state / "images"  # the image modes' images, built by run.py (build_images)
     for w in args.workloads.split(","):
-        counted = {}
+        counted, outputs = {}, {}
         for mode in modes:
             # With the workload's arguments: an image mode's LAZYEXEC_IMAGE names its image (without
             # them it was empty, and "lazyexec image .pth" counted the plain .pth start).
             env = R.mode_env(mode, R.base_env(state, False), state, R.T.args(w))
             cmd = R.command(mode, R.T.args(w), venvs)
-            subprocess.run(cmd, cwd=state / "work", env=env, capture_output=True, stdin=subprocess.DEVNULL)
-            R.wait_for_builders(venvs["lazyexec"])
+            if args.fresh:
+                outputs[mode] = fresh_warm(mode, cmd, env, state)
+            else:
+                subprocess.run(cmd, cwd=state / "work", env=env, capture_output=True, stdin=subprocess.DEVNULL)
+                R.wait_for_builders(venvs["lazyexec"])
             counted[mode] = count(cmd, env, state / "work")
         e = counted["eager"]
-        print("\t".join([w, str(e), *(f"{counted[m]}\t{counted[m] / e:.3f}" for m in modes[1:])]), flush=True)
+        differs = [m for m in modes[1:] if args.fresh and outputs[m] != outputs["eager"]]
+        print("\t".join([w, str(e), *(f"{counted[m]}\t{counted[m] / e:.4f}" + ("\toutput differs" if m in differs else "")
+                                       for m in modes[1:])]), flush=True)
     return 0
+
+
+def fresh_warm(mode: str, cmd: list, env: dict, state: Path):
+    """--fresh: sets the mode's private bytecode cache and hash seed in
+    `env`, then warms as the pass's method says; returns the last run's
+    (exit status, stdout)."""
+    prefix = state / ("pycache-" + mode.replace(" ", "_"))
+    env.update({"PYTHONHASHSEED": "0", "PYTHONPYCACHEPREFIX": str(prefix)})
+    lazy = mode != "eager"
+
+    def run(extra=None):
+        r = subprocess.run(cmd, cwd=state / "work", env={**env, **(extra or {})}, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL)
+        R.wait_for_builders(state.parent / "lazyexec")
+        return r.returncode, r.stdout
+
+    if not lazy:
+        return run()
+    shutil.rmtree(prefix, ignore_errors=True)
+    shutil.rmtree(Path(env["XDG_CACHE_HOME"]) / "lazyexec", ignore_errors=True)
+    for _ in range(2):
+        run({"LAZYEXEC_PROFILE": "0", "LAZYEXEC_BUILD": "inline"})
+    for _ in range(4):
+        out = run()
+    return out
 
 
 if __name__ == "__main__":
