@@ -273,8 +273,19 @@ int supersede(ModuleState& st, PyObject* last, int first_later) {
     // A pending unit within this run step (between two of its eager
     // statements) binds over the package's own submodule too.
     if (it->second < first_later &&
-        !own_submodule_under(st, u, k.get(), PyDict_GetItemWithError(st.globals, k.get())))
+        !own_submodule_under(st, u, k.get(), PyDict_GetItemWithError(st.globals, k.get()))) {
+      if (PyErr_Occurred()) return -1;
+      // Otherwise the eager part's binding is the name's value from now on
+      // (an accelerator's import guard over the pure-Python definition:
+      // functools' `partial`). The unit's value of it never shows again,
+      // also once the name is deleted: eagerly `del functools.partial`
+      // leaves no `partial`. The name is cancelled, as a deletion before
+      // first use cancels it (the unit itself may still run for its other
+      // names, and publishes none of the cancelled ones).
+      st.cancelled.emplace(it->first);
+      st.pending.erase(it);
       continue;
+    }
     if (PyErr_Occurred()) return -1;
     if (PyDict_DelItem(st.globals, k.get()) < 0) return -1;
   }
