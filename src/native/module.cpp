@@ -35,6 +35,18 @@
 #include "runtime/loggers.h"
 #include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
+
+// The str hash of an ASCII name from its bytes (install_table). 3.13 moved
+// _Py_HashBytes to the internal headers (pycore_pyhash.h) but still exports
+// it; 3.14 has it public as Py_HashBuffer.
+#if PY_VERSION_HEX >= 0x030E0000
+#define LAZYEXEC_HASH_BYTES Py_HashBuffer
+#else
+#if PY_VERSION_HEX >= 0x030D0000
+extern "C" PyAPI_FUNC(Py_hash_t) _Py_HashBytes(const void*, Py_ssize_t);
+#endif
+#define LAZYEXEC_HASH_BYTES _Py_HashBytes
+#endif
 #include "py/handle.h"
 
 namespace lazyexec {
@@ -429,7 +441,7 @@ void install_table(PyObject* globals, const image::UnitTable& t, const char* mod
       // another name is made a str for it.
       bool ascii = std::all_of(b.begin(), b.end(), [](char c) { return (unsigned char)c < 0x80; });
       if (ascii) {
-        runtime::add_pending_hashed(st, _Py_HashBytes(b.data(), (Py_ssize_t)b.size()), b, (int)i);
+        runtime::add_pending_hashed(st, LAZYEXEC_HASH_BYTES(b.data(), (Py_ssize_t)b.size()), b, (int)i);
       } else {
         Ref name = py::check(PyUnicode_DecodeUTF8(b.data(), (Py_ssize_t)b.size(), "surrogatepass"));
         runtime::add_pending(st, name.get(), b, (int)i);
