@@ -28,6 +28,8 @@ PyObject* inputs_body = nullptr;  // {"__setattr__": ..., "__delattr__": ...} of
 PyObject* binders = nullptr;      // {id(namespace): set of names}: packages of the "binders" class
 PyObject* binders_body = nullptr;  // {"__setattr__": ...} of the "binders" class
 bool getmodule_hooked = false;
+PyObject* reduce_method = nullptr;  // __reduce_ex__ of every module subclass of ours (module_reduce_ex)
+PyObject* copy_method = nullptr;    // __copy__ of every module subclass of ours (module_copy)
 
 PyObject* modules_dict() { return PyImport_GetModuleDict(); }
 
@@ -115,6 +117,96 @@ Ref module_name(PyObject* value) {
   return py::check(PyObject_CallOneArg(module_name_type, value));
 }
 
+// A pickler's reducer keyed on the exact type misses a module whose class
+// is one of ours: cloudpickle pickles a module by reference through
+// `dispatch_table[types.ModuleType]`, so a function whose globals hold
+// functools, collections or attr._compat while they have pending units read
+// at definition time (the "inputs" class) failed lazily with "cannot pickle
+// 'module' object". Eagerly the module is complete and of its own class: the
+// module's pending units run (as a whole-namespace view runs them), which
+// gives it its own class back, and the reduction hands the module itself
+// to the pickler again, now of that class, in a one-item list
+// (`operator.getitem([module], 0)`): the pickler's own handling of it
+// decides, as eagerly (cloudpickle's reference; plain pickle's and
+// deepcopy's TypeError). Where the class stays ours (a package's miss hook
+// for its submodules, a unit that fails), the class below ours reduces it.
+// `copy.copy(module)` would take that reduction for a copy: the module
+// itself, where eagerly it raises. __copy__ completes it alike and copies it
+// as its own class does (a TypeError for ModuleType, as eagerly).
+PyObject* module_reduce_ex(PyObject*, PyObject* const* args, Py_ssize_t nargs);
+PyObject* module_copy(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 1) {
+    PyErr_SetString(PyExc_TypeError, "__copy__(module)");
+    return nullptr;
+  }
+  PyObject* call[2] = {args[0], nullptr};
+  return module_reduce_ex(nullptr, call, -1);
+}
+PyMethodDef module_copy_def = {"__copy__", (PyCFunction)(void (*)(void))module_copy, METH_FASTCALL,
+                               "Completes the module, then copies it as its own class does."};
+
+// nargs -1: __copy__'s call (args[1] null).
+PyObject* module_reduce_ex(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 && nargs != -1) {
+    PyErr_SetString(PyExc_TypeError, "__reduce_ex__(module, protocol)");
+    return nullptr;
+  }
+  bool copying = nargs == -1;
+  PyObject* module = args[0];
+  try {
+    PyObject* g = namespace_of(module);
+    ModuleState* st = g ? state_of(g) : nullptr;
+    if (st != nullptr && !st->top_level_running) {
+      const int limit = visible_limit(*st);
+      for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
+        const auto& u = st->units[i];
+        if (u.state != UnitRecord::Pending || !u.code || imports_initializing(u)) continue;
+        if (materialize(*st, (int)i) < 0) {
+          if (!PyErr_ExceptionMatches(PyExc_Exception)) return nullptr;
+          PyErr_Clear();  // stays pending: its error comes where its name is used
+        }
+      }
+    }
+    PyObject* cls = (PyObject*)Py_TYPE(module);
+    PyObject* entry = PyDict_GetItemWithError(swapped, cls);
+    if (entry == nullptr) {
+      if (PyErr_Occurred()) throw py::PyError{};
+      if (copying) {
+        Ref copy = import_attr("copy", "copy");
+        return PyObject_CallOneArg(copy.get(), module);
+      }
+      Ref getitem = import_attr("operator", "getitem");
+      return Py_BuildValue("(O([O]i))", getitem.get(), module, 0);
+    }
+    while (entry != nullptr) {  // the module's own class, under ours
+      cls = PyTuple_GET_ITEM(entry, 0);
+      entry = PyDict_GetItemWithError(swapped, cls);
+    }
+    if (PyErr_Occurred()) throw py::PyError{};
+    if (copying) {  // copy.copy's next step for a class without __copy__
+      Ref own = Ref::steal(PyObject_GetAttrString(cls, "__copy__"));
+      if (own) return PyObject_CallOneArg(own.get(), module);
+      if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::PyError{};
+      PyErr_Clear();
+      Ref own_reduce = py::check(PyObject_GetAttrString(cls, "__reduce_ex__"));
+      Ref rv = py::check(PyObject_CallFunction(own_reduce.get(), "Oi", module, 4));
+      Ref reconstruct = import_attr("copy", "_reconstruct");
+      if (!PyTuple_Check(rv.get())) {  // a global's name: the object itself
+        return Py_NewRef(module);
+      }
+      Ref head = py::check(PyTuple_Pack(2, module, Py_None));
+      Ref all = py::check(PySequence_Concat(head.get(), rv.get()));
+      return PyObject_Call(reconstruct.get(), all.get(), nullptr);
+    }
+    Ref own = py::check(PyObject_GetAttrString(cls, "__reduce_ex__"));
+    return PyObject_CallFunctionObjArgs(own.get(), module, args[1], nullptr);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+}
+PyMethodDef module_reduce_ex_def = {"__reduce_ex__", (PyCFunction)(void (*)(void))module_reduce_ex, METH_FASTCALL,
+                                    "Completes the module, then reduces it as its own class does."};
+
 // module_class.swap_class: the module's class becomes a subclass of it (same
 // name, qualname, module and doc) with `body` added. False when the class
 // cannot be subclassed or swapped (TypeError).
@@ -133,6 +225,17 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
       if (attr[2] == 'm') v = module_name(v.get());
       if (PyDict_SetItemString(ns.get(), attr, v.get()) < 0) throw py::PyError{};
     }
+    if (reduce_method == nullptr) {
+      Ref fn = py::check(PyCFunction_New(&module_reduce_ex_def, nullptr));
+      reduce_method = py::check(PyInstanceMethod_New(fn.get())).release();  // kept for the process
+    }
+    if (copy_method == nullptr) {
+      Ref fn = py::check(PyCFunction_New(&module_copy_def, nullptr));
+      copy_method = py::check(PyInstanceMethod_New(fn.get())).release();  // kept for the process
+    }
+    if (PyDict_SetItemString(ns.get(), "__reduce_ex__", reduce_method) < 0 ||
+        PyDict_SetItemString(ns.get(), "__copy__", copy_method) < 0)
+      throw py::PyError{};
     if (PyDict_Update(ns.get(), body) < 0) throw py::PyError{};
     Ref name = py::check(PyObject_GetAttrString(cls, "__name__"));
     Ref made = Ref::steal(PyObject_CallFunction((PyObject*)Py_TYPE(cls), "O(O)O", name.get(), cls, ns.get()));
