@@ -24,6 +24,13 @@ inline void put(std::string& s, size_t at, uint64_t v, int n) {
   for (int i = 0; i < n; ++i) s[at + i] = (char)((v >> (8 * i)) & 0xff);
 }
 
+// The `n`-byte little-endian integer at `at`: what put() wrote.
+inline uint64_t get(const std::string& s, size_t at, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | (unsigned char)s[at + i];
+  return v;
+}
+
 // A plan's unit table (format 6) for its `n` units: unit k's where is
 // "k (def uk)", it binds "uk", and its dep is unit k - 1 (unit 0 has none).
 inline std::string unit_table(size_t n) {

@@ -213,8 +213,7 @@ TEST(ImageCorruption, NameOutOfBounds) {
   std::string p;
   auto v0 = open_(d, &p);
   ASSERT_TRUE(v0);
-  uint64_t records_at = 0;
-  for (int i = 7; i >= 0; --i) records_at = (records_at << 8) | (unsigned char)d[header::kRecordsAt + i];
+  uint64_t records_at = get(d, header::kRecordsAt, 8);
   put(d, records_at + record::kNameAt + 4, 0xFFFFFFFF, 4);  // record 0's name length
   auto v = open_(d, &p);
   ASSERT_TRUE(v);
@@ -225,8 +224,7 @@ TEST(ImageCorruption, NameOutOfBounds) {
 
 TEST(ImageCorruption, PayloadOffsetPastEnd) {
   std::string d = valid();
-  uint64_t records_at = 0;
-  for (int i = 7; i >= 0; --i) records_at = (records_at << 8) | (unsigned char)d[header::kRecordsAt + i];
+  uint64_t records_at = get(d, header::kRecordsAt, 8);
   put(d, records_at + record::kPayloadAt, d.size() - 2, 8);
   std::string p;
   auto v = open_(d, &p);
@@ -252,11 +250,7 @@ TEST(ImageCorruption, PayloadHashMismatch) {
   EXPECT_NE(p.find("hash mismatch"), std::string::npos);
 }
 
-uint64_t records_at_of(const std::string& d) {
-  uint64_t records_at = 0;
-  for (int i = 7; i >= 0; --i) records_at = (records_at << 8) | (unsigned char)d[header::kRecordsAt + i];
-  return records_at;
-}
+uint64_t records_at_of(const std::string& d) { return get(d, header::kRecordsAt, 8); }
 
 TEST(ImageCorruption, EagerCodeFlagWithoutPlan) {
   std::string d = valid();
@@ -352,17 +346,13 @@ namespace {
 // again (a table edited on purpose, not a payload damaged in transit).
 void rehash_payload(std::string& d, uint32_t index) {
   size_t r = records_at_of(d) + index * kRecordSize;
-  uint64_t off = 0, len = 0;
-  for (int i = 7; i >= 0; --i) off = (off << 8) | (unsigned char)d[r + record::kPayloadAt + i];
-  for (int i = 3; i >= 0; --i) len = (len << 8) | (unsigned char)d[r + record::kPayloadLenAt + i];
+  uint64_t off = get(d, r + record::kPayloadAt, 8), len = get(d, r + record::kPayloadLenAt, 4);
   put(d, r + record::kPayloadHashAt, blob_hash(std::string_view(d).substr(off, len)), 8);
 }
 
 size_t payload_at_of(const std::string& d, uint32_t index) {
   size_t r = records_at_of(d) + index * kRecordSize;
-  uint64_t off = 0;
-  for (int i = 7; i >= 0; --i) off = (off << 8) | (unsigned char)d[r + record::kPayloadAt + i];
-  return off;
+  return get(d, r + record::kPayloadAt, 8);
 }
 
 // pkg.mod5: a plan with two units (sample_modules).
@@ -432,9 +422,7 @@ TEST(ImageCorruption, UnitBoundNamesPastText) {
 TEST(ImageCorruption, UnitBoundNameEmpty) {
   std::string d = valid();
   // Unit 0's name "u0" starts at its binds offset: point it at the NUL ending unit 0's where.
-  uint64_t where = 0, binds = 0;
-  for (int i = 3; i >= 0; --i) where = (where << 8) | (unsigned char)d[unit_record_at(d, 0) + unit_record::kWhereAt + i];
-  for (int i = 3; i >= 0; --i) binds = (binds << 8) | (unsigned char)d[unit_record_at(d, 0) + unit_record::kBindsAt + i];
+  uint64_t binds = get(d, unit_record_at(d, 0) + unit_record::kBindsAt, 4);
   put(d, unit_record_at(d, 0) + unit_record::kBindsAt, binds - 1, 4);
   EXPECT_NE(unit_problem(d).find("unit 0: bound names out of bounds"), std::string::npos);
 }
@@ -448,8 +436,7 @@ TEST(ImageCorruption, UnitLinksPastTable) {
 TEST(ImageCorruption, UnitLinkToNoUnit) {
   std::string d = valid();
   size_t links_at = unit_record_at(d, 2);  // after the two records: the text, then the links
-  uint64_t text = 0;
-  for (int i = 3; i >= 0; --i) text = (text << 8) | (unsigned char)d[units_at_of(d) + units::kTextAt + i];
+  uint64_t text = get(d, units_at_of(d) + units::kTextAt, 4);
   put(d, links_at + text, 7, 4);  // unit 1's dep: unit 7 of 2
   EXPECT_NE(unit_problem(d).find("link 0 to no unit"), std::string::npos);
 }
