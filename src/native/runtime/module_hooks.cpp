@@ -129,7 +129,9 @@ Ref module_name(PyObject* value) {
 // (`operator.getitem([module], 0)`): the pickler's own handling of it
 // decides, as eagerly (cloudpickle's reference; plain pickle's and
 // deepcopy's TypeError). Where the class stays ours (a package's miss hook
-// for its submodules, a unit that fails), the class below ours reduces it.
+// for its submodules, a unit that fails) over ModuleType itself, a stand-in
+// module (its name, a copy of its namespace) is handed over instead; over
+// another class, that class reduces it.
 // `copy.copy(module)` would take that reduction for a copy: the module
 // itself, where eagerly it raises. __copy__ completes it alike and copies it
 // as its own class does (a TypeError for ModuleType, as eagerly).
@@ -197,6 +199,19 @@ PyObject* module_reduce_ex(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       Ref head = py::check(PyTuple_Pack(2, module, Py_None));
       Ref all = py::check(PySequence_Concat(head.get(), rv.get()));
       return PyObject_Call(reconstruct.get(), all.get(), nullptr);
+    }
+    if (cls == (PyObject*)&PyModule_Type && g != nullptr) {
+      // Still ours once complete: a package's miss hook for its submodules
+      // (while an import under it is deferred), or a unit that failed. The
+      // pickler gets a stand-in of the module's own class with its name and
+      // a copy of its namespace, whose reduction is what an exact module's
+      // would be (cloudpickle's by reference; plain pickle's and
+      // deepcopy's TypeError). The module's class stays ours.
+      Ref name = py::check(PyModule_GetNameObject(module));
+      Ref stand_in = py::check(PyModule_NewObject(name.get()));
+      if (PyDict_Merge(PyModule_GetDict(stand_in.get()), g, 1) < 0) throw py::PyError{};
+      Ref getitem = import_attr("operator", "getitem");
+      return Py_BuildValue("(O([O]i))", getitem.get(), stand_in.get(), 0);
     }
     Ref own = py::check(PyObject_GetAttrString(cls, "__reduce_ex__"));
     return PyObject_CallFunctionObjArgs(own.get(), module, args[1], nullptr);
