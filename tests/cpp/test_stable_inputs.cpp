@@ -78,3 +78,47 @@ TEST(StableInputs, AUnitIsForcedOnlyOnce) {
   ASSERT_EQ(plan.size(), 1u);
   EXPECT_EQ(plan[0].before, 2);
 }
+
+TEST(StableInputs, ImportStateChangeForcesThePendingImportsBeforeIt) {
+  // import a; X = 1; from b import c; def swap(): sys.modules[...] = ...; Y = swap(); import d
+  std::vector<Unit> units = {unit(0, true, {"a"}), unit(1, true, {"X"}), unit(2, true, {"c"}),
+                             unit(3, true, {"swap"}, {}, {}, {"c"}), unit(4, false, {"Y"}, {"swap"}, {"swap"}),
+                             unit(5, true, {"d"})};
+  units[0].imports = {"a"};
+  units[2].imports = {"b"};
+  units[5].imports = {"d"};
+  units[3].touches_import_state = true;  // its body
+  auto plan = plan_forces(units, std::vector<bool>(6, false));
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].before, 4);
+  EXPECT_EQ(plan[0].units, (std::vector<int>{0, 2}));  // not X, not the import after the call
+}
+
+TEST(StableInputs, NoImportStateTouchedForcesNoImports) {
+  std::vector<Unit> units = {unit(0, true, {"a"}), unit(1, true, {"f"}), unit(2, false, {}, {}, {"f"})};
+  units[0].imports = {"a"};
+  EXPECT_TRUE(plan_forces(units, std::vector<bool>(3, false)).empty());
+}
+
+TEST(StableInputs, AnEagerClassWhoseMethodsReadSysModulesForcesNothingWhenCreated) {
+  // import a; class C: def f(self): return sys.modules.get(name)  (eager for another reason)
+  std::vector<Unit> units = {unit(0, true, {"a"}), unit(1, false, {"C"})};
+  units[0].imports = {"a"};
+  units[1].touches_import_state = true;  // in a method's body, not when the class is made
+  EXPECT_TRUE(plan_forces(units, {false, false}).empty());
+  units[1].import_state_at_definition = true;  // the class body itself
+  auto plan = plan_forces(units, {false, false});
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].units, (std::vector<int>{0}));
+}
+
+TEST(StableInputs, ANamedReadOfSysModulesForcesOnlyTheImportsLoadingThatModule) {
+  // import a.b; import c; HAS = "a" in sys.modules
+  std::vector<Unit> units = {unit(0, true, {"a"}), unit(1, true, {"c"}), unit(2, false, {"HAS"})};
+  units[0].imports = {"a.b"};
+  units[1].imports = {"c"};
+  units[2].loaded_module_reads_at_definition = {"a"};
+  auto plan = plan_forces(units, {false, false, false});
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].units, (std::vector<int>{0}));
+}

@@ -1087,6 +1087,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
   }
 
   collect_module_attr_writes(module);
+  mark_import_state_users();
 
   for (Node s : body) membership_tests(s, binders_, membership_tested_);
 

@@ -127,6 +127,105 @@ void Analyzer::collect_module_attr_writes(Node module) {
   walk(module);
 }
 
+// The import state a deferred import resolves against, and shows in. A write
+// to one of these (or a reload) between an import's place and its first use
+// could make it find another module, or none (sys.modules["m"] = None halts
+// `import m`); a read of sys.modules there would miss the pending import's
+// module. Reads naming their module by a string constant (`"m" in
+// sys.modules`, `sys.modules["m"]`, `sys.modules.get("m")`) are recorded by
+// name: logging's LogRecord asks for multiprocessing, which logging never
+// imports.
+void Analyzer::mark_import_state_users() {
+  static const std::set<std::string> state = {"sys.modules", "sys.path", "sys.meta_path", "sys.path_hooks",
+                                              "sys.path_importer_cache"};
+  static const std::set<std::string> mutators = {"pop",    "popitem", "setdefault", "update",      "clear",
+                                                 "insert", "append",  "extend",     "remove",      "sort",
+                                                 "reverse", "__setitem__", "__delitem__", "__iadd__"};
+  const int end = (int)units_.size();
+  // Names resolve as the module binds them in the end: a body may run late.
+  auto is_state = [&](Node chain) {
+    return chain.kind() == K::Attribute && state.count(callee_dotted(chain, end)) != 0;
+  };
+  auto is_modules = [&](Node chain) { return chain.kind() == K::Attribute && callee_dotted(chain, end) == "sys.modules"; };
+  auto text = [](Node c) -> std::string {
+    return c && c.kind() == K::Constant && PyUnicode_Check(c.get("value").raw()) ? py::utf8(c.get("value").raw()) : "";
+  };
+  for (auto& u : units_) {
+    // What runs when the statement runs, and, apart, what runs only when a
+    // function it defines is called (a method's `sys.modules.get(name)` in
+    // an eager class: pickle's _Pickler, typing's ForwardRef).
+    bool any[2] = {false, false};  // [at definition, in a body]
+    bool change = false;           // a write or reload, anywhere
+    Names named[2];
+    int body = 0;
+    std::function<void(Node)> visit = [&](Node n) {
+      switch (n.kind()) {
+        case K::FunctionDef:
+        case K::AsyncFunctionDef:
+        case K::Lambda: {
+          int was = std::exchange(body, 1);
+          for_each_child(n, visit);
+          body = was;
+          return;
+        }
+        case K::Call: {
+          Node f = n.get("func");
+          std::vector<Node> args = n.list("args");
+          if (f.kind() == K::Attribute && is_state(f.get("value")) && mutators.count(f.str("attr")))
+            any[body] = change = true;
+          if (f.kind() == K::Attribute && f.str("attr") == "get" && is_modules(f.get("value")) && !args.empty() &&
+              !text(args[0]).empty()) {
+            named[body].insert(text(args[0]));
+            for (size_t i = 1; i < args.size(); ++i) visit(args[i]);
+            return;
+          }
+          std::string callee = callee_dotted(f, end);
+          if (callee == "importlib.reload" || callee == "imp.reload") any[body] = change = true;
+          break;
+        }
+        case K::Compare: {
+          std::vector<Node> ops = n.list("ops"), rhs = n.list("comparators");
+          if (ops.size() == 1 && (ops[0].kind() == K::In || ops[0].kind() == K::NotIn) && is_modules(rhs[0]) &&
+              !text(n.get("left")).empty()) {
+            named[body].insert(text(n.get("left")));
+            return;
+          }
+          break;
+        }
+        case K::Subscript: {
+          Node v = n.get("value"), slice = n.get("slice");
+          if (!is_state(v)) break;
+          // sys.modules[__name__] (a module replacing itself) makes the
+          // whole module eager already (module-introspection).
+          if (slice.kind() == K::Name && slice.str("id") == "__name__") return;
+          if (n.get("ctx").kind() != K::Load) {
+            any[body] = change = true;
+          } else if (is_modules(v) && !text(slice).empty()) {
+            named[body].insert(text(slice));
+            return;
+          }
+          break;
+        }
+        case K::Attribute:
+          // sys.path = [...], sys.path += [...]; any other read of sys.modules
+          // (iterated, copied, indexed by a variable) may look for anything.
+          if (n.get("ctx").kind() != K::Load && is_state(n)) any[body] = change = true;
+          else if (n.get("ctx").kind() == K::Load && is_modules(n)) any[body] = true;
+          break;
+        default: break;
+      }
+      for_each_child(n, visit);
+    };
+    for (int st : u.stmts) visit(stmts_[(size_t)st].node);
+    u.import_state_at_definition = any[0];
+    u.loaded_module_reads_at_definition = named[0];
+    u.touches_import_state = any[0] || any[1];
+    u.changes_import_state = change;
+    u.loaded_module_reads = std::move(named[0]);
+    u.loaded_module_reads.insert(named[1].begin(), named[1].end());
+  }
+}
+
 int Analyzer::module_attr_write(const std::string& dotted) const {
   if (module_attr_writes_.empty()) return 0;
   for (std::string d = dotted;;) {

@@ -1,5 +1,6 @@
 #include "analyze/stable_inputs.h"
 
+#include <algorithm>
 #include <map>
 #include <unordered_set>
 
@@ -36,6 +37,54 @@ Names touched_by(const Unit& stmt, const std::map<std::string, std::vector<int>>
     }
   }
   return touched;
+}
+
+// What of the import state an eager statement may touch: its own code (as
+// it runs: not the bodies of the functions it defines), or the bodies of the
+// units binding what it mentions (followed as touched_by
+// does, but only through units bound before it: code defined later cannot
+// run yet). Returns true for any change (or a read of any module); adds
+// the modules read by name to `named`.
+bool reaches_import_state(const Unit& stmt, const std::map<std::string, std::vector<int>>& binders,
+                          const std::vector<Unit>& units, Names& named) {
+  if (stmt.import_state_at_definition) return true;
+  named.insert(stmt.loaded_module_reads_at_definition.begin(), stmt.loaded_module_reads_at_definition.end());
+  // A change anywhere in the reached code counts. A read of sys.modules
+  // counts in the code the statement names itself (a function it calls),
+  // not deeper: mentions are syntactic and transitive, and typing's `class
+  // TypeVar` would otherwise reach ForwardRef._evaluate's
+  // `sys.modules.get(...)` through _type_check and _type_convert.
+  Names reached;
+  std::vector<std::pair<std::string, int>> work;  // (name, depth)
+  for (const auto& n : stmt.mentions) work.emplace_back(n, 0);
+  while (!work.empty()) {
+    auto [name, depth] = std::move(work.back());
+    work.pop_back();
+    if (!reached.insert(name).second) continue;
+    auto it = binders.find(name);
+    if (it == binders.end()) continue;
+    for (int b : it->second) {
+      if (b >= stmt.id) continue;
+      const Unit& u = units[(size_t)b];
+      if (depth == 0) {
+        if (u.touches_import_state) return true;
+        named.insert(u.loaded_module_reads.begin(), u.loaded_module_reads.end());
+      } else if (u.changes_import_state) {
+        return true;
+      }
+      for (const Names* set : {&u.call_reads, &u.def_reads})
+        for (const auto& n : *set)
+          if (!reached.count(n)) work.emplace_back(n, depth + 1);
+    }
+  }
+  return false;
+}
+
+// Whether import unit `u` loads module `m` (`import a.b` loads a and a.b).
+bool loads(const Unit& u, const std::string& m) {
+  for (const auto& i : u.imports)
+    if (i == m || (i.size() > m.size() && i.compare(0, m.size(), m) == 0 && i[m.size()] == '.')) return true;
+  return false;
 }
 
 }  // namespace
@@ -106,6 +155,20 @@ std::vector<Force> plan_forces(const std::vector<Unit>& units, const std::vector
         if (force) add_closure(i, f, add_closure);
       }
     }
+    // An import resolves against sys.modules, sys.path and the import hooks
+    // as they are when it runs: the pending imports before a statement that
+    // may change them run first, as they did eagerly.
+    Names named;
+    bool any = !star[(size_t)e.id] && reaches_import_state(e, binders, units, named);
+    if (any || !named.empty())
+      for (int i = 0; i < e.id; ++i) {
+        const Unit& u = units[(size_t)i];
+        if (!u.lazy || forced.count(i) || u.imports.empty()) continue;
+        bool wanted = any;
+        for (const auto& m : named) wanted = wanted || loads(u, m);
+        if (wanted) add_closure(i, f, add_closure);
+      }
+    std::sort(f.units.begin(), f.units.end());  // source order, whichever rule forced each
     if (!f.units.empty()) plan.push_back(std::move(f));
   }
   return plan;

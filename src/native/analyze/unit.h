@@ -101,6 +101,24 @@ struct Unit {
   // call but a builtin constructor of constants): such a call may ask
   // isinstance/issubclass. Imports count as none (rule 7).
   bool def_calls = true;
+  // Its code (the statement, or a body of it that may run when called)
+  // changes the import state (writes to sys.modules, sys.path,
+  // sys.meta_path, sys.path_hooks or sys.path_importer_cache;
+  // importlib.reload) or reads sys.modules for any module; or reads it for
+  // the modules named in loaded_module_reads (`"m" in sys.modules`). An eager
+  // statement reaching such code runs after the pending imports before it
+  // (of those modules only, for named reads), so they resolve, and show, as
+  // eagerly (stable_inputs.cpp; defusedxml.ElementTree swaps
+  // sys.modules["xml.etree.ElementTree"] in a function its top level calls,
+  // after importing from that module).
+  bool touches_import_state = false;
+  Names loaded_module_reads;
+  // Of those, a change (not a read) anywhere in its code.
+  bool changes_import_state = false;
+  // The same, of the code that runs when the statement itself runs (not the
+  // bodies of the functions it defines).
+  bool import_state_at_definition = false;
+  Names loaded_module_reads_at_definition;
   // A plain_new class's: the attributes its __init__ (or a base's of this
   // module) sets on the new instance, and the names its body (or such a
   // base's) binds to what may be a data descriptor: a subclass binding one
