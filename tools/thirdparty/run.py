@@ -156,9 +156,11 @@ PROJECTS = {
                                        "sympy/matrices/expressions/tests/test_inverse.py",
                                        "sympy/matrices/expressions/tests/test_matpow.py"],
                      [], ["."], [("mpmath", "1.3.0", ".")]),
-    # Pure Python (its Cython speed-ups are not built); sqlite only.
+    # Pure Python (its Cython speed-ups are not built); sqlite only. typing_extensions:
+    # pyenv's 3.12/3.13 lack it (its conftest failed to import, eagerly as lazily).
     "sqlalchemy": Project("SQLAlchemy", "2.0.31", ["test/base", "test/orm/declarative", "test/ext/test_hybrid.py",
-                                                   "test/sql/test_metadata.py"], [*OLD_PYTEST], ["lib"]),
+                                                   "test/sql/test_metadata.py"], [*OLD_PYTEST], ["lib"],
+                          [("typing_extensions", "4.12.2", "src")]),
 }
 
 # Who runs what: the lazy modes a run compares with eager.
