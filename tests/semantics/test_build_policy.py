@@ -16,10 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-# The namespace read through ModuleType's own descriptor: while units are
-# pending, a lazy module's class is a subclass of it (docs/differences.md).
-PROBE = ("import mod, types, lazyexec._lazyexec as core; "
-         "print(core.is_trapping(types.ModuleType.__dict__['__dict__'].__get__(mod)), mod.f())")
+PROBE = ("import mod, lazyexec._lazyexec as core; "
+         "print(core.is_trapping(type(mod).__dict__['__dict__'].__get__(mod)), mod.f())")
 
 
 def make_app(tmp_path: Path) -> Path:

@@ -540,7 +540,7 @@ PyObject* run_plan(PyObject*, PyObject* args) {
     }
     runtime::ModuleState* running = runtime::state_of(g);
     if (running != nullptr) running->top_level_running = true;
-    if (runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
+    if (readers && runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast.get()); ++i) {
       PyObject* step = PySequence_Fast_GET_ITEM(fast.get(), i);
       if (!PyTuple_Check(step) || PyTuple_GET_SIZE(step) != 3) {
@@ -613,7 +613,7 @@ PyObject* run_plan(PyObject*, PyObject* args) {
     // replaced the module's class (which ended the watch).
     runtime::ModuleState* st = runtime::state_of(g);
     if (st != nullptr) st->top_level_running = false;
-    if (runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
+    if (readers && runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
     if (st != nullptr && st->pending.empty() && runtime::on_settled(module, false) < 0)
       throw py::PyError{};  // nothing left to defer: the hooks go
     if (PyList_Append(loaded, name) < 0) throw py::PyError{};

@@ -153,13 +153,7 @@ int ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
   if (ModuleState* rs = state_of(self);
       rs && !rs->top_level_running && (rs->readers_plan || !rs->readers.empty()) && force_readers(*rs, key) < 0)
     return -1;
-  if (value) {
-    // Over a pending name: eagerly it was bound at import and this replaced
-    // it, so it stays replaced (and, once deleted, deleted). The top
-    // level's own STORE_NAME lands here too: supersede() sees those.
-    if (ModuleState* st = state_of(self); st && !st->top_level_running) cancel_overwritten(*st, key, value);
-    return PyDict_SetItem(self, key, value);
-  }
+  if (value) return PyDict_SetItem(self, key, value);
   int has = PyDict_Contains(self, key);
   if (has < 0) return -1;
   ModuleState* st = state_of(self);

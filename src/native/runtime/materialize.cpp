@@ -292,25 +292,6 @@ int supersede(ModuleState& st, PyObject* last, int first_later) {
   return 0;
 }
 
-int cancel_overwritten(ModuleState& st, PyObject* name, PyObject* value) {
-  if (st.pending.empty() || !PyUnicode_Check(name) || !may_be_pending(st, name)) return 0;
-  const char* text = PyUnicode_AsUTF8(name);
-  if (text == nullptr) {  // not a name a unit binds (a lone surrogate)
-    PyErr_Clear();
-    return 0;
-  }
-  auto it = st.pending.find(std::string_view(text));
-  if (it == st.pending.end() || it->second >= visible_limit(st)) return 0;
-  const UnitRecord& u = st.units[(size_t)it->second];
-  if (u.state != UnitRecord::Pending) return 0;  // running: its publish decides (later writes win)
-  // importlib binding the package's own submodule that the unit's `from .x
-  // import x` binds over: eagerly the package's import had loaded it first.
-  if (value != nullptr && own_submodule_under(st, u, name, value)) return 0;
-  st.cancelled.emplace(it->first);
-  st.pending.erase(it);
-  return 1;
-}
-
 namespace {
 
 // Publishes a unit's bindings. Names bound in the namespace while the unit

@@ -291,14 +291,10 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
 // statement (visible_limit); those below read the new value, as eagerly. A module's attribute writes go
 // through its class's tp_setattro (generic setattr then writes the dict with
 // PyDict_SetItem, which the trapping dict cannot see): while a lazily loaded
-// module has pending units, its class is a subclass of its own class (same
-// name, qualname and repr) with this __setattr__ and __delattr__; it goes
-// back when the module completes (default_on_settled,
-// module_class.restore_class). Attribute reads are not affected. The same
-// write over a pending name cancels it (cancel_overwritten): eagerly the
-// definition ran at import and `mod.f = 1` replaced it for good, so `del
-// mod.f` afterwards leaves no f (before, the next lookup ran the pending
-// def: f came back).
+// module has pending units reading something, its class is a subclass of
+// its own class (same name, qualname and repr) with this __setattr__ and
+// __delattr__; it goes back when the module completes (default_on_settled,
+// module_class.restore_class). Attribute reads are not affected.
 
 // The "inputs" subclass in `module`'s class hierarchy (its MRO: a class
 // assigned over ours keeps working), or null.
@@ -354,15 +350,17 @@ PyObject* inputs_write(PyObject* module, PyObject* name, PyObject* value) {
         force_all_readers(*st) < 0)
       return nullptr;
     if (st != nullptr && force_readers(*st, name) < 0) return nullptr;
-    if (st != nullptr && (st = state_of(g)) != nullptr) {
-      // `mod.N = v` or `del mod.N` of a name whose unit has not run: eagerly
-      // N was bound at import and the write replaced or removed it for
-      // good; the name is cancelled, as `del N` in the module cancels it.
-      // (Bound from outside unseen first, `vars(m)[N] = v` on a settled
-      // module: the deletion finds it present and cancels it all the same.)
-      int has = value != nullptr ? 1 : PyDict_Contains(g, name);
+    if (value == nullptr && st != nullptr && PyUnicode_Check(name) && (st = state_of(g)) != nullptr) {
+      // `del mod.N` of a name whose unit has not run: eagerly N exists and
+      // goes; the unit is cancelled, as `del N` in the module does.
+      int has = PyDict_Contains(g, name);
       if (has < 0) return nullptr;
-      if (cancel_overwritten(*st, name, value) && !has) Py_RETURN_NONE;
+      auto it = has ? st->pending.end() : st->pending.find(py::utf8(name));
+      if (it != st->pending.end() && it->second < visible_limit(*st)) {
+        st->cancelled.emplace(it->first);
+        st->pending.erase(it);
+        Py_RETURN_NONE;
+      }
     }
     if (write_below(inputs_class(module), module, name, value) < 0) return nullptr;
     Py_RETURN_NONE;
@@ -1147,14 +1145,13 @@ static PyTypeObject* inputs_module_class = nullptr;
 int watch_inputs(PyObject* module, PyObject* readers) {
   PyObject* g = namespace_of(module);
   ModuleState* st = g ? state_of(g) : nullptr;
-  if (st == nullptr || st->pending.empty()) return 0;
+  if (st == nullptr || st->pending.empty() || !PyTuple_Check(readers) || PyTuple_GET_SIZE(readers) == 0) return 0;
   try {
     if (inputs_class(module) != nullptr) return 0;  // watching already
   } catch (const py::PyError&) {
     return -1;
   }
-  if (readers != nullptr && PyTuple_Check(readers) && PyTuple_GET_SIZE(readers) > 0)
-    st->readers_plan = py::Ref::borrow(readers);  // parsed at the first write that asks
+  st->readers_plan = py::Ref::borrow(readers);  // parsed at the first write that asks
   if (Py_TYPE(module) == &PyModule_Type && inputs_module_class != nullptr) {
     Py_INCREF(inputs_module_class);
     Py_SET_TYPE(module, inputs_module_class);  // as object_set_class does (ModuleType is static)

@@ -36,14 +36,12 @@ int watch_deferred_imports(PyObject* module, PyObject* specs);
 // Before the top level runs (and again when it ends, if the top level
 // replaced the module's class): records which pending units read which
 // module globals at definition time (`readers`: ((name, (unit, ...)), ...),
-// the plan's "watch" step; null or empty when none does) and, while any unit
-// is pending, swaps the module's class for one whose __setattr__/__delattr__
-// run those units before a name they read is rebound or deleted through the
-// module (mock.patch, monkeypatch, cryptography's utils.deprecated during the
-// import itself: there only the units above the running statement), and
-// cancel a pending name such a write replaces or deletes (`mod.f = 1; del
-// mod.f` leaves no f, as eagerly). Does nothing while the class is watching
-// already. -1 with an exception set.
+// the plan's "watch" step) and, if any is still pending, swaps the module's
+// class for one whose __setattr__/__delattr__ run those units before a name
+// they read is rebound or deleted through the module (mock.patch,
+// monkeypatch, cryptography's utils.deprecated during the import itself:
+// there only the units above the running statement). Does nothing while the
+// class is watching already. -1 with an exception set.
 int watch_inputs(PyObject* module, PyObject* readers);
 
 // A package whose pending `from .x import x` units bind the names `names`

@@ -290,17 +290,6 @@ bool inserted_since(PyObject* dict, PyObject* last, std::vector<py::Ref>& out);
 // because eagerly that later unit's binding replaces them.
 int supersede(ModuleState& st, PyObject* last, int first_later);
 
-// A write from outside (`mod.N = v`, `setattr`, `vars(mod)[N] = v`, `del
-// mod.N`) over a pending name the calling thread can see: eagerly the
-// definition had run at import and the write replaced (or removed) its value
-// for good, so the name is cancelled, as supersede() cancels one an eager
-// statement bound over (`mod.N = 1; del mod.N` leaves no N; the unit may
-// still run for its other names and publishes none of the cancelled ones).
-// Not for a unit running now (its publish decides), nor for importlib
-// binding the package's own submodule `value` that the unit binds over.
-// `value` null: a deletion. 1 when cancelled, else 0.
-int cancel_overwritten(ModuleState& st, PyObject* name, PyObject* value);
-
 // Materializes the static closure (call_reads, transitively) of every unit
 // that has run, then turns the namespace back into an exact dict in place.
 // Never raises: a unit failing during settling leaves the module trapped and
