@@ -84,7 +84,8 @@ class Analyzer {
   // definition reading one (`_real = builtins.__import__`, `TIMEOUT =
   // Defaults.timeout`) would read the replacement at first use.
   void collect_module_attr_writes(Node module);
-  // Sets Unit::touches_import_state (mutable_inputs.cpp).
+  // Sets each unit's import-state facts (Unit::touches_import_state and the
+  // fields after it; mutable_inputs.cpp).
   void mark_import_state_users();
   // The line writing `dotted` or an attribute it is read through, or 0.
   int module_attr_write(const std::string& dotted) const;

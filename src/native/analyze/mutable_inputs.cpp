@@ -141,12 +141,19 @@ void Analyzer::mark_import_state_users() {
   static const std::set<std::string> mutators = {"pop",    "popitem", "setdefault", "update",      "clear",
                                                  "insert", "append",  "extend",     "remove",      "sort",
                                                  "reverse", "__setitem__", "__delitem__", "__iadd__"};
+  static const std::set<std::string> state_attrs = {"modules", "path", "meta_path", "path_hooks",
+                                                    "path_importer_cache"};
   const int end = (int)units_.size();
   // Names resolve as the module binds them in the end: a body may run late.
+  // The attribute's own name first: most attribute nodes are not these, and
+  // resolving a chain walks it.
   auto is_state = [&](Node chain) {
-    return chain.kind() == K::Attribute && state.count(callee_dotted(chain, end)) != 0;
+    return chain.kind() == K::Attribute && state_attrs.count(chain.str("attr")) &&
+           state.count(callee_dotted(chain, end)) != 0;
   };
-  auto is_modules = [&](Node chain) { return chain.kind() == K::Attribute && callee_dotted(chain, end) == "sys.modules"; };
+  auto is_modules = [&](Node chain) {
+    return chain.kind() == K::Attribute && chain.str("attr") == "modules" && callee_dotted(chain, end) == "sys.modules";
+  };
   auto text = [](Node c) -> std::string {
     return c && c.kind() == K::Constant && PyUnicode_Check(c.get("value").raw()) ? py::utf8(c.get("value").raw()) : "";
   };
@@ -179,8 +186,12 @@ void Analyzer::mark_import_state_users() {
             for (size_t i = 1; i < args.size(); ++i) visit(args[i]);
             return;
           }
-          std::string callee = callee_dotted(f, end);
-          if (callee == "importlib.reload" || callee == "imp.reload") any[body] = change = true;
+          bool reload = (f.kind() == K::Attribute && f.str("attr") == "reload") ||
+                        (f.kind() == K::Name && f.str("id") == "reload");
+          if (reload) {
+            std::string callee = callee_dotted(f, end);
+            if (callee == "importlib.reload" || callee == "imp.reload") any[body] = change = true;
+          }
           break;
         }
         case K::Compare: {
