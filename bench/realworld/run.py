@@ -780,9 +780,10 @@ def main() -> int:
             ap.error(f"unknown: {', '.join(bad)} (known: {', '.join(known)})")
     if "eager" not in modes:
         modes.insert(0, "eager")
-    base = Path(args.base or (ROOT / "build/bench" / ("debian" if args.target == "debian" else f"pypi-{ver}")))
+    # Absolute: the venvs' scripts are run from the state's work directory.
+    base = Path(args.base or (ROOT / "build/bench" / ("debian" if args.target == "debian" else f"pypi-{ver}"))).absolute()
     results_name = "realworld" if args.target == "debian" else f"realworld-pypi-{ver}"
-    out_dir = Path(args.out) if args.out else (base / "results-quick" if args.quick else ROOT / "bench/results" / results_name)
+    out_dir = Path(args.out).absolute() if args.out else (base / "results-quick" if args.quick else ROOT / "bench/results" / results_name)
     base.mkdir(parents=True, exist_ok=True)
     started = time.time()
     print("set-up:", flush=True)
