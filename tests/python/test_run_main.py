@@ -72,6 +72,15 @@ def test_script_main_argv_and_path(tmp_path, given):
     same(*both(tmp_path, [target, "a", "--flag"]))
 
 
+@pytest.mark.parametrize("target", [["prog.py", "a"], ["-m", "prog", "a"]], ids=["script", "module"])
+def test_python_layer_runs_the_same_program(tmp_path, target):
+    """With LAZYEXEC=0 the start-up extension declines and cli/run.py runs
+    the program: the same `__main__`, argv and path as the C++ runner's."""
+    write(tmp_path / "prog.py", '"""the doc"""\n' + OBSERVE)
+    same(*both(tmp_path, target))
+    same(*both(tmp_path, target, env={"LAZYEXEC": "0"}))
+
+
 def test_symlinked_script_puts_its_real_directory_first(tmp_path):
     write(tmp_path / "real" / "prog.py", OBSERVE)
     (tmp_path / "bin").mkdir()
@@ -183,9 +192,11 @@ def test_run_imports_nothing_the_program_would_not(tmp_path):
     write(bindir / "probe-tool", f"#!{sys.executable}\n" + probe)
     (bindir / "probe-tool").chmod(0o755)
     env = {"LAZYEXEC_CACHE_DIR": str(tmp_path / "cache"), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    own = {"lazyexec", "lazyexec.cli", "lazyexec.cli.run", "lazyexec._lazyexec_boot"}
-    for target in (["probe.py"], ["probe-tool"]):
-        eager = run([sys.executable, str(tmp_path / "probe.py")], tmp_path, env)
+    # The command runs a script or command in C++ (src/native/cli/run.cpp):
+    # of lazyexec's Python, only the package itself loads.
+    own = {"lazyexec", "lazyexec._lazyexec_boot"}
+    for target in (["probe.py"], ["probe-tool"], ["-m", "probe"]):
+        eager = run([sys.executable, *(target if target[0] == "-m" else [str(tmp_path / "probe.py")])], tmp_path, env)
         run([str(LAZYEXEC_SCRIPT), "run", *target], tmp_path, env)  # the first start writes lazyexec's caches
         lazy = run([str(LAZYEXEC_SCRIPT), "run", *target], tmp_path, env)
         assert eager.returncode == 0 and lazy.returncode == 0, lazy.stderr
@@ -215,11 +226,14 @@ def test_run_names_the_program_as_the_python_layer(tmp_path):
 
 @pytest.mark.parametrize("source", [b'# -*- coding: latin-1 -*-\nprint("caf\xe9", len("caf\xe9"))\n',
                                     b'\xef\xbb\xbfprint("after a BOM", "\xc3\xa9")\n',
-                                    b'print(1)\nprint(2 +)\n'],
-                         ids=["coding-cookie", "bom", "syntax-error"])
+                                    b'print(1)\nprint(2 +)\n',
+                                    b'print(1)\n\0\nprint(2)\n'],
+                         ids=["coding-cookie", "bom", "syntax-error", "nul-byte"])
 def test_script_source_decoded_as_the_interpreter_decodes_it(tmp_path, source):
-    """The script is compiled by the start-up extension (compile_main), not
-    builtins.compile(): its coding cookie, BOM and syntax errors read the same."""
+    """The script is parsed and run as the interpreter does it (run.cpp:
+    PyRun_FileExFlags; the Python layer: compile_main, not builtins.compile()):
+    its coding cookie, BOM, syntax errors and NUL bytes read the same (3.11's
+    tokenizer stops at a NUL byte, 3.12's reports it)."""
     (tmp_path / "enc.py").write_bytes(source)
     eager, lazy = both(tmp_path, ["enc.py"])
     same(eager, lazy)

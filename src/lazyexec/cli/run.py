@@ -39,6 +39,27 @@ USAGE = ("usage: lazyexec run [--image APP.lzi] (SCRIPT.py | -m MODULE | CONSOLE
 
 
 def run(argv: list[str]) -> int:
+    # A script, a command on PATH or `-m MODULE`: in C++ (src/native/cli/run.cpp,
+    # the same steps as below); None: nothing happened yet, this layer runs it.
+    boot = _start_up_extension()
+    if boot is not None and hasattr(boot, "run"):
+        status = boot.run(argv)
+        if status is not None:
+            return status
+    return run_in_python(argv)
+
+
+def _start_up_extension():
+    if os.environ.get("LAZYEXEC") == "0":
+        return None
+    try:
+        from lazyexec import _lazyexec_boot
+    except ImportError:  # a build without the start-up extension
+        return None
+    return _lazyexec_boot
+
+
+def run_in_python(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
@@ -80,14 +101,14 @@ def _activate(program: str, rest: list[str], image: str | None) -> None:
     line: about 10 M instructions less than the Python layer's activation
     in `run --image -m test test_bisect`); the Python layer when it declines
     (a cache to build, a message to give), and for LAZYEXEC=0."""
-    if os.environ.get("LAZYEXEC") != "0":
-        try:
-            from lazyexec import _lazyexec_boot
-        except ImportError:  # a build without the start-up extension
-            pass
-        else:
-            if _lazyexec_boot.boot(program, rest, *([image] if image is not None else [])) is not None:
-                return
+    boot = _start_up_extension()
+    if boot is not None and boot.boot(program, rest, *([image] if image is not None else [])) is not None:
+        return
+    _activate_in_python(program, rest, image)
+
+
+def _activate_in_python(program: str, rest: list[str], image: str | None = None) -> None:
+    """The Python layer's activation, where C++ declined (also for run.cpp)."""
     from lazyexec import activate
     from lazyexec.importer.profile import usage
 
@@ -260,6 +281,21 @@ def _is_zip(path: str) -> bool:
             return f.read(4) == b"PK\x05\x06"
     except OSError:
         return False
+
+
+def _hand_over_from(exc: BaseException, first) -> None:
+    """_hand_over() for run.cpp: `first` is the program's code object, the
+    name of runpy's function whose frame is first, True (the traceback's
+    first frame: the script's, run by the interpreter's own PyRun_FileExFlags)
+    or None (no frame)."""
+    if first is True:
+        _hand_over(exc, lambda code: True)
+    elif isinstance(first, str):
+        _hand_over(exc, lambda code: code.co_name == first)
+    elif first is None:
+        _hand_over(exc, None)
+    else:
+        _hand_over(exc, lambda code: code is first)
 
 
 def _hand_over(exc: BaseException, first) -> None:

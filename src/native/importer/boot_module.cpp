@@ -14,6 +14,7 @@
 #include <unistd.h>
 #endif
 
+#include "cli/run.h"
 #include "importer/boot.h"
 #include "importer/finder.h"
 
@@ -95,7 +96,17 @@ PyObject* boot(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
   return finder;
 }
 
+PyObject* run(PyObject* module, PyObject* argv) { return lazyexec::cli::run(module, argv, boot); }
+
+PyObject* command(PyObject* module, PyObject* argv) { return lazyexec::cli::command(module, argv, boot); }
+
 PyMethodDef methods[] = {
+    {"command", command, METH_O,
+     "command(argv) -> the `lazyexec` command's exit status (src/scripts/lazyexec): `run SCRIPT` and `run -m "
+     "MODULE` in C++, the rest through lazyexec.cli.command()."},
+    {"run", run, METH_O,
+     "run(argv) -> 0 once `lazyexec run ARGV` ran its script or -m module (activated as boot(program, args)), or "
+     "None before anything happened: cli/run.py runs that command line."},
     {"compile_main", (PyCFunction)(void (*)(void))compile_main, METH_FASTCALL,
      "compile_main(source: bytes, filename: str) -> code: compile(source, filename, 'exec', dont_inherit=True)."},
     {"boot", (PyCFunction)(void (*)(void))boot, METH_FASTCALL,
