@@ -78,6 +78,15 @@ bench:
 bench-quick:
 	$(MAKE) bench BENCH_ARGS=--quick
 
+# Instructions (callgrind) of every workload, eager and lazy, fresh artifacts
+# and profile per workload: the README's second table (after make bench).
+BENCH_INSTRUCTION_MODES ?= lazyexec .pth,lazyexec run,lazyexec image .pth
+bench-instructions:
+	$(MAKE) setup PYTHON=/usr/bin/python3 VENV=$(BENCH_VENV)
+	$(BENCH_VENV)/bin/python bench/realworld/instructions.py --setup --fresh --workloads all \
+	  --modes "$(BENCH_INSTRUCTION_MODES)" --json bench/results/realworld/instructions.json
+	$(BENCH_VENV)/bin/python bench/realworld/report.py bench/results/realworld --readme README.md
+
 # The same workloads from PyPI at pinned versions, one venv per interpreter
 # (results: bench/results/realworld-pypi-X.Y/).
 PYENV_ROOT ?= $(HOME)/.pyenv

@@ -8,7 +8,9 @@ idle one, where wall-time ratios of alternating rounds drift.
 
 One warm run per mode first (it may learn the usage profile or start a
 builder, which is waited for), then one counted run. Prints workload, eager,
-then per lazy mode its count and lazy/eager, as tab-separated lines.
+then per lazy mode its count and lazy/eager, as tab-separated lines; --json
+FILE also writes them (after each workload), for report.py's README table
+(`make bench-instructions`).
 
 --fresh: the method of docs/benchmarks.md's issue 11 passes (twelfth pass
 on), whose counts repeat to a few hundred instructions: every mode gets its own
@@ -23,6 +25,9 @@ marked "output differs".
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -39,7 +44,7 @@ from common import callgrind_instructions as count  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default=str(R.ROOT / "build/bench/debian"))
-    ap.add_argument("--workloads", default="pygmentize -V,flake8 --version,pytest --version,pylint --version,"
+    ap.add_argument("--workloads", help="comma-separated workload names, or all", default="pygmentize -V,flake8 --version,pytest --version,pylint --version,"
                                            "sphinx-build --version,import requests")
     ap.add_argument("--modes", default="lazyexec .pth",
                     help="comma-separated lazy modes the harness runs (run.py --modes), each against eager")
@@ -47,18 +52,26 @@ def main() -> int:
                     help="first make the venvs (lazyexec built from this tree) and the state, as run.py does")
     ap.add_argument("--fresh", action="store_true",
                     help="fresh artifacts and profile per workload, private bytecode caches, PYTHONHASHSEED=0")
+    ap.add_argument("--json", help="also write the counts here (report.py's instructions table)")
     args = ap.parse_args()
     modes = ["eager", *args.modes.split(",")]
+    record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "interpreter": f"{platform.python_implementation()} {platform.python_version()}",
+              "lazyexec_commit": _commit(), "fresh": args.fresh, "modes": modes[1:], "workloads": {}}
     base = Path(args.base).resolve()
     venvs = {"eager": base / "eager", "lazyexec": base / "lazyexec"}
     state = base / "state"
     if args.setup:
         R.setup(base, modes)
         R.prepare_state(state)
-    R._image_dir = state / "images"  # the image modes' images, built by run.py (build_images)
-    for w in args.workloads.split(","):
+    workloads = list(R.WORKLOADS) if args.workloads == "all" else args.workloads.split(",")
+    # The image modes' images, one per workload (run.py's build_images(): --trace of the workload).
+    R.build_images(workloads, modes, venvs, state)
+    for w in workloads:
         counted, outputs = {}, {}
         for mode in modes:
+            if mode in R.IMAGE_MODES and not R.image_path(R.T.args(w)).exists():
+                raise SystemExit(f"{w}: no image for {mode} (its build failed: see above)")
             # With the workload's arguments: an image mode's LAZYEXEC_IMAGE names its image (without
             # them it was empty, and "lazyexec image .pth" counted the plain .pth start).
             env = R.mode_env(mode, R.base_env(state, False), state, R.T.args(w))
@@ -70,10 +83,22 @@ def main() -> int:
                 R.wait_for_builders(venvs["lazyexec"])
             counted[mode] = count(cmd, env, state / "work")
         e = counted["eager"]
-        differs = [m for m in modes[1:] if args.fresh and outputs[m] != outputs["eager"]]
+        # Compared as the harness's guard compares them (run.py's normalise(): venv paths,
+        # timestamps, durations, regrtest's seed and memory addresses replaced).
+        seen = {m: (o[0], R.normalise(o[1], venvs)) for m, o in outputs.items()}
+        differs = [m for m in modes[1:] if args.fresh and seen[m] != seen["eager"]]
         print("\t".join([w, str(e), *(f"{counted[m]}\t{counted[m] / e:.4f}" + ("\toutput differs" if m in differs else "")
                                        for m in modes[1:])]), flush=True)
+        record["workloads"][w] = {"eager": e, **{m: {"instructions": counted[m], "ratio": counted[m] / e,
+                                                     "output_differs": m in differs} for m in modes[1:]}}
+        if args.json:
+            Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
     return 0
+
+
+def _commit() -> str:
+    r = subprocess.run(["git", "-C", str(R.ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
 
 
 def fresh_warm(mode: str, cmd: list, env: dict, state: Path):

@@ -273,6 +273,7 @@ def readme_section(results: dict, rel_dir: str) -> str:
             ((f"**{med[m]['time']:.2f}** / {med[m]['rss']:.2f}" if med[m]["time"] is not None else "–")
              + (f" ({med[m]['failed']} failed)" if med[m]["failed"] else "")) if m in med else ""
             for m in modes) + " |")
+    lines += instructions_section(results.get("instructions"))
     lines += [
         "",
         f"![time ratio per workload and mode]({rel_dir}/time-ratio.png)",
@@ -284,6 +285,36 @@ def readme_section(results: dict, rel_dir: str) -> str:
         README_END,
     ]
     return "\n".join(lines)
+
+
+def instructions_section(counts: dict | None) -> list[str]:
+    """The instruction counts of instructions.py --json (`make
+    bench-instructions`), when present: valgrind's count does not drift
+    with the machine's load as the wall-time ratios above do."""
+    if not counts or not counts.get("workloads"):
+        return []
+    modes = counts["modes"]
+    how = ("fresh artifacts and usage profile learnt per workload and mode, private bytecode caches, "
+           "PYTHONHASHSEED=0" if counts.get("fresh") else "artifacts warm")
+    lines = [
+        "",
+        f"Instructions executed (valgrind's callgrind; one counted run per mode, {how}), measured "
+        f"{counts['date']} at {counts['lazyexec_commit']} on {counts['interpreter']}: lazy / eager, below 1 is "
+        "better; the same on a busy machine as on an idle one.",
+        "",
+        "| workload | eager | " + " | ".join(modes) + " |",
+        "| --- | ---: |" + " ---: |" * len(modes),
+    ]
+    ratios: dict = {m: [] for m in modes}
+    for w, row in counts["workloads"].items():
+        cells = []
+        for m in modes:
+            r = row[m]
+            ratios[m].append(r["ratio"])
+            cells.append(f"{r['ratio']:.3f}" + (" (**output differs**)" if r.get("output_differs") else ""))
+        lines.append(f"| {w} | {row['eager'] / 1e6:.1f} M | " + " | ".join(cells) + " |")
+    lines.append("| **median** | | " + " | ".join(f"**{statistics.median(ratios[m]):.3f}**" for m in modes) + " |")
+    return lines
 
 
 def update_readme(readme: Path, results: dict, rel_dir: str) -> None:
@@ -318,6 +349,8 @@ if __name__ == "__main__":
     a = ap.parse_args()
     d = Path(a.results_dir)
     res = json.loads((d / "results.json").read_text())
+    if (d / "instructions.json").exists():
+        res["instructions"] = json.loads((d / "instructions.json").read_text())
     write(res, d)
     if a.readme:
         readme = Path(a.readme).resolve()

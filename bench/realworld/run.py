@@ -818,6 +818,8 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     import report
 
+    if (out_dir / "instructions.json").exists():  # make bench-instructions' counts, shown beside
+        results["instructions"] = json.loads((out_dir / "instructions.json").read_text())
     report.write(results, out_dir)
     if args.target == "debian" and not args.quick and args.out is None:
         report.update_readme(ROOT / "README.md", results, "bench/results/realworld")

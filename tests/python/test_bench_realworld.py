@@ -75,3 +75,26 @@ def test_yaml_round_trip_passes_the_guard_under_lazyexec_run(tmp_path):
     lazy = bench.run_once([sys.executable, "-m", "lazyexec", "run", script], tmp_path,
                           {**env, "LAZYEXEC_CONFIG": str(config)}, tmp_path)
     assert bench.check(lazy, ref, venvs) is None
+
+
+def test_readme_instructions_table_from_instructions_json():
+    """report.py's second README table: instructions.py --json's counts, a
+    ratio per workload and mode, the median, and a differing output flagged."""
+    spec = importlib.util.spec_from_file_location("bench_realworld_report", HERE / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    assert report.instructions_section(None) == []
+    counts = {"date": "2026-12-03 07:00 UTC", "lazyexec_commit": "abc1234", "interpreter": "CPython 3.11.2",
+              "fresh": True, "modes": ["lazyexec .pth"],
+              "workloads": {"a": {"eager": 200_000_000, "lazyexec .pth": {"instructions": 100_000_000, "ratio": 0.5,
+                                                                          "output_differs": False}},
+                            "b": {"eager": 100_000_000, "lazyexec .pth": {"instructions": 110_000_000, "ratio": 1.1,
+                                                                          "output_differs": True}},
+                            "c": {"eager": 50_000_000, "lazyexec .pth": {"instructions": 40_000_000, "ratio": 0.8,
+                                                                         "output_differs": False}}}}
+    lines = report.instructions_section(counts)
+    text = "\n".join(lines)
+    assert "| a | 200.0 M | 0.500 |" in text
+    assert "| b | 100.0 M | 1.100 (**output differs**) |" in text
+    assert lines[-1] == "| **median** | | **0.800** |"
+    assert "abc1234" in text and "PYTHONHASHSEED=0" in text
