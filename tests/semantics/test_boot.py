@@ -657,3 +657,27 @@ def test_a_package_binding_its_own_submodule_loads_no_python_module_of_lazyexec(
     loaded = "['lazyexec._lazyexec', 'lazyexec._lazyexec_boot']"
     assert (r.returncode, r.stdout) == (0, f"{loaded} the function module\n"), r.stderr
     assert eager.stdout.split("] ", 1)[1] == "the function module\n"
+
+
+def test_builder_started_from_cpp_runs_at_low_priority_from_its_start(venv, tmp_path):
+    """As test_build_policy's test for the Python layer: the builder that
+    importer/cold_start.cpp starts at exit already runs at its nice value
+    during its own interpreter start (recorded by a sitecustomize in it)."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    record = tmp_path / "builder-nice"
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('LAZYEXEC') == '0' and os.environ.get('NICE_RECORD'):\n"
+        "    with open(os.environ['NICE_RECORD'], 'a') as f:\n"
+        "        f.write(str(os.getpriority(os.PRIO_PROCESS, 0)) + '\\n')\n")
+    cache = tmp_path / "cache"
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_CACHE_DIR": str(cache), "LAZYEXEC_PROFILE": "0"}
+    assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **env).returncode == 0  # parse caches warm
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    first = run(venv, tmp_path, "import dataclasses, sys; print('lazyexec.importer' in sys.modules)",
+                PYTHONPATH=str(hook), NICE_RECORD=str(record), **env)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "False\n", "")
+    wait_builder_done(cache)
+    assert record.read_text().split() == [str(min(own + 10, 19))]

@@ -293,3 +293,27 @@ def test_inline_cold_build_of_a_module_the_build_stage_imports(tmp_path):
     r = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=300)
     assert (r.returncode, r.stdout, r.stderr) == (0, "True\n", "")
+
+
+def test_builder_runs_at_low_priority_from_its_start(tmp_path):
+    """The detached builder's own interpreter start already runs at the
+    builder's nice value (set by the program that started it, not only by
+    the builder once its imports are done): a sitecustomize in the builder
+    (LAZYEXEC=0 in its environment) records its nice value during `site`."""
+    app = make_app(tmp_path)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    record = tmp_path / "builder-nice"
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('LAZYEXEC') == '0' and os.environ.get('NICE_RECORD'):\n"
+        "    with open(os.environ['NICE_RECORD'], 'a') as f:\n"
+        "        f.write(str(os.getpriority(os.PRIO_PROCESS, 0)) + '\\n')\n")
+    env = env_for(tmp_path, PYTHONPATH=str(hook), NICE_RECORD=str(record))
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    first = start(app, env)
+    assert (first.returncode, first.stdout) == (0, "False 1\n"), first.stderr
+    wait_builder_done(tmp_path / "cache")
+    assert wait_for(record.exists)
+    assert record.read_text().split() == [str(min(own + 10, 19))]
+    assert start(app, env).stdout == "True 1\n"

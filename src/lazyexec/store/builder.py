@@ -24,6 +24,7 @@ import sys
 
 QUEUE = "queue"
 LOCK = "build.lock"
+BUILDER_NICE = 10  # the builder's nice value above its program's (importer/cold_start.cpp's kBuilderNice)
 
 _remembered: list = []  # (source path, module name, is_package)
 _config = None
@@ -141,13 +142,21 @@ def start_builder(code: str = BUILDER_CODE) -> None:
     env["LAZYEXEC"] = "0"  # the builder itself loads eagerly
     devnull = os.devnull
     try:
-        os.posix_spawn(exe, [exe, *["-O"] * sys.flags.optimize, "-c", code], env,
-                       setsid=True,
-                       file_actions=[(os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
-                                     (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
-                                     (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0)])
+        pid = os.posix_spawn(exe, [exe, *["-O"] * sys.flags.optimize, "-c", code], env,
+                             setsid=True,
+                             file_actions=[(os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+                                           (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+                                           (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0)])
     except (OSError, NotImplementedError) as e:  # no posix_spawn setsid here: the job waits for the next builder
         _warn_once(f"lazyexec: cannot start the artifact builder ({e}); run `lazyexec compile`")
+        return
+    # Low priority from its first instruction (its interpreter start and
+    # imports must not compete with the next program); main() lowers it no
+    # further. As importer/cold_start.cpp's lower_priority().
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, 0) + BUILDER_NICE, 19))
+    except OSError:
+        pass
 
 
 def _take_jobs(queue: str) -> list[dict]:
@@ -243,7 +252,9 @@ def main() -> int:
     from lazyexec import store
 
     try:
-        os.nice(10)
+        # Lowered by the program that started it (start_builder); by hand otherwise.
+        if os.getpriority(os.PRIO_PROCESS, 0) < BUILDER_NICE:
+            os.nice(BUILDER_NICE)
     except OSError:
         pass
     directory = store.cache_dir()

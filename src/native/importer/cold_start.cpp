@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <marshal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -72,6 +74,7 @@ std::string unwritable(const std::string& dir, const std::string& why) {
 
 // As store/builder.py's BUILDER_CODE (`-c`: the program's directory is
 // dropped from sys.path before anything is imported).
+constexpr int kBuilderNice = 10;  // as store/builder.py's BUILDER_NICE
 constexpr const char* kBuilderCode =
     "import sys; del sys.path[0]; from lazyexec.store.builder import main; sys.exit(main())";
 
@@ -98,6 +101,19 @@ long optimize_level() {
   long n = level ? PyLong_AsLong(level.get()) : 0;
   if (PyErr_Occurred()) PyErr_Clear();
   return n > 0 ? n : 0;
+}
+
+// The builder runs at low priority from its first instruction: its own
+// interpreter start and imports (tens of milliseconds of CPU) must not
+// compete with the program that starts next (store/builder.py's main()
+// then lowers it no further). posix_spawn cannot set a nice value, so the
+// parent sets it on its child right away; failing that, the builder lowers
+// itself once it runs.
+void lower_priority(pid_t pid) {
+  errno = 0;
+  int own = ::getpriority(PRIO_PROCESS, 0);
+  if (errno != 0) own = 0;
+  ::setpriority(PRIO_PROCESS, (id_t)pid, std::min(own + kBuilderNice, 19));
 }
 
 // One detached builder (its own session, no terminal, output discarded),
@@ -135,9 +151,12 @@ void start_builder() {
   int err = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (err != 0)
+  if (err != 0) {
     warn_once(std::string("lazyexec: cannot start the artifact builder (") + std::strerror(err) +
               "); run `lazyexec compile`");
+    return;
+  }
+  lower_priority(pid);
 }
 
 // At exit: the remembered modules queued, a builder started unless one
