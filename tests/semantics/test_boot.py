@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import lazyexec
-from test_build_policy import wait_builder_done
+from test_build_policy import builder_nice_recorder, wait_builder_done
 
 PROBE = """
 import sys
@@ -664,14 +664,7 @@ def test_builder_started_from_cpp_runs_at_low_priority_from_its_start(venv, tmp_
     importer/cold_start.cpp starts at exit already runs at its nice value
     during its own interpreter start (recorded by a sitecustomize in it)."""
     (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    record = tmp_path / "builder-nice"
-    (hook / "sitecustomize.py").write_text(
-        "import os\n"
-        "if os.environ.get('LAZYEXEC') == '0' and os.environ.get('NICE_RECORD'):\n"
-        "    with open(os.environ['NICE_RECORD'], 'a') as f:\n"
-        "        f.write(str(os.getpriority(os.PRIO_PROCESS, 0)) + '\\n')\n")
+    hook, record = builder_nice_recorder(tmp_path)
     cache = tmp_path / "cache"
     env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_CACHE_DIR": str(cache), "LAZYEXEC_PROFILE": "0"}
     assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **env).returncode == 0  # parse caches warm

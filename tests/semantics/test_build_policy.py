@@ -295,20 +295,27 @@ def test_inline_cold_build_of_a_module_the_build_stage_imports(tmp_path):
     assert (r.returncode, r.stdout, r.stderr) == (0, "True\n", "")
 
 
+def builder_nice_recorder(tmp_path: Path) -> tuple[Path, Path]:
+    """(a directory for PYTHONPATH, a file): a sitecustomize there appends
+    the nice value of every builder (LAZYEXEC=0 in its environment) during
+    its `site`, to the file named by NICE_RECORD."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('LAZYEXEC') == '0' and os.environ.get('NICE_RECORD'):\n"
+        "    with open(os.environ['NICE_RECORD'], 'a') as f:\n"
+        "        f.write(str(os.getpriority(os.PRIO_PROCESS, 0)) + '\\n')\n")
+    return hook, tmp_path / "builder-nice"
+
+
 def test_builder_runs_at_low_priority_from_its_start(tmp_path):
     """The detached builder's own interpreter start already runs at the
     builder's nice value (set by the program that started it, not only by
     the builder once its imports are done): a sitecustomize in the builder
     (LAZYEXEC=0 in its environment) records its nice value during `site`."""
     app = make_app(tmp_path)
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    record = tmp_path / "builder-nice"
-    (hook / "sitecustomize.py").write_text(
-        "import os\n"
-        "if os.environ.get('LAZYEXEC') == '0' and os.environ.get('NICE_RECORD'):\n"
-        "    with open(os.environ['NICE_RECORD'], 'a') as f:\n"
-        "        f.write(str(os.getpriority(os.PRIO_PROCESS, 0)) + '\\n')\n")
+    hook, record = builder_nice_recorder(tmp_path)
     env = env_for(tmp_path, PYTHONPATH=str(hook), NICE_RECORD=str(record))
     own = os.getpriority(os.PRIO_PROCESS, 0)
     first = start(app, env)
