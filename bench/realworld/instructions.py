@@ -43,7 +43,9 @@ from common import callgrind_instructions as count  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base", default=str(R.ROOT / "build/bench/debian"))
+    ap.add_argument("--target", choices=("debian", "pypi"), default="debian",
+                    help="as run.py's: Debian's packages and python3, or pinned PyPI packages on this interpreter")
+    ap.add_argument("--base", help="venvs and state (default: run.py's for the target)")
     ap.add_argument("--workloads", help="comma-separated workload names, or all", default="pygmentize -V,flake8 --version,pytest --version,pylint --version,"
                                            "sphinx-build --version,import requests")
     ap.add_argument("--modes", default="lazyexec .pth",
@@ -58,12 +60,17 @@ def main() -> int:
     record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "interpreter": f"{platform.python_implementation()} {platform.python_version()}",
               "lazyexec_commit": _commit(), "fresh": args.fresh, "modes": modes[1:], "workloads": {}}
-    base = Path(args.base).resolve()
-    venvs = {"eager": base / "eager", "lazyexec": base / "lazyexec"}
+    R.T = R.Target(args.target)
+    ver = ".".join(map(str, sys.version_info[:2]))
+    base = Path(args.base or R.ROOT / "build/bench" / ("debian" if args.target == "debian" else f"pypi-{ver}")).resolve()
+    venvs = {venv: base / venv for venv, _, _ in R.T.modes.values()}
     state = base / "state"
     if args.setup:
-        R.setup(base, modes)
+        venvs = R.setup(base, modes)
         R.prepare_state(state)
+    if args.target == "pypi":
+        R.T.bin = str(venvs["apps"] / "bin")  # as run.py's setup_pypi() sets it
+        record["interpreter"] += " (pinned PyPI packages: run.py's PYPI_PINS)"
     workloads = list(R.WORKLOADS) if args.workloads == "all" else args.workloads.split(",")
     # The image modes' images, one per workload (run.py's build_images(): --trace of the workload).
     R.build_images(workloads, modes, venvs, state)
@@ -77,10 +84,10 @@ def main() -> int:
             env = R.mode_env(mode, R.base_env(state, False), state, R.T.args(w))
             cmd = R.command(mode, R.T.args(w), venvs)
             if args.fresh:
-                outputs[mode] = fresh_warm(mode, cmd, env, state)
+                outputs[mode] = fresh_warm(mode, cmd, env, state, venvs[R.T.lazy_venv])
             else:
                 subprocess.run(cmd, cwd=state / "work", env=env, capture_output=True, stdin=subprocess.DEVNULL)
-                R.wait_for_builders(venvs["lazyexec"])
+                R.wait_for_builders(venvs[R.T.lazy_venv])
             counted[mode] = count(cmd, env, state / "work")
         e = counted["eager"]
         # Compared as the harness's guard compares them (run.py's normalise(): venv paths,
@@ -101,7 +108,7 @@ def _commit() -> str:
     return r.stdout.strip() or "unknown"
 
 
-def fresh_warm(mode: str, cmd: list, env: dict, state: Path):
+def fresh_warm(mode: str, cmd: list, env: dict, state: Path, lazy_venv: Path):
     """--fresh: sets the mode's private bytecode cache and hash seed in
     `env`, then warms as the pass's method says; returns the last run's
     (exit status, stdout)."""
@@ -112,7 +119,7 @@ def fresh_warm(mode: str, cmd: list, env: dict, state: Path):
     def run(extra=None):
         r = subprocess.run(cmd, cwd=state / "work", env={**env, **(extra or {})}, capture_output=True, text=True,
                            stdin=subprocess.DEVNULL)
-        R.wait_for_builders(state.parent / "lazyexec")
+        R.wait_for_builders(lazy_venv)
         return r.returncode, r.stdout
 
     if not lazy:
