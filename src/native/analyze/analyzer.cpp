@@ -761,6 +761,45 @@ std::string Analyzer::abc_registrant(const Unit& u, Node s) const {
   return a.str("id");
 }
 
+void Analyzer::collect_subclass_reads(Node module) {
+  // `a.b.C` as spelled, when every part is a plain name and the root is
+  // bound at module level or is a builtin; "" otherwise.
+  auto spelled = [&](Node e) -> std::string {
+    std::string out;
+    while (e.kind() == K::Attribute) {
+      out = "." + e.str("attr") + out;
+      e = e.get("value");
+    }
+    if (e.kind() != K::Name) return "";
+    std::string root = e.str("id");
+    if (!binders_.count(root) && !PyDict_GetItemString(builtins_.get(), root.c_str())) return "";
+    return root + out;
+  };
+  auto note = [&](Node receiver, int line) {
+    std::string name = spelled(receiver);
+    // type.__subclasses__(t) lists t's: any class.
+    if (name.empty() || name == "type") {
+      if (!subclasses_read_any_) subclasses_read_any_ = line;
+    } else {
+      subclasses_read_.emplace(name, line);
+    }
+  };
+  std::function<void(Node)> walk = [&](Node n) {
+    if (n.kind() == K::Attribute && n.str("attr") == "__subclasses__") {
+      note(n.get("value"), n.line());
+    } else if (n.kind() == K::Call) {  // getattr(C, "__subclasses__")
+      Node f = n.get("func");
+      std::vector<Node> args = n.list("args");
+      if (f.kind() == K::Name && f.str("id") == "getattr" && args.size() >= 2 && args[1].kind() == K::Constant &&
+          PyUnicode_Check(args[1].get("value").raw()) &&
+          PyUnicode_CompareWithASCIIString(args[1].get("value").raw(), "__subclasses__") == 0)
+        note(args[0], n.line());
+    }
+    for_each_child(n, walk);
+  };
+  walk(module);
+}
+
 bool Analyzer::main_guard(Node s) const {
   if (!name_known_ || s.kind() != K::If) return false;
   Node t = s.get("test");
@@ -1088,6 +1127,7 @@ ModuleAnalysis Analyzer::run(PyObject* source, PyObject* filename) {
 
   collect_module_attr_writes(module);
   mark_import_state_users();
+  collect_subclass_reads(module);
 
   for (Node s : body) membership_tests(s, binders_, membership_tested_);
 

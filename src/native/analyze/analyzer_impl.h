@@ -34,6 +34,7 @@ struct ClassInfo {
   bool defines_init_subclass = false;  // in its own body
   bool registers_subclasses = false;   // it or a base defines __init_subclass__ / impure metaclass
   bool is_side_effect_metaclass = false;  // as a metaclass: defines __new__/__init__/__call__/__prepare__
+  int subclasses_read = 0;             // line where the module reads its __subclasses__(), or 0
   std::string metaclass_note;          // non-empty if an impure metaclass applies to it
   std::vector<int> local_bases;        // units of its bases defined in this module
   // Units of this module's classes whose methods run when this class is
@@ -87,6 +88,17 @@ class Analyzer {
   // Sets each unit's import-state facts (Unit::touches_import_state and the
   // fields after it; mutable_inputs.cpp).
   void mark_import_state_users();
+  // Reads of a class's `__subclasses__` anywhere in the module, function
+  // bodies included (`for c in Plugin.__subclasses__()`): creating a
+  // subclass adds it there, so a subclass of an enumerated class defined
+  // lazily would be missing from the list until its name is used.
+  // subclasses_read_: receiver as spelled (a module-level or builtin name,
+  // `mod.Base`) -> line; subclasses_read_any_: the line of the first read
+  // through anything else (`cls.__subclasses__()`, `type.__subclasses__(t)`),
+  // which may enumerate any class of the module, or 0.
+  void collect_subclass_reads(Node module);
+  std::map<std::string, int> subclasses_read_;
+  int subclasses_read_any_ = 0;
   // The line writing `dotted` or an attribute it is read through, or 0.
   int module_attr_write(const std::string& dotted) const;
   std::map<std::string, int> module_attr_writes_;

@@ -1352,12 +1352,18 @@ class DefTime {
     switch (root.kind) {
       case Resolution::Builtin: {
         PyObject* v = PyDict_GetItemString(a_.builtins_.get(), spelled.c_str());
-        if (v && PyType_Check(v)) return;
+        if (v && PyType_Check(v)) {
+          subclasses_read(spelled, line);
+          return;
+        }
         break;
       }
       case Resolution::Import:
       case Resolution::FromImport:
-        if (a_.kb_.pure_bases.contains(dotted) || a_.kb_.safe_bases.contains(dotted)) return;
+        if (a_.kb_.pure_bases.contains(dotted) || a_.kb_.safe_bases.contains(dotted)) {
+          subclasses_read(spelled, line);
+          return;
+        }
         fail(Code::ImpureBase, "base " + spelled + at_line(line) + " (" + dotted + ") is not known pure; it may register subclasses");
         return;
       case Resolution::LocalClass: {
@@ -1376,6 +1382,15 @@ class DefTime {
           return;
         }
         if (bi.is_side_effect_metaclass) info.is_side_effect_metaclass = true;
+        if (bi.subclasses_read || a_.subclasses_read_any_) {
+          if (bi.subclasses_read)
+            fail(Code::SubclassesRead, "base " + spelled + at_line(line) + " has its subclasses listed at line " +
+                                           std::to_string(bi.subclasses_read) + ", where this class must be present");
+          else
+            fail(Code::SubclassesRead, "base " + spelled + at_line(line) + " may be the class whose subclasses line " +
+                                           std::to_string(a_.subclasses_read_any_) + " lists (x.__subclasses__())");
+          return;
+        }
         if (spelled.find('.') == std::string::npos && !bu.lazy) {
           fail(Code::ImpureBase, "base " + spelled + " is defined by the eager statement at line " + std::to_string(bu.line));
         }
@@ -1394,6 +1409,15 @@ class DefTime {
       default: break;
     }
     fail(Code::ImpureBase, "base " + spelled + at_line(line) + " is not known pure");
+  }
+
+  // A base whose subclasses the module lists (`Exception.__subclasses__()`,
+  // `mod.Base.__subclasses__()`): creating this class is seen there.
+  void subclasses_read(const std::string& spelled, int line) {
+    auto it = a_.subclasses_read_.find(spelled);
+    if (it == a_.subclasses_read_.end()) return;
+    fail(Code::SubclassesRead, "base " + spelled + at_line(line) + " has its subclasses listed at line " +
+                                   std::to_string(it->second) + ", where this class must be present");
   }
 
   void metaclass(Node m, ClassInfo& info) {
@@ -2081,6 +2105,10 @@ void Analyzer::decide_unit(Unit& u) {
   } else if (kind == "class") {
     bool header_pure = false;
     walk.class_def(s, info, &header_pure);
+    if (s.kind() == K::ClassDef) {
+      auto read = subclasses_read_.find(s.str("name"));
+      if (read != subclasses_read_.end()) info.subclasses_read = read->second;
+    }
     u.safe_base = header_pure && !binding && !shape && !info.registers_subclasses && !info.defines_init_subclass;
     u.plain_new = u.safe_base && walk.ok() && walk.plain_instances(s, u);
     u.own_views = walk.ok() && walk.own_namespace_views(s);

@@ -41,6 +41,8 @@ constexpr Entry kTable[] = {
     {Code::ImpureBase, "impure-base", "base class is not known pure (it may register subclasses)"},
     {Code::ImpureMetaclass, "impure-metaclass", "metaclass may have side effects"},
     {Code::InitSubclass, "init-subclass", "a base defines __init_subclass__, which runs when the class is created"},
+    {Code::SubclassesRead, "subclasses-read",
+     "the module lists a base's subclasses (__subclasses__), where creating this class adds it"},
     {Code::ImpureClassBody, "impure-class-body", "class body runs a statement that is not a pure definition"},
     {Code::Rebound, "rebound", "name is bound more than once at top level"},
     {Code::BoundInCompound, "bound-in-compound", "name is also bound inside an eager compound statement"},

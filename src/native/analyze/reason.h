@@ -18,7 +18,7 @@ enum class Code {
   // eager: purity (rule 2)
   ImpureCall, ImpureDecorator, ImpureName, ImpureAttribute, UnknownExpression,
   // eager: classes (rule 3)
-  ImpureBase, ImpureMetaclass, InitSubclass, ImpureClassBody,
+  ImpureBase, ImpureMetaclass, InitSubclass, SubclassesRead, ImpureClassBody,
   // eager: stable inputs and name resolution (rule 4)
   Rebound, BoundInCompound, UndefinedName, ForwardReference, ShadowedBuiltin,
   // eager: inputs that may change after the import (rule 4, after the import)
