@@ -342,6 +342,40 @@ PyObject* misses_in(FinderObject* self, PyObject* sys_path) {
   return self->missed;
 }
 
+// Whether sys.platform or sys.version_info is not what this interpreter
+// has: a test that patches one (`mock.patch("sys.platform", "win32")`, then
+// importlib.reload) imports for another platform or version, and artifacts
+// decide `if sys.platform == ...` / `if sys.version_info >= ...` at compile
+// time for the real ones (Analyzer::decide). A module found meanwhile loads
+// as PathFinder's, eagerly, and is not analysed under the patched value.
+// Two dictionary lookups and pointer compares; equal replacements (a copy of
+// the same string or tuple) are remembered as the real ones.
+bool sys_patched() {
+  static PyObject* platform_seen = nullptr;      // strong: an object known equal to the real one
+  static PyObject* version_seen = nullptr;
+  PyObject* platform = PySys_GetObject("platform");  // borrowed
+  PyObject* version = PySys_GetObject("version_info");
+  if (platform == platform_seen && version == version_seen) return false;
+  if (platform != platform_seen) {
+    if (platform == nullptr || !PyUnicode_Check(platform) ||
+        PyUnicode_CompareWithASCIIString(platform, Py_GetPlatform()) != 0)
+      return true;
+    Py_XSETREF(platform_seen, Py_NewRef(platform));
+  }
+  if (version != version_seen) {
+    static const char* levels[] = {"alpha", "beta", "candidate", "final"};
+    int level = (PY_RELEASE_LEVEL >= 0xA && PY_RELEASE_LEVEL <= 0xC) ? PY_RELEASE_LEVEL - 0xA : 3;
+    Ref real = Ref::steal(Py_BuildValue("(iiisi)", PY_MAJOR_VERSION, PY_MINOR_VERSION, PY_MICRO_VERSION,
+                                        levels[level], PY_RELEASE_SERIAL));
+    if (!real) throw py::PyError{};
+    int same = version == nullptr ? 0 : PyObject_RichCompareBool(version, real.get(), Py_EQ);
+    if (same < 0) throw py::PyError{};
+    if (!same) return true;
+    Py_XSETREF(version_seen, Py_NewRef(version));
+  }
+  return false;
+}
+
 bool watching(FinderObject* self, PyObject* fullname) {
   if (self->watchers == nullptr || PyDict_GET_SIZE(self->watchers) == 0) return false;
   if (PyDict_GetItemWithError(self->watchers, fullname) != nullptr) return true;
@@ -361,7 +395,7 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* args, PyObject* kwargs)
     // sys.meta_path, finds it anyway. Asking it here too would search twice
     // whenever the module does not exist (sitecustomize at every start).
     std::string name = py::utf8(fullname);
-    bool selected = self->policy != nullptr && self->policy->selects(name);
+    bool selected = self->policy != nullptr && self->policy->selects(name) && !sys_patched();
     if (!selected && !watching(self, fullname)) Py_RETURN_NONE;
     PyObject* sys_path = path == Py_None ? PySys_GetObject("path") : nullptr;  // borrowed
     bool top_level = sys_path != nullptr && PyList_Check(sys_path);
