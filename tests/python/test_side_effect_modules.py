@@ -137,7 +137,19 @@ def test_namespace_packages_and_missing_modules_are_looked_up_without_error(tmp_
     units = [{"verdict": "lazy", "kind": "import", "imports": ["regular.ns.mod"]},
              {"verdict": "lazy", "kind": "from-import", "imports": ["missing", "missing.name"]}]
     assert "regular" not in sys.modules
-    assert side_effects.effect_imports(units, str(tmp_path / "app.py"), "app", False) == {}
+    # A module that cannot be found: its import stays eager, failing at import as eagerly.
+    assert side_effects.effect_imports(units, str(tmp_path / "app.py"), "app", False) == {
+        "missing": f"missing ({side_effects.MISSING})"}
+
+
+def test_an_import_guard_of_a_missing_module_is_not_kept_eager_for_it(tmp_path, monkeypatch):
+    # The guard handles the failure itself; found modules and the module's own package are not asked about.
+    (tmp_path / "app.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    units = [{"verdict": "lazy", "kind": "try", "imports": ["missing_guarded"]},
+             {"verdict": "lazy", "kind": "import", "imports": ["json"]},
+             {"verdict": "lazy", "kind": "from-import", "imports": ["app.sibling", "app.sibling.x"]}]
+    assert side_effects.effect_imports(units, str(tmp_path / "app.py"), "app.mod", False) == {}
 
 
 def _reexport_package(tmp_path, models_source: str) -> None:

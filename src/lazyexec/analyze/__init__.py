@@ -264,8 +264,9 @@ def explain_effects(result: dict, effects: dict) -> None:
             for m in u.get("imports", ()):
                 if m in effects:
                     why = effects[m]
-                    u["message"] = (f"eager: imports {why}" if why.endswith(f"({side_effects.CYCLE})")
-                                    else f"eager: imports {why} (its import changes another module)")
+                    plain = why.endswith((f"({side_effects.CYCLE})", f"({side_effects.MISSING})"))
+                    u["message"] = f"eager: imports {why}" if plain else \
+                        f"eager: imports {why} (its import changes another module)"
                     break
 
 

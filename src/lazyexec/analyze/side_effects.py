@@ -677,6 +677,7 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
     search, own = _search_and_own(filename, module, is_package)
     found: dict[str, str] = {}
     seen: set[str] = set()
+    checked: set[str] = set()  # top-level names looked for (_findable)
     for u in units:
         # An absorbed temporary import (analyzer.cpp, absorb_temporaries) is
         # deferred with the units that read it: judged as a lazy import.
@@ -688,6 +689,17 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
         # every module its statements import, and `m`, `m.name` for a
         # `from m import name`: the names that are no module find nothing.
         candidates = imports[:2] if u["kind"] == "from-import" else imports
+        # A deferred import of a top-level module that is not installed
+        # would fail at first use instead of at import: the importer's own
+        # import succeeded where eagerly it raised, and a caller's `try:
+        # import ... except ImportError:` took the wrong branch (structlog's
+        # _greenlets without greenlet). An import guard handles the failure
+        # itself.
+        top = imports[0].partition(".")[0]
+        if u["kind"] != "try" and top not in checked and top not in own:
+            checked.add(top)
+            if not _findable(top, search):
+                found[top] = f"{top} ({MISSING})"
         for target in candidates:
             parts = target.split(".")
             for i in range(len(parts)):
@@ -709,6 +721,26 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
 # The reason's tail for an import kept eager by cycle_imports (explain_effects
 # says it as it is, not as an effect on another module).
 CYCLE = "an import cycle"
+# ... and for one of a module that cannot be found (effect_imports).
+MISSING = "not found: its import fails at import, as eagerly"
+
+
+def _findable(top: str, search: list[str]) -> bool:
+    """Whether a top-level module can be imported: loaded, built in, frozen
+    or found on the search path. Other finders on sys.meta_path are not
+    asked (their find_spec may do anything): what only they find (an
+    editable install's finder) is taken as missing, and its import stays
+    eager, which is slower, never wrong. A lookup that fails counts as
+    found: the import stays as analysed."""
+    if top in sys.modules or top in sys.builtin_module_names:
+        return True
+    try:
+        import _imp
+
+        return _imp.is_frozen(top) or sys.modules["_frozen_importlib_external"].PathFinder.find_spec(top, search) \
+            is not None
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def package_reach(name: str | list, search: list[str], own: set[str]) -> set[str]:
