@@ -7,6 +7,7 @@ the tests observe."""
 import json
 import os
 import sys
+import types
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -18,8 +19,12 @@ def pytest_sessionfinish(session, exitstatus):
     # plain dict again, and so is every module of a first start, loaded eagerly).
     lazy = 0
     if native is not None:
+        # The namespace as ModuleType stores it: a module class's own `__dict__`
+        # (py's apipkg imports every export there; dill's import hook then
+        # walks sys.modules) is not run.
+        namespace = types.ModuleType.__dict__["__dict__"].__get__
         lazy = sum(1 for m in list(sys.modules.values())
-                   if isinstance(getattr(m, "__dict__", None), dict) and native.is_trapping(m.__dict__))
+                   if isinstance(m, types.ModuleType) and native.is_trapping(namespace(m)))
     # The .pth line loads the start-up extension (activation only); the full
     # one loads at the first module the finder claims.
     boot = sys.modules.get("lazyexec._lazyexec_boot") or native
