@@ -1,5 +1,6 @@
 #include "runtime/lazy_globals.h"
 
+#include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
 
 #include <algorithm>
@@ -113,6 +114,13 @@ PyObject* lookup(PyObject* self, PyObject* key) {
     st = state_of(self);
   }
   PyObject* v = PyDict_GetItemWithError(self, key);
+  if (v && Py_TYPE(v) == module_hook_type) {
+    // `__getattr__`/`__dir__` read by the module's own code (or copied out
+    // of its namespace): the module's own hook, not lazyexec's standing in
+    // for it. A module without one keeps lazyexec's there: the key is listed
+    // (attrs' `globs.update(module.__dict__)` reads every listed key).
+    if (PyObject* own = own_hook(v)) v = own;
+  }
   if (v) return Py_NewRef(v);
   if (PyErr_Occurred()) return nullptr;
   if (st && !st->settled) {
@@ -153,6 +161,14 @@ int ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
   if (ModuleState* rs = state_of(self);
       rs && !rs->top_level_running && (rs->readers_plan || !rs->readers.empty()) && force_readers(*rs, key) < 0)
     return -1;
+  if (PyUnicode_Check(key) && (PyUnicode_GET_LENGTH(key) == 11 || PyUnicode_GET_LENGTH(key) == 7) &&
+      (PyUnicode_CompareWithASCIIString(key, "__getattr__") == 0 ||
+       PyUnicode_CompareWithASCIIString(key, "__dir__") == 0)) {
+    // The module's own PEP 562 hook, written while lazyexec's holds the name.
+    PyObject* current = PyDict_GetItemWithError(self, key);
+    if (current == nullptr && PyErr_Occurred()) return -1;
+    if (int done = store_own_hook(current, value)) return done < 0 ? -1 : 0;
+  }
   if (value) return PyDict_SetItem(self, key, value);
   int has = PyDict_Contains(self, key);
   if (has < 0) return -1;

@@ -984,6 +984,29 @@ PyObject* active_finder() {
   return nullptr;
 }
 
+PyTypeObject* module_hook_type = nullptr;
+
+int store_own_hook(PyObject* current, PyObject* value) {
+  if (current == nullptr || Py_TYPE(current) != &hook_type) return 0;
+  auto* h = (HookObject*)current;
+  const char* slot = h->kind == 0 ? "getattr" : "dir";
+  if (value == nullptr) {
+    PyObject* was = PyDict_GetItemString(h->own, slot);
+    if (was == nullptr || was == Py_None) {
+      PyErr_SetString(PyExc_KeyError, h->kind == 0 ? "__getattr__" : "__dir__");
+      return -1;
+    }
+    value = Py_None;
+  }
+  return PyDict_SetItemString(h->own, slot, value) < 0 ? -1 : 1;
+}
+
+PyObject* own_hook(PyObject* hook) {
+  auto* h = (HookObject*)hook;
+  PyObject* own = PyDict_GetItemString(h->own, h->kind == 0 ? "getattr" : "dir");
+  return own == Py_None ? nullptr : own;
+}
+
 PyObject* make_hooks(PyObject* module) {
   PyObject* g = namespace_of(module);
   if (g == nullptr) {
@@ -1257,6 +1280,7 @@ int default_on_settled(PyObject* module, bool hot) {
 int add_module_hook_types(PyObject* module) {
   for (PyTypeObject* t : {&hook_type, &watcher_type})
     if (PyType_Ready(t) < 0) return -1;
+  module_hook_type = &hook_type;
   if (deferred == nullptr) {
     deferred = PyList_New(0);
     watched = PyDict_New();

@@ -29,6 +29,24 @@ int add_module_hook_types(PyObject* module);
 // module's eager part defined them.
 PyObject* make_hooks(PyObject* module);
 
+// lazyexec's hook type, set once the extension is initialised: the trapping
+// namespace compares a hit's type with it (a pointer, no call per lookup).
+extern PyTypeObject* module_hook_type;
+
+// The module's own code writes `__getattr__` or `__dir__` (STORE_NAME, or
+// `del`) while lazyexec's hook `current` holds the name: the write goes to
+// the hook's record of the module's own hooks, so that the chain stays
+// (pending names of the module are still found through it by other modules
+// while its top level runs: matplotlib's `class __getattr__` at line 240,
+// then its rcsetup reading `mpl.color_sequences` still pending). `value`
+// null deletes. 1 done, 0 `current` is not a hook, -1 with an exception.
+int store_own_hook(PyObject* current, PyObject* value);
+
+// The module's own hook behind lazyexec's `hook` (borrowed), or null (no
+// exception) when the module defined none: the module's own code reading the
+// name sees its own value, as eagerly.
+PyObject* own_hook(PyObject* hook);
+
 // Records the plan's deferred imports ((unit, name, mode, modules, attr)
 // each) and hooks the packages they import under. -1 with an exception set.
 int watch_deferred_imports(PyObject* module, PyObject* specs);
