@@ -370,3 +370,32 @@ def test_deferred_import_entering_a_cycle_elsewhere_than_its_package_later_stays
     # Imported directly, after the package ran whole: nothing after it.
     (pkg / "__init__.py").write_text("from .mapped import keyed\n")
     assert side_effects.effect_imports(units, str(pkg / "a.py"), "pkg.a", False) == {}
+
+
+def test_an_extension_module_outside_the_stdlib_is_an_effect(tmp_path, run_cli):
+    # pandas._libs: `import pandas._libs.pandas_datetime  # noqa: F401`, its
+    # name never read: the extension module sets the C API capsule on the
+    # `pandas` package that its other extension modules import. No scan can
+    # read what an extension module's import does: not a re-export.
+    import importlib.machinery
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("import pkg._speedups  # noqa: F401\nfrom .models import Request\n")
+    (tmp_path / "pkg" / "models.py").write_text("class Request: pass\n")
+    (tmp_path / "pkg" / ("_speedups" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"")
+    path = str(tmp_path / "pkg" / "__init__.py")
+    search, own = side_effects._search_and_own(path, "pkg", True)
+    never = lambda name: False  # noqa: E731
+    assert "extension module" in side_effects.reaches_effect(["pkg._speedups"], search, own, never)
+    assert side_effects.reaches_effect(["pkg.models", "pkg.models.Request"], search, own, never) is None
+    # the standard library's own extension modules change nothing outside
+    stdlib_ext = next((m for m in ("_bz2", "_ctypes", "_decimal", "_json", "_lzma")
+                       if m not in sys.builtin_module_names), None)
+    if stdlib_ext is not None:
+        assert side_effects.reaches_effect([stdlib_ext], search, own, never) is None
+    r = run_cli("explain", path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    ext = next(i for i, l in enumerate(lines) if "import pkg._speedups" in l)
+    assert " eager " in lines[ext] and "side effect" in lines[ext + 1], r.stdout
+

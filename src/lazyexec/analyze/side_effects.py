@@ -565,6 +565,8 @@ def reaches_effect(names: list[str], search: list[str], own: set[str], never_laz
         if path is None:
             if never_lazy(name) and _is_binary_module(name, search):
                 return f"imports {name}, kept eager for its import-time side effects"
+            if _foreign_extension(name, search):
+                return f"imports {name}, an extension module outside the standard library, whose import may change others"
             continue
         facts = _facts(path, name, strict=False, pure=pure)
         if facts is None:
@@ -592,6 +594,23 @@ def _is_binary_module(name: str, search: list[str]) -> bool:
         return True
 
 
+def _foreign_extension(name: str, search: list[str]) -> bool:
+    """Whether `name` is an extension module outside the standard library.
+    Its import runs code no scan can read, and such code changes other
+    modules: pandas' `import pandas._libs.pandas_datetime  # noqa: F401`
+    sets the C API capsule on the `pandas` package that its other extension
+    modules import (`PyCapsule_Import`). The standard library's own
+    (lib-dynload) change nothing outside themselves."""
+    origin = _origin(name, search)
+    suffixes = sys.modules["_frozen_importlib_external"].EXTENSION_SUFFIXES
+    if not origin or not origin.endswith(tuple(suffixes)):
+        return False
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    inside = os.path.abspath(origin)
+    return not (inside.startswith(stdlib) and not any(
+        part in ("site-packages", "dist-packages") for part in inside[len(stdlib):].split(os.sep)))
+
+
 def _root_of(filename: str, module: str | None, is_package: bool) -> str | None:
     """The sys.path entry the importer was found on: its file minus its name."""
     if not module or not filename:
@@ -602,24 +621,30 @@ def _root_of(filename: str, module: str | None, is_package: bool) -> str | None:
     return d
 
 
-_located: dict = {}  # (name, search path) -> source file or None, for one build process
+_located: dict = {}  # (name, search path) -> spec origin or None, for one build process
 
 
 def _locate(name: str, search: list[str]) -> str | None:
     """The source file of `name`, without importing it or its packages (nor
-    pathlib: this can run inline while `re` is half imported). Cached: the
+    pathlib: this can run inline while `re` is half imported)."""
+    origin = _origin(name, search)
+    return origin if origin and origin.endswith(".py") else None
+
+
+def _origin(name: str, search: list[str]) -> str | None:
+    """The origin of `name`'s spec (a file, "built-in", ...). Cached: the
     re-export check and the summaries ask for the same modules again and
     again while a builder builds many modules (a module added while it runs
     is found by the next builder)."""
     key = (name, tuple(search))
     if key in _located:
         return _located[key]
-    found = _locate_uncached(name, search)
+    found = _origin_uncached(name, search)
     _located[key] = found
     return found
 
 
-def _locate_uncached(name: str, search: list[str]) -> str | None:
+def _origin_uncached(name: str, search: list[str]) -> str | None:
     finder = sys.modules["_frozen_importlib_external"].PathFinder
     spec = None
     parts = name.split(".")
@@ -636,8 +661,7 @@ def _locate_uncached(name: str, search: list[str]) -> str | None:
                     return None
         except Exception:  # noqa: BLE001 - a lookup that fails finds nothing: the import stays as analysed
             return None
-    origin = spec.origin if spec is not None else None
-    return origin if origin and origin.endswith(".py") else None
+    return spec.origin if spec is not None else None
 
 
 def _search_and_own(filename: str, module: str | None, is_package: bool) -> tuple[list[str], set[str]]:
