@@ -399,3 +399,31 @@ def test_an_extension_module_outside_the_stdlib_is_an_effect(tmp_path, run_cli):
     ext = next(i for i, l in enumerate(lines) if "import pkg._speedups" in l)
     assert " eager " in lines[ext] and "side effect" in lines[ext + 1], r.stdout
 
+
+def test_a_packages_init_keeps_the_order_of_its_extension_modules(tmp_path, run_cli):
+    # pandas._libs' __init__ imports `interval`, then `tslibs`, whose modules
+    # import each other from C in a cycle only that order resolves: deferred,
+    # `pandas._libs.lib` started first and met timestamps half-initialized.
+    import importlib.machinery
+
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text(
+        "from ._ext import A\nfrom .sub import B\nfrom .plain import C\n"
+        "def use(): return A, B, C\n")
+    (tmp_path / "pkg" / ("_ext" + suffix)).write_bytes(b"")
+    (tmp_path / "pkg" / ("_ext2" + suffix)).write_bytes(b"")
+    (tmp_path / "pkg" / "sub.py").write_text("from ._ext2 import B\n")
+    (tmp_path / "pkg" / "plain.py").write_text("C = 1\n")
+    (tmp_path / "pkg" / "user.py").write_text("from ._ext import A\ndef use(): return A\n")
+    r = run_cli("explain", tmp_path / "pkg" / "__init__.py")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    at = {int(l.split()[0]): l + "\n" + lines[i + 1] for i, l in enumerate(lines) if l.split() and l.split()[0].isdigit()}
+    assert " eager " in at[1] and "pkg._ext, which is an extension module" in at[1], r.stdout
+    assert " eager " in at[2] and "leads to pkg._ext2" in at[2], r.stdout
+    assert " lazy " in at[3], r.stdout
+    # a module that is not the package's __init__ leaves the order to it
+    r = run_cli("explain", tmp_path / "pkg" / "user.py")
+    assert r.returncode == 0, r.stderr
+    assert " lazy " in next(l for l in r.stdout.splitlines() if "from ._ext import A" in l), r.stdout

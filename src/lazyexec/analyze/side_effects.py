@@ -701,45 +701,97 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
     search, own = _search_and_own(filename, module, is_package)
     found: dict[str, str] = {}
     seen: set[str] = set()
-    checked: set[str] = set()  # top-level names looked for (_findable)
+    found.update(missing_imports(units, search, own))
+    for target in _deferred_imports(units):
+        parts = target.split(".")
+        for i in range(len(parts)):
+            name = ".".join(parts[: i + 1])
+            if name in seen or name in own:
+                continue
+            seen.add(name)
+            path = _locate(name, search)
+            if path is None:
+                break  # not a module (a from-import's attribute) or not found: nothing below it either
+            effect = module_effect(path, name)
+            if effect:
+                found[name] = f"{name} {effect}"
+    found.update(cycle_imports(units, search, own, found, _called_modules(filename, units, search),
+                               outer_imports(module, search) if module and not is_package else None))
+    if module and is_package:
+        found.update(extension_order_imports(units, search, own, module, found))
+    return found
+
+
+# The reason's tail for an import kept eager by extension_order_imports.
+EXTENSION_ORDER = "the order its extension modules start in"
+
+
+def extension_order_imports(units: list[dict], search: list[str], own: set[str], package: str,
+                            found: dict) -> dict[str, str]:
+    """{module: reason} for the deferred imports, in a package's __init__, of
+    its own submodules that are or lead to an extension module of the
+    package. Extension modules import each other where no scan sees it, and
+    often in a cycle that only the order the package's __init__ imports them
+    in resolves: pandas._libs imports `interval`, then `tslibs` (whose
+    __init__ starts conversion, and through it strptime, before timestamps);
+    deferred, the first module to start was `pandas._libs.lib`, which
+    reached timestamps first, and strptime's `from ...timestamps import
+    Timestamp` met it half-initialized (ImportError). Any import of a
+    submodule runs the package's __init__ first, so keeping these imports
+    eager there keeps the order."""
+    prefix = package + "."
+    out: dict[str, str] = {}
+    seen: set[str] = set(found)
+    for name in _deferred_imports(units):
+        if name in seen or not name.startswith(prefix):
+            continue
+        seen.add(name)
+        if _origin(name, search) is None:
+            continue  # a from-import's attribute, or nothing
+        reached = sorted(m for m in package_reach(name, search, own) | {name} if m.startswith(prefix))
+        ext = next((m for m in reached if _foreign_extension(m, search)), None)
+        if ext is not None:
+            lead = "is" if ext == name else f"leads to {ext},"
+            out[name] = (f"{name}, which {lead} an extension module of this package, whose import order "
+                         f"the package's __init__ keeps ({EXTENSION_ORDER})")
+    return out
+
+
+def _deferred_imports(units: list[dict]):
+    """The modules the deferred import units would import, in order. An
+    absorbed temporary import (analyzer.cpp, absorb_temporaries) is deferred
+    with the units that read it: judged as a lazy import. An import guard
+    (`try: import x except ImportError: ...`) lists every module its
+    statements import, and `m`, `m.name` for a `from m import name`: the
+    names that are no module find nothing."""
     for u in units:
-        # An absorbed temporary import (analyzer.cpp, absorb_temporaries) is
-        # deferred with the units that read it: judged as a lazy import.
         deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
         if not deferred or u.get("kind") not in ("import", "from-import", "try") or not u.get("imports"):
             continue
         imports = u["imports"]
-        # An import guard (`try: import x except ImportError: ...`) lists
-        # every module its statements import, and `m`, `m.name` for a
-        # `from m import name`: the names that are no module find nothing.
-        candidates = imports[:2] if u["kind"] == "from-import" else imports
-        # A deferred import of a top-level module that is not installed
-        # would fail at first use instead of at import: the importer's own
-        # import succeeded where eagerly it raised, and a caller's `try:
-        # import ... except ImportError:` took the wrong branch (structlog's
-        # _greenlets without greenlet). An import guard handles the failure
-        # itself.
-        top = imports[0].partition(".")[0]
-        if u["kind"] != "try" and top not in checked and top not in own:
-            checked.add(top)
-            if not _findable(top, search):
-                found[top] = f"{top} ({MISSING})"
-        for target in candidates:
-            parts = target.split(".")
-            for i in range(len(parts)):
-                name = ".".join(parts[: i + 1])
-                if name in seen or name in own:
-                    continue
-                seen.add(name)
-                path = _locate(name, search)
-                if path is None:
-                    break  # not a module (a from-import's attribute) or not found: nothing below it either
-                effect = module_effect(path, name)
-                if effect:
-                    found[name] = f"{name} {effect}"
-    found.update(cycle_imports(units, search, own, found, _called_modules(filename, units, search),
-                               outer_imports(module, search) if module and not is_package else None))
-    return found
+        yield from (imports[:2] if u["kind"] == "from-import" else imports)
+
+
+def missing_imports(units: list[dict], search: list[str], own: set[str]) -> dict[str, str]:
+    """{top-level module: reason} for the deferred imports (not an import
+    guard: it handles the failure itself) of a top-level module that is not
+    installed. Deferred, the import would fail at first use instead of at
+    import: the importer's own import succeeded where eagerly it raised, and
+    a caller's `try: import ... except ImportError:` took the wrong branch
+    (structlog's _greenlets without greenlet)."""
+    out: dict[str, str] = {}
+    checked: set[str] = set()  # top-level names looked for (_findable)
+    for u in units:
+        deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
+        if not deferred or u.get("kind") not in ("import", "from-import") or not u.get("imports"):
+            continue
+        top = u["imports"][0].partition(".")[0]
+        if top in checked or top in own:
+            continue
+        checked.add(top)
+        if not _findable(top, search):
+            out[top] = f"{top} ({MISSING})"
+    return out
 
 
 # The reason's tail for an import kept eager by cycle_imports (explain_effects
