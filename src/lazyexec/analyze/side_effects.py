@@ -461,8 +461,13 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict
     """{unit id: modules} for the eager statements other than imports that
     call a function of a module this module imports (`evalf.
     _create_evalf_table()`, or `f()` after `from m import f`): the modules
-    that function's body imports (call_imports)."""
+    that function's body imports (call_imports). And the modules of the
+    deferred imports whose names the statement reads as it runs: reading
+    one runs the import there (pandas.io.excel's `register_writer(
+    _OpenpyxlWriter)` imports pandas.io.excel._openpyxl at import, after its
+    deferred `from pandas.io.excel._base import ...`)."""
     module_of: dict[str, list[str]] = {}
+    imported_by: dict[str, list[str]] = {}  # a deferred import's bound name -> the modules it imports
     for u in units:
         if u.get("kind") in ("import", "from-import") and u.get("imports") and len(u.get("binds") or ()) == 1:
             bound = u["binds"][0]
@@ -471,8 +476,10 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict
             else:  # `import a.b` binds a; `import a.b as x` binds a.b
                 first = u["imports"][0]
                 module_of[bound] = [first.partition(".")[0] if bound == first.partition(".")[0] else first]
+            if u.get("verdict") == "lazy":
+                imported_by[bound] = list(u["imports"][:1] if u["kind"] == "from-import" else u["imports"])
     eager = [u for u in units if u.get("verdict") == "eager" and u.get("kind") not in ("import", "from-import", "try")]
-    if not module_of or not eager:
+    if not (module_of or imported_by) or not eager:
         return {}
     try:
         with open(filename, "rb") as f:
@@ -491,12 +498,19 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict
         todo: list = [stmt]
         while todo:  # ast.walk without `ast` (see the import above)
             node = todo.pop()
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                # What runs now: decorators and defaults, not the body.
+                todo.extend(getattr(node, "decorator_list", ()))
+                todo.extend(d for d in (*node.args.defaults, *node.args.kw_defaults) if d is not None)
+                continue
             for field in node._fields:
                 value = getattr(node, field, None)
                 if isinstance(value, ast.AST):
                     todo.append(value)
                 elif isinstance(value, list):
                     todo.extend(v for v in value if isinstance(v, ast.AST))
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in imported_by:
+                mods.update(imported_by[node.id])
             if not isinstance(node, ast.Call):
                 continue
             f = node.func
