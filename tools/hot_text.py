@@ -23,6 +23,13 @@ another workload or interpreter ran), merge the two without profiling:
     python tools/hot_text.py --output new.ld --python ...
     python tools/hot_text.py --merge src/native/hot_text.ld --merge new.ld
 
+Programs outside the workloads (third-party ones) run other warm paths
+(the usage profile's cost model at exit, a unit whose code raised): profile
+their warm starts under the same build and add what they ran:
+
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file=prog.cg PYTHON PROG...
+    python tools/hot_text.py --merge src/native/hot_text.ld --callgrind prog.cg ...
+
 A stale list costs only layout: a function missing from it is placed with
 the rest of the code, and a name no longer defined matches nothing.
 """
@@ -149,13 +156,19 @@ def main() -> int:
                     help="no profiling: the union of the functions these lists (files this tool wrote) name, "
                     "e.g. the list in use and a new profile's, so that no function a workload or interpreter "
                     "profiled before leaves the warm code")
+    ap.add_argument("--callgrind", type=Path, action="append",
+                    help="no profiling: also the functions that ran in these callgrind outputs (warm starts of "
+                    "programs the workloads above do not cover, run with --demangle=no under an unstripped "
+                    "extension laid out without this list); with --merge")
     args = ap.parse_args()
     library = "_lazyexec.cpython"
     names: set[str] = set()
     if args.merge:
         for listed in args.merge:
             names |= listed_functions(listed.read_text())
-    for python in [] if args.merge else args.python or [sys.executable]:
+    for out in args.callgrind or ():
+        names |= executed_functions(out, library)
+    for python in [] if args.merge or args.callgrind else args.python or [sys.executable]:
         names |= warm_functions(python, library)
     names = {n for n in names if re.fullmatch(r"[A-Za-z_][\w.$]*", n)}
     if sum(n.startswith("_ZN8lazyexec") for n in names) < 20:
