@@ -65,6 +65,7 @@ PYTZ = ("pytz", "2024.1", ".")
 URLLIB3 = ("urllib3", "2.2.2", "src")
 SIX = ("six", "1.16.0", ".")
 PYTEST_MOCK = ("pytest-mock", "3.14.0", "src")  # a plugin on PYTHONPATH: `-p pytest_mock` registers it
+PYTEST_ASYNCIO = ("pytest_asyncio", "0.21.2", ".")  # `-p pytest_asyncio`; pytest 9 rejects 0.21 (errors alike)
 # freezegun imports dateutil (which imports six): pyenv's 3.12/3.13 lack both.
 FREEZEGUN_DEPS = [FREEZEGUN, ("python-dateutil", "2.9.0.post0", "src"), SIX]
 # Suites written for an older pytest whose configuration turns warnings into
@@ -197,7 +198,7 @@ PROJECTS = {
                         ["src"], [PYTEST_MOCK]),
     "structlog": Project("structlog", "24.2.0", ["tests"], ["-p", "pytest_asyncio"], ["src", "."],
                          [("pretend", "1.0.9", "."), *FREEZEGUN_DEPS, ("simplejson", "3.19.2", "."),
-                          ("pytest_asyncio", "0.21.2", ".")]),
+                          PYTEST_ASYNCIO]),
     # Left out: the preconf converters' tests (bson, cbor2, msgpack, orjson,
     # ujson, PyYAML: not all installed) and immutables' (a C extension).
     # FAST: its own hypothesis profile of 10 examples (4 minutes instead of 20 s otherwise).
@@ -233,6 +234,15 @@ PROJECTS = {
                         ["-o", "addopts=", "-p", "pytest_mock"], ["."],
                         [("annotated-types", "0.7.0", "."), ("typing_extensions", "4.12.2", "src"),
                          ("dirty-equals", "0.8.0", "."), PYTEST_MOCK], {}, [("pydantic-core", "2.20.1")]),
+    # An import hook that instruments modules as they load (test_importhook).
+    "typeguard": Project("typeguard", "4.3.0", ["tests"], ["-p", "pytester"], ["src"],
+                         [("typing_extensions", "4.12.2", "src")]),
+    # Its configuration sets asyncio_mode: pytest-asyncio's plugin, named.
+    "blinker": Project("blinker", "1.8.2", ["tests"], ["-p", "pytest_asyncio"], ["src"],
+                       [PYTEST_ASYNCIO]),
+    "funcy": Project("funcy", "2.0", ["tests"], [], ["."], [("whatever", "0.7", ".")]),
+    "pyrsistent": Project("pyrsistent", "0.20.0", ["tests"], ["--ignore=tests/memory_profiling.py"], ["."], [],
+                          {"PYRSISTENT_NO_C_EXTENSION": "1"}),
 }
 
 # Who runs what: the lazy modes a run compares with eager.
