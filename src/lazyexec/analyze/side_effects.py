@@ -457,15 +457,17 @@ def call_imports(path: str, name: str, function: str) -> list[str]:
     return out
 
 
-def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict[int, set]:
+def _called_modules(filename: str, units: list[dict], search: list[str]) -> tuple[dict[int, set], set[int]]:
     """{unit id: modules} for the eager statements other than imports that
     call a function of a module this module imports (`evalf.
     _create_evalf_table()`, or `f()` after `from m import f`): the modules
-    that function's body imports (call_imports). And the modules of the
-    deferred imports whose names the statement reads as it runs: reading
-    one runs the import there (pandas.io.excel's `register_writer(
-    _OpenpyxlWriter)` imports pandas.io.excel._openpyxl at import, after its
-    deferred `from pandas.io.excel._base import ...`)."""
+    that function's body imports (call_imports). And the ids of the
+    deferred import units whose names these statements read as they run:
+    reading one runs the import at import (pandas.io.excel's
+    `register_writer(_OpenpyxlWriter)` imports pandas.io.excel._openpyxl,
+    after its deferred `from pandas.io.excel._base import ...`). Such an
+    import counts as run in its own place: eagerly it ran there, before the
+    deferred imports below it."""
     module_of: dict[str, list[str]] = {}
     imported_by: dict[str, list[str]] = {}  # a deferred import's bound name -> the modules it imports
     for u in units:
@@ -477,16 +479,17 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict
                 first = u["imports"][0]
                 module_of[bound] = [first.partition(".")[0] if bound == first.partition(".")[0] else first]
             if u.get("verdict") == "lazy":
-                imported_by[bound] = list(u["imports"][:1] if u["kind"] == "from-import" else u["imports"])
+                imported_by[bound] = u["id"]
     eager = [u for u in units if u.get("verdict") == "eager" and u.get("kind") not in ("import", "from-import", "try")]
     if not (module_of or imported_by) or not eager:
-        return {}
+        return {}, set()
     try:
         with open(filename, "rb") as f:
             tree = compile(f.read(), filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (OSError, SyntaxError, ValueError, RecursionError):
-        return {}
+        return {}, set()
     out: dict[int, set] = {}
+    read: set[int] = set()
     for u in eager:
         idx = u.get("statements") or ()
         if len(idx) != 1 or not 0 <= idx[0] < len(tree.body):
@@ -510,7 +513,7 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict
                 elif isinstance(value, list):
                     todo.extend(v for v in value if isinstance(v, ast.AST))
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in imported_by:
-                mods.update(imported_by[node.id])
+                read.add(imported_by[node.id])
             if not isinstance(node, ast.Call):
                 continue
             f = node.func
@@ -525,7 +528,7 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> dict
                 mods.update(call_imports(path, target[0], target[1]))
         if mods:
             out[u["id"]] = mods
-    return out
+    return out, read
 
 
 def module_effect(path: str, name: str = "") -> str | None:
@@ -729,8 +732,9 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
             effect = module_effect(path, name)
             if effect:
                 found[name] = f"{name} {effect}"
-    found.update(cycle_imports(units, search, own, found, _called_modules(filename, units, search),
-                               outer_imports(module, search) if module and not is_package else None))
+    called, read = _called_modules(filename, units, search)
+    found.update(cycle_imports(units, search, own, found, called,
+                               outer_imports(module, search) if module and not is_package else None, read))
     if module and is_package:
         found.update(extension_order_imports(units, search, own, module, found))
     return found
@@ -1049,7 +1053,8 @@ def _first_different_entry(d_order: list[str], m_order: list[str], component: di
 
 
 def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_modules,
-                  called: dict[int, set] | None = None, outer: tuple | None = None) -> dict[str, str]:
+                  called: dict[int, set] | None = None, outer: tuple | None = None,
+                  read: set[int] | None = None) -> dict[str, str]:
     """{module: reason} for the deferred imports of a module D whose own top
     level imports a module M that this module imports at import time further
     down (an eager import unit, or one of `eager_modules`, the imports kept
@@ -1082,6 +1087,7 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
         return list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
 
     called = called or {}
+    read = read or set()  # deferred imports an eager statement runs at import by reading their names
     rows = [u for u in units if (u.get("kind") in ("import", "from-import") and u.get("imports"))
             or u.get("id") in called]
     later: list[set] = []
@@ -1093,7 +1099,7 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
             continue
         deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"
         mods = modules(u)
-        if not deferred or any(m in eager_modules for m in mods):
+        if not deferred or u.get("id") in read or any(m in eager_modules for m in mods):
             at_import.update(mods)
     later.reverse()
     found: dict[str, str] = {}
@@ -1178,7 +1184,7 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
         if u.get("id") in called and u.get("kind") not in ("import", "from-import"):
             earlier.extend(called[u["id"]])
             continue
-        if not deferred or any(m in eager_modules or m in found for m in modules(u)):
+        if not deferred or u.get("id") in read or any(m in eager_modules or m in found for m in modules(u)):
             earlier.extend(modules(u))
             if not deferred:
                 continue
