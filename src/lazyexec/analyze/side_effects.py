@@ -512,7 +512,10 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> tupl
                     todo.append(value)
                 elif isinstance(value, list):
                     todo.extend(v for v in value if isinstance(v, ast.AST))
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in imported_by:
+            # (A condition decided at compile time runs nothing: its taken
+            # branch is analysed as top-level statements of their own.)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in imported_by \
+                    and u.get("reason") != "decided-branch":
                 read.add(imported_by[node.id])
             if not isinstance(node, ast.Call):
                 continue
