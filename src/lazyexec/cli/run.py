@@ -284,18 +284,11 @@ def _is_zip(path: str) -> bool:
 
 
 def _hand_over_from(exc: BaseException, first) -> None:
-    """_hand_over() for run.cpp: `first` is the program's code object, the
-    name of runpy's function whose frame is first, True (the traceback's
-    first frame: the script's, run by the interpreter's own PyRun_FileExFlags)
-    or None (no frame)."""
-    if first is True:
-        _hand_over(exc, lambda code: True)
-    elif isinstance(first, str):
-        _hand_over(exc, lambda code: code.co_name == first)
-    elif first is None:
-        _hand_over(exc, None)
-    else:
-        _hand_over(exc, lambda code: code is first)
+    """_hand_over() for run.cpp: `first` is the name of runpy's function whose
+    frame is first (`-m`), or True: the traceback's first frame (the
+    script's, run by the interpreter's own PyRun_FileExFlags; a syntax error
+    has none)."""
+    _hand_over(exc, (lambda code: True) if first is True else (lambda code: code.co_name == first))
 
 
 def _hand_over(exc: BaseException, first) -> None:

@@ -17,6 +17,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "importer/file.h"
 #include "py/handle.h"
 
 namespace lazyexec::cli {
@@ -93,8 +94,7 @@ Ref which(PyObject* command) {
     std::string directory = search.substr(start, end - start);
     start = end + 1;
     if (!seen.insert(directory).second) continue;
-    // os.path.join(directory, command)
-    std::string candidate = directory.empty() || directory.back() == '/' ? directory + name : directory + "/" + name;
+    std::string candidate = importer::join(directory, name);
     if (executable(candidate)) return fs_str(candidate);
   }
   return {};
@@ -161,7 +161,7 @@ void set_argv(PyObject* first, PyObject* rest) {
 
 // Hands the program's uncaught exception (set) to cli/run.py's _hand_over():
 // the traceback the interpreter reports starts at the program's first frame
-// (`first`: a code object, a function name, or None for no frame at all).
+// (`first`: runpy's function name for -m, or True: the traceback's first frame).
 // The exception stays set, whatever happens here.
 void hand_over(PyObject* first) {
   if (PyErr_ExceptionMatches(PyExc_SystemExit)) return;
