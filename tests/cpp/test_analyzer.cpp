@@ -66,3 +66,28 @@ TEST(Analyzer, NeverLazyModuleMakesEverythingEager) {
   EXPECT_TRUE(m.module_eager);
   EXPECT_FALSE(m.units[0].lazy);
 }
+
+// A call of, or a decoration with, another module's callable that may list
+// subclasses (KB state_readers, from the summaries) runs after the pending
+// imports before it, as eagerly; a call of anything else does not.
+TEST(Analyzer, StateReaderCallRunsThePendingImportsFirst) {
+  KnowledgeBase kb;
+  kb.state_readers.add("doc.interpd");
+  const char* source =
+      "import doc\nfrom shapes import Circle\n"
+      "class Cell:\n    @doc.interpd\n    def f(self): return Circle\n"
+      "@doc.interpd\ndef g(): return Circle\n"
+      "@doc.other\ndef h(): return Circle\n";
+  auto m = run(source, kb);
+  ASSERT_EQ(m.units.size(), 5u);
+  EXPECT_TRUE(m.units[2].import_state_at_definition);  // the method's decorator runs with the class body
+  EXPECT_TRUE(m.units[3].import_state_at_definition);
+  EXPECT_FALSE(m.units[4].touches_import_state);
+  ASSERT_FALSE(m.forces.empty());
+  EXPECT_EQ(m.forces[0].before, 2);
+  EXPECT_EQ(m.forces[0].units, (std::vector<int>{0, 1}));
+  for (const auto& f : m.forces) EXPECT_NE(f.before, 4);
+  // Without the fact, nothing is forced for the import state.
+  auto plain = run(source);
+  for (const auto& f : plain.forces) EXPECT_TRUE(std::find(f.units.begin(), f.units.end(), 1) == f.units.end());
+}

@@ -162,7 +162,9 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
     subclass only ("base": safe_bases), functions pure to call ("func": pure)
     and modules bound by `from pkg import module` ("module": pure, whose
     attributes are read as a module's); "alias:DOTTED": names bound to
-    DOTTED, a name the knowledge base knows, known as it is (aliases)."""
+    DOTTED, a name the knowledge base knows, known as it is (aliases);
+    "state": callables whose call may list subclasses or read the import
+    state (state_readers)."""
     summary = summary or {}
     if not effects and not effect_free and not summary:
         return knowledge(config)
@@ -188,6 +190,10 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
                 data["pure" if _known(config, known) == "func" else "pure_bases"].extend(sorted(set(names)))
                 aliases.update((n, known) for n in names)
         data["aliases"] = aliases
+        # A name the knowledge base knows (functools.singledispatch: its
+        # nested dispatch lists subclasses, at call time of what it makes)
+        # is what the knowledge base says.
+        data["state_readers"] = sorted(n for n in set(summary.get("state", ())) if not _known(config, n))
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb
 

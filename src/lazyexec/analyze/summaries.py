@@ -99,6 +99,10 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
 
         result = analyze_source(source, path, name, is_package, config)
         found, _ = external_facts(result["units"], path, name, is_package, config, depth + 1, active | {path}, mine)
+        readers = _imported_state_readers(result["units"], path, name, is_package, config, depth + 1,
+                                          active | {path}, mine)
+        if readers:
+            found.setdefault("state", []).extend(readers)
         if found:
             result = _lazyexec.analyze(source, path, knowledge_with_effects(config, {}, (), found), name, is_package)
     except (OSError, SyntaxError, ValueError, RecursionError):
@@ -115,6 +119,13 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
             # (an assignment: an instance whose call the knowledge base knows
             # pure, `hookimpl = HookimplMarker("pytest")`)
             facts[u["binds"][0]] = "func"
+    # "state": a name whose call may reach code that lists subclasses or
+    # reads the import state (the unit's "import_state"), through the names
+    # its definition and its bodies read (over-approximated: a nested
+    # function's body counts as run). Facts above win: a class safe to
+    # subclass stays one; calling it runs no code of its making.
+    for n in _state_names(result["units"]):
+        facts.setdefault(n, "state")
     # Re-exports: `from .lexer import RegexLexer` (bound once).
     counts: dict = {}
     for u in result["units"]:
@@ -148,6 +159,62 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
     if mine and cut is not None:
         cut.append(True)
     return facts
+
+
+def _state_names(units: list[dict]) -> set:
+    """The names bound by units whose code (or code they read, within the
+    module) may list subclasses or read the import state."""
+    names: set = set()
+    state = [u for u in units if u.get("import_state")]
+    rest = [u for u in units if not u.get("import_state")]
+    while state:
+        for u in state:
+            names.update(u["binds"])
+        state, rest = ([u for u in rest if names & (set(u.get("def_reads", ())) | set(u.get("call_reads", ())))],
+                       [u for u in rest if not names & (set(u.get("def_reads", ())) | set(u.get("call_reads", ())))])
+    return names
+
+
+_mentions_cache: dict = {}  # path -> (stamp, whether its source says __subclasses__)
+
+
+def _mentions_subclasses(path: str) -> bool:
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+        hit = _mentions_cache.get(path)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        with open(path, "rb") as f:
+            found = b"__subclasses__" in f.read()
+    except OSError:
+        return False
+    _mentions_cache[path] = (stamp, found)
+    return found
+
+
+def _imported_state_readers(units: list[dict], path: str, name: str | None, is_package: bool, config, depth: int,
+                            active: frozenset, cut: list) -> list:
+    """Dotted names of the "state" callables of the modules this one imports
+    whose source lists subclasses itself (one step: matplotlib._docstring's
+    kwdoc loader calls matplotlib._api.recursive_subclasses), so that this
+    module's summary finds its own names that reach them."""
+    modules = {m for u in units if u.get("kind") in ("import", "from-import") for m in u.get("imports", ())}
+    if not modules or depth > SUMMARY_DEPTH:
+        return []
+    from lazyexec.analyze import side_effects
+
+    search, own = side_effects._search_and_own(path, name, is_package)
+    out = []
+    for mod in sorted(modules):
+        if mod in own:
+            continue
+        dep = side_effects._locate(mod, search)
+        if dep is None or dep == path or not _mentions_subclasses(dep):
+            continue
+        facts = module_facts(dep, mod, dep.endswith("__init__.py"), config, depth, active, cut)
+        out.extend(f"{mod}.{n}" for n, fact in facts.items() if fact == "state")
+    return out
 
 
 _known_answers: dict = {}  # (config, dotted name) -> fact, for one build process

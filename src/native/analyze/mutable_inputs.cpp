@@ -165,10 +165,25 @@ void Analyzer::mark_import_state_users() {
     bool change = false;           // a write or reload, anywhere
     Names named[2];
     int body = 0;
+    // A call of (or decoration with) another module's callable that may
+    // list subclasses or read the import state (KB state_readers, from the
+    // summaries): decorators run where the definition runs.
+    auto state_reader = [&](Node callee) {
+      if (kb_.state_readers.empty()) return false;
+      if (callee.kind() == K::Call) callee = callee.get("func");
+      if (callee.kind() != K::Name && callee.kind() != K::Attribute) return false;
+      std::string dotted = callee_dotted(callee, end);
+      return !dotted.empty() && kb_.state_readers.contains(dotted);
+    };
     std::function<void(Node)> visit = [&](Node n) {
       switch (n.kind()) {
         case K::FunctionDef:
         case K::AsyncFunctionDef:
+        case K::ClassDef:
+          for (Node d : n.list("decorator_list"))
+            if (state_reader(d)) any[body] = true;
+          if (n.kind() == K::ClassDef) break;
+          [[fallthrough]];
         case K::Lambda: {
           int was = std::exchange(body, 1);
           for_each_child(n, visit);
@@ -178,6 +193,7 @@ void Analyzer::mark_import_state_users() {
         case K::Call: {
           Node f = n.get("func");
           std::vector<Node> args = n.list("args");
+          if (state_reader(f)) any[body] = true;
           if (f.kind() == K::Attribute && is_state(f.get("value")) && mutators.count(f.str("attr")))
             any[body] = change = true;
           if (f.kind() == K::Attribute && f.str("attr") == "get" && is_modules(f.get("value")) && !args.empty() &&
@@ -218,6 +234,9 @@ void Analyzer::mark_import_state_users() {
           break;
         }
         case K::Attribute:
+          // x.__subclasses__(): lists the classes that imports made, a read
+          // of every module's effects as `sys.modules` is.
+          if (n.str("attr") == "__subclasses__") any[body] = true;
           // sys.path = [...], sys.path += [...]; any other read of sys.modules
           // (iterated, copied, indexed by a variable) may look for anything.
           if (n.get("ctx").kind() != K::Load && is_state(n)) any[body] = change = true;
