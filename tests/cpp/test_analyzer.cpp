@@ -68,11 +68,11 @@ TEST(Analyzer, NeverLazyModuleMakesEverythingEager) {
 }
 
 // A call of, or a decoration with, another module's callable that may list
-// subclasses (KB state_readers, from the summaries) runs after the pending
+// subclasses (KB subclass_listers, from the summaries) runs after the pending
 // imports before it, as eagerly; a call of anything else does not.
 TEST(Analyzer, StateReaderCallRunsThePendingImportsFirst) {
   KnowledgeBase kb;
-  kb.state_readers.add("doc.interpd");
+  kb.subclass_listers.add("doc.interpd");
   const char* source =
       "import doc\nfrom shapes import Circle\n"
       "class Cell:\n    @doc.interpd\n    def f(self): return Circle\n"
@@ -82,6 +82,7 @@ TEST(Analyzer, StateReaderCallRunsThePendingImportsFirst) {
   ASSERT_EQ(m.units.size(), 5u);
   EXPECT_TRUE(m.units[2].import_state_at_definition);  // the method's decorator runs with the class body
   EXPECT_TRUE(m.units[3].import_state_at_definition);
+  EXPECT_TRUE(m.units[2].lists_subclasses);
   EXPECT_FALSE(m.units[4].touches_import_state);
   ASSERT_FALSE(m.forces.empty());
   EXPECT_EQ(m.forces[0].before, 2);

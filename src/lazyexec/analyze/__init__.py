@@ -163,8 +163,7 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
     and modules bound by `from pkg import module` ("module": pure, whose
     attributes are read as a module's); "alias:DOTTED": names bound to
     DOTTED, a name the knowledge base knows, known as it is (aliases);
-    "state": callables whose call may list subclasses or read the import
-    state (state_readers)."""
+    "subclasses": callables whose call may list subclasses (subclass_listers)."""
     summary = summary or {}
     if not effects and not effect_free and not summary:
         return knowledge(config)
@@ -193,7 +192,7 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
         # A name the knowledge base knows (functools.singledispatch: its
         # nested dispatch lists subclasses, at call time of what it makes)
         # is what the knowledge base says.
-        data["state_readers"] = sorted(n for n in set(summary.get("state", ())) if not _known(config, n))
+        data["subclass_listers"] = sorted(n for n in set(summary.get("subclasses", ())) if not _known(config, n))
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb
 

@@ -99,10 +99,10 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
 
         result = analyze_source(source, path, name, is_package, config)
         found, _ = external_facts(result["units"], path, name, is_package, config, depth + 1, active | {path}, mine)
-        readers = _imported_state_readers(result["units"], path, name, is_package, config, depth + 1,
-                                          active | {path}, mine)
-        if readers:
-            found.setdefault("state", []).extend(readers)
+        listers = _imported_subclass_listers(result["units"], path, name, is_package, config, depth + 1,
+                                             active | {path}, mine)
+        if listers:
+            found.setdefault("subclasses", []).extend(listers)
         if found:
             result = _lazyexec.analyze(source, path, knowledge_with_effects(config, {}, (), found), name, is_package)
     except (OSError, SyntaxError, ValueError, RecursionError):
@@ -119,13 +119,15 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
             # (an assignment: an instance whose call the knowledge base knows
             # pure, `hookimpl = HookimplMarker("pytest")`)
             facts[u["binds"][0]] = "func"
-    # "state": a name whose call may reach code that lists subclasses or
-    # reads the import state (the unit's "import_state"), through the names
-    # its definition and its bodies read (over-approximated: a nested
-    # function's body counts as run). Facts above win: a class safe to
-    # subclass stays one; calling it runs no code of its making.
-    for n in _state_names(result["units"]):
-        facts.setdefault(n, "state")
+    # "subclasses": a name whose call may reach code that lists subclasses
+    # (the unit's "lists_subclasses"), through the names its definition and
+    # its bodies read (over-approximated: a nested function's body counts as
+    # run). Facts above win: a class safe to subclass stays one; calling it
+    # runs no code of its making. (Reads of sys.modules deeper than the code
+    # a statement names do not count, as in the stable-inputs plan: typing's
+    # classes would all reach ForwardRef._evaluate's.)
+    for n in _lister_names(result["units"]):
+        facts.setdefault(n, "subclasses")
     # Re-exports: `from .lexer import RegexLexer` (bound once).
     counts: dict = {}
     for u in result["units"]:
@@ -161,12 +163,12 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
     return facts
 
 
-def _state_names(units: list[dict]) -> set:
+def _lister_names(units: list[dict]) -> set:
     """The names bound by units whose code (or code they read, within the
-    module) may list subclasses or read the import state."""
+    module) may list subclasses."""
     names: set = set()
-    state = [u for u in units if u.get("import_state")]
-    rest = [u for u in units if not u.get("import_state")]
+    state = [u for u in units if u.get("lists_subclasses")]
+    rest = [u for u in units if not u.get("lists_subclasses")]
     while state:
         for u in state:
             names.update(u["binds"])
@@ -193,9 +195,9 @@ def _mentions_subclasses(path: str) -> bool:
     return found
 
 
-def _imported_state_readers(units: list[dict], path: str, name: str | None, is_package: bool, config, depth: int,
-                            active: frozenset, cut: list) -> list:
-    """Dotted names of the "state" callables of the modules this one imports
+def _imported_subclass_listers(units: list[dict], path: str, name: str | None, is_package: bool, config,
+                               depth: int, active: frozenset, cut: list) -> list:
+    """Dotted names of the "subclasses" callables of the modules this one imports
     whose source lists subclasses itself (one step: matplotlib._docstring's
     kwdoc loader calls matplotlib._api.recursive_subclasses), so that this
     module's summary finds its own names that reach them."""
@@ -213,7 +215,7 @@ def _imported_state_readers(units: list[dict], path: str, name: str | None, is_p
         if dep is None or dep == path or not _mentions_subclasses(dep):
             continue
         facts = module_facts(dep, mod, dep.endswith("__init__.py"), config, depth, active, cut)
-        out.extend(f"{mod}.{n}" for n, fact in facts.items() if fact == "state")
+        out.extend(f"{mod}.{n}" for n, fact in facts.items() if fact == "subclasses")
     return out
 
 

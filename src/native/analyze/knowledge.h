@@ -77,13 +77,13 @@ struct KnowledgeBase {
   // against the ABC (and its bases), nothing of the module (Unit::abc_registrant).
   NameSet abc_registries;
   // Callables of other modules whose call may list classes' subclasses
-  // (`cls.__subclasses__()`) or read or change the import state: what
-  // pending imports would have created shows there, so an eager statement
-  // calling one (or decorating with one) runs after the pending imports
-  // before it. From the cross-module summaries (analyze/summaries.py,
-  // "state" facts): matplotlib's `@_docstring.interpd` finds `Text` among
-  // `Artist`'s subclasses.
-  NameSet state_readers;
+  // (`cls.__subclasses__()`): the classes pending imports would have
+  // created show there, so an eager statement calling one (or decorating
+  // with one) runs after the pending imports before it (Unit::lists_subclasses).
+  // From the cross-module summaries (analyze/summaries.py, "subclasses"
+  // facts): matplotlib's `@_docstring.interpd` finds `Text` among `Artist`'s
+  // subclasses.
+  NameSet subclass_listers;
   // Names another module binds once to a name the knowledge base knows
   // (`from typing import final as final` in _pytest.compat, followed from
   // module to module): dotted name -> the known name it is, from the

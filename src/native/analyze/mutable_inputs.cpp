@@ -166,14 +166,15 @@ void Analyzer::mark_import_state_users() {
     Names named[2];
     int body = 0;
     // A call of (or decoration with) another module's callable that may
-    // list subclasses or read the import state (KB state_readers, from the
-    // summaries): decorators run where the definition runs.
-    auto state_reader = [&](Node callee) {
-      if (kb_.state_readers.empty()) return false;
+    // list subclasses (KB subclass_listers, from the summaries): decorators
+    // run where the definition runs.
+    bool lists = false;
+    auto lister = [&](Node callee) {
+      if (kb_.subclass_listers.empty()) return false;
       if (callee.kind() == K::Call) callee = callee.get("func");
       if (callee.kind() != K::Name && callee.kind() != K::Attribute) return false;
       std::string dotted = callee_dotted(callee, end);
-      return !dotted.empty() && kb_.state_readers.contains(dotted);
+      return !dotted.empty() && kb_.subclass_listers.contains(dotted);
     };
     std::function<void(Node)> visit = [&](Node n) {
       switch (n.kind()) {
@@ -181,7 +182,7 @@ void Analyzer::mark_import_state_users() {
         case K::AsyncFunctionDef:
         case K::ClassDef:
           for (Node d : n.list("decorator_list"))
-            if (state_reader(d)) any[body] = true;
+            if (lister(d)) any[body] = lists = true;
           if (n.kind() == K::ClassDef) break;
           [[fallthrough]];
         case K::Lambda: {
@@ -193,7 +194,7 @@ void Analyzer::mark_import_state_users() {
         case K::Call: {
           Node f = n.get("func");
           std::vector<Node> args = n.list("args");
-          if (state_reader(f)) any[body] = true;
+          if (lister(f)) any[body] = lists = true;
           if (f.kind() == K::Attribute && is_state(f.get("value")) && mutators.count(f.str("attr")))
             any[body] = change = true;
           if (f.kind() == K::Attribute && f.str("attr") == "get" && is_modules(f.get("value")) && !args.empty() &&
@@ -236,7 +237,7 @@ void Analyzer::mark_import_state_users() {
         case K::Attribute:
           // x.__subclasses__(): lists the classes that imports made, a read
           // of every module's effects as `sys.modules` is.
-          if (n.str("attr") == "__subclasses__") any[body] = true;
+          if (n.str("attr") == "__subclasses__") any[body] = lists = true;
           // sys.path = [...], sys.path += [...]; any other read of sys.modules
           // (iterated, copied, indexed by a variable) may look for anything.
           if (n.get("ctx").kind() != K::Load && is_state(n)) any[body] = change = true;
@@ -251,6 +252,7 @@ void Analyzer::mark_import_state_users() {
     u.loaded_module_reads_at_definition = named[0];
     u.touches_import_state = any[0] || any[1];
     u.changes_import_state = change;
+    u.lists_subclasses = lists;
     u.loaded_module_reads = std::move(named[0]);
     u.loaded_module_reads.insert(named[1].begin(), named[1].end());
   }

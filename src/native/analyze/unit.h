@@ -115,6 +115,10 @@ struct Unit {
   Names loaded_module_reads;
   // Of those, a change (not a read) anywhere in its code.
   bool changes_import_state = false;
+  // Of those, a listing of classes' subclasses (`x.__subclasses__()`, or a
+  // call of another module's callable that lists them: KB subclass_listers)
+  // anywhere in its code: importers learn it from the summary ("subclasses").
+  bool lists_subclasses = false;
   // The same, of the code that runs when the statement itself runs (not the
   // bodies of the functions it defines).
   bool import_state_at_definition = false;
