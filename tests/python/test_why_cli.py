@@ -136,3 +136,39 @@ def test_a_forced_unit_names_the_eager_statement_it_ran_before(tmp_path, run_cli
     assert "forced before the eager statement at line 7" in c["message"]
     r = run_cli("why", "--", "fmain.py", env=WARM)
     assert "lazy unit forced before an eager statement: impure-decorator" in r.stdout
+
+
+def test_a_module_loaded_whole_says_why(tmp_path, run_cli):
+    # pkg.a's `import pkg.b` runs because pkg.a itself loads whole: without an
+    # artifact yet (the cold path), when policy leaves it to the normal
+    # machinery (`never`), or when the usage profile saw it used whole.
+    make(tmp_path)
+    (tmp_path / "pkg/a.py").write_text("import pkg.b\ndef use():\n    return pkg.b.VALUE\n"
+                                       "def other():\n    return 2\n")
+
+    def cause(env, config=None):
+        if config is not None:
+            (tmp_path / "pyproject.toml").write_text(config)
+        r = run_cli("why", "--json", "--", "main.py", env=env)
+        assert r.returncode == 0, r.stderr
+        mods = {m["module"]: m for m in json.loads(r.stdout)["modules"]}
+        assert mods["pkg.b"]["cause"]["module"] == "pkg.a"
+        return mods["pkg.b"]["cause"]["reason"]
+
+    cold = {"PYTHONDONTWRITEBYTECODE": "", "LAZYEXEC_BUILD": "background", "LAZYEXEC_PROFILE": "0",
+            "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache-cold")}
+    assert cause(cold).startswith("module loaded eagerly: no artifact yet")
+    excluded = dict(WARM, LAZYEXEC_CACHE_DIR=str(tmp_path / "cache-excluded"))
+    assert cause(excluded, PROGRAM["pyproject.toml"] + 'exclude = ["pkg.a"]\n').startswith(
+        "module loaded eagerly: not claimed by policy")
+    # (the never-lazy set is a module-wide reason the analysis gives itself)
+    assert cause(excluded, PROGRAM["pyproject.toml"] + 'never = ["pkg.a"]\n') == \
+        "module eager as a whole: never-lazy-module"
+    # The usage profile: pkg.a used whole (both functions called) in runs
+    # that learn it; the next run loads it whole.
+    (tmp_path / "pyproject.toml").write_text(PROGRAM["pyproject.toml"])
+    (tmp_path / "main.py").write_text("import pkg.a\npkg.a.use()\npkg.a.other()\n")
+    learn = {"PYTHONDONTWRITEBYTECODE": "", "LAZYEXEC_BUILD": "inline", "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache-p")}
+    for _ in range(2):
+        assert run_cli("run", "main.py", env=learn).returncode == 0
+    assert cause(learn).startswith("module loaded eagerly: the usage profile saw")

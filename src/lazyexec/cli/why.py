@@ -27,6 +27,13 @@ import sys
 from lazyexec.cli.main import fail
 
 SCHEMA = 1
+# The recorder's "eager_how" (lazyexec/runtime/why.py, Recorder.eager_how).
+EAGER_HOW = {
+    "no-artifact": "no artifact yet (the cold path; built in the background for the next start)",
+    "profile": "the usage profile saw the program use it whole, or nearly, last time",
+    "policy": "not claimed by policy (the never-lazy set, include/exclude, or no opt-in marker)",
+    "nothing-to-defer": "nothing in it can be deferred (its plan is empty)",
+}
 USAGE = ("usage: lazyexec why [--json] [--html FILE] [--top N] -- (SCRIPT.py | -m MODULE | COMMAND) [ARGS...]\n"
          "       lazyexec why [--json] [--html FILE] [--top N] --load RECORD.json")
 
@@ -211,8 +218,9 @@ def _frame_text(fr: dict) -> str:
     return f"{where} top-level statement of {fr['module']}"
 
 
-def cause_of(entry: dict, lazy: set, analyses: _Analyses) -> dict:
-    """The innermost frame of the chain, classified, with a reason key for the summary."""
+def cause_of(entry: dict, lazy: set, analyses: _Analyses, how: dict | None = None) -> dict:
+    """The innermost frame of the chain, classified, with a reason key for the
+    summary. `how`: module -> why it loaded whole (the record's "eager_how")."""
     chain = entry["chain"]
     if entry.get("by_lazyexec"):
         return {"kind": "internal", "reason": "lazyexec itself (activation, reading or building a plan)",
@@ -268,6 +276,8 @@ def cause_of(entry: dict, lazy: set, analyses: _Analyses) -> dict:
         out["message"] = result["module_message"]
     elif result is not None and not any(u["verdict"] == "lazy" for u in result["units"]):
         out["reason"] = "module eager as a whole: nothing in it can be deferred"
+    elif result is not None and EAGER_HOW.get((how or {}).get(module)):
+        out["reason"] = f"module loaded eagerly: {EAGER_HOW[how[module]]}"
     elif result is not None:
         out["reason"] = ("module loaded eagerly (no artifact yet, the usage profile saw it used whole last time, "
                          "or not claimed by policy)")
@@ -285,6 +295,7 @@ def explain(data: dict) -> dict:
     analyses = _Analyses()
     modules = data["modules"]
     by_name = {m["module"]: m for m in modules}
+    how = {m["module"]: m["eager_how"] for m in modules if m.get("eager_how")}
     children: dict[str | None, list[str]] = {}
     for m in modules:
         children.setdefault(m.get("within"), []).append(m["module"])
@@ -295,7 +306,7 @@ def explain(data: dict) -> dict:
     rows = []
     for m in modules:
         inner = sum(by_name[c].get("seconds", 0.0) for c in children.get(m["module"], ()))
-        cause = cause_of(m, lazy, analyses)
+        cause = cause_of(m, lazy, analyses, how)
         rows.append({
             "module": m["module"], "file": m.get("file"), "lazy": m["module"] in lazy,
             "seconds": m.get("seconds", 0.0), "self_seconds": max(0.0, m.get("seconds", 0.0) - inner),
@@ -318,7 +329,7 @@ def explain(data: dict) -> dict:
                                       "seconds": 0.0})
         t["loads"].append(r["module"])
         if r["within"] is None or by_name.get(r["within"]) is None or \
-                cause_of(by_name[r["within"]], lazy, analyses)["where"] != c["where"]:  # not nested in its own cause
+                cause_of(by_name[r["within"]], lazy, analyses, how)["where"] != c["where"]:  # not nested in its own cause
             t["modules"] += r["subtree"]
             t["seconds"] += r["seconds"]
         owner = c.get("module") or "(none)"

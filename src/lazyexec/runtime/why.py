@@ -66,6 +66,9 @@ class Recorder:
         try:
             entry = {"module": name, "file": spec.origin if spec.has_location else None}
             entry["chain"], entry["by_lazyexec"] = self.chain(sys._getframe(1))
+            how = self.eager_how(spec)
+            if how:
+                entry["eager_how"] = how
         except Exception as e:  # noqa: BLE001 - the recorder never breaks an import
             entry = {"module": name, "file": None, "chain": [], "by_lazyexec": False, "error": f"recorder: {e!r}"}
         stack = self.stacks.setdefault(self.ident(), [])
@@ -83,6 +86,25 @@ class Recorder:
             entry["seconds"] = self.clock() - t0
             if stack and stack[-1] is entry:
                 stack.pop()
+
+    @staticmethod
+    def eager_how(spec) -> str | None:
+        """Why a module with Python source that lazyexec's loader does not
+        load lazily loads whole: "no-artifact" (the cold path: built in the
+        background for the next start), "profile" (the usage profile saw the
+        program use it whole), "policy" (not claimed: the never-lazy set,
+        include/exclude, no opt-in marker). None for lazyexec's warm loader
+        (settled at exit: see settle_eager_how) and for modules without source."""
+        loader = spec.loader
+        if getattr(loader, "_cold", False):
+            return "no-artifact"
+        if type(loader).__name__ == "LazySourceLoader":
+            return "lazy-loader"  # settled at exit (write): lazy, nothing to defer, or no artifact yet
+        if not (spec.origin or "").endswith(".py"):
+            return None
+        from lazyexec.importer import profile
+
+        return "profile" if spec.name in profile._whole else "policy"
 
     def chain(self, frame) -> tuple[list[dict], bool]:
         """The program's frames, root first, and whether lazyexec's own code
@@ -123,12 +145,29 @@ class Recorder:
 
         return sorted(set(getattr(runtime, "loaded", ())))
 
+    def settle_eager_how(self, lazy: list[str]) -> None:
+        """What lazyexec's loader did with each module it was given: lazy
+        (no entry), nothing to defer, or no artifact yet (loaded whole; the
+        Python layer's cold path, or an artifact that could not be read)."""
+        from lazyexec.importer import profile
+
+        lazy_set, nothing = set(lazy), set(profile.nothing_to_defer)
+        for e in self.entries:
+            if e.get("eager_how") != "lazy-loader":
+                continue
+            if e["module"] in lazy_set:
+                del e["eager_how"]
+            else:
+                e["eager_how"] = "nothing-to-defer" if e["module"] in nothing else "no-artifact"
+
     def write(self) -> None:
         if self.bootstrap._load_unlocked == self.load_unlocked:
             self.bootstrap._load_unlocked = self.original  # what writing imports is not the program's
         _lazyexec.set_recording(False)
         import json
 
+        lazy = self.lazily_loaded()
+        self.settle_eager_how(lazy)
         data = {
             "schema": SCHEMA,
             "argv": list(sys.argv),
@@ -136,7 +175,7 @@ class Recorder:
             "python": sys.version.split()[0],
             "seconds": self.clock() - self.started,
             "preloaded": self.preloaded,
-            "lazy": self.lazily_loaded(),
+            "lazy": lazy,
             "modules": self.entries,
         }
         try:
