@@ -23,8 +23,12 @@ def pytest_sessionfinish(session, exitstatus):
         # (py's apipkg imports every export there; dill's import hook then
         # walks sys.modules) is not run.
         namespace = types.ModuleType.__dict__["__dict__"].__get__
+        # type(), not isinstance(): jinja2's ModuleLoader puts a
+        # weakref.proxy of a module in sys.modules, which isinstance() takes
+        # for a module and the descriptor refuses (TypeError: the probe
+        # crashed at the end of a run that was the same, exit 1).
         lazy = sum(1 for m in list(sys.modules.values())
-                   if isinstance(m, types.ModuleType) and native.is_trapping(namespace(m)))
+                   if issubclass(type(m), types.ModuleType) and native.is_trapping(namespace(m)))
     # The .pth line loads the start-up extension (activation only); the full
     # one loads at the first module the finder claims.
     boot = sys.modules.get("lazyexec._lazyexec_boot") or native
