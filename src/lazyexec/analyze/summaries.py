@@ -167,14 +167,16 @@ def _lister_names(units: list[dict]) -> set:
     """The names bound by units whose code (or code they read, within the
     module) may list subclasses."""
     names: set = set()
-    state = [u for u in units if u.get("lists_subclasses")]
-    rest = [u for u in units if not u.get("lists_subclasses")]
-    while state:
-        for u in state:
+    pending = list(units)
+    while True:
+        reaching = [u for u in pending if u.get("lists_subclasses") or
+                    names & set(u.get("def_reads", ())) or names & set(u.get("call_reads", ()))]
+        if not reaching:
+            return names
+        for u in reaching:
             names.update(u["binds"])
-        state, rest = ([u for u in rest if names & (set(u.get("def_reads", ())) | set(u.get("call_reads", ())))],
-                       [u for u in rest if not names & (set(u.get("def_reads", ())) | set(u.get("call_reads", ())))])
-    return names
+        done = {id(u) for u in reaching}
+        pending = [u for u in pending if id(u) not in done]
 
 
 _mentions_cache: dict = {}  # path -> (stamp, whether its source says __subclasses__)
