@@ -674,3 +674,26 @@ def test_builder_started_from_cpp_runs_at_low_priority_from_its_start(venv, tmp_
     assert (first.returncode, first.stdout, first.stderr) == (0, "False\n", "")
     wait_builder_done(cache)
     assert record.read_text().split() == [str(min(own + 10, 19))]
+
+
+def test_a_builder_that_cannot_start_costs_one_line_and_keeps_the_job(venv, tmp_path):
+    """The builder is spawned from a thread of its own at exit (its exec
+    overlaps the program's finalization). When the spawn fails (here: the
+    program's environment is too large for execve), the program's output
+    and exit status are untouched, stderr gets one line, and the queued job
+    waits for the next start's builder, which builds it."""
+    (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
+    cache = tmp_path / "cache"
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"), "LAZYEXEC_CACHE_DIR": str(cache), "LAZYEXEC_PROFILE": "0"}
+    assert run(venv, tmp_path, "pass", LAZYEXEC_BUILD="off", **env).returncode == 0  # parse caches warm
+    failed = run(venv, tmp_path, "import os, dataclasses; os.environ['BIG'] = 'x' * 300_000; print('done')", **env)
+    assert (failed.returncode, failed.stdout) == (0, "done\n")
+    assert failed.stderr.startswith("lazyexec: cannot start the artifact builder ("), failed.stderr
+    assert failed.stderr.count("\n") == 1, failed.stderr
+    assert list((cache / "queue").glob("*.job")), "the job is kept for the next builder"
+    probe = "import dataclasses; print(type(dataclasses.__spec__.loader).__name__)"
+    cold = run(venv, tmp_path, probe, **env)  # starts a builder, which takes both jobs
+    assert (cold.returncode, cold.stdout, cold.stderr) == (0, "SourceFileLoader\n", "")
+    wait_builder_done(cache)
+    lazy = run(venv, tmp_path, probe, **env)
+    assert (lazy.returncode, lazy.stdout) == (0, "LazySourceLoader\n"), lazy.stderr

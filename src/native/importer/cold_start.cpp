@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <marshal.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -116,25 +119,23 @@ void lower_priority(pid_t pid) {
   ::setpriority(PRIO_PROCESS, (id_t)pid, std::min(own + kBuilderNice, 19));
 }
 
-// One detached builder (its own session, no terminal, output discarded),
-// not waited for: the program exits now.
-void start_builder() {
-  std::string exe = interpreter();
-  if (exe.empty()) return;  // the job waits for the next builder, or `lazyexec compile`
-  std::vector<std::string> env_storage;
-  for (char** e = environ; e && *e; ++e)
-    if (std::strncmp(*e, "LAZYEXEC=", 9) != 0) env_storage.emplace_back(*e);
-  env_storage.emplace_back("LAZYEXEC=0");  // the builder itself loads eagerly
-  std::vector<char*> envp;
-  for (auto& s : env_storage) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  // At the program's -O level: the builder compiles for that level only.
-  std::string dash_o = "-O", dash_c = "-c", code = kBuilderCode;
-  std::vector<char*> argv{exe.data()};
-  for (long i = 0; i < optimize_level(); ++i) argv.push_back(dash_o.data());
-  for (std::string* s : {&dash_c, &code}) argv.push_back(s->data());
-  argv.push_back(nullptr);
+// What the spawning thread needs, owned by it.
+struct Spawn {
+  std::string exe;
+  std::vector<std::string> argv, env;
+};
+pthread_t spawner;
+bool spawning = false;
 
+// One detached builder (its own session, no terminal, output discarded),
+// not waited for.
+void* spawn_builder(void* arg) {
+  Spawn* job = static_cast<Spawn*>(arg);
+  std::vector<char*> argv, envp;
+  for (auto& s : job->argv) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  for (auto& s : job->env) envp.push_back(s.data());
+  envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
@@ -148,15 +149,53 @@ void start_builder() {
 #endif
   posix_spawnattr_setflags(&attr, flags);
   pid_t pid;
-  int err = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), envp.data());
+  int err = posix_spawn(&pid, job->exe.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (err != 0) {
-    warn_once(std::string("lazyexec: cannot start the artifact builder (") + std::strerror(err) +
-              "); run `lazyexec compile`");
+  if (err == 0) lower_priority(pid);
+  delete job;
+  return reinterpret_cast<void*>(static_cast<intptr_t>(err));
+}
+
+// Py_AtExit: the spawning thread joined once the interpreter is finalized.
+// The interpreter is gone by then, so a failure is told on stderr, as the
+// warning would have been.
+void join_spawner() {
+  if (!spawning) return;
+  spawning = false;
+  void* result = nullptr;
+  if (pthread_join(spawner, &result) != 0) return;
+  if (int err = static_cast<int>(reinterpret_cast<intptr_t>(result)); err != 0 && !warned)
+    std::fprintf(stderr, "lazyexec: cannot start the artifact builder (%s); run `lazyexec compile`\n",
+                 std::strerror(err));
+}
+
+// The builder started from its own thread. posix_spawn suspends its caller
+// until the child has exec'd the interpreter (vfork semantics): in the
+// calling thread that wait, half a millisecond idle and several on a loaded
+// machine where the child waits for a CPU, would come before the program's
+// finalization; in a thread of its own it overlaps it, and the process
+// waits only for what is left of it (join_spawner). Without a thread, the
+// spawn runs here.
+void start_builder() {
+  std::string exe = interpreter();
+  if (exe.empty()) return;  // the job waits for the next builder, or `lazyexec compile`
+  auto* job = new Spawn{exe, {exe}, {}};
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, "LAZYEXEC=", 9) != 0) job->env.emplace_back(*e);
+  job->env.emplace_back("LAZYEXEC=0");  // the builder itself loads eagerly
+  // At the program's -O level: the builder compiles for that level only.
+  for (long i = 0; i < optimize_level(); ++i) job->argv.emplace_back("-O");
+  job->argv.emplace_back("-c");
+  job->argv.emplace_back(kBuilderCode);
+  if (!spawning && Py_AtExit(join_spawner) == 0 &&
+      pthread_create(&spawner, nullptr, spawn_builder, job) == 0) {
+    spawning = true;
     return;
   }
-  lower_priority(pid);
+  if (int err = static_cast<int>(reinterpret_cast<intptr_t>(spawn_builder(job))); err != 0)
+    warn_once(std::string("lazyexec: cannot start the artifact builder (") + std::strerror(err) +
+              "); run `lazyexec compile`");
 }
 
 // At exit: the remembered modules queued, a builder started unless one
