@@ -186,7 +186,12 @@ PROJECTS = {
     "zope.interface": Project("zope.interface", "6.4.post2", ["src/zope/interface"], [], ["src"], [], {"PURE_PYTHON": "1"}),
     "msgpack": Project("msgpack", "1.0.8", ["test"], [], ["."], [], {"MSGPACK_PUREPYTHON": "1"}),
     "charset-normalizer": Project("charset-normalizer", "3.3.2", ["tests"], ["-o", "addopts="]),
-    "multidict": Project("multidict", "6.0.5", ["tests"], ["-o", "addopts=", "-m", "not c_extension"], ["."], [],
+    # Deselected: test_leak counts gc.get_objects() around two gc.collect()
+    # calls, which counts definitions run at first use (docs/differences.md;
+    # eagerly it fails too when test_istr.py runs alone). test_circular_imports
+    # starts `python -I`, which ignores PYTHONPATH: 5 fail, eagerly as lazily.
+    "multidict": Project("multidict", "6.0.5", ["tests"], ["-o", "addopts=", "-m", "not c_extension",
+                                                         "--deselect=tests/test_istr.py::test_leak"], ["."], [],
                          {"MULTIDICT_NO_EXTENSIONS": "1"}),
     # Its conftest needs pytest-xprocess and ephemeral-port-reserve (not
     # installed), for the dev-server tests left out here. Deselected: a module
