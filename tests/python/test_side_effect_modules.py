@@ -262,6 +262,25 @@ def test_the_reexport_check_counts_registering_decorators_but_not_the_stdlibs_or
     assert side_effects.scan(tree) is None
 
 
+def test_the_strict_scan_counts_a_decorator_handed_an_imported_object():
+    def strict(src, pure=None):
+        tree = compile(src, "<m>", "exec", ast.PyCF_ONLY_AST)
+        return side_effects.scan(tree, module="m", pure=pure)
+
+    # django.test.signals: `@receiver(setting_changed)` connects to another module's signal
+    assert "decorates f with receiver(setting_changed)" in strict(
+        "from dispatch import receiver\nfrom signals import setting_changed\n"
+        "@receiver(setting_changed)\ndef f(**kw): pass\n")
+    assert "decorates A with admin.register(Model)" in strict(
+        "from app import admin\nfrom .models import Model\n@admin.register(Model)\nclass A: pass\n")
+    # no imported object handed over, or the callee known pure or the standard library's
+    assert strict("import attr\n@attr.s(slots=True)\nclass C: pass\n") is None
+    assert strict("from lib import deco\n@deco(1, 'x')\ndef f(): pass\n") is None
+    assert strict("from typing_extensions import deprecated\nfrom w import W\n@deprecated(W)\nclass C: pass\n",
+                  pure=lambda n: n.startswith("typing_extensions.")) is None
+    assert strict("import functools\nfrom m2 import other\n@functools.wraps(other)\ndef f(): pass\n") is None
+
+
 def test_deferred_import_in_a_cycle_with_a_later_eager_import_stays_eager(tmp_path):
     # sympy.core: `from .expr import ...` deferred, `from .numbers import ...`
     # eager; expr's top level imports numbers (its last line).

@@ -249,7 +249,7 @@ def build_knowledge(units: list[dict], filename: str, module: str | None, is_pac
     effects, summary dependencies {path: (module, facts hash)})."""
     from lazyexec.analyze import side_effects, summaries
 
-    effects = side_effects.effect_imports(units, filename, module, is_package)
+    effects = side_effects.effect_imports(units, filename, module, is_package, pure_matcher(config))
     free = []
     if any(u.get("reason") == "side-effect-import" for u in units):
         free = side_effects.effect_free_imports(units, filename, module, is_package, never_lazy_matcher(config),

@@ -227,8 +227,8 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
     knowledge base knows it pure. The standard library's decorators
     (`enum.global_enum`, `functools.lru_cache`, `atexit.register`: keyed by
     the object) register nothing others look up by key. The strict scan
-    (imports whose names the importer reads) leaves decorators to the
-    first use, as before."""
+    (imports whose names the importer reads) counts only a decorator call
+    handed an imported object (registration_effect)."""
     imported: dict[str, str | None] = {}  # local name -> qualified name (None: relative)
     # Names bound by importing the module's own C accelerator (csv's `from
     # _csv import register_dialect`, ElementTree's `from _elementtree import
@@ -238,16 +238,41 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
     accelerator: dict[str, str] = {}
     own_accelerator = "_" + module.rpartition(".")[2].lower() if module else None
 
+    def unknown_import(root, text: str) -> bool:
+        """`text` (a callee rooted at `root`) is imported from outside the
+        standard library and not known pure."""
+        if root not in imported:
+            return False
+        qualified = imported[root]
+        return qualified is None or not (qualified.partition(".")[0] in _STDLIB
+                                         or pure is not None and pure(qualified + text[len(root):]))
+
     def decorator_effect(stmt) -> str | None:
         for d in stmt.decorator_list:
             root, text = _callee(d.func if isinstance(d, ast.Call) else d)
-            if root not in imported:
+            if unknown_import(root, text):
+                return f"decorates {stmt.name} with {text}() at line {d.lineno}"
+        return None
+
+    # Strict: a decorator factory from outside the standard library handed
+    # an object this module imported (`@receiver(setting_changed)`,
+    # `@admin.register(Model)`, `@checks.register(Tags.models)`) registers
+    # the definition with that object, which other modules read without
+    # naming this one (django.test.signals' setting_changed receivers:
+    # deferred with django.test.client's `from django.test import signals`,
+    # override_settings(TIME_ZONE=...) left the connections' time zone as
+    # it was). A decorator without such an argument (`@attr.s()`,
+    # `@pytest.hookimpl()`) is left to the first use, as before.
+    def registration_effect(stmt) -> str | None:
+        for d in stmt.decorator_list:
+            if not isinstance(d, ast.Call) or not unknown_import(*_callee(d.func)):
                 continue
-            qualified = imported[root]
-            if qualified is not None and (qualified.partition(".")[0] in _STDLIB
-                                          or pure is not None and pure(qualified + text[len(root):])):
-                continue
-            return f"decorates {stmt.name} with {text}() at line {d.lineno}"
+            text = _callee(d.func)[1]
+            for a in (*d.args, *(k.value for k in d.keywords)):
+                if not isinstance(a, ast.Call):
+                    given, shown = _callee(a)
+                    if given in imported:
+                        return f"decorates {stmt.name} with {text}({shown}) at line {d.lineno}"
         return None
 
     # A class made by an imported metaclass from outside the standard library
@@ -289,8 +314,8 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
                             if stmt.level == 0 and stmt.module and "." not in stmt.module:
                                 accelerator[bound] = stmt.module.lower()
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                if not strict and stmt.decorator_list:
-                    found = decorator_effect(stmt)
+                if stmt.decorator_list:
+                    found = decorator_effect(stmt) if not strict else registration_effect(stmt)
                     if found:
                         return found
                 if isinstance(stmt, ast.ClassDef):
@@ -534,8 +559,8 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> tupl
     return out, read
 
 
-def module_effect(path: str, name: str = "") -> str | None:
-    facts = _facts(path, name)
+def module_effect(path: str, name: str = "", pure=None) -> str | None:
+    facts = _facts(path, name, pure=pure)
     return facts[0] if facts else None
 
 
@@ -715,9 +740,11 @@ def effect_free_imports(units: list[dict], filename: str, module: str | None, is
     return free
 
 
-def effect_imports(units: list[dict], filename: str, module: str | None, is_package: bool) -> dict[str, str]:
+def effect_imports(units: list[dict], filename: str, module: str | None, is_package: bool,
+                   pure=None) -> dict[str, str]:
     """{module: reason} for the modules the lazy import units of this
-    analysis would import whose own import reaches into other modules."""
+    analysis would import whose own import reaches into other modules.
+    `pure`: the knowledge base's pure names (scan)."""
     search, own = _search_and_own(filename, module, is_package)
     found: dict[str, str] = {}
     seen: set[str] = set()
@@ -732,7 +759,7 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
             path = _locate(name, search)
             if path is None:
                 break  # not a module (a from-import's attribute) or not found: nothing below it either
-            effect = module_effect(path, name)
+            effect = module_effect(path, name, pure)
             if effect:
                 found[name] = f"{name} {effect}"
     called, read = _called_modules(filename, units, search)
