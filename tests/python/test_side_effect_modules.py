@@ -446,3 +446,23 @@ def test_a_packages_init_keeps_the_order_of_its_extension_modules(tmp_path, run_
     r = run_cli("explain", tmp_path / "pkg" / "user.py")
     assert r.returncode == 0, r.stderr
     assert " lazy " in next(l for l in r.stdout.splitlines() if "from ._ext import A" in l), r.stdout
+
+
+def test_a_from_import_of_a_name_its_module_never_binds_stays_eager(tmp_path):
+    # template_tests.broken_tag's `from django import Xtemplate`
+    (tmp_path / "lib.py").write_text("VALUE = 1\n__all__ = ['LISTED']\n")
+    (tmp_path / "star.py").write_text("from lib import *\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub.py").write_text("")
+
+    def kept(module, name):
+        units = [{"kind": "from-import", "verdict": "lazy", "imports": [module, f"{module}.{name}"]}]
+        return side_effects.effect_imports(units, str(tmp_path / "app.py"), "app", False)
+
+    assert kept("lib", "Missing") == {"lib.Missing": "lib.Missing (never bound in lib: its import fails at import, as eagerly)"}
+    assert kept("lib", "VALUE") == {}
+    assert kept("lib", "LISTED") == {}  # named, if only in a string: not certain
+    assert kept("star", "Missing") == {}  # a star import binds names unseen
+    assert kept("pkg", "sub") == {}  # a submodule
+    assert kept("lib", "__file__") == {}  # the import system binds dunders

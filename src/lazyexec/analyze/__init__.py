@@ -269,7 +269,7 @@ def explain_effects(result: dict, effects: dict) -> None:
             for m in u.get("imports", ()):
                 if m in effects:
                     why = effects[m]
-                    own_words = why.endswith((f"({side_effects.CYCLE})", f"({side_effects.MISSING})",
+                    own_words = why.endswith((f"({side_effects.CYCLE})", f"{side_effects.FAILS})",
                                               f"({side_effects.EXTENSION_ORDER})"))
                     u["message"] = (f"eager: imports {why}" if own_words
                                     else f"eager: imports {why} (its import changes another module)")

@@ -179,24 +179,6 @@ def _lister_names(units: list[dict]) -> set:
         pending = [u for u in pending if id(u) not in done]
 
 
-_mentions_cache: dict = {}  # path -> (stamp, whether its source says __subclasses__)
-
-
-def _mentions_subclasses(path: str) -> bool:
-    try:
-        st = os.stat(path)
-        stamp = (st.st_mtime_ns, st.st_size)
-        hit = _mentions_cache.get(path)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        with open(path, "rb") as f:
-            found = b"__subclasses__" in f.read()
-    except OSError:
-        return False
-    _mentions_cache[path] = (stamp, found)
-    return found
-
-
 def _imported_subclass_listers(units: list[dict], path: str, name: str | None, is_package: bool, config,
                                depth: int, active: frozenset, cut: list) -> list:
     """Dotted names of the "subclasses" callables of the modules this one imports
@@ -214,7 +196,7 @@ def _imported_subclass_listers(units: list[dict], path: str, name: str | None, i
         if mod in own:
             continue
         dep = side_effects._locate(mod, search)
-        if dep is None or dep == path or not _mentions_subclasses(dep):
+        if dep is None or dep == path or "__subclasses__" not in (side_effects.source_words(dep) or ()):
             continue
         facts = module_facts(dep, mod, dep.endswith("__init__.py"), config, depth, active, cut)
         out.extend(f"{mod}.{n}" for n, fact in facts.items() if fact == "subclasses")
