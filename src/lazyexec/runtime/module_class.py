@@ -71,7 +71,9 @@ def restore_class(module) -> None:
     belongs to the package as long as imports under it are deferred."""
     hooked = "submodules" in _swapped_kinds(type(module))
     while type(module) in _swapped:
-        module.__class__ = _swapped[type(module)][0]
+        # object's __setattr__: the module class's own may forward the
+        # write (cryptography's _ModuleWithDeprecations, swap_class).
+        object.__setattr__(module, "__class__", _swapped[type(module)][0])
     if hooked:
         swap_class(module, "submodules", {"__getattr__": _submodule_getattr})
 

@@ -268,7 +268,10 @@ bool swap_class(PyObject* module, const char* kind, PyObject* body) {
     if (PyDict_SetItem(subclasses, key.get(), sub.get()) < 0 || PyDict_SetItem(swapped, sub.get(), entry.get()) < 0)
       throw py::PyError{};
   }
-  if (PyObject_SetAttrString(module, "__class__", sub.get()) < 0) {
+  // object.__setattr__, not the module class's own __setattr__, which may
+  // forward the write elsewhere (cryptography's _ModuleWithDeprecations
+  // sets it on the module it wraps).
+  if (PyObject_GenericSetAttr(module, py::str("__class__").get(), sub.get()) < 0) {
     if (PyErr_ExceptionMatches(PyExc_TypeError)) {
       PyErr_Clear();
       return false;
