@@ -28,7 +28,7 @@ def test_a_swap_changes_the_class_of_the_module_given_not_of_the_one_its_setattr
     # Lazily, cryptography.hazmat.primitives.serialization's wrapper got the
     # submodule miss hook: the class went to the wrapped module, whose
     # attribute reads then ran the wrapper's __getattr__ on it (no _module:
-    # RecursionError; aiohttp's freezegun tests, session 22).
+    # RecursionError; aiohttp's freezegun tests, session 23).
     inner = types.ModuleType("wrapped_inner")
     outer = Forwarding(inner)
     assert _lazyexec.swap_class(outer, "submodules", {"__getattr__": lambda self, name: 1})
