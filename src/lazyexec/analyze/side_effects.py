@@ -867,24 +867,25 @@ def _never_bound(module: str, attr: str, search: list[str]) -> bool:
     if path is None:
         return False
     words = source_words(path)
-    if words is None or name in words or not words.isdisjoint(_DYNAMIC_WORDS):
+    if words is None or name.encode() in words or not words.isdisjoint(_DYNAMIC_WORDS):
         return False
     return _origin(attr, search) is None
 
 
 # Words whose presence lets a module bind names no scan sees.
-_DYNAMIC_WORDS = frozenset({"__getattr__", "*", "globals", "locals", "vars", "setattr", "exec", "eval",
-                            "__dict__", "modules", "__builtins__", "__import__", "import_module"})
-# Every ASCII character that is not part of an identifier becomes a space,
-# except `*` (a star import), which stays a word of its own.
-_SPLIT = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
-_SPLIT[ord("*")] = " * "
-_SPLIT = str.maketrans(_SPLIT)
+_DYNAMIC_WORDS = frozenset({b"__getattr__", b"*", b"globals", b"locals", b"vars", b"setattr", b"exec", b"eval",
+                            b"__dict__", b"modules", b"__builtins__", b"__import__", b"import_module"})
+# Every ASCII byte that is not part of an identifier becomes a space (bytes
+# of non-ASCII characters stay in their word); `*` (a star import) stays,
+# made a word of its own. On bytes: five times cheaper than on the decoded
+# text, and this runs for every module an analysed module imports.
+_SPLIT = bytes(c if c >= 128 or chr(c).isalnum() or c in b"_*" else 32 for c in range(256))
 _word_sets: dict = {}  # path -> (stamp, frozenset of words or None)
 
 
 def source_words(path: str) -> frozenset | None:
-    """The identifiers (and `*`) of a source file, cached per file stamp."""
+    """The identifiers (and `*`) of a source file, as UTF-8 bytes, cached
+    per file stamp."""
     try:
         st = os.stat(path)
         stamp = (st.st_mtime_ns, st.st_size)
@@ -892,7 +893,7 @@ def source_words(path: str) -> frozenset | None:
         if hit is not None and hit[0] == stamp:
             return hit[1]
         with open(path, "rb") as f:
-            found = frozenset(f.read().decode("utf-8", "replace").translate(_SPLIT).split())
+            found = frozenset(f.read().translate(_SPLIT).replace(b"*", b" * ").split())
     except OSError:
         return None
     _word_sets[path] = (stamp, found)

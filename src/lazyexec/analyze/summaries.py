@@ -196,7 +196,7 @@ def _imported_subclass_listers(units: list[dict], path: str, name: str | None, i
         if mod in own:
             continue
         dep = side_effects._locate(mod, search)
-        if dep is None or dep == path or "__subclasses__" not in (side_effects.source_words(dep) or ()):
+        if dep is None or dep == path or b"__subclasses__" not in (side_effects.source_words(dep) or ()):
             continue
         facts = module_facts(dep, mod, dep.endswith("__init__.py"), config, depth, active, cut)
         out.extend(f"{mod}.{n}" for n, fact in facts.items() if fact == "subclasses")
