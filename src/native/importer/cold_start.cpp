@@ -119,6 +119,10 @@ void lower_priority(pid_t pid) {
   ::setpriority(PRIO_PROCESS, (id_t)pid, std::min(own + kBuilderNice, 19));
 }
 
+std::string cannot_start(int err) {
+  return std::string("lazyexec: cannot start the artifact builder (") + std::strerror(err) + "); run `lazyexec compile`";
+}
+
 // What the spawning thread needs, owned by it.
 struct Spawn {
   std::string exe;
@@ -166,13 +170,12 @@ void join_spawner() {
   void* result = nullptr;
   if (pthread_join(spawner, &result) != 0) return;
   if (int err = static_cast<int>(reinterpret_cast<intptr_t>(result)); err != 0 && !warned)
-    std::fprintf(stderr, "lazyexec: cannot start the artifact builder (%s); run `lazyexec compile`\n",
-                 std::strerror(err));
+    std::fprintf(stderr, "%s\n", cannot_start(err).c_str());
 }
 
 // The builder started from its own thread. posix_spawn suspends its caller
 // until the child has exec'd the interpreter (vfork semantics): in the
-// calling thread that wait, half a millisecond idle and several on a loaded
+// calling thread that wait, half a millisecond idle and tens on a loaded
 // machine where the child waits for a CPU, would come before the program's
 // finalization; in a thread of its own it overlaps it, and the process
 // waits only for what is left of it (join_spawner). Without a thread, the
@@ -194,8 +197,7 @@ void start_builder() {
     return;
   }
   if (int err = static_cast<int>(reinterpret_cast<intptr_t>(spawn_builder(job))); err != 0)
-    warn_once(std::string("lazyexec: cannot start the artifact builder (") + std::strerror(err) +
-              "); run `lazyexec compile`");
+    warn_once(cannot_start(err));
 }
 
 // At exit: the remembered modules queued, a builder started unless one
