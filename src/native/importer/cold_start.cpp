@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -109,15 +110,21 @@ long optimize_level() {
 // The builder runs at low priority from its first instruction: its own
 // interpreter start and imports (tens of milliseconds of CPU) must not
 // compete with the program that starts next (store/builder.py's main()
-// then lowers it no further). posix_spawn cannot set a nice value, so the
-// parent sets it on its child right away; failing that, the builder lowers
+// then lowers it no further). posix_spawn cannot set a nice value. On Linux
+// a nice value belongs to a thread and a child inherits its spawning
+// thread's, so the spawner's own thread lowers itself first (it ends right
+// after); the parent also sets it on its child right away, which is all a
+// spawn from the main thread can do (it could not raise its own back), and
+// there the child may start before it: failing both, the builder lowers
 // itself once it runs.
-void lower_priority(pid_t pid) {
+int builder_nice() {
   errno = 0;
   int own = ::getpriority(PRIO_PROCESS, 0);
   if (errno != 0) own = 0;
-  ::setpriority(PRIO_PROCESS, (id_t)pid, std::min(own + kBuilderNice, 19));
+  return std::min(own + kBuilderNice, 19);
 }
+
+void lower_priority(pid_t pid, int nice) { ::setpriority(PRIO_PROCESS, (id_t)pid, nice); }
 
 std::string cannot_start(int err) {
   return std::string("lazyexec: cannot start the artifact builder (") + std::strerror(err) + "); run `lazyexec compile`";
@@ -127,6 +134,8 @@ std::string cannot_start(int err) {
 struct Spawn {
   std::string exe;
   std::vector<std::string> argv, env;
+  int nice = 0;
+  bool own_thread = false;
 };
 pthread_t spawner;
 bool spawning = false;
@@ -153,10 +162,13 @@ void* spawn_builder(void* arg) {
 #endif
   posix_spawnattr_setflags(&attr, flags);
   pid_t pid;
+#ifdef __linux__
+  if (job->own_thread) ::setpriority(PRIO_PROCESS, (id_t)::syscall(SYS_gettid), job->nice);
+#endif
   int err = posix_spawn(&pid, job->exe.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (err == 0) lower_priority(pid);
+  if (err == 0) lower_priority(pid, job->nice);
   delete job;
   return reinterpret_cast<void*>(static_cast<intptr_t>(err));
 }
@@ -183,7 +195,7 @@ void join_spawner() {
 void start_builder() {
   std::string exe = interpreter();
   if (exe.empty()) return;  // the job waits for the next builder, or `lazyexec compile`
-  auto* job = new Spawn{exe, {exe}, {}};
+  auto* job = new Spawn{exe, {exe}, {}, builder_nice()};
   for (char** e = environ; e && *e; ++e)
     if (std::strncmp(*e, "LAZYEXEC=", 9) != 0) job->env.emplace_back(*e);
   job->env.emplace_back("LAZYEXEC=0");  // the builder itself loads eagerly
@@ -191,11 +203,13 @@ void start_builder() {
   for (long i = 0; i < optimize_level(); ++i) job->argv.emplace_back("-O");
   job->argv.emplace_back("-c");
   job->argv.emplace_back(kBuilderCode);
+  job->own_thread = true;
   if (!spawning && Py_AtExit(join_spawner) == 0 &&
       pthread_create(&spawner, nullptr, spawn_builder, job) == 0) {
     spawning = true;
     return;
   }
+  job->own_thread = false;
   if (int err = static_cast<int>(reinterpret_cast<intptr_t>(spawn_builder(job))); err != 0)
     warn_once(cannot_start(err));
 }
