@@ -697,3 +697,32 @@ def test_a_builder_that_cannot_start_costs_one_line_and_keeps_the_job(venv, tmp_
     wait_builder_done(cache)
     lazy = run(venv, tmp_path, probe, **env)
     assert (lazy.returncode, lazy.stdout) == (0, "LazySourceLoader\n"), lazy.stderr
+
+
+def test_a_program_run_on_another_file_starts_with_the_profile_it_learned(venv, tmp_path):
+    """A file or other value given as the first argument is not part of the
+    program's usage shape (`black a.py`, `black b.py`): the profile learned on
+    one file serves the next. A word (a subcommand) still is: `prog sub` has
+    its own. Both activations (C++ here, Python in test_usage_profile) agree."""
+    (tmp_path / "whole.py").write_text("__lazy_module__ = True\ndef a(): return 1\ndef b(): return 2\n"
+                                       "class K:\n    pass\n")
+    (tmp_path / "prog.py").write_text("import sys, whole\nprint(whole.a() + whole.b() if whole.K else 0, "
+                                      "type(whole.__spec__.loader).__name__, 'lazyexec' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(LAZYEXEC="1", LAZYEXEC_CACHE_DIR=str(tmp_path / "cache"), LAZYEXEC_BUILD="inline")
+
+    def prog(*args):
+        r = subprocess.run([str(venv), "prog.py", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    # Cold: the Python layer activates, builds, and learns `whole` used whole.
+    assert prog("one.txt") == "3 LazySourceLoader True\n"
+    # Warm, in C++: the same profile for the same file and for another.
+    assert prog("one.txt") == "3 SourceFileLoader False\n"
+    assert prog("dir/two.py") == "3 SourceFileLoader False\n"
+    # A subcommand is a shape of its own (lazy again; with inline builds a
+    # claimed module brings the Python layer), read back in C++ next time.
+    assert prog("sub").startswith("3 LazySourceLoader ")
+    assert prog("sub") == "3 SourceFileLoader False\n"

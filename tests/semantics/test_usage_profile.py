@@ -372,3 +372,26 @@ def test_builtin_lookups_through_the_trap_count_their_keyerror(tmp_path):
     assert first.stdout == "800\nlazy: True\n", first.stderr
     assert second.stdout == "800\nlazy: False\n", second.stderr
     assert third.stdout == second.stdout
+
+
+def test_a_file_argument_is_not_part_of_the_programs_shape(tmp_path):
+    """The Python layer's activation (`lazyexec run`) keys profiles as the
+    C++ one does (test_boot): a path, `module:function` or number given
+    first shares the profile; a word (a subcommand) does not."""
+    app = make_app(tmp_path)
+    (app / "cli.py").write_text(MAIN)
+
+    def last(*args):
+        r = subprocess.run([sys.executable, "-m", "lazyexec", "run", "cli.py", *args], cwd=app,
+                           env={**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")},
+                                "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache"), "LAZYEXEC_BUILD": "inline"},
+                           capture_output=True, text=True, timeout=120)
+        return r.stdout.splitlines()[-1]
+
+    assert [last("a.py"), last("b/c.py"), last("app:main"), last("12"), last("check"), last("check")] == [
+        "lazy: ['partial', 'whole']", "lazy: ['partial']", "lazy: ['partial']", "lazy: ['partial']",
+        "lazy: ['partial', 'whole']", "lazy: ['partial']"]
+    from lazyexec.importer import profile
+
+    assert profile.usage(["x.py"]) == profile.usage(["y/z.py"]) != profile.usage(["build"])
+    assert profile.usage(["é"]) == profile.usage(["1abc"]) == profile.usage(["./x"]) != profile.usage(["a-b_c1"])

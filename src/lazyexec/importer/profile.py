@@ -65,14 +65,25 @@ def program_identity(argv=None) -> str:
 
 def usage(args) -> str:
     """The shape of a command line: its options, its first positional
-    argument (often a subcommand) and how many positionals follow. One
-    program used two ways (`pylint --version`, `pylint pkg/`) has two
-    profiles, so modules a heavy use needed whole are not loaded eagerly by a
-    light one; `black a.py` and `black b.py` share theirs."""
+    argument when it is a word (a subcommand: `git commit`, `pip list`) and
+    how many positionals follow. One program used two ways (`pylint
+    --version`, `pylint pkg/`) has two profiles, so modules a heavy use needed
+    whole are not loaded eagerly by a light one; a file or other value is not
+    part of the shape, so `black a.py` and `black b.py`, or `pytest
+    tests/test_a.py` and `pytest tests/test_b.py`, share theirs."""
     options = [a.split("=", 1)[0] for a in args if a.startswith("-")]
     positionals = [a for a in args if not a.startswith("-")]
-    first = positionals[0] if positionals else ""
+    first = positionals[0] if positionals and _is_word(positionals[0]) else ""
     return f"\0{' '.join(options)}\0{first}\0{len(positionals)}"
+
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _is_word(arg: str) -> bool:
+    """An ASCII letter, then letters, digits, `_` and `-` (boot.cpp's
+    is_word): a path (`/`, `.`), a `module:function` or a number is not."""
+    return arg[:1].isascii() and arg[:1].isalpha() and all(c in _WORD_CHARS for c in arg)
 
 
 def load(config, program: str | None = None) -> set:

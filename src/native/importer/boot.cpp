@@ -369,7 +369,17 @@ std::pair<Ref, Ref> installed_index(const std::string& cache) {
   return {Ref::borrow(PyTuple_GET_ITEM(ix, 2)), Ref::borrow(PyTuple_GET_ITEM(ix, 3))};
 }
 
-// profile.usage(): the shape of a command line.
+// profile._is_word(): an ASCII letter, then letters, digits, '_' and '-'.
+bool is_word(const std::string& a) {
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (a.empty() || !letter(a[0])) return false;
+  for (char c : a)
+    if (!letter(c) && !(c >= '0' && c <= '9') && c != '_' && c != '-') return false;
+  return true;
+}
+
+// profile.usage(): the shape of a command line (a first positional that is
+// not a word, a file or other value, is left out).
 std::string usage(const std::vector<std::string>& args, size_t from) {
   std::string options, first;
   size_t positionals = 0;
@@ -378,7 +388,7 @@ std::string usage(const std::vector<std::string>& args, size_t from) {
     if (!a.empty() && a[0] == '-') {
       options += (options.empty() ? "" : " ") + a.substr(0, a.find('='));
     } else {
-      if (positionals++ == 0) first = a;
+      if (positionals++ == 0 && is_word(a)) first = a;
     }
   }
   return std::string("\0", 1) + options + std::string("\0", 1) + first + std::string("\0", 1) +
