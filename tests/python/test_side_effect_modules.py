@@ -114,6 +114,44 @@ def test_what_is_not_an_effect():
     assert scan("import x\ny = x.compute()\n") is None  # assignments build this module's namespace
 
 
+def test_a_top_level_call_of_an_own_function_scans_its_body():
+    # ansible.plugins.loader's `_configure_collection_loader()`.
+    src = """
+        import sys
+        from conf import Config
+        def _install(finder):
+            sys.meta_path.insert(0, finder)
+        def _configure():
+            finder = object()
+            _install(finder)
+            Config.on_load += 1
+        _configure()
+    """
+    assert scan(src) == "calls _configure() at line 10, which calls sys.meta_path.insert() at line 5"
+    assert scan(src.replace("_install(finder)\n", "pass\n")) == \
+        "calls _configure() at line 10, which sets Config.on_load at line 9"
+    # Names the function binds itself are its own, whatever the module imported.
+    assert scan("import x\ndef f(x):\n    x.go()\n    y = x\n    y.z = 1\nf(1)\n") is None
+    assert scan("import x\ndef f():\n    x = make()\n    x.go()\nf()\n") is None
+    assert scan("import x\ndef f():\n    global x\n    x = 1\n    x.go()\nf()\n") == \
+        "calls f() at line 6, which calls x.go() at line 5"
+    # Nested functions, classes and lambdas run later; a def rebinding the
+    # imported name makes it local; an assignment at the top level is as before.
+    assert scan("import x\ndef f():\n    def g():\n        x.go()\n    return g\nf()\n") is None
+    assert scan("from x import go\ndef go():\n    pass\ngo()\n") is None
+    assert scan("import x\ndef f():\n    x.go()\ny = f()\n") is None
+    # The module's own table, its accelerator, registrations by object.
+    assert scan("TABLE = {}\nimport os\ndef f():\n    TABLE['a'] = os.sep\nf()\n") is None
+    assert side_effects.scan(compile("from _ctypes import c\ndef r():\n    c.clear()\nr()\n", "<m>", "exec",
+                                     0x400), module="ctypes") is None
+    assert scan("import atexit\ndef f():\n    atexit.unregister(f)\nf()\n") is None
+    # Followed CALL_DEPTH functions deep, each once (recursion ends).
+    chain = "import x\ndef f3():\n    x.go()\ndef f2():\n    f3()\ndef f1():\n    f2()\n"
+    assert scan(chain + "f1()\n") == "calls f1() at line 8, which calls x.go() at line 3"
+    assert scan(chain + "def f0():\n    f1()\nf0()\n") is None
+    assert scan("import x\ndef f():\n    f()\nf()\n") is None
+
+
 def test_explain_names_the_call(tmp_path, run_cli):
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "__init__.py").write_text("")

@@ -61,7 +61,7 @@ def _callee(node: ast.expr) -> tuple[str | None, str]:
 # through that object, which nobody holds before the module runs. A string
 # argument is a key others can look up without it (`register_pattern("name",
 # cls)`): that stays an effect.
-_BY_OBJECT = frozenset({"register", "register_at_fork", "pickle", "_convert_"})
+_BY_OBJECT = frozenset({"register", "unregister", "register_at_fork", "pickle", "_convert_"})
 
 
 def _registers_own_objects(call, text: str) -> bool:
@@ -213,6 +213,40 @@ def _is_main_guard(test: ast.expr) -> bool:
             and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
 
 
+CALL_DEPTH = 3  # this module's functions followed from a top-level call
+
+
+def _own_scope(body):
+    """Every node of a function body that runs in the function's own scope:
+    nested function and class bodies, lambdas and comprehensions are not
+    entered (their names are theirs); a nested def's or class's name,
+    decorators and defaults are."""
+    stack = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            children = [*node.decorator_list, *node.args.defaults, *(d for d in node.args.kw_defaults if d)]
+        elif isinstance(node, ast.ClassDef):
+            children = [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
+        elif isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            children = []
+        else:
+            children = list(_children(node))
+        stack.extend(reversed(children))
+
+
+def _children(node):
+    for field in node._fields:
+        value = getattr(node, field, None)
+        if isinstance(value, ast.AST):
+            yield value
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, ast.AST):
+                    yield item
+
+
 def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> str | None:
     """The first top-level call through an imported name, as "calls X() at
     line N", or None. Not `strict` (the re-export check, reaches_effect):
@@ -294,6 +328,71 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
             return f"defines {stmt.name} with metaclass {text} at line {stmt.lineno}"
         return None
 
+    # Top-level functions of this module, by name (the last `def` seen so
+    # far): a top-level call of one runs its body at import, so its body's
+    # effects are the module's (ansible.plugins.loader's
+    # `_configure_collection_loader()` installs a finder on sys.meta_path and
+    # sets it on another module's class; deferred with the importers' `from
+    # ansible.plugins.loader import X`, ansible-galaxy read that class first).
+    own_functions: dict = {}
+
+    def call_effect(call, line: int) -> str | None:
+        """The effect of a top-level `f(...)` of a function of this module:
+        in its body (and the bodies of this module's functions it calls so,
+        up to CALL_DEPTH deep), an expression statement calling through a
+        name the module imported, or an assignment to an attribute or item
+        of one, where the function does not bind that name itself."""
+        seen = set()
+
+        def in_function(fn, depth: int) -> str | None:
+            if fn.name in seen:
+                return None
+            seen.add(fn.name)
+            args = fn.args
+            local = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a}
+            declared = set()
+            for node in _own_scope(fn.body):
+                if isinstance(node, (ast.Global, ast.Nonlocal)):
+                    declared.update(node.names)
+                elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                    local.add(node.id)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    local.add(node.name)
+                elif isinstance(node, ast.alias):
+                    local.add(node.asname or node.name.partition(".")[0])
+                elif isinstance(node, ast.ExceptHandler) and node.name:
+                    local.add(node.name)
+            local -= declared
+
+            def outside(root) -> bool:
+                return (root in imported and root not in local
+                        and (own_accelerator is None or accelerator.get(root) != own_accelerator))
+
+            for node in _own_scope(fn.body):
+                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                    c = node.value
+                    root, text = _callee(c.func)
+                    if outside(root) and not _registers_own_objects(c, text) and not _own_logger(c, module):
+                        return f"calls {fn.name}() at line {line}, which calls {text}() at line {node.lineno}"
+                    if (isinstance(c.func, ast.Name) and root not in local and root in own_functions
+                            and depth < CALL_DEPTH):
+                        found = in_function(own_functions[root], depth + 1)
+                        if found:
+                            return f"calls {fn.name}() at line {line}, which " + found.partition(", which ")[2]
+                elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+                    targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+                    for t in targets:
+                        for e in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+                            if isinstance(e, (ast.Attribute, ast.Subscript)) and not _relabels(e):
+                                root, text = _callee(e)
+                                if outside(root):
+                                    return f"calls {fn.name}() at line {line}, which sets {text} at line {node.lineno}"
+            return None
+
+        if isinstance(call.func, ast.Name) and call.func.id in own_functions:
+            return in_function(own_functions[call.func.id], 1)
+        return None
+
     def walk(body) -> str | None:
         for stmt in body:
             if isinstance(stmt, ast.Import):
@@ -314,6 +413,11 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
                             if stmt.level == 0 and stmt.module and "." not in stmt.module:
                                 accelerator[bound] = stmt.module.lower()
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                imported.pop(stmt.name, None)
+                if isinstance(stmt, ast.ClassDef):
+                    own_functions.pop(stmt.name, None)
+                else:
+                    own_functions[stmt.name] = stmt
                 if stmt.decorator_list:
                     found = decorator_effect(stmt) if not strict else registration_effect(stmt)
                     if found:
@@ -330,6 +434,9 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
                             and not (not strict and _own_logger(call, module)) \
                             and (own_accelerator is None or accelerator.get(root) != own_accelerator):
                         return f"calls {text}() at line {stmt.lineno}"
+                    found = call_effect(call, stmt.lineno)
+                    if found:
+                        return found
             elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
                 # `nodes.For.assigned_stmts = f` (astroid.protocols): sets
                 # state on another module's objects.
