@@ -213,6 +213,16 @@ def _is_main_guard(test: ast.expr) -> bool:
             and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
 
 
+def _attribute_targets(stmt):
+    """(root name, dotted text) of each attribute or item an assignment or
+    `del` writes (relabelling dunders left out)."""
+    targets = stmt.targets if isinstance(stmt, (ast.Assign, ast.Delete)) else [stmt.target]
+    for t in targets:
+        for e in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+            if isinstance(e, (ast.Attribute, ast.Subscript)) and not _relabels(e):
+                yield _callee(e)
+
+
 CALL_DEPTH = 3  # this module's functions followed from a top-level call
 
 
@@ -380,13 +390,9 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
                         if found:
                             return f"calls {fn.name}() at line {line}, which " + found.partition(", which ")[2]
                 elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
-                    targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-                    for t in targets:
-                        for e in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
-                            if isinstance(e, (ast.Attribute, ast.Subscript)) and not _relabels(e):
-                                root, text = _callee(e)
-                                if outside(root):
-                                    return f"calls {fn.name}() at line {line}, which sets {text} at line {node.lineno}"
+                    for root, text in _attribute_targets(node):
+                        if outside(root):
+                            return f"calls {fn.name}() at line {line}, which sets {text} at line {node.lineno}"
             return None
 
         if isinstance(call.func, ast.Name) and call.func.id in own_functions:
@@ -440,13 +446,9 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
             elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
                 # `nodes.For.assigned_stmts = f` (astroid.protocols): sets
                 # state on another module's objects.
-                targets = stmt.targets if isinstance(stmt, (ast.Assign, ast.Delete)) else [stmt.target]
-                for t in targets:
-                    for e in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
-                        if isinstance(e, (ast.Attribute, ast.Subscript)) and not _relabels(e):
-                            root, text = _callee(e)
-                            if root in imported:
-                                return f"sets {text} at line {stmt.lineno}"
+                for root, text in _attribute_targets(stmt):
+                    if root in imported:
+                        return f"sets {text} at line {stmt.lineno}"
             elif isinstance(stmt, ast.If):
                 if _is_main_guard(stmt.test):
                     continue
