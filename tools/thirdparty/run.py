@@ -263,6 +263,22 @@ PROJECTS = {
     "blinker": Project("blinker", "1.8.2", ["tests"], ["-p", "pytest_asyncio"], ["src"],
                        [PYTEST_ASYNCIO]),
     "funcy": Project("funcy", "2.0", ["tests"], [], ["."], [("whatever", "0.7", ".")]),
+    # Its async cases need anyio's pytest plugin (an entry point, found through
+    # the egg-info in anyio's sdist) and trio; its conftest serves the
+    # live-server cases with uvicorn on 127.0.0.1:8000 (one interpreter at a
+    # time) and makes certificates with trustme over cryptography's wheel.
+    # brotli is not installed and there is no DNS: 26-28 cases (expected
+    # Accept-Encoding headers with "br", example.org) fail, eagerly as lazily.
+    "httpx": Project("httpx", "0.27.0", ["tests"], [], ["."],
+                     [("httpcore", "1.0.5", "."), ("anyio", "4.4.0", "src"), ("sniffio", "1.3.1", "."),
+                      ("h11", "0.14.0", "."), ("idna", "3.7", "."), ("certifi", "2024.7.4", "."),
+                      ("chardet", "5.2.0", "."), ("trustme", "1.1.0", "src"), ("uvicorn", "0.30.1", "."),
+                      ("click", "8.1.7", "src"), ("trio", "0.26.2", "src"), ("outcome", "1.3.0.post0", "src"),
+                      ("sortedcontainers", "2.4.0", "."), ("attrs", "23.1.0", "src"), ("rich", "13.7.1", "."),
+                      ("markdown-it-py", "3.0.0", "."), ("mdurl", "0.1.2", "src"), ("pygments", "2.18.0", "."),
+                      ("socksio", "1.0.0", "."), ("h2", "4.1.0", "src"), ("hpack", "4.0.0", "src"),
+                      ("hyperframe", "6.0.1", "src"), ("pycparser", "2.22", ".")],
+                     {}, [("cryptography", "43.0.0"), ("cffi", "1.17.0")]),
     "pyrsistent": Project("pyrsistent", "0.20.0", ["tests"], ["--ignore=tests/memory_profiling.py"], ["."], [],
                           {"PYRSISTENT_NO_C_EXTENSION": "1"}),
 }
