@@ -398,6 +398,20 @@ def test_deferred_import_entering_a_cycle_elsewhere_than_a_later_eager_import_st
     # The start order: depth first, in source order, packages above first.
     order = side_effects.start_order(["pkg.s"], [str(tmp_path)], {"pkg"}, "pkg")
     assert order == ["pkg.s", "pkg.e", "pkg.m", "pkg.i", "pkg.p"], order
+def test_the_start_order_walks_each_module_once_and_sees_a_changed_module(tmp_path):
+    # What a module's top level starts is kept with the facts it comes from
+    # (a large cycle's modules are walked again for every deferred import):
+    # repeats start nothing, and a module rewritten is read again.
+    sources = {"__init__": "", "a": "from . import b\nfrom .b import B\nimport pkg.c\nfrom .b import B\n",
+               "b": "from .c import C\nB = C\n", "c": "C = 1\n", "d": "D = 1\n"}
+    pkg, _ = _package(tmp_path, sources, [])
+    search = [str(tmp_path)]
+    assert side_effects.start_order(["pkg.a"], search, set(), "pkg") == ["pkg", "pkg.a", "pkg.b", "pkg.c"]
+    assert side_effects.start_order(["pkg.a"], search, {"pkg.b"}, "pkg") == ["pkg", "pkg.a", "pkg.c"]
+    (pkg / "c.py").write_text("from .d import D\nC = D\n")
+    assert side_effects.start_order(["pkg.a"], search, {"pkg"}, "pkg") == ["pkg.a", "pkg.b", "pkg.c", "pkg.d"]
+
+
 def test_deferred_import_entering_a_cycle_elsewhere_than_its_package_later_stays_eager(tmp_path):
     # sqlalchemy.orm.util: `from . import attributes` deferred, leading to
     # collections, whose `__go(locals())` imports mapped_collection, which
