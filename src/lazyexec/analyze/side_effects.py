@@ -338,6 +338,18 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
             return f"defines {stmt.name} with metaclass {text} at line {stmt.lineno}"
         return None
 
+    def calls_out(call, root, text: str) -> bool:
+        """`call` (its callee `text`, rooted at `root`) goes through a name
+        the module imported, and is not one of the calls that change no
+        state others read first (a registration by object, the module's
+        own logger outside the strict scan, its own accelerator's set-up)."""
+        return (from_outside(root) and not _registers_own_objects(call, text)
+                and not (not strict and _own_logger(call, module)))
+
+    def from_outside(root) -> bool:
+        """Imported, and not from the module's own accelerator."""
+        return root in imported and (own_accelerator is None or accelerator.get(root) != own_accelerator)
+
     # Top-level functions of this module, by name (the last `def` seen so
     # far): a top-level call of one runs its body at import, so its body's
     # effects are the module's (ansible.plugins.loader's
@@ -374,15 +386,11 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
                     local.add(node.name)
             local -= declared
 
-            def outside(root) -> bool:
-                return (root in imported and root not in local
-                        and (own_accelerator is None or accelerator.get(root) != own_accelerator))
-
             for node in _own_scope(fn.body):
                 if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
                     c = node.value
                     root, text = _callee(c.func)
-                    if outside(root) and not _registers_own_objects(c, text) and not _own_logger(c, module):
+                    if root not in local and calls_out(c, root, text):
                         return f"calls {fn.name}() at line {line}, which calls {text}() at line {node.lineno}"
                     if (isinstance(c.func, ast.Name) and root not in local and root in own_functions
                             and depth < CALL_DEPTH):
@@ -391,7 +399,7 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
                             return f"calls {fn.name}() at line {line}, which " + found.partition(", which ")[2]
                 elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
                     for root, text in _attribute_targets(node):
-                        if outside(root):
+                        if root not in local and from_outside(root):
                             return f"calls {fn.name}() at line {line}, which sets {text} at line {node.lineno}"
             return None
 
@@ -436,9 +444,7 @@ def scan(tree: ast.Module, strict: bool = True, module: str = "", pure=None) -> 
                 call = stmt.value if isinstance(stmt.value, ast.Call) else stmt.value.value
                 if isinstance(call, ast.Call):
                     root, text = _callee(call.func)
-                    if root in imported and not _registers_own_objects(call, text) \
-                            and not (not strict and _own_logger(call, module)) \
-                            and (own_accelerator is None or accelerator.get(root) != own_accelerator):
+                    if calls_out(call, root, text):
                         return f"calls {text}() at line {stmt.lineno}"
                     found = call_effect(call, stmt.lineno)
                     if found:
@@ -640,12 +646,7 @@ def _called_modules(filename: str, units: list[dict], search: list[str]) -> tupl
                 todo.extend(getattr(node, "decorator_list", ()))
                 todo.extend(d for d in (*node.args.defaults, *node.args.kw_defaults) if d is not None)
                 continue
-            for field in node._fields:
-                value = getattr(node, field, None)
-                if isinstance(value, ast.AST):
-                    todo.append(value)
-                elif isinstance(value, list):
-                    todo.extend(v for v in value if isinstance(v, ast.AST))
+            todo.extend(_children(node))
             # (A condition decided at compile time runs nothing: its taken
             # branch is analysed as top-level statements of their own.)
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in imported_by \
