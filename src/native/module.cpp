@@ -33,6 +33,7 @@
 #include "importer/toml.h"
 #include "runtime/lazy_globals.h"
 #include "runtime/loggers.h"
+#include "runtime/patterns.h"
 #include "runtime/module_hooks.h"
 #include "runtime/module_state.h"
 
@@ -1265,5 +1266,6 @@ PyMODINIT_FUNC PyInit__lazyexec(void) {
   if (m && lazyexec::runtime::add_module_hook_types(m) < 0) Py_CLEAR(m);
   if (m && lazyexec::importer::add_loader_functions(m) < 0) Py_CLEAR(m);
   if (m && lazyexec::runtime::add_loggers_functions(m) < 0) Py_CLEAR(m);
+  if (m && lazyexec::runtime::add_patterns_functions(m) < 0) Py_CLEAR(m);
   return m;
 }

@@ -269,6 +269,8 @@ def activate(config: Config | None = None, program: str | None = None, image: st
     else:
         for name in ("logging", "logging.config"):
             _active.watch(name, _lazyexec.logging_found)
+    # Compiled regular expressions kept beside the usage profile (runtime/patterns.cpp).
+    _lazyexec.watch_patterns(_active, profile._path)
     why = os.environ.get("LAZYEXEC_WHY")
     if why:  # `lazyexec why`: record what loads each module (off: this one lookup)
         from lazyexec.runtime import why as why_recorder

@@ -8,7 +8,9 @@ file in the cache directory and starts one detached, low-priority builder
 activation in C++ the same is done without this module
 (src/native/importer/cold_start.cpp writes a version-2 job). Builders
 take a lock: concurrent programs queue their modules and at most one builder
-runs; it keeps going until the queue is empty.
+runs; it keeps going until the queue is empty. A version-3 job holds the
+regular expressions a program compiled, for its pattern cache
+(store/patterns.py).
 
 A builder killed mid-write leaves no partial artifact (`store.write_atomic`
 renames a complete file over the old one) and at most a queue file that the
@@ -179,7 +181,7 @@ def _take_jobs(queue: str) -> list[dict]:
             except OSError:
                 pass
             continue
-        if isinstance(job, dict) and job.get("version") in (1, 2):
+        if isinstance(job, dict) and job.get("version") in (1, 2, 3):
             jobs.append(job)
     return jobs
 
@@ -205,6 +207,14 @@ def job_config(job: dict):
 def build(job: dict, built: list | None = None) -> int:
     """Build and store the artifacts of one job; the number stored (their
     sources appended to `built`)."""
+    if job.get("version") == 3:  # compiled regular expressions (store/patterns.py)
+        from lazyexec.store import patterns
+
+        try:
+            patterns.build(job)
+        except Exception:  # noqa: BLE001 - a table not written only costs a compile next time
+            pass
+        return 0
     from lazyexec.importer.importlib_bootstrap import load_or_build_plan
 
     if job.get("optimize", 0) != sys.flags.optimize:

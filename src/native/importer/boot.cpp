@@ -24,6 +24,7 @@
 #include "importer/toml.h"
 #include "py/handle.h"
 #include "runtime/after_exec.h"
+#include "runtime/patterns.h"
 #ifndef LAZYEXEC_BOOT_MODULE
 #include "runtime/loggers.h"
 #include "runtime/module_hooks.h"
@@ -844,6 +845,8 @@ PyObject* activate(PyObject* module) {
   for (const char* name : {"logging", "logging.config"}) {
     Ref r = py::check(PyObject_CallMethod(finder.get(), "watch", "sO", name, watch_cb.get()));
   }
+  // Compiled regular expressions kept beside the usage profile (runtime/patterns.cpp).
+  if (runtime::watch_patterns(finder.get(), profile_path.get()) < 0) throw py::PyError{};
   Ref key_bytes = py::check(PyBytes_FromStringAndSize(key.data(), (Py_ssize_t)key.size()));
   Ref boot = py::check(Py_BuildValue("{sOsOsOsOsOsOsO}", "finder", finder.get(), "table", table, "source",
                                      config.source.get(), "profile", profile_path.get(), "known", known.get(),

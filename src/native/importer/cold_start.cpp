@@ -214,6 +214,25 @@ void start_builder() {
     warn_once(cannot_start(err));
 }
 
+// A job written to the builder's queue and a builder started unless one
+// runs (or this process started one: it looks at the queue again before it
+// ends). An unwritable queue is one warning.
+void queue_job(PyObject* job, const std::string& cache_dir) {
+  Ref data = py::check(PyMarshal_WriteObjectToString(job, Py_MARSHAL_VERSION));
+  std::string queue = cache_dir + "/queue";
+  if (!make_dirs(queue)) {
+    warn_once(unwritable(queue, std::strerror(errno)));
+    return;
+  }
+  std::string name = std::to_string(::getpid()) + "-" + random_hex(4) + ".job";
+  if (!write_atomic(join(queue, name), std::string_view(PyBytes_AS_STRING(data.get()), (size_t)PyBytes_GET_SIZE(data.get())))) {
+    warn_once(unwritable(queue, "write failed"));
+    return;
+  }
+  // Checked after the job is written: no job is left without a builder.
+  if (!spawning && !lock_held(cache_dir + "/build.lock")) start_builder();  // a running builder takes the job up
+}
+
 // At exit: the remembered modules queued, a builder started unless one
 // runs. Nothing here may disturb the program's end: a failure is one warning.
 PyObject* queue_at_exit(PyObject*, PyObject*) {
@@ -223,19 +242,7 @@ PyObject* queue_at_exit(PyObject*, PyObject*) {
     if (!job) throw py::PyError{};
     if (PyList_SetSlice(remembered, 0, PyList_GET_SIZE(remembered), nullptr) < 0) throw py::PyError{};
     if (job.get() == Py_None) Py_RETURN_NONE;
-    Ref data = py::check(PyMarshal_WriteObjectToString(job.get(), Py_MARSHAL_VERSION));
-    std::string queue = cache + "/queue";
-    if (!make_dirs(queue)) {
-      warn_once(unwritable(queue, std::strerror(errno)));
-      Py_RETURN_NONE;
-    }
-    std::string name = std::to_string(::getpid()) + "-" + random_hex(4) + ".job";
-    if (!write_atomic(join(queue, name), std::string_view(PyBytes_AS_STRING(data.get()), (size_t)PyBytes_GET_SIZE(data.get())))) {
-      warn_once(unwritable(queue, "write failed"));
-      Py_RETURN_NONE;
-    }
-    // Checked after the job is written: no job is left without a builder.
-    if (!lock_held(cache + "/build.lock")) start_builder();  // a running builder takes the job up
+    queue_job(job.get(), cache);
   } catch (const py::PyError&) {
     std::string why = "error";
     PyObject *type, *value, *tb;
@@ -328,6 +335,20 @@ PyObject* cold_loader(PyObject* fullname, PyObject* path, const std::string& cac
   } catch (const py::PyError&) {
     return nullptr;
   }
+}
+
+void queue_for_builder(PyObject* job, const std::string& cache_dir) { queue_job(job, cache_dir); }
+
+bool builds_off() {
+  Ref state = Ref::steal(boot_state(nullptr, nullptr));
+  if (!state) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* table = PyDict_Check(state.get()) ? PyDict_GetItemString(state.get(), "table") : nullptr;
+  if (table != nullptr) return build_mode(table) == Build::off;
+  const char* env = std::getenv("LAZYEXEC_BUILD");
+  return env != nullptr && std::strcmp(env, "off") == 0;
 }
 
 }  // namespace lazyexec::importer

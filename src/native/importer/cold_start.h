@@ -25,4 +25,12 @@ PyObject* cold_loader(PyObject* fullname, PyObject* path, const std::string& cac
 // builder keys the artifacts exactly as activation did.
 PyObject* cold_job(PyObject* modules);
 
+// A job (a marshalled dict) queued for the detached builder in
+// cache_dir/queue, and a builder started unless one runs. Raises only
+// what marshalling the job raises; an unwritable queue is one warning.
+void queue_for_builder(PyObject* job, const std::string& cache_dir);
+
+// Whether the build mode in force is "off" (nothing is queued).
+bool builds_off();
+
 }  // namespace lazyexec::importer
