@@ -56,7 +56,11 @@ def without_stats(stderr: str) -> list:
     return [x for x in stderr.splitlines() if not x.startswith("stats ")]
 
 
-def test_a_program_compiles_the_same_patterns_cold_and_warm(venv, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("mode", ["marked", "all"])
+def test_a_program_compiles_the_same_patterns_cold_and_warm(venv, tmp_path, mode):  # noqa: F811
+    """In mode "all" re and its compiler load lazily themselves."""
+    if mode == "all":
+        (tmp_path / "pyproject.toml").write_text('[tool.lazyexec]\nmode = "all"\n')
     cache = tmp_path / "cache"
     eager = run(venv, tmp_path, PROGRAM, LAZYEXEC="0")
     assert eager.returncode == 0, eager.stderr
@@ -145,6 +149,19 @@ def test_a_job_of_another_interpreter_writes_nothing(tmp_path):
     assert patterns.build({"version": 3, "python": "other", "patterns_file": str(path), "patterns": [("a", 0)]}) == 0
     assert not path.exists()
     assert patterns.build({"version": 3, "python": sys.version, "patterns_file": str(path),
-                           "patterns": [("a", 0), ("[[a]", 0)]}) == 2
+                           "patterns": [(False, 0, "a"), (False, 0, "[[a]"), (True, 0, "a")]}) == 2
     table = patterns.read(str(path))
-    assert table[("[[a]", 0)] is None and table[("a", 0)] is not None
+    assert table[(False, 0, "[[a]")] is None and table[(False, 0, "a")] is not None
+    assert (True, 0, "a") not in table  # a key whose kind is not its pattern's: dropped
+
+
+def test_str_and_bytes_patterns_of_equal_hash_are_never_compared(venv, tmp_path):  # noqa: F811
+    """hash("ab+") == hash(b"ab+"): under -b comparing them warns (a line on
+    stderr), under -bb it raises. The table's keys put the kind first, as
+    re's own cache does."""
+    program = "import re; print(re.compile('ab+').pattern, repr(re.compile(b'ab+').pattern))"
+    eager = run(venv, tmp_path, program, "-b", LAZYEXEC="0")
+    run(venv, tmp_path, program, "-b")
+    wait_builder_done(tmp_path / "cache")
+    warm = run(venv, tmp_path, program, "-b")
+    assert (warm.returncode, warm.stdout, warm.stderr) == (0, eager.stdout, eager.stderr) == (0, "ab+ b'ab+'\n", "")

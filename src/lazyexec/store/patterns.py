@@ -101,11 +101,13 @@ def build(job: dict) -> int:
     added = 0
     for key in keys:
         # A queued pattern was not in the table or its entry was unusable.
-        if not (isinstance(key, tuple) and len(key) == 2):
+        # Keys are (is bytes, flags, pattern): the kind first, so that a str
+        # and a bytes pattern are never compared (a BytesWarning under -b).
+        if not (isinstance(key, tuple) and len(key) == 3 and key[0] is isinstance(key[2], bytes)):
             continue
         table.pop(key, None)  # re-added last: the most recent are the ones kept
         # None: compiled at every start, and not queued again (one that warns).
-        table[key] = entry(*key)
+        table[key] = entry(key[2], key[1])
         added += 1
     if not added:
         return 0

@@ -42,11 +42,11 @@ constexpr Py_ssize_t kMaxMisses = 4096;  // a program compiling patterns from it
 // Kept for the process (plain pointers: nothing is freed after the
 // interpreter is gone).
 std::string table_path;           // profiles/<program>.patterns; empty: no cache
-// {(pattern, flags): (flags, code, groups, groupindex, indexgroup) or None
+// {(is bytes, flags, pattern): (flags, code, groups, groupindex, indexgroup) or None
 // for a pattern compiled every time (it warns)}
 PyObject* table = nullptr;
 bool table_read = false;
-PyObject* misses = nullptr;       // [(pattern, flags)] the compiler compiled this run
+PyObject* misses = nullptr;       // [(is bytes, flags, pattern)] the compiler compiled this run
 PyObject* missed = nullptr;       // the same, as a set
 PyObject* sre_compile = nullptr;  // _sre.compile
 long hits = 0;
@@ -172,7 +172,11 @@ PyObject* compile_vectorcall(PyObject* self, PyObject* const* args, size_t nargs
     long flags = nargs == 2 ? PyLong_AsLongAndOverflow(args[1], &overflow) : 0;
     if (!overflow && flags >= 0 && !(flags & kDebugFlag)) {
       Ref flags_obj = nargs == 2 ? Ref::borrow(args[1]) : Ref::steal(PyLong_FromLong(0));
-      Ref key = flags_obj ? Ref::steal(PyTuple_Pack(2, args[0], flags_obj.get())) : Ref();
+      // (is bytes, flags, pattern): the kind first, so that a str and a
+      // bytes pattern of equal hash are never compared (a BytesWarning
+      // under -b, an error under -bb; re's own cache keys on the type too).
+      PyObject* is_bytes = PyBytes_CheckExact(args[0]) ? Py_True : Py_False;
+      Ref key = flags_obj ? Ref::steal(PyTuple_Pack(3, is_bytes, flags_obj.get(), args[0])) : Ref();
       if (!key) return nullptr;
       if (!table_read) read_table();
       if (table != nullptr) {
