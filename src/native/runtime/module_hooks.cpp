@@ -785,9 +785,20 @@ PyObject* new_hook(int kind, PyObject* module, PyObject* globals, PyObject* own)
 
 // ------------------------------------------------------------ package watcher
 
+// The names this thread's watcher lookups are asking the other finders for.
+thread_local std::vector<std::string> watcher_asking;
+
 // A meta path finder that finds nothing itself: for a package an import is
 // deferred under, it asks the finders after it and has the module hooked once
 // its loader has run. Every other import costs it one dict lookup.
+//
+// A program may wrap the finders on sys.meta_path (Mercurial's demandimport
+// replaces each with a proxy whose find_spec calls the one it wraps). The
+// watcher then does not find itself in the list and asks every finder, its
+// own proxy among them, which calls it again: endless recursion (`hg init`
+// through the .pth activation: RecursionError). A lookup this thread is
+// already making for the same name answers None, so the outer one goes on
+// with the finders after the proxy.
 PyObject* watcher_find_spec(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"fullname", "path", "target", nullptr};
   PyObject *fullname, *path = Py_None, *target = Py_None;
@@ -797,6 +808,18 @@ PyObject* watcher_find_spec(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (PyErr_Occurred()) return nullptr;
     Py_RETURN_NONE;
   }
+  std::string name;
+  try {
+    name = py::utf8(fullname);
+  } catch (const py::PyError&) {
+    return nullptr;
+  }
+  for (const std::string& asking : watcher_asking)
+    if (asking == name) Py_RETURN_NONE;
+  watcher_asking.push_back(name);
+  struct Done {
+    ~Done() { watcher_asking.pop_back(); }
+  } done;
   try {
     Ref finders = py::check(PySequence_List(PySys_GetObject("meta_path")));
     Py_ssize_t start = 0;
