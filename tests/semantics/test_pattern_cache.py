@@ -7,6 +7,8 @@ warm start answered from the table."""
 from __future__ import annotations
 
 import marshal
+import os
+import subprocess
 import sys
 
 import pytest
@@ -78,6 +80,50 @@ def test_a_program_compiles_the_same_patterns_cold_and_warm(venv, tmp_path, mode
     warm_stats = stats(warm.stderr)
     assert warm_stats["hits"] > 10 and warm_stats["misses"] == 0, warm.stderr
     assert "FutureWarning" in warm.stdout and "error redefinition of group name" in warm.stdout
+
+
+@pytest.mark.parametrize("activation", ["environment", "run", "python layer"])
+def test_an_image_serving_re_s_compiler_still_answers_from_the_table(venv, tmp_path, activation):  # noqa: F811
+    """An image holding re and logging (LAZYEXEC_IMAGE with the .pth start,
+    or `lazyexec run --image`, activated in C++ or, when a recording tool is
+    on, by the Python layer): the image's finder, ahead of lazyexec's,
+    serves them, and still runs lazyexec's patch points (the pattern
+    cache's, logging's), so a warm start compiles from the table as without
+    an image."""
+    names = ["re", "logging"] + (["re._compiler", "re._parser", "re._constants", "re._casefix"]
+                                 if sys.version_info >= (3, 11) else ["sre_compile", "sre_parse", "sre_constants"])
+    image = tmp_path / "re.lzi"
+    built = subprocess.run([str(venv), "-m", "lazyexec", "image", "build", "-q", "-o", str(image), *names],
+                           cwd=tmp_path, capture_output=True, text=True,
+                           env={**{k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC")},
+                                "LAZYEXEC_CACHE_DIR": str(tmp_path / "cache")})
+    assert built.returncode == 0, built.stderr
+    probe = PROGRAM + (
+        "\nimport logging\n"
+        "print('served', type(compiler.__loader__).__name__, type(logging.__loader__).__name__, file=sys.stderr)\n")
+    eager = run(venv, tmp_path, probe, LAZYEXEC="0")
+    assert eager.returncode == 0, eager.stderr
+    cache = tmp_path / "cache"
+    (tmp_path / "probe.py").write_text(probe)
+
+    def lazily():
+        if activation != "run":
+            stats_on = {"LAZYEXEC_STATS": "1"} if activation == "python layer" else {}
+            return run(venv, tmp_path, probe, LAZYEXEC_IMAGE=str(image), **stats_on)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYEXEC") and k != "PYTHONDONTWRITEBYTECODE"}
+        return subprocess.run([str(venv), "-m", "lazyexec", "run", "--image", str(image), "probe.py"], cwd=tmp_path,
+                              env={**env, "LAZYEXEC_CACHE_DIR": str(cache)}, capture_output=True, text=True,
+                              timeout=120)
+
+    cold = lazily()
+    wait_builder_done(cache)
+    warm = lazily()
+    for r in (cold, warm):
+        assert (r.returncode, r.stdout) == (0, eager.stdout), r.stderr
+        assert "served ImageLoader ImageLoader" in r.stderr
+    assert stats(cold.stderr)["misses"] > 10
+    warm_stats = stats(warm.stderr)
+    assert warm_stats["hits"] > 10 and warm_stats["misses"] == 0, warm.stderr
 
 
 def test_a_bad_pattern_s_traceback_is_the_eager_one(venv, tmp_path):  # noqa: F811

@@ -84,7 +84,8 @@ def activate(path: str, check: str | None = None, config=None):
     loader_class = type("ImageLoader", (ImageLoader,), {"image": image, "config": config,
                                                        "__module__": ImageLoader.__module__})
     finder = _lazyexec.ImageFinder(image, loader_class, check, _on_stale, whole=_used_whole(),
-                                   make_runner=make_runner, config=config)
+                                   make_runner=make_runner, config=config,
+                                   watchers=_lazy_watchers(_lazyexec.Finder))
     sys.meta_path.insert(_position(_lazyexec.Finder), finder)
     _active = finder
     return finder

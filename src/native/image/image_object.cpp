@@ -723,6 +723,7 @@ struct FinderObject {
   PyObject* builtin_names;    // frozenset(sys.builtin_module_names)
   PyObject* is_frozen;        // _imp.is_frozen
   PyObject* sys_dict;         // sys.__dict__: sys.pycache_prefix read per served module without a new key str
+  PyObject* watchers;         // lazyexec's Finder's {fullname: callback(spec) -> spec} (shared dict), or nullptr
   Check check;
 };
 
@@ -734,7 +735,7 @@ void each_slot(FinderObject* f, F&& fn) {
   for (PyObject** slot : {&f->image, &f->loader_class, &f->on_stale, &f->whole, &f->config, &f->make_runner,
                           &f->runner, &f->settle, &f->spec_class, &f->spec_template, &f->frames_removed, &f->exec,
                           &f->source_get_code, &f->source_exec_module, &f->extension_loader, &f->cache_tag, &f->builtin_names,
-                          &f->is_frozen, &f->sys_dict})
+                          &f->is_frozen, &f->sys_dict, &f->watchers})
     fn(slot);
 }
 
@@ -763,14 +764,18 @@ int install_loader_methods(PyObject* loader_class, PyObject* finder);
 int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<FinderObject*>(self_obj);
   static const char* kwlist[] = {"image", "loader_class", "check", "on_stale", "whole", "make_runner", "config",
-                                 "settle", nullptr};
+                                 "settle", "watchers", nullptr};
   PyObject *image, *loader_class, *on_stale, *whole = Py_None, *make_runner = Py_None, *config = Py_None;
-  PyObject* settle = Py_None;
+  PyObject *settle = Py_None, *watchers = Py_None;
   const char* check;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!sO|OOOO", const_cast<char**>(kwlist), &ImageType, &image,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!sO|OOOOO", const_cast<char**>(kwlist), &ImageType, &image,
                                    &PyType_Type, &loader_class, &check, &on_stale, &whole, &make_runner, &config,
-                                   &settle))
+                                   &settle, &watchers))
     return -1;
+  if (watchers != Py_None && !PyDict_Check(watchers)) {
+    PyErr_SetString(PyExc_TypeError, "ImageFinder: watchers must be a dict (lazyexec's Finder.watchers) or None");
+    return -1;
+  }
   if (settle != Py_None && !(PyTuple_Check(settle) && PyTuple_GET_SIZE(settle) == 2 &&
                              PyLong_Check(PyTuple_GET_ITEM(settle, 0)) && PyBool_Check(PyTuple_GET_ITEM(settle, 1)))) {
     PyErr_SetString(PyExc_TypeError, "ImageFinder: settle must be (threshold: int, settle_now: bool) or None");
@@ -847,6 +852,7 @@ int finder_init(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
     Py_XSETREF(self->config, Py_NewRef(config));
     Py_CLEAR(self->runner);
     Py_XSETREF(self->settle, settle == Py_None ? nullptr : Py_NewRef(settle));
+    Py_XSETREF(self->watchers, watchers == Py_None ? nullptr : Py_NewRef(watchers));
     if (install_loader_methods(loader_class, self_obj) < 0) throw py::PyError{};
     return 0;
   } catch (const py::PyError&) {
@@ -877,6 +883,7 @@ int finder_clear(PyObject* self_obj) {
   Py_CLEAR(self->make_runner);
   Py_CLEAR(self->runner);
   Py_CLEAR(self->config);
+  Py_CLEAR(self->watchers);
   return 0;
 }
 
@@ -1057,7 +1064,17 @@ PyObject* finder_find_spec(PyObject* self_obj, PyObject* const* args, Py_ssize_t
     if (PyObject_SetAttr(loader.get(), name_of(kName), fullname) < 0 ||
         PyObject_SetAttr(loader.get(), name_of(kPath), origin.get()) < 0)
       throw py::PyError{};
-    return make_spec(self, fullname, loader.get(), origin.get(), *m).release();
+    Ref spec = make_spec(self, fullname, loader.get(), origin.get(), *m);
+    // A module lazyexec watches (re's compiler, logging) gets its patch
+    // point whichever finder serves it.
+    if (self->watchers != nullptr && PyDict_GET_SIZE(self->watchers) > 0) {
+      if (PyObject* callback = PyDict_GetItemWithError(self->watchers, fullname)) {
+        Ref keep = Ref::borrow(callback);
+        return PyObject_CallOneArg(callback, spec.get());
+      }
+      if (PyErr_Occurred()) throw py::PyError{};
+    }
+    return spec.release();
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -1437,7 +1454,7 @@ PyObject* boot_open_impl(PyObject* extension, PyObject* path) {
 }
 
 // See image_object.h: the finder of an image boot_open_impl accepted, installed.
-PyObject* boot_install_impl(PyObject* image, PyObject* whole, PyObject* settle) {
+PyObject* boot_install_impl(PyObject* image, PyObject* whole, PyObject* settle, PyObject* watchers) {
   if (booted_finder != nullptr) return Py_NewRef(booted_finder);
   if (!PyObject_TypeCheck(image, &ImageType)) {
     PyErr_SetString(PyExc_TypeError, "boot_install_image: not an Image");
@@ -1464,8 +1481,8 @@ PyObject* boot_install_impl(PyObject* image, PyObject* whole, PyObject* settle) 
   Ref on_stale = py::check(PyCFunction_New(&boot_on_stale_def, reinterpret_cast<ImageObject*>(image)->path));
   Ref make_runner = py::check(PyCFunction_New(&boot_make_runner_def, nullptr));
   Ref args = py::check(Py_BuildValue("(OOsO)", image, loader_class.get(), check, on_stale.get()));
-  Ref kwargs = py::check(Py_BuildValue("{sOsOsO}", "whole", whole, "make_runner", make_runner.get(), "settle",
-                                       settle));
+  Ref kwargs = py::check(Py_BuildValue("{sOsOsOsO}", "whole", whole, "make_runner", make_runner.get(), "settle",
+                                       settle, "watchers", watchers));
   Ref finder = py::check(PyObject_Call((PyObject*)&FinderType, args.get(), kwargs.get()));
   if (PyList_Insert(meta_path, finder_position(meta_path, bootstrap, external), finder.get()) < 0)
     throw py::PyError{};
@@ -1496,16 +1513,16 @@ PyObject* image_boot_open(PyObject* module, PyObject* path) {
   return boot_open_image(module, path);
 }
 
-// image_boot_install(image, whole=None, settle_threshold=10000, settle_now=False) -> the finder.
+// image_boot_install(image, whole=None, settle_threshold=10000, settle_now=False, watchers=None) -> the finder.
 PyObject* image_boot_install(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"image", "whole", "settle_threshold", "settle_now", nullptr};
-  PyObject *image, *whole = Py_None;
+  static const char* kwlist[] = {"image", "whole", "settle_threshold", "settle_now", "watchers", nullptr};
+  PyObject *image, *whole = Py_None, *watchers = Py_None;
   long threshold = 10000;
   int settle_now = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|Olp", const_cast<char**>(kwlist), &ImageType, &image, &whole,
-                                   &threshold, &settle_now))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|OlpO", const_cast<char**>(kwlist), &ImageType, &image, &whole,
+                                   &threshold, &settle_now, &watchers))
     return nullptr;
-  return boot_install_image(image, whole, threshold, settle_now != 0);
+  return boot_install_image(image, whole, threshold, settle_now != 0, watchers);
 }
 
 // image_runtime_key() -> lazyexec.image.runtime_key()'s 16 bytes, computed
@@ -1550,8 +1567,9 @@ PyMethodDef functions[] = {
      "image_boot_open(path) -> the Image mapped and checked for this interpreter and runtime, or None: the Python "
      "layer must activate it (and say why). The first step of image_boot."},
     {"image_boot_install", (PyCFunction)(void (*)(void))image_boot_install, METH_VARARGS | METH_KEYWORDS,
-     "image_boot_install(image, whole=None, settle_threshold=10000, settle_now=False) -> its ImageFinder, placed "
-     "on sys.meta_path (after lazyexec's Finder is there). The second step of image_boot."},
+     "image_boot_install(image, whole=None, settle_threshold=10000, settle_now=False, watchers=None) -> its "
+     "ImageFinder, placed on sys.meta_path (after lazyexec's Finder is there), running the patch points of "
+     "lazyexec's Finder.watchers. The second step of image_boot."},
     {"image_booted", image_booted, METH_NOARGS, "image_booted() -> the ImageFinder the C++ boot installed, or None."},
     {"image_runtime_key", image_runtime_key, METH_NOARGS,
      "image_runtime_key() -> the 16-byte key of this lazyexec build an image must carry (lazyexec.image.runtime_key)."},
@@ -1578,7 +1596,8 @@ PyObject* boot_open_image(PyObject* extension, PyObject* path) {
   }
 }
 
-PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_threshold, bool settle_now) {
+PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_threshold, bool settle_now,
+                             PyObject* watchers) {
   try {
     Ref whole_set;
     if (whole == nullptr || whole == Py_None) {
@@ -1588,7 +1607,7 @@ PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_thres
       if (PySet_GET_SIZE(whole_set.get()) == 0) whole_set = Ref::borrow(Py_None);
     }
     Ref settle = py::check(Py_BuildValue("(lO)", settle_threshold, settle_now ? Py_True : Py_False));
-    return boot_install_impl(image, whole_set.get(), settle.get());
+    return boot_install_impl(image, whole_set.get(), settle.get(), watchers ? watchers : Py_None);
   } catch (const py::PyError&) {
     return nullptr;
   }
@@ -1597,7 +1616,7 @@ PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_thres
 PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long settle_threshold, bool settle_now) {
   PyObject* image = boot_open_image(extension, path);
   if (image == nullptr || image == Py_None) return image;
-  PyObject* finder = boot_install_image(image, whole, settle_threshold, settle_now);
+  PyObject* finder = boot_install_image(image, whole, settle_threshold, settle_now, Py_None);
   Py_DECREF(image);
   return finder;
 }

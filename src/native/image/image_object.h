@@ -51,7 +51,8 @@ PyObject* boot_open_image(PyObject* extension, PyObject* path);
 // whole (a set, the profile's {module: expiry}, or None); plans run with
 // the settle policy given. Returns the finder (new reference), or nullptr
 // with an exception set.
-PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_threshold, bool settle_now);
+PyObject* boot_install_image(PyObject* image, PyObject* whole, long settle_threshold, bool settle_now,
+                             PyObject* watchers);
 
 // Both steps (_lazyexec.image_boot).
 PyObject* boot_image(PyObject* extension, PyObject* path, PyObject* whole, long settle_threshold, bool settle_now);

@@ -734,7 +734,8 @@ std::pair<long, bool> settle_policy(PyObject* table) {
 // not take (damaged, foreign, another -O level, a bad LAZYEXEC_IMAGE_CHECK)
 // goes to that function, which says why; a failure here is a warning, and
 // modules import without the image.
-void activate_image(PyObject* full, const std::string& path, PyObject* known, long threshold, bool settle_now) {
+void activate_image(PyObject* full, const std::string& path, PyObject* known, long threshold, bool settle_now,
+                    PyObject* watchers) {
   try {
     Ref p = py::str(path);
     Ref image = py::check(PyObject_CallMethod(full, "image_boot_open", "O", p.get()));
@@ -743,8 +744,8 @@ void activate_image(PyObject* full, const std::string& path, PyObject* known, lo
       Ref r = py::check(PyObject_CallMethod(stage.get(), "activate", "O", p.get()));
       return;
     }
-    Ref finder = py::check(PyObject_CallMethod(full, "image_boot_install", "OOlO", image.get(), known, threshold,
-                                               settle_now ? Py_True : Py_False));
+    Ref finder = py::check(PyObject_CallMethod(full, "image_boot_install", "OOlOO", image.get(), known, threshold,
+                                               settle_now ? Py_True : Py_False, watchers));
   } catch (const py::PyError&) {
     std::string why = take_error_text();
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "lazyexec: ignoring image %s (%s); modules import normally",
@@ -875,7 +876,11 @@ PyObject* activate(PyObject* module) {
 #else
     PyObject* full = module;
 #endif
-    if (full != nullptr) activate_image(full, image, known.get(), threshold, settle_now);
+    if (full != nullptr) {
+      // The image's finder runs the patch points this one watches for.
+      Ref watchers = py::check(PyObject_GetAttrString(finder.get(), "watchers"));
+      activate_image(full, image, known.get(), threshold, settle_now, watchers.get());
+    }
   }
   return finder.release();
 }

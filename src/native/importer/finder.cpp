@@ -476,6 +476,20 @@ PyMemberDef finder_members[] = {
     {nullptr, 0, 0, 0, nullptr},
 };
 
+// The watchers dict itself (made on first ask), so that an image's finder,
+// which serves modules ahead of this one, runs the same patch points.
+PyObject* finder_get_watchers(PyObject* self_obj, void*) {
+  auto* self = reinterpret_cast<FinderObject*>(self_obj);
+  if (self->watchers == nullptr && !(self->watchers = PyDict_New())) return nullptr;
+  return Py_NewRef(self->watchers);
+}
+
+PyGetSetDef finder_getset[] = {
+    {"watchers", finder_get_watchers, nullptr,
+     "{fullname: callback(spec) -> spec}: the patch points watch() set (shared with an image's finder)", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
 PyTypeObject FinderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 }  // namespace
@@ -506,6 +520,7 @@ int add_finder_type(PyObject* module) {
   FinderType.tp_clear = finder_clear;
   FinderType.tp_methods = finder_methods;
   FinderType.tp_members = finder_members;
+  FinderType.tp_getset = finder_getset;
   if (PyType_Ready(&FinderType) < 0) return -1;
   Py_INCREF(&FinderType);
   if (PyModule_AddObject(module, "Finder", (PyObject*)&FinderType) < 0) {
