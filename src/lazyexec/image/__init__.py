@@ -111,6 +111,18 @@ def _position(lazy_finder) -> int:
     return at
 
 
+def _lazy_watchers(lazy_finder):
+    """The patch points of lazyexec's Finder in sys.meta_path ({name:
+    callback(spec)}, the dict itself, so that a watch added later is seen
+    too): the image finder, ahead of it, runs them for the modules it
+    serves. None when lazyexec's finder is not installed."""
+    for f in sys.meta_path:
+        if isinstance(f, lazy_finder) or (
+                type(f).__name__ == lazy_finder.__name__ and type(f).__module__ == lazy_finder.__module__):
+            return getattr(f, "watchers", None)
+    return None
+
+
 def _used_whole():
     """The usage profile's modules this program used whole last time
     (lazyexec.importer.profile, read at activation): a plan module among
