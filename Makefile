@@ -131,8 +131,8 @@ fuzz-image:
 	@test -n "$(FUZZ_CXX)" || (echo "fuzz-image: clang++ is missing (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 1)
 	mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus
 	$(FUZZ_CXX) -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc/native \
-	  src/native/image/reader.cpp tests/fuzz/fuzz_image.cpp -o $(FUZZ_DIR)/fuzz_image
-	$(FUZZ_CXX) -std=c++20 -O1 -Isrc/native tests/fuzz/make_seeds.cpp src/native/image/reader.cpp -o $(FUZZ_DIR)/make_seeds
+	  src/native/image/reader.cpp src/native/image/blob_hash.cpp tests/fuzz/fuzz_image.cpp -o $(FUZZ_DIR)/fuzz_image
+	$(FUZZ_CXX) -std=c++20 -O1 -Isrc/native tests/fuzz/make_seeds.cpp src/native/image/reader.cpp src/native/image/blob_hash.cpp -o $(FUZZ_DIR)/make_seeds
 	$(FUZZ_DIR)/make_seeds $(FUZZ_DIR)/seeds
 	$(FUZZ_DIR)/fuzz_image -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
 

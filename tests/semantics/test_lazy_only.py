@@ -294,6 +294,29 @@ def test_artifact_is_stored_and_a_corrupt_one_is_rebuilt_with_a_warning(tmp_path
     assert r.returncode == 0 and r.stdout == "1\n" and r.stderr == ""
 
 
+def test_a_bit_flipped_anywhere_in_an_artifacts_payload_is_refused_with_a_warning_never_run(tmp_path):
+    """marshal reads a damaged code object without complaint, and running it
+    can crash the interpreter or bind wrong names: the artifact's check
+    (docs/artifact-format.md) refuses it first, so the module loads as
+    eagerly, with one warning."""
+    files = {"mod.py": "__lazy_module__ = True\nA = 1\nNAMES = ['alpha', 'beta']\n"
+                       "def f(): return A + len(NAMES)\nclass C:\n    def g(self): return f() * 2\n",
+             "main.py": "import mod\nprint(mod.f(), mod.C().g(), mod.NAMES)\n"}
+    r = program(tmp_path, files)
+    expected = "3 6 ['alpha', 'beta']\n"
+    assert r.returncode == 0 and r.stdout == expected, r.stderr
+    artifact = next((tmp_path / "__pycache__").glob("mod.*.lzx"))
+    good = artifact.read_bytes()
+    header = 52
+    for at in range(header, len(good), max(1, (len(good) - header) // 9)):
+        bad = bytearray(good)
+        bad[at] ^= 0x10
+        artifact.write_bytes(bytes(bad))
+        r = run(tmp_path, lazy=True)
+        assert (r.returncode, r.stdout) == (0, expected), (at, r.stderr)
+        assert "ignoring corrupt artifact" in r.stderr and "checksum mismatch" in r.stderr, (at, r.stderr)
+
+
 def test_source_change_invalidates_the_artifact(tmp_path):
     r = program(tmp_path, {"mod.py": "__lazy_module__ = True\nA = 1\n", "main.py": "import mod\nprint(mod.A)\n"})
     assert r.stdout == "1\n"

@@ -10,11 +10,13 @@ Layout (docs/artifact-format.md):
     12     8     source mtime in nanoseconds
     20     8     source size
     28     16    key: lazyexec version + knowledge-base hash, hashed
-    44     ...   marshal payload: (units, steps)
+    44     8     check: blob_hash of every byte after the header
+    52     ...   marshal payload: (units, steps), then the trailer
 
 Invalidated like a .pyc (source mtime and size), and by interpreter magic,
 format version and key. Written atomically (temp file + rename). A truncated
-or corrupt artifact is ignored with one warning and rebuilt: never a crash.
+or corrupt artifact (its check differs) is ignored with one warning and
+rebuilt before any of it is unmarshalled: never a crash, never garbage run.
 """
 
 import marshal
@@ -25,8 +27,8 @@ from lazyexec import _lazyexec
 from lazyexec.config import cache_dir, caching_enabled  # noqa: F401 - part of the store's API
 
 MAGIC = b"LZEX"
-FORMAT = 13
-HEADER_FORMAT = "<4sHH4sQQ16s"
+FORMAT = 14
+HEADER_FORMAT = "<4sHH4sQQ16sQ"
 SUFFIX = ".lzx"
 
 # importlib's own helpers without importing importlib.util (this module is
@@ -177,14 +179,14 @@ def encode(plan: Plan, mtime_ns: int, size: int, key: bytes, source: str | None 
     ignore what follows it."""
     # HEADER_FORMAT by hand: no import here, the stdlib module being built
     # may be `struct` itself.
-    header = (MAGIC + FORMAT.to_bytes(2, "little") + bytes(2) + PYTHON_MAGIC + mtime_ns.to_bytes(8, "little")
-              + size.to_bytes(8, "little") + key)
-    data = header + marshal.dumps((plan.units, plan.steps))
+    body = marshal.dumps((plan.units, plan.steps))
     if source is not None:
         from lazyexec.store import prune
 
-        data += prune.trailer(os.path.abspath(source), _key_sources.get(key))
-    return data
+        body += prune.trailer(os.path.abspath(source), _key_sources.get(key))
+    header = (MAGIC + FORMAT.to_bytes(2, "little") + bytes(2) + PYTHON_MAGIC + mtime_ns.to_bytes(8, "little")
+              + size.to_bytes(8, "little") + key + _lazyexec.image_blob_hash(body).to_bytes(8, "little"))
+    return header + body
 
 
 def decode(data: bytes, mtime_ns: int, size: int, key: bytes) -> Plan | None:

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "image/blob_hash.h"
 #include "image/format.h"
 
 namespace lazyexec::image {
@@ -17,13 +18,8 @@ namespace lazyexec::image {
 // endian), multiply and xor-shift; the tail byte by byte.
 uint64_t hash64(std::string_view data);
 
-// The 64-bit check of payloads, eager code and sources (format 3): two
-// CRC-32C lanes, the 8-byte words at even and at odd positions, the tail
-// bytes in lane 0; (~lane1 << 32 | ~lane0) ^ (length * 0x9E3779B97F4A7C15).
-// SSE 4.2's crc32 instruction when the CPU has it, else a table.
-uint64_t blob_hash(std::string_view data);
-uint64_t blob_hash_reference(std::string_view data);  // the table version, always (tests)
-uint32_t crc32c(std::string_view data);                // plain CRC-32C (tests: its check value)
+// blob_hash, the check of payloads, eager code and sources (format 3):
+// image/blob_hash.h.
 
 struct Expected {
   std::string_view pymagic;      // 4 bytes

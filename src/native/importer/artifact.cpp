@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 
+#include "image/blob_hash.h"
 #include "importer/file.h"
 
 namespace lazyexec::importer {
@@ -180,6 +181,11 @@ Decoded decode(std::string_view data, const Expected& want) {
   Verdict header = check_header(data, want, &problem);
   if (header != Verdict::Plan) return {header, {}, problem};
   const char* h = data.data();
+  // marshal trusts its input: a flipped bit in a code object's bytes
+  // unmarshals and then runs garbage (a crash, a wrong name). The check
+  // refuses such an artifact first, as the image checks its payloads.
+  if (image::blob_hash(data.substr(kHeaderSize)) != le(h + kCheckAt, 8))
+    return {Verdict::Corrupt, {}, "checksum mismatch"};
   PyObject* payload = PyMarshal_ReadObjectFromString(h + kHeaderSize, (Py_ssize_t)(data.size() - kHeaderSize));
   if (payload == nullptr) {
     if (!PyErr_ExceptionMatches(PyExc_EOFError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&

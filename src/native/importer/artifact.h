@@ -13,7 +13,8 @@
 
 namespace lazyexec::importer {
 
-inline constexpr size_t kHeaderSize = 44;  // "<4sHH4sQQ16s"
+inline constexpr size_t kHeaderSize = 52;  // "<4sHH4sQQ16sQ"
+inline constexpr size_t kCheckAt = 44;     // u64: blob_hash of everything after the header (format 14)
 
 struct Expected {
   uint16_t format;
@@ -53,8 +54,10 @@ std::string artifact_location(int i, PyObject* source, std::string_view key, con
 // sys.dont_write_bytecode, read as the import system reads it.
 bool bytecode_writing_off();
 
-// Decodes one artifact's bytes. A Python error (memory) throws py::PyError;
-// damaged bytes are Corrupt, never an exception.
+// Decodes one artifact's bytes: the header, then the check of everything
+// after it (payload and trailer) before a byte of the payload is
+// unmarshalled. A Python error (memory) throws py::PyError; damaged bytes
+// are Corrupt, never an exception.
 Decoded decode(std::string_view data, const Expected& expected);
 
 }  // namespace lazyexec::importer

@@ -41,7 +41,7 @@ PyObject* loaded_list();
 PyObject* nothing_to_defer_list();
 
 // The artifact format the warm path reads (store.FORMAT).
-constexpr int kArtifactFormat = 13;
+constexpr int kArtifactFormat = 14;
 
 int add_loader_functions(PyObject* module);
 
