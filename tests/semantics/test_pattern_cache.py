@@ -137,28 +137,39 @@ def test_a_bad_pattern_s_traceback_is_the_eager_one(venv, tmp_path):  # noqa: F8
     assert "missing ), unterminated subpattern" in eager.stderr
 
 
-@pytest.mark.parametrize("damage", ["garbage", "foreign", "bad entry"])
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "bad entry", "flipped literal", "older lazyexec"])
 def test_a_damaged_or_foreign_table_loses_nothing(venv, tmp_path, damage):  # noqa: F811
     cache = tmp_path / "cache"
     eager = run(venv, tmp_path, PROGRAM, LAZYEXEC="0")
     run(venv, tmp_path, PROGRAM)
     wait_builder_done(cache)
     [table] = (cache / "profiles").glob("*.patterns")
-    data = marshal.loads(table.read_bytes())
+    raw = table.read_bytes()
+    data = patterns.unpack(raw)
+    assert data is not None and data["version"] == patterns.VERSION
     if damage == "garbage":
         table.write_bytes(b"\x00garbage")
     elif damage == "foreign":
         data["python"] = "2.7.18 (another interpreter)"
-        table.write_bytes(marshal.dumps(data))
-    else:  # every entry's code cut short: _sre refuses it, the compiler compiles
+        table.write_bytes(patterns.pack(data))
+    elif damage == "bad entry":  # every entry's code cut short: _sre refuses it, the compiler compiles
         data["patterns"] = {k: (v[0], v[1][:-4] + b"\xff\xff\xff\x7f", *v[2:]) if v else v
                             for k, v in data["patterns"].items()}
+        table.write_bytes(patterns.pack(data))
+    elif damage == "flipped literal":
+        # One bit of one code word: it may still compile, into a pattern that
+        # matches other text. The check refuses the whole table.
+        key, entry = next((k, v) for k, v in data["patterns"].items() if v and len(v[1]) >= 16)
+        at = raw.index(entry[1]) + 12
+        table.write_bytes(raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1:])
+    else:  # version 1: no check, marshal data from the first byte
+        data["version"] = 1
         table.write_bytes(marshal.dumps(data))
     damaged = run(venv, tmp_path, PROGRAM)
     assert (damaged.returncode, damaged.stdout) == (0, eager.stdout), damaged.stderr
     assert stats(damaged.stderr)["hits"] == 0
     warnings = [x for x in damaged.stderr.splitlines() if "pattern cache" in x]
-    assert len(warnings) == (1 if damage == "garbage" else 0), damaged.stderr
+    assert len(warnings) == (1 if damage in ("garbage", "flipped literal") else 0), damaged.stderr
     wait_builder_done(cache)
     again = run(venv, tmp_path, PROGRAM)
     assert (again.returncode, again.stdout) == (0, eager.stdout), again.stderr

@@ -15,7 +15,10 @@ start-up path, compiles each again and keeps it when
   compiler's (`Pattern.__eq__` compares the pattern, the flags and the code).
 
 The table is stamped with `sys.version`: another interpreter (an upgrade
-in place) finds it foreign and rebuilds it. At most MAX_PATTERNS per
+in place) finds it foreign and rebuilds it. Its first 8 bytes are the
+image format's blob_hash of the rest (little endian): a damaged table (a
+flipped literal in a code list would compile, and match other text) is
+ignored with one warning and rewritten. At most MAX_PATTERNS per
 program, the most recently compiled kept.
 """
 
@@ -24,7 +27,7 @@ import os
 import sys
 from array import array
 
-VERSION = 1
+VERSION = 2  # 2: the check before the marshal data
 MAX_PATTERNS = 2048
 DEBUG = 128  # SRE_FLAG_DEBUG
 
@@ -38,12 +41,29 @@ def _compiler():
     return _compiler, _parser
 
 
+def pack(contents: dict) -> bytes:
+    """A table file's bytes: the check, then the marshal data."""
+    from lazyexec import _lazyexec
+
+    data = marshal.dumps(contents)
+    return _lazyexec.image_blob_hash(data).to_bytes(8, "little") + data
+
+
+def unpack(raw: bytes):
+    """What `pack` packed, or None when the check does not match."""
+    from lazyexec import _lazyexec
+
+    if len(raw) < 8 or int.from_bytes(raw[:8], "little") != _lazyexec.image_blob_hash(raw[8:]):
+        return None
+    return marshal.loads(raw[8:])
+
+
 def read(path: str) -> dict:
     """The table at `path`: empty when missing, damaged or another
     interpreter's."""
     try:
         with open(path, "rb") as f:
-            data = marshal.loads(f.read())
+            data = unpack(f.read())
     except (OSError, EOFError, ValueError, TypeError):
         return {}
     if not (isinstance(data, dict) and data.get("version") == VERSION and data.get("python") == sys.version
@@ -119,5 +139,5 @@ def build(job: dict) -> int:
         os.makedirs(os.path.dirname(path), exist_ok=True)
     except OSError:
         return 0
-    write_atomic(path, marshal.dumps({"version": VERSION, "python": sys.version, "patterns": table}))
+    write_atomic(path, pack({"version": VERSION, "python": sys.version, "patterns": table}))
     return added

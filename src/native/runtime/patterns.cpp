@@ -26,6 +26,7 @@
 #include <cstring>
 #include <string>
 
+#include "image/blob_hash.h"
 #include "importer/cold_start.h"
 #include "importer/file.h"
 #include "py/handle.h"
@@ -64,13 +65,24 @@ void read_table() {
   table_read = true;
   auto data = importer::read_file(table_path.c_str());
   if (!data) return;
-  PyObject* obj = PyMarshal_ReadObjectFromString(data->data(), (Py_ssize_t)data->size());
-  if (obj == nullptr) PyErr_Clear();
+  // The check first (store/patterns.py pack()): a flipped bit in a code list
+  // can still compile, into a pattern that matches other text.
+  uint64_t check = 0;
+  for (int i = 7; i >= 0 && data->size() >= 8; --i) check = (check << 8) | (unsigned char)(*data)[(size_t)i];
+  PyObject* obj = nullptr;
+  if (data->size() >= 8 && image::blob_hash(std::string_view(*data).substr(8)) == check)
+    obj = PyMarshal_ReadObjectFromString(data->data() + 8, (Py_ssize_t)data->size() - 8);
+  if (obj == nullptr) {
+    PyErr_Clear();
+    // Version 1 had no check and began with marshal's dict code ('{', with
+    // or without FLAG_REF): an older lazyexec's table, rebuilt quietly.
+    if (!data->empty() && ((unsigned char)(*data)[0] & 0x7f) == '{') return;
+  }
   Ref contents = Ref::steal(obj);
   PyObject* version = contents && PyDict_Check(contents.get()) ? PyDict_GetItemString(contents.get(), "version") : nullptr;
   PyObject* python = contents && PyDict_Check(contents.get()) ? PyDict_GetItemString(contents.get(), "python") : nullptr;
   PyObject* patterns = contents && PyDict_Check(contents.get()) ? PyDict_GetItemString(contents.get(), "patterns") : nullptr;
-  if (version == nullptr || !PyLong_CheckExact(version) || PyLong_AsLong(version) != 1 || python == nullptr ||
+  if (version == nullptr || !PyLong_CheckExact(version) || PyLong_AsLong(version) != 2 || python == nullptr ||
       !PyUnicode_Check(python) || patterns == nullptr || !PyDict_CheckExact(patterns)) {
     PyErr_Clear();
     warn("lazyexec: ignoring damaged pattern cache " + table_path + "; it is rewritten");
