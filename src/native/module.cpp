@@ -102,6 +102,7 @@ Ref to_python(const analyze::ModuleAnalysis& m) {
     if (u.kind == "class") set(d.get(), "plain_new", Ref::borrow(u.plain_new ? Py_True : Py_False));
     if (u.kind == "class") set(d.get(), "own_views", Ref::borrow(u.own_views ? Py_True : Py_False));
     if (u.kind == "def" || u.kind == "assign") set(d.get(), "pure_call", Ref::borrow(u.pure_call ? Py_True : Py_False));
+    if (u.kind == "def") set(d.get(), "may_return_callable", Ref::borrow(u.may_return_callable ? Py_True : Py_False));
     set(d.get(), "lists_subclasses", Ref::borrow(u.lists_subclasses ? Py_True : Py_False));
     return d;
   });
@@ -148,14 +149,15 @@ void fill(analyze::NameSet& set, PyObject* iterable, const char* what) {
 PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"pure", "pure_bases", "pure_metaclasses", "never_lazy", "impure", "imports_only",
                                  "effect_free", "safe_bases", "effects", "eager_imports_in",
-                                 "namespace_copy_decorators", "abc_registries", "aliases", "subclass_listers", nullptr};
+                                 "namespace_copy_decorators", "abc_registries", "aliases", "subclass_listers",
+                                 "not_factories", nullptr};
   PyObject *pure = nullptr, *bases = nullptr, *metas = nullptr, *never = nullptr, *impure = nullptr;
   PyObject *effect_free = nullptr, *safe_bases = nullptr, *effects = nullptr, *eager_in = nullptr, *copies = nullptr;
-  PyObject *registries = nullptr, *aliases = nullptr, *listers = nullptr;
+  PyObject *registries = nullptr, *aliases = nullptr, *listers = nullptr, *not_factories = nullptr;
   int imports_only = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOOOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOpOOOOOOOOO", const_cast<char**>(kwlist), &pure, &bases, &metas, &never,
                                    &impure, &imports_only, &effect_free, &safe_bases, &effects, &eager_in, &copies,
-                                   &registries, &aliases, &listers))
+                                   &registries, &aliases, &listers, &not_factories))
     return nullptr;
   auto kb = std::make_unique<analyze::KnowledgeBase>();
   kb->imports_only = imports_only != 0;
@@ -169,6 +171,7 @@ PyObject* knowledge(PyObject*, PyObject* args, PyObject* kwargs) {
     fill(kb->namespace_copy_decorators, copies, "namespace_copy_decorators");
     fill(kb->abc_registries, registries, "abc_registries");
     fill(kb->subclass_listers, listers, "subclass_listers");
+    fill(kb->not_factories, not_factories, "not_factories");
     for (auto [table, into, what] : {std::tuple{impure, &kb->impure, "impure"}, std::tuple{effects, &kb->effects, "effects"},
                                      std::tuple{aliases, &kb->aliases, "aliases"}}) {
       if (!table || table == Py_None) continue;
@@ -1197,7 +1200,7 @@ PyMethodDef methods[] = {
     {"reason_codes", reason_codes, METH_NOARGS,
      "reason_codes() -> [(code, verdict, sentence)]: every reason the analyzer can give."},
     {"knowledge", (PyCFunction)(void (*)(void))knowledge, METH_VARARGS | METH_KEYWORDS,
-     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={}, namespace_copy_decorators=(), abc_registries=(), aliases={}, subclass_listers=())\n"
+     "knowledge(pure=(), pure_bases=(), pure_metaclasses=(), never_lazy=(), impure={}, imports_only=False, effect_free=(), safe_bases=(), effects={}, eager_imports_in={}, namespace_copy_decorators=(), abc_registries=(), aliases={}, subclass_listers=(), not_factories=())\n"
      "Build a knowledge base for analyze()."},
     {"analyze", (PyCFunction)(void (*)(void))analyze_source, METH_VARARGS | METH_KEYWORDS,
      "analyze(source, filename, knowledge, module=None, is_package=False) -> dict\n"

@@ -173,6 +173,38 @@ def test_functions_of_other_modules_pure_to_call_and_submodules(tmp_path, run_cl
     assert v["via_module"] == "lazy"
 
 
+def test_a_function_making_a_function_is_no_pure_decorator_factory(tmp_path, run_cli):
+    # pyupgrade's `@register(ast.Call)`: `register(tp)` only returns a
+    # closure (pure to call), but decorating calls the closure, which
+    # appends to the module's FUNCS. A function that may return something
+    # callable is "call", not "func": pure to call and to decorate with, no
+    # pure decorator factory.
+    (tmp_path / "reg4.py").write_text(
+        "FUNCS = []\n"
+        "def register(tp):\n    def deco(f):\n        FUNCS.append(f)\n        return f\n    return deco\n"
+        "def lam(tp):\n    return lambda f: f\n"
+        "import functools\n"
+        "def _reg(tp, f):\n    FUNCS.append(f)\n    return f\n"
+        "def via_partial(tp):\n    return functools.partial(_reg, tp)\n"
+        "def mark(f):\n    return f\n"
+        "def plus(x):\n    return x + 1\n")
+    (tmp_path / "user4.py").write_text(
+        "from reg4 import register, lam, mark, plus, via_partial\n"
+        "@via_partial(int)\ndef third(node):\n    return node\n"
+        "@register(int)\ndef visit(node):\n    return node\n"
+        "@lam(int)\ndef other(node):\n    return node\n"
+        "@mark\ndef marked(node):\n    return node\n"
+        "ONE = plus(0)\n")
+    r = run_cli("explain", tmp_path / "user4.py")
+    assert r.returncode == 0, r.stderr
+    v = _verdicts(r.stdout)
+    assert v["@register"] == "eager"  # its closure registers the definition
+    assert v["@lam"] == "eager"  # what a lambda does when called is not judged
+    assert v["@via_partial"] == "eager"  # returns a call's result: not judged
+    assert v["@mark"] == "lazy"
+    assert v["ONE"] == "lazy"
+
+
 def test_classes_of_a_submodule_imported_by_from_import(tmp_path, run_cli):
     # pylint's `from pylint import reporters` / `class PyLinter(...,
     # reporters.ReportsHandlerMixIn, ...)`: the submodule's summary applies.

@@ -159,7 +159,8 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
     (summaries.external_facts, fact -> dotted names): other modules' classes
     safe to subclass and read attributes of ("class": pure_bases; "new": also
     pure to call, pure too), to
-    subclass only ("base": safe_bases), functions pure to call ("func": pure)
+    subclass only ("base": safe_bases), functions pure to call ("func": pure;
+    "call": pure, and not_factories, since what they return is not judged)
     and modules bound by `from pkg import module` ("module": pure, whose
     attributes are read as a module's); "alias:DOTTED": names bound to
     DOTTED, a name the knowledge base knows, known as it is (aliases);
@@ -176,7 +177,8 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
         data["effect_free"] = sorted(set(effect_free))
         data["pure_bases"] = list(data["pure_bases"]) + sorted(set(summary.get("class", ())) | set(summary.get("new", ())))
         data["safe_bases"] = sorted(set(summary.get("base", ())))
-        data["pure"] = list(data["pure"]) + sorted(set(summary.get("func", ())) | set(summary.get("module", ())) |
+        data["pure"] = list(data["pure"]) + sorted(set(summary.get("func", ())) | set(summary.get("call", ())) |
+                                                   set(summary.get("module", ())) |
                                                    set(summary.get("new", ())))
         from lazyexec.analyze.summaries import ALIAS, _known
 
@@ -192,6 +194,7 @@ def knowledge_with_effects(config: Config | None, effects: dict, effect_free=(),
         # A name the knowledge base knows (functools.singledispatch: its
         # nested dispatch lists subclasses, at call time of what it makes)
         # is what the knowledge base says.
+        data["not_factories"] = sorted(set(summary.get("call", ())))
         data["subclass_listers"] = sorted(n for n in set(summary.get("subclasses", ())) if not _known(config, n))
         kb = _knowledge_cache[key] = _lazyexec.knowledge(**data)
     return kb

@@ -52,7 +52,7 @@ _facts_cache: dict = {}  # (path, name) -> (stamp, facts, complete, depth comput
 ALIAS = "alias:"
 
 # How facts compare: a "new" is also a "class", a "class" also a "base".
-_AT_LEAST = {"base": {"base", "class", "new"}, "class": {"class", "new"}}
+_AT_LEAST = {"base": {"base", "class", "new"}, "class": {"class", "new"}, "call": {"call", "func"}}
 
 
 def holds(relied: str, current: str | None) -> bool:
@@ -66,6 +66,8 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
     also pure to call, "class" for a class that is
     safe to subclass and to read attributes of, "base" for one safe to
     subclass only (its body runs code), "func" for a function pure to call,
+    "call" for one pure to call that may return something callable (what
+    it returns is not judged: no decorator factory),
     "alias:DOTTED" for a name bound to DOTTED, a name the knowledge base
     knows; re-exported names carry the fact of what they name. Cached per file
     stamp. A summary computed with the depth limit or a cycle cutting the
@@ -117,8 +119,13 @@ def module_facts(path: str, name: str, is_package: bool, config, depth: int = 0,
             facts[u["binds"][0]] = ("new" if u.get("plain_new") else "class") if u["verdict"] == "lazy" else "base"
         elif u["kind"] in ("def", "assign") and u.get("pure_call") and len(u["binds"]) == 1:
             # (an assignment: an instance whose call the knowledge base knows
-            # pure, `hookimpl = HookimplMarker("pytest")`)
-            facts[u["binds"][0]] = "func"
+            # pure, `hookimpl = HookimplMarker("pytest")`). A function that
+            # may return something callable (it makes a function, lambda or
+            # class, or returns a name, an attribute or a call's result) is
+            # "call": pure to call, but what it returns is not judged, so
+            # `@register(ast.Call)` is no pure decorator (pyupgrade's returned
+            # closure appends to FUNCS).
+            facts[u["binds"][0]] = "call" if u.get("may_return_callable") else "func"
     # "subclasses": a name whose call may reach code that lists subclasses
     # (the unit's "lists_subclasses"), through the names its definition and
     # its bodies read (over-approximated: a nested function's body counts as

@@ -84,6 +84,12 @@ struct KnowledgeBase {
   // facts): matplotlib's `@_docstring.interpd` finds `Text` among `Artist`'s
   // subclasses.
   NameSet subclass_listers;
+  // Callables of other modules pure to call whose result is not judged (a
+  // function making a function, lambda or class: the summaries' "call"
+  // facts). `pure` also lists them, but `pure` entries are decorator
+  // factories too, and `@f(...)` calls what f returns: pyupgrade's
+  // `@register(ast.Call)`, whose closure appends to a registry.
+  NameSet not_factories;
   // Names another module binds once to a name the knowledge base knows
   // (`from typing import final as final` in _pytest.compat, followed from
   // module to module): dotted name -> the known name it is, from the

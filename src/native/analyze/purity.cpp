@@ -439,6 +439,11 @@ class DefTime {
           case Resolution::Import:
           case Resolution::FromImport:
             if (applies_function(dotted, c)) break;
+            if (code == Code::ImpureDecorator && a_.kb_.not_factories.contains(dotted)) {
+              fail(code, what + at_line(line) + " (" + dotted +
+                             " returns a function it makes: what decorating with it calls is not known pure)");
+              break;
+            }
             if (!a_.kb_.pure.contains(dotted)) {
               const std::string* why = a_.kb_.call_reason(dotted);
               fail(code, what + at_line(line) + (why ? " (" + *why + ")" : " (" + dotted + " is not known pure)"));
@@ -2101,6 +2106,26 @@ void Analyzer::decide_unit(Unit& u) {
       Unit scratch = u;
       DefTime body(*this, scratch);
       u.pure_call = body.pure_body(s);
+      if (u.pure_call) {
+        // What it returns, called by `@f(...)`: see Unit::may_return_callable.
+        std::function<void(Node)> walk_body = [&](Node n) {
+          K k = n.kind();
+          if (k == K::FunctionDef || k == K::AsyncFunctionDef || k == K::Lambda || k == K::ClassDef) {
+            u.may_return_callable = true;
+            return;
+          }
+          if (k == K::Return && n.get("value")) {
+            switch (n.get("value").kind()) {
+              case K::Constant: case K::JoinedStr: case K::BinOp: case K::UnaryOp: case K::Compare:
+              case K::Dict: case K::List: case K::Set: case K::Tuple:
+              case K::ListComp: case K::DictComp: case K::SetComp: case K::GeneratorExp: break;
+              default: u.may_return_callable = true; return;
+            }
+          }
+          for_each_child(n, walk_body);
+        };
+        for (Node st : s.list("body")) walk_body(st);
+      }
     }
   } else if (kind == "class") {
     bool header_pure = false;

@@ -66,6 +66,14 @@ struct Unit {
   // "pluggy.HookimplMarker.__call__" listed): importers may call it, or
   // decorate with it, at definition time (analyze/summaries.py).
   bool pure_call = false;
+  // A def (pure_call) that may return something callable: its body makes a
+  // function, lambda or class, or returns a value other than a constant, a
+  // display, a comprehension or an operator's result (a name, an attribute,
+  // a call's result: `functools.partial(_reg, tp)`). Importers may call it,
+  // but a decorator factory `@f(...)` calls what it returns too (pyupgrade's
+  // `@register(ast.Call)`, whose closure appends to a registry): the summary
+  // says "call", not "func" (analyze/summaries.py).
+  bool may_return_callable = false;
   // A class (safe_base, its body pure) whose instances are made without
   // running Python code (purity.cpp, plain_instances): calling it at
   // definition time is pure, here and, through the summary ("new"), in
