@@ -612,7 +612,10 @@ PyObject* run_plan(PyObject*, PyObject* args) {
     // name (runtime/module_hooks.cpp, "inputs"); again if the top level
     // replaced the module's class (which ended the watch).
     runtime::ModuleState* st = runtime::state_of(g);
-    if (st != nullptr) st->top_level_running = false;
+    if (st != nullptr) {
+      st->top_level_running = false;
+      st->shadowed.clear();
+    }
     if (readers && runtime::watch_inputs(module, readers.get()) < 0) throw py::PyError{};
     if (st != nullptr && st->pending.empty() && runtime::on_settled(module, false) < 0)
       throw py::PyError{};  // nothing left to defer: the hooks go

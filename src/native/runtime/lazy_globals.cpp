@@ -139,6 +139,8 @@ PyObject* lookup(PyObject* self, PyObject* key) {
       v = PyDict_GetItemWithError(self, key);
       if (v) return Py_NewRef(v);
       if (PyErr_Occurred()) return nullptr;
+    } else if (PyObject* before = shadowed_value(*st, key)) {
+      return Py_NewRef(before);  // a star import's binding, the later unit not reached yet
     }
   }
   if (st) ++st->misses;  // a builtin's lookup, mostly: LOAD_GLOBAL tries the builtins next
@@ -195,7 +197,8 @@ int contains(PyObject* self, PyObject* key) {
   ModuleState* st = state_of(self);
   if (!st || !PyUnicode_Check(key) || !may_be_pending(*st, key)) return 0;
   auto it = st->pending.find(py::utf8(key));
-  if (it == st->pending.end() || it->second >= visible_limit(*st)) return 0;
+  if (it != st->pending.end() && it->second >= visible_limit(*st)) return shadowed_value(*st, key) ? 1 : 0;
+  if (it == st->pending.end()) return 0;
   const UnitRecord& u = st->units[(size_t)it->second];
   return u.state == UnitRecord::Running && u.owner == PyThread_get_thread_ident() ? 0 : 1;
 }

@@ -287,9 +287,23 @@ int supersede(ModuleState& st, PyObject* last, int first_later) {
       continue;
     }
     if (PyErr_Occurred()) return -1;
+    // Statements between this part and that unit still read this value.
+    if (PyObject* value = PyDict_GetItemWithError(st.globals, k.get()))
+      st.shadowed[std::string(it->first)] = py::Ref::borrow(value);
+    else if (PyErr_Occurred()) return -1;
     if (PyDict_DelItem(st.globals, k.get()) < 0) return -1;
   }
   return 0;
+}
+
+PyObject* shadowed_value(const ModuleState& st, PyObject* name) {
+  if (st.shadowed.empty() || !PyUnicode_Check(name)) return nullptr;
+  std::string key = py::utf8(name);
+  auto s = st.shadowed.find(key);
+  if (s == st.shadowed.end()) return nullptr;
+  auto it = st.pending.find(key);
+  if (it == st.pending.end() || it->second < visible_limit(st)) return nullptr;  // ran, cancelled, or reached
+  return s->second.get();
 }
 
 namespace {

@@ -117,6 +117,12 @@ struct ModuleState {
   static constexpr size_t kFilterBits = 1024;
   uint64_t pending_filter[kFilterBits / 64] = {};
   std::unordered_set<std::string> cancelled;      // deleted before first use: never published
+  // While the top level runs: what an eager part bound as a side effect (a
+  // star import) under a name a later pending unit binds, which supersede()
+  // unbound. Until the top level passes that unit, lookups get this value, as
+  // eagerly (numpy.distutils.log: `from distutils.log import *`, then
+  // `_error = error`, then `def error(...)`). Cleared when the top level ends.
+  std::unordered_map<std::string, py::Ref> shadowed;
   // While the module's top level runs: units with id >= frontier come later
   // in the source and are not bound yet, so every lookup treats them as absent.
   int frontier = INT_MAX;
@@ -287,8 +293,14 @@ bool inserted_since(PyObject* dict, PyObject* last, std::vector<py::Ref>& out);
 // After an eager part of the top level ran: names it bound as a side effect
 // (importlib binding `pkg.sub` when a statement loads that submodule, a star
 // import) that a pending unit with id >= first_later binds are unbound again,
-// because eagerly that later unit's binding replaces them.
+// because eagerly that later unit's binding replaces them. Until the top
+// level reaches that unit, lookups still get what the part bound (shadowed).
 int supersede(ModuleState& st, PyObject* last, int first_later);
+
+// The value an eager part bound under `name` before the later pending unit
+// that binds it, while that unit is not visible to this lookup (borrowed;
+// null if none): see ModuleState::shadowed.
+PyObject* shadowed_value(const ModuleState& st, PyObject* name);
 
 // Materializes the static closure (call_reads, transitively) of every unit
 // that has run, then turns the namespace back into an exact dict in place.
