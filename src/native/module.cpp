@@ -693,10 +693,14 @@ PyObject* materialize_all(PyObject*, PyObject* args) {
   for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
     const auto& u = st->units[i];
     if (u.state != runtime::UnitRecord::Pending || !u.code || runtime::imports_initializing(u)) continue;
+    // Settled: with its static closure, unless that waits on a module still
+    // initializing (nothing traps a settled module's lookups; settle.cpp).
+    if (st->settled && runtime::closure_waits_on_initializing(*st, (int)i)) continue;
     bool wanted = !public_only;
     for (std::string_view b : st->binds(u))
       if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;
-    if (wanted && runtime::materialize(*st, (int)i) < 0) {
+    if (wanted && (st->settled ? runtime::materialize_with_closure(*st, (int)i)
+                               : runtime::materialize(*st, (int)i)) < 0) {
       if (!keep_going || !PyErr_ExceptionMatches(PyExc_Exception)) return nullptr;
       PyErr_Clear();
     }

@@ -106,10 +106,14 @@ namespace {
 
 PyObject* lookup(PyObject* self, PyObject* key) {
   ModuleState* st = state_of(self);
-  // Not while one of its units runs: settling would run later units out of
-  // source order; a later lookup settles it.
+  // Not while one of its units runs, nor while its own top level runs (a
+  // loop at the top level passes the threshold: html5lib.serializer's over
+  // 2,231 entities): settling would run later units out of source order, and
+  // a deferred import of its package, which is still initializing, stays
+  // pending while the functions reading it are bound, so their LOAD_GLOBAL
+  // on the exact dict raised NameError. A later lookup settles it.
   if (st && st->settle_threshold >= 0 && ++st->lookups >= st->settle_threshold && !st->settled &&
-      st->running.empty()) {
+      st->running.empty() && !st->top_level_running) {
     settle(*st, "hot: trap lookups passed settle_threshold");
     st = state_of(self);
   }

@@ -1253,10 +1253,13 @@ int default_on_settled(PyObject* module, bool hot) {
       // Zero overhead includes `module.attr` from other modules, which
       // CPython specializes only without a PEP 562 hook in the namespace: a
       // hot module runs what is left and drops the hook (docs/settle.md).
+      // Each with its static closure (nothing traps a settled module's
+      // lookups): a unit whose closure waits on a deferred import of a module
+      // still initializing stays pending, reachable through the module's hook.
       for (size_t i = 0; i < st->units.size(); ++i) {
         const auto& u = st->units[i];
-        if (u.state != UnitRecord::Pending || !u.code || imports_initializing(u)) continue;
-        if (materialize(*st, (int)i) < 0) {
+        if (u.state != UnitRecord::Pending || !u.code || closure_waits_on_initializing(*st, (int)i)) continue;
+        if (materialize_with_closure(*st, (int)i) < 0) {
           if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
           PyErr_Clear();  // stays pending: its error comes where its name is used
         }

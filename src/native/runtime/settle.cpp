@@ -94,4 +94,20 @@ int materialize_with_closure(ModuleState& st, int id) {
   return closure(st, {id}, &st.settle_forced);
 }
 
+bool closure_waits_on_initializing(const ModuleState& st, int id) {
+  std::vector<char> seen(st.units.size(), 0);
+  std::vector<int> work{id};
+  while (!work.empty()) {
+    int i = work.back();
+    work.pop_back();
+    if (i < 0 || i >= (int)st.units.size() || seen[(size_t)i]) continue;
+    seen[(size_t)i] = 1;
+    const UnitRecord& u = st.units[(size_t)i];
+    if (u.code && u.state == UnitRecord::Pending && imports_initializing(u)) return true;
+    for (int c : st.calls(u)) work.push_back(c);
+    for (int d : st.deps(u)) work.push_back(d);
+  }
+  return false;
+}
+
 }  // namespace lazyexec::runtime
