@@ -281,6 +281,42 @@ PROJECTS = {
                      {}, [("cryptography", "43.0.0"), ("cffi", "1.17.0")]),
     "pyrsistent": Project("pyrsistent", "0.20.0", ["tests"], ["--ignore=tests/memory_profiling.py"], ["."], [],
                           {"PYRSISTENT_NO_C_EXTENSION": "1"}),
+    "prompt_toolkit": Project("prompt_toolkit", "3.0.47", ["tests"], [], ["src"], [("wcwidth", "0.2.13", ".")]),
+    # 6.0.2: its legacy tests come with a pytest collector (6.0.1's need their
+    # own runner). lib/ is the pure-Python package (the _yaml C ext is not built).
+    "pyyaml": Project("pyyaml", "6.0.2", ["tests/legacy_tests"], [], ["lib"]),
+    "asttokens": Project("asttokens", "2.4.1", ["tests"], [], ["."], [SIX, ("astroid", "3.2.4", ".")]),
+    "pure_eval": Project("pure_eval", "0.2.3", ["tests"]),
+    "exceptiongroup": Project("exceptiongroup", "1.2.2", ["tests"], [], ["src"]),
+    "inflect": Project("inflect", "7.3.1", ["tests", "inflect"], [], ["."],
+                       [("more-itertools", "10.1.0", "."), ("typeguard", "4.3.0", "src"),
+                        ("typing_extensions", "4.12.2", "src")]),
+    "mistune": Project("mistune", "3.0.2", ["tests"], [], ["src", "."]),
+    # 59 cases error alike: the locales they set (en_US.UTF-8, de_DE.UTF-8) are not installed.
+    "natsort": Project("natsort", "8.4.0", ["tests"], ["-p", "pytest_mock"], ["."], [PYTEST_MOCK]),
+    # test_valid_tests and test_invalid_tests fail alike: the sdist lacks the toml-test data.
+    "toml": Project("toml", "0.10.2", ["tests"]),
+    # Three cases fail alike: the sdist's test_data has its localtime symlinks as plain files.
+    "tzlocal": Project("tzlocal", "5.2", ["tests"], ["-p", "pytest_mock"], ["."], [PYTEST_MOCK]),
+    # Its conftest's pytest_collect_file(path, parent) is gone in pytest 9 (a
+    # registration error): without it the data-file cases (tree construction,
+    # tokenizer, sanitizer) are not collected. test_meta imports mock (not
+    # installed). chardet: for test_chardet. Two encoding cases fail alike (a
+    # test-data page whose script writes its meta charset: windows-1252 found).
+    "html5lib": Project("html5lib", "1.1", ["html5lib/tests"], ["--noconftest",
+                                                               "--ignore=html5lib/tests/test_meta.py"], ["."],
+                        [SIX, ("webencodings", "0.5.1", "."), ("chardet", "5.2.0", ".")]),
+    # Deselected: distlib.resources.finder() looks its finder up by the
+    # exact type of the package's loader (`_finder_registry.get(type(loader))`),
+    # and a lazily loaded package's loader is lazyexec's LazySourceLoader, a
+    # SourceFileLoader subclass (docs/differences.md, the row "A lazily loaded
+    # module's `__loader__` ..."): "Unable to locate finder for 'foofoo'" in
+    # both modes. Three cases fail alike: test_json and test_package_data (no
+    # network), test_is_writable (run as root).
+    "distlib": Project("distlib", "0.3.8", ["tests"], [
+        *(f"--deselect=tests/test_resources.py::FileResourceTestCase::test_{t}" for t in (
+            "existing_resource", "nonexistent_resource", "contents", "root_resources", "nested", "iterator")),
+        "--deselect=tests/test_resources.py::CacheTestCase::test_filepath"]),
 }
 
 # Who runs what: the lazy modes a run compares with eager.
