@@ -690,12 +690,13 @@ PyObject* materialize_all(PyObject*, PyObject* args) {
   runtime::ModuleState* st = PyDict_Check(globals) ? runtime::state_of(globals) : nullptr;
   if (!st) Py_RETURN_NONE;
   const int limit = runtime::visible_limit(*st);
+  // Settled: each unit with its static closure, unless that waits on a module
+  // still initializing (nothing traps a settled module's lookups; settle.cpp).
+  const std::vector<char> waits = st->settled ? runtime::waiting_on_initializing(*st) : std::vector<char>();
   for (size_t i = 0; i < st->units.size() && (int)i < limit; ++i) {
     const auto& u = st->units[i];
     if (u.state != runtime::UnitRecord::Pending || !u.code || runtime::imports_initializing(u)) continue;
-    // Settled: with its static closure, unless that waits on a module still
-    // initializing (nothing traps a settled module's lookups; settle.cpp).
-    if (st->settled && runtime::closure_waits_on_initializing(*st, (int)i)) continue;
+    if (i < waits.size() && waits[i]) continue;
     bool wanted = !public_only;
     for (std::string_view b : st->binds(u))
       if (!b.empty() && b[0] != '_' && st->pending.count(b)) wanted = true;

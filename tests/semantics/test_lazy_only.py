@@ -3,10 +3,13 @@ threads, __at_import__, the artifact store, the off switch and stats."""
 
 from __future__ import annotations
 
+import struct
 import sys
 import textwrap
 
 from harness import Case, run, write
+
+from lazyexec import store
 
 
 def program(tmp_path, files: dict, lazy=True, env=None):
@@ -307,7 +310,7 @@ def test_a_bit_flipped_anywhere_in_an_artifacts_payload_is_refused_with_a_warnin
     assert r.returncode == 0 and r.stdout == expected, r.stderr
     artifact = next((tmp_path / "__pycache__").glob("mod.*.lzx"))
     good = artifact.read_bytes()
-    header = 52
+    header = struct.calcsize(store.HEADER_FORMAT)
     for at in range(header, len(good), max(1, (len(good) - header) // 9)):
         bad = bytearray(good)
         bad[at] ^= 0x10

@@ -100,10 +100,7 @@ def _position(lazy_finder) -> int:
     bootstrap = sys.modules["_frozen_importlib"]
     at = len(sys.meta_path)
     for i, f in enumerate(sys.meta_path):
-        # lazyexec's Finder, made by either extension (_lazyexec_boot's, the
-        # .pth activation's, is another type of the same name).
-        if f is _external.PathFinder or isinstance(f, lazy_finder) or (
-                type(f).__name__ == lazy_finder.__name__ and type(f).__module__ == lazy_finder.__module__):
+        if f is _external.PathFinder or _is_lazy_finder(f, lazy_finder):
             at = i
             break
     while at > 0 and sys.meta_path[at - 1] in (bootstrap.BuiltinImporter, bootstrap.FrozenImporter):
@@ -117,10 +114,16 @@ def _lazy_watchers(lazy_finder):
     too): the image finder, ahead of it, runs them for the modules it
     serves. None when lazyexec's finder is not installed."""
     for f in sys.meta_path:
-        if isinstance(f, lazy_finder) or (
-                type(f).__name__ == lazy_finder.__name__ and type(f).__module__ == lazy_finder.__module__):
+        if _is_lazy_finder(f, lazy_finder):
             return getattr(f, "watchers", None)
     return None
+
+
+def _is_lazy_finder(f, lazy_finder) -> bool:
+    """lazyexec's Finder, made by either extension (_lazyexec_boot's, the
+    .pth activation's, is another type of the same name)."""
+    return isinstance(f, lazy_finder) or (
+        type(f).__name__ == lazy_finder.__name__ and type(f).__module__ == lazy_finder.__module__)
 
 
 def _used_whole():

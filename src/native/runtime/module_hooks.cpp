@@ -1256,9 +1256,10 @@ int default_on_settled(PyObject* module, bool hot) {
       // Each with its static closure (nothing traps a settled module's
       // lookups): a unit whose closure waits on a deferred import of a module
       // still initializing stays pending, reachable through the module's hook.
+      const std::vector<char> waits = waiting_on_initializing(*st);
       for (size_t i = 0; i < st->units.size(); ++i) {
         const auto& u = st->units[i];
-        if (u.state != UnitRecord::Pending || !u.code || closure_waits_on_initializing(*st, (int)i)) continue;
+        if (u.state != UnitRecord::Pending || !u.code || (i < waits.size() && waits[i])) continue;
         if (materialize_with_closure(*st, (int)i) < 0) {
           if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
           PyErr_Clear();  // stays pending: its error comes where its name is used

@@ -312,11 +312,12 @@ void settle(ModuleState& st, const char* reason);
 // brings its static closure with it (nothing traps its functions' lookups).
 int materialize_with_closure(ModuleState& st, int id);
 
-// Whether unit `id`'s static closure (calls and deps, transitively) holds a
-// pending unit that imports a module still initializing (imports_initializing):
-// completing a settled module skips such a unit, which would otherwise be
+// Per unit: whether its static closure (calls and deps, transitively) holds a
+// pending unit that imports a module still initializing (imports_initializing).
+// Completing a settled module skips such a unit, which would otherwise be
 // bound while a name its code reads stays pending with no trap to run it.
-bool closure_waits_on_initializing(const ModuleState& st, int id);
+// Computed once per completion, in time linear in units and edges.
+std::vector<char> waiting_on_initializing(const ModuleState& st);
 
 // Runs, in every lazily loaded module, the pending units whose code mentions
 // `name` (a substring of the marshalled code: a superset, which only runs

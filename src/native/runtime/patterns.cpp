@@ -67,11 +67,13 @@ void read_table() {
   if (!data) return;
   // The check first (store/patterns.py pack()): a flipped bit in a code list
   // can still compile, into a pattern that matches other text.
-  uint64_t check = 0;
-  for (int i = 7; i >= 0 && data->size() >= 8; --i) check = (check << 8) | (unsigned char)(*data)[(size_t)i];
   PyObject* obj = nullptr;
-  if (data->size() >= 8 && image::blob_hash(std::string_view(*data).substr(8)) == check)
-    obj = PyMarshal_ReadObjectFromString(data->data() + 8, (Py_ssize_t)data->size() - 8);
+  if (data->size() >= 8) {
+    uint64_t check = 0;  // little endian
+    for (int i = 7; i >= 0; --i) check = (check << 8) | (unsigned char)(*data)[(size_t)i];
+    if (image::blob_hash(std::string_view(*data).substr(8)) == check)
+      obj = PyMarshal_ReadObjectFromString(data->data() + 8, (Py_ssize_t)data->size() - 8);
+  }
   if (obj == nullptr) {
     PyErr_Clear();
     // Version 1 had no check and began with marshal's dict code ('{', with

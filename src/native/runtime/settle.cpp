@@ -94,20 +94,35 @@ int materialize_with_closure(ModuleState& st, int id) {
   return closure(st, {id}, &st.settle_forced);
 }
 
-bool closure_waits_on_initializing(const ModuleState& st, int id) {
-  std::vector<char> seen(st.units.size(), 0);
-  std::vector<int> work{id};
+std::vector<char> waiting_on_initializing(const ModuleState& st) {
+  // One pass, whatever the number of units: the pending units that import a
+  // module still initializing, then, through the closure's edges reversed,
+  // every unit whose closure reaches one of them.
+  const size_t n = st.units.size();
+  std::vector<std::vector<int>> users(n);
+  std::vector<char> waits(n, 0);
+  std::vector<int> work;
+  for (size_t i = 0; i < n; ++i) {
+    const UnitRecord& u = st.units[i];
+    for (int c : st.calls(u))
+      if (c >= 0 && (size_t)c < n) users[(size_t)c].push_back((int)i);
+    for (int d : st.deps(u))
+      if (d >= 0 && (size_t)d < n) users[(size_t)d].push_back((int)i);
+    if (u.code && u.state == UnitRecord::Pending && imports_initializing(u)) {
+      waits[i] = 1;
+      work.push_back((int)i);
+    }
+  }
   while (!work.empty()) {
     int i = work.back();
     work.pop_back();
-    if (i < 0 || i >= (int)st.units.size() || seen[(size_t)i]) continue;
-    seen[(size_t)i] = 1;
-    const UnitRecord& u = st.units[(size_t)i];
-    if (u.code && u.state == UnitRecord::Pending && imports_initializing(u)) return true;
-    for (int c : st.calls(u)) work.push_back(c);
-    for (int d : st.deps(u)) work.push_back(d);
+    for (int user : users[(size_t)i])
+      if (!waits[(size_t)user]) {
+        waits[(size_t)user] = 1;
+        work.push_back(user);
+      }
   }
-  return false;
+  return waits;
 }
 
 }  // namespace lazyexec::runtime
