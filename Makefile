@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 VENV_NAME := $(notdir $(abspath $(VENV)))
 CPP_BUILD := build/cpp-$(VENV_NAME)
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): most tests start interpreters and wait on
+# them, so one per CPU halves `make test` on two cores. 0: in this process.
+PYTEST_JOBS ?= auto
 
 .PHONY: fuzz-image fuzz-image-ci thirdparty real-programs real-programs-pypi setup system-deps test test-cpp test-python demo census bench bench-quick bench-pypi bench-analyze bench-import regrtest regrtest-ci clean
 
@@ -43,7 +46,7 @@ test-cpp: setup
 	$(BIN)/ctest --test-dir $(CPP_BUILD) --output-on-failure
 
 test-python: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_JOBS) $(PYTEST_ARGS)
 
 test: test-cpp test-python
 

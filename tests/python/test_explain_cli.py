@@ -231,6 +231,34 @@ def test_compile_stores_artifacts_ahead_of_time(tmp_path, run_cli):
     assert run_cli("compile", tmp_path / "missing").returncode == 2
 
 
+def test_compile_in_worker_processes_stores_what_one_process_stores(tmp_path, run_cli):
+    # `-j N`, as compileall's: the same counts and the same artifacts.
+    import struct
+
+    import lazyexec.store as store
+
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    write(tree / "pkg" / "__init__.py", "__lazy_module__ = True\nfrom .mod import f\n__all__ = ['f']\n")
+    for i in range(6):
+        write(tree / "pkg" / f"m{i}.py", f"__lazy_module__ = True\nimport json\nfrom . import mod\n"
+                                         f"def g{i}():\n    return json.dumps({i})\n")
+    write(tree / "pkg" / "mod.py", "__lazy_module__ = True\nimport json\ndef f():\n    return json.dumps(1)\n")
+    write(tree / "broken.py", "__lazy_module__ = True\ndef (:\n")
+    size = struct.calcsize(store.HEADER_FORMAT)
+    runs = []
+    for jobs in ("1", "2"):
+        r = run_cli("compile", "-j", jobs, tree, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "lazyexec compile: 8 stored, 0 nothing to defer, 0 skipped, 1 unreadable or invalid\n"
+        found = {p.relative_to(tree): p.read_bytes()[size:] for p in tree.rglob("*.lzx")}
+        for p in tree.rglob("*.lzx"):
+            p.unlink()
+        runs.append(found)
+    assert len(runs[0]) == 8 and runs[0] == runs[1]
+    assert run_cli("compile", "-j", "-1", tree).returncode == 2
+
+
 def test_package_reading_its_own_submodule_attribute_at_definition_time(tmp_path, run_cli):
     # `from . import sub` in a package's __init__ where sub.py exists binds the
     # submodule: reading its attributes is reading a module's (pure).

@@ -336,9 +336,12 @@ def test_deferred_import_in_a_cycle_with_a_later_eager_import_stays_eager(tmp_pa
     found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
     assert set(found) == {"pkg.expr"}, found
     assert found["pkg.expr"].endswith(f"({side_effects.CYCLE})")
-    # The later import deferred too: nothing runs at import, the order is the first use's.
+    # The later import deferred too: whichever is used first would start
+    # the cycle; the earlier one stays eager, so that it starts as eagerly.
     units[2]["verdict"] = "lazy"
-    assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}
+    found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
+    assert set(found) == {"pkg.expr"}, found
+    assert "a deferred import further down, which may be used first" in found["pkg.expr"], found
 
 
 def _package(tmp_path, sources: dict, rows: list) -> tuple:
@@ -363,9 +366,11 @@ def test_deferred_import_in_a_longer_cycle_with_a_later_eager_import_stays_eager
     found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
     assert set(found) == {"pkg.a"}, found
     assert "a longer cycle" in found["pkg.a"] and found["pkg.a"].endswith(f"({side_effects.CYCLE})")
-    # The later import deferred too: nothing runs at import, the order is the first use's.
+    # The later import deferred too: the earlier one stays eager, as above.
     units[2]["verdict"] = "lazy"
-    assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}
+    found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
+    assert set(found) == {"pkg.a"}, found
+    assert "which may be used first" in found["pkg.a"], found
     # Only this distribution's modules, and not through the running package.
     reach = side_effects.package_reach("pkg.a", [str(tmp_path)], {"pkg"})
     assert {"pkg.a", "pkg.b", "pkg.c"} <= reach and "pkg.other" not in reach and "pkg" not in reach, reach
@@ -391,13 +396,21 @@ def test_deferred_import_entering_a_cycle_elsewhere_than_a_later_eager_import_st
     # Entering the cycle where the later import enters it: the same order.
     (pkg / "s.py").write_text("from .i import I\nS = I\n")
     assert set(side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)) == {"pkg.t"}
-    # The later import deferred too: nothing runs at import, the order is the first use's.
+    # The later import deferred too: whichever is used first would start
+    # the cycle. s and t stay eager, as above (s's own imports may be
+    # deferred: the cycle is not known to have started when t runs).
     (pkg / "s.py").write_text(sources["s"])
     units[2]["verdict"] = "lazy"
-    assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}
+    found = side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True)
+    assert set(found) == {"pkg.s", "pkg.t"}, found
+    assert "which may be used first" in found["pkg.s"], found
     # The start order: depth first, in source order, packages above first.
     order = side_effects.start_order(["pkg.s"], [str(tmp_path)], {"pkg"}, "pkg")
     assert order == ["pkg.s", "pkg.e", "pkg.m", "pkg.i", "pkg.p"], order
+    # Deferred imports that enter no cycle in common stay deferred.
+    (pkg / "s.py").write_text("S = 1\n")
+    (pkg / "t.py").write_text("T = 2\n")
+    assert side_effects.effect_imports(units, str(pkg / "__init__.py"), "pkg", True) == {}
 def test_the_start_order_walks_each_module_once_and_sees_a_changed_module(tmp_path):
     # What a module's top level starts is kept with the facts it comes from
     # (a large cycle's modules are walked again for every deferred import):

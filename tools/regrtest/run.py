@@ -161,6 +161,8 @@ def main() -> int:
                     help="regrtest -i PATTERN for every module, eager and lazy (e.g. '*VSOCK*': the VSOCK "
                     "socket tests hang in accept() on a VM without a vsock peer)")
     ap.add_argument("--workdir", help="keep the JUnit XML files here instead of a temporary directory")
+    ap.add_argument("--jobs", type=int, default=0, metavar="N",
+                    help="worker processes for the artifacts stored first (lazyexec compile -j; default 0: one per CPU)")
     ap.add_argument("--cold", action="store_true",
                     help="do not store the stdlib's artifacts first (lazy runs then include analysis)")
     args = ap.parse_args()
@@ -183,7 +185,7 @@ def main() -> int:
             import time
 
             t = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "lazyexec", "compile", "--stdlib"], capture_output=True,
+            r = subprocess.run([sys.executable, "-m", "lazyexec", "compile", "--stdlib", "-j", str(args.jobs)], capture_output=True,
                                text=True, env=bench_env({"LAZYEXEC_CONFIG": str(config)}))
             print(f"{r.stdout.strip() or r.stderr.strip()} ({time.perf_counter() - t:.0f} s)", flush=True)
         for name in names:

@@ -252,11 +252,18 @@ def build_knowledge(units: list[dict], filename: str, module: str | None, is_pac
     effects, summary dependencies {path: (module, facts hash)})."""
     from lazyexec.analyze import side_effects, summaries
 
-    effects = side_effects.effect_imports(units, filename, module, is_package, pure_matcher(config))
     free = []
+    view = units
     if any(u.get("reason") == "side-effect-import" for u in units):
         free = side_effects.effect_free_imports(units, filename, module, is_package, never_lazy_matcher(config),
                                                 pure_matcher(config))
+        # The re-exports found free are deferred in the second pass: the
+        # checks of deferred imports (import cycles among them) see them so.
+        free_set = set(free)
+        view = [{**u, "verdict": "lazy", "reason": "effect-free-import"}
+                if u.get("reason") == "side-effect-import" and u.get("imports") and free_set.issuperset(u["imports"])
+                else u for u in units]
+    effects = side_effects.effect_imports(view, filename, module, is_package, pure_matcher(config))
     found, deps = summaries.external_facts(units, filename, module, is_package, config)
     if not effects and not free and not found:
         return None, effects, deps

@@ -877,6 +877,72 @@ def effect_imports(units: list[dict], filename: str, module: str | None, is_pack
                                outer_imports(module, search) if module and not is_package else None, read))
     if module and is_package:
         found.update(extension_order_imports(units, search, own, module, found))
+    found.update(deferred_cycle_imports(units, search, own, found))
+    return found
+
+
+def deferred_cycle_imports(units: list[dict], search: list[str], own: set[str], eager_modules) -> dict[str, str]:
+    """{module: reason} for a deferred import D whose chain enters an import
+    cycle at one module while a later deferred import M of this module
+    enters it at another. Eagerly D's chain starts the cycle; deferred,
+    whichever name is used first decides, and M's chain may start it
+    elsewhere and meet a module of the cycle half-initialized (nbformat's
+    `from . import v4`, then `from . import reader`: using `reader` first
+    ran reader, then validator, whose `from .reader import get_version` met
+    reader half-initialized). D stays eager, in its place: the cycle runs
+    at import in eager order, and M finds it complete whenever it is used.
+    (A later import that runs at import is cycle_imports' case.)"""
+    def modules(u: dict) -> list[str]:
+        return list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
+
+    def deferred(u: dict) -> bool:
+        return (u.get("verdict") == "lazy" or u.get("reason") == "absorbed") and \
+            not any(m in eager_modules for m in modules(u))
+
+    rows = [u for u in units if u.get("kind") in ("import", "from-import") and u.get("imports")]
+    found: dict[str, str] = {}
+    running = set(own)  # started at import before the row: eager imports above, and the packages above them
+    orders: dict[tuple, list] = {}
+
+    def order_of(name: str, common: tuple, top: str) -> list:
+        key = (name, common, len(running))
+        r = orders.get(key)
+        if r is None:
+            r = orders[key] = start_order([name], search, running | set(common), top)
+        return r
+
+    for i, u in enumerate(rows):
+        if not deferred(u):
+            running.update(_with_packages(modules(u)))
+            continue
+        later = list(dict.fromkeys(m for v in rows[i + 1:] if deferred(v) for m in modules(v)))
+        for name in modules(u):
+            if name in own or name in eager_modules or name in found or _locate(name, search) is None:
+                continue
+            top = name.partition(".")[0]
+            d_parts = name.split(".")
+            pairs = []
+            for m in later:
+                if m.partition(".")[0] != top or m in own or m == name or m in eager_modules:
+                    continue
+                m_parts = m.split(".")
+                k = 0
+                while k < min(len(d_parts), len(m_parts)) and d_parts[k] == m_parts[k]:
+                    k += 1
+                # The packages above both run first whichever starts.
+                common = tuple(".".join(d_parts[: j + 1]) for j in range(k))
+                d_order, m_order = order_of(name, common, top), order_of(m, common, top)
+                if set(d_order).intersection(m_order):
+                    pairs.append((m, d_order, m_order))
+            hit = _entered_elsewhere(pairs, search)
+            if hit is not None:
+                m, entries = hit
+                found[name] = (f"{name}, whose imports enter an import cycle at {entries[0]}, which {m} (a "
+                               f"deferred import further down, which may be used first) enters at "
+                               f"{entries[1]}: deferred, the cycle could start at {entries[1]} and meet "
+                               f"{entries[0]} or another of its modules half-initialized ({CYCLE})")
+        if any(m in found for m in modules(u)):
+            running.update(_with_packages(modules(u)))
     return found
 
 
@@ -1258,6 +1324,20 @@ def cycle_entries(d_order: list[str], m_order: list[str], search: list[str]) -> 
     return _first_different_entry(d_order, m_order, _cycles(list(dict.fromkeys(d_order + m_order)), search))
 
 
+def _entered_elsewhere(pairs: list[tuple[str, list, list]], search: list[str]) -> tuple | None:
+    """(M, (D's entry, M's entry)) for the first of `pairs` ((M, D's start
+    order, M's start order) each) whose orders enter one import cycle at
+    different modules, or None. One search for cycles over all of them (a
+    cycle found among more modules is as large or larger: more eager, never
+    less)."""
+    component = _cycles(list(dict.fromkeys(n for _, d, o in pairs for n in d + o)), search)
+    for m, d_order, m_order in pairs:
+        entries = _first_different_entry(d_order, m_order, component)
+        if entries is not None:
+            return m, entries
+    return None
+
+
 def _first_different_entry(d_order: list[str], m_order: list[str], component: dict[str, int]) -> tuple | None:
     d_entry: dict[int, str] = {}
     for n in d_order:
@@ -1387,19 +1467,14 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
         d_set = set(d_order)
         if not any(d_set.intersection(o) for _, o in m_orders):
             return  # no module in common: no cycle in common
-        # One search for cycles over all of them (a cycle found among more
-        # modules is as large or larger: more eager, never less).
-        nodes = list(dict.fromkeys(d_order + [n for _, o in m_orders for n in o]))
-        component = _cycles(nodes, search)
-        for m, m_order in m_orders:
-            entries = _first_different_entry(d_order, m_order, component)
-            if entries is not None:
-                found[name] = (f"{name}, whose imports enter an import cycle at {entries[0]}, which {m} "
-                               f"(imported by {package} at import after this module) enters at {entries[1]}: "
-                               f"deferred, the cycle would start at {entries[1]} and may meet {entries[0]} or "
-                               f"another of its modules half-initialized ({CYCLE})")
-                earlier.extend(modules(u))
-                return
+        hit = _entered_elsewhere([(m, d_order, m_order) for m, m_order in m_orders], search)
+        if hit is not None:
+            m, entries = hit
+            found[name] = (f"{name}, whose imports enter an import cycle at {entries[0]}, which {m} "
+                           f"(imported by {package} at import after this module) enters at {entries[1]}: "
+                           f"deferred, the cycle would start at {entries[1]} and may meet {entries[0]} or "
+                           f"another of its modules half-initialized ({CYCLE})")
+            earlier.extend(modules(u))
 
     for u, after in zip(rows, later):
         deferred = u.get("verdict") == "lazy" or u.get("reason") == "absorbed"

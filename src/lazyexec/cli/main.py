@@ -53,6 +53,8 @@ def _parser():
                          "their artifacts: a post-install step (docs/package-opt-in.md)")
     co.add_argument("-q", "--quiet", action="store_true", help="with --installed: print nothing but errors")
     co.add_argument("-v", "--verbose", action="store_true", help="name the files that cannot be analysed")
+    co.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                    help="analyse in N worker processes (0: one per CPU), as compileall -j (default 1)")
     return p
 
 
