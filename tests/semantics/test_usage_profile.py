@@ -395,3 +395,38 @@ def test_a_file_argument_is_not_part_of_the_programs_shape(tmp_path):
 
     assert profile.usage(["x.py"]) == profile.usage(["y/z.py"]) != profile.usage(["build"])
     assert profile.usage(["é"]) == profile.usage(["1abc"]) == profile.usage(["./x"]) != profile.usage(["a-b_c1"])
+
+
+def test_modules_on_an_import_cycle_stay_lazy_however_whole_they_were_used(tmp_path):
+    # nbformat's shape (jupyter-nbconvert failed from its second lazy start):
+    # the package's earlier import (v4) reaches validator, which imports
+    # reader, which imports validator back; eagerly validator starts the
+    # cycle and defines ValidationError before importing reader. Lazily both
+    # are lazy modules whose imports are deferred, used whole by the run;
+    # loaded eagerly at the next start, reader (imported at the package's
+    # later `from . import reader`) started the cycle itself and validator
+    # met it half-initialized: ImportError.
+    app = tmp_path / "app"
+    pkg = app / "pkg"
+    (pkg / "v4").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from . import v4\nfrom . import reader\n")
+    # v4 and convert keep units pending (unused classes): lazy at every start.
+    unused = "class Unused:\n    def m(self): return 1\n"
+    (pkg / "v4" / "__init__.py").write_text("from .convert import upgrade\n" + unused)
+    (pkg / "v4" / "convert.py").write_text("from .. import validator\ndef upgrade(): return validator.check()\n" + unused)
+    (pkg / "validator.py").write_text("class ValidationError(Exception):\n    pass\n"
+                                      "from .reader import get_version\ndef check(): return get_version()\n")
+    (pkg / "reader.py").write_text("from .validator import ValidationError\ndef get_version(): return 4\n"
+                                   "def error(): return ValidationError.__name__\n")
+    (app / "main.py").write_text("import pkg\nprint(pkg.reader.get_version(), pkg.reader.error(), pkg.validator.check())\n")
+    (app / "all.toml").write_text('mode = "all"\n')
+    eager = subprocess.run([sys.executable, "main.py"], cwd=app, capture_output=True, text=True)
+    assert eager.stdout == "4 ValidationError 4\n", eager.stderr
+    for _ in range(3):
+        r = run(app, tmp_path, LAZYEXEC_CONFIG=str(app / "all.toml"))
+        assert r.stdout == eager.stdout, r.stderr
+    import marshal
+
+    [profile] = (tmp_path / "cache" / "profiles").glob("*.profile")
+    whole = marshal.loads(profile.read_bytes())["eager"]
+    assert "pkg.reader" not in whole and "pkg.validator" not in whole, whole

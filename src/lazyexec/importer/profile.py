@@ -10,7 +10,12 @@ lazyexec's loader only to fall back to the `.pyc`. At exit lazyexec records
 both, per program (the script or `-m` module and the configuration); at the
 next start the finder hands them to the normal machinery untouched. Eager is
 the reference behaviour, so this never changes what a program does; it only
-stops paying for laziness that did not pay.
+stops paying for laziness that did not pay. Except for a module on an import
+cycle through deferred imports: loaded whole while the cycle's other modules
+stay lazy, its own imports would start the cycle at it, where eagerly another
+module had started it (nbformat.reader, jupyter-nbconvert's circular
+ImportError from its second lazy start): such a module is never recorded
+(runtime::used_nearly_whole).
 
 An entry expires (default one day, `LAZYEXEC_PROFILE_TTL` seconds) and the
 module is then tried lazily again, so a program whose use changes finds its

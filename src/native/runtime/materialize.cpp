@@ -1030,6 +1030,48 @@ bool guard_loads_only(const ModuleState& st, const UnitRecord& u, std::vector<st
   return true;
 }
 
+// Whether `target` names `from` itself or a package above it: a package
+// runs before its submodules, so an import of it is no edge back.
+bool self_or_package_above(std::string_view from, std::string_view target) {
+  return from.size() >= target.size() && from.compare(0, target.size(), target) == 0 &&
+         (from.size() == target.size() || from[target.size()] == '.');
+}
+
+// Whether `st`'s module is on an import cycle through the deferred imports
+// of lazily loaded modules (their units' recorded modules; for `from m
+// import x`, the submodule m.x when loaded): it reaches itself. Loaded
+// eagerly next time, its imports would run at its own import, starting the
+// cycle where the deferred ones had left it unstarted (nbformat.reader and
+// nbformat.validator import names from each other; eagerly nbformat's
+// earlier `from . import v4` started the cycle at validator, while reader
+// loaded whole at nbformat's later `from . import reader` started it at
+// reader, and validator met reader half-initialized: ImportError).
+bool on_import_cycle(const ModuleState& st) {
+  PyObject* modules = PyImport_GetModuleDict();
+  std::unordered_set<const ModuleState*> seen{&st};
+  std::vector<const ModuleState*> todo{&st};
+  while (!todo.empty()) {
+    const ModuleState* at = todo.back();
+    todo.pop_back();
+    for (const auto& u : at->units) {
+      if (!u.imports) continue;
+      const UnitImports& imports = *u.imports;
+      std::vector<std::string> targets(imports.modules.begin(), imports.modules.end());
+      if (!imports.attr.empty() && !imports.modules.empty()) targets.push_back(imports.modules.back() + "." + imports.attr);
+      for (const auto& t : targets) {
+        if (self_or_package_above(at->module, t)) continue;
+        if (t == st.module) return true;
+        PyObject* m = PyDict_GetItemString(modules, t.c_str());  // borrowed
+        if (m == nullptr || !PyModule_Check(m)) continue;
+        PyObject* ns = PyModule_GetDict(m);
+        const ModuleState* next = ns ? state_of(ns) : nullptr;
+        if (next != nullptr && seen.insert(next).second) todo.push_back(next);
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 bool used_nearly_whole(const ModuleState& st) {
@@ -1069,7 +1111,7 @@ bool used_nearly_whole(const ModuleState& st) {
   // or built-in ones (looked up last, only when they decide the verdict).
   for (const auto& name : natives)
     if (!native_module(name)) return false;
-  return true;
+  return !on_import_cycle(st);
 }
 
 int materialize(ModuleState& st, int id) {

@@ -264,7 +264,9 @@ bool imports_initializing(const UnitRecord& u);
 // depends on its kind: a function definition about 5 K, a class 50 K or
 // more, an import of a loaded module nothing (docs/startup.md "The usage
 // profile" has the measurements). Eager is the reference behaviour, so this
-// only changes what the program pays.
+// only changes what the program pays; except for a module on an import cycle
+// through deferred imports (its own loaded eagerly would start the cycle at
+// it): never.
 bool used_nearly_whole(const ModuleState& st);
 
 // Marks pending unit `id` done without running it, publishing `values`
