@@ -1046,8 +1046,11 @@ bool self_or_package_above(std::string_view from, std::string_view target) {
 // earlier `from . import v4` started the cycle at validator, while reader
 // loaded whole at nbformat's later `from . import reader` started it at
 // reader, and validator met reader half-initialized: ImportError).
+// Searched within the module's top-level package, as the analysis searches
+// cycles within one distribution: the walk stays small at exit.
 bool on_import_cycle(const ModuleState& st) {
   PyObject* modules = PyImport_GetModuleDict();
+  std::string_view top = std::string_view(st.module).substr(0, st.module.find('.'));
   std::unordered_set<const ModuleState*> seen{&st};
   std::vector<const ModuleState*> todo{&st};
   while (!todo.empty()) {
@@ -1059,7 +1062,7 @@ bool on_import_cycle(const ModuleState& st) {
       std::vector<std::string> targets(imports.modules.begin(), imports.modules.end());
       if (!imports.attr.empty() && !imports.modules.empty()) targets.push_back(imports.modules.back() + "." + imports.attr);
       for (const auto& t : targets) {
-        if (self_or_package_above(at->module, t)) continue;
+        if (!self_or_package_above(t, top) || self_or_package_above(at->module, t)) continue;
         if (t == st.module) return true;
         PyObject* m = PyDict_GetItemString(modules, t.c_str());  // borrowed
         if (m == nullptr || !PyModule_Check(m)) continue;
