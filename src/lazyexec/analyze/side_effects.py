@@ -887,7 +887,8 @@ def deferred_cycle_imports(units: list[dict], search: list[str], own: set[str], 
     enters it at another. Eagerly D's chain starts the cycle; deferred,
     whichever name is used first decides, and M's chain may start it
     elsewhere and meet a module of the cycle half-initialized (nbformat's
-    `from . import v4`, then `from . import reader`: using `reader` first
+    `from . import v4`, then `from . import reader`, its submodules loaded
+    eagerly: using `reader` first
     ran reader, then validator, whose `from .reader import get_version` met
     reader half-initialized). D stays eager, in its place: the cycle runs
     at import in eager order, and M finds it complete whenever it is used.
