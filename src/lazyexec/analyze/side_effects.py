@@ -888,9 +888,8 @@ def deferred_cycle_imports(units: list[dict], search: list[str], own: set[str], 
     whichever name is used first decides, and M's chain may start it
     elsewhere and meet a module of the cycle half-initialized (nbformat's
     `from . import v4`, then `from . import reader`, its submodules loaded
-    eagerly: using `reader` first
-    ran reader, then validator, whose `from .reader import get_version` met
-    reader half-initialized). D stays eager, in its place: the cycle runs
+    eagerly: using `reader` first ran reader, then validator, whose `from
+    .reader import get_version` met reader half-initialized). D stays eager, in its place: the cycle runs
     at import in eager order, and M finds it complete whenever it is used.
     (A later import that runs at import is cycle_imports' case.)"""
     def modules(u: dict) -> list[str]:
