@@ -531,3 +531,17 @@ def test_a_from_import_of_a_name_its_module_never_binds_stays_eager(tmp_path):
     assert kept("star", "Missing") == {}  # a star import binds names unseen
     assert kept("pkg", "sub") == {}  # a submodule
     assert kept("lib", "__file__") == {}  # the import system binds dunders
+
+
+def test_imports_of_follows_a_top_level_call_of_the_modules_own_class_into_its_init():
+    # twisted.logger._logger: `_log = Logger()`, whose __init__ imports ._global.
+    import ast
+
+    tree = ast.parse("import a\nclass C:\n    def __init__(self):\n        from . import b\n"
+                     "    def other(self):\n        import c\n"
+                     "def f():\n    import d\n"
+                     "X = C()\nY = C()\nZ: object = f()\nimport e\n")
+    assert side_effects.imports_of(tree, "pkg.m", False) == ["a", "pkg", "pkg.b", "d", "e"]
+    # Not a call of its own: nothing followed.
+    tree = ast.parse("import a\nclass C:\n    def __init__(self):\n        import b\nX = a.C()\n")
+    assert side_effects.imports_of(tree, "m", False) == ["a"]

@@ -488,9 +488,30 @@ def imports_of(tree: ast.Module, name: str, is_package: bool, functions: bool = 
     package = name if is_package else name.rpartition(".")[0]
     # A function of this module called by a top-level statement of its own
     # (sqlalchemy's `__go(locals())`) runs its imports at import: listed
-    # where the call stands (not the functions it calls in turn).
+    # where the call stands (not the functions it calls in turn). So does a
+    # class of this module instantiated there, through its __new__ and
+    # __init__ (twisted.logger._logger's `_log = Logger()`, whose __init__
+    # imports ._global, and through it ._filter and ._observer).
     defs = {} if functions else {s.name: s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    classes = {} if functions else {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
     ran: set[str] = set()
+
+    def called_body(stmt) -> list | None:
+        """The statements a top-level call of this module's own function or
+        class runs, the first time it is called; None otherwise."""
+        call = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.func.id in ran:
+            return None
+        name = call.func.id
+        if name in defs:
+            ran.add(name)
+            return defs[name].body
+        if name in classes:
+            ran.add(name)
+            return [s for m in classes[name].body
+                    if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and m.name in ("__new__", "__init__")
+                    for s in m.body]
+        return None
 
     # Imports are statements: only statement lists are walked (function
     # bodies excluded, class bodies included: they run), not every node.
@@ -498,11 +519,9 @@ def imports_of(tree: ast.Module, name: str, is_package: bool, functions: bool = 
         for stmt in body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and not functions:
                 continue
-            if defs and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
-                    and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id in defs \
-                    and stmt.value.func.id not in ran:
-                ran.add(stmt.value.func.id)
-                visit(defs[stmt.value.func.id].body)
+            body = called_body(stmt) if defs or classes else None
+            if body is not None:
+                visit(body)
                 continue
             if isinstance(stmt, ast.Import):
                 out.extend(a.name for a in stmt.names)
