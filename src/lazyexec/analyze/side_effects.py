@@ -908,9 +908,10 @@ def deferred_cycle_imports(units: list[dict], search: list[str], own: set[str], 
     elsewhere and meet a module of the cycle half-initialized (nbformat's
     `from . import v4`, then `from . import reader`, its submodules loaded
     eagerly: using `reader` first ran reader, then validator, whose `from
-    .reader import get_version` met reader half-initialized). D stays eager, in its place: the cycle runs
-    at import in eager order, and M finds it complete whenever it is used.
-    (A later import that runs at import is cycle_imports' case.)"""
+    .reader import get_version` met reader half-initialized). D stays
+    eager, in its place: the cycle runs at import in eager order, and M
+    finds it complete whenever it is used. (A later import that runs at
+    import is cycle_imports' case.)"""
     def modules(u: dict) -> list[str]:
         return list(u["imports"][:2] if u["kind"] == "from-import" else u["imports"])
 
@@ -939,17 +940,12 @@ def deferred_cycle_imports(units: list[dict], search: list[str], own: set[str], 
             if name in own or name in eager_modules or name in found or _locate(name, search) is None:
                 continue
             top = name.partition(".")[0]
-            d_parts = name.split(".")
             pairs = []
             for m in later:
                 if m.partition(".")[0] != top or m in own or m == name or m in eager_modules:
                     continue
-                m_parts = m.split(".")
-                k = 0
-                while k < min(len(d_parts), len(m_parts)) and d_parts[k] == m_parts[k]:
-                    k += 1
                 # The packages above both run first whichever starts.
-                common = tuple(".".join(d_parts[: j + 1]) for j in range(k))
+                common = _common_packages(name, m)
                 d_order, m_order = order_of(name, common, top), order_of(m, common, top)
                 if set(d_order).intersection(m_order):
                     pairs.append((m, d_order, m_order))
@@ -1343,6 +1339,17 @@ def cycle_entries(d_order: list[str], m_order: list[str], search: list[str]) -> 
     return _first_different_entry(d_order, m_order, _cycles(list(dict.fromkeys(d_order + m_order)), search))
 
 
+def _common_packages(a: str, b: str) -> tuple[str, ...]:
+    """The dotted names both `a` and `b` start with, outermost first
+    (`pkg`, `pkg.sub` for pkg.sub.x and pkg.sub.y; the module itself when
+    one is the other): run before either, whichever starts."""
+    a_parts, b_parts = a.split("."), b.split(".")
+    k = 0
+    while k < min(len(a_parts), len(b_parts)) and a_parts[k] == b_parts[k]:
+        k += 1
+    return tuple(".".join(a_parts[: i + 1]) for i in range(k))
+
+
 def _entered_elsewhere(pairs: list[tuple[str, list, list]], search: list[str]) -> tuple | None:
     """(M, (D's entry, M's entry)) for the first of `pairs` ((M, D's start
     order, M's start order) each) whose orders enter one import cycle at
@@ -1532,11 +1539,7 @@ def cycle_imports(units: list[dict], search: list[str], own: set[str], eager_mod
                     # The packages above both run first whichever starts (or
                     # ran already): the cycle is searched below them. A
                     # package and its own submodule are no cycle.
-                    d_parts, m_parts = name.split("."), m.split(".")
-                    k = 0
-                    while k < min(len(d_parts), len(m_parts)) and d_parts[k] == m_parts[k]:
-                        k += 1
-                    common = tuple(".".join(d_parts[: i + 1]) for i in range(k))
+                    common = _common_packages(name, m)
                     # M leads to D, and D is on a cycle: eagerly the cycle
                     # started at D; deferred, M's chain enters it, perhaps
                     # at another of its modules.

@@ -1056,20 +1056,25 @@ bool on_import_cycle(const ModuleState& st) {
   while (!todo.empty()) {
     const ModuleState* at = todo.back();
     todo.pop_back();
+    bool found = false;
+    auto edge = [&](const std::string& t) {
+      if (found || !self_or_package_above(t, top) || self_or_package_above(at->module, t)) return;
+      if (t == st.module) {
+        found = true;
+        return;
+      }
+      PyObject* m = PyDict_GetItemString(modules, t.c_str());  // borrowed
+      if (m == nullptr || !PyModule_Check(m)) return;
+      PyObject* ns = PyModule_GetDict(m);
+      const ModuleState* next = ns ? state_of(ns) : nullptr;
+      if (next != nullptr && seen.insert(next).second) todo.push_back(next);
+    };
     for (const auto& u : at->units) {
       if (!u.imports) continue;
       const UnitImports& imports = *u.imports;
-      std::vector<std::string> targets(imports.modules.begin(), imports.modules.end());
-      if (!imports.attr.empty() && !imports.modules.empty()) targets.push_back(imports.modules.back() + "." + imports.attr);
-      for (const auto& t : targets) {
-        if (!self_or_package_above(t, top) || self_or_package_above(at->module, t)) continue;
-        if (t == st.module) return true;
-        PyObject* m = PyDict_GetItemString(modules, t.c_str());  // borrowed
-        if (m == nullptr || !PyModule_Check(m)) continue;
-        PyObject* ns = PyModule_GetDict(m);
-        const ModuleState* next = ns ? state_of(ns) : nullptr;
-        if (next != nullptr && seen.insert(next).second) todo.push_back(next);
-      }
+      for (const auto& t : imports.modules) edge(t);
+      if (!imports.attr.empty() && !imports.modules.empty()) edge(imports.modules.back() + "." + imports.attr);
+      if (found) return true;
     }
   }
   return false;
